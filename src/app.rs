@@ -1,0 +1,150 @@
+//! Builds the running service from settings: the store, the services, the scheduler and
+//! the HTTP server (binding port 0 gives a free port, as the tests do).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::delivery::scheduler::Scheduler;
+use crate::domain::visitor::VisitorSigner;
+use crate::http;
+use crate::http::body::ApiBodyLimit;
+use crate::http::limits::RateLimits;
+use crate::service::{Accounts, Live, Services, SiteCache, accounts};
+use crate::store::Store;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisOptions, RedisStore};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Arc<Services>,
+    scheduler: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot reach the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cookie keys: {0}")]
+    Keys(#[from] crate::domain::visitor::KeyError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("cannot build the webhook client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The store the settings name: Redis Cluster, one Redis server, or the embedded store.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
+    let options = RedisOptions {
+        key_prefix: settings.store.key_prefix.clone(),
+        schedule_shards: settings.delivery.schedule_shards,
+        event_retention_secs: settings.delivery.event_retention_days * 86_400,
+        response_timeout: Duration::from_millis(settings.store.response_timeout_ms),
+    };
+    Ok(if !settings.store.redis_cluster_urls.is_empty() {
+        Arc::new(RedisStore::connect_cluster(&settings.store.redis_cluster_urls, options).await?)
+    } else if !settings.store.redis_url.is_empty() {
+        Arc::new(RedisStore::connect(&settings.store.redis_url, options).await?)
+    } else {
+        Arc::new(MemoryStore::new())
+    })
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let settings = Arc::new(settings);
+        let store = open_store(&settings).await?;
+        store.ping().await?;
+        if settings.uses_redis() {
+            tracing::info!(store = %store.describe(), "using Redis");
+        } else {
+            tracing::warn!("using the EMBEDDED IN-MEMORY STORE: nothing is kept when footfall stops; set store.redis_url to keep data");
+        }
+        let signer = if settings.cookies.keys.is_empty() {
+            tracing::warn!("cookies.keys is empty: visitor ids are signed with a random key and will not be recognised after a restart");
+            VisitorSigner::ephemeral(&settings.cookies.name)
+        } else {
+            VisitorSigner::from_base64_keys(&settings.cookie_keys(), &settings.cookies.name)?
+        };
+        let accounts = Accounts::from_settings(&settings.accounts);
+        if settings.accounts.is_empty() {
+            tracing::warn!("no [[accounts]] configured: the management API will refuse every token");
+        }
+        accounts::bootstrap(&*store, &accounts).await?;
+        let services = Arc::new(Services {
+            settings: settings.clone(),
+            store,
+            signer,
+            accounts,
+            sites: SiteCache::default(),
+            scheduler_wake: Arc::new(Notify::new()),
+            live: Live::default(),
+        });
+
+        let shutdown = CancellationToken::new();
+        let scheduler = Scheduler::new(services.clone())?;
+        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+
+        let listener = TcpListener::bind(&settings.server.bind)
+            .map_err(|e| StartError::Bind(settings.server.bind.clone(), e))?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let server = Self::server(listener, services.clone(), &settings)
+            .map_err(|e| StartError::Bind(settings.server.bind.clone(), e))?;
+        Ok(Self {
+            port,
+            server,
+            services,
+            scheduler,
+            shutdown,
+        })
+    }
+
+    fn server(listener: TcpListener, services: Arc<Services>, settings: &Settings) -> std::io::Result<Server> {
+        let data = web::Data::from(services);
+        let limits = web::Data::new(RateLimits::new(&settings.limits));
+        let metrics = web::Data::new(crate::telemetry::metrics_handle());
+        let api_limit = ApiBodyLimit(settings.limits.api_body_bytes);
+        let static_dir = settings.server.static_dir.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(limits.clone())
+                .app_data(metrics.clone())
+                .app_data(api_limit)
+                .configure(|cfg| http::configure(cfg, &static_dir))
+                .default_service(web::to(http::problem::not_found))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(server.run())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn services(&self) -> Arc<Services> {
+        self.services.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then stops the scheduler and lets its deliveries end.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        tracing::info!("HTTP server stopped; stopping the scheduler");
+        self.shutdown.cancel();
+        let _ = self.scheduler.await;
+        result
+    }
+}

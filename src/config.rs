@@ -1,0 +1,329 @@
+//! Typed settings: built-in defaults, then `config.toml` (or `--config PATH`), then
+//! environment variables `FOOTFALL__SECTION__KEY` (lists comma-separated). Validated once
+//! at start, so the rest of the code never re-checks them.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::ids::AccountId;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub tracking: TrackingSettings,
+    pub cookies: CookieSettings,
+    pub delivery: DeliverySettings,
+    pub limits: LimitSettings,
+    pub demo: DemoSettings,
+    pub accounts: Vec<AccountSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    /// Where browsers reach this service (used in snippets and redirects).
+    pub public_url: String,
+    /// Folder with `t.js` and the console.
+    pub static_dir: PathBuf,
+    /// HTTP worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// Logs as JSON lines instead of text.
+    pub json_logs: bool,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy_headers: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Empty: the embedded in-memory store.
+    pub redis_url: String,
+    /// Seed nodes of a Redis Cluster; when set, used instead of `redis_url`.
+    pub redis_cluster_urls: Vec<String>,
+    pub key_prefix: String,
+    /// A Redis command with no answer in this time fails (the request answers 503).
+    pub response_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackingSettings {
+    /// A gap without page views longer than this ends a visit (Matomo: 30 minutes).
+    pub visit_idle_seconds: u64,
+    /// Page views kept per visitor (the newest).
+    pub max_page_views_per_visitor: u64,
+    /// A visitor's history is dropped this long after its last visit.
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieSettings {
+    /// Base64 keys of at least 32 bytes: the first signs, all verify.
+    pub keys: Vec<SecretString>,
+    pub name: String,
+    pub max_age_days: u64,
+    /// `Domain` of the server-set cookie, when footfall runs on a subdomain of the site.
+    pub domain: String,
+    /// `Lax`, `Strict` or `None`.
+    pub same_site: String,
+    pub secure: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// A handler that answers no 2xx within this time has failed the attempt.
+    pub timeout_ms: u64,
+    /// Allow webhook URLs on loopback and private networks (tests and demos only).
+    pub allow_private_targets: bool,
+    /// Waits before each retry; after the last, the event is dead-lettered.
+    pub retry_schedule_seconds: Vec<u64>,
+    /// Each wait varies by up to this share, so that retries do not arrive in waves.
+    pub jitter_ratio: f64,
+    /// A handler failing for this long is shown as failing.
+    pub failing_after_seconds: u64,
+    /// A claimed event is taken over by another instance when its claimer is silent for
+    /// this long.
+    pub lease_seconds: u64,
+    /// Deliveries in flight at once per instance.
+    pub concurrency: usize,
+    /// The schedule is split into this many Redis keys (spread over a cluster's nodes).
+    pub schedule_shards: u32,
+    /// Finished events are kept this long.
+    pub event_retention_days: u64,
+    /// The longest the scheduler sleeps before it looks at the schedule again (jobs other
+    /// instances scheduled).
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest request body of the public endpoints, in bytes.
+    pub public_body_bytes: usize,
+    /// Largest request body of the management API, in bytes.
+    pub api_body_bytes: usize,
+    /// Page views and form posts per second per client IP (burst: 4×).
+    pub per_ip_per_second: u32,
+    /// Page views and form posts per second per site (burst: 4×).
+    pub per_site_per_second: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoSettings {
+    /// Serve the sample site at `/demo` and the built-in sample handler's inbox.
+    pub enabled: bool,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    pub account_id: u64,
+    pub subdomain: String,
+    pub token: SecretString,
+}
+
+impl std::fmt::Debug for AccountSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSettings")
+            .field("account_id", &self.account_id)
+            .field("subdomain", &self.subdomain)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            static_dir: "static".into(),
+            workers: 0,
+            json_logs: false,
+            trust_proxy_headers: false,
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: String::new(),
+            redis_cluster_urls: Vec::new(),
+            key_prefix: "ff".into(),
+            response_timeout_ms: 1000,
+        }
+    }
+}
+
+impl Default for TrackingSettings {
+    fn default() -> Self {
+        Self {
+            visit_idle_seconds: 1800,
+            max_page_views_per_visitor: 1000,
+            retention_days: 395,
+        }
+    }
+}
+
+impl Default for CookieSettings {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            name: "ff_vid".into(),
+            max_age_days: 395,
+            domain: String::new(),
+            same_site: "Lax".into(),
+            secure: true,
+        }
+    }
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 5000,
+            allow_private_targets: false,
+            retry_schedule_seconds: vec![5, 30, 120, 600, 1800, 3600, 7200, 7200, 7200],
+            jitter_ratio: 0.2,
+            failing_after_seconds: 3600,
+            lease_seconds: 30,
+            concurrency: 64,
+            schedule_shards: 8,
+            event_retention_days: 30,
+            poll_interval_ms: 500,
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            public_body_bytes: 16 * 1024,
+            api_body_bytes: 256 * 1024,
+            per_ip_per_second: 50,
+            per_site_per_second: 5000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Environment variables that hold lists, split on commas.
+const LIST_KEYS: [&str; 3] = [
+    "cookies.keys",
+    "delivery.retry_schedule_seconds",
+    "store.redis_cluster_urls",
+];
+
+impl Settings {
+    /// Loads defaults, then the file (required when given explicitly, optional
+    /// `config.toml` otherwise), then `FOOTFALL__…` environment variables.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        match explicit {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Missing(path.to_owned()));
+                }
+                builder = builder.add_source(config::File::from(path).required(true));
+            }
+            None => builder = builder.add_source(config::File::with_name("config.toml").required(false)),
+        }
+        let mut env = config::Environment::with_prefix("FOOTFALL")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",");
+        for key in LIST_KEYS {
+            env = env.with_list_parse_key(key);
+        }
+        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.store.key_prefix.is_empty() || self.store.key_prefix.contains(['{', '}', ' ']) {
+            return invalid("store.key_prefix must be non-empty, without spaces or braces".into());
+        }
+        if !matches!(self.cookies.same_site.as_str(), "Lax" | "Strict" | "None") {
+            return invalid("cookies.same_site must be Lax, Strict or None".into());
+        }
+        if self.cookies.same_site == "None" && !self.cookies.secure {
+            return invalid("cookies.same_site = \"None\" needs cookies.secure = true".into());
+        }
+        if self.delivery.retry_schedule_seconds.is_empty() {
+            return invalid("delivery.retry_schedule_seconds needs at least one wait".into());
+        }
+        if !(0.0..1.0).contains(&self.delivery.jitter_ratio) {
+            return invalid("delivery.jitter_ratio must be in [0, 1)".into());
+        }
+        if self.delivery.timeout_ms == 0 || self.delivery.lease_seconds * 1000 <= self.delivery.timeout_ms {
+            return invalid("delivery.lease_seconds must be longer than delivery.timeout_ms".into());
+        }
+        if self.delivery.concurrency == 0 || self.delivery.schedule_shards == 0 {
+            return invalid("delivery.concurrency and delivery.schedule_shards must be positive".into());
+        }
+        if self.tracking.visit_idle_seconds == 0 || self.tracking.max_page_views_per_visitor == 0 {
+            return invalid("tracking.visit_idle_seconds and max_page_views_per_visitor must be positive".into());
+        }
+        if url::Url::parse(&self.server.public_url).is_err() {
+            return invalid("server.public_url must be an absolute URL".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.accounts {
+            if a.token.expose_secret().len() < 8 {
+                return invalid(format!("accounts[{}].token must have at least 8 characters", a.account_id));
+            }
+            if a.subdomain.is_empty() {
+                return invalid(format!("accounts[{}].subdomain is empty", a.account_id));
+            }
+            if !seen.insert(a.account_id) {
+                return invalid(format!("account_id {} appears twice", a.account_id));
+            }
+        }
+        if self.uses_redis() && self.cookies.keys.is_empty() {
+            return invalid(
+                "cookies.keys is empty: with Redis, visitors must outlive restarts and be shared \
+                 by instances; set at least one key (e.g. `openssl rand -base64 32`)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        !self.store.redis_url.is_empty() || !self.store.redis_cluster_urls.is_empty()
+    }
+
+    pub fn account_ids(&self) -> Vec<AccountId> {
+        self.accounts.iter().map(|a| AccountId(a.account_id)).collect()
+    }
+
+    pub fn cookie_keys(&self) -> Vec<String> {
+        self.cookies
+            .keys
+            .iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect()
+    }
+}

@@ -1,0 +1,242 @@
+//! The scheduler: claims due events from the store's schedule and delivers them.
+//!
+//! It sleeps until the earliest due time (or a wake-up from this instance's triggers, or
+//! the poll interval for events other instances scheduled) — no scan of the schedule.
+//! Each claim leases its events; an instance that dies leaves them to be claimed again
+//! when the lease ends. On shutdown it stops claiming and lets deliveries in flight end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::retry::RetryPolicy;
+use super::sender::Sender;
+use crate::domain::action::Action;
+use crate::domain::event_record::{DeliveryState, EventRecord};
+use crate::domain::handler::Handler;
+use crate::domain::macros::substitute_settings;
+use crate::domain::time::now_ms;
+use crate::domain::timeline::TimelineEntry;
+use crate::domain::webhook;
+use crate::service::Services;
+use crate::store::{StoreResult, catalog};
+
+/// The most events claimed at once.
+const CLAIM_BATCH: usize = 128;
+
+pub struct Scheduler {
+    services: Arc<Services>,
+    sender: Sender,
+    policy: RetryPolicy,
+    lease_ms: i64,
+    poll: Duration,
+    slots: Arc<Semaphore>,
+    concurrency: usize,
+}
+
+impl Scheduler {
+    pub fn new(services: Arc<Services>) -> Result<Arc<Self>, reqwest::Error> {
+        let d = &services.settings.delivery;
+        let sender = Sender::new(Duration::from_millis(d.timeout_ms), d.allow_private_targets)?;
+        let policy = RetryPolicy {
+            schedule: d
+                .retry_schedule_seconds
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            jitter_ratio: d.jitter_ratio,
+        };
+        Ok(Arc::new(Self {
+            lease_ms: d.lease_seconds as i64 * 1000,
+            poll: Duration::from_millis(d.poll_interval_ms),
+            slots: Arc::new(Semaphore::new(d.concurrency)),
+            concurrency: d.concurrency,
+            sender,
+            policy,
+            services,
+        }))
+    }
+
+    /// Runs until `shutdown`, then waits (at most the delivery timeout and a second) for
+    /// deliveries in flight.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let wake = self.services.scheduler_wake.clone();
+        while !shutdown.is_cancelled() {
+            let free = self.slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    permit = self.slots.clone().acquire_owned() => drop(permit),
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let want = free.min(CLAIM_BATCH);
+            let now = now_ms();
+            let claimed = match self.services.store.claim_due(now, now + self.lease_ms, want).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim due events; retrying in 1 s");
+                    metrics::counter!("footfall_scheduler_errors_total").increment(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            };
+            let full = claimed.len() == want;
+            for event in claimed {
+                let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let id = event.id.clone();
+                    if let Err(e) = this.process(event).await {
+                        tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+                    }
+                    drop(permit);
+                });
+            }
+            if full {
+                continue;
+            }
+            let wait = match self.services.store.next_due().await {
+                Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(1) as u64).min(self.poll),
+                Ok(None) => self.poll,
+                Err(_) => Duration::from_secs(1),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {},
+                _ = wake.notified() => {},
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        let grace = Duration::from_millis(self.services.settings.delivery.timeout_ms + 1000);
+        let all = self.concurrency as u32;
+        if tokio::time::timeout(grace, self.slots.acquire_many(all)).await.is_err() {
+            tracing::warn!("deliveries still in flight at shutdown; their leases will expire and another instance will send them");
+        }
+    }
+
+    /// Delivers one claimed event and records the attempt.
+    async fn process(&self, mut event: EventRecord) -> StoreResult<()> {
+        if !event.state.is_pending() {
+            return self.services.store.save_event(&event).await;
+        }
+        let store = &*self.services.store;
+        let now = now_ms();
+        if event.attempts.is_empty() {
+            let lateness = (now - event.due_at).max(0) as f64 / 1000.0;
+            metrics::histogram!("footfall_scheduler_lateness_seconds").record(lateness);
+        }
+        let handler: Option<Handler> = catalog::get(store, event.account_id, event.handler_id).await?;
+        let Some(handler) = handler else {
+            return self.finish(event, DeliveryState::Dead, "the handler was deleted").await;
+        };
+        if event.body.is_none() {
+            match self.prepare(&mut event).await? {
+                Ok(body) => event.body = Some(body),
+                Err(reason) => return self.finish(event, DeliveryState::Cancelled, &reason).await,
+            }
+        }
+        let body = event.body.clone().unwrap_or_default();
+        let sent = self
+            .sender
+            .send(&handler.webhook_url, &handler.secret, event.id.as_str(), &body)
+            .await;
+        let ok = sent.attempt.succeeded();
+        metrics::counter!("footfall_webhook_attempts_total", "outcome" => if ok { "delivered" } else { "failed" })
+            .increment(1);
+        metrics::histogram!("footfall_webhook_latency_seconds")
+            .record(sent.attempt.latency_ms as f64 / 1000.0);
+        tracing::info!(event = %event.id, handler = %handler.code, status = ?sent.attempt.status,
+            latency_ms = sent.attempt.latency_ms, error = ?sent.attempt.error, "delivery attempt");
+        event.attempts.push(sent.attempt);
+        if ok {
+            store.note_handler_success(event.account_id, handler.id).await?;
+            event.state = DeliveryState::Delivered;
+            event.next_attempt_at = None;
+            event.reason = None;
+        } else {
+            store.note_handler_failure(event.account_id, handler.id, now).await?;
+            event.failures += 1;
+            let wait = (!sent.gone)
+                .then(|| self.policy.next_wait(event.failures, sent.retry_after))
+                .flatten();
+            match wait {
+                Some(wait) => {
+                    event.state = DeliveryState::Retrying;
+                    event.next_attempt_at = Some(now_ms() + wait.as_millis() as i64);
+                }
+                None => {
+                    event.state = DeliveryState::Dead;
+                    event.next_attempt_at = None;
+                    event.reason = Some(if sent.gone {
+                        "the handler answered 410 Gone".into()
+                    } else {
+                        format!("{} attempts failed", event.failures)
+                    });
+                    metrics::counter!("footfall_events_dead_total").increment(1);
+                }
+            }
+        }
+        store.save_event(&event).await?;
+        self.services.live.publish(event.account_id, event.lead_id, "delivery");
+        Ok(())
+    }
+
+    /// Builds the body at the first attempt. A delayed action first checks that its lead
+    /// is still in the action's stages and the action still enabled; `Err(reason)` cancels.
+    async fn prepare(&self, event: &mut EventRecord) -> StoreResult<Result<String, String>> {
+        let store = &*self.services.store;
+        let Some(account) = self.services.accounts.get(event.account_id) else {
+            return Ok(Err("the account is no longer configured".into()));
+        };
+        let Some(lead) = store.get_leads(&[event.lead_id]).await?.pop() else {
+            return Ok(Err("the lead no longer exists".into()));
+        };
+        let action: Option<Action> = catalog::get(store, event.account_id, event.action_id).await?;
+        let Some(action) = action else {
+            return Ok(Err("the action was deleted".into()));
+        };
+        if event.delayed_by > 0 {
+            if !action.enabled {
+                return Ok(Err("the action was disabled".into()));
+            }
+            if !action.covers(lead.stage()) {
+                return Ok(Err(format!(
+                    "the lead left the action's stages (now in status {} of pipeline {})",
+                    lead.status_id, lead.pipeline_id
+                )));
+            }
+            event.stage = lead.stage();
+        }
+        let settings = substitute_settings(&action.settings, &lead);
+        Ok(Ok(webhook::body(event, &account.subdomain, settings)))
+    }
+
+    async fn finish(&self, mut event: EventRecord, state: DeliveryState, reason: &str) -> StoreResult<()> {
+        let store = &*self.services.store;
+        event.state = state;
+        event.next_attempt_at = None;
+        event.reason = Some(reason.to_owned());
+        store.save_event(&event).await?;
+        if state == DeliveryState::Cancelled {
+            store
+                .append_timeline(
+                    event.lead_id,
+                    &TimelineEntry::EventCancelled {
+                        at: now_ms(),
+                        event_id: event.id.clone(),
+                        reason: reason.to_owned(),
+                    },
+                )
+                .await?;
+            metrics::counter!("footfall_events_cancelled_total").increment(1);
+        }
+        tracing::info!(event = %event.id, state = ?state, reason, "event not delivered");
+        self.services.live.publish(event.account_id, event.lead_id, "delivery");
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Handlers: the receivers of webhooks (amoCRM's digital-pipeline widgets). A handler
+//! declares its settings schema the way a widget's manifest declares `dp.settings`; every
+//! action's settings are checked against it.
+
+use base64::Engine;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::ids::{AccountId, HandlerId};
+use super::time::Millis;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handler {
+    pub id: HandlerId,
+    pub account_id: AccountId,
+    pub code: String,
+    pub name: String,
+    pub webhook_url: String,
+    /// Standard Webhooks signing secret (`whsec_` + base64 of 32 random bytes).
+    pub secret: String,
+    /// The settings schema, in the manifest's `dp.settings` shape; order is kept.
+    pub settings: Map<String, Value>,
+    pub action_multiple: bool,
+    pub created_at: Millis,
+}
+
+impl Handler {
+    pub fn generate_secret() -> String {
+        let bytes: [u8; 32] = rand::rng().random();
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    }
+
+    /// The parsed schema; a stored handler's schema was validated on creation.
+    pub fn schema(&self) -> SettingsSchema {
+        SettingsSchema::parse(&Value::Object(self.settings.clone())).unwrap_or_default()
+    }
+}
+
+/// A handler code: what actions name their handler by.
+pub fn valid_code(code: &str) -> bool {
+    (1..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingType {
+    Text,
+    Textarea,
+    Checkbox,
+    Select,
+    Url,
+    Number,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub setting_type: SettingType,
+    #[serde(default)]
+    pub required: bool,
+    /// The choices of a `select`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+/// A handler's settings schema: `{key: {name, type, required}}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettingsSchema(pub Vec<(String, SettingSpec)>);
+
+/// One setting that does not satisfy the schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl SettingsSchema {
+    pub fn parse(value: &Value) -> Result<Self, Vec<FieldError>> {
+        let Value::Object(map) = value else {
+            return Err(vec![FieldError::new("settings", "must be an object")]);
+        };
+        let mut specs = Vec::new();
+        let mut errors = Vec::new();
+        for (key, spec) in map {
+            if !valid_code(key) {
+                errors.push(FieldError::new(
+                    format!("settings.{key}"),
+                    "keys are 1–64 characters of a-z, 0-9, _ and -",
+                ));
+                continue;
+            }
+            match serde_json::from_value::<SettingSpec>(spec.clone()) {
+                Ok(s) if s.setting_type == SettingType::Select && s.options.is_empty() => errors
+                    .push(FieldError::new(
+                        format!("settings.{key}.options"),
+                        "a select needs options",
+                    )),
+                Ok(s) => specs.push((key.clone(), s)),
+                Err(e) => errors.push(FieldError::new(
+                    format!("settings.{key}"),
+                    format!("needs {{name, type: text|textarea|checkbox|select|url|number, required}}: {e}"),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self(specs))
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks an action's settings: no unknown keys, required ones present and not empty,
+    /// each value of its declared type. Strings may hold macros (`{{contact.name}}`).
+    pub fn validate(&self, settings: &Map<String, Value>) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for key in settings.keys() {
+            if !self.0.iter().any(|(k, _)| k == key) {
+                errors.push(FieldError::new(
+                    format!("settings.{key}"),
+                    "is not a setting of this handler",
+                ));
+            }
+        }
+        for (key, spec) in &self.0 {
+            let field = format!("settings.{key}");
+            let value = settings.get(key);
+            let empty = match value {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => s.trim().is_empty(),
+                _ => false,
+            };
+            if empty {
+                if spec.required {
+                    errors.push(FieldError::new(field, format!("{} is required", spec.name)));
+                }
+                continue;
+            }
+            if let Some(message) = type_error(spec, value.unwrap_or(&Value::Null)) {
+                errors.push(FieldError::new(field, message));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn type_error(spec: &SettingSpec, value: &Value) -> Option<String> {
+    match (spec.setting_type, value) {
+        (SettingType::Text | SettingType::Textarea, Value::String(s)) => {
+            (s.len() > 10_000).then(|| "is longer than 10 000 bytes".to_owned())
+        }
+        (SettingType::Url, Value::String(s)) => {
+            let ok = s.contains("{{") || super::site::parse_web_url(s).is_some();
+            (!ok).then(|| "must be an http(s) URL".to_owned())
+        }
+        (SettingType::Select, Value::String(s)) => (!spec.options.contains(s))
+            .then(|| format!("must be one of: {}", spec.options.join(", "))),
+        (SettingType::Checkbox, Value::Bool(_)) => None,
+        (SettingType::Number, Value::Number(_)) => None,
+        (SettingType::Number, Value::String(s)) if s.trim().parse::<f64>().is_ok() => None,
+        (t, _) => Some(format!("must be a {}", expected(t))),
+    }
+}
+
+fn expected(t: SettingType) -> &'static str {
+    match t {
+        SettingType::Text | SettingType::Textarea | SettingType::Url | SettingType::Select => {
+            "string"
+        }
+        SettingType::Checkbox => "boolean",
+        SettingType::Number => "number",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> SettingsSchema {
+        SettingsSchema::parse(&json!({
+            "message": {"name": "Message", "type": "text", "required": true},
+            "only_main": {"name": "Only main contact", "type": "checkbox"},
+            "channel": {"name": "Channel", "type": "select", "options": ["sms", "mail"]},
+            "count": {"name": "Count", "type": "number"},
+            "link": {"name": "Link", "type": "url"}
+        }))
+        .unwrap()
+    }
+
+    fn settings(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn valid_settings_pass() {
+        let s = settings(json!({"message": "Hi {{contact.name}}", "only_main": true,
+            "channel": "sms", "count": "3", "link": "https://x.example/{{lead.id}}"}));
+        assert_eq!(schema().validate(&s), Ok(()));
+    }
+
+    #[test]
+    fn each_broken_setting_is_named() {
+        let s = settings(json!({"only_main": "yes", "channel": "fax", "count": "many",
+            "link": "ftp://x", "extra": 1}));
+        let errors = schema().validate(&s).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "settings.extra",
+                "settings.message",
+                "settings.only_main",
+                "settings.channel",
+                "settings.count",
+                "settings.link"
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_schemas_are_refused() {
+        assert!(SettingsSchema::parse(&json!({"m": {"name": "M", "type": "color"}})).is_err());
+        assert!(SettingsSchema::parse(&json!({"m": {"name": "M", "type": "select"}})).is_err());
+        assert!(SettingsSchema::parse(&json!({"Bad Key": {"name": "M", "type": "text"}})).is_err());
+        assert!(SettingsSchema::parse(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn secrets_follow_standard_webhooks() {
+        let s = Handler::generate_secret();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(s.strip_prefix("whsec_").unwrap())
+            .unwrap();
+        assert_eq!(raw.len(), 32);
+    }
+}

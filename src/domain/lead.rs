@@ -1,0 +1,120 @@
+//! Leads, their contacts, the browsers (visitors) linked to them, and Unsorted entries —
+//! the incoming requests that a marketer accepts into the pipeline or declines.
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, StatusId, UnsortedUid};
+use super::pipeline::Stage;
+use super::time::Millis;
+use super::visitor::VisitorId;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: LeadId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub pipeline_id: PipelineId,
+    pub status_id: StatusId,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub contacts: Vec<Contact>,
+}
+
+impl Lead {
+    pub fn stage(&self) -> Stage {
+        Stage {
+            pipeline_id: self.pipeline_id,
+            status_id: self.status_id,
+        }
+    }
+
+    /// The contact macros and "main contact only" features speak of.
+    pub fn main_contact(&self) -> Option<&Contact> {
+        self.contacts
+            .iter()
+            .find(|c| c.is_main)
+            .or(self.contacts.first())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub is_main: bool,
+}
+
+/// A browser linked to a lead. Page views of the visitor belong to the lead from `since`
+/// (`None`: including the anonymous history before the form) until `until` (`None`: still
+/// linked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitorLink {
+    pub visitor: VisitorId,
+    pub linked_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Millis>,
+}
+
+impl VisitorLink {
+    /// Whether a page view at `at` belongs to the lead through this link.
+    pub fn covers(&self, at: Millis) -> bool {
+        self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at < u)
+    }
+}
+
+/// An entry of the Unsorted list (category `forms`), as amoCRM's `leads/unsorted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unsorted {
+    pub uid: UnsortedUid,
+    pub account_id: AccountId,
+    pub category: String,
+    pub pipeline_id: PipelineId,
+    pub created_at: Millis,
+    pub metadata: UnsortedMetadata,
+    pub lead_id: LeadId,
+    pub contact_id: ContactId,
+}
+
+/// What amoCRM records about a form submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnsortedMetadata {
+    pub form_id: FormId,
+    pub form_name: String,
+    pub form_page: String,
+    pub ip: String,
+    pub referer: String,
+    pub visitor_uid: Option<String>,
+    /// Unix seconds.
+    pub form_sent_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_windows_bound_the_history_a_lead_sees() {
+        let anonymous = VisitorLink {
+            visitor: VisitorId::mint(),
+            linked_at: 100,
+            since: None,
+            until: Some(500),
+        };
+        assert!(anonymous.covers(0));
+        assert!(anonymous.covers(499));
+        assert!(!anonymous.covers(500));
+        let relinked = VisitorLink {
+            since: Some(500),
+            until: None,
+            ..anonymous
+        };
+        assert!(!relinked.covers(499));
+        assert!(relinked.covers(10_000));
+    }
+}

@@ -1,0 +1,156 @@
+//! Page views and visits.
+//!
+//! A visit is a run of page views of one visitor with no gap longer than the idle setting
+//! (30 minutes by default, as Matomo). A site-visit action fires once per visit, at its
+//! first page view. Page views are stored in a compact tab-separated form: they are the
+//! bulk of the data.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::ids::SiteId;
+use super::site::same_host;
+use super::time::Millis;
+
+/// Longest URL or referrer kept, in bytes.
+pub const MAX_URL: usize = 2048;
+/// Longest page title kept, in characters.
+pub const MAX_TITLE: usize = 300;
+
+/// Whether a page view at `now` starts a new visit, given when this visitor was last seen.
+pub fn starts_new_visit(last_seen: Option<Millis>, now: Millis, idle_ms: i64) -> bool {
+    last_seen.is_none_or(|seen| now - seen > idle_ms)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageView {
+    pub at: Millis,
+    pub site_id: SiteId,
+    pub url: String,
+    pub title: String,
+    /// Kept only when it leads from outside the page's host: an internal referrer is just
+    /// the previous page view.
+    pub referrer: String,
+}
+
+impl PageView {
+    /// A page view of a parsed page; the title is cut to `MAX_TITLE` characters and
+    /// stripped of control characters, an internal referrer dropped.
+    pub fn new(at: Millis, site_id: SiteId, url: &Url, title: &str, referrer: &str) -> Self {
+        let referrer = match Url::parse(referrer) {
+            Ok(r) if !same_host(r.host_str().unwrap_or(""), url.host_str().unwrap_or("")) => {
+                r.to_string()
+            }
+            _ => String::new(),
+        };
+        Self {
+            at,
+            site_id,
+            url: url.to_string(),
+            title: title
+                .chars()
+                .take(MAX_TITLE)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+            referrer,
+        }
+    }
+
+    /// `at \t site \t url \t title \t referrer`: URLs and titles hold no tabs (URLs are
+    /// serialized by `url`, titles cleaned of control characters).
+    pub fn encode(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}",
+            self.at, self.site_id, self.url, self.title, self.referrer
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.splitn(5, '\t');
+        Some(Self {
+            at: parts.next()?.parse().ok()?,
+            site_id: SiteId(parts.next()?.parse().ok()?),
+            url: parts.next()?.to_owned(),
+            title: parts.next()?.to_owned(),
+            referrer: parts.next().unwrap_or("").to_owned(),
+        })
+    }
+}
+
+/// The start of a visit: its number among the visitor's visits and its first page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    pub number: u32,
+    pub site_id: SiteId,
+    pub started_at: Millis,
+    pub url: String,
+    pub title: String,
+    pub referrer: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_gap_starts_a_new_visit() {
+        let idle = 30 * 60 * 1000;
+        assert!(starts_new_visit(None, 0, idle));
+        assert!(!starts_new_visit(Some(1_000), 1_000 + idle, idle));
+        assert!(starts_new_visit(Some(1_000), 1_001 + idle, idle));
+    }
+
+    #[test]
+    fn page_views_round_trip_and_drop_internal_referrers() {
+        let url = Url::parse("https://shop.example/a?q=1").unwrap();
+        let pv = PageView::new(5, SiteId(2), &url, "Tab\there\n", "https://shop.example/prev");
+        assert_eq!(pv.title, "Tab here ");
+        assert_eq!(pv.referrer, "");
+        assert_eq!(PageView::decode(&pv.encode()), Some(pv));
+        let external = PageView::new(5, SiteId(2), &url, "T", "https://www.google.com/");
+        assert_eq!(external.referrer, "https://www.google.com/");
+        assert_eq!(PageView::decode(&external.encode()), Some(external));
+    }
+}
+
+/// Substrings of user agents that are not people: crawlers, link previews, monitors,
+/// headless browsers and HTTP libraries.
+const BOT_MARKERS: [&str; 22] = [
+    "bot", "crawl", "spider", "slurp", "headlesschrome", "phantomjs", "lighthouse",
+    "preview", "facebookexternalhit", "embedly", "pingdom", "uptimerobot", "monitor",
+    "python-requests", "python-urllib", "go-http-client", "java/", "okhttp", "wget",
+    "libwww", "scrapy", "prerender",
+];
+
+/// Whether a user agent is a bot; an empty one counts as a bot (browsers always send one).
+pub fn is_bot(user_agent: &str) -> bool {
+    if user_agent.trim().is_empty() {
+        return true;
+    }
+    let ua = user_agent.to_ascii_lowercase();
+    BOT_MARKERS.iter().any(|m| ua.contains(m))
+}
+
+#[cfg(test)]
+mod bot_tests {
+    use super::is_bot;
+
+    #[test]
+    fn crawlers_and_headless_browsers_are_bots_people_are_not() {
+        for ua in [
+            "",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36",
+            "python-requests/2.31",
+            "facebookexternalhit/1.1",
+        ] {
+            assert!(is_bot(ua), "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+        ] {
+            assert!(!is_bot(ua), "{ua}");
+        }
+    }
+}

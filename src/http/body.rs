@@ -1,0 +1,106 @@
+//! Reading request bodies: one size limit checked before and while reading, one JSON
+//! parser whose errors name the offending field. Every endpoint reads its whole body
+//! (which also keeps HTTP keep-alive working).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::problem::Problem;
+use crate::domain::handler::FieldError;
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than {limit} bytes"),
+    )
+}
+
+/// Reads the whole body, refusing more than `limit` bytes.
+pub async fn read_body<S>(req: &HttpRequest, payload: &mut S, limit: usize) -> Result<Bytes, Problem>
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses JSON; an error names the field (`settings.message`) and what was wrong.
+pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::bad_request("the body is empty; JSON was expected"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Problem::bad_request(format!("the body is not valid JSON: {inner}"))
+        } else if path.is_empty() || path == "." {
+            Problem::invalid(vec![FieldError::new("body", inner.to_string())])
+        } else {
+            Problem::invalid(vec![FieldError::new(path, inner.to_string())])
+        }
+    })
+}
+
+/// The media type of a request, lower case, without parameters.
+pub fn media_type(req: &HttpRequest) -> Option<String> {
+    let raw = req.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// A JSON body of the management API (`application/json`, or no content type).
+pub struct ApiJson<T>(pub T);
+
+/// The API's body limit, kept in app data.
+#[derive(Clone, Copy)]
+pub struct ApiBodyLimit(pub usize);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let limit = req
+                .app_data::<ApiBodyLimit>()
+                .map_or(256 * 1024, |l| l.0);
+            let body = read_body(&req, &mut payload, limit).await?;
+            match media_type(&req).as_deref() {
+                None | Some("application/json") => {}
+                Some(other) => {
+                    return Err(Problem::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format!("content type {other} is not accepted; send application/json"),
+                    ));
+                }
+            }
+            parse_json(&body).map(ApiJson)
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! Errors as RFC 9457 `application/problem+json`, mapped in this one place from the
+//! service's and the store's errors. A client's mistake is a 4xx naming what was wrong;
+//! a store outage a quick 503 with `Retry-After`; nothing panics.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::handler::FieldError;
+use crate::service;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    /// A validation failure naming each field.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            errors,
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn too_many_requests(wait_secs: u64) -> Self {
+        Self {
+            retry_after: Some(wait_secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests; slow down and retry later",
+            )
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = Body {
+            kind: "about:blank",
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            errors: &self.errors,
+        };
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(message) => {
+                tracing::warn!(error = %message, "store unavailable");
+                Self {
+                    retry_after: Some(1),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the store is unavailable; retry shortly",
+                    )
+                }
+            }
+            StoreError::Corrupt(message) => {
+                tracing::error!(error = %message, "corrupt data in the store");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "stored data could not be read")
+            }
+        }
+    }
+}
+
+impl From<service::Error> for Problem {
+    fn from(e: service::Error) -> Self {
+        use service::Error as E;
+        match e {
+            E::NotFound(m) => Self::not_found(m),
+            E::BadRequest(m) => Self::bad_request(m),
+            E::Invalid(errors) => Self::invalid(errors),
+            E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
+            E::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Answers routes that do not exist, and methods a route does not take, in the same shape.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, Problem> {
+    Err(Problem::not_found(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.path()
+    )))
+}

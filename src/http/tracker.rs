@@ -1,0 +1,309 @@
+//! The public endpoints a site's pages talk to: the tracker script, page-view beacons and
+//! form submissions. CORS is answered for the site's own hosts only; the beacon does the
+//! least work it can (one parse, one signature check, one store round trip).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use serde::Deserialize;
+
+use super::body::{media_type, parse_json, read_body};
+use super::client::Client;
+use super::limits::RateLimits;
+use super::problem::Problem;
+use crate::config::CookieSettings;
+use crate::domain::ids::{FormId, SiteKey, is_token_like};
+use crate::domain::tracking::is_bot;
+use crate::service::Services;
+use crate::service::tracking::{Beacon, CollectOutcome, SubmitOutcome, Submission};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/collect")
+            .route(web::post().to(collect))
+            .route(web::method(Method::OPTIONS).to(preflight)),
+    )
+    .service(
+        web::resource("/v1/forms/{form_id}/submit")
+            .route(web::post().to(submit))
+            .route(web::method(Method::OPTIONS).to(preflight)),
+    );
+}
+
+/// The beacon's body (PRODUCT.md §9); sent as `text/plain` so that no preflight happens.
+#[derive(Deserialize)]
+struct BeaconBody<'a> {
+    #[serde(borrow)]
+    site: Cow<'a, str>,
+    #[serde(default, borrow)]
+    vid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(default, borrow)]
+    referrer: Cow<'a, str>,
+    #[serde(default, borrow)]
+    title: Cow<'a, str>,
+}
+
+fn client(req: &HttpRequest, services: &Services) -> Client {
+    Client::of(
+        req,
+        &services.settings.cookies.name,
+        services.settings.server.trust_proxy_headers,
+    )
+}
+
+/// Lets the page send beacons and form posts with credentials; each request is then
+/// checked against its site's hosts.
+async fn preflight(req: HttpRequest, mut payload: web::Payload) -> HttpResponse {
+    let _ = read_body(&req, &mut payload, 0).await;
+    let mut response = HttpResponse::NoContent();
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        response
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+            .insert_header((header::VARY, "Origin"));
+    }
+    response.finish()
+}
+
+/// Adds CORS headers for an origin the service has already checked against the site.
+fn allow_origin(response: &mut HttpResponseBuilder, origin: Option<&str>) {
+    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        response
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, value))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"))
+            .insert_header((header::VARY, "Origin"));
+    }
+}
+
+/// The server-set visitor cookie (first-party when footfall runs on the site's domain).
+fn visitor_cookie(settings: &CookieSettings, signed: &str) -> String {
+    let mut c = cookie::Cookie::build((settings.name.clone(), signed.to_owned()))
+        .path("/")
+        .http_only(true)
+        .secure(settings.secure)
+        .max_age(cookie::time::Duration::days(settings.max_age_days as i64))
+        .same_site(match settings.same_site.as_str() {
+            "Strict" => cookie::SameSite::Strict,
+            "None" => cookie::SameSite::None,
+            _ => cookie::SameSite::Lax,
+        });
+    if !settings.domain.is_empty() {
+        c = c.domain(settings.domain.clone());
+    }
+    c.build().to_string()
+}
+
+async fn collect(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    services: web::Data<Services>,
+    limits: web::Data<Arc<RateLimits>>,
+) -> Result<HttpResponse, Problem> {
+    let body = read_body(&req, &mut payload, services.settings.limits.public_body_bytes).await?;
+    let client = client(&req, &services);
+    limits.check_ip(client.ip)?;
+    let beacon: BeaconBody = parse_json(&body)?;
+    if !is_token_like(&beacon.site) {
+        return Err(Problem::not_found("no site has this key"));
+    }
+    let site = services.site_for_beacon(&SiteKey(beacon.site.to_string())).await?;
+    limits.check_site(site.id)?;
+    let mut response = HttpResponse::NoContent();
+    if is_bot(&client.user_agent) {
+        metrics::counter!("footfall_beacons_total", "outcome" => "bot").increment(1);
+        return Ok(response.finish());
+    }
+    let outcome = services
+        .collect(
+            Beacon {
+                site: site.key.clone(),
+                vid: beacon.vid.as_deref(),
+                cookie_vid: client.cookie_vid.as_deref(),
+                url: &beacon.url,
+                referrer: &beacon.referrer,
+                title: &beacon.title,
+                origin: client.origin.as_deref(),
+                do_not_track: client.do_not_track,
+            },
+            &site,
+        )
+        .await?;
+    allow_origin(&mut response, client.origin.as_deref());
+    match outcome {
+        CollectOutcome::Recorded { minted: Some(vid) } => {
+            let settings = &services.settings.cookies;
+            if !settings.domain.is_empty() {
+                response.insert_header((header::SET_COOKIE, visitor_cookie(settings, &vid)));
+            }
+            Ok(response
+                .status(StatusCode::OK)
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(serde_json::json!({ "vid": vid })))
+        }
+        CollectOutcome::Recorded { minted: None } | CollectOutcome::NotTracked => {
+            Ok(response.finish())
+        }
+    }
+}
+
+/// The JSON form body t.js sends.
+#[derive(Deserialize)]
+struct FormBody {
+    #[serde(default)]
+    vid: Option<String>,
+    #[serde(default)]
+    page: String,
+    fields: HashMap<String, serde_json::Value>,
+}
+
+/// Field values as text: numbers and booleans as written, anything else refused.
+fn text_fields(raw: HashMap<String, serde_json::Value>) -> Result<HashMap<String, String>, Problem> {
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            serde_json::Value::Number(n) => Ok((k, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+            serde_json::Value::Null => Ok((k, String::new())),
+            _ => Err(Problem::field(&format!("fields.{k}"), "must be text")),
+        })
+        .collect()
+}
+
+async fn submit(
+    req: HttpRequest,
+    path: web::Path<String>,
+    mut payload: web::Payload,
+    services: web::Data<Services>,
+    limits: web::Data<Arc<RateLimits>>,
+) -> Result<HttpResponse, Problem> {
+    let body = read_body(&req, &mut payload, services.settings.limits.public_body_bytes).await?;
+    let client = client(&req, &services);
+    limits.check_ip(client.ip)?;
+    let form_id = path.into_inner();
+    if !is_token_like(&form_id) {
+        return Err(Problem::not_found("no form has this id"));
+    }
+    let html_form = media_type(&req).as_deref() == Some("application/x-www-form-urlencoded");
+    let result = submit_parsed(&services, &limits, &client, FormId(form_id), &body, html_form).await;
+    match result {
+        Ok(response) => Ok(response),
+        // A plain HTML form navigated here: answer a page a person can read.
+        Err(problem) if html_form => Ok(error_page(&problem)),
+        Err(problem) => Err(problem),
+    }
+}
+
+async fn submit_parsed(
+    services: &Services,
+    limits: &RateLimits,
+    client: &Client,
+    form_id: FormId,
+    body: &[u8],
+    html_form: bool,
+) -> Result<HttpResponse, Problem> {
+    let (fields, vid, page) = if html_form {
+        let mut fields: HashMap<String, String> = serde_urlencoded::from_bytes(body)
+            .map_err(|e| Problem::bad_request(format!("the form body could not be read: {e}")))?;
+        let vid = fields.remove("ff_vid").filter(|v| !v.is_empty());
+        let page = fields.remove("ff_page").unwrap_or_else(|| client.referer.clone());
+        (fields, vid, page)
+    } else {
+        let form: FormBody = parse_json(body)?;
+        (text_fields(form.fields)?, form.vid, form.page)
+    };
+    let form = services.form_for_submission(&form_id).await?;
+    limits.check_site(form.site_id)?;
+    let outcome = services
+        .submit_form(form, Submission {
+            fields,
+            vid: vid.as_deref(),
+            cookie_vid: client.cookie_vid.as_deref(),
+            page: &page,
+            referer: &client.referer,
+            ip: &client.ip.to_string(),
+            origin: client.origin.as_deref(),
+        })
+        .await?;
+    let (success_url, created) = match outcome {
+        SubmitOutcome::Created {
+            lead_id,
+            uid,
+            visitor,
+            success_url,
+        } => (success_url, Some((lead_id, uid, visitor))),
+        SubmitOutcome::Discarded { success_url } => (success_url, None),
+    };
+    let mut response = if html_form && success_url.is_some() {
+        let mut r = HttpResponse::SeeOther();
+        r.insert_header((header::LOCATION, success_url.clone().unwrap_or_default()));
+        r
+    } else {
+        HttpResponse::Created()
+    };
+    allow_origin(&mut response, client.origin.as_deref());
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some((_, _, visitor)) = &created {
+        response.insert_header((
+            header::SET_COOKIE,
+            visitor_cookie(&services.settings.cookies, visitor),
+        ));
+    }
+    if html_form && success_url.is_some() {
+        return Ok(response.finish());
+    }
+    if html_form {
+        return Ok(response
+            .content_type("text/html; charset=utf-8")
+            .body(page_html("Thank you", "<p>Your request has been sent.</p>")));
+    }
+    Ok(response.json(match created {
+        Some((lead_id, uid, visitor)) => serde_json::json!({
+            "lead_id": lead_id, "uid": uid, "vid": visitor, "redirect": success_url,
+        }),
+        None => serde_json::json!({ "redirect": success_url }),
+    }))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page_html(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+         <title>{t}</title><body style=\"font:16px system-ui;max-width:32em;margin:3em auto\">\
+         <h1>{t}</h1>{body}</body>",
+        t = escape(title)
+    )
+}
+
+fn error_page(problem: &Problem) -> HttpResponse {
+    let items = if problem.errors.is_empty() {
+        format!("<p>{}</p>", escape(&problem.detail))
+    } else {
+        let list: String = problem
+            .errors
+            .iter()
+            .map(|e| format!("<li><b>{}</b> {}</li>", escape(&e.field), escape(&e.message)))
+            .collect();
+        format!("<ul>{list}</ul>")
+    };
+    HttpResponse::build(problem.status)
+        .content_type("text/html; charset=utf-8")
+        .body(page_html(
+            "The form could not be sent",
+            &format!("{items}<p><a href=\"javascript:history.back()\">Back to the form</a></p>"),
+        ))
+}

@@ -1,0 +1,47 @@
+//! The `footfall` command: `footfall [serve] [--config PATH]`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use footfall::app::Application;
+use footfall::config::Settings;
+
+#[derive(Parser)]
+#[command(version, about = "Site-visit tracking and digital-pipeline triggers")]
+struct Cli {
+    /// Configuration file (default: ./config.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Load and check the configuration, then exit.
+    CheckConfig,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).context("loading the configuration")?;
+    footfall::telemetry::init_logs(settings.server.json_logs);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!("configuration is valid");
+            Ok(())
+        }
+        Command::Serve => {
+            let public_url = settings.server.public_url.clone();
+            let app = Application::build(settings).await.context("starting footfall")?;
+            tracing::info!(port = app.port(), public_url = %public_url, console = %format!("{public_url}/console"), "footfall is listening");
+            app.run_until_stopped().await.context("serving")?;
+            Ok(())
+        }
+    }
+}

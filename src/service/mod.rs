@@ -1,0 +1,61 @@
+//! The use cases: what happens when a page view arrives, a form is submitted, a lead is
+//! moved, a trigger fires. Each takes parsed domain values from the HTTP edge and works on
+//! the store; the HTTP layer only translates.
+
+pub mod accounts;
+pub mod events;
+pub mod leads;
+pub mod live;
+pub mod sites;
+pub mod tracking;
+pub mod triggers;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Settings;
+use crate::domain::handler::FieldError;
+use crate::domain::visitor::VisitorSigner;
+use crate::store::{Store, StoreError};
+
+pub use accounts::Accounts;
+pub use live::Live;
+pub use sites::SiteCache;
+
+/// What the use cases share: the store and what was built from the configuration.
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub signer: VisitorSigner,
+    pub accounts: Accounts,
+    pub sites: SiteCache,
+    /// Wakes this instance's scheduler when an event is due sooner than it planned.
+    pub scheduler_wake: Arc<Notify>,
+    pub live: Live,
+}
+
+/// Why a use case refused or failed; the HTTP layer maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("some fields are invalid")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

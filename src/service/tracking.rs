@@ -1,0 +1,324 @@
+//! Page views and form submissions: the public side of footfall.
+//!
+//! A page view inside a running visit costs one store round trip (`record_page_view`).
+//! Only the first page view of a visit does more: it numbers the visit and, when the
+//! visitor belongs to a lead, lets the triggers look for site-visit actions.
+
+use std::collections::HashMap;
+
+use url::Url;
+
+use super::{Error, Result, Services};
+use crate::domain::action::MoveKind;
+use crate::domain::form::{Form, HONEYPOT_FIELD};
+use crate::domain::ids::{ContactId, FormId, LeadId, SiteKey, UnsortedUid};
+use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata, VisitorLink};
+use crate::domain::pipeline::Pipeline;
+use crate::domain::site::{Site, parse_web_url};
+use crate::domain::time::{Millis, now_ms, to_secs};
+use crate::domain::timeline::TimelineEntry;
+use crate::domain::tracking::{PageView, Visit, starts_new_visit};
+use crate::domain::visitor::VisitorId;
+use crate::store::{PageViewWrite, Sequence, catalog};
+
+/// A page view as the tracker reports it, with what the request tells about the client.
+pub struct Beacon<'a> {
+    pub site: SiteKey,
+    /// The signed visitor id the tracker holds, if any.
+    pub vid: Option<&'a str>,
+    /// The signed visitor id of the server-set cookie, if any.
+    pub cookie_vid: Option<&'a str>,
+    pub url: &'a str,
+    pub referrer: &'a str,
+    pub title: &'a str,
+    pub origin: Option<&'a str>,
+    /// The browser asks not to be tracked (DNT or GPC).
+    pub do_not_track: bool,
+}
+
+pub enum CollectOutcome {
+    /// Recorded; `minted` is the signed id of a visitor seen for the first time.
+    Recorded { minted: Option<String> },
+    /// Not recorded: the site honours Do-Not-Track and the browser asked for it.
+    NotTracked,
+}
+
+/// A form submission.
+pub struct Submission<'a> {
+    pub fields: HashMap<String, String>,
+    pub vid: Option<&'a str>,
+    pub cookie_vid: Option<&'a str>,
+    /// The page the form was on.
+    pub page: &'a str,
+    pub referer: &'a str,
+    pub ip: &'a str,
+    pub origin: Option<&'a str>,
+}
+
+pub enum SubmitOutcome {
+    Created {
+        lead_id: LeadId,
+        uid: UnsortedUid,
+        /// The signed id of the visitor now linked to the lead (for the cookie).
+        visitor: String,
+        success_url: Option<String>,
+    },
+    /// A bot filled the honeypot: answered as a success, nothing stored.
+    Discarded { success_url: Option<String> },
+}
+
+impl Services {
+    fn retention_secs(&self) -> u64 {
+        self.settings.tracking.retention_days * 86_400
+    }
+
+    /// The visitor of a request: the tracker's id, else the cookie's, else a new one.
+    fn visitor_of(&self, vid: Option<&str>, cookie_vid: Option<&str>) -> (VisitorId, bool) {
+        vid.and_then(|v| self.signer.verify(v))
+            .or_else(|| cookie_vid.and_then(|v| self.signer.verify(v)))
+            .map_or_else(|| (VisitorId::mint(), true), |v| (v, false))
+    }
+
+    /// Refuses a request whose `Origin` is not one of the site's hosts.
+    fn check_origin(site: &Site, origin: Option<&str>) -> Result<()> {
+        let Some(origin) = origin else { return Ok(()) };
+        let host = Url::parse(origin)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned));
+        match host {
+            Some(h) if site.allows_host(&h) => Ok(()),
+            _ => Err(Error::Forbidden(format!(
+                "origin {origin} is not among the hosts of this site"
+            ))),
+        }
+    }
+
+    pub async fn site_for_beacon(&self, key: &SiteKey) -> Result<std::sync::Arc<Site>> {
+        self.sites
+            .by_key(&*self.store, key)
+            .await?
+            .ok_or_else(|| Error::NotFound("no site has this key".into()))
+    }
+
+    pub async fn collect(&self, beacon: Beacon<'_>, site: &Site) -> Result<CollectOutcome> {
+        let url = parse_web_url(beacon.url)
+            .ok_or_else(|| Error::invalid("url", "must be an absolute http(s) URL"))?;
+        if !site.allows_host(url.host_str().unwrap_or_default()) {
+            return Err(Error::Forbidden(format!(
+                "host {} is not among the hosts of this site",
+                url.host_str().unwrap_or_default()
+            )));
+        }
+        Self::check_origin(site, beacon.origin)?;
+        if beacon.do_not_track && site.respect_dnt {
+            metrics::counter!("footfall_beacons_total", "outcome" => "not_tracked").increment(1);
+            return Ok(CollectOutcome::NotTracked);
+        }
+        let (visitor, minted) = self.visitor_of(beacon.vid, beacon.cookie_vid);
+        let now = now_ms();
+        let page_view = PageView::new(now, site.id, &url, beacon.title, beacon.referrer);
+        let outcome = self
+            .store
+            .record_page_view(PageViewWrite {
+                visitor,
+                page_view,
+                retention_secs: self.retention_secs(),
+            })
+            .await?;
+        let cap = self.settings.tracking.max_page_views_per_visitor;
+        if outcome.history_len > cap + cap / 10 {
+            self.trim_history_later(visitor, cap);
+        }
+        let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
+        if starts_new_visit(outcome.last_seen, now, idle_ms) {
+            let visit = Visit {
+                number: 0,
+                site_id: site.id,
+                started_at: now,
+                url: url.to_string(),
+                title: beacon.title.chars().take(300).collect(),
+                referrer: beacon.referrer.chars().take(2048).collect(),
+            };
+            self.start_visit(site, visitor, visit, &url).await?;
+        }
+        metrics::counter!("footfall_beacons_total", "outcome" => "recorded").increment(1);
+        Ok(CollectOutcome::Recorded {
+            minted: minted.then(|| self.signer.sign(visitor)),
+        })
+    }
+
+    /// Trims a visitor's history off the request path.
+    fn trim_history_later(&self, visitor: VisitorId, keep: u64) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.trim_page_views(visitor, keep).await {
+                tracing::warn!(error = %e, "could not trim a visitor's page views");
+            }
+        });
+    }
+
+    async fn start_visit(&self, site: &Site, visitor: VisitorId, visit: Visit, url: &Url) -> Result<()> {
+        let start = self
+            .store
+            .start_visit(
+                visitor,
+                &visit,
+                self.retention_secs(),
+                self.settings.tracking.max_page_views_per_visitor,
+            )
+            .await?;
+        metrics::counter!("footfall_visits_total").increment(1);
+        if let Some(lead_id) = start.lead {
+            let visit = Visit {
+                number: start.number,
+                ..visit
+            };
+            self.live.publish(site.account_id, lead_id, "visit");
+            self.fire_site_visit(site, lead_id, &visit, url).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn form_for_submission(&self, id: &FormId) -> Result<Form> {
+        catalog::form_by_id(&*self.store, id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no form has this id".into()))
+    }
+
+    /// A form submission becomes a contact, a lead in the pipeline's Unsorted stage and an
+    /// Unsorted entry; the visitor is linked to the lead, bringing its earlier anonymous
+    /// page views into the lead's history.
+    pub async fn submit_form(&self, form: Form, s: Submission<'_>) -> Result<SubmitOutcome> {
+        let account = form.account_id;
+        let site: Site = catalog::get(&*self.store, account, form.site_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("the form's site no longer exists".into()))?;
+        Self::check_origin(&site, s.origin)?;
+        if s.fields.get(HONEYPOT_FIELD).is_some_and(|v| !v.is_empty()) {
+            metrics::counter!("footfall_form_submissions_total", "outcome" => "honeypot")
+                .increment(1);
+            return Ok(SubmitOutcome::Discarded {
+                success_url: form.success_url.clone(),
+            });
+        }
+        let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
+        let page = match parse_web_url(s.page) {
+            Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
+            _ => String::new(),
+        };
+        let pipeline: Pipeline = catalog::get(&*self.store, account, form.pipeline_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("the form's pipeline no longer exists".into()))?;
+        let unsorted = pipeline
+            .unsorted()
+            .ok_or_else(|| Error::Conflict("the form's pipeline has no Unsorted stage".into()))?;
+        let (visitor, _) = self.visitor_of(s.vid, s.cookie_vid);
+        let now = now_ms();
+        let lead_id = LeadId(self.store.next_id(Sequence::Lead).await?);
+        let contact_id = ContactId(self.store.next_id(Sequence::Contact).await?);
+        let uid = UnsortedUid::generate();
+        let lead = Lead {
+            id: lead_id,
+            account_id: account,
+            name: format!("{}: {}", form.name, contact.name),
+            pipeline_id: pipeline.id,
+            status_id: unsorted.id,
+            created_at: now,
+            updated_at: now,
+            contacts: vec![Contact {
+                id: contact_id,
+                name: contact.name,
+                phone: contact.phone,
+                email: contact.email,
+                is_main: true,
+            }],
+        };
+        let created = TimelineEntry::LeadCreated {
+            at: now,
+            form_id: form.id.clone(),
+            unsorted_uid: uid.clone(),
+        };
+        self.store.insert_lead(&lead, &created).await?;
+        self.store
+            .put_unsorted(&Unsorted {
+                uid: uid.clone(),
+                account_id: account,
+                category: "forms".into(),
+                pipeline_id: pipeline.id,
+                created_at: now,
+                metadata: UnsortedMetadata {
+                    form_id: form.id.clone(),
+                    form_name: form.name.clone(),
+                    form_page: page,
+                    ip: s.ip.to_owned(),
+                    referer: s.referer.chars().take(2048).collect(),
+                    visitor_uid: Some(visitor.encode()),
+                    form_sent_at: to_secs(now),
+                },
+                lead_id,
+                contact_id,
+            })
+            .await?;
+        self.link_visitor(visitor, &lead, now).await?;
+        metrics::counter!("footfall_form_submissions_total", "outcome" => "created").increment(1);
+        self.live.publish(account, lead_id, "created");
+        self.fire_on_move(&lead, MoveKind::Created, None).await?;
+        Ok(SubmitOutcome::Created {
+            lead_id,
+            uid,
+            visitor: self.signer.sign(visitor),
+            success_url: form.success_url,
+        })
+    }
+
+    /// Links the browser to the lead. Its page views before the form belong to the new
+    /// lead when it was anonymous; when it belonged to another lead, that lead keeps the
+    /// history up to now and both timelines record the move.
+    async fn link_visitor(&self, visitor: VisitorId, lead: &Lead, now: Millis) -> Result<()> {
+        let previous = self
+            .store
+            .link_visitor(visitor, lead.id, now, self.retention_secs())
+            .await?
+            .filter(|p| *p != lead.id);
+        self.store
+            .put_lead_visitor(
+                lead.id,
+                &VisitorLink {
+                    visitor,
+                    linked_at: now,
+                    since: previous.map(|_| now),
+                    until: None,
+                },
+            )
+            .await?;
+        self.store
+            .append_timeline(
+                lead.id,
+                &TimelineEntry::VisitorLinked {
+                    at: now,
+                    visitor,
+                    previous_lead: previous,
+                },
+            )
+            .await?;
+        if let Some(previous) = previous {
+            let links = self.store.lead_visitors(previous).await?;
+            if let Some(mut link) = links.into_iter().find(|l| l.visitor == visitor) {
+                link.until = Some(now);
+                self.store.put_lead_visitor(previous, &link).await?;
+            }
+            self.store
+                .append_timeline(
+                    previous,
+                    &TimelineEntry::VisitorMoved {
+                        at: now,
+                        visitor,
+                        to_lead: lead.id,
+                    },
+                )
+                .await?;
+            self.live.publish(lead.account_id, previous, "visitor_moved");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! Redis key names. Every multi-key step keeps its keys in one hash slot with a `{tag}`:
+//! a visitor's keys share `{visitor}`, a lead's `{l<id>}`, an account's `{a<id>}`, and each
+//! shard of the delivery schedule `{j<n>}` holds both its queue and its events — so each
+//! atomic step runs on one node of a Redis Cluster.
+
+use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId};
+use crate::domain::visitor::VisitorId;
+use crate::store::{RecordKind, Sequence};
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+    shards: u32,
+}
+
+impl Keys {
+    pub fn new(prefix: &str, shards: u32) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            shards: shards.max(1),
+        }
+    }
+
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    pub fn sequence(&self, seq: Sequence) -> String {
+        format!("{}:seq:{}", self.prefix, seq.name())
+    }
+
+    pub fn once(&self, key: &str) -> String {
+        format!("{}:once:{key}", self.prefix)
+    }
+
+    pub fn records(&self, account: AccountId, kind: RecordKind) -> String {
+        format!("{}:{{a{account}}}:{}", self.prefix, kind.name())
+    }
+
+    pub fn aliases(&self, kind: RecordKind) -> String {
+        format!("{}:alias:{}", self.prefix, kind.name())
+    }
+
+    pub fn lead(&self, lead: LeadId) -> String {
+        format!("{}:{{l{lead}}}", self.prefix)
+    }
+
+    pub fn lead_timeline(&self, lead: LeadId) -> String {
+        format!("{}:{{l{lead}}}:t", self.prefix)
+    }
+
+    pub fn lead_visitors(&self, lead: LeadId) -> String {
+        format!("{}:{{l{lead}}}:v", self.prefix)
+    }
+
+    pub fn account_leads(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:leads", self.prefix)
+    }
+
+    pub fn unsorted(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:unsorted", self.prefix)
+    }
+
+    pub fn account_events(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:events", self.prefix)
+    }
+
+    pub fn dead_events(&self, account: AccountId, handler: HandlerId) -> String {
+        format!("{}:{{a{account}}}:dead:{handler}", self.prefix)
+    }
+
+    pub fn handler_failures(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:failing", self.prefix)
+    }
+
+    /// The visitor's hash: `n` visits so far, `l` its lead, `lt` when it was linked.
+    pub fn visitor(&self, v: VisitorId) -> String {
+        format!("{}:{{{v}}}", self.prefix)
+    }
+
+    /// When the visitor was last seen on a site (a visit ends after the idle gap).
+    pub fn visitor_seen(&self, v: VisitorId, site: SiteId) -> String {
+        format!("{}:{{{v}}}:s{site}", self.prefix)
+    }
+
+    /// The visitor's page views, newest first.
+    pub fn visitor_page_views(&self, v: VisitorId) -> String {
+        format!("{}:{{{v}}}:p", self.prefix)
+    }
+
+    /// The visitor's visits, oldest first.
+    pub fn visitor_visits(&self, v: VisitorId) -> String {
+        format!("{}:{{{v}}}:x", self.prefix)
+    }
+
+    /// The shard of the schedule an event lives in, from a stable hash of its id.
+    pub fn shard_of(&self, id: &EventId) -> u32 {
+        let h = id
+            .as_str()
+            .bytes()
+            .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+        h % self.shards
+    }
+
+    /// A shard's schedule: event ids scored by the time they become due (or their lease
+    /// ends).
+    pub fn schedule(&self, shard: u32) -> String {
+        format!("{}:{{j{shard}}}:due", self.prefix)
+    }
+
+    /// The prefix of event keys in a shard; the claim script appends the id.
+    pub fn event_prefix(&self, shard: u32) -> String {
+        format!("{}:{{j{shard}}}:e:", self.prefix)
+    }
+
+    pub fn event(&self, id: &EventId) -> String {
+        format!("{}{}", self.event_prefix(self.shard_of(id)), id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_visitor_share_a_hash_tag() {
+        let keys = Keys::new("ff", 8);
+        let v = VisitorId::mint();
+        let tag = format!("{{{v}}}");
+        for k in [
+            keys.visitor(v),
+            keys.visitor_seen(v, SiteId(1)),
+            keys.visitor_page_views(v),
+            keys.visitor_visits(v),
+        ] {
+            assert!(k.contains(&tag), "{k}");
+        }
+    }
+
+    #[test]
+    fn events_live_in_their_shards_slot() {
+        let keys = Keys::new("ff", 8);
+        let id = EventId::generate();
+        let shard = keys.shard_of(&id);
+        assert!(shard < 8);
+        assert!(keys.event(&id).starts_with(&format!("ff:{{j{shard}}}:e:")));
+        assert!(keys.schedule(shard).starts_with(&format!("ff:{{j{shard}}}")));
+    }
+}

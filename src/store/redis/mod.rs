@@ -1,0 +1,703 @@
+//! The Redis store (production). All state lives in Redis; keys carry hash tags so that
+//! Redis Cluster works (`keys.rs`); atomic steps are small Lua scripts (`scripts.rs`);
+//! page views are group-committed (`batch.rs`).
+//!
+//! Generic over the connection: a `ConnectionManager` (one server, reconnects by itself)
+//! or a cluster connection (issue: scale out) — both implement `ConnectionLike`.
+
+mod batch;
+mod keys;
+mod scripts;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::{FromRedisValue, RedisError};
+use async_trait::async_trait;
+
+pub use keys::Keys;
+
+use self::batch::PageViewBatcher;
+use super::*;
+use crate::domain::event_record::DeliveryState;
+use crate::domain::ids::{PipelineId, StatusId};
+
+/// How the Redis store is laid out and how long it keeps finished events.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub key_prefix: String,
+    /// Shards of the delivery schedule: each is one key (one slot of a cluster).
+    pub schedule_shards: u32,
+    /// Delivered, dead and cancelled events are kept this long.
+    pub event_retention_secs: u64,
+    /// A command that gets no answer in this time fails (the request answers 503).
+    pub response_timeout: Duration,
+}
+
+pub struct RedisStore<C> {
+    con: C,
+    keys: Keys,
+    options: RedisOptions,
+    description: String,
+    page_views: PageViewBatcher,
+}
+
+pub(crate) fn unavailable(message: &str) -> StoreError {
+    StoreError::Unavailable(message.to_owned())
+}
+
+fn redis_error(e: RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "redis (unparsable URL)".to_owned(),
+    }
+}
+
+impl RedisStore<ConnectionManager> {
+    /// Connects to one Redis server; the connection reconnects by itself afterwards.
+    pub async fn connect(url: &str, options: RedisOptions) -> StoreResult<Self> {
+        let client = ::redis::Client::open(url).map_err(redis_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(options.response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let con = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(redis_error)?;
+        Ok(Self::with_connection(con, redact(url), options))
+    }
+}
+
+impl RedisStore<::redis::cluster_async::ClusterConnection> {
+    /// Connects to a Redis Cluster through any of its nodes.
+    pub async fn connect_cluster(urls: &[String], options: RedisOptions) -> StoreResult<Self> {
+        let client = ::redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(options.response_timeout)
+            .retries(2)
+            .build()
+            .map_err(redis_error)?;
+        let con = client.get_async_connection().await.map_err(redis_error)?;
+        let description = format!(
+            "redis cluster ({})",
+            urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", ")
+        );
+        Ok(Self::with_connection(con, description, options))
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    fn with_connection(con: C, description: String, options: RedisOptions) -> Self {
+        let keys = Keys::new(&options.key_prefix, options.schedule_shards);
+        let page_views = PageViewBatcher::spawn(con.clone(), keys.clone());
+        Self {
+            con,
+            keys,
+            options,
+            description,
+            page_views,
+        }
+    }
+
+    fn con(&self) -> C {
+        self.con.clone()
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
+        cmd.query_async(&mut self.con()).await.map_err(redis_error)
+    }
+
+    async fn query_pipe<T: FromRedisValue>(&self, pipe: &::redis::Pipeline) -> StoreResult<T> {
+        pipe.query_async(&mut self.con()).await.map_err(redis_error)
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn lead_fields(lead: &Lead) -> Vec<(&'static str, String)> {
+    vec![
+        ("a", lead.account_id.to_string()),
+        ("n", lead.name.clone()),
+        ("p", lead.pipeline_id.to_string()),
+        ("s", lead.status_id.to_string()),
+        ("c", lead.created_at.to_string()),
+        ("u", lead.updated_at.to_string()),
+        ("ct", to_json(&lead.contacts)),
+    ]
+}
+
+fn lead_from_fields(id: LeadId, mut f: HashMap<String, String>) -> StoreResult<Option<Lead>> {
+    if f.is_empty() {
+        return Ok(None);
+    }
+    let mut take = |k: &str| f.remove(k).ok_or_else(|| corrupt(format!("lead {id} lacks {k}")));
+    let num = |s: String| s.parse::<i64>().map_err(corrupt);
+    Ok(Some(Lead {
+        id,
+        account_id: AccountId(num(take("a")?)? as u64),
+        name: take("n")?,
+        pipeline_id: PipelineId(num(take("p")?)? as u64),
+        status_id: StatusId(num(take("s")?)? as u64),
+        created_at: num(take("c")?)?,
+        updated_at: num(take("u")?)?,
+        contacts: parse_json::<Vec<crate::domain::lead::Contact>>(&take("ct")?)?,
+    }))
+}
+
+fn stage_of(p: &str, s: &str) -> StoreResult<Stage> {
+    Ok(Stage {
+        pipeline_id: PipelineId(p.parse().map_err(corrupt)?),
+        status_id: StatusId(s.parse().map_err(corrupt)?),
+    })
+}
+
+fn decode_visit(entry: &str) -> StoreResult<Visit> {
+    let (n, json) = entry
+        .split_once('\t')
+        .ok_or_else(|| corrupt("visit entry without number"))?;
+    let mut visit: Visit = parse_json(json)?;
+    visit.number = n.parse().map_err(corrupt)?;
+    Ok(visit)
+}
+
+#[async_trait]
+impl<C> Store for RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.query::<String>(&::redis::cmd("PING")).await.map(drop)
+    }
+
+    async fn next_id(&self, seq: Sequence) -> StoreResult<u64> {
+        let n: u64 = self
+            .query(::redis::cmd("INCR").arg(self.keys.sequence(seq)))
+            .await?;
+        Ok(seq.base() + n)
+    }
+
+    async fn claim_once(&self, key: &str) -> StoreResult<bool> {
+        let set: Option<String> = self
+            .query(::redis::cmd("SET").arg(self.keys.once(key)).arg(1).arg("NX"))
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn put_record(
+        &self,
+        account: AccountId,
+        kind: RecordKind,
+        id: &str,
+        json: &str,
+    ) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HSET")
+                .arg(self.keys.records(account, kind))
+                .arg(id)
+                .arg(json),
+        )
+        .await
+    }
+
+    async fn get_record(
+        &self,
+        account: AccountId,
+        kind: RecordKind,
+        id: &str,
+    ) -> StoreResult<Option<String>> {
+        self.query(::redis::cmd("HGET").arg(self.keys.records(account, kind)).arg(id))
+            .await
+    }
+
+    async fn list_records(&self, account: AccountId, kind: RecordKind) -> StoreResult<Vec<String>> {
+        let all: Vec<(String, String)> = self
+            .query(::redis::cmd("HGETALL").arg(self.keys.records(account, kind)))
+            .await?;
+        let mut all: Vec<(u64, String, String)> = all
+            .into_iter()
+            .map(|(k, v)| (k.parse().unwrap_or(u64::MAX), k, v))
+            .collect();
+        // Numeric ids in creation order; string ids after them, by name.
+        all.sort();
+        Ok(all.into_iter().map(|(_, _, v)| v).collect())
+    }
+
+    async fn delete_record(
+        &self,
+        account: AccountId,
+        kind: RecordKind,
+        id: &str,
+    ) -> StoreResult<bool> {
+        let n: u64 = self
+            .query(::redis::cmd("HDEL").arg(self.keys.records(account, kind)).arg(id))
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn put_alias(&self, kind: RecordKind, alias: &str, target: &str) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HSET")
+                .arg(self.keys.aliases(kind))
+                .arg(alias)
+                .arg(target),
+        )
+        .await
+    }
+
+    async fn get_alias(&self, kind: RecordKind, alias: &str) -> StoreResult<Option<String>> {
+        self.query(::redis::cmd("HGET").arg(self.keys.aliases(kind)).arg(alias))
+            .await
+    }
+
+    async fn insert_lead(&self, lead: &Lead, first: &TimelineEntry) -> StoreResult<()> {
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("HSET")
+            .arg(self.keys.lead(lead.id))
+            .arg(lead_fields(lead))
+            .ignore()
+            .cmd("RPUSH")
+            .arg(self.keys.lead_timeline(lead.id))
+            .arg(to_json(first))
+            .ignore()
+            .cmd("ZADD")
+            .arg(self.keys.account_leads(lead.account_id))
+            .arg(lead.id.0)
+            .arg(lead.id.0)
+            .ignore();
+        self.query_pipe::<()>(&pipe).await
+    }
+
+    async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.cmd("HGETALL").arg(self.keys.lead(*id));
+        }
+        let rows: Vec<HashMap<String, String>> = self.query_pipe(&pipe).await?;
+        let mut leads = Vec::with_capacity(ids.len());
+        for (id, fields) in ids.iter().zip(rows) {
+            if let Some(lead) = lead_from_fields(*id, fields)? {
+                leads.push(lead);
+            }
+        }
+        Ok(leads)
+    }
+
+    async fn lead_ids(&self, account: AccountId) -> StoreResult<Vec<LeadId>> {
+        let ids: Vec<u64> = self
+            .query(
+                ::redis::cmd("ZRANGE")
+                    .arg(self.keys.account_leads(account))
+                    .arg(0)
+                    .arg(-1)
+                    .arg("REV"),
+            )
+            .await?;
+        Ok(ids.into_iter().map(LeadId).collect())
+    }
+
+    async fn move_lead(
+        &self,
+        id: LeadId,
+        to: Stage,
+        at: Millis,
+        expect: Option<Stage>,
+    ) -> StoreResult<MoveOutcome> {
+        let (ep, es) = expect
+            .map(|s| (s.pipeline_id.to_string(), s.status_id.to_string()))
+            .unwrap_or_default();
+        let reply: Option<(String, String, String)> = scripts::MOVE_LEAD
+            .key(self.keys.lead(id))
+            .arg(to.pipeline_id.0)
+            .arg(to.status_id.0)
+            .arg(at)
+            .arg(ep)
+            .arg(es)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(redis_error)?;
+        Ok(match reply {
+            None => MoveOutcome::NotFound,
+            Some((outcome, p, s)) => {
+                let stage = stage_of(&p, &s)?;
+                if outcome == "moved" {
+                    MoveOutcome::Moved { from: stage }
+                } else {
+                    MoveOutcome::Conflict { current: stage }
+                }
+            }
+        })
+    }
+
+    async fn rename_lead(&self, id: LeadId, name: &str, at: Millis) -> StoreResult<bool> {
+        let n: i64 = scripts::RENAME_LEAD
+            .key(self.keys.lead(id))
+            .arg(name)
+            .arg(at)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(redis_error)?;
+        Ok(n == 1)
+    }
+
+    async fn append_timeline(&self, lead: LeadId, entry: &TimelineEntry) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("RPUSH")
+                .arg(self.keys.lead_timeline(lead))
+                .arg(to_json(entry)),
+        )
+        .await
+    }
+
+    async fn timeline(&self, lead: LeadId) -> StoreResult<Vec<TimelineEntry>> {
+        let raw: Vec<String> = self
+            .query(
+                ::redis::cmd("LRANGE")
+                    .arg(self.keys.lead_timeline(lead))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        raw.iter().map(|s| parse_json(s)).collect()
+    }
+
+    async fn put_lead_visitor(&self, lead: LeadId, link: &VisitorLink) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HSET")
+                .arg(self.keys.lead_visitors(lead))
+                .arg(link.visitor.encode())
+                .arg(to_json(link)),
+        )
+        .await
+    }
+
+    async fn lead_visitors(&self, lead: LeadId) -> StoreResult<Vec<VisitorLink>> {
+        let raw: Vec<String> = self
+            .query(::redis::cmd("HVALS").arg(self.keys.lead_visitors(lead)))
+            .await?;
+        let mut links: Vec<VisitorLink> =
+            raw.iter().map(|s| parse_json(s)).collect::<StoreResult<_>>()?;
+        links.sort_by_key(|l| l.linked_at);
+        Ok(links)
+    }
+
+    async fn put_unsorted(&self, entry: &Unsorted) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HSET")
+                .arg(self.keys.unsorted(entry.account_id))
+                .arg(entry.uid.as_str())
+                .arg(to_json(entry)),
+        )
+        .await
+    }
+
+    async fn get_unsorted(
+        &self,
+        account: AccountId,
+        uid: &UnsortedUid,
+    ) -> StoreResult<Option<Unsorted>> {
+        let raw: Option<String> = self
+            .query(
+                ::redis::cmd("HGET")
+                    .arg(self.keys.unsorted(account))
+                    .arg(uid.as_str()),
+            )
+            .await?;
+        raw.map(|s| parse_json(&s)).transpose()
+    }
+
+    async fn list_unsorted(&self, account: AccountId) -> StoreResult<Vec<Unsorted>> {
+        let raw: Vec<String> = self
+            .query(::redis::cmd("HVALS").arg(self.keys.unsorted(account)))
+            .await?;
+        let mut list: Vec<Unsorted> =
+            raw.iter().map(|s| parse_json(s)).collect::<StoreResult<_>>()?;
+        list.sort_by(|a, b| (a.created_at, &a.uid).cmp(&(b.created_at, &b.uid)));
+        Ok(list)
+    }
+
+    async fn remove_unsorted(&self, account: AccountId, uid: &UnsortedUid) -> StoreResult<bool> {
+        let n: u64 = self
+            .query(
+                ::redis::cmd("HDEL")
+                    .arg(self.keys.unsorted(account))
+                    .arg(uid.as_str()),
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
+        self.page_views.record(write).await
+    }
+
+    async fn start_visit(
+        &self,
+        visitor: VisitorId,
+        visit: &Visit,
+        retention_secs: u64,
+        max_page_views: u64,
+    ) -> StoreResult<VisitStart> {
+        let (number, lead): (u32, Option<u64>) = scripts::START_VISIT
+            .key(self.keys.visitor(visitor))
+            .key(self.keys.visitor_visits(visitor))
+            .key(self.keys.visitor_page_views(visitor))
+            .arg(to_json(visit))
+            .arg(retention_secs)
+            .arg(max_page_views.max(1))
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(redis_error)?;
+        Ok(VisitStart {
+            number,
+            lead: lead.map(LeadId),
+        })
+    }
+
+    async fn link_visitor(
+        &self,
+        visitor: VisitorId,
+        lead: LeadId,
+        at: Millis,
+        retention_secs: u64,
+    ) -> StoreResult<Option<LeadId>> {
+        let previous: Option<u64> = scripts::LINK_VISITOR
+            .key(self.keys.visitor(visitor))
+            .arg(lead.0)
+            .arg(at)
+            .arg(retention_secs)
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(redis_error)?;
+        Ok(previous.map(LeadId))
+    }
+
+    async fn visitor_lead(&self, visitor: VisitorId) -> StoreResult<Option<LeadId>> {
+        let lead: Option<u64> = self
+            .query(::redis::cmd("HGET").arg(self.keys.visitor(visitor)).arg("l"))
+            .await?;
+        Ok(lead.map(LeadId))
+    }
+
+    async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>> {
+        let raw: Vec<String> = self
+            .query(
+                ::redis::cmd("LRANGE")
+                    .arg(self.keys.visitor_page_views(visitor))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        raw.iter()
+            .rev()
+            .map(|s| PageView::decode(s).ok_or_else(|| corrupt("page view")))
+            .collect()
+    }
+
+    async fn visits(&self, visitor: VisitorId) -> StoreResult<Vec<Visit>> {
+        let raw: Vec<String> = self
+            .query(
+                ::redis::cmd("LRANGE")
+                    .arg(self.keys.visitor_visits(visitor))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        raw.iter().map(|s| decode_visit(s)).collect()
+    }
+
+    async fn trim_page_views(&self, visitor: VisitorId, keep: u64) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("LTRIM")
+                .arg(self.keys.visitor_page_views(visitor))
+                .arg(0)
+                .arg(keep as i64 - 1),
+        )
+        .await
+    }
+
+    async fn save_event(&self, event: &EventRecord) -> StoreResult<()> {
+        let shard = self.keys.shard_of(&event.id);
+        let schedule = self.keys.schedule(shard);
+        let mut pipe = ::redis::pipe();
+        let set = pipe.cmd("SET").arg(self.keys.event(&event.id)).arg(to_json(event));
+        if event.state.is_pending() {
+            set.ignore();
+            pipe.cmd("ZADD")
+                .arg(&schedule)
+                .arg(event.next_attempt_at.unwrap_or(event.due_at))
+                .arg(event.id.as_str())
+                .ignore();
+        } else {
+            set.arg("EX").arg(self.options.event_retention_secs).ignore();
+            pipe.cmd("ZREM")
+                .arg(&schedule)
+                .arg(event.id.as_str())
+                .ignore();
+        }
+        pipe.cmd("ZADD")
+            .arg(self.keys.account_events(event.account_id))
+            .arg("NX")
+            .arg(event.created_at)
+            .arg(event.id.as_str())
+            .ignore();
+        let dead = self.keys.dead_events(event.account_id, event.handler_id);
+        if event.state == DeliveryState::Dead {
+            pipe.cmd("SADD").arg(dead).arg(event.id.as_str()).ignore();
+        } else {
+            pipe.cmd("SREM").arg(dead).arg(event.id.as_str()).ignore();
+        }
+        self.query_pipe::<()>(&pipe).await
+    }
+
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>> {
+        let raw: Option<String> = self.query(::redis::cmd("GET").arg(self.keys.event(id))).await?;
+        raw.map(|s| parse_json(&s)).transpose()
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        max: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let shards = self.keys.shards();
+        // Start at a different shard each time so that no shard waits behind the others.
+        let first = rand::random_range(0..shards);
+        let mut claimed = Vec::new();
+        for i in 0..shards {
+            if claimed.len() >= max {
+                break;
+            }
+            let shard = (first + i) % shards;
+            let raw: Vec<String> = scripts::CLAIM_DUE
+                .key(self.keys.schedule(shard))
+                .arg(now)
+                .arg(lease_until)
+                .arg(max - claimed.len())
+                .arg(self.keys.event_prefix(shard))
+                .invoke_async(&mut self.con())
+                .await
+                .map_err(redis_error)?;
+            for s in raw {
+                claimed.push(parse_json::<EventRecord>(&s)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<Millis>> {
+        let mut pipe = ::redis::pipe();
+        for shard in 0..self.keys.shards() {
+            pipe.cmd("ZRANGE")
+                .arg(self.keys.schedule(shard))
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES");
+        }
+        let firsts: Vec<Vec<(String, f64)>> = self.query_pipe(&pipe).await?;
+        Ok(firsts
+            .into_iter()
+            .flatten()
+            .map(|(_, score)| score as Millis)
+            .min())
+    }
+
+    async fn event_ids(&self, account: AccountId) -> StoreResult<Vec<EventId>> {
+        let key = self.keys.account_events(account);
+        let horizon = crate::domain::time::now_ms()
+            - (self.options.event_retention_secs as i64).saturating_mul(1000);
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(horizon)
+            .ignore()
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .arg("REV");
+        let (ids,): (Vec<String>,) = self.query_pipe(&pipe).await?;
+        Ok(ids.into_iter().map(EventId).collect())
+    }
+
+    async fn dead_event_ids(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+    ) -> StoreResult<Vec<EventId>> {
+        let mut ids: Vec<String> = self
+            .query(::redis::cmd("SMEMBERS").arg(self.keys.dead_events(account, handler)))
+            .await?;
+        ids.sort();
+        Ok(ids.into_iter().map(EventId).collect())
+    }
+
+    async fn note_handler_failure(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+        at: Millis,
+    ) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HSETNX")
+                .arg(self.keys.handler_failures(account))
+                .arg(handler.0)
+                .arg(at),
+        )
+        .await
+    }
+
+    async fn note_handler_success(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+    ) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HDEL")
+                .arg(self.keys.handler_failures(account))
+                .arg(handler.0),
+        )
+        .await
+    }
+
+    async fn handler_failing_since(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+    ) -> StoreResult<Option<Millis>> {
+        self.query(
+            ::redis::cmd("HGET")
+                .arg(self.keys.handler_failures(account))
+                .arg(handler.0),
+        )
+        .await
+    }
+}
