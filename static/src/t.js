@@ -1,0 +1,84 @@
+/*! footfall tracker: page views (SPA aware) and forms marked data-footfall-form. */
+(function (w, d) {
+  try {
+    var me = d.currentScript || d.querySelector("script[data-site]");
+    var site = me && me.getAttribute("data-site");
+    if (!site || w.__footfall) return;
+    w.__footfall = 1;
+    var base = new URL(me.src).origin, key = me.getAttribute("data-cookie") || "ff_vid";
+    var ls = w.localStorage, vid, minting, last;
+
+    // The signed visitor id: first-party cookie on the site, localStorage as a backup.
+    function read() {
+      var m = d.cookie.match("(?:^|; )" + key + "=([^;]*)");
+      try { return m ? decodeURIComponent(m[1]) : ls && ls.getItem(key); } catch (e) { return null; }
+    }
+    function keep(v) {
+      if (!v) return;
+      vid = v;
+      d.cookie = key + "=" + encodeURIComponent(v) + "; path=/; max-age=34128000; samesite=lax" +
+        (location.protocol == "https:" ? "; secure" : "");
+      try { ls && ls.setItem(key, v); } catch (e) {}
+    }
+    function post(path, body) {
+      return fetch(base + path, {
+        method: "POST", body: JSON.stringify(body), keepalive: true, credentials: "include"
+      });
+    }
+
+    // One beacon per distinct URL; while a new id is being minted, later beacons wait for it.
+    function view() {
+      var url = location.href;
+      if (url == last) return;
+      last = url;
+      if (!vid && minting) return minting.then(view, view);
+      var p = post("/v1/collect", { site: site, vid: vid || null, url: url, referrer: d.referrer, title: d.title })
+        .then(function (r) { return r.status == 200 && r.json().then(function (j) { keep(j.vid); }); })
+        .catch(function () {});
+      if (!vid) minting = p;
+    }
+
+    vid = read();
+    ["pushState", "replaceState"].forEach(function (f) {
+      var orig = history[f];
+      history[f] = function () {
+        var r = orig.apply(this, arguments);
+        setTimeout(view);
+        return r;
+      };
+    });
+    w.addEventListener("popstate", view);
+    w.addEventListener("hashchange", view);
+    view();
+
+    // Forms are sent as JSON; if that fails outright, the browser posts them as HTML.
+    d.addEventListener("submit", function (e) {
+      var f = e.target, id = f.getAttribute && f.getAttribute("data-footfall-form");
+      if (!id || f.__ff) return;
+      e.preventDefault();
+      var fields = {};
+      new FormData(f).forEach(function (v, k) { if (typeof v == "string") fields[k] = v; });
+      post("/v1/forms/" + encodeURIComponent(id) + "/submit", { vid: vid || null, page: location.href, fields: fields })
+        .then(function (r) {
+          return r.json().then(function (j) {
+            var ok = r.status < 300, ev = new CustomEvent(ok ? "footfall:submitted" : "footfall:error", { detail: j, bubbles: true });
+            if (ok) keep(j.vid);
+            f.dispatchEvent(ev);
+            if (ok && j.redirect) location.href = j.redirect;
+            else if (ok) f.reset();
+          });
+        })
+        .catch(function () {
+          f.__ff = 1;
+          [["ff_vid", vid], ["ff_page", location.href]].forEach(function (p) {
+            var i = d.createElement("input");
+            i.type = "hidden"; i.name = p[0]; i.value = p[1] || "";
+            f.appendChild(i);
+          });
+          if (!f.getAttribute("action")) f.action = base + "/v1/forms/" + encodeURIComponent(id) + "/submit";
+          f.method = "post";
+          f.submit();
+        });
+    }, true);
+  } catch (e) {}
+})(window, document);
