@@ -67,17 +67,23 @@ impl Application {
         if settings.uses_redis() {
             tracing::info!(store = %store.describe(), "using Redis");
         } else {
-            tracing::warn!("using the EMBEDDED IN-MEMORY STORE: nothing is kept when footfall stops; set store.redis_url to keep data");
+            tracing::warn!(
+                "using the EMBEDDED IN-MEMORY STORE: nothing is kept when footfall stops; set store.redis_url to keep data"
+            );
         }
         let signer = if settings.cookies.keys.is_empty() {
-            tracing::warn!("cookies.keys is empty: visitor ids are signed with a random key and will not be recognised after a restart");
+            tracing::warn!(
+                "cookies.keys is empty: visitor ids are signed with a random key and will not be recognised after a restart"
+            );
             VisitorSigner::ephemeral(&settings.cookies.name)
         } else {
             VisitorSigner::from_base64_keys(&settings.cookie_keys(), &settings.cookies.name)?
         };
         let accounts = Accounts::from_settings(&settings.accounts);
         if settings.accounts.is_empty() {
-            tracing::warn!("no [[accounts]] configured: the management API will refuse every token");
+            tracing::warn!(
+                "no [[accounts]] configured: the management API will refuse every token"
+            );
         }
         accounts::bootstrap(&*store, &accounts).await?;
         let services = Arc::new(Services {
@@ -108,7 +114,11 @@ impl Application {
         })
     }
 
-    fn server(listener: TcpListener, services: Arc<Services>, settings: &Settings) -> std::io::Result<Server> {
+    fn server(
+        listener: TcpListener,
+        services: Arc<Services>,
+        settings: &Settings,
+    ) -> std::io::Result<Server> {
         let data = web::Data::from(services);
         let limits = web::Data::new(RateLimits::new(&settings.limits));
         let metrics = web::Data::new(crate::telemetry::metrics_handle());

@@ -245,7 +245,9 @@ impl Settings {
                 }
                 builder = builder.add_source(config::File::from(path).required(true));
             }
-            None => builder = builder.add_source(config::File::with_name("config.toml").required(false)),
+            None => {
+                builder = builder.add_source(config::File::with_name("config.toml").required(false))
+            }
         }
         let mut env = config::Environment::with_prefix("FOOTFALL")
             .prefix_separator("__")
@@ -277,14 +279,23 @@ impl Settings {
         if !(0.0..1.0).contains(&self.delivery.jitter_ratio) {
             return invalid("delivery.jitter_ratio must be in [0, 1)".into());
         }
-        if self.delivery.timeout_ms == 0 || self.delivery.lease_seconds * 1000 <= self.delivery.timeout_ms {
-            return invalid("delivery.lease_seconds must be longer than delivery.timeout_ms".into());
+        if self.delivery.timeout_ms == 0
+            || self.delivery.lease_seconds * 1000 <= self.delivery.timeout_ms
+        {
+            return invalid(
+                "delivery.lease_seconds must be longer than delivery.timeout_ms".into(),
+            );
         }
         if self.delivery.concurrency == 0 || self.delivery.schedule_shards == 0 {
-            return invalid("delivery.concurrency and delivery.schedule_shards must be positive".into());
+            return invalid(
+                "delivery.concurrency and delivery.schedule_shards must be positive".into(),
+            );
         }
         if self.tracking.visit_idle_seconds == 0 || self.tracking.max_page_views_per_visitor == 0 {
-            return invalid("tracking.visit_idle_seconds and max_page_views_per_visitor must be positive".into());
+            return invalid(
+                "tracking.visit_idle_seconds and max_page_views_per_visitor must be positive"
+                    .into(),
+            );
         }
         if url::Url::parse(&self.server.public_url).is_err() {
             return invalid("server.public_url must be an absolute URL".into());
@@ -292,7 +303,10 @@ impl Settings {
         let mut seen = std::collections::HashSet::new();
         for a in &self.accounts {
             if a.token.expose_secret().len() < 8 {
-                return invalid(format!("accounts[{}].token must have at least 8 characters", a.account_id));
+                return invalid(format!(
+                    "accounts[{}].token must have at least 8 characters",
+                    a.account_id
+                ));
             }
             if a.subdomain.is_empty() {
                 return invalid(format!("accounts[{}].subdomain is empty", a.account_id));
@@ -316,7 +330,10 @@ impl Settings {
     }
 
     pub fn account_ids(&self) -> Vec<AccountId> {
-        self.accounts.iter().map(|a| AccountId(a.account_id)).collect()
+        self.accounts
+            .iter()
+            .map(|a| AccountId(a.account_id))
+            .collect()
     }
 
     pub fn cookie_keys(&self) -> Vec<String> {

@@ -38,7 +38,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let public_url = settings.server.public_url.clone();
-            let app = Application::build(settings).await.context("starting footfall")?;
+            let app = Application::build(settings)
+                .await
+                .context("starting footfall")?;
             tracing::info!(port = app.port(), public_url = %public_url, console = %format!("{public_url}/console"), "footfall is listening");
             app.run_until_stopped().await.context("serving")?;
             Ok(())

@@ -74,7 +74,12 @@ impl Scheduler {
             }
             let want = free.min(CLAIM_BATCH);
             let now = now_ms();
-            let claimed = match self.services.store.claim_due(now, now + self.lease_ms, want).await {
+            let claimed = match self
+                .services
+                .store
+                .claim_due(now, now + self.lease_ms, want)
+                .await
+            {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim due events; retrying in 1 s");
@@ -88,7 +93,9 @@ impl Scheduler {
             };
             let full = claimed.len() == want;
             for event in claimed {
-                let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let this = self.clone();
                 tokio::spawn(async move {
                     let id = event.id.clone();
@@ -114,8 +121,13 @@ impl Scheduler {
         }
         let grace = Duration::from_millis(self.services.settings.delivery.timeout_ms + 1000);
         let all = self.concurrency as u32;
-        if tokio::time::timeout(grace, self.slots.acquire_many(all)).await.is_err() {
-            tracing::warn!("deliveries still in flight at shutdown; their leases will expire and another instance will send them");
+        if tokio::time::timeout(grace, self.slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "deliveries still in flight at shutdown; their leases will expire and another instance will send them"
+            );
         }
     }
 
@@ -130,9 +142,12 @@ impl Scheduler {
             let lateness = (now - event.due_at).max(0) as f64 / 1000.0;
             metrics::histogram!("footfall_scheduler_lateness_seconds").record(lateness);
         }
-        let handler: Option<Handler> = catalog::get(store, event.account_id, event.handler_id).await?;
+        let handler: Option<Handler> =
+            catalog::get(store, event.account_id, event.handler_id).await?;
         let Some(handler) = handler else {
-            return self.finish(event, DeliveryState::Dead, "the handler was deleted").await;
+            return self
+                .finish(event, DeliveryState::Dead, "the handler was deleted")
+                .await;
         };
         if event.body.is_none() {
             match self.prepare(&mut event).await? {
@@ -143,7 +158,12 @@ impl Scheduler {
         let body = event.body.clone().unwrap_or_default();
         let sent = self
             .sender
-            .send(&handler.webhook_url, &handler.secret, event.id.as_str(), &body)
+            .send(
+                &handler.webhook_url,
+                &handler.secret,
+                event.id.as_str(),
+                &body,
+            )
             .await;
         let ok = sent.attempt.succeeded();
         metrics::counter!("footfall_webhook_attempts_total", "outcome" => if ok { "delivered" } else { "failed" })
@@ -154,12 +174,16 @@ impl Scheduler {
             latency_ms = sent.attempt.latency_ms, error = ?sent.attempt.error, "delivery attempt");
         event.attempts.push(sent.attempt);
         if ok {
-            store.note_handler_success(event.account_id, handler.id).await?;
+            store
+                .note_handler_success(event.account_id, handler.id)
+                .await?;
             event.state = DeliveryState::Delivered;
             event.next_attempt_at = None;
             event.reason = None;
         } else {
-            store.note_handler_failure(event.account_id, handler.id, now).await?;
+            store
+                .note_handler_failure(event.account_id, handler.id, now)
+                .await?;
             event.failures += 1;
             let wait = (!sent.gone)
                 .then(|| self.policy.next_wait(event.failures, sent.retry_after))
@@ -182,7 +206,9 @@ impl Scheduler {
             }
         }
         store.save_event(&event).await?;
-        self.services.live.publish(event.account_id, event.lead_id, "delivery");
+        self.services
+            .live
+            .publish(event.account_id, event.lead_id, "delivery");
         Ok(())
     }
 
@@ -216,7 +242,12 @@ impl Scheduler {
         Ok(Ok(webhook::body(event, &account.subdomain, settings)))
     }
 
-    async fn finish(&self, mut event: EventRecord, state: DeliveryState, reason: &str) -> StoreResult<()> {
+    async fn finish(
+        &self,
+        mut event: EventRecord,
+        state: DeliveryState,
+        reason: &str,
+    ) -> StoreResult<()> {
         let store = &*self.services.store;
         event.state = state;
         event.next_attempt_at = None;
@@ -236,7 +267,9 @@ impl Scheduler {
             metrics::counter!("footfall_events_cancelled_total").increment(1);
         }
         tracing::info!(event = %event.id, state = ?state, reason, "event not delivered");
-        self.services.live.publish(event.account_id, event.lead_id, "delivery");
+        self.services
+            .live
+            .publish(event.account_id, event.lead_id, "delivery");
         Ok(())
     }
 }

@@ -98,8 +98,7 @@ impl Sender {
             }
         }
         let timestamp = at / 1000;
-        let signature =
-            signature::sign(secret, id, timestamp, body).map_err(|e| e.to_string())?;
+        let signature = signature::sign(secret, id, timestamp, body).map_err(|e| e.to_string())?;
         let response = self
             .client
             .post(parsed)
@@ -134,6 +133,12 @@ impl Sender {
 /// `Retry-After` in seconds, when the status is one that asks to slow down.
 fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
     let slow_down = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-    let secs: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     slow_down.then(|| Duration::from_secs(secs.min(86_400)))
 }

@@ -132,9 +132,21 @@ mod tests {
     #[test]
     fn private_and_special_addresses_are_forbidden() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "0.0.0.0", "255.255.255.255", "::1", "fd00::1", "fe80::1",
-            "::ffff:127.0.0.1", "64:ff9b::a00:1", "::", "2002:a00:1::",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "::",
+            "2002:a00:1::",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
         }
@@ -158,7 +170,10 @@ mod tests {
             );
             assert!(check_url(url, true).await.is_ok(), "{url}");
         }
-        assert_eq!(check_url("ftp://x.example", true).await, Err(UrlRefusal::NotHttp));
+        assert_eq!(
+            check_url("ftp://x.example", true).await,
+            Err(UrlRefusal::NotHttp)
+        );
         assert_eq!(
             check_url("https://u:p@x.example", true).await,
             Err(UrlRefusal::Credentials)

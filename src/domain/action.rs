@@ -137,22 +137,54 @@ mod tests {
         let stretched = action(LeadStatusChanged, &[2, 3]);
         type Row = (&'static str, u64, u64, Option<(EventType, Direction)>);
         let rows: [Row; 6] = [
-            ("A→B: entered the trigger from a stage without it → 14 went_to_trigger", 1, 2, Some((LeadStatusChanged, WentToTrigger))),
-            ("B→C: moved inside a stretched trigger → 15 went_in_trigger", 2, 3, Some((LeadAppearedInStatus, WentInTrigger))),
-            ("C→D: left the trigger for a stage without it → 14 went_from_trigger", 3, 4, Some((LeadStatusChanged, WentFromTrigger))),
-            ("D→B: entered the trigger again → 14 went_to_trigger", 4, 2, Some((LeadStatusChanged, WentToTrigger))),
-            ("A→D: never touched the trigger's stages → nothing", 1, 4, None),
+            (
+                "A→B: entered the trigger from a stage without it → 14 went_to_trigger",
+                1,
+                2,
+                Some((LeadStatusChanged, WentToTrigger)),
+            ),
+            (
+                "B→C: moved inside a stretched trigger → 15 went_in_trigger",
+                2,
+                3,
+                Some((LeadAppearedInStatus, WentInTrigger)),
+            ),
+            (
+                "C→D: left the trigger for a stage without it → 14 went_from_trigger",
+                3,
+                4,
+                Some((LeadStatusChanged, WentFromTrigger)),
+            ),
+            (
+                "D→B: entered the trigger again → 14 went_to_trigger",
+                4,
+                2,
+                Some((LeadStatusChanged, WentToTrigger)),
+            ),
+            (
+                "A→D: never touched the trigger's stages → nothing",
+                1,
+                4,
+                None,
+            ),
             ("B→B: no move → nothing", 2, 2, None),
         ];
         for (rule, from, to, expected) in rows {
-            assert_eq!(stretched.on_move(MoveKind::Moved, Some(at(from)), at(to), true), expected, "{rule}");
+            assert_eq!(
+                stretched.on_move(MoveKind::Moved, Some(at(from)), at(to), true),
+                expected,
+                "{rule}"
+            );
         }
     }
 
     #[test]
     fn single_stage_action_of_a_plain_handler_never_reports_leaving_or_moving_within() {
         let single = action(EventType::LeadStatusChanged, &[2]);
-        assert_eq!(single.on_move(MoveKind::Moved, Some(at(2)), at(3), false), None);
+        assert_eq!(
+            single.on_move(MoveKind::Moved, Some(at(2)), at(3), false),
+            None
+        );
         assert_eq!(
             single.on_move(MoveKind::Moved, Some(at(1)), at(2), false),
             Some((EventType::LeadStatusChanged, Direction::WentToTrigger))
@@ -164,9 +196,18 @@ mod tests {
         let added = action(EventType::LeadAdded, &[2]);
         let fired = Some((EventType::LeadAdded, Direction::WentToTrigger));
         assert_eq!(added.on_move(MoveKind::Created, None, at(2), false), fired);
-        assert_eq!(added.on_move(MoveKind::Accepted, Some(at(1)), at(2), false), fired);
-        assert_eq!(added.on_move(MoveKind::Moved, Some(at(1)), at(2), false), None);
-        assert_eq!(added.on_move(MoveKind::Accepted, Some(at(2)), at(3), false), None);
+        assert_eq!(
+            added.on_move(MoveKind::Accepted, Some(at(1)), at(2), false),
+            fired
+        );
+        assert_eq!(
+            added.on_move(MoveKind::Moved, Some(at(1)), at(2), false),
+            None
+        );
+        assert_eq!(
+            added.on_move(MoveKind::Accepted, Some(at(2)), at(3), false),
+            None
+        );
     }
 
     #[test]

@@ -22,23 +22,44 @@ pub enum EventType {
 /// (type, number, code, emitted by footfall, an action can be placed on it)
 const TABLE: [(EventType, u8, &str, bool, bool); 10] = [
     (EventType::LeadAdded, 1, "lead_added", true, true),
-    (EventType::LeadStatusChanged, 14, "lead_status_changed", true, true),
-    (EventType::LeadAppearedInStatus, 15, "lead_appeared_in_status", true, false),
+    (
+        EventType::LeadStatusChanged,
+        14,
+        "lead_status_changed",
+        true,
+        true,
+    ),
+    (
+        EventType::LeadAppearedInStatus,
+        15,
+        "lead_appeared_in_status",
+        true,
+        false,
+    ),
     (EventType::MailIn, 16, "mail_in", false, false),
     (EventType::CallIn, 17, "call_in", false, false),
     (EventType::SiteVisit, 18, "site_visit", true, true),
     (EventType::Chat, 19, "chat", false, false),
     (EventType::CustomerAdded, 20, "customer_added", false, false),
-    (EventType::CustomerPeriodChanged, 21, "customer_period_changed", false, false),
-    (EventType::CustomerAppearedInPeriod, 22, "customer_appeared_in_period", false, false),
+    (
+        EventType::CustomerPeriodChanged,
+        21,
+        "customer_period_changed",
+        false,
+        false,
+    ),
+    (
+        EventType::CustomerAppearedInPeriod,
+        22,
+        "customer_appeared_in_period",
+        false,
+        false,
+    ),
 ];
 
 impl EventType {
     fn row(self) -> &'static (EventType, u8, &'static str, bool, bool) {
-        TABLE
-            .iter()
-            .find(|row| row.0 == self)
-            .unwrap_or(&TABLE[0]) // ok: every variant has a row (tested)
+        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[0]) // ok: every variant has a row (tested)
     }
 
     /// The `type` number of the webhook body.

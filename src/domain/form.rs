@@ -152,7 +152,11 @@ mod tests {
     #[test]
     fn a_valid_submission_becomes_a_contact() {
         let c = form(default_required())
-            .parse_contact(&fields(&[("name", " Anna "), ("phone", "+7 (900) 123-45-67"), ("email", "a@b.co")]))
+            .parse_contact(&fields(&[
+                ("name", " Anna "),
+                ("phone", "+7 (900) 123-45-67"),
+                ("email", "a@b.co"),
+            ]))
             .unwrap();
         assert_eq!(c.name, "Anna");
         assert_eq!(c.phone.as_deref(), Some("+7 (900) 123-45-67"));

@@ -222,8 +222,10 @@ mod tests {
 
     #[test]
     fn each_broken_setting_is_named() {
-        let s = settings(json!({"only_main": "yes", "channel": "fax", "count": "many",
-            "link": "ftp://x", "extra": 1}));
+        let s = settings(
+            json!({"only_main": "yes", "channel": "fax", "count": "many",
+            "link": "ftp://x", "extra": 1}),
+        );
         let errors = schema().validate(&s).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(

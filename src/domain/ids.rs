@@ -115,7 +115,8 @@ impl EventId {
 pub fn is_token_like(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -129,7 +130,12 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_str().starts_with("evt_"));
         assert_eq!(a.as_str().len(), 26);
-        for id in [a.0, FormId::generate().0, UnsortedUid::generate().0, SiteKey::generate().0] {
+        for id in [
+            a.0,
+            FormId::generate().0,
+            UnsortedUid::generate().0,
+            SiteKey::generate().0,
+        ] {
             assert!(is_token_like(&id), "{id}");
         }
     }

@@ -64,7 +64,9 @@ pub fn substitute_settings(settings: &Map<String, Value>, lead: &Lead) -> Map<St
 fn substitute_value(value: &Value, lead: &Lead) -> Value {
     match value {
         Value::String(s) => Value::String(substitute(s, lead)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| substitute_value(v, lead)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| substitute_value(v, lead)).collect())
+        }
         Value::Object(map) => Value::Object(substitute_settings(map, lead)),
         other => other.clone(),
     }
@@ -98,7 +100,10 @@ mod tests {
     #[test]
     fn known_macros_are_substituted_unknown_kept() {
         assert_eq!(
-            substitute("Hi {{contact.name}} #{{ lead.id }} {{lead.name}} {{contact.phone}}/{{contact.email}} {{deal.sum}} {{open", &lead()),
+            substitute(
+                "Hi {{contact.name}} #{{ lead.id }} {{lead.name}} {{contact.phone}}/{{contact.email}} {{deal.sum}} {{open",
+                &lead()
+            ),
             "Hi Anna #42 Deal +7900/ {{deal.sum}} {{open"
         );
     }

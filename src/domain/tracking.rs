@@ -103,7 +103,13 @@ mod tests {
     #[test]
     fn page_views_round_trip_and_drop_internal_referrers() {
         let url = Url::parse("https://shop.example/a?q=1").unwrap();
-        let pv = PageView::new(5, SiteId(2), &url, "Tab\there\n", "https://shop.example/prev");
+        let pv = PageView::new(
+            5,
+            SiteId(2),
+            &url,
+            "Tab\there\n",
+            "https://shop.example/prev",
+        );
         assert_eq!(pv.title, "Tab here ");
         assert_eq!(pv.referrer, "");
         assert_eq!(PageView::decode(&pv.encode()), Some(pv));
@@ -116,10 +122,28 @@ mod tests {
 /// Substrings of user agents that are not people: crawlers, link previews, monitors,
 /// headless browsers and HTTP libraries.
 const BOT_MARKERS: [&str; 22] = [
-    "bot", "crawl", "spider", "slurp", "headlesschrome", "phantomjs", "lighthouse",
-    "preview", "facebookexternalhit", "embedly", "pingdom", "uptimerobot", "monitor",
-    "python-requests", "python-urllib", "go-http-client", "java/", "okhttp", "wget",
-    "libwww", "scrapy", "prerender",
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "headlesschrome",
+    "phantomjs",
+    "lighthouse",
+    "preview",
+    "facebookexternalhit",
+    "embedly",
+    "pingdom",
+    "uptimerobot",
+    "monitor",
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "java/",
+    "okhttp",
+    "wget",
+    "libwww",
+    "scrapy",
+    "prerender",
 ];
 
 /// Whether a user agent is a bot; an empty one counts as a bot (browsers always send one).

@@ -193,6 +193,9 @@ mod tests {
             VisitorSigner::from_base64_keys(&["%%%".into()], "v"),
             Err(KeyError::NotBase64(0))
         ));
-        assert!(matches!(VisitorSigner::from_base64_keys(&[], "v"), Err(KeyError::Empty)));
+        assert!(matches!(
+            VisitorSigner::from_base64_keys(&[], "v"),
+            Err(KeyError::Empty)
+        ));
     }
 }

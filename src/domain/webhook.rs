@@ -161,9 +161,12 @@ mod tests {
         let mut event = record(EventType::LeadStatusChanged);
         event.id = EventId("evt_7Qd1nX3aB5cE8fG0hJ2kL4".into());
         event.direction = Some(Direction::WentToTrigger);
-        let sent: Value =
-            serde_json::from_str(&body(&event, "ivanov", settings("Anna moved to Negotiation")))
-                .unwrap();
+        let sent: Value = serde_json::from_str(&body(
+            &event,
+            "ivanov",
+            settings("Anna moved to Negotiation"),
+        ))
+        .unwrap();
         assert_eq!(sent, example("lead_status_changed.json"));
     }
 }

@@ -24,7 +24,11 @@ fn too_large(limit: usize) -> Problem {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes.
-pub async fn read_body<S>(req: &HttpRequest, payload: &mut S, limit: usize) -> Result<Bytes, Problem>
+pub async fn read_body<S>(
+    req: &HttpRequest,
+    payload: &mut S,
+    limit: usize,
+) -> Result<Bytes, Problem>
 where
     S: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin,
 {
@@ -38,7 +42,8 @@ where
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Problem::bad_request(format!("the body could not be read: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| Problem::bad_request(format!("the body could not be read: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
@@ -69,7 +74,13 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Problem>
 /// The media type of a request, lower case, without parameters.
 pub fn media_type(req: &HttpRequest) -> Option<String> {
     let raw = req.headers().get(CONTENT_TYPE)?.to_str().ok()?;
-    Some(raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(
+        raw.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
 /// A JSON body of the management API (`application/json`, or no content type).
@@ -87,9 +98,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            let limit = req
-                .app_data::<ApiBodyLimit>()
-                .map_or(256 * 1024, |l| l.0);
+            let limit = req.app_data::<ApiBodyLimit>().map_or(256 * 1024, |l| l.0);
             let body = read_body(&req, &mut payload, limit).await?;
             match media_type(&req).as_deref() {
                 None | Some("application/json") => {}

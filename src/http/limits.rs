@@ -22,7 +22,9 @@ pub struct RateLimits {
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     let rate = NonZeroU32::new(per_second)?;
     let burst = NonZeroU32::new(per_second.saturating_mul(4)).unwrap_or(rate);
-    Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
+    Some(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 impl RateLimits {
@@ -63,7 +65,9 @@ impl RateLimits {
         limiter: Option<&DefaultKeyedRateLimiter<K>>,
         key: &K,
     ) -> Result<(), Problem> {
-        let Some(limiter) = limiter else { return Ok(()) };
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
         limiter.check_key(key).map_err(|not_until| {
             metrics::counter!("footfall_rate_limited_total").increment(1);
             let wait = not_until.wait_time_from(self.clock.now());

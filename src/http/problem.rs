@@ -126,7 +126,10 @@ impl From<StoreError> for Problem {
             }
             StoreError::Corrupt(message) => {
                 tracing::error!(error = %message, "corrupt data in the store");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "stored data could not be read")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored data could not be read",
+                )
             }
         }
     }

@@ -19,7 +19,7 @@ use crate::config::CookieSettings;
 use crate::domain::ids::{FormId, SiteKey, is_token_like};
 use crate::domain::tracking::is_bot;
 use crate::service::Services;
-use crate::service::tracking::{Beacon, CollectOutcome, SubmitOutcome, Submission};
+use crate::service::tracking::{Beacon, CollectOutcome, Submission, SubmitOutcome};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -108,14 +108,21 @@ async fn collect(
     services: web::Data<Services>,
     limits: web::Data<Arc<RateLimits>>,
 ) -> Result<HttpResponse, Problem> {
-    let body = read_body(&req, &mut payload, services.settings.limits.public_body_bytes).await?;
+    let body = read_body(
+        &req,
+        &mut payload,
+        services.settings.limits.public_body_bytes,
+    )
+    .await?;
     let client = client(&req, &services);
     limits.check_ip(client.ip)?;
     let beacon: BeaconBody = parse_json(&body)?;
     if !is_token_like(&beacon.site) {
         return Err(Problem::not_found("no site has this key"));
     }
-    let site = services.site_for_beacon(&SiteKey(beacon.site.to_string())).await?;
+    let site = services
+        .site_for_beacon(&SiteKey(beacon.site.to_string()))
+        .await?;
     limits.check_site(site.id)?;
     let mut response = HttpResponse::NoContent();
     if is_bot(&client.user_agent) {
@@ -166,7 +173,9 @@ struct FormBody {
 }
 
 /// Field values as text: numbers and booleans as written, anything else refused.
-fn text_fields(raw: HashMap<String, serde_json::Value>) -> Result<HashMap<String, String>, Problem> {
+fn text_fields(
+    raw: HashMap<String, serde_json::Value>,
+) -> Result<HashMap<String, String>, Problem> {
     raw.into_iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k, s)),
@@ -185,7 +194,12 @@ async fn submit(
     services: web::Data<Services>,
     limits: web::Data<Arc<RateLimits>>,
 ) -> Result<HttpResponse, Problem> {
-    let body = read_body(&req, &mut payload, services.settings.limits.public_body_bytes).await?;
+    let body = read_body(
+        &req,
+        &mut payload,
+        services.settings.limits.public_body_bytes,
+    )
+    .await?;
     let client = client(&req, &services);
     limits.check_ip(client.ip)?;
     let form_id = path.into_inner();
@@ -193,7 +207,15 @@ async fn submit(
         return Err(Problem::not_found("no form has this id"));
     }
     let html_form = media_type(&req).as_deref() == Some("application/x-www-form-urlencoded");
-    let result = submit_parsed(&services, &limits, &client, FormId(form_id), &body, html_form).await;
+    let result = submit_parsed(
+        &services,
+        &limits,
+        &client,
+        FormId(form_id),
+        &body,
+        html_form,
+    )
+    .await;
     match result {
         Ok(response) => Ok(response),
         // A plain HTML form navigated here: answer a page a person can read.
@@ -214,7 +236,9 @@ async fn submit_parsed(
         let mut fields: HashMap<String, String> = serde_urlencoded::from_bytes(body)
             .map_err(|e| Problem::bad_request(format!("the form body could not be read: {e}")))?;
         let vid = fields.remove("ff_vid").filter(|v| !v.is_empty());
-        let page = fields.remove("ff_page").unwrap_or_else(|| client.referer.clone());
+        let page = fields
+            .remove("ff_page")
+            .unwrap_or_else(|| client.referer.clone());
         (fields, vid, page)
     } else {
         let form: FormBody = parse_json(body)?;
@@ -223,15 +247,18 @@ async fn submit_parsed(
     let form = services.form_for_submission(&form_id).await?;
     limits.check_site(form.site_id)?;
     let outcome = services
-        .submit_form(form, Submission {
-            fields,
-            vid: vid.as_deref(),
-            cookie_vid: client.cookie_vid.as_deref(),
-            page: &page,
-            referer: &client.referer,
-            ip: &client.ip.to_string(),
-            origin: client.origin.as_deref(),
-        })
+        .submit_form(
+            form,
+            Submission {
+                fields,
+                vid: vid.as_deref(),
+                cookie_vid: client.cookie_vid.as_deref(),
+                page: &page,
+                referer: &client.referer,
+                ip: &client.ip.to_string(),
+                origin: client.origin.as_deref(),
+            },
+        )
         .await?;
     let (success_url, created) = match outcome {
         SubmitOutcome::Created {
@@ -296,7 +323,13 @@ fn error_page(problem: &Problem) -> HttpResponse {
         let list: String = problem
             .errors
             .iter()
-            .map(|e| format!("<li><b>{}</b> {}</li>", escape(&e.field), escape(&e.message)))
+            .map(|e| {
+                format!(
+                    "<li><b>{}</b> {}</li>",
+                    escape(&e.field),
+                    escape(&e.message)
+                )
+            })
             .collect();
         format!("<ul>{list}</ul>")
     };

@@ -25,7 +25,10 @@ impl Accounts {
                         id: AccountId(a.account_id),
                         subdomain: a.subdomain.clone(),
                     };
-                    (account, Sha256::digest(a.token.expose_secret().as_bytes()).into())
+                    (
+                        account,
+                        Sha256::digest(a.token.expose_secret().as_bytes()).into(),
+                    )
                 })
                 .collect(),
         }
@@ -93,8 +96,14 @@ mod tests {
                 token: "token-of-b".to_owned().into(),
             },
         ]);
-        assert_eq!(accounts.authenticate("token-of-b").map(|a| a.id), Some(AccountId(2)));
-        assert_eq!(accounts.authenticate("token-of-a").map(|a| a.id), Some(AccountId(1)));
+        assert_eq!(
+            accounts.authenticate("token-of-b").map(|a| a.id),
+            Some(AccountId(2))
+        );
+        assert_eq!(
+            accounts.authenticate("token-of-a").map(|a| a.id),
+            Some(AccountId(1))
+        );
         assert!(accounts.authenticate("token-of-").is_none());
         assert!(accounts.authenticate("").is_none());
     }

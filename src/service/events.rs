@@ -11,14 +11,23 @@ impl Services {
         match event.state {
             DeliveryState::Dead | DeliveryState::Delivered => {}
             DeliveryState::Scheduled | DeliveryState::Retrying => {
-                return Err(Error::Conflict(format!("event {} is still waiting to be delivered", event.id)));
+                return Err(Error::Conflict(format!(
+                    "event {} is still waiting to be delivered",
+                    event.id
+                )));
             }
             DeliveryState::Cancelled => {
-                return Err(Error::Conflict(format!("event {} was cancelled and has no body to send", event.id)));
+                return Err(Error::Conflict(format!(
+                    "event {} was cancelled and has no body to send",
+                    event.id
+                )));
             }
         }
         if event.body.is_none() {
-            return Err(Error::Conflict(format!("event {} was never sent", event.id)));
+            return Err(Error::Conflict(format!(
+                "event {} was never sent",
+                event.id
+            )));
         }
         event.state = DeliveryState::Retrying;
         event.failures = 0;

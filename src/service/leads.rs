@@ -65,7 +65,9 @@ impl Services {
         let now = now_ms();
         let from = match self.store.move_lead(id, to, now, expect).await? {
             MoveOutcome::Moved { from } => from,
-            MoveOutcome::NotFound => return Err(Error::NotFound(format!("lead {id} does not exist"))),
+            MoveOutcome::NotFound => {
+                return Err(Error::NotFound(format!("lead {id} does not exist")));
+            }
             MoveOutcome::Conflict { current } => {
                 return Err(Error::Conflict(format!(
                     "lead {id} is no longer where it was (now in status {} of pipeline {})",
@@ -122,7 +124,9 @@ impl Services {
                 .iter()
                 .find(|s| s.status_type != STATUS_TYPE_UNSORTED)
                 .map(|s| s.id)
-                .ok_or_else(|| Error::Conflict("the pipeline has no stage to accept into".into()))?,
+                .ok_or_else(|| {
+                    Error::Conflict("the pipeline has no stage to accept into".into())
+                })?,
         };
         let expect = Stage {
             pipeline_id: pipeline.id,
@@ -150,7 +154,9 @@ impl Services {
             .await?
             .ok_or_else(|| Error::NotFound(format!("unsorted entry {uid} does not exist")))?;
         if !self.store.remove_unsorted(account, uid).await? {
-            return Err(Error::NotFound(format!("unsorted entry {uid} does not exist")));
+            return Err(Error::NotFound(format!(
+                "unsorted entry {uid} does not exist"
+            )));
         }
         let now = now_ms();
         self.store

@@ -28,7 +28,11 @@ pub struct SiteCache {
 impl SiteCache {
     pub async fn by_key(&self, store: &dyn Store, key: &SiteKey) -> StoreResult<Option<Arc<Site>>> {
         if let Some((at, site)) = self.entries.read().get(key) {
-            let ttl = if site.is_some() { FOUND_TTL } else { MISSING_TTL };
+            let ttl = if site.is_some() {
+                FOUND_TTL
+            } else {
+                MISSING_TTL
+            };
             if at.elapsed() < ttl {
                 return Ok(site.clone());
             }

@@ -157,7 +157,13 @@ impl Services {
         });
     }
 
-    async fn start_visit(&self, site: &Site, visitor: VisitorId, visit: Visit, url: &Url) -> Result<()> {
+    async fn start_visit(
+        &self,
+        site: &Site,
+        visitor: VisitorId,
+        visit: Visit,
+        url: &Url,
+    ) -> Result<()> {
         let start = self
             .store
             .start_visit(
@@ -317,7 +323,8 @@ impl Services {
                     },
                 )
                 .await?;
-            self.live.publish(lead.account_id, previous, "visitor_moved");
+            self.live
+                .publish(lead.account_id, previous, "visitor_moved");
         }
         Ok(())
     }

@@ -77,11 +77,19 @@ impl Services {
 
     /// A lead arrived at its current stage (created, accepted or moved from `from`):
     /// fires the `lead_added` and `lead_status_changed` actions the seed's rules name.
-    pub async fn fire_on_move(&self, lead: &Lead, kind: MoveKind, from: Option<Stage>) -> Result<()> {
+    pub async fn fire_on_move(
+        &self,
+        lead: &Lead,
+        kind: MoveKind,
+        from: Option<Stage>,
+    ) -> Result<()> {
         let actions: Vec<Action> = catalog::list(&*self.store, lead.account_id).await?;
         let now = now_ms();
         for action in &actions {
-            if !matches!(action.event, EventType::LeadAdded | EventType::LeadStatusChanged) {
+            if !matches!(
+                action.event,
+                EventType::LeadAdded | EventType::LeadStatusChanged
+            ) {
                 continue;
             }
             let touches = action.covers(lead.stage()) || from.is_some_and(|f| action.covers(f));
@@ -117,7 +125,13 @@ impl Services {
         Ok(handler)
     }
 
-    async fn create_event(&self, lead: &Lead, action: &Action, handler: &Handler, f: Firing) -> Result<()> {
+    async fn create_event(
+        &self,
+        lead: &Lead,
+        action: &Action,
+        handler: &Handler,
+        f: Firing,
+    ) -> Result<()> {
         let now = now_ms();
         let event = EventRecord {
             id: EventId::generate(),

@@ -170,12 +170,19 @@ impl Store for MemoryStore {
 
     async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
         let state = self.state.lock();
-        Ok(ids.iter().filter_map(|id| state.leads.get(id).cloned()).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.leads.get(id).cloned())
+            .collect())
     }
 
     async fn lead_ids(&self, account: AccountId) -> StoreResult<Vec<LeadId>> {
         let state = self.state.lock();
-        let mut ids = state.account_leads.get(&account).cloned().unwrap_or_default();
+        let mut ids = state
+            .account_leads
+            .get(&account)
+            .cloned()
+            .unwrap_or_default();
         ids.sort_unstable_by(|a, b| b.cmp(a));
         Ok(ids)
     }
@@ -337,11 +344,21 @@ impl Store for MemoryStore {
         _retention_secs: u64,
     ) -> StoreResult<Option<LeadId>> {
         let mut state = self.state.lock();
-        Ok(state.visitors.entry(visitor).or_default().lead.replace(lead))
+        Ok(state
+            .visitors
+            .entry(visitor)
+            .or_default()
+            .lead
+            .replace(lead))
     }
 
     async fn visitor_lead(&self, visitor: VisitorId) -> StoreResult<Option<LeadId>> {
-        Ok(self.state.lock().visitors.get(&visitor).and_then(|v| v.lead))
+        Ok(self
+            .state
+            .lock()
+            .visitors
+            .get(&visitor)
+            .and_then(|v| v.lead))
     }
 
     async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>> {
@@ -428,7 +445,11 @@ impl Store for MemoryStore {
 
     async fn event_ids(&self, account: AccountId) -> StoreResult<Vec<EventId>> {
         let state = self.state.lock();
-        let mut ids = state.account_events.get(&account).cloned().unwrap_or_default();
+        let mut ids = state
+            .account_events
+            .get(&account)
+            .cloned()
+            .unwrap_or_default();
         ids.reverse();
         Ok(ids)
     }
@@ -474,7 +495,10 @@ impl Store for MemoryStore {
         account: AccountId,
         handler: HandlerId,
     ) -> StoreResult<()> {
-        self.state.lock().handler_failing.remove(&(account, handler));
+        self.state
+            .lock()
+            .handler_failing
+            .remove(&(account, handler));
         Ok(())
     }
 

@@ -125,10 +125,14 @@ pub struct VisitStart {
 /// The result of a conditional move of a lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MoveOutcome {
-    Moved { from: Stage },
+    Moved {
+        from: Stage,
+    },
     NotFound,
     /// The lead was not where the caller expected (someone moved it first).
-    Conflict { current: Stage },
+    Conflict {
+        current: Stage,
+    },
 }
 
 #[async_trait]
@@ -160,8 +164,12 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
     ) -> StoreResult<Option<String>>;
     async fn list_records(&self, account: AccountId, kind: RecordKind) -> StoreResult<Vec<String>>;
-    async fn delete_record(&self, account: AccountId, kind: RecordKind, id: &str)
-    -> StoreResult<bool>;
+    async fn delete_record(
+        &self,
+        account: AccountId,
+        kind: RecordKind,
+        id: &str,
+    ) -> StoreResult<bool>;
     /// A global name for a record (a site key, a form id) → `target` (`account/id`).
     async fn put_alias(&self, kind: RecordKind, alias: &str, target: &str) -> StoreResult<()>;
     async fn get_alias(&self, kind: RecordKind, alias: &str) -> StoreResult<Option<String>>;

@@ -76,12 +76,19 @@ struct ActionPatch {
 fn check(action: &Action, pipeline: Option<&Pipeline>, handler: &Handler) -> Vec<FieldError> {
     let mut errors = Vec::new();
     match pipeline {
-        None => errors.push(FieldError::new("pipeline_id", format!("pipeline {} does not exist", action.pipeline_id))),
+        None => errors.push(FieldError::new(
+            "pipeline_id",
+            format!("pipeline {} does not exist", action.pipeline_id),
+        )),
         Some(p) => {
             if action.status_ids.is_empty() {
                 errors.push(FieldError::new("status_ids", "needs at least one stage"));
-            } else if let Some(missing) = action.status_ids.iter().find(|s| p.status(**s).is_none()) {
-                errors.push(FieldError::new("status_ids", format!("pipeline {} has no status {missing}", p.id)));
+            } else if let Some(missing) = action.status_ids.iter().find(|s| p.status(**s).is_none())
+            {
+                errors.push(FieldError::new(
+                    "status_ids",
+                    format!("pipeline {} has no status {missing}", p.id),
+                ));
             } else if action.status_ids.len() > 1 && !handler.action_multiple {
                 errors.push(FieldError::new("status_ids", format!("handler `{}` does not allow actions over several stages (action_multiple is false)", handler.code)));
             } else if !p.is_contiguous(&action.status_ids) {
@@ -92,18 +99,30 @@ fn check(action: &Action, pipeline: Option<&Pipeline>, handler: &Handler) -> Vec
     match action.event {
         EventType::SiteVisit => {
             if action.site_url.is_none() {
-                errors.push(FieldError::new("site_url", "a site_visit action needs the site URL"));
+                errors.push(FieldError::new(
+                    "site_url",
+                    "a site_visit action needs the site URL",
+                ));
             }
             if action.delay_seconds > MAX_DELAY_SECONDS {
-                errors.push(FieldError::new("delay_seconds", format!("is at most {MAX_DELAY_SECONDS} (30 days)")));
+                errors.push(FieldError::new(
+                    "delay_seconds",
+                    format!("is at most {MAX_DELAY_SECONDS} (30 days)"),
+                ));
             }
         }
         _ => {
             if action.site_url.is_some() {
-                errors.push(FieldError::new("site_url", "only site_visit actions have a site URL"));
+                errors.push(FieldError::new(
+                    "site_url",
+                    "only site_visit actions have a site URL",
+                ));
             }
             if action.delay_seconds > 0 {
-                errors.push(FieldError::new("delay_seconds", "only site_visit actions can be delayed"));
+                errors.push(FieldError::new(
+                    "delay_seconds",
+                    "only site_visit actions can be delayed",
+                ));
             }
         }
     }
@@ -115,13 +134,25 @@ fn check(action: &Action, pipeline: Option<&Pipeline>, handler: &Handler) -> Vec
 
 fn parse_site_url(raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<SiteUrl> {
     let raw = raw.filter(|s| !s.trim().is_empty())?;
-    SiteUrl::parse(&raw).map_err(|e| errors.push(FieldError::new("site_url", e))).ok()
+    SiteUrl::parse(&raw)
+        .map_err(|e| errors.push(FieldError::new("site_url", e)))
+        .ok()
 }
 
-async fn list(auth: Auth, req: HttpRequest, paging: web::Query<Paging>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    paging: web::Query<Paging>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let actions: Vec<Action> = catalog::list(&*services.store, auth.0.id).await?;
-    Ok(page_of(&req, "actions", paging, actions.iter().map(view).collect()))
+    Ok(page_of(
+        &req,
+        "actions",
+        paging,
+        actions.iter().map(view).collect(),
+    ))
 }
 
 async fn find(services: &Services, auth: &Auth, id: ActionId) -> Result<Action, Problem> {
@@ -130,11 +161,21 @@ async fn find(services: &Services, auth: &Auth, id: ActionId) -> Result<Action, 
         .ok_or_else(|| Problem::not_found(format!("action {id} does not exist")))
 }
 
-async fn get(auth: Auth, id: web::Path<u64>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(view(&find(&services, &auth, ActionId(id.into_inner())).await?)))
+async fn get(
+    auth: Auth,
+    id: web::Path<u64>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(view(
+        &find(&services, &auth, ActionId(id.into_inner())).await?,
+    )))
 }
 
-async fn create(auth: Auth, body: ApiJson<Vec<NewAction>>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn create(
+    auth: Auth,
+    body: ApiJson<Vec<NewAction>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let account = auth.0.id;
     let pipelines: Vec<Pipeline> = catalog::list(&*services.store, account).await?;
     let handlers: Vec<Handler> = catalog::list(&*services.store, account).await?;
@@ -143,11 +184,20 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewAction>>, services: web::Data<S
         let mut errors = Vec::new();
         let event = EventType::from_code(&a.event).filter(|e| e.is_actionable());
         if event.is_none() {
-            errors.push(FieldError::new("event", format!("must be one of: {}", EventType::actionable_codes().join(", "))));
+            errors.push(FieldError::new(
+                "event",
+                format!(
+                    "must be one of: {}",
+                    EventType::actionable_codes().join(", ")
+                ),
+            ));
         }
         let handler = handlers.iter().find(|h| h.code == a.handler);
         if handler.is_none() {
-            errors.push(FieldError::new("handler", format!("no handler has the code `{}`", a.handler)));
+            errors.push(FieldError::new(
+                "handler",
+                format!("no handler has the code `{}`", a.handler),
+            ));
         }
         let site_url = parse_site_url(a.site_url, &mut errors);
         let (Some(event), Some(handler)) = (event, handler) else {
@@ -170,7 +220,11 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewAction>>, services: web::Data<S
         };
         let pipeline = pipelines.iter().find(|p| p.id == action.pipeline_id);
         errors.extend(check(&action, pipeline, handler));
-        if errors.is_empty() { Ok(action) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(action)
+        } else {
+            Err(errors)
+        }
     })?;
     let mut created = Vec::new();
     for mut action in checked {
@@ -181,7 +235,12 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewAction>>, services: web::Data<S
     Ok(embedded("actions", created))
 }
 
-async fn update(auth: Auth, id: web::Path<u64>, body: ApiJson<ActionPatch>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn update(
+    auth: Auth,
+    id: web::Path<u64>,
+    body: ApiJson<ActionPatch>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let mut action = find(&services, &auth, ActionId(id.into_inner())).await?;
     let patch = body.0;
     let mut errors = Vec::new();
@@ -200,10 +259,15 @@ async fn update(auth: Auth, id: web::Path<u64>, body: ApiJson<ActionPatch>, serv
     if let Some(e) = patch.enabled {
         action.enabled = e;
     }
-    let pipeline: Option<Pipeline> = catalog::get(&*services.store, auth.0.id, action.pipeline_id).await?;
-    let handler: Option<Handler> = catalog::get(&*services.store, auth.0.id, action.handler_id).await?;
+    let pipeline: Option<Pipeline> =
+        catalog::get(&*services.store, auth.0.id, action.pipeline_id).await?;
+    let handler: Option<Handler> =
+        catalog::get(&*services.store, auth.0.id, action.handler_id).await?;
     let Some(handler) = handler else {
-        return Err(Problem::field("handler", "the action's handler no longer exists"));
+        return Err(Problem::field(
+            "handler",
+            "the action's handler no longer exists",
+        ));
     };
     errors.extend(check(&action, pipeline.as_ref(), &handler));
     if !errors.is_empty() {
@@ -214,7 +278,11 @@ async fn update(auth: Auth, id: web::Path<u64>, body: ApiJson<ActionPatch>, serv
     Ok(HttpResponse::Ok().json(view(&action)))
 }
 
-async fn delete(auth: Auth, id: web::Path<u64>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn delete(
+    auth: Auth,
+    id: web::Path<u64>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let id = ActionId(id.into_inner());
     if catalog::delete::<Action>(&*services.store, auth.0.id, id).await? {
         Ok(HttpResponse::NoContent().finish())

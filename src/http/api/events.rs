@@ -23,8 +23,10 @@ fn view(e: &EventRecord, with_body: bool) -> Value {
     let attempts: Vec<Value> = e
         .attempts
         .iter()
-        .map(|a| json!({"at": to_secs(a.at), "at_ms": a.at, "status": a.status,
-                        "latency_ms": a.latency_ms, "error": a.error}))
+        .map(|a| {
+            json!({"at": to_secs(a.at), "at_ms": a.at, "status": a.status,
+                        "latency_ms": a.latency_ms, "error": a.error})
+        })
         .collect();
     let mut v = json!({
         "id": e.id, "type": e.event_type.number(), "type_code": e.event_type.code(),
@@ -36,7 +38,11 @@ fn view(e: &EventRecord, with_body: bool) -> Value {
         "next_attempt_at": e.next_attempt_at.map(to_secs), "attempts": attempts,
     });
     if with_body {
-        v["body"] = e.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+        v["body"] = e
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
     }
     v
 }
@@ -58,9 +64,10 @@ impl EventQuery {
         self.lead_id.is_none_or(|l| e.lead_id == LeadId(l))
             && self.handler_id.is_none_or(|h| e.handler_id == HandlerId(h))
             && self.state.is_none_or(|s| e.state == s)
-            && self.event_type.as_deref().is_none_or(|t| {
-                e.event_type.code() == t || e.event_type.number().to_string() == t
-            })
+            && self
+                .event_type
+                .as_deref()
+                .is_none_or(|t| e.event_type.code() == t || e.event_type.number().to_string() == t)
     }
 }
 
@@ -74,9 +81,18 @@ async fn load(services: &Services, ids: &[EventId]) -> Result<Vec<EventRecord>, 
     Ok(events)
 }
 
-async fn list(auth: Auth, req: HttpRequest, query: web::Query<EventQuery>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    query: web::Query<EventQuery>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
-    let paging = Paging { page: q.page.unwrap_or(1), limit: q.limit.unwrap_or(50) }.check()?;
+    let paging = Paging {
+        page: q.page.unwrap_or(1),
+        limit: q.limit.unwrap_or(50),
+    }
+    .check()?;
     let ids = services.store.event_ids(auth.0.id).await?;
     let wanted = paging.page * paging.limit + 1;
     let mut matched = Vec::new();
@@ -106,18 +122,30 @@ async fn find(services: &Services, auth: &Auth, raw: String) -> Result<EventReco
         .ok_or_else(missing)
 }
 
-async fn get(auth: Auth, id: web::Path<String>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn get(
+    auth: Auth,
+    id: web::Path<String>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let event = find(&services, &auth, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view(&event, true)))
 }
 
-async fn replay(auth: Auth, id: web::Path<String>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn replay(
+    auth: Auth,
+    id: web::Path<String>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let event = find(&services, &auth, id.into_inner()).await?;
     let event = services.replay(event).await?;
     Ok(HttpResponse::Ok().json(view(&event, false)))
 }
 
-async fn replay_handler(auth: Auth, id: web::Path<u64>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn replay_handler(
+    auth: Auth,
+    id: web::Path<u64>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let handler = super::handlers::find(&services, &auth, HandlerId(id.into_inner())).await?;
     let ids = services.store.dead_event_ids(auth.0.id, handler.id).await?;
     let mut replayed = Vec::new();

@@ -25,7 +25,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn view(form: &Form, services: &Services) -> Value {
     let base = services.settings.server.public_url.trim_end_matches('/');
-    let required = |f: ContactField| if form.required.contains(&f) { " required" } else { "" };
+    let required = |f: ContactField| {
+        if form.required.contains(&f) {
+            " required"
+        } else {
+            ""
+        }
+    };
     let snippet = format!(
         "<form data-footfall-form=\"{id}\" method=\"post\" action=\"{base}/v1/forms/{id}/submit\">\n  \
          <input name=\"name\" placeholder=\"Name\"{}>\n  \
@@ -57,13 +63,27 @@ struct NewForm {
     required: Option<Vec<ContactField>>,
 }
 
-async fn list(auth: Auth, req: HttpRequest, paging: web::Query<Paging>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    paging: web::Query<Paging>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let forms: Vec<Form> = catalog::list(&*services.store, auth.0.id).await?;
-    Ok(page_of(&req, "forms", paging, forms.iter().map(|f| view(f, &services)).collect()))
+    Ok(page_of(
+        &req,
+        "forms",
+        paging,
+        forms.iter().map(|f| view(f, &services)).collect(),
+    ))
 }
 
-async fn get(auth: Auth, id: web::Path<String>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn get(
+    auth: Auth,
+    id: web::Path<String>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let id = id.into_inner();
     let form: Option<Form> = if is_token_like(&id) {
         catalog::get(&*services.store, auth.0.id, &id).await?
@@ -74,7 +94,11 @@ async fn get(auth: Auth, id: web::Path<String>, services: web::Data<Services>) -
     Ok(HttpResponse::Ok().json(view(&form, &services)))
 }
 
-async fn create(auth: Auth, body: ApiJson<Vec<NewForm>>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn create(
+    auth: Auth,
+    body: ApiJson<Vec<NewForm>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let account = auth.0.id;
     let sites: Vec<Site> = catalog::list(&*services.store, account).await?;
     let pipelines: Vec<Pipeline> = catalog::list(&*services.store, account).await?;
@@ -82,14 +106,29 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewForm>>, services: web::Data<Ser
         let mut errors = Vec::new();
         let name = check_name("name", &f.name, &mut errors);
         if !sites.iter().any(|s| s.id == SiteId(f.site_id)) {
-            errors.push(FieldError::new("site_id", format!("site {} does not exist", f.site_id)));
+            errors.push(FieldError::new(
+                "site_id",
+                format!("site {} does not exist", f.site_id),
+            ));
         }
         if !pipelines.iter().any(|p| p.id == PipelineId(f.pipeline_id)) {
-            errors.push(FieldError::new("pipeline_id", format!("pipeline {} does not exist", f.pipeline_id)));
+            errors.push(FieldError::new(
+                "pipeline_id",
+                format!("pipeline {} does not exist", f.pipeline_id),
+            ));
         }
-        let success_url = f.success_url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
-        if success_url.as_deref().is_some_and(|u| parse_web_url(u).is_none()) {
-            errors.push(FieldError::new("success_url", "must be an absolute http(s) URL"));
+        let success_url = f
+            .success_url
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty());
+        if success_url
+            .as_deref()
+            .is_some_and(|u| parse_web_url(u).is_none())
+        {
+            errors.push(FieldError::new(
+                "success_url",
+                "must be an absolute http(s) URL",
+            ));
         }
         let required = f.required.unwrap_or_else(default_required);
         if errors.is_empty() {

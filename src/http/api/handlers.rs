@@ -70,7 +70,12 @@ async fn check_webhook_url(url: &str, services: &Services) -> Result<String, Fie
         .map_err(|e| FieldError::new("webhook_url", e.to_string()))
 }
 
-async fn list(auth: Auth, req: HttpRequest, paging: web::Query<Paging>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    paging: web::Query<Paging>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let handlers: Vec<Handler> = catalog::list(&*services.store, auth.0.id).await?;
     let mut items = Vec::with_capacity(handlers.len());
@@ -86,12 +91,20 @@ pub async fn find(services: &Services, auth: &Auth, id: HandlerId) -> Result<Han
         .ok_or_else(|| Problem::not_found(format!("handler {id} does not exist")))
 }
 
-async fn get(auth: Auth, id: web::Path<u64>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn get(
+    auth: Auth,
+    id: web::Path<u64>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let handler = find(&services, &auth, HandlerId(id.into_inner())).await?;
     Ok(HttpResponse::Ok().json(view(&handler, &services).await?))
 }
 
-async fn create(auth: Auth, body: ApiJson<Vec<NewHandler>>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn create(
+    auth: Auth,
+    body: ApiJson<Vec<NewHandler>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let account = auth.0.id;
     let existing: Vec<Handler> = catalog::list(&*services.store, account).await?;
     // URLs are resolved (async) before the synchronous checks of each item.
@@ -105,12 +118,20 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewHandler>>, services: web::Data<
         let mut errors = Vec::new();
         let name = check_name("name", &h.name, &mut errors);
         if !valid_code(&h.code) {
-            errors.push(FieldError::new("code", "is 1–64 characters of a-z, 0-9, _ and -"));
+            errors.push(FieldError::new(
+                "code",
+                "is 1–64 characters of a-z, 0-9, _ and -",
+            ));
         } else if existing.iter().any(|e| e.code == h.code) || codes.contains(&h.code) {
-            errors.push(FieldError::new("code", format!("`{}` is already in use", h.code)));
+            errors.push(FieldError::new(
+                "code",
+                format!("`{}` is already in use", h.code),
+            ));
         }
         codes.push(h.code.clone());
-        let url = urls.next().unwrap_or_else(|| Err(FieldError::new("webhook_url", "missing")));
+        let url = urls
+            .next()
+            .unwrap_or_else(|| Err(FieldError::new("webhook_url", "missing")));
         let url = url.map_err(|e| errors.push(e)).unwrap_or_default();
         let settings = h.settings.unwrap_or_else(|| Value::Object(Map::new()));
         if let Err(es) = SettingsSchema::parse(&settings) {
@@ -146,7 +167,12 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewHandler>>, services: web::Data<
     Ok(embedded("handlers", created))
 }
 
-async fn update(auth: Auth, id: web::Path<u64>, body: ApiJson<HandlerPatch>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn update(
+    auth: Auth,
+    id: web::Path<u64>,
+    body: ApiJson<HandlerPatch>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let mut handler = find(&services, &auth, HandlerId(id.into_inner())).await?;
     let patch = body.0;
     let mut errors = Vec::new();

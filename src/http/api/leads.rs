@@ -33,8 +33,10 @@ pub fn view(lead: &Lead, visitors: Option<&[VisitorLink]>) -> Value {
     if let Some(visitors) = visitors {
         embedded["visitors"] = visitors
             .iter()
-            .map(|v| json!({"visitor": v.visitor, "linked_at": to_secs(v.linked_at),
-                            "since": v.since.map(to_secs), "until": v.until.map(to_secs)}))
+            .map(|v| {
+                json!({"visitor": v.visitor, "linked_at": to_secs(v.linked_at),
+                            "since": v.since.map(to_secs), "until": v.until.map(to_secs)})
+            })
             .collect();
     }
     json!({
@@ -61,9 +63,15 @@ struct LeadQuery {
 impl LeadQuery {
     fn matches(&self, lead: &Lead) -> bool {
         let created = to_secs(lead.created_at);
-        let needle = self.query.as_deref().map(str::to_lowercase).filter(|q| !q.is_empty());
+        let needle = self
+            .query
+            .as_deref()
+            .map(str::to_lowercase)
+            .filter(|q| !q.is_empty());
         self.status_id.is_none_or(|s| lead.status_id == StatusId(s))
-            && self.pipeline_id.is_none_or(|p| lead.pipeline_id == PipelineId(p))
+            && self
+                .pipeline_id
+                .is_none_or(|p| lead.pipeline_id == PipelineId(p))
             && self.created_from.is_none_or(|f| created >= f)
             && self.created_to.is_none_or(|t| created <= t)
             && needle.is_none_or(|q| {
@@ -78,7 +86,12 @@ impl LeadQuery {
     }
 }
 
-async fn list(auth: Auth, req: HttpRequest, query: web::Query<LeadQuery>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    query: web::Query<LeadQuery>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let query = query.into_inner();
     let paging = Paging {
         page: query.page.unwrap_or(1),
@@ -102,7 +115,11 @@ async fn list(auth: Auth, req: HttpRequest, query: web::Query<LeadQuery>, servic
     Ok(page_of(&req, "leads", paging, matched))
 }
 
-async fn get(auth: Auth, id: web::Path<u64>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn get(
+    auth: Auth,
+    id: web::Path<u64>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
     let visitors = services.store.lead_visitors(lead.id).await?;
     Ok(HttpResponse::Ok().json(view(&lead, Some(&visitors))))
@@ -119,13 +136,21 @@ struct LeadPatch {
     name: Option<String>,
 }
 
-async fn update(auth: Auth, id: web::Path<u64>, body: ApiJson<LeadPatch>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn update(
+    auth: Auth,
+    id: web::Path<u64>,
+    body: ApiJson<LeadPatch>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let id = LeadId(id.into_inner());
     let patch = body.0;
     let account = auth.0.id;
     let mut lead = services.lead(account, id).await?;
     if patch.status_id.is_none() && patch.pipeline_id.is_some() {
-        return Err(Problem::field("status_id", "is required when pipeline_id is given"));
+        return Err(Problem::field(
+            "status_id",
+            "is required when pipeline_id is given",
+        ));
     }
     if let Some(name) = &patch.name {
         let mut errors = Vec::new();
@@ -133,14 +158,27 @@ async fn update(auth: Auth, id: web::Path<u64>, body: ApiJson<LeadPatch>, servic
         if !errors.is_empty() {
             return Err(Problem::invalid(errors));
         }
-        services.store.rename_lead(id, &name, crate::domain::time::now_ms()).await?;
+        services
+            .store
+            .rename_lead(id, &name, crate::domain::time::now_ms())
+            .await?;
         lead.name = name;
     }
     if let Some(status) = patch.status_id {
         let moved = services
-            .move_lead(account, id, patch.pipeline_id.map(PipelineId), StatusId(status), MoveKind::Moved, None)
+            .move_lead(
+                account,
+                id,
+                patch.pipeline_id.map(PipelineId),
+                StatusId(status),
+                MoveKind::Moved,
+                None,
+            )
             .await?;
-        lead = Lead { name: lead.name, ..moved };
+        lead = Lead {
+            name: lead.name,
+            ..moved
+        };
     }
     Ok(HttpResponse::Ok().json(view(&lead, None)))
 }
@@ -162,27 +200,53 @@ fn max() -> usize {
     MAX_LIMIT
 }
 
-async fn timeline(auth: Auth, req: HttpRequest, id: web::Path<u64>, query: web::Query<TimelineQuery>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
-    let paging = Paging { page: query.page, limit: query.limit }.check()?;
-    let items = services.timeline(auth.0.id, LeadId(id.into_inner())).await?;
+async fn timeline(
+    auth: Auth,
+    req: HttpRequest,
+    id: web::Path<u64>,
+    query: web::Query<TimelineQuery>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let paging = Paging {
+        page: query.page,
+        limit: query.limit,
+    }
+    .check()?;
+    let items = services
+        .timeline(auth.0.id, LeadId(id.into_inner()))
+        .await?;
     Ok(page_of(&req, "timeline", paging, items))
 }
 
-async fn visits(auth: Auth, req: HttpRequest, id: web::Path<u64>, paging: web::Query<Paging>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn visits(
+    auth: Auth,
+    req: HttpRequest,
+    id: web::Path<u64>,
+    paging: web::Query<Paging>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
     let mut visits = Vec::new();
     for link in services.store.lead_visitors(lead.id).await? {
         for v in services.store.visits(link.visitor).await? {
             if link.covers(v.started_at) {
-                visits.push((v.started_at, json!({
-                    "visitor": link.visitor, "number": v.number, "site_id": v.site_id,
-                    "started_at": to_secs(v.started_at), "url": v.url, "title": v.title,
-                    "referrer": v.referrer,
-                })));
+                visits.push((
+                    v.started_at,
+                    json!({
+                        "visitor": link.visitor, "number": v.number, "site_id": v.site_id,
+                        "started_at": to_secs(v.started_at), "url": v.url, "title": v.title,
+                        "referrer": v.referrer,
+                    }),
+                ));
             }
         }
     }
     visits.sort_by_key(|(at, _)| *at);
-    Ok(page_of(&req, "visits", paging, visits.into_iter().map(|(_, v)| v).collect()))
+    Ok(page_of(
+        &req,
+        "visits",
+        paging,
+        visits.into_iter().map(|(_, v)| v).collect(),
+    ))
 }

@@ -50,13 +50,19 @@ impl FromRequest for Auth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let unauthorized = |detail: &str| Problem::new(StatusCode::UNAUTHORIZED, detail);
         let Some(services) = req.app_data::<web::Data<Services>>() else {
-            return ready(Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "not configured")));
+            return ready(Err(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "not configured",
+            )));
         };
         let token = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
         ready(match token {
             None => Err(unauthorized("send `Authorization: Bearer <account token>`")),
             Some(token) => services
@@ -95,7 +101,10 @@ impl Paging {
             return Err(Problem::field("page", "pages start at 1"));
         }
         if !(1..=MAX_LIMIT).contains(&self.limit) {
-            return Err(Problem::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            return Err(Problem::field(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         Ok(self)
     }
@@ -104,15 +113,19 @@ impl Paging {
         let total = items.len();
         let start = (self.page - 1).saturating_mul(self.limit);
         let has_next = start.saturating_add(self.limit) < total;
-        (items.into_iter().skip(start).take(self.limit).collect(), has_next)
+        (
+            items.into_iter().skip(start).take(self.limit).collect(),
+            has_next,
+        )
     }
 }
 
 fn link(req: &HttpRequest, page: usize, limit: usize) -> Value {
-    let mut query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .filter(|(k, _)| k != "page" && k != "limit")
-        .collect();
+    let mut query: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .into_owned()
+            .filter(|(k, _)| k != "page" && k != "limit")
+            .collect();
     query.push(("page".into(), page.to_string()));
     query.push(("limit".into(), limit.to_string()));
     let qs = url::form_urlencoded::Serializer::new(String::new())
@@ -151,20 +164,31 @@ pub fn validate_all<T, U>(
     mut check: impl FnMut(T) -> Result<U, Vec<FieldError>>,
 ) -> Result<Vec<U>, Problem> {
     if items.is_empty() {
-        return Err(Problem::bad_request("send a JSON array with at least one item"));
+        return Err(Problem::bad_request(
+            "send a JSON array with at least one item",
+        ));
     }
     if items.len() > MAX_LIMIT {
-        return Err(Problem::bad_request(format!("at most {MAX_LIMIT} items at once")));
+        return Err(Problem::bad_request(format!(
+            "at most {MAX_LIMIT} items at once"
+        )));
     }
     let mut ok = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         match check(item) {
             Ok(v) => ok.push(v),
-            Err(es) => errors.extend(es.into_iter().map(|e| FieldError::new(format!("[{i}].{}", e.field), e.message))),
+            Err(es) => errors.extend(
+                es.into_iter()
+                    .map(|e| FieldError::new(format!("[{i}].{}", e.field), e.message)),
+            ),
         }
     }
-    if errors.is_empty() { Ok(ok) } else { Err(Problem::invalid(errors)) }
+    if errors.is_empty() {
+        Ok(ok)
+    } else {
+        Err(Problem::invalid(errors))
+    }
 }
 
 /// A required, trimmed, bounded name.

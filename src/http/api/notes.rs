@@ -26,7 +26,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn view(lead: LeadId, entry: &TimelineEntry) -> Option<Value> {
     match entry {
-        TimelineEntry::Note { at, id, note_type, params } => Some(json!({
+        TimelineEntry::Note {
+            at,
+            id,
+            note_type,
+            params,
+        } => Some(json!({
             "id": id, "entity_id": lead, "note_type": "service_message", "note_type_id": note_type,
             "params": params, "created_at": to_secs(*at),
         })),
@@ -49,7 +54,13 @@ struct NoteParams {
     service: String,
 }
 
-async fn list(auth: Auth, req: HttpRequest, id: web::Path<u64>, paging: web::Query<Paging>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    id: web::Path<u64>,
+    paging: web::Query<Paging>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
     let notes: Vec<Value> = services
@@ -62,22 +73,41 @@ async fn list(auth: Auth, req: HttpRequest, id: web::Path<u64>, paging: web::Que
     Ok(page_of(&req, "notes", paging, notes))
 }
 
-async fn create(auth: Auth, id: web::Path<u64>, body: ApiJson<Vec<NewNote>>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn create(
+    auth: Auth,
+    id: web::Path<u64>,
+    body: ApiJson<Vec<NewNote>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
     let checked = validate_all(body.0, |n| {
         let mut errors = Vec::new();
-        let is_service_message = n.note_type == json!(SERVICE_MESSAGE) || n.note_type == json!("service_message");
+        let is_service_message =
+            n.note_type == json!(SERVICE_MESSAGE) || n.note_type == json!("service_message");
         if !is_service_message {
-            errors.push(FieldError::new("note_type", "only 25 (service_message) is supported"));
+            errors.push(FieldError::new(
+                "note_type",
+                "only 25 (service_message) is supported",
+            ));
         }
-        for (field, value, max) in [("params.text", &n.params.text, 10_000), ("params.service", &n.params.service, 255)] {
+        for (field, value, max) in [
+            ("params.text", &n.params.text, 10_000),
+            ("params.service", &n.params.service, 255),
+        ] {
             if value.trim().is_empty() {
                 errors.push(FieldError::new(field, "is required"));
             } else if value.chars().count() > max {
-                errors.push(FieldError::new(field, format!("is longer than {max} characters")));
+                errors.push(FieldError::new(
+                    field,
+                    format!("is longer than {max} characters"),
+                ));
             }
         }
-        if errors.is_empty() { Ok(n.params) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(n.params)
+        } else {
+            Err(errors)
+        }
     })?;
     let mut created = Vec::new();
     for params in checked {

@@ -23,7 +23,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 pub fn view(site: &Site, services: &Services) -> Value {
-    let tracker = format!("{}/t.js", services.settings.server.public_url.trim_end_matches('/'));
+    let tracker = format!(
+        "{}/t.js",
+        services.settings.server.public_url.trim_end_matches('/')
+    );
     json!({
         "id": site.id, "key": site.key, "name": site.name, "url": site.url,
         "hosts": site.hosts, "respect_dnt": site.respect_dnt,
@@ -76,13 +79,27 @@ fn check_hosts(hosts: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     parsed
 }
 
-async fn list(auth: Auth, req: HttpRequest, paging: web::Query<Paging>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    paging: web::Query<Paging>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let sites: Vec<Site> = catalog::list(&*services.store, auth.0.id).await?;
-    Ok(page_of(&req, "sites", paging, sites.iter().map(|s| view(s, &services)).collect()))
+    Ok(page_of(
+        &req,
+        "sites",
+        paging,
+        sites.iter().map(|s| view(s, &services)).collect(),
+    ))
 }
 
-async fn get(auth: Auth, id: web::Path<u64>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn get(
+    auth: Auth,
+    id: web::Path<u64>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let site = find(&services, &auth, SiteId(id.into_inner())).await?;
     Ok(HttpResponse::Ok().json(view(&site, &services)))
 }
@@ -93,7 +110,11 @@ async fn find(services: &Services, auth: &Auth, id: SiteId) -> Result<Site, Prob
         .ok_or_else(|| Problem::not_found(format!("site {id} does not exist")))
 }
 
-async fn create(auth: Auth, body: ApiJson<Vec<NewSite>>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn create(
+    auth: Auth,
+    body: ApiJson<Vec<NewSite>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let checked = validate_all(body.0, |s| {
         let mut errors = Vec::new();
         let name = check_name("name", &s.name, &mut errors);
@@ -101,7 +122,10 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewSite>>, services: web::Data<Ser
         if url.is_none() {
             errors.push(FieldError::new("url", "must be an absolute http(s) URL"));
         }
-        let default_host = url.as_ref().and_then(|u| u.host_str()).map(|h| vec![h.to_owned()]);
+        let default_host = url
+            .as_ref()
+            .and_then(|u| u.host_str())
+            .map(|h| vec![h.to_owned()]);
         let hosts = check_hosts(&s.hosts.or(default_host).unwrap_or_default(), &mut errors);
         if errors.is_empty() {
             Ok((name, s.url.trim().to_owned(), hosts, s.respect_dnt))
@@ -127,7 +151,12 @@ async fn create(auth: Auth, body: ApiJson<Vec<NewSite>>, services: web::Data<Ser
     Ok(embedded("sites", created))
 }
 
-async fn update(auth: Auth, id: web::Path<u64>, body: ApiJson<SitePatch>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn update(
+    auth: Auth,
+    id: web::Path<u64>,
+    body: ApiJson<SitePatch>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let mut site = find(&services, &auth, SiteId(id.into_inner())).await?;
     let patch = body.0;
     let mut errors = Vec::new();

@@ -47,26 +47,45 @@ fn uid(raw: String) -> Result<UnsortedUid, Problem> {
     if is_token_like(&raw) {
         Ok(UnsortedUid(raw))
     } else {
-        Err(Problem::not_found(format!("unsorted entry {raw} does not exist")))
+        Err(Problem::not_found(format!(
+            "unsorted entry {raw} does not exist"
+        )))
     }
 }
 
-async fn list(auth: Auth, req: HttpRequest, query: web::Query<UnsortedQuery>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list(
+    auth: Auth,
+    req: HttpRequest,
+    query: web::Query<UnsortedQuery>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
-    let paging = Paging { page: q.page.unwrap_or(1), limit: q.limit.unwrap_or(50) }.check()?;
+    let paging = Paging {
+        page: q.page.unwrap_or(1),
+        limit: q.limit.unwrap_or(50),
+    }
+    .check()?;
     let items: Vec<Value> = services
         .store
         .list_unsorted(auth.0.id)
         .await?
         .iter()
         .filter(|u| q.pipeline_id.is_none_or(|p| u.pipeline_id == PipelineId(p)))
-        .filter(|u| q.form_id.as_deref().is_none_or(|f| u.metadata.form_id.as_str() == f))
+        .filter(|u| {
+            q.form_id
+                .as_deref()
+                .is_none_or(|f| u.metadata.form_id.as_str() == f)
+        })
         .map(view)
         .collect();
     Ok(page_of(&req, "unsorted", paging, items))
 }
 
-async fn get(auth: Auth, path: web::Path<String>, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn get(
+    auth: Auth,
+    path: web::Path<String>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
     let entry = services
         .store
@@ -83,7 +102,13 @@ struct AcceptBody {
     status_id: Option<u64>,
 }
 
-async fn accept(auth: Auth, req: HttpRequest, path: web::Path<String>, mut payload: web::Payload, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn accept(
+    auth: Auth,
+    req: HttpRequest,
+    path: web::Path<String>,
+    mut payload: web::Payload,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
     // The body is optional: without it the lead goes to the first working stage.
     let body = read_body(&req, &mut payload, 4096).await?;
@@ -92,14 +117,22 @@ async fn accept(auth: Auth, req: HttpRequest, path: web::Path<String>, mut paylo
     } else {
         parse_json(&body)?
     };
-    let lead = services.accept(auth.0.id, &uid, body.status_id.map(StatusId)).await?;
+    let lead = services
+        .accept(auth.0.id, &uid, body.status_id.map(StatusId))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "uid": uid, "pipeline_id": lead.pipeline_id, "status_id": lead.status_id,
         "_embedded": {"leads": [{"id": lead.id}]},
     })))
 }
 
-async fn decline(auth: Auth, req: HttpRequest, path: web::Path<String>, mut payload: web::Payload, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn decline(
+    auth: Auth,
+    req: HttpRequest,
+    path: web::Path<String>,
+    mut payload: web::Payload,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
     read_body(&req, &mut payload, 4096).await?;
     let lead = services.decline(auth.0.id, &uid).await?;

@@ -144,6 +144,9 @@ mod tests {
         let shard = keys.shard_of(&id);
         assert!(shard < 8);
         assert!(keys.event(&id).starts_with(&format!("ff:{{j{shard}}}:e:")));
-        assert!(keys.schedule(shard).starts_with(&format!("ff:{{j{shard}}}")));
+        assert!(
+            keys.schedule(shard)
+                .starts_with(&format!("ff:{{j{shard}}}"))
+        );
     }
 }

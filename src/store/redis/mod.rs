@@ -91,7 +91,10 @@ impl RedisStore<::redis::cluster_async::ClusterConnection> {
         let con = client.get_async_connection().await.map_err(redis_error)?;
         let description = format!(
             "redis cluster ({})",
-            urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", ")
+            urls.iter()
+                .map(|u| redact(u))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         Ok(Self::with_connection(con, description, options))
     }
@@ -150,7 +153,10 @@ fn lead_from_fields(id: LeadId, mut f: HashMap<String, String>) -> StoreResult<O
     if f.is_empty() {
         return Ok(None);
     }
-    let mut take = |k: &str| f.remove(k).ok_or_else(|| corrupt(format!("lead {id} lacks {k}")));
+    let mut take = |k: &str| {
+        f.remove(k)
+            .ok_or_else(|| corrupt(format!("lead {id} lacks {k}")))
+    };
     let num = |s: String| s.parse::<i64>().map_err(corrupt);
     Ok(Some(Lead {
         id,
@@ -202,7 +208,12 @@ where
 
     async fn claim_once(&self, key: &str) -> StoreResult<bool> {
         let set: Option<String> = self
-            .query(::redis::cmd("SET").arg(self.keys.once(key)).arg(1).arg("NX"))
+            .query(
+                ::redis::cmd("SET")
+                    .arg(self.keys.once(key))
+                    .arg(1)
+                    .arg("NX"),
+            )
             .await?;
         Ok(set.is_some())
     }
@@ -229,8 +240,12 @@ where
         kind: RecordKind,
         id: &str,
     ) -> StoreResult<Option<String>> {
-        self.query(::redis::cmd("HGET").arg(self.keys.records(account, kind)).arg(id))
-            .await
+        self.query(
+            ::redis::cmd("HGET")
+                .arg(self.keys.records(account, kind))
+                .arg(id),
+        )
+        .await
     }
 
     async fn list_records(&self, account: AccountId, kind: RecordKind) -> StoreResult<Vec<String>> {
@@ -253,7 +268,11 @@ where
         id: &str,
     ) -> StoreResult<bool> {
         let n: u64 = self
-            .query(::redis::cmd("HDEL").arg(self.keys.records(account, kind)).arg(id))
+            .query(
+                ::redis::cmd("HDEL")
+                    .arg(self.keys.records(account, kind))
+                    .arg(id),
+            )
             .await?;
         Ok(n > 0)
     }
@@ -401,8 +420,10 @@ where
         let raw: Vec<String> = self
             .query(::redis::cmd("HVALS").arg(self.keys.lead_visitors(lead)))
             .await?;
-        let mut links: Vec<VisitorLink> =
-            raw.iter().map(|s| parse_json(s)).collect::<StoreResult<_>>()?;
+        let mut links: Vec<VisitorLink> = raw
+            .iter()
+            .map(|s| parse_json(s))
+            .collect::<StoreResult<_>>()?;
         links.sort_by_key(|l| l.linked_at);
         Ok(links)
     }
@@ -436,8 +457,10 @@ where
         let raw: Vec<String> = self
             .query(::redis::cmd("HVALS").arg(self.keys.unsorted(account)))
             .await?;
-        let mut list: Vec<Unsorted> =
-            raw.iter().map(|s| parse_json(s)).collect::<StoreResult<_>>()?;
+        let mut list: Vec<Unsorted> = raw
+            .iter()
+            .map(|s| parse_json(s))
+            .collect::<StoreResult<_>>()?;
         list.sort_by(|a, b| (a.created_at, &a.uid).cmp(&(b.created_at, &b.uid)));
         Ok(list)
     }
@@ -500,7 +523,11 @@ where
 
     async fn visitor_lead(&self, visitor: VisitorId) -> StoreResult<Option<LeadId>> {
         let lead: Option<u64> = self
-            .query(::redis::cmd("HGET").arg(self.keys.visitor(visitor)).arg("l"))
+            .query(
+                ::redis::cmd("HGET")
+                    .arg(self.keys.visitor(visitor))
+                    .arg("l"),
+            )
             .await?;
         Ok(lead.map(LeadId))
     }
@@ -546,7 +573,10 @@ where
         let shard = self.keys.shard_of(&event.id);
         let schedule = self.keys.schedule(shard);
         let mut pipe = ::redis::pipe();
-        let set = pipe.cmd("SET").arg(self.keys.event(&event.id)).arg(to_json(event));
+        let set = pipe
+            .cmd("SET")
+            .arg(self.keys.event(&event.id))
+            .arg(to_json(event));
         if event.state.is_pending() {
             set.ignore();
             pipe.cmd("ZADD")
@@ -555,7 +585,9 @@ where
                 .arg(event.id.as_str())
                 .ignore();
         } else {
-            set.arg("EX").arg(self.options.event_retention_secs).ignore();
+            set.arg("EX")
+                .arg(self.options.event_retention_secs)
+                .ignore();
             pipe.cmd("ZREM")
                 .arg(&schedule)
                 .arg(event.id.as_str())
@@ -577,7 +609,9 @@ where
     }
 
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>> {
-        let raw: Option<String> = self.query(::redis::cmd("GET").arg(self.keys.event(id))).await?;
+        let raw: Option<String> = self
+            .query(::redis::cmd("GET").arg(self.keys.event(id)))
+            .await?;
         raw.map(|s| parse_json(&s)).transpose()
     }
 

@@ -1,0 +1,348 @@
+//! The test harness: the real footfall app on a random port (zero2prod's `spawn_app`),
+//! on a real Redis (127.0.0.1:6379, or FOOTFALL_TEST_REDIS_URL) under a key prefix of its
+//! own, or on the embedded store; and a real webhook receiver over HTTP.
+
+#![allow(dead_code)]
+
+pub mod receiver;
+
+use std::time::Duration;
+
+use base64::Engine;
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use footfall::app::Application;
+use footfall::config::{AccountSettings, Settings};
+
+pub use receiver::{Received, Receiver, Reply};
+
+pub const TOKEN: &str = "test-token-account-a";
+pub const ACCOUNT: u64 = 30441694;
+pub const SUBDOMAIN: &str = "acme";
+/// A browser's user agent: footfall drops beacons of bots and of empty user agents.
+pub const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+    Memory,
+}
+
+pub fn redis_url() -> String {
+    std::env::var("FOOTFALL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A fresh key prefix, so tests on one Redis never see each other's keys.
+pub fn unique_prefix() -> String {
+    format!("fftest{}", rand::rng().random::<u64>())
+}
+
+/// A random cookie key (base64 of 32 bytes).
+pub fn cookie_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode(rand::rng().random::<[u8; 32]>())
+}
+
+/// Settings for tests: a free port, one account, fast retries, limits off, private
+/// webhook targets allowed (the receiver is on loopback).
+pub fn test_settings(backend: Backend) -> Settings {
+    let mut s = Settings::default();
+    s.server.bind = "127.0.0.1:0".into();
+    s.server.workers = 1;
+    s.server.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static").into();
+    if backend == Backend::Redis {
+        s.store.redis_url = redis_url();
+        s.store.key_prefix = unique_prefix();
+    }
+    s.cookies.keys = vec![cookie_key().into()];
+    s.delivery.allow_private_targets = true;
+    s.delivery.retry_schedule_seconds = vec![1, 1, 1];
+    s.delivery.jitter_ratio = 0.0;
+    s.delivery.timeout_ms = 1000;
+    s.delivery.lease_seconds = 5;
+    s.delivery.poll_interval_ms = 100;
+    s.limits.per_ip_per_second = 0;
+    s.limits.per_site_per_second = 0;
+    s.accounts = vec![AccountSettings {
+        account_id: ACCOUNT,
+        subdomain: SUBDOMAIN.into(),
+        token: TOKEN.to_owned().into(),
+    }];
+    s
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(test_settings(backend)).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> Self {
+        let app = Application::build(settings.clone())
+            .await
+            .expect("the app starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(BROWSER)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Self {
+            base,
+            client,
+            settings,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let response = req.send().await.expect("request sent");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(self.client.get(self.url(path)).bearer_auth(TOKEN))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(TOKEN)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .bearer_auth(TOKEN)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Creates one resource and returns it (`POST` of a one-item array).
+    pub async fn create(&self, resource: &str, item: Value) -> Value {
+        let (status, body) = self
+            .post(&format!("/api/v4/{resource}"), json!([item]))
+            .await;
+        assert_eq!(status, StatusCode::OK, "creating {resource}: {body}");
+        body["_embedded"][resource][0].clone()
+    }
+
+    /// A page-view beacon as t.js sends it (text/plain JSON). Returns the status and the
+    /// newly minted visitor id, if any.
+    pub async fn beacon(
+        &self,
+        site_key: &str,
+        vid: Option<&str>,
+        url: &str,
+    ) -> (StatusCode, Option<String>) {
+        let body = json!({"site": site_key, "vid": vid, "url": url, "referrer": "https://www.google.com/", "title": "Page"});
+        let response = self
+            .client
+            .post(self.url("/v1/collect"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("beacon sent");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let vid = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["vid"].as_str().map(str::to_owned));
+        (status, vid)
+    }
+
+    /// The account's first pipeline and its stages by name.
+    pub async fn pipeline(&self) -> Pipeline {
+        let (status, body) = self.get("/api/v4/leads/pipelines").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let p = &body["_embedded"]["pipelines"][0];
+        let stage = |name: &str| {
+            p["_embedded"]["statuses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .map(|s| s["id"].as_u64().unwrap())
+                .unwrap_or_else(|| panic!("no stage {name}"))
+        };
+        Pipeline {
+            id: p["id"].as_u64().unwrap(),
+            unsorted: stage("Unsorted"),
+            first_contact: stage("First contact"),
+            negotiation: stage("Negotiation"),
+        }
+    }
+
+    /// The events of a lead, newest first.
+    pub async fn events_of(&self, lead_id: u64) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!("/api/v4/events?lead_id={lead_id}&limit=250"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["_embedded"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Removes the test's keys from the shared Redis.
+    pub async fn cleanup(&self) {
+        if self.settings.store.redis_url.is_empty() {
+            return;
+        }
+        delete_prefix(
+            &self.settings.store.redis_url,
+            &self.settings.store.key_prefix,
+        )
+        .await;
+    }
+}
+
+pub async fn delete_prefix(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut con) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut con)
+            .await
+            .unwrap_or((0, vec![]));
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut con).await;
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+}
+
+pub struct Pipeline {
+    pub id: u64,
+    pub unsorted: u64,
+    pub first_contact: u64,
+    pub negotiation: u64,
+}
+
+/// The site, form, handler and site-visit action of the seed's steps 1–3.
+pub struct Setup {
+    pub site_key: String,
+    pub site_id: u64,
+    pub form_id: String,
+    pub handler_secret: String,
+    pub action_id: u64,
+    pub pipeline: Pipeline,
+}
+
+/// Steps 1–3: a site (shop.example, also serving blog.example), a form, a handler at the
+/// receiver and a site-visit action on "First contact" for https://shop.example.
+pub async fn setup(app: &TestApp, receiver: &Receiver, delay_seconds: u64) -> Setup {
+    let pipeline = app.pipeline().await;
+    let site = app
+        .create("sites", json!({"name": "Shop", "url": "https://shop.example", "hosts": ["shop.example", "blog.example"]}))
+        .await;
+    let form = app
+        .create(
+            "forms",
+            json!({"name": "Contact", "site_id": site["id"], "pipeline_id": pipeline.id,
+                                "success_url": "https://shop.example/thanks"}),
+        )
+        .await;
+    let handler = app
+        .create("handlers", json!({"code": "notify", "name": "Notify", "webhook_url": receiver.url(),
+                                   "action_multiple": false,
+                                   "settings": {"message": {"name": "Message", "type": "text", "required": true}}}))
+        .await;
+    let action = app
+        .create("actions", json!({"pipeline_id": pipeline.id, "status_ids": [pipeline.first_contact],
+                                  "event": "site_visit", "handler": "notify", "site_url": "https://shop.example",
+                                  "delay_seconds": delay_seconds,
+                                  "settings": {"message": "Hi {{contact.name}}, lead {{lead.id}} {{lead.unknown}}"}}))
+        .await;
+    Setup {
+        site_key: site["key"].as_str().unwrap().to_owned(),
+        site_id: site["id"].as_u64().unwrap(),
+        form_id: form["id"].as_str().unwrap().to_owned(),
+        handler_secret: handler["secret"].as_str().unwrap().to_owned(),
+        action_id: action["id"].as_u64().unwrap(),
+        pipeline,
+    }
+}
+
+/// Submits the form as t.js does (JSON); returns (lead id, unsorted uid, signed visitor id).
+pub async fn submit_form(
+    app: &TestApp,
+    form_id: &str,
+    vid: Option<&str>,
+    name: &str,
+) -> (u64, String, String) {
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{form_id}/submit")))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(json!({"vid": vid, "page": "https://shop.example/contact",
+                     "fields": {"name": name, "phone": "+7 900 123-45-67", "email": "anna@example.com"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["lead_id"].as_u64().unwrap(),
+        body["uid"].as_str().unwrap().to_owned(),
+        body["vid"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Verifies a Standard Webhooks signature independently of footfall's signer.
+pub fn signature_verifies(secret: &str, received: &Received) -> bool {
+    use hmac::{Hmac, Mac};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let id = received.header("webhook-id");
+    let ts = received.header("webhook-timestamp");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{}", received.body).as_bytes());
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    received
+        .header("webhook-signature")
+        .split(' ')
+        .any(|s| s == expected)
+}

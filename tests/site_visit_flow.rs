@@ -1,0 +1,265 @@
+//! The seed's five steps, end to end, through HTTP only: anonymous page views, a form
+//! submission, accepting the lead into the stage with a site-visit action, and the visits
+//! that follow — on real Redis and on the embedded store, with a real webhook receiver.
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use common::{Backend, Receiver, TestApp, setup, signature_verifies, test_settings};
+
+const IDLE: Duration = Duration::from_millis(1100);
+
+async fn spawn(backend: Backend) -> TestApp {
+    let mut settings = test_settings(backend);
+    settings.tracking.visit_idle_seconds = 1;
+    TestApp::spawn_with(settings).await
+}
+
+/// Waits out the visit idle gap, so that the next page view starts a new visit.
+async fn idle() {
+    tokio::time::sleep(IDLE).await;
+}
+
+async fn five_steps_fire_one_signed_site_visit_webhook_per_visit(backend: Backend) {
+    let app = spawn(backend).await;
+    let receiver = Receiver::start().await;
+    // Steps 1–3: site, form, handler, and a site-visit action on "First contact".
+    let s = setup(&app, &receiver, 0).await;
+
+    // Anonymous page views: the first mints a visitor id, the next carries it.
+    let (status, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    assert_eq!(status, StatusCode::OK);
+    let vid = vid.expect("a new visitor gets an id");
+    let (status, minted) = app
+        .beacon(&s.site_key, Some(&vid), "https://shop.example/pricing")
+        .await;
+    assert_eq!((status, minted), (StatusCode::NO_CONTENT, None));
+
+    // Step 4: the form links the browser to a new lead in Unsorted and sets the cookie.
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .json(&json!({"vid": vid, "page": "https://shop.example/contact",
+                      "fields": {"name": "Anna", "phone": "+7 900 123-45-67", "email": "anna@example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .expect("Set-Cookie on submission")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with(&format!("ff_vid={vid}")), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let submitted: Value = response.json().await.unwrap();
+    let lead_id = submitted["lead_id"].as_u64().unwrap();
+    let uid = submitted["uid"].as_str().unwrap().to_owned();
+    assert_eq!(submitted["vid"], vid.as_str());
+
+    let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
+    let entry = &unsorted["_embedded"]["unsorted"][0];
+    assert_eq!(entry["uid"], uid.as_str());
+    assert_eq!(entry["category"], "forms");
+    assert_eq!(entry["_embedded"]["leads"][0]["id"], lead_id);
+    assert_eq!(
+        entry["metadata"]["form_page"],
+        "https://shop.example/contact"
+    );
+
+    // A lead still in Unsorted (another stage than the action's) fires nothing.
+    idle().await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    assert!(
+        app.events_of(lead_id).await.is_empty(),
+        "a lead outside the action's stage fired"
+    );
+
+    // Step 5: accept into the stage with the action.
+    let (status, accepted) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    assert_eq!(accepted["status_id"], s.pipeline.first_contact);
+
+    // A new visit fires exactly one webhook.
+    idle().await;
+    let (status, _) = app
+        .beacon(
+            &s.site_key,
+            Some(&vid),
+            "https://shop.example/pricing?plan=pro",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let received = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1);
+    let hook = &received[0];
+    assert!(
+        signature_verifies(&s.handler_secret, hook),
+        "signature does not verify"
+    );
+    assert_eq!(hook.header("content-type"), "application/json");
+    let body = hook.json();
+    let event_id = body["meta"]["event_id"].as_str().unwrap().to_owned();
+    assert_eq!(hook.header("webhook-id"), event_id);
+    let time = body["event"]["time"].as_i64().unwrap();
+    assert!(
+        (time - chrono_now()).abs() <= 5,
+        "event.time {time} is not now"
+    );
+    let started_at = body["meta"]["visit"]["started_at"].as_i64().unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "event": {"type": 18, "type_code": "site_visit",
+                      "data": {"id": lead_id, "element_type": 2, "status_id": s.pipeline.first_contact,
+                               "pipeline_id": s.pipeline.id},
+                      "time": time},
+            "action": {"settings": {"widget": {"settings": {
+                "message": format!("Hi Anna, lead {lead_id} {{{{lead.unknown}}}}")}}}},
+            "subdomain": common::SUBDOMAIN,
+            "account_id": common::ACCOUNT,
+            "meta": {"event_id": event_id,
+                     "visit": {"url": "https://shop.example/pricing?plan=pro", "referrer": "https://www.google.com/",
+                               "title": "Page", "number": 3, "started_at": started_at},
+                     "delayed_by": 0}
+        })
+    );
+
+    // A second page view in the same visit fires nothing.
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/checkout")
+        .await;
+    assert_eq!(app.events_of(lead_id).await.len(), 1);
+
+    // A page view after the idle gap is a new visit: it fires again.
+    idle().await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    assert_eq!(app.events_of(lead_id).await.len(), 2);
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(5)).await.len(), 2);
+
+    // A page on another host of the site (not the action's site URL) fires nothing.
+    idle().await;
+    app.beacon(&s.site_key, Some(&vid), "https://blog.example/post")
+        .await;
+    assert_eq!(app.events_of(lead_id).await.len(), 2);
+
+    // A visitor not linked to any lead fires nothing.
+    let (_, stranger) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    assert!(stranger.is_some());
+    let (_, all_events) = app.get("/api/v4/events").await;
+    assert_eq!(
+        all_events["_embedded"]["events"].as_array().unwrap().len(),
+        2
+    );
+
+    // Nothing else arrived at the receiver.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 2);
+
+    // The lead's timeline shows the anonymous page views made before the form, in order.
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{lead_id}/timeline")).await;
+    let page_views: Vec<&str> = timeline["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "page_view")
+        .map(|i| i["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &page_views[..2],
+        ["https://shop.example/", "https://shop.example/pricing"]
+    );
+    app.cleanup().await;
+}
+
+fn chrono_now() -> i64 {
+    footfall::domain::time::to_secs(footfall::domain::time::now_ms())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_steps_on_redis() {
+    five_steps_fire_one_signed_site_visit_webhook_per_visit(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_steps_on_the_embedded_store() {
+    five_steps_fire_one_signed_site_visit_webhook_per_visit(Backend::Memory).await;
+}
+
+/// A plain HTML form (no JavaScript) is answered with a redirect to the success URL and
+/// the visitor cookie; the hidden `ff_vid` links the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_html_form_redirects_to_the_success_url() {
+    let app = spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .header("referer", "https://shop.example/contact")
+        .form(&[
+            ("name", "Boris"),
+            ("email", "boris@example.com"),
+            ("ff_vid", vid.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["location"],
+        "https://shop.example/thanks"
+    );
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("ff_vid={vid}"))
+    );
+    let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
+    let entry = &unsorted["_embedded"]["unsorted"][0];
+    assert_eq!(
+        entry["metadata"]["form_page"],
+        "https://shop.example/contact"
+    );
+    assert_eq!(entry["metadata"]["visitor_uid"], &vid[44..]);
+    // The same form without a name: a page naming the field, nothing created.
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .form(&[("email", "x@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("<b>name</b> is required")
+    );
+    let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
+    assert_eq!(
+        unsorted["_embedded"]["unsorted"].as_array().unwrap().len(),
+        1
+    );
+    app.cleanup().await;
+}
