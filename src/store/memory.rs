@@ -282,13 +282,15 @@ impl Store for MemoryStore {
     }
 
     async fn list_unsorted(&self, account: AccountId) -> StoreResult<Vec<Unsorted>> {
-        Ok(self
+        let mut list = self
             .state
             .lock()
             .unsorted
             .get(&account)
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default();
+        list.sort_by(|a, b| (a.created_at, &a.uid).cmp(&(b.created_at, &b.uid)));
+        Ok(list)
     }
 
     async fn remove_unsorted(&self, account: AccountId, uid: &UnsortedUid) -> StoreResult<bool> {

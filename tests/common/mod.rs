@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use footfall::app::Application;
 use footfall::config::{AccountSettings, Settings};
 
+#[allow(unused_imports)]
 pub use receiver::{Received, Receiver, Reply};
 
 pub const TOKEN: &str = "test-token-account-a";
