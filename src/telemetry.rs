@@ -1,6 +1,7 @@
 //! Logs (`tracing`, text or JSON lines, filtered by `RUST_LOG`) and the Prometheus
 //! metrics recorder behind `/metrics`.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -12,7 +13,8 @@ pub fn init_logs(json: bool) {
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod process;
 pub mod receiver;
 
 use std::time::Duration;
@@ -90,6 +91,11 @@ impl TestApp {
             .expect("the app starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
+        Self::attach(base, settings)
+    }
+
+    /// Talks to a footfall that runs elsewhere (a process of the test's own).
+    pub fn attach(base: String, settings: Settings) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(BROWSER)

@@ -1,0 +1,340 @@
+//! Delivery that loses nothing: delayed site-visit actions (fired on time, cancelled when
+//! the lead leaves the stage), retries with a stable `webhook-id`, dead-lettering, replay,
+//! the failing mark of a handler, and the SSRF guard — through HTTP, on real Redis, with
+//! a real receiver.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
+use footfall::config::Settings;
+
+/// A lead linked to a fresh browser, accepted into the action's stage. Returns the lead
+/// id and the browser's signed id.
+async fn linked_lead(app: &TestApp, s: &Setup) -> (u64, String) {
+    let (lead_id, uid, vid) = submit_form(app, &s.form_id, None, "Anna").await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (lead_id, vid)
+}
+
+fn settings(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Settings {
+    let mut s = test_settings(backend);
+    tweak(&mut s);
+    s
+}
+
+async fn event_of(app: &TestApp, lead_id: u64) -> Value {
+    let events = app.events_of(lead_id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (_, event) = app
+        .get(&format!(
+            "/api/v4/events/{}",
+            events[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    event
+}
+
+/// Polls the event until its state is `state` (or 10 s pass).
+async fn wait_for_state(app: &TestApp, lead_id: u64, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = event_of(app, lead_id).await;
+        if event["state"] == state || Instant::now() > deadline {
+            return event;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn delayed_action_fires_after_its_delay_and_not_before(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 2).await;
+    let (lead_id, vid) = linked_lead(&app, &s).await;
+
+    let started = Instant::now();
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    let event = event_of(&app, lead_id).await;
+    assert_eq!(event["state"], "scheduled");
+    assert_eq!(event["delayed_by"], 2);
+
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(receiver.count(), 0, "fired before its delay");
+    let received = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1);
+    let waited = received[0].at - started;
+    assert!(
+        waited >= Duration::from_millis(2000),
+        "fired after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(3000),
+        "fired late, after {waited:?}"
+    );
+    let body = received[0].json();
+    assert_eq!(body["meta"]["delayed_by"], 2);
+    assert_eq!(body["event"]["type_code"], "site_visit");
+    assert_eq!(
+        wait_for_state(&app, lead_id, "delivered").await["state"],
+        "delivered"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_action_fires_after_its_delay_on_redis() {
+    delayed_action_fires_after_its_delay_and_not_before(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_action_fires_after_its_delay_on_the_embedded_store() {
+    delayed_action_fires_after_its_delay_and_not_before(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_moved_out_before_the_delay_cancels_the_delayed_action() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 1).await;
+    let (lead_id, vid) = linked_lead(&app, &s).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    let (status, _) = app
+        .patch(
+            &format!("/api/v4/leads/{lead_id}"),
+            json!({"status_id": s.pipeline.negotiation}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let event = wait_for_state(&app, lead_id, "cancelled").await;
+    assert_eq!(event["state"], "cancelled", "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap()
+            .contains("left the action's stages"),
+        "{event}"
+    );
+    assert!(event["attempts"].as_array().unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 0);
+
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{lead_id}/timeline")).await;
+    let cancelled: Vec<&Value> = timeline["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "event_cancelled")
+        .collect();
+    assert_eq!(cancelled.len(), 1, "{timeline}");
+    assert_eq!(cancelled[0]["event_id"], event["id"]);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_gets_retries_with_the_same_webhook_id() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Status(500), Reply::Status(500)]);
+    let s = setup(&app, &receiver, 0).await;
+    let (lead_id, vid) = linked_lead(&app, &s).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+
+    let received = receiver.wait_for(3, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 3);
+    let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0] && id.starts_with("evt_")),
+        "{ids:?}"
+    );
+    assert!(
+        received.iter().all(|r| r.body == received[0].body),
+        "the body changed between retries"
+    );
+    // The schedule's first waits are 1 s each.
+    for pair in received.windows(2) {
+        assert!(pair[1].at - pair[0].at >= Duration::from_millis(950));
+    }
+    let event = wait_for_state(&app, lead_id, "delivered").await;
+    let statuses: Vec<&Value> = event["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status"])
+        .collect();
+    assert_eq!(statuses, [&json!(500), &json!(500), &json!(200)]);
+    assert_eq!(
+        event["attempts"][0]["error"],
+        "answered 500 Internal Server Error"
+    );
+    assert!(event["attempts"][2]["error"].is_null());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.count(), 3, "a delivered event was sent again");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
+    let app = TestApp::spawn_with(settings(Backend::Redis, |s| {
+        s.delivery.timeout_ms = 400;
+        s.delivery.retry_schedule_seconds = vec![1, 1];
+        s.delivery.failing_after_seconds = 0;
+    }))
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Slow(Duration::from_secs(2)); 3]);
+    let s = setup(&app, &receiver, 0).await;
+    let (lead_id, vid) = linked_lead(&app, &s).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+
+    let event = wait_for_state(&app, lead_id, "dead").await;
+    assert_eq!(event["state"], "dead", "{event}");
+    let attempts = event["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["status"].is_null() && a["error"] == "no answer within 400 ms"),
+        "{attempts:?}"
+    );
+    let (_, handlers) = app.get("/api/v4/handlers").await;
+    let handler = &handlers["_embedded"]["handlers"][0];
+    assert_eq!(handler["failing"], true, "{handler}");
+
+    // The receiver is back (it answers 200 from now on): replay delivers the same event.
+    let event_id = event["id"].as_str().unwrap();
+    let (status, replayed) = app
+        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    let delivered = wait_for_state(&app, lead_id, "delivered").await;
+    assert_eq!(delivered["attempts"].as_array().unwrap().len(), 4);
+    let received = receiver.received();
+    assert_eq!(received.last().unwrap().header("webhook-id"), event_id);
+    let (_, handlers) = app.get("/api/v4/handlers").await;
+    assert_eq!(handlers["_embedded"]["handlers"][0]["failing"], false);
+
+    // A delivered event is replayed on request too; a pending one is refused.
+    let (status, _) = app
+        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = app
+        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_a_handler_sends_all_its_dead_events() {
+    let app = TestApp::spawn_with(settings(Backend::Redis, |s| {
+        s.delivery.retry_schedule_seconds = vec![1];
+    }))
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Status(503); 4]);
+    let s = setup(&app, &receiver, 0).await;
+    let (lead_a, vid_a) = linked_lead(&app, &s).await;
+    let (lead_b, vid_b) = linked_lead(&app, &s).await;
+    app.beacon(&s.site_key, Some(&vid_a), "https://shop.example/")
+        .await;
+    app.beacon(&s.site_key, Some(&vid_b), "https://shop.example/")
+        .await;
+    assert_eq!(wait_for_state(&app, lead_a, "dead").await["state"], "dead");
+    assert_eq!(wait_for_state(&app, lead_b, "dead").await["state"], "dead");
+
+    let (_, handlers) = app.get("/api/v4/handlers").await;
+    let handler_id = handlers["_embedded"]["handlers"][0]["id"].as_u64().unwrap();
+    let (status, body) = app
+        .post(&format!("/api/v4/handlers/{handler_id}/replay"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["_embedded"]["events"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        wait_for_state(&app, lead_a, "delivered").await["state"],
+        "delivered"
+    );
+    assert_eq!(
+        wait_for_state(&app, lead_b, "delivered").await["state"],
+        "delivered"
+    );
+    // Nothing is left to replay.
+    let (_, body) = app
+        .post(&format!("/api/v4/handlers/{handler_id}/replay"), json!({}))
+        .await;
+    assert_eq!(body["_embedded"]["events"].as_array().unwrap().len(), 0);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_answering_410_gone_is_not_retried() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Status(410)]);
+    let s = setup(&app, &receiver, 0).await;
+    let (lead_id, vid) = linked_lead(&app, &s).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    let event = wait_for_state(&app, lead_id, "dead").await;
+    assert_eq!(event["reason"], "the handler answered 410 Gone");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.count(), 1);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_urls_on_private_addresses_are_refused_by_default() {
+    let app = TestApp::spawn_with(settings(Backend::Memory, |s| {
+        s.delivery.allow_private_targets = false
+    }))
+    .await;
+    for url in [
+        "http://127.0.0.1:9000/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9000/hook",
+        "http://localhost:9000/hook",
+    ] {
+        let (status, problem) = app
+            .post(
+                "/api/v4/handlers",
+                json!([{"code": "h", "name": "H", "webhook_url": url}]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {problem}");
+        assert_eq!(
+            problem["errors"][0]["field"], "[0].webhook_url",
+            "{problem}"
+        );
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("non-public address"),
+            "{problem}"
+        );
+    }
+    let (_, handlers) = app.get("/api/v4/handlers").await;
+    assert!(
+        handlers["_embedded"]["handlers"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
