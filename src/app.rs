@@ -17,6 +17,7 @@ use crate::domain::visitor::VisitorSigner;
 use crate::http;
 use crate::http::body::ApiBodyLimit;
 use crate::http::limits::RateLimits;
+use crate::service::demo::Demo;
 use crate::service::{Accounts, Live, Services, SiteCache, accounts};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
@@ -86,14 +87,21 @@ impl Application {
             );
         }
         accounts::bootstrap(&*store, &accounts).await?;
+        let demo = match accounts.all().next() {
+            Some(first) if settings.demo.enabled => {
+                Some(Demo::bootstrap(&*store, first, &settings.server.public_url).await?)
+            }
+            _ => None,
+        };
         let services = Arc::new(Services {
             settings: settings.clone(),
+            live: Live::start(store.clone()),
             store,
             signer,
             accounts,
             sites: SiteCache::default(),
             scheduler_wake: Arc::new(Notify::new()),
-            live: Live::default(),
+            demo,
         });
 
         let shutdown = CancellationToken::new();

@@ -39,7 +39,12 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(services: Arc<Services>) -> Result<Arc<Self>, reqwest::Error> {
         let d = &services.settings.delivery;
-        let sender = Sender::new(Duration::from_millis(d.timeout_ms), d.allow_private_targets)?;
+        let trusted = services.demo.as_ref().map(|demo| demo.inbox_url.clone());
+        let sender = Sender::new(
+            Duration::from_millis(d.timeout_ms),
+            d.allow_private_targets,
+            trusted,
+        )?;
         let policy = RetryPolicy {
             schedule: d
                 .retry_schedule_seconds

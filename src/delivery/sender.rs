@@ -16,6 +16,8 @@ pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
     timeout: Duration,
+    /// URLs under this prefix are footfall's own (the demo inbox): sent without the guard.
+    trusted: Option<(String, reqwest::Client)>,
 }
 
 /// What one attempt came to.
@@ -28,21 +30,43 @@ pub struct Sent {
 }
 
 impl Sender {
-    pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("footfall/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(30));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
+    pub fn new(
+        timeout: Duration,
+        allow_private: bool,
+        trusted_prefix: Option<String>,
+    ) -> Result<Self, reqwest::Error> {
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(3)))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("footfall/", env!("CARGO_PKG_VERSION")))
+                .pool_idle_timeout(Duration::from_secs(30))
+        };
+        let client = if allow_private {
+            builder().build()?
+        } else {
+            builder()
+                .dns_resolver(Arc::new(PublicOnlyResolver))
+                .build()?
+        };
+        let trusted = match trusted_prefix {
+            Some(prefix) => Some((prefix, builder().build()?)),
+            None => None,
+        };
         Ok(Self {
-            client: builder.build()?,
+            client,
             allow_private,
             timeout,
+            trusted,
         })
+    }
+
+    fn client_for(&self, url: &str) -> (&reqwest::Client, bool) {
+        match &self.trusted {
+            Some((prefix, client)) if url.starts_with(prefix.as_str()) => (client, true),
+            _ => (&self.client, self.allow_private),
+        }
     }
 
     pub async fn send(&self, url: &str, secret: &str, id: &str, body: &str) -> Sent {
@@ -86,7 +110,8 @@ impl Sender {
         at: i64,
     ) -> Result<(StatusCode, HeaderMap), String> {
         let parsed = url::Url::parse(url).map_err(|_| "the webhook URL is invalid".to_owned())?;
-        if !self.allow_private {
+        let (client, allow_private) = self.client_for(url);
+        if !allow_private {
             // Literal addresses never reach the resolver: check them here.
             let literal = match parsed.host() {
                 Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
@@ -99,8 +124,7 @@ impl Sender {
         }
         let timestamp = at / 1000;
         let signature = signature::sign(secret, id, timestamp, body).map_err(|e| e.to_string())?;
-        let response = self
-            .client
+        let response = client
             .post(parsed)
             .header(CONTENT_TYPE, "application/json")
             .header("webhook-id", id)

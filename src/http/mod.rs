@@ -5,6 +5,7 @@
 pub mod api;
 pub mod body;
 pub mod client;
+pub mod demo;
 pub mod limits;
 pub mod ops;
 pub mod problem;
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path) {
     .configure(tracker::routes)
     .configure(ops::routes)
     .configure(api::routes)
+    .configure(demo::routes)
     .service(
         web::resource("/t.js")
             .wrap(Compress::default())

@@ -3,6 +3,7 @@
 //! the store; the HTTP layer only translates.
 
 pub mod accounts;
+pub mod demo;
 pub mod events;
 pub mod leads;
 pub mod live;
@@ -33,6 +34,8 @@ pub struct Services {
     /// Wakes this instance's scheduler when an event is due sooner than it planned.
     pub scheduler_wake: Arc<Notify>,
     pub live: Live,
+    /// The sample site and inbox, when `demo.enabled`.
+    pub demo: Option<demo::Demo>,
 }
 
 /// Why a use case refused or failed; the HTTP layer maps each to a status.

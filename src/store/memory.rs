@@ -39,9 +39,18 @@ struct VisitorState {
 }
 
 /// Nothing here expires by time: the embedded store lives as long as the process.
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    live: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            live: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -515,5 +524,26 @@ impl Store for MemoryStore {
             .handler_failing
             .get(&(account, handler))
             .copied())
+    }
+
+    async fn publish_live(&self, message: String) -> StoreResult<()> {
+        let _ = self.live.send(message);
+        Ok(())
+    }
+
+    async fn subscribe_live(&self) -> StoreResult<BoxStream<'static, String>> {
+        let rx = self.live.subscribe();
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(message) => return Some((message, rx)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )))
     }
 }

@@ -12,6 +12,7 @@ pub mod memory;
 pub mod redis;
 
 use async_trait::async_trait;
+use futures_util::stream::BoxStream;
 
 use crate::domain::event_record::EventRecord;
 use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, UnsortedUid};
@@ -276,4 +277,11 @@ pub trait Store: Send + Sync + 'static {
         account: AccountId,
         handler: HandlerId,
     ) -> StoreResult<Option<Millis>>;
+
+    // --- live updates (the console) ------------------------------------------------------
+    /// Sends a message to the subscribers of every instance.
+    async fn publish_live(&self, message: String) -> StoreResult<()>;
+    /// The messages published from now on, by any instance; the stream ends when the
+    /// connection is lost (subscribe again).
+    async fn subscribe_live(&self) -> StoreResult<BoxStream<'static, String>>;
 }

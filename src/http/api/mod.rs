@@ -4,6 +4,7 @@
 //! token's account: another account's resources simply do not exist.
 
 mod actions;
+mod demo;
 mod events;
 mod forms;
 mod handlers;
@@ -11,6 +12,7 @@ mod leads;
 mod notes;
 mod pipelines;
 mod sites;
+mod stream;
 mod unsorted;
 
 use std::future::{Ready, ready};
@@ -36,7 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(leads::routes)
             .configure(handlers::routes)
             .configure(actions::routes)
-            .configure(events::routes),
+            .configure(events::routes)
+            .configure(stream::routes)
+            .configure(demo::routes),
     );
 }
 

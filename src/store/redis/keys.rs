@@ -73,6 +73,11 @@ impl Keys {
         format!("{}:{{a{account}}}:failing", self.prefix)
     }
 
+    /// The pub/sub channel of live updates.
+    pub fn live_channel(&self) -> String {
+        format!("{}:live", self.prefix)
+    }
+
     /// The visitor's hash: `n` visits so far, `l` its lead, `lt` when it was linked.
     pub fn visitor(&self, v: VisitorId) -> String {
         format!("{}:{{{v}}}", self.prefix)

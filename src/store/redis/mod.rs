@@ -41,6 +41,8 @@ pub struct RedisStore<C> {
     options: RedisOptions,
     description: String,
     page_views: PageViewBatcher,
+    /// A node to subscribe to live updates on (in a cluster, PUBLISH reaches every node).
+    pubsub_url: String,
 }
 
 pub(crate) fn unavailable(message: &str) -> StoreError {
@@ -75,7 +77,7 @@ impl RedisStore<ConnectionManager> {
         let con = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(redis_error)?;
-        Ok(Self::with_connection(con, redact(url), options))
+        Ok(Self::with_connection(con, redact(url), url, options))
     }
 }
 
@@ -96,7 +98,13 @@ impl RedisStore<::redis::cluster_async::ClusterConnection> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        Ok(Self::with_connection(con, description, options))
+        let pubsub_url = urls.first().cloned().unwrap_or_default();
+        Ok(Self::with_connection(
+            con,
+            description,
+            &pubsub_url,
+            options,
+        ))
     }
 }
 
@@ -104,7 +112,12 @@ impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    fn with_connection(con: C, description: String, options: RedisOptions) -> Self {
+    fn with_connection(
+        con: C,
+        description: String,
+        pubsub_url: &str,
+        options: RedisOptions,
+    ) -> Self {
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
         let page_views = PageViewBatcher::spawn(con.clone(), keys.clone());
         Self {
@@ -113,6 +126,7 @@ where
             options,
             description,
             page_views,
+            pubsub_url: pubsub_url.to_owned(),
         }
     }
 
@@ -733,5 +747,30 @@ where
                 .arg(handler.0),
         )
         .await
+    }
+
+    async fn publish_live(&self, message: String) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("PUBLISH")
+                .arg(self.keys.live_channel())
+                .arg(message),
+        )
+        .await
+    }
+
+    async fn subscribe_live(
+        &self,
+    ) -> StoreResult<futures_util::stream::BoxStream<'static, String>> {
+        use futures_util::StreamExt;
+        let client = ::redis::Client::open(self.pubsub_url.as_str()).map_err(redis_error)?;
+        let mut pubsub = client.get_async_pubsub().await.map_err(redis_error)?;
+        pubsub
+            .subscribe(self.keys.live_channel())
+            .await
+            .map_err(redis_error)?;
+        Ok(pubsub
+            .into_on_message()
+            .filter_map(|m| async move { m.get_payload::<String>().ok() })
+            .boxed())
     }
 }

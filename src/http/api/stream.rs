@@ -1,0 +1,60 @@
+//! `GET /api/v4/stream`: server-sent events of the token's account — one `lead` event
+//! each time a lead changes (a visit, a fired event, a delivery attempt, a move, a note),
+//! and a comment every 15 s so that proxies keep the connection open. Read it with
+//! `fetch` (which can send the Authorization header), not `EventSource`.
+
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, web};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Auth;
+use crate::service::Services;
+
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/stream", web::get().to(stream));
+}
+
+async fn stream(auth: Auth, services: web::Data<Services>) -> HttpResponse {
+    let account = auth.0.id;
+    let updates = services.live.subscribe();
+    let beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let first = Bytes::from_static(b"retry: 2000\n: connected\n\n");
+    let events = futures_util::stream::unfold(
+        (updates, beat, Some(first)),
+        move |(mut updates, mut beat, first)| async move {
+            if let Some(first) = first {
+                return Some((Ok::<_, actix_web::Error>(first), (updates, beat, None)));
+            }
+            loop {
+                tokio::select! {
+                    update = updates.recv() => match update {
+                        Ok(u) if u.account_id == account => {
+                            let data = serde_json::to_string(&u).unwrap_or_default();
+                            let chunk = Bytes::from(format!("event: lead\ndata: {data}\n\n"));
+                            return Some((Ok(chunk), (updates, beat, None)));
+                        }
+                        Ok(_) => continue,
+                        // Too slow a reader missed updates: tell it to reload everything.
+                        Err(RecvError::Lagged(_)) => {
+                            let chunk = Bytes::from_static(b"event: reload\ndata: {}\n\n");
+                            return Some((Ok(chunk), (updates, beat, None)));
+                        }
+                        Err(RecvError::Closed) => return None,
+                    },
+                    _ = beat.tick() => {
+                        return Some((Ok(Bytes::from_static(b": ping\n\n")), (updates, beat, None)));
+                    }
+                }
+            }
+        },
+    );
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(events)
+}
