@@ -140,6 +140,7 @@ impl Application {
                 .app_data(api_limit)
                 .configure(|cfg| http::configure(cfg, &static_dir))
                 .default_service(web::to(http::problem::not_found))
+                .wrap(actix_web::middleware::from_fn(http::observe::observe))
         })
         .shutdown_timeout(10)
         .listen(listener)?;

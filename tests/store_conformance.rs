@@ -79,6 +79,8 @@ conformance!(
     finished_events_leave_the_schedule,
     dead_events_are_listed_per_handler_until_replayed,
     handler_failures_keep_the_first_time_until_a_success,
+    remembered_values_fold_later_ones_until_they_expire,
+    contacts_point_at_their_latest_lead_per_account,
 );
 
 const ACCOUNT: AccountId = AccountId(7);
@@ -501,19 +503,26 @@ async fn due_events_are_claimed_with_a_lease(store: Shared) {
     let again = store.claim_due(now + 1_000, now + 3_000, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0], due);
-    // `max` bounds a claim; the earliest eligible come first (the lease ended at +3 000,
-    // before `later` is due at +5 000).
+    // `max` bounds a claim; claims go on until every eligible event is taken, each once
+    // (across the Redis store's shards the order is not global).
     let first = store
         .claim_due(now + 10_000, now + 20_000, 1)
         .await
         .unwrap();
-    assert_eq!(first.len(), 1);
-    assert_eq!(first[0].id, due.id);
     let second = store
         .claim_due(now + 10_000, now + 20_000, 1)
         .await
         .unwrap();
-    assert_eq!(second[0].id, later.id);
+    let third = store
+        .claim_due(now + 10_000, now + 20_000, 1)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), second.len(), third.len()), (1, 1, 0));
+    let mut ids = vec![first[0].id.clone(), second[0].id.clone()];
+    ids.sort();
+    let mut expected = vec![due.id, later.id];
+    expected.sort();
+    assert_eq!(ids, expected);
 }
 
 async fn finished_events_leave_the_schedule(store: Shared) {
@@ -584,4 +593,40 @@ async fn handler_failures_keep_the_first_time_until_a_success(store: Shared) {
     );
     store.note_handler_success(ACCOUNT, h).await.unwrap();
     assert_eq!(store.handler_failing_since(ACCOUNT, h).await.unwrap(), None);
+}
+
+async fn remembered_values_fold_later_ones_until_they_expire(store: Shared) {
+    assert_eq!(store.remember("dup:1", "first", 1).await.unwrap(), None);
+    assert_eq!(
+        store
+            .remember("dup:1", "second", 1)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("first")
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(store.remember("dup:1", "third", 1).await.unwrap(), None);
+}
+
+async fn contacts_point_at_their_latest_lead_per_account(store: Shared) {
+    store
+        .index_contact(ACCOUNT, "email:a@b.co", LeadId(1))
+        .await
+        .unwrap();
+    store
+        .index_contact(ACCOUNT, "email:a@b.co", LeadId(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_contact(ACCOUNT, "email:a@b.co").await.unwrap(),
+        Some(LeadId(2))
+    );
+    assert_eq!(
+        store
+            .find_contact(AccountId(8), "email:a@b.co")
+            .await
+            .unwrap(),
+        None
+    );
 }

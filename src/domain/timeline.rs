@@ -29,6 +29,12 @@ pub enum TimelineEntry {
     Declined {
         at: Millis,
     },
+    /// The contact sent a form again (from `visitor`) while this lead was open.
+    FormSubmitted {
+        at: Millis,
+        form_id: FormId,
+        visitor: VisitorId,
+    },
     VisitorLinked {
         at: Millis,
         visitor: VisitorId,
@@ -69,6 +75,7 @@ impl TimelineEntry {
             Self::LeadCreated { at, .. }
             | Self::Moved { at, .. }
             | Self::Declined { at }
+            | Self::FormSubmitted { at, .. }
             | Self::VisitorLinked { at, .. }
             | Self::VisitorMoved { at, .. }
             | Self::EventFired { at, .. }

@@ -7,6 +7,7 @@ pub mod body;
 pub mod client;
 pub mod demo;
 pub mod limits;
+pub mod observe;
 pub mod ops;
 pub mod problem;
 pub mod tracker;

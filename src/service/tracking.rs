@@ -6,14 +6,16 @@
 
 use std::collections::HashMap;
 
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
-use crate::domain::form::{Form, HONEYPOT_FIELD};
-use crate::domain::ids::{ContactId, FormId, LeadId, SiteKey, UnsortedUid};
+use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
+use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, SiteKey, UnsortedUid};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata, VisitorLink};
 use crate::domain::pipeline::Pipeline;
+use crate::domain::pipeline::{LOST, WON};
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::timeline::TimelineEntry;
@@ -43,6 +45,26 @@ pub enum CollectOutcome {
     NotTracked,
 }
 
+/// How long an identical submission of the same browser folds into the first.
+const DUPLICATE_WINDOW_SECS: u64 = 600;
+
+/// The keys a contact is found by: its email (lower case) and its phone (digits only).
+fn contact_keys(contact: &ContactDetails) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(email) = &contact.email {
+        keys.push(format!("email:{}", email.to_lowercase()));
+    }
+    if let Some(phone) = &contact.phone {
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        keys.push(format!("phone:{digits}"));
+    }
+    keys
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A form submission.
 pub struct Submission<'a> {
     pub fields: HashMap<String, String>,
@@ -58,7 +80,8 @@ pub struct Submission<'a> {
 pub enum SubmitOutcome {
     Created {
         lead_id: LeadId,
-        uid: UnsortedUid,
+        /// The Unsorted entry; none when the contact's open lead took the submission.
+        uid: Option<UnsortedUid>,
         /// The signed id of the visitor now linked to the lead (for the cookie).
         visitor: String,
         success_url: Option<String>,
@@ -219,10 +242,41 @@ impl Services {
             .unsorted()
             .ok_or_else(|| Error::Conflict("the form's pipeline has no Unsorted stage".into()))?;
         let (visitor, _) = self.visitor_of(s.vid, s.cookie_vid);
-        let now = now_ms();
+        let created = |lead_id, uid| SubmitOutcome::Created {
+            lead_id,
+            uid,
+            visitor: self.signer.sign(visitor),
+            success_url: form.success_url.clone(),
+        };
         let lead_id = LeadId(self.store.next_id(Sequence::Lead).await?);
-        let contact_id = ContactId(self.store.next_id(Sequence::Contact).await?);
         let uid = UnsortedUid::generate();
+        if let Some((first, first_uid)) = self
+            .first_of_duplicates(&form, visitor, &contact, lead_id, &uid)
+            .await?
+        {
+            metrics::counter!("footfall_form_submissions_total", "outcome" => "duplicate")
+                .increment(1);
+            return Ok(created(first, first_uid));
+        }
+        let now = now_ms();
+        if let Some(lead) = self.open_lead_of(account, pipeline.id, &contact).await? {
+            self.link_visitor(visitor, &lead, now).await?;
+            self.store
+                .append_timeline(
+                    lead.id,
+                    &TimelineEntry::FormSubmitted {
+                        at: now,
+                        form_id: form.id.clone(),
+                        visitor,
+                    },
+                )
+                .await?;
+            metrics::counter!("footfall_form_submissions_total", "outcome" => "known_contact")
+                .increment(1);
+            self.live.publish(account, lead.id, "created");
+            return Ok(created(lead.id, None));
+        }
+        let contact_id = ContactId(self.store.next_id(Sequence::Contact).await?);
         let lead = Lead {
             id: lead_id,
             account_id: account,
@@ -233,18 +287,18 @@ impl Services {
             updated_at: now,
             contacts: vec![Contact {
                 id: contact_id,
-                name: contact.name,
-                phone: contact.phone,
-                email: contact.email,
+                name: contact.name.clone(),
+                phone: contact.phone.clone(),
+                email: contact.email.clone(),
                 is_main: true,
             }],
         };
-        let created = TimelineEntry::LeadCreated {
+        let first_entry = TimelineEntry::LeadCreated {
             at: now,
             form_id: form.id.clone(),
             unsorted_uid: uid.clone(),
         };
-        self.store.insert_lead(&lead, &created).await?;
+        self.store.insert_lead(&lead, &first_entry).await?;
         self.store
             .put_unsorted(&Unsorted {
                 uid: uid.clone(),
@@ -265,16 +319,87 @@ impl Services {
                 contact_id,
             })
             .await?;
+        for key in contact_keys(&contact) {
+            self.store.index_contact(account, &key, lead_id).await?;
+        }
         self.link_visitor(visitor, &lead, now).await?;
         metrics::counter!("footfall_form_submissions_total", "outcome" => "created").increment(1);
         self.live.publish(account, lead_id, "created");
         self.fire_on_move(&lead, MoveKind::Created, None).await?;
-        Ok(SubmitOutcome::Created {
-            lead_id,
-            uid,
-            visitor: self.signer.sign(visitor),
-            success_url: form.success_url,
-        })
+        Ok(created(lead_id, Some(uid)))
+    }
+
+    /// A double submission — the same browser sending the same contact through the same
+    /// form within `DUPLICATE_WINDOW_SECS` — answers with the first submission's lead.
+    /// A first whose lead never appeared (its request failed) does not fold anything.
+    async fn first_of_duplicates(
+        &self,
+        form: &Form,
+        visitor: VisitorId,
+        contact: &ContactDetails,
+        lead_id: LeadId,
+        uid: &UnsortedUid,
+    ) -> Result<Option<(LeadId, Option<UnsortedUid>)>> {
+        let fingerprint = Sha256::digest(
+            [
+                form.id.as_str(),
+                &visitor.encode(),
+                &contact.name,
+                contact.phone.as_deref().unwrap_or(""),
+                contact.email.as_deref().unwrap_or(""),
+            ]
+            .join("\u{1f}"),
+        );
+        let key = format!("submission:{}", hex(&fingerprint[..16]));
+        let Some(first) = self
+            .store
+            .remember(&key, &format!("{lead_id}/{uid}"), DUPLICATE_WINDOW_SECS)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some((lead, uid)) = first
+            .split_once('/')
+            .and_then(|(l, u)| Some((LeadId(l.parse().ok()?), UnsortedUid(u.to_owned()))))
+        else {
+            return Ok(None);
+        };
+        // The first submission may still be on its way into the store.
+        for _ in 0..20 {
+            if !self.store.get_leads(&[lead]).await?.is_empty() {
+                let pending = self
+                    .store
+                    .get_unsorted(form.account_id, &uid)
+                    .await?
+                    .is_some();
+                return Ok(Some((lead, pending.then_some(uid))));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Ok(None)
+    }
+
+    /// The open lead (not won or lost) of a known contact in this pipeline, if any.
+    async fn open_lead_of(
+        &self,
+        account: AccountId,
+        pipeline: PipelineId,
+        contact: &ContactDetails,
+    ) -> Result<Option<Lead>> {
+        for key in contact_keys(contact) {
+            let Some(id) = self.store.find_contact(account, &key).await? else {
+                continue;
+            };
+            if let Some(lead) = self.store.get_leads(&[id]).await?.pop()
+                && lead.account_id == account
+                && lead.pipeline_id == pipeline
+                && lead.status_id != WON
+                && lead.status_id != LOST
+            {
+                return Ok(Some(lead));
+            }
+        }
+        Ok(None)
     }
 
     /// Links the browser to the lead. Its page views before the form belong to the new

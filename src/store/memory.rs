@@ -27,6 +27,9 @@ struct State {
     schedule: BTreeSet<(Millis, EventId)>,
     eligible_at: HashMap<EventId, Millis>,
     handler_failing: HashMap<(AccountId, HandlerId), Millis>,
+    /// key → (value, expires at)
+    remembered: HashMap<String, (String, std::time::Instant)>,
+    contacts: HashMap<(AccountId, String), LeadId>,
 }
 
 #[derive(Default)]
@@ -523,6 +526,37 @@ impl Store for MemoryStore {
             .lock()
             .handler_failing
             .get(&(account, handler))
+            .copied())
+    }
+
+    async fn remember(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<Option<String>> {
+        let now = std::time::Instant::now();
+        let mut state = self.state.lock();
+        state.remembered.retain(|_, (_, expires)| *expires > now);
+        if let Some((existing, _)) = state.remembered.get(key) {
+            return Ok(Some(existing.clone()));
+        }
+        let expires = now + std::time::Duration::from_secs(ttl_secs);
+        state
+            .remembered
+            .insert(key.to_owned(), (value.to_owned(), expires));
+        Ok(None)
+    }
+
+    async fn index_contact(&self, account: AccountId, key: &str, lead: LeadId) -> StoreResult<()> {
+        self.state
+            .lock()
+            .contacts
+            .insert((account, key.to_owned()), lead);
+        Ok(())
+    }
+
+    async fn find_contact(&self, account: AccountId, key: &str) -> StoreResult<Option<LeadId>> {
+        Ok(self
+            .state
+            .lock()
+            .contacts
+            .get(&(account, key.to_owned()))
             .copied())
     }
 

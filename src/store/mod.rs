@@ -278,6 +278,14 @@ pub trait Store: Send + Sync + 'static {
         handler: HandlerId,
     ) -> StoreResult<Option<Millis>>;
 
+    // --- short-lived facts and contact lookup -------------------------------------------
+    /// Keeps `value` under `key` for `ttl_secs` unless a value is already there; returns the
+    /// value that was there (duplicate submissions fold into the first).
+    async fn remember(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<Option<String>>;
+    /// Points a contact key of an account (`email:…`, `phone:…`) at a lead.
+    async fn index_contact(&self, account: AccountId, key: &str, lead: LeadId) -> StoreResult<()>;
+    async fn find_contact(&self, account: AccountId, key: &str) -> StoreResult<Option<LeadId>>;
+
     // --- live updates (the console) ------------------------------------------------------
     /// Sends a message to the subscribers of every instance.
     async fn publish_live(&self, message: String) -> StoreResult<()>;

@@ -73,6 +73,14 @@ impl Keys {
         format!("{}:{{a{account}}}:failing", self.prefix)
     }
 
+    pub fn remembered(&self, key: &str) -> String {
+        format!("{}:mem:{key}", self.prefix)
+    }
+
+    pub fn contacts(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:contacts", self.prefix)
+    }
+
     /// The pub/sub channel of live updates.
     pub fn live_channel(&self) -> String {
         format!("{}:live", self.prefix)

@@ -749,6 +749,40 @@ where
         .await
     }
 
+    async fn remember(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<Option<String>> {
+        self.query(
+            ::redis::cmd("SET")
+                .arg(self.keys.remembered(key))
+                .arg(value)
+                .arg("NX")
+                .arg("GET")
+                .arg("EX")
+                .arg(ttl_secs.max(1)),
+        )
+        .await
+    }
+
+    async fn index_contact(&self, account: AccountId, key: &str, lead: LeadId) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HSET")
+                .arg(self.keys.contacts(account))
+                .arg(key)
+                .arg(lead.0),
+        )
+        .await
+    }
+
+    async fn find_contact(&self, account: AccountId, key: &str) -> StoreResult<Option<LeadId>> {
+        let lead: Option<u64> = self
+            .query(
+                ::redis::cmd("HGET")
+                    .arg(self.keys.contacts(account))
+                    .arg(key),
+            )
+            .await?;
+        Ok(lead.map(LeadId))
+    }
+
     async fn publish_live(&self, message: String) -> StoreResult<()> {
         self.query::<()>(
             ::redis::cmd("PUBLISH")

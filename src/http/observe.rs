@@ -1,0 +1,52 @@
+//! Every request gets an id (`x-request-id`, taken from the client when it is a sane
+//! token, made up otherwise), a `tracing` span carrying it, and Prometheus figures by route
+//! pattern and status. Server errors are logged with the id; the rest only at debug level,
+//! so that page views do not flood the logs.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+use crate::domain::ids::{is_token_like, random_token};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_token_like(v))
+        .map_or_else(|| random_token(16), str::to_owned);
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", id = %id, method = %method, path = %req.path());
+    let started = Instant::now();
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = res.status();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    metrics::counter!("footfall_http_requests_total",
+        "method" => method, "route" => route.clone(), "status" => status.as_u16().to_string())
+    .increment(1);
+    metrics::histogram!("footfall_http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed);
+    if status.is_server_error() {
+        tracing::error!(parent: &span, status = status.as_u16(), route, "request failed");
+    } else {
+        tracing::debug!(parent: &span, status = status.as_u16(), route, elapsed_ms = elapsed * 1000.0, "request");
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(res)
+}
