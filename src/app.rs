@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::AppExt;
 
 use crate::config::Settings;
 use crate::delivery::scheduler::Scheduler;
@@ -138,6 +139,9 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
                 .app_data(api_limit)
+                .into_utoipa_app()
+                .service(http::api::scope())
+                .into_app()
                 .configure(|cfg| http::configure(cfg, &static_dir))
                 .default_service(web::to(http::problem::not_found))
                 .wrap(actix_web::middleware::from_fn(http::observe::observe))

@@ -24,11 +24,17 @@ enum Command {
     Serve,
     /// Load and check the configuration, then exit.
     CheckConfig,
+    /// Print the OpenAPI document of the management API (made from its routes).
+    Openapi,
 }
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", footfall::http::api::openapi().to_pretty_json()?);
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref()).context("loading the configuration")?;
     footfall::telemetry::init_logs(settings.server.json_logs);
     match cli.command.unwrap_or(Command::Serve) {
@@ -36,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
             println!("configuration is valid");
             Ok(())
         }
+        Command::Openapi => Ok(()),
         Command::Serve => {
             let public_url = settings.server.public_url.clone();
             let app = Application::build(settings)

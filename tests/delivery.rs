@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
 use footfall::config::Settings;
 
-/// A lead linked to a fresh browser, accepted into the action's stage. Returns the lead
-/// id and the browser's signed id.
-async fn linked_lead(app: &TestApp, s: &Setup) -> (u64, String) {
-    let (lead_id, uid, vid) = submit_form(app, &s.form_id, None, "Anna").await;
+/// A lead of contact `name` linked to a fresh browser, accepted into the action's stage.
+/// Returns the lead id and the browser's signed id.
+async fn linked_lead(app: &TestApp, s: &Setup, name: &str) -> (u64, String) {
+    let (lead_id, uid, vid) = submit_form(app, &s.form_id, None, name).await;
     let (status, body) = app
         .post(
             &format!("/api/v4/leads/unsorted/{uid}/accept"),
@@ -61,7 +61,7 @@ async fn delayed_action_fires_after_its_delay_and_not_before(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 2).await;
-    let (lead_id, vid) = linked_lead(&app, &s).await;
+    let (lead_id, vid) = linked_lead(&app, &s, "Anna").await;
 
     let started = Instant::now();
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
@@ -108,7 +108,7 @@ async fn lead_moved_out_before_the_delay_cancels_the_delayed_action() {
     let app = TestApp::spawn(Backend::Redis).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 1).await;
-    let (lead_id, vid) = linked_lead(&app, &s).await;
+    let (lead_id, vid) = linked_lead(&app, &s, "Anna").await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
     let (status, _) = app
@@ -150,7 +150,7 @@ async fn a_failing_receiver_gets_retries_with_the_same_webhook_id() {
     let receiver = Receiver::start().await;
     receiver.script([Reply::Status(500), Reply::Status(500)]);
     let s = setup(&app, &receiver, 0).await;
-    let (lead_id, vid) = linked_lead(&app, &s).await;
+    let (lead_id, vid) = linked_lead(&app, &s, "Anna").await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
 
@@ -198,7 +198,7 @@ async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
     let receiver = Receiver::start().await;
     receiver.script([Reply::Slow(Duration::from_secs(2)); 3]);
     let s = setup(&app, &receiver, 0).await;
-    let (lead_id, vid) = linked_lead(&app, &s).await;
+    let (lead_id, vid) = linked_lead(&app, &s, "Anna").await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
 
@@ -250,8 +250,8 @@ async fn replaying_a_handler_sends_all_its_dead_events() {
     let receiver = Receiver::start().await;
     receiver.script([Reply::Status(503); 4]);
     let s = setup(&app, &receiver, 0).await;
-    let (lead_a, vid_a) = linked_lead(&app, &s).await;
-    let (lead_b, vid_b) = linked_lead(&app, &s).await;
+    let (lead_a, vid_a) = linked_lead(&app, &s, "Anna").await;
+    let (lead_b, vid_b) = linked_lead(&app, &s, "Boris").await;
     app.beacon(&s.site_key, Some(&vid_a), "https://shop.example/")
         .await;
     app.beacon(&s.site_key, Some(&vid_b), "https://shop.example/")
@@ -288,7 +288,7 @@ async fn a_receiver_answering_410_gone_is_not_retried() {
     let receiver = Receiver::start().await;
     receiver.script([Reply::Status(410)]);
     let s = setup(&app, &receiver, 0).await;
-    let (lead_id, vid) = linked_lead(&app, &s).await;
+    let (lead_id, vid) = linked_lead(&app, &s, "Anna").await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
     let event = wait_for_state(&app, lead_id, "dead").await;

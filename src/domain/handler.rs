@@ -76,8 +76,8 @@ pub struct SettingSpec {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SettingsSchema(pub Vec<(String, SettingSpec)>);
 
-/// One setting that does not satisfy the schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One field that does not satisfy the rules (`[0].settings.message`: is required).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -21,7 +21,7 @@ use actix_web::{HttpRequest, web};
 
 use problem::Problem;
 
-/// Every route of the service.
+/// Every route of the service but the management API (`api::scope`).
 pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path) {
     let tracker_js = static_dir.join("t.js");
     cfg.app_data(
@@ -34,7 +34,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path) {
     )
     .configure(tracker::routes)
     .configure(ops::routes)
-    .configure(api::routes)
     .configure(demo::routes)
     .service(
         web::resource("/t.js")

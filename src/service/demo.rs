@@ -94,11 +94,6 @@ impl Demo {
     pub fn inbox(&self) -> Vec<InboxItem> {
         self.inbox.lock().iter().cloned().collect()
     }
-
-    pub fn describe(&self) -> Value {
-        json!({"site_id": self.site_id, "site_key": self.site_key, "form_id": self.form_id,
-               "handler_id": self.handler_id, "handler": HANDLER_CODE, "inbox_url": self.inbox_url})
-    }
 }
 
 async fn create(

@@ -4,7 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod accounts;
+pub mod config_file;
 pub mod process;
+pub mod raw_receiver;
 pub mod receiver;
 
 use std::time::Duration;
@@ -320,8 +323,11 @@ pub async fn submit_form(
         .client
         .post(app.url(&format!("/v1/forms/{form_id}/submit")))
         .header("content-type", "text/plain;charset=UTF-8")
-        .body(json!({"vid": vid, "page": "https://shop.example/contact",
-                     "fields": {"name": name, "phone": "+7 900 123-45-67", "email": "anna@example.com"}}).to_string())
+        .body(
+            json!({"vid": vid, "page": "https://shop.example/contact",
+                     "fields": {"name": name, "phone": phone_of(name), "email": email_of(name)}})
+            .to_string(),
+        )
         .send()
         .await
         .unwrap();
@@ -332,6 +338,24 @@ pub async fn submit_form(
         body["uid"].as_str().unwrap().to_owned(),
         body["vid"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A distinct email per contact name (footfall joins submissions of one contact).
+pub fn email_of(name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_lowercase();
+    format!("{slug}@example.com")
+}
+
+/// A distinct phone number per contact name.
+pub fn phone_of(name: &str) -> String {
+    let n = name
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    format!("+7 900 {:07}", n % 10_000_000)
 }
 
 /// Verifies a Standard Webhooks signature independently of footfall's signer.

@@ -2,11 +2,13 @@
 //! that fire it (`site_url`) and may be delayed; an action may span adjacent stages only
 //! when its handler allows `action_multiple`; its settings must fit the handler's schema.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, embedded, page_of, validate_all};
+use super::{Auth, Paging, ProblemDoc, listing, page_of, validate_all};
 use crate::domain::action::{Action, MAX_DELAY_SECONDS};
 use crate::domain::event::EventType;
 use crate::domain::handler::{FieldError, Handler};
@@ -19,35 +21,77 @@ use crate::http::problem::Problem;
 use crate::service::Services;
 use crate::store::{Sequence, catalog};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/actions", web::get().to(list))
-        .route("/actions", web::post().to(create))
-        .route("/actions/{id}", web::get().to(get))
-        .route("/actions/{id}", web::patch().to(update))
-        .route("/actions/{id}", web::delete().to(delete));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_actions)
+        .service(create_actions)
+        .service(get_action)
+        .service(update_action)
+        .service(delete_action);
 }
 
-fn view(a: &Action) -> Value {
-    json!({
-        "id": a.id, "pipeline_id": a.pipeline_id, "status_ids": a.status_ids,
-        "event": a.event, "handler": a.handler, "handler_id": a.handler_id,
-        "site_url": a.site_url, "delay_seconds": a.delay_seconds, "settings": a.settings,
-        "enabled": a.enabled, "created_at": to_secs(a.created_at), "updated_at": to_secs(a.updated_at),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewAction {
+/// A trigger on one stage or a stretch of adjacent stages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionView {
+    id: u64,
     pipeline_id: u64,
     status_ids: Vec<u64>,
+    /// `site_visit`, `lead_status_changed` or `lead_added`.
     event: String,
+    /// The handler's code.
+    handler: String,
+    handler_id: u64,
+    /// For `site_visit`: the pages that fire it (host and optional path prefix).
+    site_url: Option<String>,
+    delay_seconds: u32,
+    /// The handler's settings; strings may hold macros such as `{{contact.name}}`.
+    #[schema(value_type = Object)]
+    settings: Map<String, Value>,
+    enabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+listing!(ActionList, ActionItems, actions, ActionView; batch ActionBatch);
+
+impl ActionView {
+    fn of(a: &Action) -> Self {
+        Self {
+            id: a.id.0,
+            pipeline_id: a.pipeline_id.0,
+            status_ids: a.status_ids.iter().map(|s| s.0).collect(),
+            event: a.event.code().to_owned(),
+            handler: a.handler.clone(),
+            handler_id: a.handler_id.0,
+            site_url: a.site_url.clone().map(String::from),
+            delay_seconds: a.delay_seconds,
+            settings: a.settings.clone(),
+            enabled: a.enabled,
+            created_at: to_secs(a.created_at),
+            updated_at: to_secs(a.updated_at),
+        }
+    }
+}
+
+/// An action to place on a stage.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAction {
+    pipeline_id: u64,
+    /// One stage, or adjacent stages when the handler has `action_multiple`.
+    status_ids: Vec<u64>,
+    #[schema(example = "site_visit")]
+    event: String,
+    /// The handler's code.
+    #[schema(example = "notify")]
     handler: String,
     #[serde(default)]
+    #[schema(example = "https://shop.example")]
     site_url: Option<String>,
+    /// 0 (at once) to 2 592 000 (30 days); only for `site_visit`.
     #[serde(default)]
     delay_seconds: u32,
     #[serde(default)]
+    #[schema(value_type = Object, example = json!({"message": "Hi {{contact.name}}"}))]
     settings: Map<String, Value>,
     #[serde(default = "enabled")]
     enabled: bool,
@@ -57,9 +101,10 @@ fn enabled() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+/// Changes to an action; it is checked again as a whole.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ActionPatch {
+pub struct ActionPatch {
     #[serde(default)]
     status_ids: Option<Vec<u64>>,
     #[serde(default)]
@@ -67,6 +112,7 @@ struct ActionPatch {
     #[serde(default)]
     delay_seconds: Option<u32>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     settings: Option<Map<String, Value>>,
     #[serde(default)]
     enabled: Option<bool>,
@@ -139,7 +185,11 @@ fn parse_site_url(raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<S
         .ok()
 }
 
-async fn list(
+/// The account's actions.
+#[utoipa::path(tag = "actions", params(Paging),
+    responses((status = 200, description = "OK", body = ActionList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/actions")]
+async fn list_actions(
     auth: Auth,
     req: HttpRequest,
     paging: web::Query<Paging>,
@@ -147,11 +197,10 @@ async fn list(
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let actions: Vec<Action> = catalog::list(&*services.store, auth.0.id).await?;
-    Ok(page_of(
+    Ok(page_of::<ActionList>(
         &req,
-        "actions",
         paging,
-        actions.iter().map(view).collect(),
+        actions.iter().map(ActionView::of).collect(),
     ))
 }
 
@@ -161,17 +210,24 @@ async fn find(services: &Services, auth: &Auth, id: ActionId) -> Result<Action, 
         .ok_or_else(|| Problem::not_found(format!("action {id} does not exist")))
 }
 
-async fn get(
+/// One action.
+#[utoipa::path(tag = "actions", params(("id" = u64, Path, description = "Action id")),
+    responses((status = 200, description = "OK", body = ActionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/actions/{id}")]
+async fn get_action(
     auth: Auth,
     id: web::Path<u64>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(view(
-        &find(&services, &auth, ActionId(id.into_inner())).await?,
-    )))
+    let action = find(&services, &auth, ActionId(id.into_inner())).await?;
+    Ok(HttpResponse::Ok().json(ActionView::of(&action)))
 }
 
-async fn create(
+/// Places actions (all or none); settings are checked against the handler's schema.
+#[utoipa::path(tag = "actions", request_body = Vec<NewAction>,
+    responses((status = 200, description = "OK", body = ActionBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/actions")]
+async fn create_actions(
     auth: Auth,
     body: ApiJson<Vec<NewAction>>,
     services: web::Data<Services>,
@@ -230,12 +286,16 @@ async fn create(
     for mut action in checked {
         action.id = ActionId(services.store.next_id(Sequence::Action).await?);
         catalog::put(&*services.store, &action).await?;
-        created.push(view(&action));
+        created.push(ActionView::of(&action));
     }
-    Ok(embedded("actions", created))
+    Ok(HttpResponse::Ok().json(ActionBatch::of(created)))
 }
 
-async fn update(
+/// Changes an action (stages, site URL, delay, settings, enabled).
+#[utoipa::path(tag = "actions", params(("id" = u64, Path, description = "Action id")), request_body = ActionPatch,
+    responses((status = 200, description = "OK", body = ActionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[patch("/actions/{id}")]
+async fn update_action(
     auth: Auth,
     id: web::Path<u64>,
     body: ApiJson<ActionPatch>,
@@ -275,10 +335,14 @@ async fn update(
     }
     action.updated_at = now_ms();
     catalog::put(&*services.store, &action).await?;
-    Ok(HttpResponse::Ok().json(view(&action)))
+    Ok(HttpResponse::Ok().json(ActionView::of(&action)))
 }
 
-async fn delete(
+/// Removes an action; delayed events it scheduled are cancelled when they come due.
+#[utoipa::path(tag = "actions", params(("id" = u64, Path, description = "Action id")),
+    responses((status = 204, description = "Removed"), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[delete("/actions/{id}")]
+async fn delete_action(
     auth: Auth,
     id: web::Path<u64>,
     services: web::Data<Services>,

@@ -1,61 +1,126 @@
 //! `/api/v4/events`: fired events with their delivery attempts, and replay — of one event,
 //! or of every dead-lettered event of a handler (`/handlers/{id}/replay`).
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, MAX_LIMIT, Paging, embedded, page_of};
+use super::{Auth, MAX_LIMIT, Paging, ProblemDoc, listing, page_of};
 use crate::domain::event_record::{DeliveryState, EventRecord};
 use crate::domain::ids::{EventId, HandlerId, LeadId, is_token_like};
 use crate::domain::time::to_secs;
 use crate::http::problem::Problem;
 use crate::service::Services;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/events", web::get().to(list))
-        .route("/events/{id}", web::get().to(get))
-        .route("/events/{id}/replay", web::post().to(replay))
-        .route("/handlers/{id}/replay", web::post().to(replay_handler));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_events)
+        .service(get_event)
+        .service(replay_event)
+        .service(replay_handler_dead_events);
 }
 
-fn view(e: &EventRecord, with_body: bool) -> Value {
-    let attempts: Vec<Value> = e
-        .attempts
-        .iter()
-        .map(|a| {
-            json!({"at": to_secs(a.at), "at_ms": a.at, "status": a.status,
-                        "latency_ms": a.latency_ms, "error": a.error})
-        })
-        .collect();
-    let mut v = json!({
-        "id": e.id, "type": e.event_type.number(), "type_code": e.event_type.code(),
-        "lead_id": e.lead_id, "action_id": e.action_id, "handler_id": e.handler_id,
-        "status_id": e.stage.status_id, "pipeline_id": e.stage.pipeline_id,
-        "direction_of_movement": e.direction, "state": e.state, "reason": e.reason,
-        "delayed_by": e.delayed_by, "created_at": to_secs(e.created_at),
-        "due_at": to_secs(e.due_at), "due_at_ms": e.due_at,
-        "next_attempt_at": e.next_attempt_at.map(to_secs), "attempts": attempts,
-    });
-    if with_body {
-        v["body"] = e
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or(Value::Null);
+/// One delivery attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    at: i64,
+    at_ms: i64,
+    /// The receiver's status code, when it answered.
+    status: Option<u16>,
+    latency_ms: u64,
+    /// Why it failed, in words.
+    error: Option<String>,
+}
+
+/// A fired event and its delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Also the `webhook-id` of every attempt.
+    id: String,
+    #[serde(rename = "type")]
+    #[schema(rename = "type", example = 18)]
+    event_type: u8,
+    #[schema(example = "site_visit")]
+    type_code: String,
+    lead_id: u64,
+    action_id: u64,
+    handler_id: u64,
+    status_id: u64,
+    pipeline_id: u64,
+    #[schema(value_type = Option<String>, example = "went_to_trigger")]
+    direction_of_movement: Option<Value>,
+    /// `scheduled`, `retrying`, `delivered`, `dead` or `cancelled`.
+    #[schema(value_type = String, example = "delivered")]
+    state: Value,
+    /// Why it was cancelled or dead-lettered.
+    reason: Option<String>,
+    delayed_by: u32,
+    created_at: i64,
+    due_at: i64,
+    due_at_ms: i64,
+    next_attempt_at: Option<i64>,
+    attempts: Vec<AttemptView>,
+    /// The webhook body as sent (in the answer for one event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    body: Option<Value>,
+}
+
+listing!(EventList, EventItems, events, EventView; batch EventBatch);
+
+impl EventView {
+    fn of(e: &EventRecord, with_body: bool) -> Self {
+        Self {
+            id: e.id.to_string(),
+            event_type: e.event_type.number(),
+            type_code: e.event_type.code().to_owned(),
+            lead_id: e.lead_id.0,
+            action_id: e.action_id.0,
+            handler_id: e.handler_id.0,
+            status_id: e.stage.status_id.0,
+            pipeline_id: e.stage.pipeline_id.0,
+            direction_of_movement: e.direction.and_then(|d| serde_json::to_value(d).ok()),
+            state: serde_json::to_value(e.state).unwrap_or(Value::Null),
+            reason: e.reason.clone(),
+            delayed_by: e.delayed_by,
+            created_at: to_secs(e.created_at),
+            due_at: to_secs(e.due_at),
+            due_at_ms: e.due_at,
+            next_attempt_at: e.next_attempt_at.map(to_secs),
+            attempts: e
+                .attempts
+                .iter()
+                .map(|a| AttemptView {
+                    at: to_secs(a.at),
+                    at_ms: a.at,
+                    status: a.status,
+                    latency_ms: a.latency_ms,
+                    error: a.error.clone(),
+                })
+                .collect(),
+            body: with_body
+                .then(|| e.body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
+                .flatten(),
+        }
     }
-    v
 }
 
-#[derive(Deserialize)]
+/// Filters of the event list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct EventQuery {
+pub struct EventQuery {
     page: Option<usize>,
     limit: Option<usize>,
     lead_id: Option<u64>,
     handler_id: Option<u64>,
+    /// `scheduled`, `retrying`, `delivered`, `dead` or `cancelled`.
+    #[param(value_type = Option<String>)]
     state: Option<DeliveryState>,
+    /// A type code (`site_visit`) or number (`18`).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
 }
 
@@ -81,32 +146,32 @@ async fn load(services: &Services, ids: &[EventId]) -> Result<Vec<EventRecord>, 
     Ok(events)
 }
 
-async fn list(
+/// The account's events, newest first, filtered.
+#[utoipa::path(tag = "events", params(EventQuery),
+    responses((status = 200, description = "OK", body = EventList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/events")]
+async fn list_events(
     auth: Auth,
     req: HttpRequest,
     query: web::Query<EventQuery>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
-    let paging = Paging {
-        page: q.page.unwrap_or(1),
-        limit: q.limit.unwrap_or(50),
-    }
-    .check()?;
+    let paging = Paging::new(q.page, q.limit)?;
     let ids = services.store.event_ids(auth.0.id).await?;
     let wanted = paging.page * paging.limit + 1;
     let mut matched = Vec::new();
     for chunk in ids.chunks(MAX_LIMIT) {
         for e in load(&services, chunk).await? {
             if q.matches(&e) {
-                matched.push(view(&e, false));
+                matched.push(EventView::of(&e, false));
             }
         }
         if matched.len() >= wanted {
             break;
         }
     }
-    Ok(page_of(&req, "events", paging, matched))
+    Ok(page_of::<EventList>(&req, paging, matched))
 }
 
 async fn find(services: &Services, auth: &Auth, raw: String) -> Result<EventRecord, Problem> {
@@ -122,26 +187,38 @@ async fn find(services: &Services, auth: &Auth, raw: String) -> Result<EventReco
         .ok_or_else(missing)
 }
 
-async fn get(
+/// One event with its attempts and the body it sends.
+#[utoipa::path(tag = "events", params(("id" = String, Path, description = "Event id (evt_…)")),
+    responses((status = 200, description = "OK", body = EventView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/events/{id}")]
+async fn get_event(
     auth: Auth,
     id: web::Path<String>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let event = find(&services, &auth, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(view(&event, true)))
+    Ok(HttpResponse::Ok().json(EventView::of(&event, true)))
 }
 
-async fn replay(
+/// Sends a dead-lettered (or delivered) event again, with the same id.
+#[utoipa::path(tag = "events", params(("id" = String, Path, description = "Event id (evt_…)")),
+    responses((status = 200, description = "OK", body = EventView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/events/{id}/replay")]
+async fn replay_event(
     auth: Auth,
     id: web::Path<String>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let event = find(&services, &auth, id.into_inner()).await?;
     let event = services.replay(event).await?;
-    Ok(HttpResponse::Ok().json(view(&event, false)))
+    Ok(HttpResponse::Ok().json(EventView::of(&event, false)))
 }
 
-async fn replay_handler(
+/// Sends every dead-lettered event of a handler again.
+#[utoipa::path(tag = "handlers", params(("id" = u64, Path, description = "Handler id")),
+    responses((status = 200, description = "OK", body = EventBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/handlers/{id}/replay")]
+async fn replay_handler_dead_events(
     auth: Auth,
     id: web::Path<u64>,
     services: web::Data<Services>,
@@ -150,7 +227,7 @@ async fn replay_handler(
     let ids = services.store.dead_event_ids(auth.0.id, handler.id).await?;
     let mut replayed = Vec::new();
     for event in load(&services, &ids).await? {
-        replayed.push(view(&services.replay(event).await?, false));
+        replayed.push(EventView::of(&services.replay(event).await?, false));
     }
-    Ok(embedded("events", replayed))
+    Ok(HttpResponse::Ok().json(EventBatch::of(replayed)))
 }

@@ -1,11 +1,12 @@
 //! `/api/v4/forms`: forms on a site. A submission creates an Unsorted lead in the form's
 //! pipeline; a plain HTML post is redirected to `success_url`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, check_name, embedded, page_of, validate_all};
+use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
 use crate::domain::form::{ContactField, Form, default_required};
 use crate::domain::handler::FieldError;
 use crate::domain::ids::{FormId, PipelineId, SiteId, is_token_like};
@@ -17,53 +18,100 @@ use crate::http::problem::Problem;
 use crate::service::Services;
 use crate::store::catalog;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/forms", web::get().to(list))
-        .route("/forms", web::post().to(create))
-        .route("/forms/{id}", web::get().to(get));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_forms)
+        .service(create_forms)
+        .service(get_form);
 }
 
-fn view(form: &Form, services: &Services) -> Value {
-    let base = services.settings.server.public_url.trim_end_matches('/');
-    let required = |f: ContactField| {
-        if form.required.contains(&f) {
-            " required"
-        } else {
-            ""
+/// A form on a site.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FormView {
+    /// Goes into the form's `data-footfall-form`.
+    id: String,
+    name: String,
+    site_id: u64,
+    pipeline_id: u64,
+    /// Where a plain HTML post is redirected after a submission.
+    success_url: Option<String>,
+    /// Contact fields a submission must carry: `name`, `phone`, `email`.
+    required: Vec<String>,
+    created_at: i64,
+    /// The HTML form to paste into the site.
+    snippet: String,
+}
+
+listing!(FormList, FormItems, forms, FormView; batch FormBatch);
+
+fn field_name(f: ContactField) -> &'static str {
+    match f {
+        ContactField::Name => "name",
+        ContactField::Phone => "phone",
+        ContactField::Email => "email",
+    }
+}
+
+impl FormView {
+    fn of(form: &Form, services: &Services) -> Self {
+        let base = services.settings.server.public_url.trim_end_matches('/');
+        let required = |f: ContactField| {
+            if form.required.contains(&f) {
+                " required"
+            } else {
+                ""
+            }
+        };
+        let snippet = format!(
+            "<form data-footfall-form=\"{id}\" method=\"post\" action=\"{base}/v1/forms/{id}/submit\">\n  \
+             <input name=\"name\" placeholder=\"Name\"{}>\n  \
+             <input name=\"phone\" type=\"tel\" placeholder=\"Phone\"{}>\n  \
+             <input name=\"email\" type=\"email\" placeholder=\"Email\"{}>\n  \
+             <input name=\"ff_hp\" tabindex=\"-1\" autocomplete=\"off\" aria-hidden=\"true\" style=\"position:absolute;left:-9999px\">\n  \
+             <button>Send</button>\n</form>",
+            required(ContactField::Name),
+            required(ContactField::Phone),
+            required(ContactField::Email),
+            id = form.id,
+        );
+        Self {
+            id: form.id.to_string(),
+            name: form.name.clone(),
+            site_id: form.site_id.0,
+            pipeline_id: form.pipeline_id.0,
+            success_url: form.success_url.clone(),
+            required: form
+                .required
+                .iter()
+                .map(|f| field_name(*f).to_owned())
+                .collect(),
+            created_at: to_secs(form.created_at),
+            snippet,
         }
-    };
-    let snippet = format!(
-        "<form data-footfall-form=\"{id}\" method=\"post\" action=\"{base}/v1/forms/{id}/submit\">\n  \
-         <input name=\"name\" placeholder=\"Name\"{}>\n  \
-         <input name=\"phone\" type=\"tel\" placeholder=\"Phone\"{}>\n  \
-         <input name=\"email\" type=\"email\" placeholder=\"Email\"{}>\n  \
-         <input name=\"ff_hp\" tabindex=\"-1\" autocomplete=\"off\" aria-hidden=\"true\" style=\"position:absolute;left:-9999px\">\n  \
-         <button>Send</button>\n</form>",
-        required(ContactField::Name),
-        required(ContactField::Phone),
-        required(ContactField::Email),
-        id = form.id,
-    );
-    json!({
-        "id": form.id, "name": form.name, "site_id": form.site_id, "pipeline_id": form.pipeline_id,
-        "success_url": form.success_url, "required": form.required,
-        "created_at": to_secs(form.created_at), "snippet": snippet,
-    })
+    }
 }
 
-#[derive(Deserialize)]
+/// A form to create.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewForm {
+pub struct NewForm {
+    #[schema(example = "Contact")]
     name: String,
     site_id: u64,
     pipeline_id: u64,
     #[serde(default)]
+    #[schema(example = "https://shop.example/thanks")]
     success_url: Option<String>,
+    /// Defaults to `["name"]`.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["name", "email"]))]
     required: Option<Vec<ContactField>>,
 }
 
-async fn list(
+/// The account's forms.
+#[utoipa::path(tag = "forms", params(Paging),
+    responses((status = 200, description = "OK", body = FormList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/forms")]
+async fn list_forms(
     auth: Auth,
     req: HttpRequest,
     paging: web::Query<Paging>,
@@ -71,15 +119,18 @@ async fn list(
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let forms: Vec<Form> = catalog::list(&*services.store, auth.0.id).await?;
-    Ok(page_of(
+    Ok(page_of::<FormList>(
         &req,
-        "forms",
         paging,
-        forms.iter().map(|f| view(f, &services)).collect(),
+        forms.iter().map(|f| FormView::of(f, &services)).collect(),
     ))
 }
 
-async fn get(
+/// One form.
+#[utoipa::path(tag = "forms", params(("id" = String, Path, description = "Form id")),
+    responses((status = 200, description = "OK", body = FormView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/forms/{id}")]
+async fn get_form(
     auth: Auth,
     id: web::Path<String>,
     services: web::Data<Services>,
@@ -91,10 +142,14 @@ async fn get(
         None
     };
     let form = form.ok_or_else(|| Problem::not_found(format!("form {id} does not exist")))?;
-    Ok(HttpResponse::Ok().json(view(&form, &services)))
+    Ok(HttpResponse::Ok().json(FormView::of(&form, &services)))
 }
 
-async fn create(
+/// Creates forms (all or none).
+#[utoipa::path(tag = "forms", request_body = Vec<NewForm>,
+    responses((status = 200, description = "OK", body = FormBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/forms")]
+async fn create_forms(
     auth: Auth,
     body: ApiJson<Vec<NewForm>>,
     services: web::Data<Services>,
@@ -149,7 +204,7 @@ async fn create(
     let mut created = Vec::new();
     for form in checked {
         catalog::put_form(&*services.store, &form).await?;
-        created.push(view(&form, &services));
+        created.push(FormView::of(&form, &services));
     }
-    Ok(embedded("forms", created))
+    Ok(HttpResponse::Ok().json(FormBatch::of(created)))
 }

@@ -2,11 +2,13 @@
 //! code, a `webhook_url` (refused when it points to a non-public address), a settings
 //! schema and a Standard Webhooks secret shown once, on creation.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, check_name, embedded, page_of, validate_all};
+use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
 use crate::delivery::ssrf::check_url;
 use crate::domain::handler::{FieldError, Handler, SettingsSchema, valid_code};
 use crate::domain::ids::HandlerId;
@@ -16,44 +18,80 @@ use crate::http::problem::Problem;
 use crate::service::Services;
 use crate::store::{Sequence, catalog};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/handlers", web::get().to(list))
-        .route("/handlers", web::post().to(create))
-        .route("/handlers/{id}", web::get().to(get))
-        .route("/handlers/{id}", web::patch().to(update));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_handlers)
+        .service(create_handlers)
+        .service(get_handler)
+        .service(update_handler);
 }
 
-/// A handler as listed; the secret only appears in the answer to its creation.
-pub async fn view(handler: &Handler, services: &Services) -> Result<Value, Problem> {
-    let failing_since = services
-        .store
-        .handler_failing_since(handler.account_id, handler.id)
-        .await?;
-    let stretch = services.settings.delivery.failing_after_seconds as i64 * 1000;
-    let failing = failing_since.is_some_and(|since| now_ms() - since >= stretch);
-    Ok(json!({
-        "id": handler.id, "code": handler.code, "name": handler.name,
-        "webhook_url": handler.webhook_url, "action_multiple": handler.action_multiple,
-        "settings": handler.settings, "created_at": to_secs(handler.created_at),
-        "failing": failing, "failing_since": failing_since.map(to_secs),
-    }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewHandler {
+/// A webhook receiver.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HandlerView {
+    id: u64,
     code: String,
     name: String,
     webhook_url: String,
+    /// May an action span several adjacent stages.
+    action_multiple: bool,
+    /// The settings schema: `{key: {name, type, required, options?}}`.
+    #[schema(value_type = Object)]
+    settings: Map<String, Value>,
+    created_at: i64,
+    /// Failing without a success for `delivery.failing_after_seconds`.
+    failing: bool,
+    failing_since: Option<i64>,
+    /// The signing secret; only in the answers to a creation or a rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+listing!(HandlerList, HandlerItems, handlers, HandlerView; batch HandlerBatch);
+
+impl HandlerView {
+    pub async fn of(handler: &Handler, services: &Services) -> Result<Self, Problem> {
+        let failing_since = services
+            .store
+            .handler_failing_since(handler.account_id, handler.id)
+            .await?;
+        let stretch = services.settings.delivery.failing_after_seconds as i64 * 1000;
+        Ok(Self {
+            id: handler.id.0,
+            code: handler.code.clone(),
+            name: handler.name.clone(),
+            webhook_url: handler.webhook_url.clone(),
+            action_multiple: handler.action_multiple,
+            settings: handler.settings.clone(),
+            created_at: to_secs(handler.created_at),
+            failing: failing_since.is_some_and(|since| now_ms() - since >= stretch),
+            failing_since: failing_since.map(to_secs),
+            secret: None,
+        })
+    }
+}
+
+/// A handler to register.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHandler {
+    #[schema(example = "notify")]
+    code: String,
+    #[schema(example = "Notify")]
+    name: String,
+    #[schema(example = "https://hooks.example/footfall")]
+    webhook_url: String,
     #[serde(default)]
     action_multiple: bool,
+    /// `{key: {name, type: text|textarea|checkbox|select|url|number, required, options?}}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"message": {"name": "Message", "type": "text", "required": true}}))]
     settings: Option<Value>,
 }
 
-#[derive(Deserialize)]
+/// Changes to a handler.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HandlerPatch {
+pub struct HandlerPatch {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -70,7 +108,17 @@ async fn check_webhook_url(url: &str, services: &Services) -> Result<String, Fie
         .map_err(|e| FieldError::new("webhook_url", e.to_string()))
 }
 
-async fn list(
+pub async fn find(services: &Services, auth: &Auth, id: HandlerId) -> Result<Handler, Problem> {
+    catalog::get(&*services.store, auth.0.id, id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("handler {id} does not exist")))
+}
+
+/// The account's handlers, with their failing state.
+#[utoipa::path(tag = "handlers", params(Paging),
+    responses((status = 200, description = "OK", body = HandlerList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/handlers")]
+async fn list_handlers(
     auth: Auth,
     req: HttpRequest,
     paging: web::Query<Paging>,
@@ -80,27 +128,29 @@ async fn list(
     let handlers: Vec<Handler> = catalog::list(&*services.store, auth.0.id).await?;
     let mut items = Vec::with_capacity(handlers.len());
     for h in &handlers {
-        items.push(view(h, &services).await?);
+        items.push(HandlerView::of(h, &services).await?);
     }
-    Ok(page_of(&req, "handlers", paging, items))
+    Ok(page_of::<HandlerList>(&req, paging, items))
 }
 
-pub async fn find(services: &Services, auth: &Auth, id: HandlerId) -> Result<Handler, Problem> {
-    catalog::get(&*services.store, auth.0.id, id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("handler {id} does not exist")))
-}
-
-async fn get(
+/// One handler.
+#[utoipa::path(tag = "handlers", params(("id" = u64, Path, description = "Handler id")),
+    responses((status = 200, description = "OK", body = HandlerView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/handlers/{id}")]
+async fn get_handler(
     auth: Auth,
     id: web::Path<u64>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let handler = find(&services, &auth, HandlerId(id.into_inner())).await?;
-    Ok(HttpResponse::Ok().json(view(&handler, &services).await?))
+    Ok(HttpResponse::Ok().json(HandlerView::of(&handler, &services).await?))
 }
 
-async fn create(
+/// Registers handlers (all or none); each answer carries its `secret`, shown only here.
+#[utoipa::path(tag = "handlers", request_body = Vec<NewHandler>,
+    responses((status = 200, description = "OK", body = HandlerBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/handlers")]
+async fn create_handlers(
     auth: Auth,
     body: ApiJson<Vec<NewHandler>>,
     services: web::Data<Services>,
@@ -160,14 +210,18 @@ async fn create(
             created_at: now_ms(),
         };
         catalog::put(&*services.store, &handler).await?;
-        let mut v = view(&handler, &services).await?;
-        v["secret"] = json!(handler.secret);
-        created.push(v);
+        let mut view = HandlerView::of(&handler, &services).await?;
+        view.secret = Some(handler.secret.clone());
+        created.push(view);
     }
-    Ok(embedded("handlers", created))
+    Ok(HttpResponse::Ok().json(HandlerBatch::of(created)))
 }
 
-async fn update(
+/// Changes a handler's name or URL, or rotates its secret.
+#[utoipa::path(tag = "handlers", params(("id" = u64, Path, description = "Handler id")), request_body = HandlerPatch,
+    responses((status = 200, description = "OK", body = HandlerView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[patch("/handlers/{id}")]
+async fn update_handler(
     auth: Auth,
     id: web::Path<u64>,
     body: ApiJson<HandlerPatch>,
@@ -192,9 +246,9 @@ async fn update(
         handler.secret = Handler::generate_secret();
     }
     catalog::put(&*services.store, &handler).await?;
-    let mut v = view(&handler, &services).await?;
+    let mut view = HandlerView::of(&handler, &services).await?;
     if patch.rotate_secret {
-        v["secret"] = json!(handler.secret);
+        view.secret = Some(handler.secret.clone());
     }
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json(view))
 }

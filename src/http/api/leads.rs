@@ -2,59 +2,121 @@
 //! (`PATCH` with `status_id` / `pipeline_id`, which fire the stage's actions), the lead's
 //! timeline and its visits.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use actix_web::{HttpRequest, HttpResponse, get, patch, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, MAX_LIMIT, Paging, page_of};
+use super::{Auth, MAX_LIMIT, Paging, ProblemDoc, listing, page_of};
 use crate::domain::action::MoveKind;
 use crate::domain::ids::{LeadId, PipelineId, StatusId};
 use crate::domain::lead::{Lead, VisitorLink};
-use crate::domain::time::to_secs;
+use crate::domain::time::{now_ms, to_secs};
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/leads", web::get().to(list))
-        .route("/leads/{id}", web::get().to(get))
-        .route("/leads/{id}", web::patch().to(update))
-        .route("/leads/{id}/timeline", web::get().to(timeline))
-        .route("/leads/{id}/visits", web::get().to(visits));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_leads)
+        .service(get_lead)
+        .service(update_lead)
+        .service(lead_timeline)
+        .service(lead_visits);
 }
 
-pub fn view(lead: &Lead, visitors: Option<&[VisitorLink]>) -> Value {
-    let contacts: Vec<Value> = lead
-        .contacts
-        .iter()
-        .map(|c| json!({"id": c.id, "name": c.name, "phone": c.phone, "email": c.email, "is_main": c.is_main}))
-        .collect();
-    let mut embedded = json!({ "contacts": contacts });
-    if let Some(visitors) = visitors {
-        embedded["visitors"] = visitors
-            .iter()
-            .map(|v| {
-                json!({"visitor": v.visitor, "linked_at": to_secs(v.linked_at),
-                            "since": v.since.map(to_secs), "until": v.until.map(to_secs)})
-            })
-            .collect();
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactView {
+    id: u64,
+    name: String,
+    phone: Option<String>,
+    email: Option<String>,
+    is_main: bool,
+}
+
+/// A browser linked to the lead; its page views from `since` (or all, when it was
+/// anonymous before the form) until `until` belong to the lead.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorView {
+    visitor: String,
+    linked_at: i64,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadEmbedded {
+    contacts: Vec<ContactView>,
+    /// In the answer for one lead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    visitors: Option<Vec<VisitorView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadView {
+    id: u64,
+    name: String,
+    status_id: u64,
+    pipeline_id: u64,
+    account_id: u64,
+    created_at: i64,
+    updated_at: i64,
+    #[serde(rename = "_embedded")]
+    #[schema(rename = "_embedded")]
+    embedded: LeadEmbedded,
+}
+
+listing!(LeadList, LeadItems, leads, LeadView);
+
+impl LeadView {
+    pub fn of(lead: &Lead, visitors: Option<&[VisitorLink]>) -> Self {
+        Self {
+            id: lead.id.0,
+            name: lead.name.clone(),
+            status_id: lead.status_id.0,
+            pipeline_id: lead.pipeline_id.0,
+            account_id: lead.account_id.0,
+            created_at: to_secs(lead.created_at),
+            updated_at: to_secs(lead.updated_at),
+            embedded: LeadEmbedded {
+                contacts: lead
+                    .contacts
+                    .iter()
+                    .map(|c| ContactView {
+                        id: c.id.0,
+                        name: c.name.clone(),
+                        phone: c.phone.clone(),
+                        email: c.email.clone(),
+                        is_main: c.is_main,
+                    })
+                    .collect(),
+                visitors: visitors.map(|vs| {
+                    vs.iter()
+                        .map(|v| VisitorView {
+                            visitor: v.visitor.encode(),
+                            linked_at: to_secs(v.linked_at),
+                            since: v.since.map(to_secs),
+                            until: v.until.map(to_secs),
+                        })
+                        .collect()
+                }),
+            },
+        }
     }
-    json!({
-        "id": lead.id, "name": lead.name, "status_id": lead.status_id, "pipeline_id": lead.pipeline_id,
-        "account_id": lead.account_id, "created_at": to_secs(lead.created_at),
-        "updated_at": to_secs(lead.updated_at), "_embedded": embedded,
-    })
 }
 
-#[derive(Deserialize)]
+/// Filters of the lead list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct LeadQuery {
+pub struct LeadQuery {
     page: Option<usize>,
     limit: Option<usize>,
     status_id: Option<u64>,
     pipeline_id: Option<u64>,
-    /// Unix seconds, inclusive.
+    /// Created at or after (Unix seconds).
     created_from: Option<i64>,
+    /// Created at or before (Unix seconds).
     created_to: Option<i64>,
     /// Text in the lead's name or its contacts' name, phone or email.
     query: Option<String>,
@@ -86,18 +148,18 @@ impl LeadQuery {
     }
 }
 
-async fn list(
+/// The account's leads, newest first, filtered.
+#[utoipa::path(tag = "leads", params(LeadQuery),
+    responses((status = 200, description = "OK", body = LeadList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads")]
+async fn list_leads(
     auth: Auth,
     req: HttpRequest,
     query: web::Query<LeadQuery>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let query = query.into_inner();
-    let paging = Paging {
-        page: query.page.unwrap_or(1),
-        limit: query.limit.unwrap_or(50),
-    }
-    .check()?;
+    let paging = Paging::new(query.page, query.limit)?;
     let ids = services.store.lead_ids(auth.0.id).await?;
     // Enough matches for this page and one more (to know whether a next page exists).
     let wanted = paging.page * paging.limit + 1;
@@ -105,38 +167,48 @@ async fn list(
     for chunk in ids.chunks(MAX_LIMIT) {
         for lead in services.store.get_leads(chunk).await? {
             if query.matches(&lead) {
-                matched.push(view(&lead, None));
+                matched.push(LeadView::of(&lead, None));
             }
         }
         if matched.len() >= wanted {
             break;
         }
     }
-    Ok(page_of(&req, "leads", paging, matched))
+    Ok(page_of::<LeadList>(&req, paging, matched))
 }
 
-async fn get(
+/// One lead with its contacts and linked browsers.
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")),
+    responses((status = 200, description = "OK", body = LeadView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/{id}")]
+async fn get_lead(
     auth: Auth,
     id: web::Path<u64>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
     let visitors = services.store.lead_visitors(lead.id).await?;
-    Ok(HttpResponse::Ok().json(view(&lead, Some(&visitors))))
+    Ok(HttpResponse::Ok().json(LeadView::of(&lead, Some(&visitors))))
 }
 
-#[derive(Deserialize)]
+/// Changes to a lead: a move (which fires the stages' actions) or a new name.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LeadPatch {
+pub struct LeadPatch {
     #[serde(default)]
     status_id: Option<u64>,
+    /// Another pipeline (with `status_id` of that pipeline).
     #[serde(default)]
     pipeline_id: Option<u64>,
     #[serde(default)]
     name: Option<String>,
 }
 
-async fn update(
+/// Moves a lead to another stage (or pipeline) and/or renames it.
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")), request_body = LeadPatch,
+    responses((status = 200, description = "OK", body = LeadView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[patch("/leads/{id}")]
+async fn update_lead(
     auth: Auth,
     id: web::Path<u64>,
     body: ApiJson<LeadPatch>,
@@ -158,10 +230,7 @@ async fn update(
         if !errors.is_empty() {
             return Err(Problem::invalid(errors));
         }
-        services
-            .store
-            .rename_lead(id, &name, crate::domain::time::now_ms())
-            .await?;
+        services.store.rename_lead(id, &name, now_ms()).await?;
         lead.name = name;
     }
     if let Some(status) = patch.status_id {
@@ -180,45 +249,61 @@ async fn update(
             ..moved
         };
     }
-    Ok(HttpResponse::Ok().json(view(&lead, None)))
+    Ok(HttpResponse::Ok().json(LeadView::of(&lead, None)))
 }
 
-#[derive(Deserialize)]
+listing!(TimelineList, TimelineItems, timeline, Value);
+
+/// The page of a timeline (oldest first); the whole history fits in 250 by default.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct TimelineQuery {
-    #[serde(default = "first")]
-    page: usize,
-    #[serde(default = "max")]
-    limit: usize,
+pub struct TimelineQuery {
+    page: Option<usize>,
+    limit: Option<usize>,
 }
 
-fn first() -> usize {
-    1
-}
-
-fn max() -> usize {
-    MAX_LIMIT
-}
-
-async fn timeline(
+/// The lead's history, oldest first: `lead_created`, `moved`, `declined`,
+/// `form_submitted`, `visitor_linked`, `visitor_moved`, `visit`, `page_view`,
+/// `event_fired`, `delivery`, `event_cancelled`, `note` items, each with `at` (ms) and
+/// `created_at` (s).
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), TimelineQuery),
+    responses((status = 200, description = "OK", body = TimelineList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/{id}/timeline")]
+async fn lead_timeline(
     auth: Auth,
     req: HttpRequest,
     id: web::Path<u64>,
     query: web::Query<TimelineQuery>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = Paging {
-        page: query.page,
-        limit: query.limit,
-    }
-    .check()?;
+    let paging = Paging::new(query.page, Some(query.limit.unwrap_or(MAX_LIMIT)))?;
     let items = services
         .timeline(auth.0.id, LeadId(id.into_inner()))
         .await?;
-    Ok(page_of(&req, "timeline", paging, items))
+    Ok(page_of::<TimelineList>(&req, paging, items))
 }
 
-async fn visits(
+/// A visit of one of the lead's browsers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitView {
+    visitor: String,
+    /// The visit's number among this browser's visits.
+    number: u32,
+    site_id: u64,
+    started_at: i64,
+    url: String,
+    title: String,
+    referrer: String,
+}
+
+listing!(VisitList, VisitItems, visits, VisitView);
+
+/// The visits of the lead's browsers, oldest first.
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), Paging),
+    responses((status = 200, description = "OK", body = VisitList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/{id}/visits")]
+async fn lead_visits(
     auth: Auth,
     req: HttpRequest,
     id: web::Path<u64>,
@@ -233,19 +318,22 @@ async fn visits(
             if link.covers(v.started_at) {
                 visits.push((
                     v.started_at,
-                    json!({
-                        "visitor": link.visitor, "number": v.number, "site_id": v.site_id,
-                        "started_at": to_secs(v.started_at), "url": v.url, "title": v.title,
-                        "referrer": v.referrer,
-                    }),
+                    VisitView {
+                        visitor: link.visitor.encode(),
+                        number: v.number,
+                        site_id: v.site_id.0,
+                        started_at: to_secs(v.started_at),
+                        url: v.url,
+                        title: v.title,
+                        referrer: v.referrer,
+                    },
                 ));
             }
         }
     }
     visits.sort_by_key(|(at, _)| *at);
-    Ok(page_of(
+    Ok(page_of::<VisitList>(
         &req,
-        "visits",
         paging,
         visits.into_iter().map(|(_, v)| v).collect(),
     ))

@@ -2,6 +2,10 @@
 //! creation with a JSON array, answers with `_embedded` lists, `page`/`limit` paging
 //! (at most 250) with HAL links, errors as problem+json. Every lookup is scoped to the
 //! token's account: another account's resources simply do not exist.
+//!
+//! Each handler carries its OpenAPI description (`#[utoipa::path]`) and is registered
+//! through `utoipa_actix_web`, so the document served at `/api/v4/openapi.json` is made
+//! from the same registrations as the routes and cannot miss one.
 
 mod actions;
 mod demo;
@@ -19,29 +23,111 @@ use std::future::{Ready, ready};
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::problem::Problem;
 use crate::domain::Account;
 use crate::domain::handler::FieldError;
 use crate::service::Services;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v4")
-            .configure(sites::routes)
-            .configure(forms::routes)
-            .configure(pipelines::routes)
-            .configure(unsorted::routes)
-            .configure(notes::routes)
-            .configure(leads::routes)
-            .configure(handlers::routes)
-            .configure(actions::routes)
-            .configure(events::routes)
-            .configure(stream::routes)
-            .configure(demo::routes),
-    );
+/// The API's scope, for the App: every endpoint, and the document at
+/// `/api/v4/openapi.json`.
+pub fn scope() -> utoipa_actix_web::scope::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    utoipa_actix_web::scope("/api/v4").configure(routes)
+}
+
+/// The OpenAPI document of the management API, collected from its routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt;
+    actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(scope())
+        .split_for_parts()
+        .1
+}
+
+async fn openapi_json() -> HttpResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let json = DOCUMENT.get_or_init(|| openapi().to_pretty_json().unwrap_or_default());
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json.clone())
+}
+
+/// Registers every API endpoint (under the `/api/v4` scope).
+fn routes(cfg: &mut ServiceConfig) {
+    cfg.route("/openapi.json", web::get().to(openapi_json))
+        .configure(sites::routes)
+        .configure(forms::routes)
+        .configure(pipelines::routes)
+        .configure(unsorted::routes)
+        .configure(notes::routes)
+        .configure(leads::routes)
+        .configure(handlers::routes)
+        .configure(actions::routes)
+        .configure(events::routes)
+        .configure(stream::routes)
+        .configure(demo::routes);
+}
+
+/// The document's frame; the paths and schemas are collected from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "footfall management API",
+        description = "Sites, forms, pipelines, leads, handlers, actions and events of footfall, \
+                       shaped after amoCRM's API v4.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ProblemDoc, FieldError)),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The account's API token from footfall's configuration.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// An error, as every endpoint answers it (`application/problem+json`, RFC 9457).
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `Problem`'s body in the document
+pub struct ProblemDoc {
+    #[schema(rename = "type", example = "about:blank")]
+    kind: String,
+    #[schema(example = "Unprocessable Entity")]
+    title: String,
+    #[schema(example = 422)]
+    status: u16,
+    #[schema(example = "[0].url: must be an absolute http(s) URL")]
+    detail: String,
+    errors: Option<Vec<FieldError>>,
 }
 
 /// The account of the request's bearer token.
@@ -79,12 +165,20 @@ impl FromRequest for Auth {
     }
 }
 
+/// amoCRM's cap on list sizes.
+pub const MAX_LIMIT: usize = 250;
+
 /// `?page=&limit=` of a list.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// Page number, from 1.
     #[serde(default = "first_page")]
+    #[param(minimum = 1, default = 1)]
     pub page: usize,
+    /// Items per page, at most 250.
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 250, default = 50)]
     pub limit: usize,
 }
 
@@ -96,10 +190,15 @@ fn default_limit() -> usize {
     50
 }
 
-/// amoCRM's cap on list sizes.
-pub const MAX_LIMIT: usize = 250;
-
 impl Paging {
+    pub fn new(page: Option<usize>, limit: Option<usize>) -> Result<Self, Problem> {
+        Self {
+            page: page.unwrap_or_else(first_page),
+            limit: limit.unwrap_or_else(default_limit),
+        }
+        .check()
+    }
+
     pub fn check(self) -> Result<Self, Problem> {
         if self.page == 0 {
             return Err(Problem::field("page", "pages start at 1"));
@@ -113,6 +212,7 @@ impl Paging {
         Ok(self)
     }
 
+    /// This page of `items`, and whether another page follows.
     pub fn slice<T>(&self, items: Vec<T>) -> (Vec<T>, bool) {
         let total = items.len();
         let start = (self.page - 1).saturating_mul(self.limit);
@@ -124,41 +224,115 @@ impl Paging {
     }
 }
 
-fn link(req: &HttpRequest, page: usize, limit: usize) -> Value {
-    let mut query: Vec<(String, String)> =
-        url::form_urlencoded::parse(req.query_string().as_bytes())
-            .into_owned()
-            .filter(|(k, _)| k != "page" && k != "limit")
-            .collect();
-    query.push(("page".into(), page.to_string()));
-    query.push(("limit".into(), limit.to_string()));
-    let qs = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(query)
-        .finish();
-    json!({"href": format!("{}?{qs}", req.path())})
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Link {
+    pub href: String,
 }
+
+/// HAL links of a page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Links {
+    #[serde(rename = "self")]
+    pub this: Link,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Link>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev: Option<Link>,
+}
+
+impl Links {
+    fn of(req: &HttpRequest, paging: Paging, has_next: bool) -> Self {
+        let link = |page: usize| {
+            let mut query: Vec<(String, String)> =
+                url::form_urlencoded::parse(req.query_string().as_bytes())
+                    .into_owned()
+                    .filter(|(k, _)| k != "page" && k != "limit")
+                    .collect();
+            query.push(("page".into(), page.to_string()));
+            query.push(("limit".into(), paging.limit.to_string()));
+            let qs = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish();
+            Link {
+                href: format!("{}?{qs}", req.path()),
+            }
+        };
+        Self {
+            this: link(paging.page),
+            next: has_next.then(|| link(paging.page + 1)),
+            prev: (paging.page > 1).then(|| link(paging.page - 1)),
+        }
+    }
+}
+
+/// A resource's list and creation answers: `{"_page", "_links", "_embedded": {"<name>": […]}}`
+/// and `{"_embedded": {"<name>": […]}}`.
+pub trait Listing: Sized {
+    type Item: Serialize;
+    fn page(page: usize, links: Links, items: Vec<Self::Item>) -> Self;
+}
+
+/// Defines a resource's list answer (paged) around `_embedded.<field>`, and with
+/// `batch Name` the answer to a creation or batch change (`{"_embedded": {"<field>": […]}}`).
+macro_rules! listing {
+    ($list:ident, $embedded:ident, $field:ident, $item:ty $(; batch $batch:ident)?) => {
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $embedded {
+            pub $field: Vec<$item>,
+        }
+
+        /// One page of the list.
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $list {
+            #[serde(rename = "_page")]
+            #[schema(rename = "_page")]
+            pub page: usize,
+            #[serde(rename = "_links")]
+            #[schema(rename = "_links")]
+            pub links: $crate::http::api::Links,
+            #[serde(rename = "_embedded")]
+            #[schema(rename = "_embedded")]
+            pub embedded: $embedded,
+        }
+
+        impl $crate::http::api::Listing for $list {
+            type Item = $item;
+            fn page(page: usize, links: $crate::http::api::Links, items: Vec<$item>) -> Self {
+                Self { page, links, embedded: $embedded { $field: items } }
+            }
+        }
+
+        $(
+            /// The items created or changed by one request.
+            #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+            pub struct $batch {
+                #[serde(rename = "_embedded")]
+                #[schema(rename = "_embedded")]
+                pub embedded: $embedded,
+            }
+
+            impl $batch {
+                pub fn of(items: Vec<$item>) -> Self {
+                    Self { embedded: $embedded { $field: items } }
+                }
+            }
+        )?
+    };
+}
+pub(crate) use listing;
 
 /// One page of a list, as amoCRM answers it.
-pub fn page_of(req: &HttpRequest, name: &str, paging: Paging, items: Vec<Value>) -> HttpResponse {
+pub fn page_of<L: Listing + Serialize>(
+    req: &HttpRequest,
+    paging: Paging,
+    items: Vec<L::Item>,
+) -> HttpResponse {
     let (items, has_next) = paging.slice(items);
-    let mut links = serde_json::Map::new();
-    links.insert("self".into(), link(req, paging.page, paging.limit));
-    if has_next {
-        links.insert("next".into(), link(req, paging.page + 1, paging.limit));
-    }
-    if paging.page > 1 {
-        links.insert("prev".into(), link(req, paging.page - 1, paging.limit));
-    }
-    HttpResponse::Ok().json(json!({
-        "_page": paging.page,
-        "_links": links,
-        "_embedded": { name: items },
-    }))
-}
-
-/// The answer to a creation or an update of several resources.
-pub fn embedded(name: &str, items: Vec<Value>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "_embedded": { name: items } }))
+    HttpResponse::Ok().json(L::page(
+        paging.page,
+        Links::of(req, paging, has_next),
+        items,
+    ))
 }
 
 /// Checks every item of a creation request; errors name the item (`[1].url`). Nothing

@@ -2,11 +2,13 @@
 //! 25 (`service_message`) carry `params: {text, service}`, as amoCRM's; they appear on the
 //! lead's timeline.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, embedded, page_of, validate_all};
+use super::{Auth, Paging, ProblemDoc, listing, page_of, validate_all};
 use crate::domain::handler::FieldError;
 use crate::domain::ids::LeadId;
 use crate::domain::time::{now_ms, to_secs};
@@ -19,42 +21,71 @@ use crate::store::Sequence;
 /// amoCRM's `service_message` note type.
 const SERVICE_MESSAGE: u8 = 25;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/leads/{id}/notes", web::get().to(list))
-        .route("/leads/{id}/notes", web::post().to(create));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_notes).service(create_notes);
 }
 
-fn view(lead: LeadId, entry: &TimelineEntry) -> Option<Value> {
-    match entry {
-        TimelineEntry::Note {
-            at,
-            id,
-            note_type,
-            params,
-        } => Some(json!({
-            "id": id, "entity_id": lead, "note_type": "service_message", "note_type_id": note_type,
-            "params": params, "created_at": to_secs(*at),
-        })),
-        _ => None,
+/// A note on a lead.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoteView {
+    id: u64,
+    /// The lead.
+    entity_id: u64,
+    #[schema(example = "service_message")]
+    note_type: String,
+    #[schema(example = 25)]
+    note_type_id: u8,
+    #[schema(value_type = Object, example = json!({"text": "SMS sent", "service": "Notify"}))]
+    params: Value,
+    created_at: i64,
+}
+
+listing!(NoteList, NoteItems, notes, NoteView; batch NoteBatch);
+
+impl NoteView {
+    fn of(lead: LeadId, entry: &TimelineEntry) -> Option<Self> {
+        match entry {
+            TimelineEntry::Note {
+                at,
+                id,
+                note_type,
+                params,
+            } => Some(Self {
+                id: *id,
+                entity_id: lead.0,
+                note_type: "service_message".into(),
+                note_type_id: *note_type,
+                params: params.clone(),
+                created_at: to_secs(*at),
+            }),
+            _ => None,
+        }
     }
 }
 
-#[derive(Deserialize)]
+/// A note to add: `note_type` 25 or `"service_message"`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewNote {
-    /// `25` or `"service_message"`.
+pub struct NewNote {
+    #[schema(value_type = Object, example = 25)]
     note_type: Value,
     params: NoteParams,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoteParams {
+pub struct NoteParams {
+    #[schema(example = "SMS sent to +7 900 123-45-67")]
     text: String,
+    #[schema(example = "Notify")]
     service: String,
 }
 
-async fn list(
+/// The lead's notes, oldest first.
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), Paging),
+    responses((status = 200, description = "OK", body = NoteList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/{id}/notes")]
+async fn list_notes(
     auth: Auth,
     req: HttpRequest,
     id: web::Path<u64>,
@@ -63,17 +94,21 @@ async fn list(
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
-    let notes: Vec<Value> = services
+    let notes: Vec<NoteView> = services
         .store
         .timeline(lead.id)
         .await?
         .iter()
-        .filter_map(|e| view(lead.id, e))
+        .filter_map(|e| NoteView::of(lead.id, e))
         .collect();
-    Ok(page_of(&req, "notes", paging, notes))
+    Ok(page_of::<NoteList>(&req, paging, notes))
 }
 
-async fn create(
+/// Adds service messages to the lead's card (all or none).
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")), request_body = Vec<NewNote>,
+    responses((status = 200, description = "OK", body = NoteBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/leads/{id}/notes")]
+async fn create_notes(
     auth: Auth,
     id: web::Path<u64>,
     body: ApiJson<Vec<NewNote>>,
@@ -118,8 +153,8 @@ async fn create(
             params: json!({"text": params.text, "service": params.service}),
         };
         services.store.append_timeline(lead.id, &entry).await?;
-        created.extend(view(lead.id, &entry));
+        created.extend(NoteView::of(lead.id, &entry));
     }
     services.live.publish(lead.account_id, lead.id, "note");
-    Ok(embedded("notes", created))
+    Ok(HttpResponse::Ok().json(NoteBatch::of(created)))
 }

@@ -1,35 +1,112 @@
 //! `/api/v4/leads/pipelines`: each account's pipelines and their stages, as amoCRM lists
-//! them (type 1 is Unsorted; 142 won and 143 lost close every pipeline).
+//! them (type 1 is Unsorted; 142 won and 143 lost close every pipeline). A new pipeline
+//! names its working stages; Unsorted, won and lost are added around them.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, page_of};
-use crate::domain::ids::PipelineId;
-use crate::domain::pipeline::Pipeline;
+use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
+use crate::domain::handler::FieldError;
+use crate::domain::ids::{PipelineId, StatusId};
+use crate::domain::pipeline::{Pipeline, STATUS_TYPE_NORMAL, STATUS_TYPE_UNSORTED, Status};
+use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::store::catalog;
+use crate::store::{Sequence, catalog};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/leads/pipelines", web::get().to(list))
-        .route("/leads/pipelines/{id}", web::get().to(get));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_pipelines)
+        .service(create_pipelines)
+        .service(get_pipeline);
 }
 
-fn view(p: &Pipeline) -> Value {
-    let statuses: Vec<Value> = p
-        .statuses
-        .iter()
-        .map(|s| {
-            json!({"id": s.id, "name": s.name, "sort": s.sort, "type": s.status_type,
-                        "pipeline_id": p.id, "is_editable": s.status_type == 0 && s.id.0 > 1000})
-        })
-        .collect();
-    json!({"id": p.id, "name": p.name, "is_main": p.is_main, "account_id": p.account_id,
-           "_embedded": {"statuses": statuses}})
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusView {
+    id: u64,
+    name: String,
+    sort: u32,
+    /// 1 for Unsorted, 0 for every other stage.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    status_type: u8,
+    pipeline_id: u64,
+    is_editable: bool,
 }
 
-async fn list(
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusItems {
+    statuses: Vec<StatusView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PipelineView {
+    id: u64,
+    name: String,
+    is_main: bool,
+    account_id: u64,
+    #[serde(rename = "_embedded")]
+    #[schema(rename = "_embedded")]
+    embedded: StatusItems,
+}
+
+listing!(PipelineList, PipelineItems, pipelines, PipelineView; batch PipelineBatch);
+
+impl PipelineView {
+    fn of(p: &Pipeline) -> Self {
+        Self {
+            id: p.id.0,
+            name: p.name.clone(),
+            is_main: p.is_main,
+            account_id: p.account_id.0,
+            embedded: StatusItems {
+                statuses: p
+                    .statuses
+                    .iter()
+                    .map(|s| StatusView {
+                        id: s.id.0,
+                        name: s.name.clone(),
+                        sort: s.sort,
+                        status_type: s.status_type,
+                        pipeline_id: p.id.0,
+                        is_editable: s.status_type == STATUS_TYPE_NORMAL && s.id.0 > 1000,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// A pipeline to create: its working stages in order.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPipeline {
+    #[schema(example = "Partners")]
+    name: String,
+    #[serde(rename = "_embedded")]
+    #[schema(rename = "_embedded")]
+    embedded: NewStatuses,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStatuses {
+    statuses: Vec<NewStatus>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStatus {
+    #[schema(example = "Qualified")]
+    name: String,
+}
+
+/// The account's pipelines with their stages.
+#[utoipa::path(tag = "pipelines", params(Paging),
+    responses((status = 200, description = "OK", body = PipelineList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/pipelines")]
+async fn list_pipelines(
     auth: Auth,
     req: HttpRequest,
     paging: web::Query<Paging>,
@@ -37,15 +114,18 @@ async fn list(
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let pipelines: Vec<Pipeline> = catalog::list(&*services.store, auth.0.id).await?;
-    Ok(page_of(
+    Ok(page_of::<PipelineList>(
         &req,
-        "pipelines",
         paging,
-        pipelines.iter().map(view).collect(),
+        pipelines.iter().map(PipelineView::of).collect(),
     ))
 }
 
-async fn get(
+/// One pipeline with its stages.
+#[utoipa::path(tag = "pipelines", params(("id" = u64, Path, description = "Pipeline id")),
+    responses((status = 200, description = "OK", body = PipelineView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/pipelines/{id}")]
+async fn get_pipeline(
     auth: Auth,
     id: web::Path<u64>,
     services: web::Data<Services>,
@@ -53,5 +133,77 @@ async fn get(
     let pipeline = services
         .pipeline(auth.0.id, PipelineId(id.into_inner()))
         .await?;
-    Ok(HttpResponse::Ok().json(view(&pipeline)))
+    Ok(HttpResponse::Ok().json(PipelineView::of(&pipeline)))
+}
+
+/// Creates pipelines: Unsorted, the given stages in order, then won (142) and lost (143).
+#[utoipa::path(tag = "pipelines", request_body = Vec<NewPipeline>,
+    responses((status = 200, description = "OK", body = PipelineBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/leads/pipelines")]
+async fn create_pipelines(
+    auth: Auth,
+    body: ApiJson<Vec<NewPipeline>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let checked = validate_all(body.0, |p| {
+        let mut errors = Vec::new();
+        let name = check_name("name", &p.name, &mut errors);
+        let stages = p.embedded.statuses;
+        if stages.is_empty() || stages.len() > 30 {
+            errors.push(FieldError::new(
+                "_embedded.statuses",
+                "needs 1 to 30 stages",
+            ));
+        }
+        let names: Vec<String> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                check_name(
+                    &format!("_embedded.statuses[{i}].name"),
+                    &s.name,
+                    &mut errors,
+                )
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok((name, names))
+        } else {
+            Err(errors)
+        }
+    })?;
+    let mut created = Vec::new();
+    for (name, stages) in checked {
+        let id = PipelineId(services.store.next_id(Sequence::Pipeline).await?);
+        let mut statuses = vec![Status {
+            id: StatusId(services.store.next_id(Sequence::Status).await?),
+            name: "Unsorted".into(),
+            sort: 10,
+            status_type: STATUS_TYPE_UNSORTED,
+        }];
+        for (i, stage) in stages.into_iter().enumerate() {
+            statuses.push(Status {
+                id: StatusId(services.store.next_id(Sequence::Status).await?),
+                name: stage,
+                sort: 20 + 10 * i as u32,
+                status_type: STATUS_TYPE_NORMAL,
+            });
+        }
+        let closing = Pipeline::default_for(auth.0.id, id, [StatusId(0); 3]).statuses;
+        statuses.extend(
+            closing
+                .into_iter()
+                .filter(|s| s.id.0 == 142 || s.id.0 == 143),
+        );
+        let pipeline = Pipeline {
+            id,
+            account_id: auth.0.id,
+            name,
+            is_main: false,
+            statuses,
+        };
+        catalog::put(&*services.store, &pipeline).await?;
+        created.push(PipelineView::of(&pipeline));
+    }
+    Ok(HttpResponse::Ok().json(PipelineBatch::of(created)))
 }

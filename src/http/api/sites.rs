@@ -1,11 +1,12 @@
 //! `/api/v4/sites`: the sites an account tracks. A site's `key` goes into the script tag's
 //! `data-site`; its `hosts` are the only hosts whose pages may report to it.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, check_name, embedded, page_of, validate_all};
+use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
 use crate::domain::handler::FieldError;
 use crate::domain::ids::{SiteId, SiteKey};
 use crate::domain::site::{Site, parse_web_url};
@@ -15,40 +16,73 @@ use crate::http::problem::Problem;
 use crate::service::Services;
 use crate::store::{Sequence, catalog};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/sites", web::get().to(list))
-        .route("/sites", web::post().to(create))
-        .route("/sites/{id}", web::get().to(get))
-        .route("/sites/{id}", web::patch().to(update));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_sites)
+        .service(create_sites)
+        .service(get_site)
+        .service(update_site);
 }
 
-pub fn view(site: &Site, services: &Services) -> Value {
-    let tracker = format!(
-        "{}/t.js",
-        services.settings.server.public_url.trim_end_matches('/')
-    );
-    json!({
-        "id": site.id, "key": site.key, "name": site.name, "url": site.url,
-        "hosts": site.hosts, "respect_dnt": site.respect_dnt,
-        "created_at": to_secs(site.created_at),
-        "snippet": format!("<script async src=\"{tracker}\" data-site=\"{}\"></script>", site.key),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewSite {
+/// A tracked site.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteView {
+    id: u64,
+    /// Public key for the script tag's `data-site`.
+    key: String,
     name: String,
     url: String,
+    /// Hosts whose pages may report page views and submit forms.
+    hosts: Vec<String>,
+    /// Browsers with Do-Not-Track or Global Privacy Control are not tracked.
+    respect_dnt: bool,
+    created_at: i64,
+    /// The script tag to paste into the site.
+    snippet: String,
+}
+
+listing!(SiteList, SiteItems, sites, SiteView; batch SiteBatch);
+
+impl SiteView {
+    fn of(site: &Site, services: &Services) -> Self {
+        let tracker = format!(
+            "{}/t.js",
+            services.settings.server.public_url.trim_end_matches('/')
+        );
+        Self {
+            id: site.id.0,
+            key: site.key.to_string(),
+            name: site.name.clone(),
+            url: site.url.clone(),
+            hosts: site.hosts.clone(),
+            respect_dnt: site.respect_dnt,
+            created_at: to_secs(site.created_at),
+            snippet: format!(
+                "<script async src=\"{tracker}\" data-site=\"{}\"></script>",
+                site.key
+            ),
+        }
+    }
+}
+
+/// A site to create.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSite {
+    #[schema(example = "Shop")]
+    name: String,
+    #[schema(example = "https://shop.example")]
+    url: String,
+    /// Defaults to the URL's host.
     #[serde(default)]
     hosts: Option<Vec<String>>,
     #[serde(default)]
     respect_dnt: bool,
 }
 
-#[derive(Deserialize)]
+/// Changes to a site.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SitePatch {
+pub struct SitePatch {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -79,7 +113,17 @@ fn check_hosts(hosts: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     parsed
 }
 
-async fn list(
+async fn find(services: &Services, auth: &Auth, id: SiteId) -> Result<Site, Problem> {
+    catalog::get(&*services.store, auth.0.id, id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("site {id} does not exist")))
+}
+
+/// The account's sites.
+#[utoipa::path(tag = "sites", params(Paging),
+    responses((status = 200, description = "OK", body = SiteList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/sites")]
+async fn list_sites(
     auth: Auth,
     req: HttpRequest,
     paging: web::Query<Paging>,
@@ -87,30 +131,31 @@ async fn list(
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
     let sites: Vec<Site> = catalog::list(&*services.store, auth.0.id).await?;
-    Ok(page_of(
+    Ok(page_of::<SiteList>(
         &req,
-        "sites",
         paging,
-        sites.iter().map(|s| view(s, &services)).collect(),
+        sites.iter().map(|s| SiteView::of(s, &services)).collect(),
     ))
 }
 
-async fn get(
+/// One site.
+#[utoipa::path(tag = "sites", params(("id" = u64, Path, description = "Site id")),
+    responses((status = 200, description = "OK", body = SiteView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/sites/{id}")]
+async fn get_site(
     auth: Auth,
     id: web::Path<u64>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let site = find(&services, &auth, SiteId(id.into_inner())).await?;
-    Ok(HttpResponse::Ok().json(view(&site, &services)))
+    Ok(HttpResponse::Ok().json(SiteView::of(&site, &services)))
 }
 
-async fn find(services: &Services, auth: &Auth, id: SiteId) -> Result<Site, Problem> {
-    catalog::get(&*services.store, auth.0.id, id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("site {id} does not exist")))
-}
-
-async fn create(
+/// Creates sites (all or none).
+#[utoipa::path(tag = "sites", request_body = Vec<NewSite>,
+    responses((status = 200, description = "OK", body = SiteBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/sites")]
+async fn create_sites(
     auth: Auth,
     body: ApiJson<Vec<NewSite>>,
     services: web::Data<Services>,
@@ -146,12 +191,16 @@ async fn create(
             created_at: now_ms(),
         };
         catalog::put_site(&*services.store, &site).await?;
-        created.push(view(&site, &services));
+        created.push(SiteView::of(&site, &services));
     }
-    Ok(embedded("sites", created))
+    Ok(HttpResponse::Ok().json(SiteBatch::of(created)))
 }
 
-async fn update(
+/// Changes a site's name, hosts or Do-Not-Track policy.
+#[utoipa::path(tag = "sites", params(("id" = u64, Path, description = "Site id")), request_body = SitePatch,
+    responses((status = 200, description = "OK", body = SiteView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[patch("/sites/{id}")]
+async fn update_site(
     auth: Auth,
     id: web::Path<u64>,
     body: ApiJson<SitePatch>,
@@ -174,5 +223,5 @@ async fn update(
     }
     catalog::put_site(&*services.store, &site).await?;
     services.sites.forget(&site.key);
-    Ok(HttpResponse::Ok().json(view(&site, &services)))
+    Ok(HttpResponse::Ok().json(SiteView::of(&site, &services)))
 }

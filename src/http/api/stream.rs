@@ -6,19 +6,26 @@
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use tokio::sync::broadcast::error::RecvError;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::Auth;
+use super::{Auth, ProblemDoc};
 use crate::service::Services;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/stream", web::get().to(stream));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(live_stream);
 }
 
-async fn stream(auth: Auth, services: web::Data<Services>) -> HttpResponse {
+/// Server-sent events: `event: lead` with `{"account_id", "lead_id", "what"}` when a
+/// lead of the account changes; `event: reload` when updates were missed.
+#[utoipa::path(tag = "live",
+    responses((status = 200, description = "An endless stream of server-sent events", content_type = "text/event-stream", body = String),
+              (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/stream")]
+async fn live_stream(auth: Auth, services: web::Data<Services>) -> HttpResponse {
     let account = auth.0.id;
     let updates = services.live.subscribe();
     let beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);

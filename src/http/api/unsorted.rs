@@ -1,11 +1,12 @@
 //! `/api/v4/leads/unsorted`: incoming form submissions waiting for a marketer — list,
 //! one entry, accept into a stage (the seed's step 5) or decline.
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, page_of};
+use super::{Auth, Paging, ProblemDoc, listing, page_of};
 use crate::domain::ids::{PipelineId, StatusId, UnsortedUid, is_token_like};
 use crate::domain::lead::Unsorted;
 use crate::domain::time::to_secs;
@@ -13,34 +14,108 @@ use crate::http::body::{parse_json, read_body};
 use crate::http::problem::Problem;
 use crate::service::Services;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/leads/unsorted", web::get().to(list))
-        .route("/leads/unsorted/{uid}", web::get().to(get))
-        .route("/leads/unsorted/{uid}/accept", web::post().to(accept))
-        .route("/leads/unsorted/{uid}/decline", web::post().to(decline));
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_unsorted)
+        .service(get_unsorted)
+        .service(accept_unsorted)
+        .service(decline_unsorted);
 }
 
-fn view(u: &Unsorted) -> Value {
-    let m = &u.metadata;
-    json!({
-        "uid": u.uid, "category": u.category, "pipeline_id": u.pipeline_id,
-        "account_id": u.account_id, "created_at": to_secs(u.created_at),
-        "metadata": {
-            "form_id": m.form_id, "form_name": m.form_name, "form_page": m.form_page,
-            "ip": m.ip, "referer": m.referer, "visitor_uid": m.visitor_uid,
-            "form_sent_at": m.form_sent_at,
-        },
-        "_embedded": {"leads": [{"id": u.lead_id}], "contacts": [{"id": u.contact_id}]},
-    })
+/// What amoCRM records about a form submission.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetadataView {
+    form_id: String,
+    form_name: String,
+    form_page: String,
+    ip: String,
+    referer: String,
+    visitor_uid: Option<String>,
+    form_sent_at: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdRef {
+    id: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnsortedEmbedded {
+    leads: Vec<IdRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contacts: Option<Vec<IdRef>>,
+}
+
+/// An Unsorted entry (category `forms`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnsortedView {
+    uid: String,
+    category: String,
+    pipeline_id: u64,
+    account_id: u64,
+    created_at: i64,
+    metadata: MetadataView,
+    #[serde(rename = "_embedded")]
+    #[schema(rename = "_embedded")]
+    embedded: UnsortedEmbedded,
+}
+
+listing!(UnsortedList, UnsortedItems, unsorted, UnsortedView);
+
+impl UnsortedView {
+    fn of(u: &Unsorted) -> Self {
+        let m = &u.metadata;
+        Self {
+            uid: u.uid.to_string(),
+            category: u.category.clone(),
+            pipeline_id: u.pipeline_id.0,
+            account_id: u.account_id.0,
+            created_at: to_secs(u.created_at),
+            metadata: MetadataView {
+                form_id: m.form_id.to_string(),
+                form_name: m.form_name.clone(),
+                form_page: m.form_page.clone(),
+                ip: m.ip.clone(),
+                referer: m.referer.clone(),
+                visitor_uid: m.visitor_uid.clone(),
+                form_sent_at: m.form_sent_at,
+            },
+            embedded: UnsortedEmbedded {
+                leads: vec![IdRef { id: u.lead_id.0 }],
+                contacts: Some(vec![IdRef { id: u.contact_id.0 }]),
+            },
+        }
+    }
+}
+
+/// The outcome of accepting or declining an entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionView {
+    uid: String,
+    /// Where the lead stands now.
+    pipeline_id: u64,
+    status_id: u64,
+    #[serde(rename = "_embedded")]
+    #[schema(rename = "_embedded")]
+    embedded: UnsortedEmbedded,
+}
+
+/// Filters of the Unsorted list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct UnsortedQuery {
+pub struct UnsortedQuery {
     page: Option<usize>,
     limit: Option<usize>,
     pipeline_id: Option<u64>,
     form_id: Option<String>,
+}
+
+/// The body of an acceptance; without it the lead goes to the first working stage.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    #[serde(default)]
+    status_id: Option<u64>,
 }
 
 fn uid(raw: String) -> Result<UnsortedUid, Problem> {
@@ -53,19 +128,19 @@ fn uid(raw: String) -> Result<UnsortedUid, Problem> {
     }
 }
 
-async fn list(
+/// Entries waiting in Unsorted, oldest first.
+#[utoipa::path(tag = "unsorted", params(UnsortedQuery),
+    responses((status = 200, description = "OK", body = UnsortedList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/unsorted")]
+async fn list_unsorted(
     auth: Auth,
     req: HttpRequest,
     query: web::Query<UnsortedQuery>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
-    let paging = Paging {
-        page: q.page.unwrap_or(1),
-        limit: q.limit.unwrap_or(50),
-    }
-    .check()?;
-    let items: Vec<Value> = services
+    let paging = Paging::new(q.page, q.limit)?;
+    let items: Vec<UnsortedView> = services
         .store
         .list_unsorted(auth.0.id)
         .await?
@@ -76,12 +151,16 @@ async fn list(
                 .as_deref()
                 .is_none_or(|f| u.metadata.form_id.as_str() == f)
         })
-        .map(view)
+        .map(UnsortedView::of)
         .collect();
-    Ok(page_of(&req, "unsorted", paging, items))
+    Ok(page_of::<UnsortedList>(&req, paging, items))
 }
 
-async fn get(
+/// One Unsorted entry.
+#[utoipa::path(tag = "unsorted", params(("uid" = String, Path, description = "Entry uid")),
+    responses((status = 200, description = "OK", body = UnsortedView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/leads/unsorted/{uid}")]
+async fn get_unsorted(
     auth: Auth,
     path: web::Path<String>,
     services: web::Data<Services>,
@@ -92,17 +171,15 @@ async fn get(
         .get_unsorted(auth.0.id, &uid)
         .await?
         .ok_or_else(|| Problem::not_found(format!("unsorted entry {uid} does not exist")))?;
-    Ok(HttpResponse::Ok().json(view(&entry)))
+    Ok(HttpResponse::Ok().json(UnsortedView::of(&entry)))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct AcceptBody {
-    #[serde(default)]
-    status_id: Option<u64>,
-}
-
-async fn accept(
+/// Accepts the entry's lead into a stage of its pipeline (the seed's step 5); the stage's
+/// actions fire. A second acceptance of the same entry answers 404 or 409.
+#[utoipa::path(tag = "unsorted", params(("uid" = String, Path, description = "Entry uid")), request_body(content = AcceptBody, description = "Optional"),
+    responses((status = 200, description = "OK", body = DecisionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/leads/unsorted/{uid}/accept")]
+async fn accept_unsorted(
     auth: Auth,
     req: HttpRequest,
     path: web::Path<String>,
@@ -110,7 +187,6 @@ async fn accept(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
-    // The body is optional: without it the lead goes to the first working stage.
     let body = read_body(&req, &mut payload, 4096).await?;
     let body: AcceptBody = if body.iter().all(u8::is_ascii_whitespace) {
         AcceptBody::default()
@@ -120,13 +196,22 @@ async fn accept(
     let lead = services
         .accept(auth.0.id, &uid, body.status_id.map(StatusId))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "uid": uid, "pipeline_id": lead.pipeline_id, "status_id": lead.status_id,
-        "_embedded": {"leads": [{"id": lead.id}]},
-    })))
+    Ok(HttpResponse::Ok().json(DecisionView {
+        uid: uid.to_string(),
+        pipeline_id: lead.pipeline_id.0,
+        status_id: lead.status_id.0,
+        embedded: UnsortedEmbedded {
+            leads: vec![IdRef { id: lead.id.0 }],
+            contacts: None,
+        },
+    }))
 }
 
-async fn decline(
+/// Declines the entry: it leaves Unsorted and its lead is closed as lost (143).
+#[utoipa::path(tag = "unsorted", params(("uid" = String, Path, description = "Entry uid")),
+    responses((status = 200, description = "OK", body = DecisionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/leads/unsorted/{uid}/decline")]
+async fn decline_unsorted(
     auth: Auth,
     req: HttpRequest,
     path: web::Path<String>,
@@ -136,7 +221,13 @@ async fn decline(
     let uid = uid(path.into_inner())?;
     read_body(&req, &mut payload, 4096).await?;
     let lead = services.decline(auth.0.id, &uid).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "uid": uid, "_embedded": {"leads": [{"id": lead.id}]},
-    })))
+    Ok(HttpResponse::Ok().json(DecisionView {
+        uid: uid.to_string(),
+        pipeline_id: lead.pipeline_id.0,
+        status_id: lead.status_id.0,
+        embedded: UnsortedEmbedded {
+            leads: vec![IdRef { id: lead.id.0 }],
+            contacts: None,
+        },
+    }))
 }

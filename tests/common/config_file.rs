@@ -1,0 +1,43 @@
+//! The config file of a footfall process started by a test: one Redis, a key prefix, a
+//! cookie key, account A, fast delivery, limits off — and whatever `extra` adds (TOML
+//! tables that the base does not have, or `[[accounts]]`).
+
+pub fn footfall_toml(redis_url: &str, prefix: &str, cookie_key: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+workers = 1
+static_dir = "{static_dir}"
+
+[store]
+redis_url = "{redis_url}"
+key_prefix = "{prefix}"
+
+[cookies]
+keys = ["{cookie_key}"]
+
+[delivery]
+allow_private_targets = true
+retry_schedule_seconds = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+jitter_ratio = 0.0
+timeout_ms = 2000
+lease_seconds = 3
+poll_interval_ms = 100
+
+[limits]
+per_ip_per_second = 0
+per_site_per_second = 0
+
+[[accounts]]
+account_id = {account}
+subdomain = "{subdomain}"
+token = "{token}"
+{extra}
+"#,
+        static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
+        account = super::ACCOUNT,
+        subdomain = super::SUBDOMAIN,
+        token = super::TOKEN,
+    )
+}
