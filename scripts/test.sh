@@ -33,6 +33,12 @@ say "unit, conformance and black-box tests"
 cargo build --quiet --bins
 cargo test --quiet --all-targets
 
+say "OpenAPI document: made from the routes, valid OpenAPI"
+python3 -c "import openapi_spec_validator" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check openapi-spec-validator
+target/debug/footfall openapi > /tmp/footfall-openapi.json
+python3 -m openapi_spec_validator /tmp/footfall-openapi.json
+
 say "tracker: committed build matches the source, size"
 scripts/build-tracker.sh /tmp/footfall-t.js >/dev/null
 cmp -s /tmp/footfall-t.js static/t.js || { echo "static/t.js is stale: run scripts/build-tracker.sh"; exit 1; }

@@ -145,21 +145,32 @@ async fn collect(
         )
         .await?;
     allow_origin(&mut response, client.origin.as_deref());
-    match outcome {
-        CollectOutcome::Recorded { minted: Some(vid) } => {
-            let settings = &services.settings.cookies;
-            if !settings.domain.is_empty() {
-                response.insert_header((header::SET_COOKIE, visitor_cookie(settings, &vid)));
-            }
-            Ok(response
-                .status(StatusCode::OK)
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(serde_json::json!({ "vid": vid })))
-        }
-        CollectOutcome::Recorded { minted: None } | CollectOutcome::NotTracked => {
-            Ok(response.finish())
-        }
+    let CollectOutcome::Recorded { visitor, minted } = outcome else {
+        return Ok(response.finish());
+    };
+    // Same-site deployments (footfall on a subdomain of the site) also keep the visitor
+    // in a server-set first-party cookie, which Safari does not cap at 7 days.
+    let cookies = &services.settings.cookies;
+    let server_cookie_stale = !cookies.domain.is_empty()
+        && client
+            .cookie_vid
+            .as_deref()
+            .and_then(|c| services.signer.verify(c))
+            != Some(visitor);
+    if !minted && !server_cookie_stale {
+        return Ok(response.finish());
     }
+    let signed = services.signer.sign(visitor);
+    if server_cookie_stale {
+        response.insert_header((header::SET_COOKIE, visitor_cookie(cookies, &signed)));
+    }
+    if !minted {
+        return Ok(response.finish());
+    }
+    Ok(response
+        .status(StatusCode::OK)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "vid": signed })))
 }
 
 /// The JSON form body t.js sends.

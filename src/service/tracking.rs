@@ -39,8 +39,8 @@ pub struct Beacon<'a> {
 }
 
 pub enum CollectOutcome {
-    /// Recorded; `minted` is the signed id of a visitor seen for the first time.
-    Recorded { minted: Option<String> },
+    /// Recorded; `minted` tells the visitor was seen for the first time.
+    Recorded { visitor: VisitorId, minted: bool },
     /// Not recorded: the site honours Do-Not-Track and the browser asked for it.
     NotTracked,
 }
@@ -165,9 +165,7 @@ impl Services {
             self.start_visit(site, visitor, visit, &url).await?;
         }
         metrics::counter!("footfall_beacons_total", "outcome" => "recorded").increment(1);
-        Ok(CollectOutcome::Recorded {
-            minted: minted.then(|| self.signer.sign(visitor)),
-        })
+        Ok(CollectOutcome::Recorded { visitor, minted })
     }
 
     /// Trims a visitor's history off the request path.

@@ -1,0 +1,254 @@
+//! Forms and Unsorted, through HTTP: errors named per field, the honeypot, the metadata
+//! amoCRM records, duplicate submissions folded, accepting once, declining.
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use common::{Backend, Receiver, TestApp, setup, submit_form};
+
+async fn post_form(app: &TestApp, form: &str, body: Value) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{form}/submit")))
+        .header("referer", "https://www.google.com/search?q=shop")
+        .header("origin", "https://shop.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn unsorted(app: &TestApp, query: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/api/v4/leads/unsorted{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["_embedded"]["unsorted"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn every_invalid_field_is_named_and_nothing_is_created() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (status, problem) = post_form(
+        &app,
+        &s.form_id,
+        json!({"page": "https://shop.example/", "fields": {"phone": "call me", "email": "nope@", "name": " "}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "phone", "email"]);
+    assert!(unsorted(&app, "").await.is_empty());
+    let (_, leads) = app.get("/api/v4/leads").await;
+    assert!(leads["_embedded"]["leads"].as_array().unwrap().is_empty());
+    // Fields that are not text are refused by name too.
+    let (status, problem) = post_form(
+        &app,
+        &s.form_id,
+        json!({"fields": {"name": {"first": "A"}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["errors"][0]["field"], "fields.name");
+    // An unknown form is a 404.
+    let (status, _) = post_form(&app, "fNoSuchForm0", json!({"fields": {"name": "A"}})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_filled_honeypot_is_answered_as_a_success_and_stored_nowhere() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (status, body) = post_form(
+        &app,
+        &s.form_id,
+        json!({"fields": {"name": "Bot", "ff_hp": "http://spam.example"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["redirect"], "https://shop.example/thanks");
+    assert!(body.get("lead_id").is_none());
+    assert!(unsorted(&app, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_unsorted_entry_carries_amocrms_metadata() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.unwrap();
+    let before = footfall::domain::time::to_secs(footfall::domain::time::now_ms());
+    let (status, body) = post_form(
+        &app,
+        &s.form_id,
+        json!({"vid": vid, "page": "https://shop.example/contact?x=1",
+        "fields": {"name": "Anna", "email": "anna@example.com"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let entry = &unsorted(&app, "").await[0];
+    let m = &entry["metadata"];
+    assert_eq!(entry["category"], "forms");
+    assert_eq!(m["form_id"], s.form_id.as_str());
+    assert_eq!(m["form_name"], "Contact");
+    assert_eq!(m["form_page"], "https://shop.example/contact?x=1");
+    assert_eq!(m["ip"], "127.0.0.1");
+    assert_eq!(m["referer"], "https://www.google.com/search?q=shop");
+    assert_eq!(m["visitor_uid"], &vid[44..]);
+    let sent = m["form_sent_at"].as_i64().unwrap();
+    assert!((before..=before + 5).contains(&sent));
+    assert_eq!(entry["_embedded"]["leads"][0]["id"], body["lead_id"]);
+    assert!(entry["_embedded"]["contacts"][0]["id"].is_u64());
+    // The one entry can be read by its uid, and filtered by pipeline and form.
+    let uid = entry["uid"].as_str().unwrap();
+    let (status, one) = app.get(&format!("/api/v4/leads/unsorted/{uid}")).await;
+    assert_eq!((status, &one["uid"]), (StatusCode::OK, &entry["uid"]));
+    assert_eq!(
+        unsorted(&app, &format!("?form_id={}", s.form_id))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(unsorted(&app, "?form_id=fOther").await.len(), 0);
+    assert_eq!(
+        unsorted(&app, &format!("?pipeline_id={}", s.pipeline.id))
+            .await
+            .len(),
+        1
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_double_submission_folds_into_the_first() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.unwrap();
+    let body = json!({"vid": vid, "page": "https://shop.example/contact", "fields": {"name": "Anna", "phone": "+7 900 1"}});
+    let (first, second) = tokio::join!(
+        post_form(&app, &s.form_id, body.clone()),
+        post_form(&app, &s.form_id, body.clone())
+    );
+    assert_eq!(
+        (first.0, second.0),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(
+        first.1["lead_id"], second.1["lead_id"],
+        "{first:?} {second:?}"
+    );
+    let (third_status, third) = post_form(&app, &s.form_id, body).await;
+    assert_eq!(third_status, StatusCode::CREATED);
+    assert_eq!(third["lead_id"], first.1["lead_id"]);
+    assert_eq!(unsorted(&app, "").await.len(), 1);
+    let (_, leads) = app.get("/api/v4/leads").await;
+    assert_eq!(leads["_embedded"]["leads"].as_array().unwrap().len(), 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_entry_is_accepted_once() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (lead, uid, _) = submit_form(&app, &s.form_id, None, "Anna").await;
+    let path = format!("/api/v4/leads/unsorted/{uid}/accept");
+    let body = json!({"status_id": s.pipeline.negotiation});
+    let (a, b) = tokio::join!(app.post(&path, body.clone()), app.post(&path, body.clone()));
+    let statuses = [a.0, b.0];
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::NOT_FOUND) || statuses.contains(&StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    let (_, l) = app.get(&format!("/api/v4/leads/{lead}")).await;
+    assert_eq!(l["status_id"], s.pipeline.negotiation);
+    assert!(unsorted(&app, "").await.is_empty());
+    // Accepting into Unsorted itself, or into a stage of no pipeline of its own, is refused.
+    let (_, uid2, _) = submit_form(&app, &s.form_id, None, "Boris").await;
+    let (status, problem) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid2}/accept"),
+            json!({"status_id": s.pipeline.unsorted}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, _) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid2}/accept"),
+            json!({"status_id": 999_999}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unsorted(&app, "").await.len(), 1);
+    // Without a body (or a status), the lead goes to the first working stage.
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v4/leads/unsorted/{uid2}/accept")))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let accepted: Value = response.json().await.unwrap();
+    assert_eq!(accepted["status_id"], s.pipeline.first_contact);
+    let (_, uid3, _) = submit_form(&app, &s.form_id, None, "Vera").await;
+    let (status, accepted) = app
+        .post(&format!("/api/v4/leads/unsorted/{uid3}/accept"), json!({}))
+        .await;
+    assert_eq!(
+        (status, &accepted["status_id"]),
+        (StatusCode::OK, &json!(s.pipeline.first_contact))
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn declining_an_entry_closes_its_lead_as_lost() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (lead, uid, _) = submit_form(&app, &s.form_id, None, "Anna").await;
+    let (status, body) = app
+        .post(&format!("/api/v4/leads/unsorted/{uid}/decline"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status_id"], 143);
+    assert!(unsorted(&app, "").await.is_empty());
+    let (_, l) = app.get(&format!("/api/v4/leads/{lead}")).await;
+    assert_eq!(l["status_id"], 143);
+    let (_, tl) = app.get(&format!("/api/v4/leads/{lead}/timeline")).await;
+    let kinds: Vec<&str> = tl["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"declined") && kinds.contains(&"moved"),
+        "{kinds:?}"
+    );
+    let (status, _) = app
+        .post(&format!("/api/v4/leads/unsorted/{uid}/accept"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nothing fired for the declined lead.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.count(), 0);
+    app.cleanup().await;
+}

@@ -1,0 +1,511 @@
+//! Tracking, through HTTP: visits numbered per browser, anonymous history merged into the
+//! lead, several browsers per lead, a browser moving to a newer lead, history caps and
+//! retention, bots, Do-Not-Track / Global Privacy Control, and the server-set cookie.
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
+use footfall::config::Settings;
+
+/// Runs a test body once on Redis and once on the embedded store.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_redis() {
+                super::$name(super::Backend::Redis).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_the_embedded_store() {
+                super::$name(super::Backend::Memory).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    visits_are_numbered_per_browser,
+    anonymous_page_views_join_the_lead_in_order,
+    several_browsers_of_one_contact_share_a_lead,
+    a_browser_moving_to_a_newer_lead_is_recorded_on_both_timelines,
+    page_view_history_is_capped_per_browser,
+);
+
+async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(backend);
+    settings.tracking.visit_idle_seconds = 1;
+    tweak(&mut settings);
+    TestApp::spawn_with(settings).await
+}
+
+async fn idle() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
+fn items<'a>(body: &'a Value, name: &str) -> &'a Vec<Value> {
+    body["_embedded"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no _embedded.{name} in {body}"))
+}
+
+async fn timeline(app: &TestApp, lead: u64) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/api/v4/leads/{lead}/timeline")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    items(&body, "timeline").clone()
+}
+
+fn of_type<'a>(timeline: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    timeline.iter().filter(|i| i["type"] == kind).collect()
+}
+
+async fn visits_are_numbered_per_browser(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app
+        .beacon(&s.site_key, None, "https://shop.example/a")
+        .await;
+    let vid = vid.unwrap();
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/b")
+        .await;
+    idle().await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/c")
+        .await;
+    // Another browser counts its own visits.
+    let (_, other) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    let (other_lead, _, _) = submit_form(&app, &s.form_id, other.as_deref(), "Boris").await;
+
+    let (_, visits) = app.get(&format!("/api/v4/leads/{lead}/visits")).await;
+    let numbers: Vec<(u64, &str)> = items(&visits, "visits")
+        .iter()
+        .map(|v| (v["number"].as_u64().unwrap(), v["url"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [(1, "https://shop.example/a"), (2, "https://shop.example/c")]
+    );
+    let (_, visits) = app.get(&format!("/api/v4/leads/{other_lead}/visits")).await;
+    assert_eq!(items(&visits, "visits")[0]["number"], 1);
+    // Page views on the timeline carry the number of their visit.
+    let tl = timeline(&app, lead).await;
+    let pv: Vec<(u64, &str)> = of_type(&tl, "page_view")
+        .iter()
+        .map(|p| (p["visit"].as_u64().unwrap(), p["url"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pv,
+        [
+            (1, "https://shop.example/a"),
+            (1, "https://shop.example/b"),
+            (2, "https://shop.example/c")
+        ]
+    );
+    app.cleanup().await;
+}
+
+async fn anonymous_page_views_join_the_lead_in_order(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.unwrap();
+    for path in ["/pricing", "/features", "/contact"] {
+        app.beacon(
+            &s.site_key,
+            Some(&vid),
+            &format!("https://shop.example{path}"),
+        )
+        .await;
+    }
+    let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/thanks")
+        .await;
+
+    let tl = timeline(&app, lead).await;
+    let kinds: Vec<&str> = tl.iter().map(|i| i["type"].as_str().unwrap()).collect();
+    let urls: Vec<&str> = of_type(&tl, "page_view")
+        .iter()
+        .map(|p| p["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://shop.example/",
+            "https://shop.example/pricing",
+            "https://shop.example/features",
+            "https://shop.example/contact",
+            "https://shop.example/thanks"
+        ]
+    );
+    // The anonymous page views come before the lead was created, the later one after.
+    let created = kinds.iter().position(|k| *k == "lead_created").unwrap();
+    let page_views: Vec<usize> = kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k == "page_view")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        page_views[..4].iter().all(|i| *i < created) && page_views[4] > created,
+        "{kinds:?}"
+    );
+    let times: Vec<i64> = tl.iter().map(|i| i["at"].as_i64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "timeline out of order: {times:?}"
+    );
+    app.cleanup().await;
+}
+
+async fn several_browsers_of_one_contact_share_a_lead(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (lead, uid, laptop) = submit_form(&app, &s.form_id, None, "Anna").await;
+    // The same contact (same email and phone) from a phone: the same lead, no new entry.
+    let (_, phone) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let phone = phone.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .json(
+            &json!({"vid": phone, "page": "https://shop.example/contact",
+                      "fields": {"name": "Anna", "email": common::email_of("Anna")}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["lead_id"], lead);
+    assert!(body["uid"].is_null(), "{body}");
+    let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
+    assert_eq!(items(&unsorted, "unsorted").len(), 1);
+    let (_, l) = app.get(&format!("/api/v4/leads/{lead}")).await;
+    assert_eq!(
+        l["_embedded"]["visitors"].as_array().unwrap().len(),
+        2,
+        "{l}"
+    );
+    assert_eq!(
+        of_type(&timeline(&app, lead).await, "form_submitted").len(),
+        1
+    );
+
+    // Once the lead is in the action's stage, a visit from either browser fires.
+    app.post(
+        &format!("/api/v4/leads/unsorted/{uid}/accept"),
+        json!({"status_id": s.pipeline.first_contact}),
+    )
+    .await;
+    idle().await;
+    app.beacon(&s.site_key, Some(&laptop), "https://shop.example/")
+        .await;
+    app.beacon(&s.site_key, Some(&phone), "https://shop.example/")
+        .await;
+    assert_eq!(app.events_of(lead).await.len(), 2);
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(5)).await.len(), 2);
+    app.cleanup().await;
+}
+
+async fn a_browser_moving_to_a_newer_lead_is_recorded_on_both_timelines(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app
+        .beacon(&s.site_key, None, "https://shop.example/before")
+        .await;
+    let vid = vid.unwrap();
+    let (first, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/as-anna")
+        .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Someone else fills the form in the same browser: the latest submission wins.
+    let (second, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Boris").await;
+    assert_ne!(first, second);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/as-boris")
+        .await;
+
+    let old = timeline(&app, first).await;
+    let moved = of_type(&old, "visitor_moved");
+    assert_eq!(moved.len(), 1, "{old:?}");
+    assert_eq!(moved[0]["to_lead"], second);
+    let new = timeline(&app, second).await;
+    let linked = of_type(&new, "visitor_linked");
+    assert_eq!(linked[0]["previous_lead"], first);
+    // Each lead sees the page views of its own time.
+    let urls = |tl: &[Value]| -> Vec<String> {
+        of_type(tl, "page_view")
+            .iter()
+            .map(|p| p["url"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        urls(&old),
+        [
+            "https://shop.example/before",
+            "https://shop.example/as-anna"
+        ]
+    );
+    assert_eq!(urls(&new), ["https://shop.example/as-boris"]);
+    let (_, lead) = app.get(&format!("/api/v4/leads/{first}")).await;
+    assert!(lead["_embedded"]["visitors"][0]["until"].is_i64(), "{lead}");
+    app.cleanup().await;
+}
+
+async fn page_view_history_is_capped_per_browser(backend: Backend) {
+    let app = spawn(backend, |s| s.tracking.max_page_views_per_visitor = 5).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app
+        .beacon(&s.site_key, None, "https://shop.example/0")
+        .await;
+    let vid = vid.unwrap();
+    for i in 1..12 {
+        app.beacon(
+            &s.site_key,
+            Some(&vid),
+            &format!("https://shop.example/{i}"),
+        )
+        .await;
+    }
+    let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    // Trimming runs off the request path; give it a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tl = timeline(&app, lead).await;
+    let urls: Vec<&str> = of_type(&tl, "page_view")
+        .iter()
+        .map(|p| p["url"].as_str().unwrap())
+        .collect();
+    assert!(urls.len() <= 6, "{} page views kept: {urls:?}", urls.len());
+    assert_eq!(
+        urls.last(),
+        Some(&"https://shop.example/11"),
+        "the newest are kept"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browsers_history_expires_after_the_retention_period() {
+    let app = spawn(Backend::Redis, |s| s.tracking.retention_days = 2).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let visitor = &vid.unwrap()[44..];
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let prefix = &app.settings.store.key_prefix;
+    for key in [
+        format!("{prefix}:{{{visitor}}}:p"),
+        format!("{prefix}:{{{visitor}}}:s{}", s.site_id),
+    ] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(
+            (2 * 86_400 - 60..=2 * 86_400).contains(&ttl),
+            "{key} expires in {ttl} s"
+        );
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_are_dropped_by_user_agent() {
+    let app = spawn(Backend::Redis, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.unwrap();
+    let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    for ua in [
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/130.0 Safari/537.36",
+        "",
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/collect"))
+            .header("user-agent", ua)
+            .body(
+                json!({"site": s.site_key, "vid": vid, "url": "https://shop.example/bot"})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{ua}");
+    }
+    let tl = timeline(&app, lead).await;
+    assert!(
+        of_type(&tl, "page_view")
+            .iter()
+            .all(|p| p["url"] != "https://shop.example/bot")
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("footfall_beacons_total{outcome=\"bot\"}"),
+        "{metrics}"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn do_not_track_and_gpc_are_honoured_when_the_site_opts_in() {
+    let app = spawn(Backend::Redis, |_| {}).await;
+    let private = app
+        .create(
+            "sites",
+            json!({"name": "Private", "url": "https://private.example", "respect_dnt": true}),
+        )
+        .await;
+    let public = app
+        .create(
+            "sites",
+            json!({"name": "Public", "url": "https://public.example"}),
+        )
+        .await;
+    let send = |key: Value, url: &'static str, header: (&'static str, &'static str)| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/v1/collect"))
+                .header(header.0, header.1)
+                .body(json!({"site": key, "vid": null, "url": url}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Opted in: nothing recorded, no id minted.
+    assert_eq!(
+        send(
+            private["key"].clone(),
+            "https://private.example/",
+            ("dnt", "1")
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(
+            private["key"].clone(),
+            "https://private.example/",
+            ("sec-gpc", "1")
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(
+            private["key"].clone(),
+            "https://private.example/",
+            ("dnt", "0")
+        )
+        .await,
+        StatusCode::OK
+    );
+    // Not opted in: tracked as usual.
+    assert_eq!(
+        send(
+            public["key"].clone(),
+            "https://public.example/",
+            ("dnt", "1")
+        )
+        .await,
+        StatusCode::OK
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("footfall_beacons_total{outcome=\"not_tracked\"}"));
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_site_deployment_gets_a_first_party_server_cookie() {
+    let app = spawn(Backend::Redis, |s| {
+        s.cookies.domain = "shop.example".into();
+        s.cookies.same_site = "None".into();
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let response = app
+        .client
+        .post(app.url("/v1/collect"))
+        .body(json!({"site": s.site_key, "url": "https://shop.example/"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let vid: Value = response.json().await.unwrap();
+    let vid = vid["vid"].as_str().unwrap();
+    for part in [
+        format!("ff_vid={vid}"),
+        "Domain=shop.example".into(),
+        "SameSite=None".into(),
+        "Secure".into(),
+        "HttpOnly".into(),
+        format!("Max-Age={}", 395 * 86_400),
+    ] {
+        assert!(cookie.contains(&part), "{part} missing from {cookie}");
+    }
+    // The cookie alone (no id in the body, as when localStorage was cleared) is recognised.
+    let response = app
+        .client
+        .post(app.url("/v1/collect"))
+        .header("cookie", format!("ff_vid={vid}"))
+        .body(json!({"site": s.site_key, "url": "https://shop.example/again"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(response.headers().get("set-cookie").is_none());
+    // A browser whose tracker knows the id but lacks the server cookie gets it.
+    let response = app
+        .client
+        .post(app.url("/v1/collect"))
+        .body(json!({"site": s.site_key, "vid": vid, "url": "https://shop.example/x"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("ff_vid={vid}"))
+    );
+    app.cleanup().await;
+}
