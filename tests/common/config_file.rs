@@ -3,6 +3,17 @@
 //! tables that the base does not have, or `[[accounts]]`).
 
 pub fn footfall_toml(redis_url: &str, prefix: &str, cookie_key: &str, extra: &str) -> String {
+    footfall_toml_on(
+        &format!("redis_url = \"{redis_url}\""),
+        prefix,
+        cookie_key,
+        extra,
+    )
+}
+
+/// The same on any store: `store` is the `[store]` table's location line
+/// (`redis_url = "…"` or `redis_cluster_urls = […]`).
+pub fn footfall_toml_on(store: &str, prefix: &str, cookie_key: &str, extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -11,7 +22,7 @@ workers = 1
 static_dir = "{static_dir}"
 
 [store]
-redis_url = "{redis_url}"
+{store}
 key_prefix = "{prefix}"
 
 [cookies]

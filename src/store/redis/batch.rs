@@ -1,12 +1,13 @@
 //! Group commit of page views: every beacon waiting at a moment goes to Redis in one
-//! pipeline. Under load this turns N round trips into one, which is what lets the beacon
-//! keep up with a bare one-command handler.
+//! pipeline (one per slot on a cluster). Under load this turns N round trips into one,
+//! which is what lets the beacon keep up with a bare one-command handler.
 
 use ::redis::aio::ConnectionLike;
 use ::redis::{FromRedisValue, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys::Keys;
+use super::slots::Batch;
 use super::unavailable;
 use crate::store::{PageViewOutcome, PageViewWrite, StoreError, StoreResult, corrupt};
 
@@ -23,12 +24,12 @@ pub struct PageViewBatcher {
 
 impl PageViewBatcher {
     /// Starts the task that writes batches through `con`.
-    pub fn spawn<C>(con: C, keys: Keys) -> Self
+    pub fn spawn<C>(con: C, keys: Keys, by_slot: bool) -> Self
     where
         C: ConnectionLike + Clone + Send + Sync + 'static,
     {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(con, keys, rx));
+        tokio::spawn(run(con, keys, by_slot, rx));
         Self { tx }
     }
 
@@ -44,26 +45,28 @@ impl PageViewBatcher {
     }
 }
 
-async fn run<C>(mut con: C, keys: Keys, mut rx: mpsc::Receiver<(PageViewWrite, Reply)>)
+async fn run<C>(con: C, keys: Keys, by_slot: bool, mut rx: mpsc::Receiver<(PageViewWrite, Reply)>)
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut pipe = ::redis::pipe();
+        let mut commands = Batch::new();
         for (w, _) in &batch {
             let pv = &w.page_view;
-            pipe.cmd("SET")
-                .arg(keys.visitor_seen(w.visitor, pv.site_id))
+            let seen = keys.visitor_seen(w.visitor, pv.site_id);
+            let mut set = ::redis::cmd("SET");
+            set.arg(&seen)
                 .arg(pv.at)
                 .arg("GET")
                 .arg("EX")
-                .arg(w.retention_secs)
-                .cmd("LPUSH")
-                .arg(keys.visitor_page_views(w.visitor))
-                .arg(pv.encode());
+                .arg(w.retention_secs);
+            let history = keys.visitor_page_views(w.visitor);
+            let mut push = ::redis::cmd("LPUSH");
+            push.arg(&history).arg(pv.encode());
+            commands.add(&seen, set).add(&history, push);
         }
-        match pipe.query_async::<Vec<Value>>(&mut con).await {
+        match commands.run(&con, by_slot).await {
             Ok(values) => {
                 let mut values = values.into_iter();
                 for (_, reply) in batch.drain(..) {

@@ -8,6 +8,7 @@
 mod batch;
 mod keys;
 mod scripts;
+mod slots;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 pub use keys::Keys;
 
 use self::batch::PageViewBatcher;
+use self::slots::Batch;
 use super::*;
 use crate::domain::event_record::DeliveryState;
 use crate::domain::ids::{PipelineId, StatusId};
@@ -43,6 +45,8 @@ pub struct RedisStore<C> {
     page_views: PageViewBatcher,
     /// A node to subscribe to live updates on (in a cluster, PUBLISH reaches every node).
     pubsub_url: String,
+    /// A cluster: commands of different slots go in separate pipelines.
+    by_slot: bool,
 }
 
 pub(crate) fn unavailable(message: &str) -> StoreError {
@@ -77,7 +81,7 @@ impl RedisStore<ConnectionManager> {
         let con = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(redis_error)?;
-        Ok(Self::with_connection(con, redact(url), url, options))
+        Ok(Self::with_connection(con, redact(url), url, false, options))
     }
 }
 
@@ -103,6 +107,7 @@ impl RedisStore<::redis::cluster_async::ClusterConnection> {
             con,
             description,
             &pubsub_url,
+            true,
             options,
         ))
     }
@@ -116,10 +121,11 @@ where
         con: C,
         description: String,
         pubsub_url: &str,
+        by_slot: bool,
         options: RedisOptions,
     ) -> Self {
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
-        let page_views = PageViewBatcher::spawn(con.clone(), keys.clone());
+        let page_views = PageViewBatcher::spawn(con.clone(), keys.clone(), by_slot);
         Self {
             con,
             keys,
@@ -127,7 +133,15 @@ where
             description,
             page_views,
             pubsub_url: pubsub_url.to_owned(),
+            by_slot,
         }
+    }
+
+    async fn run(&self, batch: Batch) -> StoreResult<Vec<::redis::Value>> {
+        batch
+            .run(&self.con, self.by_slot)
+            .await
+            .map_err(redis_error)
     }
 
     fn con(&self) -> C {
@@ -307,34 +321,37 @@ where
     }
 
     async fn insert_lead(&self, lead: &Lead, first: &TimelineEntry) -> StoreResult<()> {
-        let mut pipe = ::redis::pipe();
-        pipe.cmd("HSET")
-            .arg(self.keys.lead(lead.id))
-            .arg(lead_fields(lead))
-            .ignore()
-            .cmd("RPUSH")
-            .arg(self.keys.lead_timeline(lead.id))
-            .arg(to_json(first))
-            .ignore()
-            .cmd("ZADD")
-            .arg(self.keys.account_leads(lead.account_id))
-            .arg(lead.id.0)
-            .arg(lead.id.0)
-            .ignore();
-        self.query_pipe::<()>(&pipe).await
+        let (lead_key, timeline, index) = (
+            self.keys.lead(lead.id),
+            self.keys.lead_timeline(lead.id),
+            self.keys.account_leads(lead.account_id),
+        );
+        let mut batch = Batch::new();
+        let mut hset = ::redis::cmd("HSET");
+        hset.arg(&lead_key).arg(lead_fields(lead));
+        let mut rpush = ::redis::cmd("RPUSH");
+        rpush.arg(&timeline).arg(to_json(first));
+        let mut zadd = ::redis::cmd("ZADD");
+        zadd.arg(&index).arg(lead.id.0).arg(lead.id.0);
+        batch
+            .add(&lead_key, hset)
+            .add(&timeline, rpush)
+            .add(&index, zadd);
+        self.run(batch).await.map(drop)
     }
 
     async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = ::redis::pipe();
+        let mut batch = Batch::new();
         for id in ids {
-            pipe.cmd("HGETALL").arg(self.keys.lead(*id));
+            let key = self.keys.lead(*id);
+            let mut cmd = ::redis::cmd("HGETALL");
+            cmd.arg(&key);
+            batch.add(&key, cmd);
         }
-        let rows: Vec<HashMap<String, String>> = self.query_pipe(&pipe).await?;
+        let rows = self.run(batch).await?;
         let mut leads = Vec::with_capacity(ids.len());
-        for (id, fields) in ids.iter().zip(rows) {
+        for (id, row) in ids.iter().zip(rows) {
+            let fields = HashMap::<String, String>::from_redis_value(row).map_err(corrupt)?;
             if let Some(lead) = lead_from_fields(*id, fields)? {
                 leads.push(lead);
             }
@@ -584,42 +601,45 @@ where
     }
 
     async fn save_event(&self, event: &EventRecord) -> StoreResult<()> {
-        let shard = self.keys.shard_of(&event.id);
-        let schedule = self.keys.schedule(shard);
-        let mut pipe = ::redis::pipe();
-        let set = pipe
-            .cmd("SET")
-            .arg(self.keys.event(&event.id))
-            .arg(to_json(event));
-        if event.state.is_pending() {
-            set.ignore();
-            pipe.cmd("ZADD")
-                .arg(&schedule)
+        let (record, schedule) = (
+            self.keys.event(&event.id),
+            self.keys.schedule(self.keys.shard_of(&event.id)),
+        );
+        let (events, dead) = (
+            self.keys.account_events(event.account_id),
+            self.keys.dead_events(event.account_id, event.handler_id),
+        );
+        let id = event.id.as_str();
+        let mut set = ::redis::cmd("SET");
+        set.arg(&record).arg(to_json(event));
+        let queue = if event.state.is_pending() {
+            let mut zadd = ::redis::cmd("ZADD");
+            zadd.arg(&schedule)
                 .arg(event.next_attempt_at.unwrap_or(event.due_at))
-                .arg(event.id.as_str())
-                .ignore();
+                .arg(id);
+            zadd
         } else {
-            set.arg("EX")
-                .arg(self.options.event_retention_secs)
-                .ignore();
-            pipe.cmd("ZREM")
-                .arg(&schedule)
-                .arg(event.id.as_str())
-                .ignore();
-        }
-        pipe.cmd("ZADD")
-            .arg(self.keys.account_events(event.account_id))
-            .arg("NX")
-            .arg(event.created_at)
-            .arg(event.id.as_str())
-            .ignore();
-        let dead = self.keys.dead_events(event.account_id, event.handler_id);
-        if event.state == DeliveryState::Dead {
-            pipe.cmd("SADD").arg(dead).arg(event.id.as_str()).ignore();
+            set.arg("EX").arg(self.options.event_retention_secs);
+            let mut zrem = ::redis::cmd("ZREM");
+            zrem.arg(&schedule).arg(id);
+            zrem
+        };
+        let mut index = ::redis::cmd("ZADD");
+        index.arg(&events).arg("NX").arg(event.created_at).arg(id);
+        let mut dead_set = ::redis::cmd(if event.state == DeliveryState::Dead {
+            "SADD"
         } else {
-            pipe.cmd("SREM").arg(dead).arg(event.id.as_str()).ignore();
-        }
-        self.query_pipe::<()>(&pipe).await
+            "SREM"
+        });
+        dead_set.arg(&dead).arg(id);
+        // The record and its place in the schedule share a slot and go first.
+        let mut batch = Batch::new();
+        batch
+            .add(&record, set)
+            .add(&schedule, queue)
+            .add(&events, index)
+            .add(&dead, dead_set);
+        self.run(batch).await.map(drop)
     }
 
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>> {
@@ -661,20 +681,22 @@ where
     }
 
     async fn next_due(&self) -> StoreResult<Option<Millis>> {
-        let mut pipe = ::redis::pipe();
+        let mut batch = Batch::new();
         for shard in 0..self.keys.shards() {
-            pipe.cmd("ZRANGE")
-                .arg(self.keys.schedule(shard))
-                .arg(0)
-                .arg(0)
-                .arg("WITHSCORES");
+            let key = self.keys.schedule(shard);
+            let mut cmd = ::redis::cmd("ZRANGE");
+            cmd.arg(&key).arg(0).arg(0).arg("WITHSCORES");
+            batch.add(&key, cmd);
         }
-        let firsts: Vec<Vec<(String, f64)>> = self.query_pipe(&pipe).await?;
-        Ok(firsts
-            .into_iter()
-            .flatten()
-            .map(|(_, score)| score as Millis)
-            .min())
+        let mut earliest = None;
+        for first in self.run(batch).await? {
+            let first = Vec::<(String, f64)>::from_redis_value(first).map_err(corrupt)?;
+            if let Some((_, score)) = first.first() {
+                let at = *score as Millis;
+                earliest = Some(earliest.map_or(at, |e: Millis| e.min(at)));
+            }
+        }
+        Ok(earliest)
     }
 
     async fn event_ids(&self, account: AccountId) -> StoreResult<Vec<EventId>> {

@@ -1,0 +1,114 @@
+//! footfall on Redis Cluster: a local three-master cluster, two footfall processes behind
+//! a (simulated) load balancer that sends each request to either, the five steps end to
+//! end, and a thousand delayed jobs spread over the schedule's shards on every node.
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
+use common::process::RedisCluster;
+use common::{Receiver, setup, signature_verifies};
+
+/// One cluster for the tests of this file would be shared state; each test starts its own
+/// (about a second), one test at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_five_steps_work_across_two_instances_on_a_cluster() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = RedisCluster::start(3);
+    let deployment = Deployment::on_cluster(&cluster.urls());
+    let (a, b) = (deployment.start(), deployment.start());
+    let (a, b) = (deployment.client(&a), deployment.client(&b));
+    let receiver = Receiver::start().await;
+    let s = setup(&a, &receiver, 0).await;
+
+    // Each step goes to the other instance than the step before.
+    let (status, vid) = b.beacon(&s.site_key, None, "https://shop.example/").await;
+    assert_eq!(status, StatusCode::OK);
+    let vid = vid.unwrap();
+    let (lead, uid, _) = common::submit_form(&a, &s.form_id, Some(&vid), "Anna").await;
+    let (status, _) = b
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The anonymous page view (written through B) is on the lead's timeline (read through A).
+    let (_, timeline) = a.get(&format!("/api/v4/leads/{lead}/timeline")).await;
+    let page_views = timeline["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "page_view")
+        .count();
+    assert_eq!(page_views, 1);
+
+    // The visit that fires: Anna sends the form again from a second browser, which joins
+    // her lead (the first browser is still inside its visit); its first page view fires.
+    let response = a
+        .client
+        .post(a.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .json(&json!({"fields": {"name": "Anna", "email": common::email_of("Anna")}}))
+        .send()
+        .await
+        .unwrap();
+    let joined: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(joined["lead_id"], lead);
+    let second_browser = joined["vid"].as_str().unwrap();
+    let (status, _) = b
+        .beacon(
+            &s.site_key,
+            Some(second_browser),
+            "https://shop.example/pricing",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1);
+    assert!(signature_verifies(&s.handler_secret, &received[0]));
+    let body = received[0].json();
+    assert_eq!(body["event"]["type"], 18);
+    assert_eq!(body["event"]["data"]["id"], lead);
+    assert_eq!(body["meta"]["visit"]["url"], "https://shop.example/pricing");
+
+    // The data is spread over the nodes (hash tags keep each step in one slot).
+    let keys = cluster.keys_per_node();
+    println!("keys per node: {keys:?}");
+    assert!(keys.iter().filter(|k| **k > 0).count() >= 2, "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_delayed_jobs_are_delivered_once_through_two_instances_on_a_cluster() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cluster = RedisCluster::start(3);
+    let deployment = Deployment::on_cluster(&cluster.urls());
+    let (a, b) = (deployment.start(), deployment.start());
+    let apps = [deployment.client(&a), deployment.client(&b)];
+    let receiver = Receiver::start().await;
+    let s = setup(&apps[0], &receiver, 3).await;
+
+    schedule_jobs(&apps, &s, 1000).await;
+    let counts = wait_for_events(&receiver, 1000, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = if counts.len() == 1000 {
+        by_event(&receiver)
+    } else {
+        counts
+    };
+    let twice = counts.values().filter(|c| **c > 1).count();
+    println!(
+        "cluster, 1000 jobs: {} delivered, {twice} twice; instance A delivered {}, B {}; keys per node {:?}",
+        counts.len(),
+        delivered_by(&apps[0]).await,
+        delivered_by(&apps[1]).await,
+        cluster.keys_per_node()
+    );
+    assert_eq!(counts.len(), 1000, "some jobs were not delivered");
+    assert_eq!(twice, 0, "some jobs were delivered twice");
+}
