@@ -13,11 +13,13 @@ use footfall::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata, VisitorL
 use footfall::domain::pipeline::Stage;
 use footfall::domain::site::Site;
 use footfall::domain::timeline::TimelineEntry;
-use footfall::domain::tracking::{PageView, Visit};
+use footfall::domain::tracking::PageView;
 use footfall::domain::visitor::VisitorId;
 use footfall::store::memory::MemoryStore;
 use footfall::store::redis::{RedisOptions, RedisStore};
-use footfall::store::{MoveOutcome, PageViewWrite, RecordKind, Sequence, Store, catalog};
+use footfall::store::{
+    MoveOutcome, PageViewWrite, RecordKind, Sequence, Store, VisitorState, catalog,
+};
 
 type Shared = Arc<dyn Store>;
 
@@ -75,6 +77,7 @@ conformance!(
     page_view_history_is_kept_in_order_and_trimmed,
     visits_are_numbered_and_tell_the_linked_lead,
     linking_a_visitor_returns_its_previous_lead,
+    trimming_the_history_keeps_the_visitors_lead_and_visits,
     due_events_are_claimed_with_a_lease,
     finished_events_leave_the_schedule,
     dead_events_are_listed_per_handler_until_replayed,
@@ -133,7 +136,7 @@ fn write(visitor: VisitorId, pv: PageView) -> PageViewWrite {
     PageViewWrite {
         visitor,
         page_view: pv,
-        retention_secs: 3600,
+        visit_idle_ms: 3_600_000,
     }
 }
 
@@ -429,17 +432,6 @@ async fn page_view_history_is_kept_in_order_and_trimmed(store: Shared) {
     );
 }
 
-fn visit(at: i64) -> Visit {
-    Visit {
-        number: 0,
-        site_id: SiteId(1),
-        started_at: at,
-        url: "https://shop.example/".into(),
-        title: "Home".into(),
-        referrer: "https://www.google.com/".into(),
-    }
-}
-
 async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
     let v = VisitorId::mint();
     for i in 0..3 {
@@ -448,22 +440,30 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
             .await
             .unwrap();
     }
-    let first = store.start_visit(v, &visit(10), 3600, 2).await.unwrap();
-    assert_eq!((first.number, first.lead), (1, None));
+    let first = store.start_visit(v, 3600, 2).await.unwrap();
+    assert_eq!(
+        first,
+        VisitorState {
+            visits: 1,
+            lead: None
+        }
+    );
     // Starting a visit also keeps the history within its cap.
     assert_eq!(store.page_views(v).await.unwrap().len(), 2);
     store.link_visitor(v, LeadId(5), 15, 3600).await.unwrap();
-    let second = store.start_visit(v, &visit(20), 3600, 2).await.unwrap();
-    assert_eq!((second.number, second.lead), (2, Some(LeadId(5))));
-    let visits = store.visits(v).await.unwrap();
+    let second = store.start_visit(v, 3600, 2).await.unwrap();
     assert_eq!(
-        visits
-            .iter()
-            .map(|v| (v.number, v.started_at))
-            .collect::<Vec<_>>(),
-        [(1, 10), (2, 20)]
+        second,
+        VisitorState {
+            visits: 2,
+            lead: Some(LeadId(5))
+        }
     );
-    assert_eq!(visits[0].referrer, "https://www.google.com/");
+    assert_eq!(store.visitor(v).await.unwrap(), second);
+    assert_eq!(
+        store.visitor(VisitorId::mint()).await.unwrap(),
+        VisitorState::default()
+    );
 }
 
 async fn linking_a_visitor_returns_its_previous_lead(store: Shared) {
@@ -476,8 +476,57 @@ async fn linking_a_visitor_returns_its_previous_lead(store: Shared) {
         store.link_visitor(v, LeadId(2), 2, 3600).await.unwrap(),
         Some(LeadId(1))
     );
-    assert_eq!(store.visitor_lead(v).await.unwrap(), Some(LeadId(2)));
-    assert_eq!(store.visitor_lead(VisitorId::mint()).await.unwrap(), None);
+    assert_eq!(store.visitor(v).await.unwrap().lead, Some(LeadId(2)));
+    // A browser linked before its first page view (minted by the form) has no history yet.
+    assert!(store.page_views(v).await.unwrap().is_empty());
+}
+
+async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) {
+    let v = VisitorId::mint();
+    store
+        .record_page_view(write(v, page_view(0, 1, "/0")))
+        .await
+        .unwrap();
+    store.start_visit(v, 3600, 100).await.unwrap();
+    store.link_visitor(v, LeadId(9), 1, 3600).await.unwrap();
+    for i in 1..10 {
+        store
+            .record_page_view(write(v, page_view(i, 1, &format!("/{i}"))))
+            .await
+            .unwrap();
+    }
+    store.trim_page_views(v, 3).await.unwrap();
+    let urls: Vec<String> = store
+        .page_views(v)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.url)
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://shop.example/7",
+            "https://shop.example/8",
+            "https://shop.example/9"
+        ]
+    );
+    assert_eq!(
+        store.visitor(v).await.unwrap(),
+        VisitorState {
+            visits: 1,
+            lead: Some(LeadId(9))
+        }
+    );
+    let again = store.start_visit(v, 3600, 2).await.unwrap();
+    assert_eq!(
+        again,
+        VisitorState {
+            visits: 2,
+            lead: Some(LeadId(9))
+        }
+    );
+    assert_eq!(store.page_views(v).await.unwrap().len(), 2);
 }
 
 async fn due_events_are_claimed_with_a_lease(store: Shared) {

@@ -88,9 +88,79 @@ pub struct Visit {
     pub referrer: String,
 }
 
+/// The visits a visitor's page views (oldest first) make, by the same idle rule that
+/// starts them; `count` is how many visits the visitor has made in all, which numbers
+/// them (the latest is number `count`, even when older page views were trimmed away).
+pub fn group_visits(page_views: &[PageView], idle_ms: i64, count: u32) -> Vec<Visit> {
+    let mut last_seen: Vec<(SiteId, Millis)> = Vec::new();
+    let mut visits: Vec<Visit> = Vec::new();
+    for pv in page_views {
+        let seen = last_seen.iter_mut().find(|(site, _)| *site == pv.site_id);
+        let previous = seen.as_ref().map(|(_, at)| *at);
+        if starts_new_visit(previous, pv.at, idle_ms) {
+            visits.push(Visit {
+                number: 0,
+                site_id: pv.site_id,
+                started_at: pv.at,
+                url: pv.url.clone(),
+                title: pv.title.clone(),
+                referrer: pv.referrer.clone(),
+            });
+        }
+        match seen {
+            Some((_, at)) => *at = pv.at,
+            None => last_seen.push((pv.site_id, pv.at)),
+        }
+    }
+    let total = visits.len() as u32;
+    let first = count.max(total).saturating_sub(total) + 1;
+    for (i, visit) in visits.iter_mut().enumerate() {
+        visit.number = first + i as u32;
+    }
+    visits
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pv(at: Millis, site: u64, path: &str) -> PageView {
+        PageView {
+            at,
+            site_id: SiteId(site),
+            url: format!("https://shop.example{path}"),
+            title: path.into(),
+            referrer: String::new(),
+        }
+    }
+
+    #[test]
+    fn page_views_group_into_numbered_visits_per_site() {
+        let views = [
+            pv(0, 1, "/a"),
+            pv(10, 1, "/b"),
+            pv(20, 2, "/other-site"),
+            pv(200, 1, "/c"),
+            pv(205, 2, "/other-again"),
+        ];
+        let visits = group_visits(&views, 100, 7);
+        let summary: Vec<(u32, u64, &str)> = visits
+            .iter()
+            .map(|v| (v.number, v.site_id.0, v.url.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (4, 1, "https://shop.example/a"),
+                (5, 2, "https://shop.example/other-site"),
+                (6, 1, "https://shop.example/c"),
+                (7, 2, "https://shop.example/other-again"),
+            ]
+        );
+        // Without trimmed history the count and the groups agree; numbers start at 1.
+        assert_eq!(group_visits(&views[..2], 100, 1)[0].number, 1);
+        assert!(group_visits(&[], 100, 3).is_empty());
+    }
 
     #[test]
     fn idle_gap_starts_a_new_visit() {

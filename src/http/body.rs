@@ -52,13 +52,14 @@ where
     Ok(body.freeze())
 }
 
-/// Parses JSON; an error names the field (`settings.message`) and what was wrong.
+/// Parses JSON; an error names the field (`settings.message`) and what was wrong. Anything
+/// but whitespace after the value is refused, as `serde_json::from_slice` does.
 pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Problem> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::bad_request("the body is empty; JSON was expected"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -68,7 +69,10 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Problem>
         } else {
             Problem::invalid(vec![FieldError::new(path, inner.to_string())])
         }
-    })
+    })?;
+    de.end()
+        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 /// The media type of a request, lower case, without parameters.

@@ -12,6 +12,8 @@ use crate::domain::lead::Lead;
 use crate::domain::pipeline::{LOST, Pipeline, STATUS_TYPE_UNSORTED, Stage};
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::timeline::TimelineEntry;
+use crate::domain::tracking::{PageView, Visit, group_visits};
+use crate::domain::visitor::VisitorId;
 use crate::store::{MoveOutcome, catalog};
 
 impl Services {
@@ -187,6 +189,15 @@ impl Services {
         Ok(lead)
     }
 
+    /// A browser's page views (oldest first) and the visits they make, numbered.
+    pub async fn browsing(&self, visitor: VisitorId) -> Result<(Vec<PageView>, Vec<Visit>)> {
+        let page_views = self.store.page_views(visitor).await?;
+        let state = self.store.visitor(visitor).await?;
+        let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
+        let visits = group_visits(&page_views, idle_ms, state.visits);
+        Ok((page_views, visits))
+    }
+
     /// The lead's timeline, oldest first: its entries, the page views and visits of its
     /// browsers (within each link's window), and every delivery attempt of its events.
     pub async fn timeline(&self, account: AccountId, id: LeadId) -> Result<Vec<Value>> {
@@ -214,7 +225,7 @@ impl Services {
             items.push((at, serde_json::to_value(&entry).unwrap_or_default()));
         }
         for link in self.store.lead_visitors(lead.id).await? {
-            let visits = self.store.visits(link.visitor).await?;
+            let (page_views, visits) = self.browsing(link.visitor).await?;
             for visit in visits.iter().filter(|v| link.covers(v.started_at)) {
                 items.push((
                     visit.started_at,
@@ -223,10 +234,7 @@ impl Services {
                            "referrer": visit.referrer}),
                 ));
             }
-            for pv in self.store.page_views(link.visitor).await? {
-                if !link.covers(pv.at) {
-                    continue;
-                }
+            for pv in page_views.iter().filter(|pv| link.covers(pv.at)) {
                 let number = visits
                     .iter()
                     .rev()

@@ -145,7 +145,7 @@ impl Services {
             .record_page_view(PageViewWrite {
                 visitor,
                 page_view,
-                retention_secs: self.retention_secs(),
+                visit_idle_ms: self.settings.tracking.visit_idle_seconds as i64 * 1000,
             })
             .await?;
         let cap = self.settings.tracking.max_page_views_per_visitor;
@@ -189,7 +189,6 @@ impl Services {
             .store
             .start_visit(
                 visitor,
-                &visit,
                 self.retention_secs(),
                 self.settings.tracking.max_page_views_per_visitor,
             )
@@ -197,7 +196,7 @@ impl Services {
         metrics::counter!("footfall_visits_total").increment(1);
         if let Some(lead_id) = start.lead {
             let visit = Visit {
-                number: start.number,
+                number: start.visits,
                 ..visit
             };
             self.live.publish(site.account_id, lead_id, "visit");

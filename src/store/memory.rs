@@ -20,7 +20,7 @@ struct State {
     timelines: HashMap<LeadId, Vec<TimelineEntry>>,
     lead_visitors: HashMap<LeadId, Vec<VisitorLink>>,
     unsorted: HashMap<AccountId, Vec<Unsorted>>,
-    visitors: HashMap<VisitorId, VisitorState>,
+    visitors: HashMap<VisitorId, Visitor>,
     events: HashMap<EventId, EventRecord>,
     account_events: HashMap<AccountId, Vec<EventId>>,
     /// (eligible at, event id): due time, or lease end while claimed.
@@ -33,12 +33,10 @@ struct State {
 }
 
 #[derive(Default)]
-struct VisitorState {
+struct Visitor {
     last_seen: HashMap<crate::domain::ids::SiteId, Millis>,
     page_views: Vec<PageView>,
-    visits: Vec<Visit>,
-    visit_count: u32,
-    lead: Option<LeadId>,
+    state: VisitorState,
 }
 
 /// Nothing here expires by time: the embedded store lives as long as the process.
@@ -331,23 +329,15 @@ impl Store for MemoryStore {
     async fn start_visit(
         &self,
         visitor: VisitorId,
-        visit: &Visit,
         _retention_secs: u64,
         max_page_views: u64,
-    ) -> StoreResult<VisitStart> {
+    ) -> StoreResult<VisitorState> {
         let mut state = self.state.lock();
         let v = state.visitors.entry(visitor).or_default();
-        v.visit_count += 1;
-        v.visits.push(Visit {
-            number: v.visit_count,
-            ..visit.clone()
-        });
+        v.state.visits += 1;
         let excess = v.page_views.len().saturating_sub(max_page_views as usize);
         v.page_views.drain(..excess);
-        Ok(VisitStart {
-            number: v.visit_count,
-            lead: v.lead,
-        })
+        Ok(v.state)
     }
 
     async fn link_visitor(
@@ -362,17 +352,19 @@ impl Store for MemoryStore {
             .visitors
             .entry(visitor)
             .or_default()
+            .state
             .lead
             .replace(lead))
     }
 
-    async fn visitor_lead(&self, visitor: VisitorId) -> StoreResult<Option<LeadId>> {
+    async fn visitor(&self, visitor: VisitorId) -> StoreResult<VisitorState> {
         Ok(self
             .state
             .lock()
             .visitors
             .get(&visitor)
-            .and_then(|v| v.lead))
+            .map(|v| v.state)
+            .unwrap_or_default())
     }
 
     async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>> {
@@ -382,16 +374,6 @@ impl Store for MemoryStore {
             .visitors
             .get(&visitor)
             .map(|v| v.page_views.clone())
-            .unwrap_or_default())
-    }
-
-    async fn visits(&self, visitor: VisitorId) -> StoreResult<Vec<Visit>> {
-        Ok(self
-            .state
-            .lock()
-            .visitors
-            .get(&visitor)
-            .map(|v| v.visits.clone())
             .unwrap_or_default())
     }
 

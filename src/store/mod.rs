@@ -20,7 +20,7 @@ use crate::domain::lead::{Lead, Unsorted, VisitorLink};
 use crate::domain::pipeline::Stage;
 use crate::domain::time::Millis;
 use crate::domain::timeline::TimelineEntry;
-use crate::domain::tracking::{PageView, Visit};
+use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,29 +97,31 @@ impl RecordKind {
     }
 }
 
-/// One page view to record, with what the visitor's keys need.
+/// One page view to record.
 #[derive(Debug, Clone)]
 pub struct PageViewWrite {
     pub visitor: VisitorId,
     pub page_view: PageView,
-    /// How long the visitor's data is kept after its last page view.
-    pub retention_secs: u64,
+    /// The visit idle gap: the last sighting on a site is only kept this long, since after
+    /// it the next page view starts a new visit anyway.
+    pub visit_idle_ms: i64,
 }
 
 /// What recording a page view tells about the visitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageViewOutcome {
-    /// When this visitor was last seen on this site before this page view.
+    /// When this visitor was last seen on this site before this page view, if that is
+    /// within the idle gap (older sightings may be forgotten).
     pub last_seen: Option<Millis>,
     /// How many page views the visitor's history holds now.
     pub history_len: u64,
 }
 
-/// A new visit, as the store numbered it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VisitStart {
-    pub number: u32,
-    /// The lead the visitor is linked to, if any.
+/// What the store keeps about a visitor besides its page views: how many visits it has
+/// made, and the lead it is linked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VisitorState {
+    pub visits: u32,
     pub lead: Option<LeadId>,
 }
 
@@ -212,15 +214,15 @@ pub trait Store: Send + Sync + 'static {
     /// Records a page view and returns when the visitor was last seen on the site: one
     /// round trip, the only store work of a page view inside a running visit.
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome>;
-    /// Numbers and records a new visit (the visit's `number` is ignored) and tells which
-    /// lead the visitor belongs to.
+    /// Counts a new visit (the page view that starts it is already recorded), keeps the
+    /// history within `max_page_views`, refreshes the retention, and tells the visit's
+    /// number and the visitor's lead.
     async fn start_visit(
         &self,
         visitor: VisitorId,
-        visit: &Visit,
         retention_secs: u64,
         max_page_views: u64,
-    ) -> StoreResult<VisitStart>;
+    ) -> StoreResult<VisitorState>;
     /// Links a visitor to a lead; returns the lead it belonged to before.
     async fn link_visitor(
         &self,
@@ -229,11 +231,9 @@ pub trait Store: Send + Sync + 'static {
         at: Millis,
         retention_secs: u64,
     ) -> StoreResult<Option<LeadId>>;
-    async fn visitor_lead(&self, visitor: VisitorId) -> StoreResult<Option<LeadId>>;
+    async fn visitor(&self, visitor: VisitorId) -> StoreResult<VisitorState>;
     /// The visitor's page views, oldest first.
     async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>>;
-    /// The visitor's visits, oldest first.
-    async fn visits(&self, visitor: VisitorId) -> StoreResult<Vec<Visit>>;
     /// Keeps the newest `keep` page views.
     async fn trim_page_views(&self, visitor: VisitorId, keep: u64) -> StoreResult<()>;
 

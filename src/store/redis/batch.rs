@@ -56,12 +56,13 @@ where
             let pv = &w.page_view;
             let seen = keys.visitor_seen(w.visitor, pv.site_id);
             let mut set = ::redis::cmd("SET");
+            // A second of margin: the visit rule itself compares the times.
             set.arg(&seen)
                 .arg(pv.at)
                 .arg("GET")
-                .arg("EX")
-                .arg(w.retention_secs);
-            let history = keys.visitor_page_views(w.visitor);
+                .arg("PX")
+                .arg(w.visit_idle_ms + 1000);
+            let history = keys.visitor_history(w.visitor);
             let mut push = ::redis::cmd("LPUSH");
             push.arg(&history).arg(pv.encode());
             commands.add(&seen, set).add(&history, push);

@@ -2,6 +2,10 @@
 //! a visitor's keys share `{visitor}`, a lead's `{l<id>}`, an account's `{a<id>}`, and each
 //! shard of the delivery schedule `{j<n>}` holds both its queue and its events — so each
 //! atomic step runs on one node of a Redis Cluster.
+//!
+//! A visitor costs two keys: when it was last seen on each site, and its history — page
+//! views, newest first, and at the tail one meta element (`~visits|lead|linked_at`), so
+//! that a visitor needs no hash of its own (per-key overhead dominates its memory).
 
 use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId};
 use crate::domain::visitor::VisitorId;
@@ -49,10 +53,6 @@ impl Keys {
         format!("{}:{{l{lead}}}:t", self.prefix)
     }
 
-    pub fn lead_visitors(&self, lead: LeadId) -> String {
-        format!("{}:{{l{lead}}}:v", self.prefix)
-    }
-
     pub fn account_leads(&self, account: AccountId) -> String {
         format!("{}:{{a{account}}}:leads", self.prefix)
     }
@@ -86,24 +86,14 @@ impl Keys {
         format!("{}:live", self.prefix)
     }
 
-    /// The visitor's hash: `n` visits so far, `l` its lead, `lt` when it was linked.
-    pub fn visitor(&self, v: VisitorId) -> String {
-        format!("{}:{{{v}}}", self.prefix)
-    }
-
     /// When the visitor was last seen on a site (a visit ends after the idle gap).
     pub fn visitor_seen(&self, v: VisitorId, site: SiteId) -> String {
         format!("{}:{{{v}}}:s{site}", self.prefix)
     }
 
-    /// The visitor's page views, newest first.
-    pub fn visitor_page_views(&self, v: VisitorId) -> String {
+    /// The visitor's history: page views newest first, the meta element last.
+    pub fn visitor_history(&self, v: VisitorId) -> String {
         format!("{}:{{{v}}}:p", self.prefix)
-    }
-
-    /// The visitor's visits, oldest first.
-    pub fn visitor_visits(&self, v: VisitorId) -> String {
-        format!("{}:{{{v}}}:x", self.prefix)
     }
 
     /// The shard of the schedule an event lives in, from a stable hash of its id.
@@ -140,12 +130,7 @@ mod tests {
         let keys = Keys::new("ff", 8);
         let v = VisitorId::mint();
         let tag = format!("{{{v}}}");
-        for k in [
-            keys.visitor(v),
-            keys.visitor_seen(v, SiteId(1)),
-            keys.visitor_page_views(v),
-            keys.visitor_visits(v),
-        ] {
+        for k in [keys.visitor_seen(v, SiteId(1)), keys.visitor_history(v)] {
             assert!(k.contains(&tag), "{k}");
         }
     }

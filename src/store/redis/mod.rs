@@ -23,7 +23,8 @@ use self::batch::PageViewBatcher;
 use self::slots::Batch;
 use super::*;
 use crate::domain::event_record::DeliveryState;
-use crate::domain::ids::{PipelineId, StatusId};
+use crate::domain::ids::{ContactId, PipelineId, StatusId};
+use crate::domain::lead::Contact;
 
 /// How the Redis store is laid out and how long it keeps finished events.
 #[derive(Debug, Clone)]
@@ -165,20 +166,34 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn lead_fields(lead: &Lead) -> Vec<(&'static str, String)> {
-    vec![
-        ("a", lead.account_id.to_string()),
-        ("n", lead.name.clone()),
-        ("p", lead.pipeline_id.to_string()),
-        ("s", lead.status_id.to_string()),
-        ("c", lead.created_at.to_string()),
-        ("u", lead.updated_at.to_string()),
-        ("ct", to_json(&lead.contacts)),
-    ]
+/// A lead as the fields of its hash. Every value is short (contacts are flat fields, not
+/// one JSON value), so that Redis keeps the hash in its compact listpack encoding — the
+/// visitor links added to it later stay small too.
+fn lead_fields(lead: &Lead) -> Vec<(String, String)> {
+    let mut fields = vec![
+        ("a".to_owned(), lead.account_id.to_string()),
+        ("n".to_owned(), lead.name.clone()),
+        ("p".to_owned(), lead.pipeline_id.to_string()),
+        ("s".to_owned(), lead.status_id.to_string()),
+        ("c".to_owned(), lead.created_at.to_string()),
+        ("u".to_owned(), lead.updated_at.to_string()),
+    ];
+    for (i, c) in lead.contacts.iter().enumerate() {
+        fields.push((format!("c{i}i"), c.id.to_string()));
+        fields.push((format!("c{i}n"), c.name.clone()));
+        fields.push((format!("c{i}m"), u8::from(c.is_main).to_string()));
+        if let Some(phone) = &c.phone {
+            fields.push((format!("c{i}p"), phone.clone()));
+        }
+        if let Some(email) = &c.email {
+            fields.push((format!("c{i}e"), email.clone()));
+        }
+    }
+    fields
 }
 
 fn lead_from_fields(id: LeadId, mut f: HashMap<String, String>) -> StoreResult<Option<Lead>> {
-    if f.is_empty() {
+    if !f.contains_key("a") {
         return Ok(None);
     }
     let mut take = |k: &str| {
@@ -186,7 +201,7 @@ fn lead_from_fields(id: LeadId, mut f: HashMap<String, String>) -> StoreResult<O
             .ok_or_else(|| corrupt(format!("lead {id} lacks {k}")))
     };
     let num = |s: String| s.parse::<i64>().map_err(corrupt);
-    Ok(Some(Lead {
+    let mut lead = Lead {
         id,
         account_id: AccountId(num(take("a")?)? as u64),
         name: take("n")?,
@@ -194,8 +209,21 @@ fn lead_from_fields(id: LeadId, mut f: HashMap<String, String>) -> StoreResult<O
         status_id: StatusId(num(take("s")?)? as u64),
         created_at: num(take("c")?)?,
         updated_at: num(take("u")?)?,
-        contacts: parse_json::<Vec<crate::domain::lead::Contact>>(&take("ct")?)?,
-    }))
+        contacts: Vec::new(),
+    };
+    for i in 0.. {
+        let Some(contact_id) = f.remove(&format!("c{i}i")) else {
+            break;
+        };
+        lead.contacts.push(Contact {
+            id: ContactId(contact_id.parse().map_err(corrupt)?),
+            name: f.remove(&format!("c{i}n")).unwrap_or_default(),
+            phone: f.remove(&format!("c{i}p")),
+            email: f.remove(&format!("c{i}e")),
+            is_main: f.remove(&format!("c{i}m")).as_deref() == Some("1"),
+        });
+    }
+    Ok(Some(lead))
 }
 
 fn stage_of(p: &str, s: &str) -> StoreResult<Stage> {
@@ -205,13 +233,42 @@ fn stage_of(p: &str, s: &str) -> StoreResult<Stage> {
     })
 }
 
-fn decode_visit(entry: &str) -> StoreResult<Visit> {
-    let (n, json) = entry
-        .split_once('\t')
-        .ok_or_else(|| corrupt("visit entry without number"))?;
-    let mut visit: Visit = parse_json(json)?;
-    visit.number = n.parse().map_err(corrupt)?;
-    Ok(visit)
+/// The first character of the meta element at the tail of a visitor's history.
+const META: char = '~';
+
+/// `~visits|lead|linked_at`, written by the history scripts.
+fn decode_meta(meta: &str) -> Option<VisitorState> {
+    let mut parts = meta.strip_prefix(META)?.split('|');
+    let visits = parts.next()?.parse().ok()?;
+    let lead = parts.next()?.parse().ok().map(LeadId);
+    Some(VisitorState { visits, lead })
+}
+
+/// A lead's visitor link, as the field `v:<visitor>` of the lead's hash:
+/// `linked_at|since|until` (empty when absent).
+fn encode_link(link: &VisitorLink) -> String {
+    let opt = |v: Option<Millis>| v.map(|v| v.to_string()).unwrap_or_default();
+    format!("{}|{}|{}", link.linked_at, opt(link.since), opt(link.until))
+}
+
+fn decode_link(visitor: &str, value: &str) -> StoreResult<VisitorLink> {
+    let bad = || corrupt(format!("visitor link {visitor}: {value}"));
+    let mut parts = value.split('|');
+    let mut next = || parts.next().ok_or_else(bad);
+    let linked_at = next()?.parse().map_err(|_| bad())?;
+    let opt = |s: &str| {
+        (!s.is_empty())
+            .then(|| s.parse())
+            .transpose()
+            .map_err(|_| bad())
+    };
+    let (since, until) = (opt(next()?)?, opt(next()?)?);
+    Ok(VisitorLink {
+        visitor: VisitorId::parse(visitor).ok_or_else(bad)?,
+        linked_at,
+        since,
+        until,
+    })
 }
 
 #[async_trait]
@@ -440,22 +497,23 @@ where
     async fn put_lead_visitor(&self, lead: LeadId, link: &VisitorLink) -> StoreResult<()> {
         self.query::<()>(
             ::redis::cmd("HSET")
-                .arg(self.keys.lead_visitors(lead))
-                .arg(link.visitor.encode())
-                .arg(to_json(link)),
+                .arg(self.keys.lead(lead))
+                .arg(format!("v:{}", link.visitor))
+                .arg(encode_link(link)),
         )
         .await
     }
 
     async fn lead_visitors(&self, lead: LeadId) -> StoreResult<Vec<VisitorLink>> {
-        let raw: Vec<String> = self
-            .query(::redis::cmd("HVALS").arg(self.keys.lead_visitors(lead)))
+        let fields: HashMap<String, String> = self
+            .query(::redis::cmd("HGETALL").arg(self.keys.lead(lead)))
             .await?;
-        let mut links: Vec<VisitorLink> = raw
+        let mut links = fields
             .iter()
-            .map(|s| parse_json(s))
-            .collect::<StoreResult<_>>()?;
-        links.sort_by_key(|l| l.linked_at);
+            .filter_map(|(k, v)| Some((k.strip_prefix("v:")?, v)))
+            .map(|(visitor, v)| decode_link(visitor, v))
+            .collect::<StoreResult<Vec<_>>>()?;
+        links.sort_by_key(|l| (l.linked_at, l.visitor));
         Ok(links)
     }
 
@@ -514,23 +572,19 @@ where
     async fn start_visit(
         &self,
         visitor: VisitorId,
-        visit: &Visit,
         retention_secs: u64,
         max_page_views: u64,
-    ) -> StoreResult<VisitStart> {
-        let (number, lead): (u32, Option<u64>) = scripts::START_VISIT
-            .key(self.keys.visitor(visitor))
-            .key(self.keys.visitor_visits(visitor))
-            .key(self.keys.visitor_page_views(visitor))
-            .arg(to_json(visit))
+    ) -> StoreResult<VisitorState> {
+        let (visits, lead): (u32, String) = scripts::START_VISIT
+            .key(self.keys.visitor_history(visitor))
             .arg(retention_secs)
             .arg(max_page_views.max(1))
             .invoke_async(&mut self.con())
             .await
             .map_err(redis_error)?;
-        Ok(VisitStart {
-            number,
-            lead: lead.map(LeadId),
+        Ok(VisitorState {
+            visits,
+            lead: lead.parse().ok().map(LeadId),
         })
     }
 
@@ -541,63 +595,51 @@ where
         at: Millis,
         retention_secs: u64,
     ) -> StoreResult<Option<LeadId>> {
-        let previous: Option<u64> = scripts::LINK_VISITOR
-            .key(self.keys.visitor(visitor))
+        let previous: String = scripts::LINK_VISITOR
+            .key(self.keys.visitor_history(visitor))
             .arg(lead.0)
             .arg(at)
             .arg(retention_secs)
             .invoke_async(&mut self.con())
             .await
             .map_err(redis_error)?;
-        Ok(previous.map(LeadId))
+        Ok(previous.parse().ok().map(LeadId))
     }
 
-    async fn visitor_lead(&self, visitor: VisitorId) -> StoreResult<Option<LeadId>> {
-        let lead: Option<u64> = self
+    async fn visitor(&self, visitor: VisitorId) -> StoreResult<VisitorState> {
+        let meta: Option<String> = self
             .query(
-                ::redis::cmd("HGET")
-                    .arg(self.keys.visitor(visitor))
-                    .arg("l"),
+                ::redis::cmd("LINDEX")
+                    .arg(self.keys.visitor_history(visitor))
+                    .arg(-1),
             )
             .await?;
-        Ok(lead.map(LeadId))
+        Ok(meta.as_deref().and_then(decode_meta).unwrap_or_default())
     }
 
     async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>> {
         let raw: Vec<String> = self
             .query(
                 ::redis::cmd("LRANGE")
-                    .arg(self.keys.visitor_page_views(visitor))
+                    .arg(self.keys.visitor_history(visitor))
                     .arg(0)
                     .arg(-1),
             )
             .await?;
         raw.iter()
             .rev()
+            .filter(|s| !s.starts_with(META))
             .map(|s| PageView::decode(s).ok_or_else(|| corrupt("page view")))
             .collect()
     }
 
-    async fn visits(&self, visitor: VisitorId) -> StoreResult<Vec<Visit>> {
-        let raw: Vec<String> = self
-            .query(
-                ::redis::cmd("LRANGE")
-                    .arg(self.keys.visitor_visits(visitor))
-                    .arg(0)
-                    .arg(-1),
-            )
-            .await?;
-        raw.iter().map(|s| decode_visit(s)).collect()
-    }
-
     async fn trim_page_views(&self, visitor: VisitorId, keep: u64) -> StoreResult<()> {
-        self.query::<()>(
-            ::redis::cmd("LTRIM")
-                .arg(self.keys.visitor_page_views(visitor))
-                .arg(0)
-                .arg(keep as i64 - 1),
-        )
-        .await
+        scripts::TRIM_HISTORY
+            .key(self.keys.visitor_history(visitor))
+            .arg(keep.max(1))
+            .invoke_async::<()>(&mut self.con())
+            .await
+            .map_err(redis_error)
     }
 
     async fn save_event(&self, event: &EventRecord) -> StoreResult<()> {

@@ -33,35 +33,73 @@ return 1
     )
 });
 
-/// Numbers a new visit and records it, trims the page-view history, refreshes expiry and
-/// tells the visitor's lead.
-/// KEYS: visitor hash, visits list, page-view list. ARGV: encoded visit, ttl seconds,
-/// max page views (and visits) kept. Returns {number, lead or nil}.
+/// The meta element at the tail of a visitor's history, and the history's trim that keeps
+/// it: shared by the scripts below.
+const HISTORY_LUA: &str = r#"
+local function read_meta(key)
+  local meta = redis.call('LINDEX', key, -1)
+  if meta and string.sub(meta, 1, 1) == '~' then
+    local visits, lead, linked = string.match(meta, '^~(%d+)|(%d*)|(%d*)$')
+    return true, tonumber(visits) or 0, lead or '', linked or ''
+  end
+  return false, 0, '', ''
+end
+local function write_meta(key, has, visits, lead, linked)
+  local meta = '~' .. visits .. '|' .. lead .. '|' .. linked
+  if has then redis.call('LSET', key, -1, meta) else redis.call('RPUSH', key, meta) end
+end
+local function trim(key, keep)
+  if redis.call('LLEN', key) <= keep + 1 then return end
+  local has = read_meta(key)
+  if has then
+    local meta = redis.call('RPOP', key)
+    redis.call('LTRIM', key, 0, keep - 1)
+    redis.call('RPUSH', key, meta)
+  else
+    redis.call('LTRIM', key, 0, keep - 1)
+  end
+end
+"#;
+
+/// Counts a new visit, trims the history, refreshes its expiry, tells the visit's number
+/// and the lead. KEYS: history. ARGV: ttl seconds, page views kept. Returns {visits, lead}.
 pub static START_VISIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{HISTORY_LUA}{}",
         r#"
-local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-local keep = tonumber(ARGV[3])
-redis.call('RPUSH', KEYS[2], n .. '\t' .. ARGV[1])
-redis.call('LTRIM', KEYS[2], -keep, -1)
-redis.call('LTRIM', KEYS[3], 0, keep - 1)
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
-return {n, redis.call('HGET', KEYS[1], 'l')}
-"#,
-    )
+local has, visits, lead, linked = read_meta(KEYS[1])
+visits = visits + 1
+write_meta(KEYS[1], has, visits, lead, linked)
+trim(KEYS[1], tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return {visits, lead}
+"#
+    ))
 });
 
-/// Links a visitor to a lead. KEYS: visitor hash. ARGV: lead, now, ttl seconds.
-/// Returns the previous lead or nil.
+/// Links a visitor to a lead. KEYS: history. ARGV: lead, now, ttl seconds.
+/// Returns the previous lead or "".
 pub static LINK_VISITOR: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{HISTORY_LUA}{}",
         r#"
-local prev = redis.call('HGET', KEYS[1], 'l')
-redis.call('HSET', KEYS[1], 'l', ARGV[1], 'lt', ARGV[2])
+local has, visits, lead, linked = read_meta(KEYS[1])
+write_meta(KEYS[1], has, visits, ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return prev
-"#,
-    )
+return lead
+"#
+    ))
+});
+
+/// Keeps the newest page views of a history (and its meta). KEYS: history. ARGV: kept.
+pub static TRIM_HISTORY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{HISTORY_LUA}{}",
+        r#"
+trim(KEYS[1], tonumber(ARGV[1]))
+return 1
+"#
+    ))
 });
 
 /// Claims due events of one schedule shard: each is leased (its score moved to the lease

@@ -1,0 +1,244 @@
+//! Redis memory per linked visitor and per retained page view: `N` leads, then `N`
+//! visitors with one visit each, linked to those leads, then `PAGE_VIEWS` page views each,
+//! written through footfall's Redis store into an empty Redis; `INFO memory` between the
+//! steps. The leads are made first because they exist before their visitors are linked:
+//! what a visitor adds is its own cost.
+//! `bench-memory REDIS_URL N PAGE_VIEWS`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use footfall::domain::ids::{
+    AccountId, ContactId, FormId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid,
+};
+use footfall::domain::lead::{Contact, Lead, VisitorLink};
+use footfall::domain::timeline::TimelineEntry;
+use footfall::domain::tracking::PageView;
+use footfall::domain::visitor::VisitorId;
+use footfall::store::redis::{RedisOptions, RedisStore};
+use footfall::store::{PageViewWrite, Store};
+use futures_like::run_all;
+
+const RETENTION: u64 = 395 * 86_400;
+/// A short idle gap, so that the last sightings (kept only as long as a visit runs) are
+/// gone when the retained memory is measured.
+const IDLE_MS: i64 = 1000;
+
+async fn dbsize(url: &str) -> anyhow::Result<i64> {
+    let mut con = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    Ok(redis::cmd("DBSIZE").query_async(&mut con).await?)
+}
+
+/// Waits out the idle gap, then walks the keyspace: Redis drops the expired keys a SCAN
+/// meets (its background expiry leaves a few percent behind), until `keys` are left.
+async fn wait_for_keys(url: &str, keys: i64) -> anyhow::Result<()> {
+    tokio::time::sleep(Duration::from_millis(IDLE_MS as u64 + 1500)).await;
+    let mut con = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    for _ in 0..20 {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, _): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await?;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        if dbsize(url).await? <= keys {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("the last sightings did not expire")
+}
+
+async fn used_memory(url: &str) -> anyhow::Result<i64> {
+    let mut con = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut con)
+        .await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no used_memory in INFO"))
+}
+
+fn page_view(i: usize, j: usize, at: i64) -> PageView {
+    let url = url::Url::parse(&format!(
+        "https://shop.example/catalog/product-{}?utm_source=newsletter",
+        (i * 7 + j) % 5000
+    ))
+    .unwrap_or_else(|_| unreachable!());
+    PageView::new(
+        at,
+        SiteId(1),
+        &url,
+        &format!("Product {} — Shop", (i * 7 + j) % 5000),
+        if j == 0 {
+            "https://www.google.com/"
+        } else {
+            ""
+        },
+    )
+}
+
+mod futures_like {
+    /// Runs the futures `width` at a time.
+    pub async fn run_all<F>(futures: Vec<F>, width: usize) -> anyhow::Result<()>
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let mut pending = tokio::task::JoinSet::new();
+        for f in futures {
+            if pending.len() >= width {
+                pending.join_next().await.transpose()?.transpose()?;
+            }
+            pending.spawn(f);
+        }
+        while let Some(done) = pending.join_next().await {
+            done??;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, url, n, page_views] = args.as_slice() else {
+        anyhow::bail!("usage: bench-memory REDIS_URL N PAGE_VIEWS");
+    };
+    let (n, page_views): (usize, usize) = (n.parse()?, page_views.parse()?);
+    let mut con = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut con).await?;
+    let store: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(
+            url,
+            RedisOptions {
+                key_prefix: "ff".into(),
+                schedule_shards: 8,
+                event_retention_secs: 86_400,
+                response_timeout: Duration::from_secs(5),
+            },
+        )
+        .await?,
+    );
+    let visitors: Vec<VisitorId> = (0..n).map(|_| VisitorId::mint()).collect();
+    let empty = used_memory(url).await?;
+    let now = footfall::domain::time::now_ms();
+
+    // The leads.
+    let work = (0..n).map(|i| {
+        let store = store.clone();
+        async move {
+            let lead = Lead {
+                id: LeadId(i as u64 + 1),
+                account_id: AccountId(1),
+                name: format!("Contact: Visitor {i}"),
+                pipeline_id: PipelineId(1),
+                status_id: StatusId(1002),
+                created_at: now,
+                updated_at: now,
+                contacts: vec![Contact {
+                    id: ContactId(i as u64 + 1),
+                    name: format!("Visitor {i}"),
+                    phone: None,
+                    email: Some(format!("visitor{i}@example.com")),
+                    is_main: true,
+                }],
+            };
+            let created = TimelineEntry::LeadCreated {
+                at: now,
+                form_id: FormId("fContact".into()),
+                unsorted_uid: UnsortedUid("u".into()),
+            };
+            store.insert_lead(&lead, &created).await?;
+            anyhow::Ok(())
+        }
+    });
+    run_all(work.collect(), 256).await?;
+    let leads = used_memory(url).await?;
+    let lead_keys = dbsize(url).await?;
+
+    // Each visitor: a first page view, its visit, and a link to its lead.
+    let work = visitors.iter().enumerate().map(|(i, v)| {
+        let (store, v) = (store.clone(), *v);
+        async move {
+            let pv = page_view(i, 0, now);
+            store
+                .record_page_view(PageViewWrite {
+                    visitor: v,
+                    page_view: pv,
+                    visit_idle_ms: IDLE_MS,
+                })
+                .await?;
+            store.start_visit(v, RETENTION, 1000).await?;
+            let lead = LeadId(i as u64 + 1);
+            store.link_visitor(v, lead, now, RETENTION).await?;
+            store
+                .put_lead_visitor(
+                    lead,
+                    &VisitorLink {
+                        visitor: v,
+                        linked_at: now,
+                        since: None,
+                        until: None,
+                    },
+                )
+                .await?;
+            anyhow::Ok(())
+        }
+    });
+    run_all(work.collect(), 256).await?;
+    let active = used_memory(url).await?;
+    // Once the visits are over, a visitor keeps only its history (one key).
+    wait_for_keys(url, lead_keys + n as i64).await?;
+    let linked = used_memory(url).await?;
+
+    // The rest of the page views.
+    let work = visitors.iter().enumerate().map(|(i, v)| {
+        let (store, v) = (store.clone(), *v);
+        async move {
+            for j in 1..page_views {
+                let pv = page_view(i, j, now + j as i64 * 1000);
+                store
+                    .record_page_view(PageViewWrite {
+                        visitor: v,
+                        page_view: pv,
+                        visit_idle_ms: IDLE_MS,
+                    })
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+    });
+    run_all(work.collect(), 256).await?;
+    wait_for_keys(url, lead_keys + n as i64).await?;
+    let full = used_memory(url).await?;
+
+    let per_page_view = (full - linked) as f64 / (n * (page_views - 1)) as f64;
+    let per_visitor = (linked - leads) as f64 / n as f64 - per_page_view;
+    let per_lead = (leads - empty) as f64 / n as f64;
+    let during_visit = (active - linked) as f64 / n as f64;
+    println!(
+        "redis memory: {n} linked visitors × {page_views} page views: {:.1} MB in all; \
+         {per_visitor:.0} bytes per linked visitor (history, visit count, lead link; \
+         +{during_visit:.0} while a visit runs), {per_page_view:.0} bytes per page view \
+         (for reference: {per_lead:.0} bytes per lead)",
+        (full - empty) as f64 / 1e6
+    );
+    Ok(())
+}
