@@ -6,6 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use footfall::app::Application;
+
+/// mimalloc: a request allocates and frees many small buffers; it halves the allocator's
+/// share of a page view's CPU time compared with glibc's malloc (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use footfall::config::Settings;
 
 #[derive(Parser)]

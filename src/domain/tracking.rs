@@ -6,7 +6,6 @@
 //! bulk of the data.
 
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use super::ids::SiteId;
 use super::site::same_host;
@@ -16,6 +15,21 @@ use super::time::Millis;
 pub const MAX_URL: usize = 2048;
 /// Longest page title kept, in characters.
 pub const MAX_TITLE: usize = 300;
+
+/// The host of an absolute http(s) URL or origin (`https://shop.example:8443/x` →
+/// `shop.example`), without a full parse: the hot path only compares hosts.
+pub fn host_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.split(':').next()?,
+    };
+    (!host.is_empty()).then_some(host)
+}
 
 /// Whether a page view at `now` starts a new visit, given when this visitor was last seen.
 pub fn starts_new_visit(last_seen: Option<Millis>, now: Millis, idle_ms: i64) -> bool {
@@ -33,20 +47,48 @@ pub struct PageView {
     pub referrer: String,
 }
 
+/// A page's URL as a browser reports it (`location.href`), checked without a full parse:
+/// http(s), a host, no whitespace or control characters, at most `MAX_URL` bytes. The hot
+/// path needs only its host; the rare paths that need more parse it fully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageUrl<'a> {
+    pub url: &'a str,
+    pub host: &'a str,
+}
+
+impl<'a> PageUrl<'a> {
+    pub fn parse(url: &'a str) -> Option<Self> {
+        if url.len() > MAX_URL || url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return None;
+        }
+        Some(Self {
+            url,
+            host: host_of(url)?,
+        })
+    }
+}
+
 impl PageView {
-    /// A page view of a parsed page; the title is cut to `MAX_TITLE` characters and
-    /// stripped of control characters, an internal referrer dropped.
-    pub fn new(at: Millis, site_id: SiteId, url: &Url, title: &str, referrer: &str) -> Self {
-        let referrer = match Url::parse(referrer) {
-            Ok(r) if !same_host(r.host_str().unwrap_or(""), url.host_str().unwrap_or("")) => {
-                r.to_string()
-            }
-            _ => String::new(),
-        };
+    /// A page view; the title is cut to `MAX_TITLE` characters and stripped of control
+    /// characters, an internal referrer dropped.
+    pub fn new(
+        at: Millis,
+        site_id: SiteId,
+        page: PageUrl<'_>,
+        title: &str,
+        referrer: &str,
+    ) -> Self {
+        let external = host_of(referrer).is_some_and(|h| !same_host(h, page.host));
+        let referrer =
+            if external && referrer.len() <= MAX_URL && !referrer.contains(char::is_control) {
+                referrer.to_owned()
+            } else {
+                String::new()
+            };
         Self {
             at,
             site_id,
-            url: url.to_string(),
+            url: page.url.to_owned(),
             title: title
                 .chars()
                 .take(MAX_TITLE)
@@ -56,13 +98,23 @@ impl PageView {
         }
     }
 
-    /// `at \t site \t url \t title \t referrer`: URLs and titles hold no tabs (URLs are
-    /// serialized by `url`, titles cleaned of control characters).
+    /// `at \t site \t url \t title \t referrer`: URLs hold no whitespace and titles no
+    /// control characters, so tabs separate safely.
     pub fn encode(&self) -> String {
-        format!(
-            "{}\t{}\t{}\t{}\t{}",
-            self.at, self.site_id, self.url, self.title, self.referrer
-        )
+        let (at, site) = (self.at.to_string(), self.site_id.0.to_string());
+        let mut out = String::with_capacity(
+            at.len() + site.len() + self.url.len() + self.title.len() + self.referrer.len() + 4,
+        );
+        for (i, part) in [&at, &site, &self.url, &self.title, &self.referrer]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                out.push('\t');
+            }
+            out.push_str(part);
+        }
+        out
     }
 
     pub fn decode(s: &str) -> Option<Self> {
@@ -163,6 +215,23 @@ mod tests {
     }
 
     #[test]
+    fn hosts_are_read_from_urls_and_origins() {
+        assert_eq!(
+            host_of("https://Shop.example:8443/a?b#c"),
+            Some("Shop.example")
+        );
+        assert_eq!(host_of("http://shop.example"), Some("shop.example"));
+        assert_eq!(
+            host_of("https://user:pw@shop.example/x"),
+            Some("shop.example")
+        );
+        assert_eq!(host_of("http://[::1]:8080/"), Some("::1"));
+        assert_eq!(host_of("ftp://shop.example"), None);
+        assert_eq!(host_of("https:///path"), None);
+        assert_eq!(host_of(""), None);
+    }
+
+    #[test]
     fn idle_gap_starts_a_new_visit() {
         let idle = 30 * 60 * 1000;
         assert!(starts_new_visit(None, 0, idle));
@@ -171,19 +240,35 @@ mod tests {
     }
 
     #[test]
+    fn page_urls_are_checked_without_a_full_parse() {
+        let ok = PageUrl::parse("https://shop.example:8443/a?q=1#x").unwrap();
+        assert_eq!(ok.host, "shop.example");
+        let too_long = format!("https://shop.example/{}", "x".repeat(MAX_URL));
+        for bad in [
+            "shop.example/a",
+            "javascript:alert(1)",
+            "https://shop.example/a b",
+            "https:///a",
+            &too_long,
+        ] {
+            assert!(PageUrl::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
     fn page_views_round_trip_and_drop_internal_referrers() {
-        let url = Url::parse("https://shop.example/a?q=1").unwrap();
+        let url = PageUrl::parse("https://shop.example/a?q=1").unwrap();
         let pv = PageView::new(
             5,
             SiteId(2),
-            &url,
+            url,
             "Tab\there\n",
             "https://shop.example/prev",
         );
         assert_eq!(pv.title, "Tab here ");
         assert_eq!(pv.referrer, "");
         assert_eq!(PageView::decode(&pv.encode()), Some(pv));
-        let external = PageView::new(5, SiteId(2), &url, "T", "https://www.google.com/");
+        let external = PageView::new(5, SiteId(2), url, "T", "https://www.google.com/");
         assert_eq!(external.referrer, "https://www.google.com/");
         assert_eq!(PageView::decode(&external.encode()), Some(external));
     }
@@ -216,13 +301,26 @@ const BOT_MARKERS: [&str; 22] = [
     "prerender",
 ];
 
+/// The markers as one automaton: a single pass over the user agent, without copying it.
+static BOTS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(BOT_MARKERS)
+            .ok()
+    });
+
 /// Whether a user agent is a bot; an empty one counts as a bot (browsers always send one).
 pub fn is_bot(user_agent: &str) -> bool {
     if user_agent.trim().is_empty() {
         return true;
     }
-    let ua = user_agent.to_ascii_lowercase();
-    BOT_MARKERS.iter().any(|m| ua.contains(m))
+    match &*BOTS {
+        Some(bots) => bots.is_match(user_agent),
+        None => BOT_MARKERS
+            .iter()
+            .any(|m| user_agent.to_ascii_lowercase().contains(m)),
+    }
 }
 
 #[cfg(test)]

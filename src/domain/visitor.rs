@@ -4,13 +4,20 @@
 //! The first configured key signs; every key verifies, so keys can be rotated without
 //! forgetting visitors. A value that does not verify is treated as absent: it can never
 //! reach a lead it was not linked to.
+//!
+//! Signing goes through the `cookie` crate. Verification — on every page view — checks
+//! the same MAC (HMAC-SHA256 of the value with the key's signing half, the crate's
+//! `MAC | value` format) with a keyed HMAC prepared once per key, instead of re-keying
+//! and building cookies per call; the tests check it against the crate's own signatures.
 
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::{Cookie, CookieJar, Key};
+use hmac::{Hmac, Mac};
 use rand::Rng;
+use sha2::Sha256;
 
 /// A visitor: 16 random bytes, shown as 22 characters of URL-safe base64.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,13 +38,18 @@ impl VisitorId {
     }
 
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        self.to_string()
     }
 }
 
 impl fmt::Display for VisitorId {
+    /// Encodes on the stack: key names are built from it on every page view.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.encode())
+        let mut buf = [0u8; 22];
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(self.0, &mut buf)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -64,8 +76,13 @@ impl<'de> serde::Deserialize<'de> for VisitorId {
 #[derive(Clone)]
 pub struct VisitorSigner {
     keys: Vec<Key>,
+    /// One keyed MAC per key, cloned for each verification.
+    verifiers: Vec<Hmac<Sha256>>,
     cookie_name: String,
 }
+
+/// Length of the base64 MAC in front of a signed value.
+const MAC_LEN: usize = 44;
 
 /// The signing keys were not usable.
 #[derive(Debug, thiserror::Error)]
@@ -97,16 +114,22 @@ impl VisitorSigner {
                 Ok(Key::derive_from(&raw))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            keys,
-            cookie_name: cookie_name.to_owned(),
-        })
+        Ok(Self::with_keys(keys, cookie_name))
     }
 
     /// A signer with one fresh random key (the embedded store's zero-setup default).
     pub fn ephemeral(cookie_name: &str) -> Self {
+        Self::with_keys(vec![Key::generate()], cookie_name)
+    }
+
+    fn with_keys(keys: Vec<Key>, cookie_name: &str) -> Self {
+        let verifiers = keys
+            .iter()
+            .filter_map(|k| Hmac::<Sha256>::new_from_slice(k.signing()).ok())
+            .collect();
         Self {
-            keys: vec![Key::generate()],
+            keys,
+            verifiers,
             cookie_name: cookie_name.to_owned(),
         }
     }
@@ -129,15 +152,20 @@ impl VisitorSigner {
     pub fn verify(&self, signed: &str) -> Option<VisitorId> {
         // A signed id is 44 characters of MAC and 22 of id: refuse other sizes before
         // computing any MAC.
-        if signed.len() != 66 {
+        if signed.len() != MAC_LEN + 22 || !signed.is_char_boundary(MAC_LEN) {
             return None;
         }
-        let jar = CookieJar::new();
-        self.keys.iter().find_map(|key| {
-            let cookie = Cookie::new(self.cookie_name.clone(), signed.to_owned());
-            let plain = jar.signed(key).verify(cookie)?;
-            VisitorId::parse(plain.value())
-        })
+        let (mac, value) = signed.split_at(MAC_LEN);
+        let mac = base64::engine::general_purpose::STANDARD.decode(mac).ok()?;
+        let id = VisitorId::parse(value)?;
+        self.verifiers
+            .iter()
+            .any(|keyed| {
+                let mut keyed = keyed.clone();
+                keyed.update(value.as_bytes());
+                keyed.verify_slice(&mac).is_ok()
+            })
+            .then_some(id)
     }
 }
 
@@ -171,6 +199,27 @@ mod tests {
         assert_eq!(signer.verify(&id.encode()), None);
         assert_eq!(signer.verify(""), None);
         assert_eq!(signer.verify(&"é".repeat(33)), None);
+    }
+
+    #[test]
+    fn verification_agrees_with_the_cookie_crate() {
+        let signer = VisitorSigner::from_base64_keys(&[key(3)], "ff_vid").unwrap();
+        let id = VisitorId::mint();
+        // Signed by the crate, verified by ours …
+        let signed = signer.sign(id);
+        assert_eq!(signer.verify(&signed), Some(id));
+        // … and ours refuses what the crate refuses.
+        let jar = CookieJar::new();
+        let crate_verdict = |v: &str| {
+            jar.signed(&signer.keys[0])
+                .verify(Cookie::new("ff_vid", v.to_owned()))
+                .is_some()
+        };
+        let mut forged = signed.clone();
+        forged.replace_range(0..1, if &signed[0..1] == "A" { "B" } else { "A" });
+        for v in [signed.as_str(), forged.as_str()] {
+            assert_eq!(signer.verify(v).is_some(), crate_verdict(v), "{v}");
+        }
     }
 
     #[test]

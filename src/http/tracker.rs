@@ -49,7 +49,7 @@ struct BeaconBody<'a> {
     title: Cow<'a, str>,
 }
 
-fn client(req: &HttpRequest, services: &Services) -> Client {
+fn client<'a>(req: &'a HttpRequest, services: &Services) -> Client<'a> {
     Client::of(
         req,
         &services.settings.cookies.name,
@@ -134,17 +134,17 @@ async fn collect(
             Beacon {
                 site: site.key.clone(),
                 vid: beacon.vid.as_deref(),
-                cookie_vid: client.cookie_vid.as_deref(),
+                cookie_vid: client.cookie_vid,
                 url: &beacon.url,
                 referrer: &beacon.referrer,
                 title: &beacon.title,
-                origin: client.origin.as_deref(),
+                origin: client.origin,
                 do_not_track: client.do_not_track,
             },
             &site,
         )
         .await?;
-    allow_origin(&mut response, client.origin.as_deref());
+    allow_origin(&mut response, client.origin);
     let CollectOutcome::Recorded { visitor, minted } = outcome else {
         return Ok(response.finish());
     };
@@ -238,7 +238,7 @@ async fn submit(
 async fn submit_parsed(
     services: &Services,
     limits: &RateLimits,
-    client: &Client,
+    client: &Client<'_>,
     form_id: FormId,
     body: &[u8],
     html_form: bool,
@@ -249,7 +249,7 @@ async fn submit_parsed(
         let vid = fields.remove("ff_vid").filter(|v| !v.is_empty());
         let page = fields
             .remove("ff_page")
-            .unwrap_or_else(|| client.referer.clone());
+            .unwrap_or_else(|| client.referer.to_owned());
         (fields, vid, page)
     } else {
         let form: FormBody = parse_json(body)?;
@@ -263,11 +263,11 @@ async fn submit_parsed(
             Submission {
                 fields,
                 vid: vid.as_deref(),
-                cookie_vid: client.cookie_vid.as_deref(),
+                cookie_vid: client.cookie_vid,
                 page: &page,
-                referer: &client.referer,
+                referer: client.referer,
                 ip: &client.ip.to_string(),
-                origin: client.origin.as_deref(),
+                origin: client.origin,
             },
         )
         .await?;
@@ -287,7 +287,7 @@ async fn submit_parsed(
     } else {
         HttpResponse::Created()
     };
-    allow_origin(&mut response, client.origin.as_deref());
+    allow_origin(&mut response, client.origin);
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     if let Some((_, _, visitor)) = &created {
         response.insert_header((

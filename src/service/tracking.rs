@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
-use url::Url;
 
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
@@ -19,7 +18,7 @@ use crate::domain::pipeline::{LOST, WON};
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::timeline::TimelineEntry;
-use crate::domain::tracking::{PageView, Visit, starts_new_visit};
+use crate::domain::tracking::{PageUrl, PageView, Visit, host_of, starts_new_visit};
 use crate::domain::visitor::VisitorId;
 use crate::store::{PageViewWrite, Sequence, catalog};
 
@@ -105,11 +104,8 @@ impl Services {
     /// Refuses a request whose `Origin` is not one of the site's hosts.
     fn check_origin(site: &Site, origin: Option<&str>) -> Result<()> {
         let Some(origin) = origin else { return Ok(()) };
-        let host = Url::parse(origin)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned));
-        match host {
-            Some(h) if site.allows_host(&h) => Ok(()),
+        match host_of(origin) {
+            Some(h) if site.allows_host(h) => Ok(()),
             _ => Err(Error::Forbidden(format!(
                 "origin {origin} is not among the hosts of this site"
             ))),
@@ -124,12 +120,12 @@ impl Services {
     }
 
     pub async fn collect(&self, beacon: Beacon<'_>, site: &Site) -> Result<CollectOutcome> {
-        let url = parse_web_url(beacon.url)
+        let page = PageUrl::parse(beacon.url)
             .ok_or_else(|| Error::invalid("url", "must be an absolute http(s) URL"))?;
-        if !site.allows_host(url.host_str().unwrap_or_default()) {
+        if !site.allows_host(page.host) {
             return Err(Error::Forbidden(format!(
                 "host {} is not among the hosts of this site",
-                url.host_str().unwrap_or_default()
+                page.host
             )));
         }
         Self::check_origin(site, beacon.origin)?;
@@ -139,7 +135,7 @@ impl Services {
         }
         let (visitor, minted) = self.visitor_of(beacon.vid, beacon.cookie_vid);
         let now = now_ms();
-        let page_view = PageView::new(now, site.id, &url, beacon.title, beacon.referrer);
+        let page_view = PageView::new(now, site.id, page, beacon.title, beacon.referrer);
         let outcome = self
             .store
             .record_page_view(PageViewWrite {
@@ -158,11 +154,11 @@ impl Services {
                 number: 0,
                 site_id: site.id,
                 started_at: now,
-                url: url.to_string(),
+                url: page.url.to_owned(),
                 title: beacon.title.chars().take(300).collect(),
                 referrer: beacon.referrer.chars().take(2048).collect(),
             };
-            self.start_visit(site, visitor, visit, &url).await?;
+            self.start_visit(site, visitor, visit).await?;
         }
         metrics::counter!("footfall_beacons_total", "outcome" => "recorded").increment(1);
         Ok(CollectOutcome::Recorded { visitor, minted })
@@ -178,13 +174,7 @@ impl Services {
         });
     }
 
-    async fn start_visit(
-        &self,
-        site: &Site,
-        visitor: VisitorId,
-        visit: Visit,
-        url: &Url,
-    ) -> Result<()> {
+    async fn start_visit(&self, site: &Site, visitor: VisitorId, visit: Visit) -> Result<()> {
         let start = self
             .store
             .start_visit(
@@ -200,7 +190,7 @@ impl Services {
                 ..visit
             };
             self.live.publish(site.account_id, lead_id, "visit");
-            self.fire_site_visit(site, lead_id, &visit, url).await?;
+            self.fire_site_visit(site, lead_id, &visit).await?;
         }
         Ok(())
     }

@@ -4,8 +4,6 @@
 //! request that caused it is answered; the scheduler (`delivery::scheduler`) sends it.
 //! Immediate events are due at once and wake this instance's scheduler.
 
-use url::Url;
-
 use super::{Result, Services};
 use crate::domain::action::{Action, MoveKind};
 use crate::domain::event::{Direction, EventType};
@@ -14,7 +12,7 @@ use crate::domain::handler::Handler;
 use crate::domain::ids::{EventId, LeadId};
 use crate::domain::lead::Lead;
 use crate::domain::pipeline::Stage;
-use crate::domain::site::Site;
+use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::tracking::Visit;
@@ -38,8 +36,11 @@ impl Services {
         site: &Site,
         lead_id: LeadId,
         visit: &Visit,
-        url: &Url,
     ) -> Result<()> {
+        // The page is parsed fully only here, on the first page view of a linked visit.
+        let Some(url) = parse_web_url(&visit.url) else {
+            return Ok(());
+        };
         let Some(lead) = self.store.get_leads(&[lead_id]).await?.pop() else {
             return Ok(());
         };
@@ -51,7 +52,7 @@ impl Services {
             a.enabled
                 && a.event == EventType::SiteVisit
                 && a.covers(lead.stage())
-                && a.site_url.as_ref().is_some_and(|u| u.matches(url))
+                && a.site_url.as_ref().is_some_and(|u| u.matches(&url))
         }) {
             let Some(handler) = self.handler_of(action).await? else {
                 continue;

@@ -88,12 +88,26 @@ impl Keys {
 
     /// When the visitor was last seen on a site (a visit ends after the idle gap).
     pub fn visitor_seen(&self, v: VisitorId, site: SiteId) -> String {
-        format!("{}:{{{v}}}:s{site}", self.prefix)
+        self.visitor_key(v, ":s", &site.0.to_string())
     }
 
     /// The visitor's history: page views newest first, the meta element last.
     pub fn visitor_history(&self, v: VisitorId) -> String {
-        format!("{}:{{{v}}}:p", self.prefix)
+        self.visitor_key(v, ":p", "")
+    }
+
+    /// `prefix:{visitor}suffix…`, built without the formatting machinery: two of these
+    /// are made for every page view.
+    fn visitor_key(&self, v: VisitorId, suffix: &str, more: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + 26 + suffix.len() + more.len());
+        key.push_str(&self.prefix);
+        key.push_str(":{");
+        use std::fmt::Write;
+        let _ = write!(key, "{v}");
+        key.push('}');
+        key.push_str(suffix);
+        key.push_str(more);
+        key
     }
 
     /// The shard of the schedule an event lives in, from a stable hash of its id.
