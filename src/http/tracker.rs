@@ -125,7 +125,7 @@ async fn collect(
         .await?;
     limits.check_site(site.id)?;
     let mut response = HttpResponse::NoContent();
-    if is_bot(&client.user_agent) {
+    if is_bot(client.user_agent) {
         metrics::counter!("footfall_beacons_total", "outcome" => "bot").increment(1);
         return Ok(response.finish());
     }
