@@ -152,11 +152,7 @@ async fn collect(
     // in a server-set first-party cookie, which Safari does not cap at 7 days.
     let cookies = &services.settings.cookies;
     let server_cookie_stale = !cookies.domain.is_empty()
-        && client
-            .cookie_vid
-            .as_deref()
-            .and_then(|c| services.signer.verify(c))
-            != Some(visitor);
+        && client.cookie_vid.and_then(|c| services.signer.verify(c)) != Some(visitor);
     if !minted && !server_cookie_stale {
         return Ok(response.finish());
     }
