@@ -13,7 +13,7 @@ use footfall::domain::ids::{
 };
 use footfall::domain::lead::{Contact, Lead, VisitorLink};
 use footfall::domain::timeline::TimelineEntry;
-use footfall::domain::tracking::PageView;
+use footfall::domain::tracking::{PageUrl, PageView};
 use footfall::domain::visitor::VisitorId;
 use footfall::store::redis::{RedisOptions, RedisStore};
 use footfall::store::{PageViewWrite, Store};
@@ -75,22 +75,23 @@ async fn used_memory(url: &str) -> anyhow::Result<i64> {
 }
 
 fn page_view(i: usize, j: usize, at: i64) -> PageView {
-    let url = url::Url::parse(&format!(
-        "https://shop.example/catalog/product-{}?utm_source=newsletter",
-        (i * 7 + j) % 5000
-    ))
-    .unwrap_or_else(|_| unreachable!());
-    PageView::new(
-        at,
-        SiteId(1),
-        &url,
-        &format!("Product {} — Shop", (i * 7 + j) % 5000),
-        if j == 0 {
-            "https://www.google.com/"
-        } else {
-            ""
-        },
-    )
+    let product = (i * 7 + j) % 5000;
+    let url = format!("https://shop.example/catalog/product-{product}?utm_source=newsletter");
+    let referrer = if j == 0 {
+        "https://www.google.com/"
+    } else {
+        ""
+    };
+    match PageUrl::parse(&url) {
+        Some(page) => PageView::new(
+            at,
+            SiteId(1),
+            page,
+            &format!("Product {product} — Shop"),
+            referrer,
+        ),
+        None => unreachable!("a well-formed URL"),
+    }
 }
 
 mod futures_like {
