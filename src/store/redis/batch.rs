@@ -1,9 +1,20 @@
 //! Group commit of page views: every beacon waiting at a moment goes to Redis in one
 //! pipeline (one per slot on a cluster). Under load this turns N round trips into one,
 //! which is what lets the beacon keep up with a bare one-command handler.
+//!
+//! Each thread that records page views (each HTTP worker) gets a writer of its own, with
+//! its own Redis connection, made on first use: a page view never leaves its worker's
+//! thread, so no beacon pays for waking another thread and being woken back.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ::redis::aio::ConnectionLike;
-use ::redis::{FromRedisValue, Value};
+use ::redis::{FromRedisValue, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys::Keys;
@@ -16,32 +27,71 @@ type Reply = oneshot::Sender<StoreResult<PageViewOutcome>>;
 /// The most beacons sent in one pipeline.
 const MAX_BATCH: usize = 256;
 
-/// The sending side: cheap to clone, one per store.
+/// Opens a Redis connection of the store's kind (for a thread's writer).
+pub type Connect<C> =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = RedisResult<C>> + Send>> + Send + Sync>;
+
+thread_local! {
+    /// This thread's writers, by store (tests run several stores in one process).
+    static WRITERS: RefCell<HashMap<u64, Writer>> = RefCell::new(HashMap::new());
+}
+
+static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
+
+/// The page-view writers of one store: one per thread that records page views.
+pub struct PageViewBatcher<C> {
+    store: u64,
+    connect: Connect<C>,
+    keys: Keys,
+    by_slot: bool,
+}
+
+/// The sending side of one thread's writer.
 #[derive(Clone)]
-pub struct PageViewBatcher {
+struct Writer {
     tx: mpsc::Sender<(PageViewWrite, Reply)>,
 }
 
-impl PageViewBatcher {
-    /// Starts the task that writes batches through `con`.
-    pub fn spawn<C>(con: C, keys: Keys, by_slot: bool) -> Self
-    where
-        C: ConnectionLike + Clone + Send + Sync + 'static,
-    {
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(con, keys, by_slot, rx));
-        Self { tx }
+impl<C> PageViewBatcher<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    pub fn new(connect: Connect<C>, keys: Keys, by_slot: bool) -> Self {
+        Self {
+            store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
+            connect,
+            keys,
+            by_slot,
+        }
     }
 
     pub async fn record(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
+        let writer = match WRITERS.with(|w| w.borrow().get(&self.store).cloned()) {
+            Some(writer) => writer,
+            None => self.start_writer().await?,
+        };
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((write, reply))
-            .await
-            .map_err(|_| StoreError::Unavailable("page-view writer stopped".into()))?;
+        let sent = writer.tx.send((write, reply)).await;
+        if sent.is_err() {
+            // The writer stopped (its runtime is gone): the next page view makes a new one.
+            WRITERS.with(|w| w.borrow_mut().remove(&self.store));
+            return Err(StoreError::Unavailable("page-view writer stopped".into()));
+        }
         answer
             .await
             .map_err(|_| StoreError::Unavailable("page-view writer stopped".into()))?
+    }
+
+    /// This thread's writer: a connection and a task on this thread's runtime.
+    async fn start_writer(&self) -> StoreResult<Writer> {
+        let con = (self.connect)()
+            .await
+            .map_err(|e| unavailable(&e.to_string()))?;
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(con, self.keys.clone(), self.by_slot, rx));
+        let writer = Writer { tx };
+        WRITERS.with(|w| w.borrow_mut().insert(self.store, writer.clone()));
+        Ok(writer)
     }
 }
 

@@ -11,6 +11,7 @@ mod scripts;
 mod slots;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -19,7 +20,7 @@ use async_trait::async_trait;
 
 pub use keys::Keys;
 
-use self::batch::PageViewBatcher;
+use self::batch::{Connect, PageViewBatcher};
 use self::slots::Batch;
 use super::*;
 use crate::domain::event_record::DeliveryState;
@@ -43,7 +44,7 @@ pub struct RedisStore<C> {
     keys: Keys,
     options: RedisOptions,
     description: String,
-    page_views: PageViewBatcher,
+    page_views: PageViewBatcher<C>,
     /// A node to subscribe to live updates on (in a cluster, PUBLISH reaches every node).
     pubsub_url: String,
     /// A cluster: commands of different slots go in separate pipelines.
@@ -79,10 +80,21 @@ impl RedisStore<ConnectionManager> {
             .set_response_timeout(Some(options.response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let con = ConnectionManager::new_with_config(client, config)
+        let con = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(redis_error)?;
-        Ok(Self::with_connection(con, redact(url), url, false, options))
+        let connect: Connect<ConnectionManager> = Arc::new(move || {
+            let (client, config) = (client.clone(), config.clone());
+            Box::pin(async move { ConnectionManager::new_with_config(client, config).await })
+        });
+        Ok(Self::with_connection(
+            con,
+            connect,
+            redact(url),
+            url,
+            false,
+            options,
+        ))
     }
 }
 
@@ -96,6 +108,10 @@ impl RedisStore<::redis::cluster_async::ClusterConnection> {
             .build()
             .map_err(redis_error)?;
         let con = client.get_async_connection().await.map_err(redis_error)?;
+        let connect: Connect<::redis::cluster_async::ClusterConnection> = Arc::new(move || {
+            let client = client.clone();
+            Box::pin(async move { client.get_async_connection().await })
+        });
         let description = format!(
             "redis cluster ({})",
             urls.iter()
@@ -106,6 +122,7 @@ impl RedisStore<::redis::cluster_async::ClusterConnection> {
         let pubsub_url = urls.first().cloned().unwrap_or_default();
         Ok(Self::with_connection(
             con,
+            connect,
             description,
             &pubsub_url,
             true,
@@ -120,13 +137,14 @@ where
 {
     fn with_connection(
         con: C,
+        connect: Connect<C>,
         description: String,
         pubsub_url: &str,
         by_slot: bool,
         options: RedisOptions,
     ) -> Self {
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
-        let page_views = PageViewBatcher::spawn(con.clone(), keys.clone(), by_slot);
+        let page_views = PageViewBatcher::new(connect, keys.clone(), by_slot);
         Self {
             con,
             keys,
