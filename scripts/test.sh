@@ -46,4 +46,10 @@ gz=$(gzip -9c static/t.js | wc -c)
 echo "t.js: $(wc -c < static/t.js) bytes, $gz gzipped"
 [ "$gz" -le 1500 ] || { echo "t.js is over 1 500 bytes gzipped"; exit 1; }
 
+say "browser test: the console in headless Chromium, the demo site on another site"
+# Debian's Chromium (no browser download) driven by playwright-core from tools/.
+[ -x /usr/bin/chromium ] || apt_install chromium
+[ -d tools/node_modules ] || (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+node tests/browser/console.mjs
+
 say "all tests passed"

@@ -1,0 +1,455 @@
+// The console's end-to-end test in a real browser (headless Chromium through
+// playwright-core), against the real footfall binary:
+//
+//   1. footfall runs with a temporary configuration (embedded store, demo on, a 2 s
+//      visit gap) on a free port of 127.0.0.1;
+//   2. the demo site is served by a small Node server on http://localhost:<port> — another
+//      *site* than footfall's http://127.0.0.1:<port> — and the browser blocks
+//      third-party cookies, so the visitor id can only travel as the tracker's
+//      first-party cookie;
+//   3. the visitor submits the form; in the console a site-visit action is put on
+//      "First contact" for that site, the new lead is dragged from Unsorted into it, the
+//      lead card is opened, the visitor comes back after the visit gap, and the fired
+//      event and its delivery appear on the open card live, without a reload;
+//   4. screenshots of the board and of the lead card go to tests/artifacts/ (and to
+//      docs/screenshots/, linked from the README, when FOOTFALL_UPDATE_SCREENSHOTS=1).
+//
+// Run: node tests/browser/console.mjs (scripts/test.sh does, after `cargo build`).
+// FOOTFALL_BIN and CHROMIUM override the binary paths; KEEP_BROWSER_TMP=1 keeps temp files.
+
+import { spawn } from "node:child_process";
+import { mkdtemp, mkdir, writeFile, copyFile, rm } from "node:fs/promises";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = process.env.FOOTFALL_BIN || path.join(ROOT, "target/debug/footfall");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARTIFACTS = path.join(ROOT, "tests/artifacts");
+const DOCS_SHOTS = path.join(ROOT, "docs/screenshots");
+const TOKEN = "browser-test-token";
+const IDLE_SECONDS = 2;
+// Headless Chromium says "HeadlessChrome", which footfall drops as a bot.
+const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+const WAIT = 15_000; // the longest any single UI state may take to appear
+const DEADLINE = 120_000; // the whole test
+
+const started = Date.now();
+const cleanups = [];
+const processes = []; // killed outright if the watchdog fires
+const footfallLog = [];
+const pageErrors = [];
+let sitePage = null;
+let consolePage = null;
+
+function log(message) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
+}
+
+/** Runs one step; a failure names the step. */
+async function step(name, work) {
+  log(name);
+  try {
+    return await work();
+  } catch (e) {
+    e.message = `step "${name}" failed: ${e.message}`;
+    throw e;
+  }
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- footfall ---------------------------------------------------------------------------
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function configToml(port) {
+  const staticDir = JSON.stringify(path.join(ROOT, "static"));
+  return `# Written by tests/browser/console.mjs
+[server]
+bind = "127.0.0.1:${port}"
+public_url = "http://127.0.0.1:${port}"
+static_dir = ${staticDir}
+workers = 2
+json_logs = true
+
+[store]
+redis_url = ""
+
+[tracking]
+visit_idle_seconds = ${IDLE_SECONDS}
+
+# SameSite=None: were third-party cookies allowed, footfall's own cookie would be kept
+# from the cross-site form post; the test checks that the browser refused it.
+[cookies]
+same_site = "None"
+secure = true
+
+[limits]
+per_ip_per_second = 0
+
+[demo]
+enabled = true
+
+[[accounts]]
+account_id = 30441694
+subdomain = "demo"
+token = "${TOKEN}"
+`;
+}
+
+/** Starts footfall on a free port; resolves with its base URL once it listens. */
+async function startFootfall(tmp) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const config = path.join(tmp, "footfall.toml");
+    await writeFile(config, configToml(port));
+    // Only this configuration counts: drop FOOTFALL__ overrides from the environment.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FOOTFALL__")));
+    env.FOOTFALL__SERVER__JSON_LOGS = "true";
+    env.RUST_LOG = env.RUST_LOG || "info,actix_server=warn";
+    const child = spawn(BIN, ["--config", config], { env, stdio: ["ignore", "pipe", "pipe"] });
+    processes.push(child);
+    const listening = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("footfall did not say it listens within 20 s")), 20_000);
+      const onLine = (line) => {
+        footfallLog.push(line);
+        if (line.includes("footfall is listening")) {
+          clearTimeout(timer);
+          const m = line.match(/"port":\s*(\d+)/);
+          resolve(m ? Number(m[1]) : port);
+        }
+      };
+      for (const stream of [child.stdout, child.stderr]) {
+        let buf = "";
+        stream.setEncoding("utf8");
+        stream.on("data", (chunk) => {
+          buf += chunk;
+          let i;
+          while ((i = buf.indexOf("\n")) >= 0) {
+            onLine(buf.slice(0, i));
+            buf = buf.slice(i + 1);
+          }
+        });
+      }
+      child.on("error", (e) => { clearTimeout(timer); reject(new Error(`cannot run ${BIN}: ${e.message} (run cargo build first)`)); });
+      child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`footfall exited with ${code} before listening`)); });
+    });
+    try {
+      const actual = await listening;
+      check(actual === port, `footfall listens on ${actual}, not on the configured ${port}`);
+      cleanups.push(() => stop(child));
+      return `http://127.0.0.1:${port}`;
+    } catch (e) {
+      child.kill("SIGKILL");
+      // Another process may have taken the port between the probe and the bind.
+      if (attempt >= 3 || !footfallLog.some((l) => /address.*in use/i.test(l))) throw e;
+    }
+  }
+}
+
+/** Asks footfall to stop; kills it when its graceful shutdown takes longer than 3 s. */
+function stop(child) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  return Promise.race([exited, sleep(3000).then(() => child.kill("SIGKILL"))]);
+}
+
+async function api(ff, method, pathname, body) {
+  const res = await fetch(ff + pathname, {
+    method,
+    headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  check(res.ok, `${method} ${pathname} answered ${res.status}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+// ---- the demo site on another site ------------------------------------------------------
+
+/** Serves footfall's rendered demo pages from http://localhost:<port>. */
+async function startDemoSite(ff) {
+  const server = http.createServer(async (req, res) => {
+    const m = req.url.match(/^\/demo(?:\/([a-z]+))?\/?(?:\?.*)?$/);
+    if (req.url === "/favicon.ico") {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (req.method !== "GET" || !m) {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found");
+      return;
+    }
+    try {
+      const upstream = await fetch(`${ff}/demo/${m[1] || "home"}`);
+      const html = await upstream.text();
+      res.writeHead(upstream.status, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      res.end(html);
+    } catch (e) {
+      res.writeHead(502, { "content-type": "text/plain" });
+      res.end(String(e));
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  return `http://localhost:${server.address().port}`;
+}
+
+/** A few more leads so that the board looks like a working day (sent as a browser would). */
+async function seedLeads(ff, formId, siteOrigin) {
+  const people = [
+    ["Boris Petrov", "+7 912 555-01-02", "boris@example.com"],
+    ["Clara Schmidt", "+49 30 901820", "clara@example.de"],
+    ["David Okafor", "+44 20 7946 0958", "david@example.co.uk"],
+  ];
+  const ids = [];
+  for (const [name, phone, email] of people) {
+    const res = await fetch(`${ff}/v1/forms/${formId}/submit`, {
+      method: "POST",
+      headers: { "Content-Type": "text/plain", "User-Agent": USER_AGENT, Origin: siteOrigin },
+      body: JSON.stringify({ vid: null, page: `${siteOrigin}/demo/contact`, fields: { name, phone, email } }),
+    });
+    const text = await res.text();
+    check(res.ok, `seeding a lead answered ${res.status}: ${text}`);
+    ids.push(JSON.parse(text).uid);
+  }
+  // One lead is already being negotiated.
+  await api(ff, "POST", `/api/v4/leads/unsorted/${ids[2]}/accept`, { status_id: 1003 });
+}
+
+// ---- the test ---------------------------------------------------------------------------
+
+async function run() {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), "footfall-browser-"));
+  if (!process.env.KEEP_BROWSER_TMP) cleanups.push(() => rm(tmp, { recursive: true, force: true }));
+  await mkdir(ARTIFACTS, { recursive: true });
+
+  const ff = await step("start footfall", () => startFootfall(tmp));
+  const demo = await api(ff, "GET", "/api/v4/demo");
+  const site = await step("serve the demo site from another site", () => startDemoSite(ff));
+  log(`footfall ${ff}, demo site ${site}`);
+
+  const context = await step("launch Chromium with third-party cookies blocked", async () => {
+    // A fresh profile whose "Block third-party cookies" setting is on: the preference
+    // profile.cookie_controls_mode = 1 (0 allows them, 2 blocks them in incognito only).
+    // Chromium's --test-third-party-cookie-phaseout switch does not override a profile
+    // that allows them, so the test sets the preference itself.
+    const profile = path.join(tmp, "profile");
+    await mkdir(path.join(profile, "Default"), { recursive: true });
+    await writeFile(path.join(profile, "Default", "Preferences"), JSON.stringify({ profile: { cookie_controls_mode: 1 } }));
+    const ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      ],
+      userAgent: USER_AGENT,
+      viewport: { width: 1440, height: 900 },
+      locale: "en-GB",
+      timezoneId: "UTC",
+    });
+    cleanups.unshift(() => ctx.close());
+    ctx.setDefaultTimeout(WAIT);
+    return ctx;
+  });
+
+  const name = "Anna Example"; // each run has a fresh store
+  let lastPageView = 0;
+
+  await step("the visitor browses the demo site and submits the form", async () => {
+    sitePage = context.pages()[0] || (await context.newPage());
+    watch(sitePage, "demo site");
+    await sitePage.goto(`${site}/demo/home`);
+    // t.js mints a visitor id and keeps it as a first-party cookie (and in localStorage).
+    await sitePage.waitForFunction(() => /(?:^|; )ff_vid=/.test(document.cookie), null, { timeout: WAIT })
+      .catch(() => { throw new Error("the tracker kept no visitor id: did /v1/collect answer? (see footfall's log)"); });
+    await sitePage.getByRole("link", { name: "Pricing" }).click();
+    await sitePage.waitForURL(/\/demo\/pricing$/);
+    await sitePage.getByRole("link", { name: "Contact" }).click();
+    await sitePage.getByLabel("Name").fill(name);
+    await sitePage.getByLabel("Phone").fill("+7 900 123-45-67");
+    await sitePage.getByLabel("Email").fill("anna@example.com");
+    await sitePage.getByRole("button", { name: "Send" }).click();
+    await sitePage.locator("#sent").waitFor({ state: "visible" })
+      .catch(async () => { throw new Error(`the form was not accepted: ${await sitePage.locator("#failed").textContent()}`); });
+    lastPageView = Date.now();
+  });
+
+  await step("third-party cookies were blocked; the first-party one is there", async () => {
+    const third = (await context.cookies(ff)).map((c) => c.name);
+    check(!third.includes("ff_vid"), `the browser kept footfall's third-party cookie (${third.join(", ")}): third-party cookies are not blocked`);
+    const first = (await context.cookies(site)).map((c) => c.name);
+    check(first.includes("ff_vid"), `no first-party visitor cookie on ${site} (cookies: ${first.join(", ") || "none"})`);
+  });
+
+  await step("seed three more leads", () => seedLeads(ff, demo.form_id, site));
+
+  await step("sign in to the console", async () => {
+    consolePage = await context.newPage();
+    watch(consolePage, "console");
+    await consolePage.goto(`${ff}/console`);
+    await consolePage.locator("#token").fill("not-the-token");
+    await consolePage.getByRole("button", { name: "Sign in" }).click();
+    await consolePage.getByText("the token is not valid").waitFor()
+      .catch(() => { throw new Error("a wrong token was not refused in words"); });
+    await consolePage.locator("#token").fill(TOKEN);
+    await consolePage.getByRole("button", { name: "Sign in" }).click();
+    await consolePage.locator('.column[data-status-id="1001"] .lead-card', { hasText: name }).waitFor()
+      .catch(() => { throw new Error(`the new lead "${name}" is not in the Unsorted column`); });
+    await consolePage.locator('.live-status[data-state="live"]').waitFor()
+      .catch(() => { throw new Error("the console did not connect to the live stream"); });
+  });
+
+  await step("add a site-visit action for the demo site to First contact", async () => {
+    await consolePage.locator('.column[data-status-id="1002"] .column-add').click();
+    const dialog = consolePage.locator("dialog[open]");
+    await dialog.waitFor();
+    check((await dialog.locator('[data-field="status_ids"]').inputValue()) === "1002", "the form did not preselect First contact");
+    // An error from the API is shown in words next to its field.
+    await dialog.locator('[data-field="site_url"]').fill("");
+    await dialog.locator('[data-field="settings.message"]').fill("Hi {{contact.name}}, welcome back!");
+    await dialog.getByRole("button", { name: "Create action" }).click();
+    await dialog.locator('[data-field-wrap="site_url"] .field-error', { hasText: "needs the site URL" }).waitFor()
+      .catch(() => { throw new Error("the API's field error for site_url is not shown"); });
+    await dialog.locator('[data-field="site_url"]').fill(`${site}/demo`);
+    await dialog.locator('[name="delay"]').fill("0");
+    await dialog.getByRole("button", { name: "Create action" }).click();
+    await dialog.waitFor({ state: "detached" });
+    const actions = (await api(ff, "GET", "/api/v4/actions"))._embedded.actions;
+    check(actions.some((a) => a.site_url && a.site_url.includes("localhost") && a.status_ids.includes(1002) && a.enabled),
+      `the new action is not stored: ${JSON.stringify(actions)}`);
+    await consolePage.locator('.column[data-status-id="1002"] .column-actions .chip', { hasText: "Demo inbox" }).nth(1).waitFor();
+  });
+
+  const leadId = await step("drag the lead from Unsorted into First contact", async () => {
+    const card = consolePage.locator('.column[data-status-id="1001"] .lead-card', { hasText: name });
+    const id = Number(await card.getAttribute("data-lead-id"));
+    await card.dragTo(consolePage.locator('.column[data-status-id="1002"] .column-body'));
+    await consolePage.locator(`.column[data-status-id="1002"] .lead-card[data-lead-id="${id}"]`).waitFor()
+      .catch(() => { throw new Error("the card did not land in First contact"); });
+    const errors = await consolePage.locator(".toast-error").allTextContents();
+    check(!errors.length, `the console reported: ${errors.join(" | ")}`);
+    const lead = await api(ff, "GET", `/api/v4/leads/${id}`);
+    check(lead.status_id === 1002, `the lead is in status ${lead.status_id} on the server, not 1002`);
+    const unsorted = (await api(ff, "GET", "/api/v4/leads/unsorted"))._embedded.unsorted;
+    check(!unsorted.some((u) => u._embedded.leads[0].id === id), "the lead's Unsorted entry was not accepted");
+    return id;
+  });
+
+  await step("open the lead card", async () => {
+    await consolePage.locator(`.lead-card[data-lead-id="${leadId}"]`).click();
+    const drawer = consolePage.locator("#lead-drawer");
+    await drawer.locator(".drawer-title", { hasText: name }).waitFor();
+    await drawer.locator('.tl-item[data-type="moved"]', { hasText: "Unsorted → First contact" }).waitFor();
+    await drawer.locator('.tl-item[data-type="visit"] .tl-page').first().waitFor();
+    check((await drawer.locator('.tl-item[data-type="event_fired"]').count()) === 0, "an event fired before the visitor came back");
+    await consolePage.evaluate(() => (window.__sameDocument = true));
+  });
+
+  await step(`the visitor comes back after the ${IDLE_SECONDS} s visit gap`, async () => {
+    const wait = lastPageView + IDLE_SECONDS * 1000 + 600 - Date.now();
+    if (wait > 0) await sleep(wait);
+    await sitePage.goto(`${site}/demo/pricing`);
+  });
+
+  await step("the fired event and its delivery appear on the open card, live", async () => {
+    const drawer = consolePage.locator("#lead-drawer");
+    await drawer.locator('.tl-item[data-type="event_fired"]', { hasText: "Site visit event fired" }).waitFor()
+      .catch(() => { throw new Error("no event_fired entry appeared on the lead card"); });
+    await drawer.locator('.tl-item[data-type="event_fired"][data-state="delivered"] .tl-attempt[data-type="delivery"][data-status="200"]').waitFor()
+      .catch(() => { throw new Error("no successful delivery attempt appeared on the lead card"); });
+    await drawer.locator('.tl-item[data-type="visit"]', { hasText: "Visit 2" }).waitFor();
+    check(await consolePage.evaluate(() => window.__sameDocument === true), "the console page was reloaded");
+    await sleep(2600); // let the "new" highlight fade before the screenshot
+    // Taller, so that the whole timeline (both visits) is in the picture.
+    await consolePage.setViewportSize({ width: 1440, height: 1300 });
+    await consolePage.screenshot({ path: path.join(ARTIFACTS, "lead-card.png"), animations: "disabled" });
+    await consolePage.setViewportSize({ width: 1440, height: 900 });
+  });
+
+  await step("the board, and the webhook in the demo inbox", async () => {
+    await consolePage.keyboard.press("Escape");
+    await consolePage.locator("#lead-drawer").waitFor({ state: "hidden" });
+    await consolePage.mouse.move(0, 0);
+    await consolePage.screenshot({ path: path.join(ARTIFACTS, "board.png"), animations: "disabled" });
+    await consolePage.locator('[data-tab="demo"]').click();
+    const item = consolePage.locator(`.inbox-item[data-signature-valid="true"]`, { hasText: `lead #${leadId}` });
+    await item.waitFor().catch(() => { throw new Error("the webhook is not in the demo inbox with a valid signature"); });
+    check(await item.getByText("welcome back!").count(), "the macro in the webhook's message was not filled in");
+    await consolePage.screenshot({ path: path.join(ARTIFACTS, "demo.png"), animations: "disabled" });
+  });
+
+  check(!pageErrors.length, `the pages threw: ${pageErrors.join(" | ")}`);
+  if (process.env.FOOTFALL_UPDATE_SCREENSHOTS === "1") {
+    await mkdir(DOCS_SHOTS, { recursive: true });
+    for (const shot of ["board.png", "lead-card.png"]) await copyFile(path.join(ARTIFACTS, shot), path.join(DOCS_SHOTS, shot));
+  }
+}
+
+function watch(page, label) {
+  page.on("pageerror", (e) => pageErrors.push(`${label}: ${e.message}`));
+  page.on("console", (m) => {
+    // Failed API calls are asserted where they are expected; other errors are worth seeing.
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) log(`${label} console: ${m.text()}`);
+  });
+}
+
+async function saveFailureShots() {
+  for (const [page, file] of [[consolePage, "failure-console.png"], [sitePage, "failure-site.png"]]) {
+    if (page && !page.isClosed()) await page.screenshot({ path: path.join(ARTIFACTS, file) }).catch(() => {});
+  }
+}
+
+async function cleanup() {
+  for (const c of cleanups) {
+    await Promise.resolve().then(c).catch(() => {});
+  }
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`browser test FAILED: no result after ${DEADLINE / 1000} s`);
+  for (const child of processes) child.kill("SIGKILL");
+  process.exit(1);
+}, DEADLINE);
+
+try {
+  await run();
+  await cleanup();
+  clearTimeout(watchdog);
+  log("screenshots: tests/artifacts/{board,lead-card,demo}.png");
+  console.log(`browser test: 1 passed, 0 failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  process.exit(0);
+} catch (e) {
+  console.error(`\nbrowser test FAILED: ${e.message}`);
+  await saveFailureShots();
+  console.error(`screenshots of the pages: ${ARTIFACTS}/failure-*.png`);
+  console.error("last lines of footfall's log:\n" + footfallLog.slice(-25).join("\n"));
+  await cleanup();
+  clearTimeout(watchdog);
+  process.exit(1);
+}
