@@ -78,6 +78,7 @@ conformance!(
     visits_are_numbered_and_tell_the_linked_lead,
     linking_a_visitor_returns_its_previous_lead,
     trimming_the_history_keeps_the_visitors_lead_and_visits,
+    one_browser_in_two_accounts_is_two_visitors,
     due_events_are_claimed_with_a_lease,
     finished_events_leave_the_schedule,
     dead_events_are_listed_per_handler_until_replayed,
@@ -134,6 +135,7 @@ fn page_view(at: i64, site: u64, path: &str) -> PageView {
 
 fn write(visitor: VisitorId, pv: PageView) -> PageViewWrite {
     PageViewWrite {
+        account: ACCOUNT,
         visitor,
         page_view: pv,
         visit_idle_ms: 3_600_000,
@@ -417,15 +419,15 @@ async fn page_view_history_is_kept_in_order_and_trimmed(store: Shared) {
             .unwrap();
     }
     let urls = |pvs: Vec<PageView>| pvs.into_iter().map(|p| p.url).collect::<Vec<_>>();
-    assert_eq!(urls(store.page_views(v).await.unwrap()).len(), 4);
-    store.trim_page_views(v, 2).await.unwrap();
+    assert_eq!(urls(store.page_views(ACCOUNT, v).await.unwrap()).len(), 4);
+    store.trim_page_views(ACCOUNT, v, 2).await.unwrap();
     assert_eq!(
-        urls(store.page_views(v).await.unwrap()),
+        urls(store.page_views(ACCOUNT, v).await.unwrap()),
         ["https://shop.example/3", "https://shop.example/4"]
     );
     assert!(
         store
-            .page_views(VisitorId::mint())
+            .page_views(ACCOUNT, VisitorId::mint())
             .await
             .unwrap()
             .is_empty()
@@ -440,7 +442,7 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
             .await
             .unwrap();
     }
-    let first = store.start_visit(v, 3600, 2).await.unwrap();
+    let first = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
     assert_eq!(
         first,
         VisitorState {
@@ -449,9 +451,12 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
         }
     );
     // Starting a visit also keeps the history within its cap.
-    assert_eq!(store.page_views(v).await.unwrap().len(), 2);
-    store.link_visitor(v, LeadId(5), 15, 3600).await.unwrap();
-    let second = store.start_visit(v, 3600, 2).await.unwrap();
+    assert_eq!(store.page_views(ACCOUNT, v).await.unwrap().len(), 2);
+    store
+        .link_visitor(ACCOUNT, v, LeadId(5), 15, 3600)
+        .await
+        .unwrap();
+    let second = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
     assert_eq!(
         second,
         VisitorState {
@@ -459,9 +464,9 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
             lead: Some(LeadId(5))
         }
     );
-    assert_eq!(store.visitor(v).await.unwrap(), second);
+    assert_eq!(store.visitor(ACCOUNT, v).await.unwrap(), second);
     assert_eq!(
-        store.visitor(VisitorId::mint()).await.unwrap(),
+        store.visitor(ACCOUNT, VisitorId::mint()).await.unwrap(),
         VisitorState::default()
     );
 }
@@ -469,16 +474,25 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
 async fn linking_a_visitor_returns_its_previous_lead(store: Shared) {
     let v = VisitorId::mint();
     assert_eq!(
-        store.link_visitor(v, LeadId(1), 1, 3600).await.unwrap(),
+        store
+            .link_visitor(ACCOUNT, v, LeadId(1), 1, 3600)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        store.link_visitor(v, LeadId(2), 2, 3600).await.unwrap(),
+        store
+            .link_visitor(ACCOUNT, v, LeadId(2), 2, 3600)
+            .await
+            .unwrap(),
         Some(LeadId(1))
     );
-    assert_eq!(store.visitor(v).await.unwrap().lead, Some(LeadId(2)));
+    assert_eq!(
+        store.visitor(ACCOUNT, v).await.unwrap().lead,
+        Some(LeadId(2))
+    );
     // A browser linked before its first page view (minted by the form) has no history yet.
-    assert!(store.page_views(v).await.unwrap().is_empty());
+    assert!(store.page_views(ACCOUNT, v).await.unwrap().is_empty());
 }
 
 async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) {
@@ -487,17 +501,20 @@ async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) 
         .record_page_view(write(v, page_view(0, 1, "/0")))
         .await
         .unwrap();
-    store.start_visit(v, 3600, 100).await.unwrap();
-    store.link_visitor(v, LeadId(9), 1, 3600).await.unwrap();
+    store.start_visit(ACCOUNT, v, 3600, 100).await.unwrap();
+    store
+        .link_visitor(ACCOUNT, v, LeadId(9), 1, 3600)
+        .await
+        .unwrap();
     for i in 1..10 {
         store
             .record_page_view(write(v, page_view(i, 1, &format!("/{i}"))))
             .await
             .unwrap();
     }
-    store.trim_page_views(v, 3).await.unwrap();
+    store.trim_page_views(ACCOUNT, v, 3).await.unwrap();
     let urls: Vec<String> = store
-        .page_views(v)
+        .page_views(ACCOUNT, v)
         .await
         .unwrap()
         .into_iter()
@@ -512,13 +529,13 @@ async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) 
         ]
     );
     assert_eq!(
-        store.visitor(v).await.unwrap(),
+        store.visitor(ACCOUNT, v).await.unwrap(),
         VisitorState {
             visits: 1,
             lead: Some(LeadId(9))
         }
     );
-    let again = store.start_visit(v, 3600, 2).await.unwrap();
+    let again = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
     assert_eq!(
         again,
         VisitorState {
@@ -526,7 +543,7 @@ async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) 
             lead: Some(LeadId(9))
         }
     );
-    assert_eq!(store.page_views(v).await.unwrap().len(), 2);
+    assert_eq!(store.page_views(ACCOUNT, v).await.unwrap().len(), 2);
 }
 
 async fn due_events_are_claimed_with_a_lease(store: Shared) {
@@ -677,5 +694,45 @@ async fn contacts_point_at_their_latest_lead_per_account(store: Shared) {
             .await
             .unwrap(),
         None
+    );
+}
+
+async fn one_browser_in_two_accounts_is_two_visitors(store: Shared) {
+    let (v, other) = (VisitorId::mint(), AccountId(8));
+    store
+        .record_page_view(write(v, page_view(1, 1, "/mine")))
+        .await
+        .unwrap();
+    store
+        .link_visitor(ACCOUNT, v, LeadId(1), 1, 3600)
+        .await
+        .unwrap();
+    // The same browser on another account's site, linked there by that account's form.
+    let theirs = PageViewWrite {
+        account: other,
+        ..write(v, page_view(2, 2, "/theirs"))
+    };
+    let seen = store.record_page_view(theirs).await.unwrap();
+    assert_eq!(seen.last_seen, None);
+    assert_eq!(
+        store
+            .link_visitor(other, v, LeadId(2), 2, 3600)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.visitor(ACCOUNT, v).await.unwrap().lead,
+        Some(LeadId(1))
+    );
+    assert_eq!(store.visitor(other, v).await.unwrap().lead, Some(LeadId(2)));
+    let urls = |pvs: Vec<PageView>| pvs.into_iter().map(|p| p.url).collect::<Vec<_>>();
+    assert_eq!(
+        urls(store.page_views(ACCOUNT, v).await.unwrap()),
+        ["https://shop.example/mine"]
+    );
+    assert_eq!(
+        urls(store.page_views(other, v).await.unwrap()),
+        ["https://shop.example/theirs"]
     );
 }

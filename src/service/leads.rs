@@ -189,10 +189,15 @@ impl Services {
         Ok(lead)
     }
 
-    /// A browser's page views (oldest first) and the visits they make, numbered.
-    pub async fn browsing(&self, visitor: VisitorId) -> Result<(Vec<PageView>, Vec<Visit>)> {
-        let page_views = self.store.page_views(visitor).await?;
-        let state = self.store.visitor(visitor).await?;
+    /// A browser's page views in an account (oldest first) and the visits they make,
+    /// numbered.
+    pub async fn browsing(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+    ) -> Result<(Vec<PageView>, Vec<Visit>)> {
+        let page_views = self.store.page_views(account, visitor).await?;
+        let state = self.store.visitor(account, visitor).await?;
         let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
         let visits = group_visits(&page_views, idle_ms, state.visits);
         Ok((page_views, visits))
@@ -225,7 +230,7 @@ impl Services {
             items.push((at, serde_json::to_value(&entry).unwrap_or_default()));
         }
         for link in self.store.lead_visitors(lead.id).await? {
-            let (page_views, visits) = self.browsing(link.visitor).await?;
+            let (page_views, visits) = self.browsing(lead.account_id, link.visitor).await?;
             for visit in visits.iter().filter(|v| link.covers(v.started_at)) {
                 items.push((
                     visit.started_at,

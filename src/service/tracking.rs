@@ -139,6 +139,7 @@ impl Services {
         let outcome = self
             .store
             .record_page_view(PageViewWrite {
+                account: site.account_id,
                 visitor,
                 page_view,
                 visit_idle_ms: self.settings.tracking.visit_idle_seconds as i64 * 1000,
@@ -146,7 +147,7 @@ impl Services {
             .await?;
         let cap = self.settings.tracking.max_page_views_per_visitor;
         if outcome.history_len > cap + cap / 10 {
-            self.trim_history_later(visitor, cap);
+            self.trim_history_later(site.account_id, visitor, cap);
         }
         let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
         if starts_new_visit(outcome.last_seen, now, idle_ms) {
@@ -165,10 +166,10 @@ impl Services {
     }
 
     /// Trims a visitor's history off the request path.
-    fn trim_history_later(&self, visitor: VisitorId, keep: u64) {
+    fn trim_history_later(&self, account: AccountId, visitor: VisitorId, keep: u64) {
         let store = self.store.clone();
         tokio::spawn(async move {
-            if let Err(e) = store.trim_page_views(visitor, keep).await {
+            if let Err(e) = store.trim_page_views(account, visitor, keep).await {
                 tracing::warn!(error = %e, "could not trim a visitor's page views");
             }
         });
@@ -178,6 +179,7 @@ impl Services {
         let start = self
             .store
             .start_visit(
+                site.account_id,
                 visitor,
                 self.retention_secs(),
                 self.settings.tracking.max_page_views_per_visitor,
@@ -395,7 +397,13 @@ impl Services {
     async fn link_visitor(&self, visitor: VisitorId, lead: &Lead, now: Millis) -> Result<()> {
         let previous = self
             .store
-            .link_visitor(visitor, lead.id, now, self.retention_secs())
+            .link_visitor(
+                lead.account_id,
+                visitor,
+                lead.id,
+                now,
+                self.retention_secs(),
+            )
             .await?
             .filter(|p| *p != lead.id);
         self.store

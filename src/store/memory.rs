@@ -20,7 +20,7 @@ struct State {
     timelines: HashMap<LeadId, Vec<TimelineEntry>>,
     lead_visitors: HashMap<LeadId, Vec<VisitorLink>>,
     unsorted: HashMap<AccountId, Vec<Unsorted>>,
-    visitors: HashMap<VisitorId, Visitor>,
+    visitors: HashMap<(AccountId, VisitorId), Visitor>,
     events: HashMap<EventId, EventRecord>,
     account_events: HashMap<AccountId, Vec<EventId>>,
     /// (eligible at, event id): due time, or lease end while claimed.
@@ -315,7 +315,10 @@ impl Store for MemoryStore {
 
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
         let mut state = self.state.lock();
-        let visitor = state.visitors.entry(write.visitor).or_default();
+        let visitor = state
+            .visitors
+            .entry((write.account, write.visitor))
+            .or_default();
         let last_seen = visitor
             .last_seen
             .insert(write.page_view.site_id, write.page_view.at);
@@ -328,12 +331,13 @@ impl Store for MemoryStore {
 
     async fn start_visit(
         &self,
+        account: AccountId,
         visitor: VisitorId,
         _retention_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitorState> {
         let mut state = self.state.lock();
-        let v = state.visitors.entry(visitor).or_default();
+        let v = state.visitors.entry((account, visitor)).or_default();
         v.state.visits += 1;
         let excess = v.page_views.len().saturating_sub(max_page_views as usize);
         v.page_views.drain(..excess);
@@ -342,6 +346,7 @@ impl Store for MemoryStore {
 
     async fn link_visitor(
         &self,
+        account: AccountId,
         visitor: VisitorId,
         lead: LeadId,
         _at: Millis,
@@ -350,35 +355,44 @@ impl Store for MemoryStore {
         let mut state = self.state.lock();
         Ok(state
             .visitors
-            .entry(visitor)
+            .entry((account, visitor))
             .or_default()
             .state
             .lead
             .replace(lead))
     }
 
-    async fn visitor(&self, visitor: VisitorId) -> StoreResult<VisitorState> {
+    async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
         Ok(self
             .state
             .lock()
             .visitors
-            .get(&visitor)
+            .get(&(account, visitor))
             .map(|v| v.state)
             .unwrap_or_default())
     }
 
-    async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>> {
+    async fn page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+    ) -> StoreResult<Vec<PageView>> {
         Ok(self
             .state
             .lock()
             .visitors
-            .get(&visitor)
+            .get(&(account, visitor))
             .map(|v| v.page_views.clone())
             .unwrap_or_default())
     }
 
-    async fn trim_page_views(&self, visitor: VisitorId, keep: u64) -> StoreResult<()> {
-        if let Some(v) = self.state.lock().visitors.get_mut(&visitor) {
+    async fn trim_page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        keep: u64,
+    ) -> StoreResult<()> {
+        if let Some(v) = self.state.lock().visitors.get_mut(&(account, visitor)) {
             let excess = v.page_views.len().saturating_sub(keep as usize);
             v.page_views.drain(..excess);
         }

@@ -100,6 +100,8 @@ impl RecordKind {
 /// One page view to record.
 #[derive(Debug, Clone)]
 pub struct PageViewWrite {
+    /// The site's account: a browser has a history of its own in each account.
+    pub account: AccountId,
     pub visitor: VisitorId,
     pub page_view: PageView,
     /// The visit idle gap: the last sighting on a site is only kept this long, since after
@@ -211,6 +213,8 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_unsorted(&self, account: AccountId, uid: &UnsortedUid) -> StoreResult<bool>;
 
     // --- visitors (the hot path) ---------------------------------------------------------
+    // A browser's data is kept per account: one browser on two tenants' sites is two
+    // visitors that know nothing of each other.
     /// Records a page view and returns when the visitor was last seen on the site: one
     /// round trip, the only store work of a page view inside a running visit.
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome>;
@@ -219,23 +223,35 @@ pub trait Store: Send + Sync + 'static {
     /// number and the visitor's lead.
     async fn start_visit(
         &self,
+        account: AccountId,
         visitor: VisitorId,
         retention_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitorState>;
-    /// Links a visitor to a lead; returns the lead it belonged to before.
+    /// Links a visitor to a lead of the account; returns the account's lead it belonged
+    /// to before. Another account's link to the same browser is another matter.
     async fn link_visitor(
         &self,
+        account: AccountId,
         visitor: VisitorId,
         lead: LeadId,
         at: Millis,
         retention_secs: u64,
     ) -> StoreResult<Option<LeadId>>;
-    async fn visitor(&self, visitor: VisitorId) -> StoreResult<VisitorState>;
+    async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState>;
     /// The visitor's page views, oldest first.
-    async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>>;
+    async fn page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+    ) -> StoreResult<Vec<PageView>>;
     /// Keeps the newest `keep` page views.
-    async fn trim_page_views(&self, visitor: VisitorId, keep: u64) -> StoreResult<()>;
+    async fn trim_page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        keep: u64,
+    ) -> StoreResult<()>;
 
     // --- events and the delivery schedule ------------------------------------------------
     /// Stores an event; a pending one is put in the schedule at its next time.

@@ -181,14 +181,17 @@ async fn main() -> anyhow::Result<()> {
             let pv = page_view(i, 0, now);
             store
                 .record_page_view(PageViewWrite {
+                    account: AccountId(1),
                     visitor: v,
                     page_view: pv,
                     visit_idle_ms: IDLE_MS,
                 })
                 .await?;
-            store.start_visit(v, RETENTION, 1000).await?;
+            store.start_visit(AccountId(1), v, RETENTION, 1000).await?;
             let lead = LeadId(i as u64 + 1);
-            store.link_visitor(v, lead, now, RETENTION).await?;
+            store
+                .link_visitor(AccountId(1), v, lead, now, RETENTION)
+                .await?;
             store
                 .put_lead_visitor(
                     lead,
@@ -217,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
                 let pv = page_view(i, j, now + j as i64 * 1000);
                 store
                     .record_page_view(PageViewWrite {
+                        account: AccountId(1),
                         visitor: v,
                         page_view: pv,
                         visit_idle_ms: IDLE_MS,

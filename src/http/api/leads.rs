@@ -314,7 +314,7 @@ async fn lead_visits(
     let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
     let mut visits = Vec::new();
     for link in services.store.lead_visitors(lead.id).await? {
-        let (_, browser_visits) = services.browsing(link.visitor).await?;
+        let (_, browser_visits) = services.browsing(lead.account_id, link.visitor).await?;
         for v in browser_visits {
             if link.covers(v.started_at) {
                 visits.push((

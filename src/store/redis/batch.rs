@@ -112,7 +112,7 @@ where
                 .arg("GET")
                 .arg("PX")
                 .arg(w.visit_idle_ms + 1000);
-            let history = keys.visitor_history(w.visitor);
+            let history = keys.visitor_history(w.account, w.visitor);
             let mut push = ::redis::cmd("LPUSH");
             push.arg(&history).arg(pv.encode());
             commands.add(&seen, set).add(&history, push);

@@ -91,9 +91,10 @@ impl Keys {
         self.visitor_key(v, ":s", &site.0.to_string())
     }
 
-    /// The visitor's history: page views newest first, the meta element last.
-    pub fn visitor_history(&self, v: VisitorId) -> String {
-        self.visitor_key(v, ":p", "")
+    /// The visitor's history in an account: page views newest first, the meta element
+    /// last.
+    pub fn visitor_history(&self, account: AccountId, v: VisitorId) -> String {
+        self.visitor_key(v, ":p", &account.0.to_string())
     }
 
     /// `prefix:{visitor}suffix…`, built without the formatting machinery: two of these
@@ -144,7 +145,10 @@ mod tests {
         let keys = Keys::new("ff", 8);
         let v = VisitorId::mint();
         let tag = format!("{{{v}}}");
-        for k in [keys.visitor_seen(v, SiteId(1)), keys.visitor_history(v)] {
+        for k in [
+            keys.visitor_seen(v, SiteId(1)),
+            keys.visitor_history(AccountId(7), v),
+        ] {
             assert!(k.contains(&tag), "{k}");
         }
     }

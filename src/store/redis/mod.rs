@@ -589,12 +589,13 @@ where
 
     async fn start_visit(
         &self,
+        account: AccountId,
         visitor: VisitorId,
         retention_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitorState> {
         let (visits, lead): (u32, String) = scripts::START_VISIT
-            .key(self.keys.visitor_history(visitor))
+            .key(self.keys.visitor_history(account, visitor))
             .arg(retention_secs)
             .arg(max_page_views.max(1))
             .invoke_async(&mut self.con())
@@ -608,13 +609,14 @@ where
 
     async fn link_visitor(
         &self,
+        account: AccountId,
         visitor: VisitorId,
         lead: LeadId,
         at: Millis,
         retention_secs: u64,
     ) -> StoreResult<Option<LeadId>> {
         let previous: String = scripts::LINK_VISITOR
-            .key(self.keys.visitor_history(visitor))
+            .key(self.keys.visitor_history(account, visitor))
             .arg(lead.0)
             .arg(at)
             .arg(retention_secs)
@@ -624,22 +626,26 @@ where
         Ok(previous.parse().ok().map(LeadId))
     }
 
-    async fn visitor(&self, visitor: VisitorId) -> StoreResult<VisitorState> {
+    async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
         let meta: Option<String> = self
             .query(
                 ::redis::cmd("LINDEX")
-                    .arg(self.keys.visitor_history(visitor))
+                    .arg(self.keys.visitor_history(account, visitor))
                     .arg(-1),
             )
             .await?;
         Ok(meta.as_deref().and_then(decode_meta).unwrap_or_default())
     }
 
-    async fn page_views(&self, visitor: VisitorId) -> StoreResult<Vec<PageView>> {
+    async fn page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+    ) -> StoreResult<Vec<PageView>> {
         let raw: Vec<String> = self
             .query(
                 ::redis::cmd("LRANGE")
-                    .arg(self.keys.visitor_history(visitor))
+                    .arg(self.keys.visitor_history(account, visitor))
                     .arg(0)
                     .arg(-1),
             )
@@ -651,9 +657,14 @@ where
             .collect()
     }
 
-    async fn trim_page_views(&self, visitor: VisitorId, keep: u64) -> StoreResult<()> {
+    async fn trim_page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        keep: u64,
+    ) -> StoreResult<()> {
         scripts::TRIM_HISTORY
-            .key(self.keys.visitor_history(visitor))
+            .key(self.keys.visitor_history(account, visitor))
             .arg(keep.max(1))
             .invoke_async::<()>(&mut self.con())
             .await
