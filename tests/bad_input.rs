@@ -1314,7 +1314,6 @@ async fn the_api_refuses_bodies_that_are_not_json_with_415() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: accept reads its body without checking the content type (see the report of issue 7)"]
 async fn accepting_an_unsorted_lead_with_a_body_that_is_not_json_gets_415() {
     let app = TestApp::spawn(Backend::Redis).await;
     let receiver = Receiver::start().await;

@@ -304,7 +304,7 @@ async fn a_browsers_history_expires_after_the_retention_period_its_last_sighting
     let client = redis::Client::open(common::redis_url()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let prefix = &app.settings.store.key_prefix;
-    let history = format!("{prefix}:{{{visitor}}}:p");
+    let history = format!("{prefix}:{{{visitor}}}:p{}", common::ACCOUNT);
     let ttl: i64 = redis::cmd("TTL")
         .arg(&history)
         .query_async(&mut con)

@@ -90,9 +90,29 @@ pub fn media_type(req: &HttpRequest) -> Option<String> {
 /// A JSON body of the management API (`application/json`, or no content type).
 pub struct ApiJson<T>(pub T);
 
+/// A JSON body the endpoint can do without: none (or only whitespace) is `None`; one
+/// that is there is held to the same rules as `ApiJson`.
+pub struct OptionalApiJson<T>(pub Option<T>);
+
 /// The API's body limit, kept in app data.
 #[derive(Clone, Copy)]
 pub struct ApiBodyLimit(pub usize);
+
+/// Reads an API body; one that is there must be `application/json` (or untyped).
+async fn api_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, Problem> {
+    let limit = req.app_data::<ApiBodyLimit>().map_or(256 * 1024, |l| l.0);
+    let body = read_body(req, payload, limit).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(body);
+    }
+    match media_type(req).as_deref() {
+        None | Some("application/json") => Ok(body),
+        Some(other) => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("content type {other} is not accepted; send application/json"),
+        )),
+    }
+}
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Error = Problem;
@@ -102,18 +122,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            let limit = req.app_data::<ApiBodyLimit>().map_or(256 * 1024, |l| l.0);
-            let body = read_body(&req, &mut payload, limit).await?;
-            match media_type(&req).as_deref() {
-                None | Some("application/json") => {}
-                Some(other) => {
-                    return Err(Problem::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        format!("content type {other} is not accepted; send application/json"),
-                    ));
-                }
-            }
+            let body = api_body(&req, &mut payload).await?;
             parse_json(&body).map(ApiJson)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalApiJson<T> {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let body = api_body(&req, &mut payload).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalApiJson(None));
+            }
+            parse_json(&body).map(|v| OptionalApiJson(Some(v)))
         })
     }
 }

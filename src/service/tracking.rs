@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
 use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
-use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, SiteKey, UnsortedUid};
+use crate::domain::ids::{
+    AccountId, ContactId, FormId, LeadId, PipelineId, SiteKey, StatusId, UnsortedUid,
+};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata, VisitorLink};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::pipeline::{LOST, WON};
@@ -46,6 +48,24 @@ pub enum CollectOutcome {
 
 /// How long an identical submission of the same browser folds into the first.
 const DUPLICATE_WINDOW_SECS: u64 = 600;
+
+/// What a first submission's fingerprint holds until it settles.
+const PENDING: &str = "pending";
+
+/// The fingerprint of a submission: the form, the browser and the contact as sent.
+fn submission_fingerprint(form: &Form, visitor: VisitorId, contact: &ContactDetails) -> String {
+    let digest = Sha256::digest(
+        [
+            form.id.as_str(),
+            &visitor.encode(),
+            &contact.name,
+            contact.phone.as_deref().unwrap_or(""),
+            contact.email.as_deref().unwrap_or(""),
+        ]
+        .join("\u{1f}"),
+    );
+    format!("submission:{}", hex(&digest[..16]))
+}
 
 /// The keys a contact is found by: its email (lower case) and its phone (digits only).
 fn contact_keys(contact: &ContactDetails) -> Vec<String> {
@@ -220,10 +240,6 @@ impl Services {
             });
         }
         let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
-        let page = match parse_web_url(s.page) {
-            Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
-            _ => String::new(),
-        };
         let pipeline: Pipeline = catalog::get(&*self.store, account, form.pipeline_id)
             .await?
             .ok_or_else(|| Error::NotFound("the form's pipeline no longer exists".into()))?;
@@ -237,16 +253,44 @@ impl Services {
             visitor: self.signer.sign(visitor),
             success_url: form.success_url.clone(),
         };
-        let lead_id = LeadId(self.store.next_id(Sequence::Lead).await?);
-        let uid = UnsortedUid::generate();
-        if let Some((first, first_uid)) = self
-            .first_of_duplicates(&form, visitor, &contact, lead_id, &uid)
-            .await?
-        {
+        let fingerprint = submission_fingerprint(&form, visitor, &contact);
+        if let Some((first, first_uid)) = self.first_of_duplicates(&form, &fingerprint).await? {
             metrics::counter!("footfall_form_submissions_total", "outcome" => "duplicate")
                 .increment(1);
             return Ok(created(first, first_uid));
         }
+        // Settle the claim with what this submission came to, so that its duplicates
+        // fold into it at once — or into nothing, when it failed.
+        let outcome = self
+            .take_submission(&form, &s, &site, &pipeline, unsorted.id, visitor, contact)
+            .await;
+        let settled = match &outcome {
+            Ok((lead, uid)) => format!("{lead}/{}", uid.as_ref().map(|u| u.as_str()).unwrap_or("")),
+            Err(_) => String::new(),
+        };
+        let _ = self.store.settle(&fingerprint, &settled).await;
+        let (lead_id, uid) = outcome?;
+        Ok(created(lead_id, uid))
+    }
+
+    /// Records a submission: the known contact's open lead takes it, or a new lead and
+    /// Unsorted entry are made.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_submission(
+        &self,
+        form: &Form,
+        s: &Submission<'_>,
+        site: &Site,
+        pipeline: &Pipeline,
+        unsorted_status: StatusId,
+        visitor: VisitorId,
+        contact: ContactDetails,
+    ) -> Result<(LeadId, Option<UnsortedUid>)> {
+        let account = form.account_id;
+        let page = match parse_web_url(s.page) {
+            Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
+            _ => String::new(),
+        };
         let now = now_ms();
         if let Some(lead) = self.open_lead_of(account, pipeline.id, &contact).await? {
             self.link_visitor(visitor, &lead, now).await?;
@@ -263,15 +307,17 @@ impl Services {
             metrics::counter!("footfall_form_submissions_total", "outcome" => "known_contact")
                 .increment(1);
             self.live.publish(account, lead.id, "created");
-            return Ok(created(lead.id, None));
+            return Ok((lead.id, None));
         }
+        let lead_id = LeadId(self.store.next_id(Sequence::Lead).await?);
         let contact_id = ContactId(self.store.next_id(Sequence::Contact).await?);
+        let uid = UnsortedUid::generate();
         let lead = Lead {
             id: lead_id,
             account_id: account,
             name: format!("{}: {}", form.name, contact.name),
             pipeline_id: pipeline.id,
-            status_id: unsorted.id,
+            status_id: unsorted_status,
             created_at: now,
             updated_at: now,
             contacts: vec![Contact {
@@ -315,57 +361,52 @@ impl Services {
         metrics::counter!("footfall_form_submissions_total", "outcome" => "created").increment(1);
         self.live.publish(account, lead_id, "created");
         self.fire_on_move(&lead, MoveKind::Created, None).await?;
-        Ok(created(lead_id, Some(uid)))
+        Ok((lead_id, Some(uid)))
     }
 
     /// A double submission — the same browser sending the same contact through the same
     /// form within `DUPLICATE_WINDOW_SECS` — answers with the first submission's lead.
-    /// A first whose lead never appeared (its request failed) does not fold anything.
+    /// The first claims the fingerprint as pending and settles it when it is done; a
+    /// duplicate waits (briefly) for that. A first that failed folds nothing.
     async fn first_of_duplicates(
         &self,
         form: &Form,
-        visitor: VisitorId,
-        contact: &ContactDetails,
-        lead_id: LeadId,
-        uid: &UnsortedUid,
+        fingerprint: &str,
     ) -> Result<Option<(LeadId, Option<UnsortedUid>)>> {
-        let fingerprint = Sha256::digest(
-            [
-                form.id.as_str(),
-                &visitor.encode(),
-                &contact.name,
-                contact.phone.as_deref().unwrap_or(""),
-                contact.email.as_deref().unwrap_or(""),
-            ]
-            .join("\u{1f}"),
-        );
-        let key = format!("submission:{}", hex(&fingerprint[..16]));
-        let Some(first) = self
+        let Some(mut first) = self
             .store
-            .remember(&key, &format!("{lead_id}/{uid}"), DUPLICATE_WINDOW_SECS)
+            .remember(fingerprint, PENDING, DUPLICATE_WINDOW_SECS)
             .await?
         else {
             return Ok(None);
         };
-        let Some((lead, uid)) = first
-            .split_once('/')
-            .and_then(|(l, u)| Some((LeadId(l.parse().ok()?), UnsortedUid(u.to_owned()))))
-        else {
+        for _ in 0..100 {
+            if first != PENDING {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            first = self.store.recall(fingerprint).await?.unwrap_or_default();
+        }
+        let Some((lead, uid)) = first.split_once('/').and_then(|(l, u)| {
+            let uid = (!u.is_empty()).then(|| UnsortedUid(u.to_owned()));
+            Some((LeadId(l.parse().ok()?), uid))
+        }) else {
             return Ok(None);
         };
-        // The first submission may still be on its way into the store.
-        for _ in 0..20 {
-            if !self.store.get_leads(&[lead]).await?.is_empty() {
-                let pending = self
+        // Say the Unsorted entry only while it is still there to accept.
+        let uid = match uid {
+            Some(uid)
+                if self
                     .store
                     .get_unsorted(form.account_id, &uid)
                     .await?
-                    .is_some();
-                return Ok(Some((lead, pending.then_some(uid))));
+                    .is_some() =>
+            {
+                Some(uid)
             }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        Ok(None)
+            _ => None,
+        };
+        Ok(Some((lead, uid)))
     }
 
     /// The open lead (not won or lost) of a known contact in this pipeline, if any.

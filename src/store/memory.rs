@@ -539,6 +539,26 @@ impl Store for MemoryStore {
         Ok(None)
     }
 
+    async fn recall(&self, key: &str) -> StoreResult<Option<String>> {
+        let now = std::time::Instant::now();
+        let state = self.state.lock();
+        Ok(state
+            .remembered
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(v, _)| v.clone()))
+    }
+
+    async fn settle(&self, key: &str, value: &str) -> StoreResult<()> {
+        let now = std::time::Instant::now();
+        if let Some((v, expires)) = self.state.lock().remembered.get_mut(key)
+            && *expires > now
+        {
+            *v = value.to_owned();
+        }
+        Ok(())
+    }
+
     async fn index_contact(&self, account: AccountId, key: &str, lead: LeadId) -> StoreResult<()> {
         self.state
             .lock()

@@ -298,6 +298,10 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps `value` under `key` for `ttl_secs` unless a value is already there; returns the
     /// value that was there (duplicate submissions fold into the first).
     async fn remember(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<Option<String>>;
+    /// What is remembered under `key`, if anything.
+    async fn recall(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Replaces a remembered value, keeping its expiry; nothing when it has expired.
+    async fn settle(&self, key: &str, value: &str) -> StoreResult<()>;
     /// Points a contact key of an account (`email:…`, `phone:…`) at a lead.
     async fn index_contact(&self, account: AccountId, key: &str, lead: LeadId) -> StoreResult<()>;
     async fn find_contact(&self, account: AccountId, key: &str) -> StoreResult<Option<LeadId>>;

@@ -10,7 +10,7 @@ use super::{Auth, Paging, ProblemDoc, listing, page_of};
 use crate::domain::ids::{PipelineId, StatusId, UnsortedUid, is_token_like};
 use crate::domain::lead::Unsorted;
 use crate::domain::time::to_secs;
-use crate::http::body::{parse_json, read_body};
+use crate::http::body::OptionalApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
 
@@ -181,18 +181,12 @@ async fn get_unsorted(
 #[post("/leads/unsorted/{uid}/accept")]
 async fn accept_unsorted(
     auth: Auth,
-    req: HttpRequest,
     path: web::Path<String>,
-    mut payload: web::Payload,
+    body: OptionalApiJson<AcceptBody>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
-    let body = read_body(&req, &mut payload, 4096).await?;
-    let body: AcceptBody = if body.iter().all(u8::is_ascii_whitespace) {
-        AcceptBody::default()
-    } else {
-        parse_json(&body)?
-    };
+    let body = body.0.unwrap_or_default();
     let lead = services
         .accept(auth.0.id, &uid, body.status_id.map(StatusId))
         .await?;
@@ -213,13 +207,11 @@ async fn accept_unsorted(
 #[post("/leads/unsorted/{uid}/decline")]
 async fn decline_unsorted(
     auth: Auth,
-    req: HttpRequest,
     path: web::Path<String>,
-    mut payload: web::Payload,
+    _no_body: OptionalApiJson<serde::de::IgnoredAny>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
-    read_body(&req, &mut payload, 4096).await?;
     let lead = services.decline(auth.0.id, &uid).await?;
     Ok(HttpResponse::Ok().json(DecisionView {
         uid: uid.to_string(),

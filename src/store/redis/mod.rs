@@ -855,6 +855,22 @@ where
         .await
     }
 
+    async fn recall(&self, key: &str) -> StoreResult<Option<String>> {
+        self.query(::redis::cmd("GET").arg(self.keys.remembered(key)))
+            .await
+    }
+
+    async fn settle(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("SET")
+                .arg(self.keys.remembered(key))
+                .arg(value)
+                .arg("XX")
+                .arg("KEEPTTL"),
+        )
+        .await
+    }
+
     async fn index_contact(&self, account: AccountId, key: &str, lead: LeadId) -> StoreResult<()> {
         self.query::<()>(
             ::redis::cmd("HSET")
