@@ -261,10 +261,12 @@ async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_a
         outage.iter().all(|x| x.retry_after),
         "a 503 without Retry-After"
     );
+    // Redis known to be down, requests are refused at once; only the occasional probe
+    // (one every 200 ms) may wait for the connection to fail.
     assert!(max < Duration::from_millis(3000), "a 503 took {max:?}");
     assert!(
-        p50 < Duration::from_millis(1500),
-        "503s took {p50:?} (median)"
+        p50 < Duration::from_millis(100),
+        "503s took {p50:?} (median): not fast"
     );
 
     // After it, every answer is a success again.

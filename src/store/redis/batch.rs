@@ -17,6 +17,7 @@ use ::redis::aio::ConnectionLike;
 use ::redis::{FromRedisValue, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::breaker::Breaker;
 use super::keys::Keys;
 use super::slots::Batch;
 use super::unavailable;
@@ -44,6 +45,7 @@ pub struct PageViewBatcher<C> {
     connect: Connect<C>,
     keys: Keys,
     by_slot: bool,
+    breaker: Arc<Breaker>,
 }
 
 /// The sending side of one thread's writer.
@@ -56,16 +58,18 @@ impl<C> PageViewBatcher<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    pub fn new(connect: Connect<C>, keys: Keys, by_slot: bool) -> Self {
+    pub fn new(connect: Connect<C>, keys: Keys, by_slot: bool, breaker: Arc<Breaker>) -> Self {
         Self {
             store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
             connect,
             keys,
             by_slot,
+            breaker,
         }
     }
 
     pub async fn record(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
+        self.breaker.admit()?;
         let writer = match WRITERS.with(|w| w.borrow().get(&self.store).cloned()) {
             Some(writer) => writer,
             None => self.start_writer().await?,
@@ -88,15 +92,26 @@ where
             .await
             .map_err(|e| unavailable(&e.to_string()))?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(con, self.keys.clone(), self.by_slot, rx));
+        tokio::spawn(run(
+            con,
+            self.keys.clone(),
+            self.by_slot,
+            self.breaker.clone(),
+            rx,
+        ));
         let writer = Writer { tx };
         WRITERS.with(|w| w.borrow_mut().insert(self.store, writer.clone()));
         Ok(writer)
     }
 }
 
-async fn run<C>(con: C, keys: Keys, by_slot: bool, mut rx: mpsc::Receiver<(PageViewWrite, Reply)>)
-where
+async fn run<C>(
+    con: C,
+    keys: Keys,
+    by_slot: bool,
+    breaker: Arc<Breaker>,
+    mut rx: mpsc::Receiver<(PageViewWrite, Reply)>,
+) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -117,7 +132,9 @@ where
             push.arg(&history).arg(pv.encode());
             commands.add(&seen, set).add(&history, push);
         }
-        match commands.run(&con, by_slot).await {
+        let result = commands.run(&con, by_slot).await;
+        breaker.record(&result);
+        match result {
             Ok(values) => {
                 let mut values = values.into_iter();
                 for (_, reply) in batch.drain(..) {

@@ -6,6 +6,7 @@
 //! or a cluster connection (issue: scale out) — both implement `ConnectionLike`.
 
 mod batch;
+mod breaker;
 mod keys;
 mod scripts;
 mod slots;
@@ -15,12 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::{FromRedisValue, RedisError};
+use std::future::Future;
+
+use ::redis::{FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 use async_trait::async_trait;
 
 pub use keys::Keys;
 
 use self::batch::{Connect, PageViewBatcher};
+use self::breaker::Breaker;
 use self::slots::Batch;
 use super::*;
 use crate::domain::event_record::DeliveryState;
@@ -49,6 +53,7 @@ pub struct RedisStore<C> {
     pubsub_url: String,
     /// A cluster: commands of different slots go in separate pipelines.
     by_slot: bool,
+    breaker: Arc<Breaker>,
 }
 
 pub(crate) fn unavailable(message: &str) -> StoreError {
@@ -144,7 +149,8 @@ where
         options: RedisOptions,
     ) -> Self {
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
-        let page_views = PageViewBatcher::new(connect, keys.clone(), by_slot);
+        let breaker = Arc::new(Breaker::default());
+        let page_views = PageViewBatcher::new(connect, keys.clone(), by_slot, breaker.clone());
         Self {
             con,
             keys,
@@ -153,14 +159,24 @@ where
             page_views,
             pubsub_url: pubsub_url.to_owned(),
             by_slot,
+            breaker,
         }
     }
 
+    /// Every command goes through the breaker: refused at once while Redis is down.
+    async fn guarded<T>(&self, command: impl Future<Output = RedisResult<T>>) -> StoreResult<T> {
+        self.breaker.admit()?;
+        let result = command.await;
+        self.breaker.record(&result);
+        result.map_err(redis_error)
+    }
+
+    async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> StoreResult<T> {
+        self.guarded(script.invoke_async(&mut self.con())).await
+    }
+
     async fn run(&self, batch: Batch) -> StoreResult<Vec<::redis::Value>> {
-        batch
-            .run(&self.con, self.by_slot)
-            .await
-            .map_err(redis_error)
+        self.guarded(batch.run(&self.con, self.by_slot)).await
     }
 
     fn con(&self) -> C {
@@ -168,11 +184,11 @@ where
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
-        cmd.query_async(&mut self.con()).await.map_err(redis_error)
+        self.guarded(cmd.query_async(&mut self.con())).await
     }
 
     async fn query_pipe<T: FromRedisValue>(&self, pipe: &::redis::Pipeline) -> StoreResult<T> {
-        pipe.query_async(&mut self.con()).await.map_err(redis_error)
+        self.guarded(pipe.query_async(&mut self.con())).await
     }
 }
 
@@ -457,16 +473,17 @@ where
         let (ep, es) = expect
             .map(|s| (s.pipeline_id.to_string(), s.status_id.to_string()))
             .unwrap_or_default();
-        let reply: Option<(String, String, String)> = scripts::MOVE_LEAD
-            .key(self.keys.lead(id))
-            .arg(to.pipeline_id.0)
-            .arg(to.status_id.0)
-            .arg(at)
-            .arg(ep)
-            .arg(es)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(redis_error)?;
+        let reply: Option<(String, String, String)> = self
+            .invoke(
+                scripts::MOVE_LEAD
+                    .key(self.keys.lead(id))
+                    .arg(to.pipeline_id.0)
+                    .arg(to.status_id.0)
+                    .arg(at)
+                    .arg(ep)
+                    .arg(es),
+            )
+            .await?;
         Ok(match reply {
             None => MoveOutcome::NotFound,
             Some((outcome, p, s)) => {
@@ -481,13 +498,14 @@ where
     }
 
     async fn rename_lead(&self, id: LeadId, name: &str, at: Millis) -> StoreResult<bool> {
-        let n: i64 = scripts::RENAME_LEAD
-            .key(self.keys.lead(id))
-            .arg(name)
-            .arg(at)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(redis_error)?;
+        let n: i64 = self
+            .invoke(
+                scripts::RENAME_LEAD
+                    .key(self.keys.lead(id))
+                    .arg(name)
+                    .arg(at),
+            )
+            .await?;
         Ok(n == 1)
     }
 
@@ -594,13 +612,14 @@ where
         retention_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitorState> {
-        let (visits, lead): (u32, String) = scripts::START_VISIT
-            .key(self.keys.visitor_history(account, visitor))
-            .arg(retention_secs)
-            .arg(max_page_views.max(1))
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(redis_error)?;
+        let (visits, lead): (u32, String) = self
+            .invoke(
+                scripts::START_VISIT
+                    .key(self.keys.visitor_history(account, visitor))
+                    .arg(retention_secs)
+                    .arg(max_page_views.max(1)),
+            )
+            .await?;
         Ok(VisitorState {
             visits,
             lead: lead.parse().ok().map(LeadId),
@@ -615,14 +634,15 @@ where
         at: Millis,
         retention_secs: u64,
     ) -> StoreResult<Option<LeadId>> {
-        let previous: String = scripts::LINK_VISITOR
-            .key(self.keys.visitor_history(account, visitor))
-            .arg(lead.0)
-            .arg(at)
-            .arg(retention_secs)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(redis_error)?;
+        let previous: String = self
+            .invoke(
+                scripts::LINK_VISITOR
+                    .key(self.keys.visitor_history(account, visitor))
+                    .arg(lead.0)
+                    .arg(at)
+                    .arg(retention_secs),
+            )
+            .await?;
         Ok(previous.parse().ok().map(LeadId))
     }
 
@@ -663,12 +683,12 @@ where
         visitor: VisitorId,
         keep: u64,
     ) -> StoreResult<()> {
-        scripts::TRIM_HISTORY
-            .key(self.keys.visitor_history(account, visitor))
-            .arg(keep.max(1))
-            .invoke_async::<()>(&mut self.con())
-            .await
-            .map_err(redis_error)
+        self.invoke(
+            scripts::TRIM_HISTORY
+                .key(self.keys.visitor_history(account, visitor))
+                .arg(keep.max(1)),
+        )
+        .await
     }
 
     async fn save_event(&self, event: &EventRecord) -> StoreResult<()> {
@@ -735,15 +755,16 @@ where
                 break;
             }
             let shard = (first + i) % shards;
-            let raw: Vec<String> = scripts::CLAIM_DUE
-                .key(self.keys.schedule(shard))
-                .arg(now)
-                .arg(lease_until)
-                .arg(max - claimed.len())
-                .arg(self.keys.event_prefix(shard))
-                .invoke_async(&mut self.con())
-                .await
-                .map_err(redis_error)?;
+            let raw: Vec<String> = self
+                .invoke(
+                    scripts::CLAIM_DUE
+                        .key(self.keys.schedule(shard))
+                        .arg(now)
+                        .arg(lease_until)
+                        .arg(max - claimed.len())
+                        .arg(self.keys.event_prefix(shard)),
+                )
+                .await?;
             for s in raw {
                 claimed.push(parse_json::<EventRecord>(&s)?);
             }
