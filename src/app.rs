@@ -44,6 +44,29 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// The store the settings name: Redis Cluster, one Redis server, or the embedded store.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     let options = RedisOptions {
@@ -103,9 +126,10 @@ impl Application {
             sites: SiteCache::default(),
             scheduler_wake: Arc::new(Notify::new()),
             demo,
+            shutdown: CancellationToken::new(),
         });
 
-        let shutdown = CancellationToken::new();
+        let shutdown = services.shutdown.clone();
         let scheduler = Scheduler::new(services.clone())?;
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
 
@@ -147,6 +171,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(http::observe::observe))
         })
         .shutdown_timeout(10)
+        .disable_signals()
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
@@ -162,12 +187,22 @@ impl Application {
         self.services.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then stops the scheduler and lets its deliveries end.
+    /// Serves until SIGINT/SIGTERM. Then live streams end and the scheduler stops claiming
+    /// (its deliveries in flight end), and the HTTP server finishes the requests it has.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (handle, shutdown) = (self.server.handle(), self.shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop_signal() => tracing::info!("stopping: finishing requests and deliveries in flight"),
+                _ = shutdown.cancelled() => {}
+            }
+            shutdown.cancel();
+            handle.stop(true).await;
+        });
         let result = self.server.await;
-        tracing::info!("HTTP server stopped; stopping the scheduler");
         self.shutdown.cancel();
         let _ = self.scheduler.await;
+        tracing::info!("stopped");
         result
     }
 }

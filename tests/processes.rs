@@ -130,3 +130,23 @@ async fn jobs_survive_a_redis_crash_with_aof() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(leads["_embedded"]["leads"].as_array().unwrap().len(), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_service_promptly_even_with_a_live_stream_open() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let deployment = Deployment::on_redis(common::redis_url());
+    let mut process = deployment.start();
+    let app = deployment.client(&process);
+    let stream = app
+        .client
+        .get(app.url("/api/v4/stream"))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let took = process.terminate();
+    println!("SIGTERM with a live stream open: stopped in {took:?}");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    app.cleanup().await;
+}

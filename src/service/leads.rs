@@ -224,6 +224,7 @@ impl Services {
                 let mut value = serde_json::to_value(&entry).unwrap_or_default();
                 value["state"] = json!(event.state);
                 value["delayed_by"] = json!(event.delayed_by);
+                value["handler_id"] = json!(event.handler_id);
                 items.push((at, value));
                 continue;
             }
@@ -253,8 +254,14 @@ impl Services {
                 ));
             }
         }
-        // Stable: entries written at the same millisecond keep their order.
-        items.sort_by_key(|(at, _)| *at);
+        // At one millisecond, a visit and its page view come before what they caused;
+        // otherwise the order of writing holds (the sort is stable).
+        let rank = |v: &Value| match v["type"].as_str() {
+            Some("visit") => 0,
+            Some("page_view") => 1,
+            _ => 2,
+        };
+        items.sort_by_key(|(at, v)| (*at, rank(v)));
         Ok(items
             .into_iter()
             .map(|(at, mut v)| {

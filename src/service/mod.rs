@@ -14,6 +14,7 @@ pub mod triggers;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::domain::handler::FieldError;
@@ -36,6 +37,9 @@ pub struct Services {
     pub live: Live,
     /// The sample site and inbox, when `demo.enabled`.
     pub demo: Option<demo::Demo>,
+    /// Cancelled when the service is asked to stop: live streams end, the scheduler
+    /// stops claiming.
+    pub shutdown: CancellationToken,
 }
 
 /// Why a use case refused or failed; the HTTP layer maps each to a status.

@@ -28,32 +28,39 @@ pub fn routes(cfg: &mut ServiceConfig) {
 async fn live_stream(auth: Auth, services: web::Data<Services>) -> HttpResponse {
     let account = auth.0.id;
     let updates = services.live.subscribe();
+    let stopping = services.shutdown.clone();
     let beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     let first = Bytes::from_static(b"retry: 2000\n: connected\n\n");
     let events = futures_util::stream::unfold(
         (updates, beat, Some(first)),
-        move |(mut updates, mut beat, first)| async move {
-            if let Some(first) = first {
-                return Some((Ok::<_, actix_web::Error>(first), (updates, beat, None)));
-            }
-            loop {
-                tokio::select! {
-                    update = updates.recv() => match update {
-                        Ok(u) if u.account_id == account => {
-                            let data = serde_json::to_string(&u).unwrap_or_default();
-                            let chunk = Bytes::from(format!("event: lead\ndata: {data}\n\n"));
-                            return Some((Ok(chunk), (updates, beat, None)));
+        move |(mut updates, mut beat, first)| {
+            let stopping = stopping.clone();
+            async move {
+                if let Some(first) = first {
+                    return Some((Ok::<_, actix_web::Error>(first), (updates, beat, None)));
+                }
+                loop {
+                    tokio::select! {
+                        // The service is stopping: end the stream so that it does not hold
+                        // the shutdown (the console reconnects to another instance).
+                        _ = stopping.cancelled() => return None,
+                        update = updates.recv() => match update {
+                            Ok(u) if u.account_id == account => {
+                                let data = serde_json::to_string(&u).unwrap_or_default();
+                                let chunk = Bytes::from(format!("event: lead\ndata: {data}\n\n"));
+                                return Some((Ok(chunk), (updates, beat, None)));
+                            }
+                            Ok(_) => continue,
+                            // Too slow a reader missed updates: tell it to reload everything.
+                            Err(RecvError::Lagged(_)) => {
+                                let chunk = Bytes::from_static(b"event: reload\ndata: {}\n\n");
+                                return Some((Ok(chunk), (updates, beat, None)));
+                            }
+                            Err(RecvError::Closed) => return None,
+                        },
+                        _ = beat.tick() => {
+                            return Some((Ok(Bytes::from_static(b": ping\n\n")), (updates, beat, None)));
                         }
-                        Ok(_) => continue,
-                        // Too slow a reader missed updates: tell it to reload everything.
-                        Err(RecvError::Lagged(_)) => {
-                            let chunk = Bytes::from_static(b"event: reload\ndata: {}\n\n");
-                            return Some((Ok(chunk), (updates, beat, None)));
-                        }
-                        Err(RecvError::Closed) => return None,
-                    },
-                    _ = beat.tick() => {
-                        return Some((Ok(Bytes::from_static(b": ping\n\n")), (updates, beat, None)));
                     }
                 }
             }
