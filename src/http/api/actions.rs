@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, ProblemDoc, listing, page_of, validate_all};
+use super::{Auth, Paging, Refused, listing, page_of, validate_all};
 use crate::domain::action::{Action, MAX_DELAY_SECONDS};
 use crate::domain::event::EventType;
 use crate::domain::handler::{FieldError, Handler};
@@ -187,7 +187,7 @@ fn parse_site_url(raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<S
 
 /// The account's actions.
 #[utoipa::path(tag = "actions", params(Paging),
-    responses((status = 200, description = "OK", body = ActionList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = ActionList), Refused))]
 #[get("/actions")]
 async fn list_actions(
     auth: Auth,
@@ -212,7 +212,7 @@ async fn find(services: &Services, auth: &Auth, id: ActionId) -> Result<Action, 
 
 /// One action.
 #[utoipa::path(tag = "actions", params(("id" = u64, Path, description = "Action id")),
-    responses((status = 200, description = "OK", body = ActionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = ActionView), Refused))]
 #[get("/actions/{id}")]
 async fn get_action(
     auth: Auth,
@@ -225,7 +225,7 @@ async fn get_action(
 
 /// Places actions (all or none); settings are checked against the handler's schema.
 #[utoipa::path(tag = "actions", request_body = Vec<NewAction>,
-    responses((status = 200, description = "OK", body = ActionBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = ActionBatch), Refused))]
 #[post("/actions")]
 async fn create_actions(
     auth: Auth,
@@ -293,7 +293,7 @@ async fn create_actions(
 
 /// Changes an action (stages, site URL, delay, settings, enabled).
 #[utoipa::path(tag = "actions", params(("id" = u64, Path, description = "Action id")), request_body = ActionPatch,
-    responses((status = 200, description = "OK", body = ActionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = ActionView), Refused))]
 #[patch("/actions/{id}")]
 async fn update_action(
     auth: Auth,
@@ -340,7 +340,7 @@ async fn update_action(
 
 /// Removes an action; delayed events it scheduled are cancelled when they come due.
 #[utoipa::path(tag = "actions", params(("id" = u64, Path, description = "Action id")),
-    responses((status = 204, description = "Removed"), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Removed"), Refused))]
 #[delete("/actions/{id}")]
 async fn delete_action(
     auth: Auth,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, ProblemDoc};
+use super::{Auth, Refused};
 use crate::http::problem::Problem;
 use crate::service::Services;
 
@@ -60,7 +60,7 @@ fn demo<'a>(
 }
 
 /// The demo's site, form and handler (404 when the demo is off).
-#[utoipa::path(tag = "demo", responses((status = 200, description = "OK", body = DemoView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "demo", responses((status = 200, description = "OK", body = DemoView), Refused))]
 #[get("/demo")]
 async fn get_demo(auth: Auth, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
     let d = demo(&services, &auth)?;
@@ -75,7 +75,7 @@ async fn get_demo(auth: Auth, services: web::Data<Services>) -> Result<HttpRespo
 }
 
 /// What the sample handler received, newest first.
-#[utoipa::path(tag = "demo", responses((status = 200, description = "OK", body = InboxView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "demo", responses((status = 200, description = "OK", body = InboxView), Refused))]
 #[get("/demo/inbox")]
 async fn demo_inbox(auth: Auth, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
     let inbox = demo(&services, &auth)?

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, MAX_LIMIT, Paging, ProblemDoc, listing, page_of};
+use super::{Auth, MAX_LIMIT, Paging, Refused, listing, page_of};
 use crate::domain::event_record::{DeliveryState, EventRecord};
 use crate::domain::ids::{EventId, HandlerId, LeadId, is_token_like};
 use crate::domain::time::to_secs;
@@ -148,7 +148,7 @@ async fn load(services: &Services, ids: &[EventId]) -> Result<Vec<EventRecord>, 
 
 /// The account's events, newest first, filtered.
 #[utoipa::path(tag = "events", params(EventQuery),
-    responses((status = 200, description = "OK", body = EventList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = EventList), Refused))]
 #[get("/events")]
 async fn list_events(
     auth: Auth,
@@ -189,7 +189,7 @@ async fn find(services: &Services, auth: &Auth, raw: String) -> Result<EventReco
 
 /// One event with its attempts and the body it sends.
 #[utoipa::path(tag = "events", params(("id" = String, Path, description = "Event id (evt_…)")),
-    responses((status = 200, description = "OK", body = EventView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = EventView), Refused))]
 #[get("/events/{id}")]
 async fn get_event(
     auth: Auth,
@@ -202,7 +202,7 @@ async fn get_event(
 
 /// Sends a dead-lettered (or delivered) event again, with the same id.
 #[utoipa::path(tag = "events", params(("id" = String, Path, description = "Event id (evt_…)")),
-    responses((status = 200, description = "OK", body = EventView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = EventView), Refused))]
 #[post("/events/{id}/replay")]
 async fn replay_event(
     auth: Auth,
@@ -216,7 +216,7 @@ async fn replay_event(
 
 /// Sends every dead-lettered event of a handler again.
 #[utoipa::path(tag = "handlers", params(("id" = u64, Path, description = "Handler id")),
-    responses((status = 200, description = "OK", body = EventBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = EventBatch), Refused))]
 #[post("/handlers/{id}/replay")]
 async fn replay_handler_dead_events(
     auth: Auth,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
+use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::form::{ContactField, Form, default_required};
 use crate::domain::handler::FieldError;
 use crate::domain::ids::{FormId, PipelineId, SiteId, is_token_like};
@@ -109,7 +109,7 @@ pub struct NewForm {
 
 /// The account's forms.
 #[utoipa::path(tag = "forms", params(Paging),
-    responses((status = 200, description = "OK", body = FormList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = FormList), Refused))]
 #[get("/forms")]
 async fn list_forms(
     auth: Auth,
@@ -128,7 +128,7 @@ async fn list_forms(
 
 /// One form.
 #[utoipa::path(tag = "forms", params(("id" = String, Path, description = "Form id")),
-    responses((status = 200, description = "OK", body = FormView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = FormView), Refused))]
 #[get("/forms/{id}")]
 async fn get_form(
     auth: Auth,
@@ -147,7 +147,7 @@ async fn get_form(
 
 /// Creates forms (all or none).
 #[utoipa::path(tag = "forms", request_body = Vec<NewForm>,
-    responses((status = 200, description = "OK", body = FormBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = FormBatch), Refused))]
 #[post("/forms")]
 async fn create_forms(
     auth: Auth,

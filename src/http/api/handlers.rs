@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
+use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::delivery::ssrf::check_url;
 use crate::domain::handler::{FieldError, Handler, SettingsSchema, valid_code};
 use crate::domain::ids::HandlerId;
@@ -116,7 +116,7 @@ pub async fn find(services: &Services, auth: &Auth, id: HandlerId) -> Result<Han
 
 /// The account's handlers, with their failing state.
 #[utoipa::path(tag = "handlers", params(Paging),
-    responses((status = 200, description = "OK", body = HandlerList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = HandlerList), Refused))]
 #[get("/handlers")]
 async fn list_handlers(
     auth: Auth,
@@ -135,7 +135,7 @@ async fn list_handlers(
 
 /// One handler.
 #[utoipa::path(tag = "handlers", params(("id" = u64, Path, description = "Handler id")),
-    responses((status = 200, description = "OK", body = HandlerView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = HandlerView), Refused))]
 #[get("/handlers/{id}")]
 async fn get_handler(
     auth: Auth,
@@ -148,7 +148,7 @@ async fn get_handler(
 
 /// Registers handlers (all or none); each answer carries its `secret`, shown only here.
 #[utoipa::path(tag = "handlers", request_body = Vec<NewHandler>,
-    responses((status = 200, description = "OK", body = HandlerBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = HandlerBatch), Refused))]
 #[post("/handlers")]
 async fn create_handlers(
     auth: Auth,
@@ -219,7 +219,7 @@ async fn create_handlers(
 
 /// Changes a handler's name or URL, or rotates its secret.
 #[utoipa::path(tag = "handlers", params(("id" = u64, Path, description = "Handler id")), request_body = HandlerPatch,
-    responses((status = 200, description = "OK", body = HandlerView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = HandlerView), Refused))]
 #[patch("/handlers/{id}")]
 async fn update_handler(
     auth: Auth,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, MAX_LIMIT, Paging, ProblemDoc, listing, page_of};
+use super::{Auth, MAX_LIMIT, Paging, Refused, listing, page_of};
 use crate::domain::action::MoveKind;
 use crate::domain::ids::{LeadId, PipelineId, StatusId};
 use crate::domain::lead::{Lead, VisitorLink};
@@ -150,7 +150,7 @@ impl LeadQuery {
 
 /// The account's leads, newest first, filtered.
 #[utoipa::path(tag = "leads", params(LeadQuery),
-    responses((status = 200, description = "OK", body = LeadList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = LeadList), Refused))]
 #[get("/leads")]
 async fn list_leads(
     auth: Auth,
@@ -179,7 +179,7 @@ async fn list_leads(
 
 /// One lead with its contacts and linked browsers.
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")),
-    responses((status = 200, description = "OK", body = LeadView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = LeadView), Refused))]
 #[get("/leads/{id}")]
 async fn get_lead(
     auth: Auth,
@@ -206,7 +206,7 @@ pub struct LeadPatch {
 
 /// Moves a lead to another stage (or pipeline) and/or renames it.
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")), request_body = LeadPatch,
-    responses((status = 200, description = "OK", body = LeadView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = LeadView), Refused))]
 #[patch("/leads/{id}")]
 async fn update_lead(
     auth: Auth,
@@ -268,7 +268,7 @@ pub struct TimelineQuery {
 /// `event_fired`, `delivery`, `event_cancelled`, `note` items, each with `at` (ms) and
 /// `created_at` (s).
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), TimelineQuery),
-    responses((status = 200, description = "OK", body = TimelineList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = TimelineList), Refused))]
 #[get("/leads/{id}/timeline")]
 async fn lead_timeline(
     auth: Auth,
@@ -301,7 +301,7 @@ listing!(VisitList, VisitItems, visits, VisitView);
 
 /// The visits of the lead's browsers, oldest first.
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), Paging),
-    responses((status = 200, description = "OK", body = VisitList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = VisitList), Refused))]
 #[get("/leads/{id}/visits")]
 async fn lead_visits(
     auth: Auth,

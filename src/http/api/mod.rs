@@ -115,6 +115,16 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The refusal every endpoint may answer: a 4xx problem naming what was wrong.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = "4XX",
+    description = "The request was refused; the problem names what was wrong",
+    content_type = "application/problem+json"
+)]
+#[allow(dead_code)] // describes `Problem`'s answers in the document
+pub struct Refused(ProblemDoc);
+
 /// An error, as every endpoint answers it (`application/problem+json`, RFC 9457).
 #[derive(ToSchema)]
 #[allow(dead_code)] // describes `Problem`'s body in the document

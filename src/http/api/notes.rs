@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, ProblemDoc, listing, page_of, validate_all};
+use super::{Auth, Paging, Refused, listing, page_of, validate_all};
 use crate::domain::handler::FieldError;
 use crate::domain::ids::LeadId;
 use crate::domain::time::{now_ms, to_secs};
@@ -83,7 +83,7 @@ pub struct NoteParams {
 
 /// The lead's notes, oldest first.
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), Paging),
-    responses((status = 200, description = "OK", body = NoteList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = NoteList), Refused))]
 #[get("/leads/{id}/notes")]
 async fn list_notes(
     auth: Auth,
@@ -106,7 +106,7 @@ async fn list_notes(
 
 /// Adds service messages to the lead's card (all or none).
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")), request_body = Vec<NewNote>,
-    responses((status = 200, description = "OK", body = NoteBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = NoteBatch), Refused))]
 #[post("/leads/{id}/notes")]
 async fn create_notes(
     auth: Auth,

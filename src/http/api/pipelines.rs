@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
+use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::handler::FieldError;
 use crate::domain::ids::{PipelineId, StatusId};
 use crate::domain::pipeline::{Pipeline, STATUS_TYPE_NORMAL, STATUS_TYPE_UNSORTED, Status};
@@ -104,7 +104,7 @@ pub struct NewStatus {
 
 /// The account's pipelines with their stages.
 #[utoipa::path(tag = "pipelines", params(Paging),
-    responses((status = 200, description = "OK", body = PipelineList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = PipelineList), Refused))]
 #[get("/leads/pipelines")]
 async fn list_pipelines(
     auth: Auth,
@@ -123,7 +123,7 @@ async fn list_pipelines(
 
 /// One pipeline with its stages.
 #[utoipa::path(tag = "pipelines", params(("id" = u64, Path, description = "Pipeline id")),
-    responses((status = 200, description = "OK", body = PipelineView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = PipelineView), Refused))]
 #[get("/leads/pipelines/{id}")]
 async fn get_pipeline(
     auth: Auth,
@@ -138,7 +138,7 @@ async fn get_pipeline(
 
 /// Creates pipelines: Unsorted, the given stages in order, then won (142) and lost (143).
 #[utoipa::path(tag = "pipelines", request_body = Vec<NewPipeline>,
-    responses((status = 200, description = "OK", body = PipelineBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = PipelineBatch), Refused))]
 #[post("/leads/pipelines")]
 async fn create_pipelines(
     auth: Auth,

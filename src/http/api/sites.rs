@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, ProblemDoc, check_name, listing, page_of, validate_all};
+use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::handler::FieldError;
 use crate::domain::ids::{SiteId, SiteKey};
 use crate::domain::site::{Site, parse_web_url};
@@ -121,7 +121,7 @@ async fn find(services: &Services, auth: &Auth, id: SiteId) -> Result<Site, Prob
 
 /// The account's sites.
 #[utoipa::path(tag = "sites", params(Paging),
-    responses((status = 200, description = "OK", body = SiteList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SiteList), Refused))]
 #[get("/sites")]
 async fn list_sites(
     auth: Auth,
@@ -140,7 +140,7 @@ async fn list_sites(
 
 /// One site.
 #[utoipa::path(tag = "sites", params(("id" = u64, Path, description = "Site id")),
-    responses((status = 200, description = "OK", body = SiteView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SiteView), Refused))]
 #[get("/sites/{id}")]
 async fn get_site(
     auth: Auth,
@@ -153,7 +153,7 @@ async fn get_site(
 
 /// Creates sites (all or none).
 #[utoipa::path(tag = "sites", request_body = Vec<NewSite>,
-    responses((status = 200, description = "OK", body = SiteBatch), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SiteBatch), Refused))]
 #[post("/sites")]
 async fn create_sites(
     auth: Auth,
@@ -198,7 +198,7 @@ async fn create_sites(
 
 /// Changes a site's name, hosts or Do-Not-Track policy.
 #[utoipa::path(tag = "sites", params(("id" = u64, Path, description = "Site id")), request_body = SitePatch,
-    responses((status = 200, description = "OK", body = SiteView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SiteView), Refused))]
 #[patch("/sites/{id}")]
 async fn update_site(
     auth: Auth,

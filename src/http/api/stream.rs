@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, get, web};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, ProblemDoc};
+use super::{Auth, Refused};
 use crate::service::Services;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// lead of the account changes; `event: reload` when updates were missed.
 #[utoipa::path(tag = "live",
     responses((status = 200, description = "An endless stream of server-sent events", content_type = "text/event-stream", body = String),
-              (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+              Refused))]
 #[get("/stream")]
 async fn live_stream(auth: Auth, services: web::Data<Services>) -> HttpResponse {
     let account = auth.0.id;

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Paging, ProblemDoc, listing, page_of};
+use super::{Auth, Paging, Refused, listing, page_of};
 use crate::domain::ids::{PipelineId, StatusId, UnsortedUid, is_token_like};
-use crate::domain::lead::Unsorted;
+use crate::domain::lead::{Lead, Unsorted};
 use crate::domain::time::to_secs;
 use crate::http::body::OptionalApiJson;
 use crate::http::problem::Problem;
@@ -99,6 +99,20 @@ pub struct DecisionView {
     embedded: UnsortedEmbedded,
 }
 
+impl DecisionView {
+    fn of(uid: &UnsortedUid, lead: &Lead) -> Self {
+        Self {
+            uid: uid.to_string(),
+            pipeline_id: lead.pipeline_id.0,
+            status_id: lead.status_id.0,
+            embedded: UnsortedEmbedded {
+                leads: vec![IdRef { id: lead.id.0 }],
+                contacts: None,
+            },
+        }
+    }
+}
+
 /// Filters of the Unsorted list.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -130,7 +144,7 @@ fn uid(raw: String) -> Result<UnsortedUid, Problem> {
 
 /// Entries waiting in Unsorted, oldest first.
 #[utoipa::path(tag = "unsorted", params(UnsortedQuery),
-    responses((status = 200, description = "OK", body = UnsortedList), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = UnsortedList), Refused))]
 #[get("/leads/unsorted")]
 async fn list_unsorted(
     auth: Auth,
@@ -158,7 +172,7 @@ async fn list_unsorted(
 
 /// One Unsorted entry.
 #[utoipa::path(tag = "unsorted", params(("uid" = String, Path, description = "Entry uid")),
-    responses((status = 200, description = "OK", body = UnsortedView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = UnsortedView), Refused))]
 #[get("/leads/unsorted/{uid}")]
 async fn get_unsorted(
     auth: Auth,
@@ -177,7 +191,7 @@ async fn get_unsorted(
 /// Accepts the entry's lead into a stage of its pipeline (the seed's step 5); the stage's
 /// actions fire. A second acceptance of the same entry answers 404 or 409.
 #[utoipa::path(tag = "unsorted", params(("uid" = String, Path, description = "Entry uid")), request_body(content = AcceptBody, description = "Optional"),
-    responses((status = 200, description = "OK", body = DecisionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = DecisionView), Refused))]
 #[post("/leads/unsorted/{uid}/accept")]
 async fn accept_unsorted(
     auth: Auth,
@@ -190,20 +204,12 @@ async fn accept_unsorted(
     let lead = services
         .accept(auth.0.id, &uid, body.status_id.map(StatusId))
         .await?;
-    Ok(HttpResponse::Ok().json(DecisionView {
-        uid: uid.to_string(),
-        pipeline_id: lead.pipeline_id.0,
-        status_id: lead.status_id.0,
-        embedded: UnsortedEmbedded {
-            leads: vec![IdRef { id: lead.id.0 }],
-            contacts: None,
-        },
-    }))
+    Ok(HttpResponse::Ok().json(DecisionView::of(&uid, &lead)))
 }
 
 /// Declines the entry: it leaves Unsorted and its lead is closed as lost (143).
 #[utoipa::path(tag = "unsorted", params(("uid" = String, Path, description = "Entry uid")),
-    responses((status = 200, description = "OK", body = DecisionView), (status = "4XX", description = "The request was refused; the problem names what was wrong", body = ProblemDoc, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = DecisionView), Refused))]
 #[post("/leads/unsorted/{uid}/decline")]
 async fn decline_unsorted(
     auth: Auth,
@@ -213,13 +219,5 @@ async fn decline_unsorted(
 ) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
     let lead = services.decline(auth.0.id, &uid).await?;
-    Ok(HttpResponse::Ok().json(DecisionView {
-        uid: uid.to_string(),
-        pipeline_id: lead.pipeline_id.0,
-        status_id: lead.status_id.0,
-        embedded: UnsortedEmbedded {
-            leads: vec![IdRef { id: lead.id.0 }],
-            contacts: None,
-        },
-    }))
+    Ok(HttpResponse::Ok().json(DecisionView::of(&uid, &lead)))
 }
