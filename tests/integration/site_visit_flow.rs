@@ -2,14 +2,14 @@
 //! submission, accepting the lead into the stage with a site-visit action, and the visits
 //! that follow — on real Redis and on the embedded store, with a real webhook receiver.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{Backend, Receiver, TestApp, setup, signature_verifies, test_settings};
+use crate::common::{Backend, Receiver, TestApp, setup, signature_verifies, test_settings};
 
 const IDLE: Duration = Duration::from_millis(1100);
 

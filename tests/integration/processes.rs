@@ -2,23 +2,19 @@
 //! the schedule without sending anything twice; a SIGKILLed instance's jobs are taken
 //! over; jobs survive a restart of footfall, and of Redis with AOF.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
-use common::process::RedisServer;
-use common::{Receiver, Reply, setup};
-
-/// The tests of this file start several processes each; one at a time keeps their timing
-/// apart on a small machine.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
+use crate::common::process::RedisServer;
+use crate::common::{Receiver, Reply, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deliver_a_thousand_jobs_each_exactly_once() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let deployment = Deployment::on_redis(common::redis_url());
     let (a, b) = (deployment.start(), deployment.start());
     let apps = [deployment.client(&a), deployment.client(&b)];
@@ -46,7 +42,7 @@ async fn two_instances_deliver_a_thousand_jobs_each_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_leaves_its_jobs_to_the_other() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let deployment = Deployment::on_redis(common::redis_url());
     let (mut a, b) = (deployment.start(), deployment.start());
     let apps = [deployment.client(&a), deployment.client(&b)];
@@ -93,7 +89,7 @@ async fn a_killed_instance_leaves_its_jobs_to_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_jobs_fire_after_footfall_restarts() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let deployment = Deployment::on_redis(common::redis_url());
     let mut a = deployment.start();
     let app = deployment.client(&a);
@@ -113,7 +109,7 @@ async fn pending_jobs_fire_after_footfall_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_survive_a_redis_crash_with_aof() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let mut redis = RedisServer::start(true);
     let deployment = Deployment::on_redis(redis.url());
     let a = deployment.start();
@@ -133,7 +129,7 @@ async fn jobs_survive_a_redis_crash_with_aof() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_the_service_promptly_even_with_a_live_stream_open() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let deployment = Deployment::on_redis(common::redis_url());
     let mut process = deployment.start();
     let app = deployment.client(&process);

@@ -4,8 +4,6 @@
 //! does not exist (404, never a 403 that would confirm it exists). Public submissions stay
 //! in the account of the form they were sent to.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +11,10 @@ use parking_lot::Mutex;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use common::accounts::{ACCOUNT_B, Answer, TOKEN_B, two_accounts};
-use common::{ACCOUNT, Backend, Pipeline, Receiver, Setup, TOKEN, TestApp, setup, submit_form};
+use crate::common::accounts::{ACCOUNT_B, Answer, TOKEN_B, two_accounts};
+use crate::common::{
+    ACCOUNT, Backend, Pipeline, Receiver, Setup, TOKEN, TestApp, setup, submit_form,
+};
 
 /// Ids that no account has.
 const NO_NUMBER: &str = "987654321";

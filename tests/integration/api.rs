@@ -2,7 +2,7 @@
 //! macros, notes, filters, paging with HAL links, events and deliveries, and an OpenAPI
 //! document that lists every endpoint.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{Backend, Receiver, TestApp, setup, submit_form};
+use crate::common::{Backend, Receiver, TestApp, setup, submit_form};
 
 fn items<'a>(body: &'a Value, name: &str) -> &'a Vec<Value> {
     body["_embedded"][name]

@@ -3,7 +3,7 @@
 //! posted twice, API tokens kept out of the logs, and what `/metrics` and `x-request-id`
 //! tell an operator.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,8 +15,8 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use common::config_file::footfall_toml;
-use common::{Backend, Receiver, Setup, TOKEN, TestApp, setup, submit_form, test_settings};
+use crate::common::config_file::footfall_toml;
+use crate::common::{Backend, Receiver, Setup, TOKEN, TestApp, setup, submit_form, test_settings};
 use footfall::config::Settings;
 
 fn settings(tweak: impl FnOnce(&mut Settings)) -> Settings {

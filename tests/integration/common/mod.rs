@@ -24,6 +24,9 @@ use footfall::config::{AccountSettings, Settings};
 #[allow(unused_imports)]
 pub use receiver::{Received, Receiver, Reply};
 
+/// Held by the tests that start processes or load both cores: one at a time.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub const TOKEN: &str = "test-token-account-a";
 pub const ACCOUNT: u64 = 30441694;
 pub const SUBDOMAIN: &str = "acme";

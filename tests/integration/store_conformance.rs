@@ -1,7 +1,7 @@
 //! One behaviour, two stores: every test here runs against the Redis store (on a real
 //! Redis, under a key prefix of its own) and the embedded store.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

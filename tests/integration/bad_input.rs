@@ -11,7 +11,7 @@
 //! `FOOTFALL_FUZZ_CASES` sets the cases per endpoint (default 200); the long run is
 //! `FOOTFALL_FUZZ_CASES=100000 cargo test --release --test bad_input -- --nocapture`.
 
-mod common;
+use crate::common;
 
 use std::fmt::Debug;
 use std::sync::Mutex;
@@ -23,8 +23,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
-use common::accounts::Answer;
-use common::{Backend, Receiver, Setup, TestApp, setup, submit_form};
+use crate::common::accounts::Answer;
+use crate::common::{Backend, Receiver, Setup, TestApp, setup, submit_form};
 
 // ---------------------------------------------------------------------------------------
 // The generators.
@@ -525,9 +525,6 @@ fn cases() -> u32 {
         .unwrap_or(200)
 }
 
-/// One fuzz test at a time: each keeps both cores busy.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 /// The app under test, on a runtime of its own (proptest's runner is synchronous).
 struct Bench {
     rt: Runtime,
@@ -626,8 +623,8 @@ impl Drop for Bench {
     }
 }
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    common::HEAVY.blocking_lock()
 }
 
 // ---------------------------------------------------------------------------------------

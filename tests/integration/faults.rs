@@ -5,7 +5,7 @@
 //! SIGTERM and a Redis crash with AOF are in `processes.rs`; status codes, timeouts and the
 //! dead letter in `delivery.rs`.)
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,14 +17,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use common::config_file::footfall_toml;
-use common::process::{FootfallProcess, RedisServer, free_port};
-use common::raw_receiver::{RawReceiver, RawReply};
-use common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
-
-/// The tests here that start processes run one at a time, so that their timing stays
-/// apart on a small machine.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::config_file::footfall_toml;
+use crate::common::process::{FootfallProcess, RedisServer, free_port};
+use crate::common::raw_receiver::{RawReceiver, RawReply};
+use crate::common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
 
 /// A footfall process's configuration and a client for it.
 struct Deployment {
@@ -191,7 +187,7 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_anything() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let mut redis = RedisServer::start(true);
     let deployment = Deployment::on(redis.url());
     let process = deployment.start();
@@ -454,7 +450,7 @@ async fn a_handler_that_is_down_gets_the_event_when_it_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn footfall_killed_mid_delivery_and_restarted_delivers_every_job() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let deployment = Deployment::on(common::redis_url());
     let mut first = deployment.start();
     let app = deployment.client(&first);

@@ -3,14 +3,12 @@
 //! the failing mark of a handler, and the SSRF guard — through HTTP, on real Redis, with
 //! a real receiver.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
+use crate::common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
 use footfall::config::Settings;
 
 /// A lead of contact `name` linked to a fresh browser, accepted into the action's stage.

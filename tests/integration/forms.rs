@@ -1,14 +1,14 @@
 //! Forms and Unsorted, through HTTP: errors named per field, the honeypot, the metadata
 //! amoCRM records, duplicate submissions folded, accepting once, declining.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{Backend, Receiver, TestApp, setup, submit_form};
+use crate::common::{Backend, Receiver, TestApp, setup, submit_form};
 
 async fn post_form(app: &TestApp, form: &str, body: Value) -> (StatusCode, Value) {
     let response = app

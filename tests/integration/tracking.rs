@@ -2,14 +2,14 @@
 //! lead, several browsers per lead, a browser moving to a newer lead, history caps and
 //! retention, bots, Do-Not-Track / Global Privacy Control, and the server-set cookie.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
+use crate::common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
 use footfall::config::Settings;
 
 /// Runs a test body once on Redis and once on the embedded store.

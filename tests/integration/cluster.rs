@@ -2,24 +2,20 @@
 //! a (simulated) load balancer that sends each request to either, the five steps end to
 //! end, and a thousand delayed jobs spread over the schedule's shards on every node.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
-use common::process::RedisCluster;
-use common::{Receiver, setup, signature_verifies};
-
-/// One cluster for the tests of this file would be shared state; each test starts its own
-/// (about a second), one test at a time.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
+use crate::common::process::RedisCluster;
+use crate::common::{Receiver, setup, signature_verifies};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_five_steps_work_across_two_instances_on_a_cluster() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let cluster = RedisCluster::start(3);
     let deployment = Deployment::on_cluster(&cluster.urls());
     let (a, b) = (deployment.start(), deployment.start());
@@ -85,7 +81,7 @@ async fn the_five_steps_work_across_two_instances_on_a_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_delayed_jobs_are_delivered_once_through_two_instances_on_a_cluster() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+    let _serial = common::HEAVY.lock().await;
     let cluster = RedisCluster::start(3);
     let deployment = Deployment::on_cluster(&cluster.urls());
     let (a, b) = (deployment.start(), deployment.start());

@@ -3,14 +3,12 @@
 //! the seed's table says, and 1 `lead_added` when a lead is created in or accepted into a
 //! stage with an action.
 
-mod common;
-
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{Backend, Receiver, TestApp, submit_form};
+use crate::common::{Backend, Receiver, TestApp, submit_form};
 
 /// A pipeline A–B–C–D, a site and a form on it, and a handler at the receiver.
 struct Board {

@@ -1,0 +1,20 @@
+//! footfall's black-box tests, in one test binary (one build of the harness, one link):
+//! each module tests one surface through HTTP, against the real app or the real binary, on
+//! a real Redis, with real webhook receivers. Tests that start processes or keep both
+//! cores busy take `common::HEAVY`, so that they run one at a time.
+
+mod common;
+
+mod abuse;
+mod api;
+mod bad_input;
+mod cluster;
+mod delivery;
+mod faults;
+mod forms;
+mod pipeline_events;
+mod processes;
+mod site_visit_flow;
+mod store_conformance;
+mod tenants;
+mod tracking;
