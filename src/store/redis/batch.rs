@@ -116,7 +116,7 @@ async fn run<C>(
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut commands = Batch::new();
+        let mut commands = Batch::new(by_slot);
         for (w, _) in &batch {
             let pv = &w.page_view;
             let seen = keys.visitor_seen(w.visitor, pv.site_id);
@@ -132,7 +132,7 @@ async fn run<C>(
             push.arg(&history).arg(pv.encode());
             commands.add(&seen, set).add(&history, push);
         }
-        let result = commands.run(&con, by_slot).await;
+        let result = commands.run(&con).await;
         breaker.record(&result);
         match result {
             Ok(values) => {

@@ -176,7 +176,7 @@ where
     }
 
     async fn run(&self, batch: Batch) -> StoreResult<Vec<::redis::Value>> {
-        self.guarded(batch.run(&self.con, self.by_slot)).await
+        self.guarded(batch.run(&self.con)).await
     }
 
     fn con(&self) -> C {
@@ -417,7 +417,7 @@ where
             self.keys.lead_timeline(lead.id),
             self.keys.account_leads(lead.account_id),
         );
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(self.by_slot);
         let mut hset = ::redis::cmd("HSET");
         hset.arg(&lead_key).arg(lead_fields(lead));
         let mut rpush = ::redis::cmd("RPUSH");
@@ -432,7 +432,7 @@ where
     }
 
     async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(self.by_slot);
         for id in ids {
             let key = self.keys.lead(*id);
             let mut cmd = ::redis::cmd("HGETALL");
@@ -724,7 +724,7 @@ where
         });
         dead_set.arg(&dead).arg(id);
         // The record and its place in the schedule share a slot and go first.
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(self.by_slot);
         batch
             .add(&record, set)
             .add(&schedule, queue)
@@ -773,7 +773,7 @@ where
     }
 
     async fn next_due(&self) -> StoreResult<Option<Millis>> {
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(self.by_slot);
         for shard in 0..self.keys.shards() {
             let key = self.keys.schedule(shard);
             let mut cmd = ::redis::cmd("ZRANGE");

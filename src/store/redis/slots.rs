@@ -9,31 +9,35 @@ use ::redis::cluster_routing::Slot;
 use ::redis::{Cmd, RedisResult, Value};
 use futures_util::future::try_join_all;
 
-#[derive(Default)]
 pub struct Batch {
-    commands: Vec<(Slot, Cmd)>,
+    /// A cluster: commands are grouped by the slot of their key.
+    by_slot: bool,
+    commands: Vec<(Option<Slot>, Cmd)>,
 }
 
 impl Batch {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(by_slot: bool) -> Self {
+        Self {
+            by_slot,
+            commands: Vec::new(),
+        }
     }
 
-    /// Adds a command; `key` (one of its keys) decides its slot.
+    /// Adds a command; `key` (one of its keys) decides its slot on a cluster.
     pub fn add(&mut self, key: &str, cmd: Cmd) -> &mut Self {
-        self.commands.push((Slot::for_key(key), cmd));
+        let slot = self.by_slot.then(|| Slot::for_key(key));
+        self.commands.push((slot, cmd));
         self
     }
 
-    /// Runs the batch; `by_slot` splits it per slot (a cluster).
-    pub async fn run<C>(self, con: &C, by_slot: bool) -> RedisResult<Vec<Value>>
+    pub async fn run<C>(self, con: &C) -> RedisResult<Vec<Value>>
     where
         C: ConnectionLike + Clone + Send + Sync,
     {
         if self.commands.is_empty() {
             return Ok(Vec::new());
         }
-        if !by_slot {
+        if !self.by_slot {
             let mut pipe = ::redis::pipe();
             for (_, cmd) in self.commands {
                 pipe.add_command(cmd);
@@ -41,7 +45,7 @@ impl Batch {
             return pipe.query_async(&mut con.clone()).await;
         }
         let total = self.commands.len();
-        let mut groups: HashMap<Slot, (Vec<usize>, ::redis::Pipeline)> = HashMap::new();
+        let mut groups: HashMap<Option<Slot>, (Vec<usize>, ::redis::Pipeline)> = HashMap::new();
         for (i, (slot, cmd)) in self.commands.into_iter().enumerate() {
             let group = groups
                 .entry(slot)
