@@ -3,17 +3,45 @@
 //! pattern and status. Server errors are logged with the id; the rest only at debug level,
 //! so that page views do not flood the logs.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
 use crate::domain::ids::{is_token_like, random_token};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The labels of one request's figures: method, route pattern and status.
+type Labels = (Method, String, u16);
+
+thread_local! {
+    /// Each worker's metric handles by labels: the set is bounded by the routes, and a
+    /// handle saves building and looking up labelled keys per request.
+    static HANDLES: RefCell<HashMap<Labels, (Counter, Histogram)>> = RefCell::new(HashMap::new());
+}
+
+fn record(method: Method, route: String, status: u16, seconds: f64) {
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        let (requests, duration) = handles.entry((method, route, status)).or_insert_with_key(|(m, r, s)| {
+            (
+                metrics::counter!("footfall_http_requests_total",
+                    "method" => m.to_string(), "route" => r.clone(), "status" => s.to_string()),
+                metrics::histogram!("footfall_http_request_duration_seconds", "route" => r.clone()),
+            )
+        });
+        requests.increment(1);
+        duration.record(seconds);
+    });
+}
 
 pub async fn observe(
     req: ServiceRequest,
@@ -25,7 +53,7 @@ pub async fn observe(
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_token_like(v))
         .map_or_else(|| random_token(16), str::to_owned);
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let span = tracing::info_span!("request", id = %id, method = %method, path = %req.path());
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
@@ -35,18 +63,14 @@ pub async fn observe(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    metrics::counter!("footfall_http_requests_total",
-        "method" => method, "route" => route.clone(), "status" => status.as_u16().to_string())
-    .increment(1);
-    metrics::histogram!("footfall_http_request_duration_seconds", "route" => route.clone())
-        .record(elapsed);
     if status.is_server_error() {
-        tracing::error!(parent: &span, status = status.as_u16(), route, "request failed");
+        tracing::error!(parent: &span, status = status.as_u16(), route = %route, "request failed");
     } else {
-        tracing::debug!(parent: &span, status = status.as_u16(), route, elapsed_ms = elapsed * 1000.0, "request");
+        tracing::debug!(parent: &span, status = status.as_u16(), route = %route, elapsed_ms = elapsed * 1000.0, "request");
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    record(method, route, status.as_u16(), elapsed);
     Ok(res)
 }
