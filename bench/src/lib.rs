@@ -35,6 +35,8 @@ impl Api {
         let client = reqwest::Client::builder()
             .user_agent(BROWSER)
             .pool_max_idle_per_host(256)
+            // Below actix's 5 s keep-alive, so no request goes out on a closing connection.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .unwrap_or_default();
         Self {
@@ -183,7 +185,7 @@ pub async fn setup(api: &Api, webhook_url: &str) -> anyhow::Result<Setup> {
     let action_id = action["_embedded"]["actions"][0]["id"]
         .as_u64()
         .context("action")?;
-    let (lead_id, uid, _) = api.submit(&form_id, "Bench Lead").await?;
+    let (lead_id, uid, _) = api.submit(&form_id, &format!("Bench Lead {code}")).await?;
     api.post(
         &format!("/api/v4/leads/unsorted/{uid}/accept"),
         json!({"status_id": first_contact}),

@@ -133,6 +133,7 @@ fn load(
         let client = reqwest::Client::builder()
             .user_agent(common::BROWSER)
             .timeout(Duration::from_secs(15))
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         let (base, key, form) = (app.base.clone(), s.site_key.clone(), s.form_id.clone());

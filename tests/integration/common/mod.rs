@@ -107,6 +107,9 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(BROWSER)
             .timeout(Duration::from_secs(10))
+            // Below actix's 5 s keep-alive: a connection the server is closing is never
+            // picked for a request (hyper would report the request as an incomplete message).
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         Self {
