@@ -22,7 +22,9 @@ pub fn init_logs(json: bool) {
     };
 }
 
-/// The process-wide metrics recorder, installed on first use.
+/// The process-wide metrics recorder, installed on first use. Histogram samples pile up
+/// until they are folded into buckets, so a thread folds them every few seconds: memory
+/// stays flat whether or not anything scrapes `/metrics`.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -35,6 +37,15 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
             handle
         })
         .clone()
