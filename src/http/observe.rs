@@ -4,7 +4,6 @@
 //! so that page views do not flood the logs.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -25,7 +24,7 @@ type Labels = (Method, String, u16);
 thread_local! {
     /// Each worker's metric handles by labels: the set is bounded by the routes, and a
     /// handle saves building and looking up labelled keys per request.
-    static HANDLES: RefCell<HashMap<Labels, (Counter, Histogram)>> = RefCell::new(HashMap::new());
+    static HANDLES: RefCell<foldhash::HashMap<Labels, (Counter, Histogram)>> = RefCell::default();
 }
 
 fn record(method: Method, route: String, status: u16, seconds: f64) {

@@ -5,6 +5,13 @@
 //! Each thread that records page views (each HTTP worker) gets a writer of its own, with
 //! its own Redis connection, made on first use: a page view never leaves its worker's
 //! thread, so no beacon pays for waking another thread and being woken back.
+//!
+//! A page view is two commands — refresh the visitor's last sighting on the site (and
+//! read the one before), append to the history — but a writer that refreshed a sighting
+//! moments ago knows the visit is running without asking: it then sends only the append.
+//! The sighting in Redis is thus at most `1/30` of the idle gap (a minute at most) old,
+//! which makes a visit end up to that much early; one command per page view inside a
+//! running visit is worth it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -21,6 +28,9 @@ use super::breaker::Breaker;
 use super::keys::Keys;
 use super::slots::Batch;
 use super::unavailable;
+use crate::domain::ids::SiteId;
+use crate::domain::time::Millis;
+use crate::domain::visitor::VisitorId;
 use crate::store::{PageViewOutcome, PageViewWrite, StoreError, StoreResult, corrupt};
 
 type Reply = oneshot::Sender<StoreResult<PageViewOutcome>>;
@@ -115,38 +125,55 @@ async fn run<C>(
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Per page view of the batch: the sighting this writer refreshed lately, if any.
+    let mut known = Vec::with_capacity(MAX_BATCH);
+    let mut sightings = Sightings::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut commands = Batch::new(by_slot);
         for (w, _) in &batch {
             let pv = &w.page_view;
-            let seen = keys.visitor_seen(w.visitor, pv.site_id);
-            let mut set = ::redis::cmd("SET");
-            // A second of margin: the visit rule itself compares the times.
-            set.arg(&seen)
-                .arg(pv.at)
-                .arg("GET")
-                .arg("PX")
-                .arg(w.visit_idle_ms + 1000);
+            let fresh_for = (w.visit_idle_ms / 30).min(60_000);
+            let recent = sightings.recent(w.visitor, pv.site_id, pv.at, fresh_for);
+            if recent.is_none() {
+                let seen = keys.visitor_seen(w.visitor, pv.site_id);
+                let mut set = ::redis::cmd("SET");
+                // A second of margin: the visit rule itself compares the times.
+                set.arg(&seen)
+                    .arg(pv.at)
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(w.visit_idle_ms + 1000);
+                commands.add(&seen, set);
+            }
+            known.push(recent);
             let history = keys.visitor_history(w.account, w.visitor);
             let mut push = ::redis::cmd("LPUSH");
             push.arg(&history).arg(pv.encode());
-            commands.add(&seen, set).add(&history, push);
+            commands.add(&history, push);
         }
         let result = commands.run(&con).await;
         breaker.record(&result);
         match result {
             Ok(values) => {
                 let mut values = values.into_iter();
-                for (_, reply) in batch.drain(..) {
-                    let outcome = match (values.next(), values.next()) {
-                        (Some(seen), Some(len)) => parse(seen, len),
-                        _ => Err(corrupt("short pipeline reply")),
+                for ((w, reply), recent) in batch.drain(..).zip(known.drain(..)) {
+                    let outcome = match recent {
+                        Some(at) => parse(Ok(Some(at)), values.next()),
+                        None => {
+                            let last_seen = values.next().map(Option::<i64>::from_redis_value);
+                            let last_seen = last_seen.unwrap_or(Ok(None)).map_err(corrupt);
+                            if last_seen.is_ok() {
+                                sightings.refreshed(w.visitor, w.page_view.site_id, w.page_view.at);
+                            }
+                            parse(last_seen, values.next())
+                        }
                     };
                     let _ = reply.send(outcome);
                 }
             }
             Err(e) => {
                 let message = e.to_string();
+                known.clear();
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(unavailable(&message)));
                 }
@@ -155,11 +182,83 @@ async fn run<C>(
     }
 }
 
-fn parse(seen: Value, len: Value) -> StoreResult<PageViewOutcome> {
-    let last_seen = Option::<i64>::from_redis_value(seen).map_err(corrupt)?;
+fn parse(
+    last_seen: StoreResult<Option<Millis>>,
+    len: Option<Value>,
+) -> StoreResult<PageViewOutcome> {
+    let len = len.ok_or_else(|| corrupt("short pipeline reply"))?;
     let history_len = u64::from_redis_value(len).map_err(corrupt)?;
     Ok(PageViewOutcome {
-        last_seen,
+        last_seen: last_seen?,
         history_len,
     })
+}
+
+/// The sightings a writer refreshed in Redis lately, in two generations: the older one is
+/// dropped as a whole when the newer one is a minute old, so the map holds only the
+/// visitors of the last two minutes.
+#[derive(Default)]
+struct Sightings {
+    current: foldhash::HashMap<(VisitorId, SiteId), Millis>,
+    previous: foldhash::HashMap<(VisitorId, SiteId), Millis>,
+    current_since: Millis,
+}
+
+impl Sightings {
+    const GENERATION_MS: Millis = 60_000;
+
+    /// When this writer refreshed the sighting, if less than `fresh_for` before `at`.
+    fn recent(
+        &self,
+        visitor: VisitorId,
+        site: SiteId,
+        at: Millis,
+        fresh_for: Millis,
+    ) -> Option<Millis> {
+        let key = (visitor, site);
+        let refreshed = self.current.get(&key).or_else(|| self.previous.get(&key))?;
+        (at >= *refreshed && at - refreshed < fresh_for).then_some(*refreshed)
+    }
+
+    fn refreshed(&mut self, visitor: VisitorId, site: SiteId, at: Millis) {
+        if at - self.current_since >= Self::GENERATION_MS {
+            self.previous = std::mem::take(&mut self.current);
+            self.current_since = at;
+        }
+        self.current.insert((visitor, site), at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sighting_is_recent_for_a_while_then_asked_again() {
+        let (v, site) = (VisitorId::mint(), SiteId(1));
+        let mut sightings = Sightings::default();
+        assert_eq!(sightings.recent(v, site, 1_000, 500), None);
+        sightings.refreshed(v, site, 1_000);
+        assert_eq!(sightings.recent(v, site, 1_400, 500), Some(1_000));
+        assert_eq!(sightings.recent(v, site, 1_500, 500), None);
+        assert_eq!(sightings.recent(v, SiteId(2), 1_400, 500), None);
+        // A page view stamped before the refresh cannot lean on it.
+        assert_eq!(sightings.recent(v, site, 900, 500), None);
+    }
+
+    #[test]
+    fn old_sightings_are_dropped_a_generation_at_a_time() {
+        let (old, new) = (VisitorId::mint(), VisitorId::mint());
+        let mut sightings = Sightings::default();
+        sightings.refreshed(old, SiteId(1), 60_000);
+        sightings.refreshed(new, SiteId(1), 119_000);
+        assert_eq!(
+            sightings.recent(old, SiteId(1), 60_010, 60_000),
+            Some(60_000)
+        );
+        sightings.refreshed(new, SiteId(1), 120_000);
+        sightings.refreshed(new, SiteId(1), 180_000);
+        assert_eq!(sightings.current.len() + sightings.previous.len(), 2);
+        assert_eq!(sightings.recent(old, SiteId(1), 60_010, 60_000), None);
+    }
 }
