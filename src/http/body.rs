@@ -40,10 +40,22 @@ where
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
+    let read_error = |e| Problem::bad_request(format!("the body could not be read: {e}"));
+    // A small body usually arrives in one chunk: it is the body, with no copy.
+    let first = match payload.next().await {
+        None => return Ok(Bytes::new()),
+        Some(chunk) => chunk.map_err(read_error)?,
+    };
+    if first.len() > limit {
+        return Err(too_large(limit));
+    }
+    if declared == Some(first.len()) {
+        return Ok(first);
+    }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(512).min(limit));
+    body.extend_from_slice(&first);
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| Problem::bad_request(format!("the body could not be read: {e}")))?;
+        let chunk = chunk.map_err(read_error)?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }

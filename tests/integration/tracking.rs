@@ -123,7 +123,12 @@ async fn anonymous_page_views_join_the_lead_in_order(backend: Backend) {
         )
         .await;
     }
+    // The timeline's clock has millisecond resolution: on the embedded store the steps
+    // can fall into one millisecond, and then nothing says which came first.
+    let tick = || tokio::time::sleep(std::time::Duration::from_millis(2));
+    tick().await;
     let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    tick().await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/thanks")
         .await;
 
