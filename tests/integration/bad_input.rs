@@ -9,7 +9,7 @@
 //! unknown or null, huge or strange strings, raw numbers JSON cannot hold, nested junk),
 //! then sometimes damaged on the wire (cut, a byte flipped, invalid UTF-8).
 //! `FOOTFALL_FUZZ_CASES` sets the cases per endpoint (default 200); the long run is
-//! `FOOTFALL_FUZZ_CASES=100000 cargo test --release --test bad_input -- --nocapture`.
+//! `FOOTFALL_FUZZ_CASES=100000 cargo test --release --test integration bad_input::fuzz -- --nocapture`.
 
 use crate::common;
 
