@@ -130,17 +130,23 @@ async fn api_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, Pro
     }
 }
 
+/// Reads the API body, then makes the extractor's value of it.
+fn extract<R: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    make: fn(Bytes) -> Result<R, Problem>,
+) -> Pin<Box<dyn Future<Output = Result<R, Problem>>>> {
+    let req = req.clone();
+    let mut payload = payload.take();
+    Box::pin(async move { make(api_body(&req, &mut payload).await?) })
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = api_body(&req, &mut payload).await?;
-            parse_json(&body).map(ApiJson)
-        })
+        extract(req, payload, |body| parse_json(&body).map(ApiJson))
     }
 }
 
@@ -149,10 +155,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalApiJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = api_body(&req, &mut payload).await?;
+        extract(req, payload, |body| {
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalApiJson(None));
             }

@@ -165,8 +165,12 @@ impl Services {
                 visit_idle_ms: self.settings.tracking.visit_idle_seconds as i64 * 1000,
             })
             .await?;
+        // A history may pass its cap by a tenth: then the one page view whose push made
+        // it exactly that long (each push answers a new length) trims it back. Trimming on
+        // every page view past the cap would queue a trim per beacon under load.
         let cap = self.settings.tracking.max_page_views_per_visitor;
-        if outcome.history_len > cap + cap / 10 {
+        let step = (cap / 10).max(1);
+        if outcome.history_len > cap && (outcome.history_len - cap) % step == 0 {
             self.trim_history_later(site.account_id, visitor, cap);
         }
         let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;

@@ -27,6 +27,8 @@ async fn main() -> anyhow::Result<()> {
     let s = setup(&api, &receiver.url).await?;
 
     // Leads whose browsers have not visited yet: each browser's first beacon starts a visit.
+    // Names of this run's own, so that no form joins a contact of an earlier run.
+    let run = rand::random::<u32>();
     let slots = Arc::new(Semaphore::new(32));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..visits {
@@ -37,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
             slots.clone().acquire_owned().await?,
         );
         tasks.spawn(async move {
-            let (lead, uid, vid) = api.submit(&form, &format!("Visitor {i}")).await?;
+            let (lead, uid, vid) = api.submit(&form, &format!("Visitor {run} {i}")).await?;
             api.post(
                 &format!("/api/v4/leads/unsorted/{uid}/accept"),
                 json!({"status_id": stage}),
