@@ -170,7 +170,7 @@ impl Services {
         // every page view past the cap would queue a trim per beacon under load.
         let cap = self.settings.tracking.max_page_views_per_visitor;
         let step = (cap / 10).max(1);
-        if outcome.history_len > cap && (outcome.history_len - cap) % step == 0 {
+        if outcome.history_len > cap && (outcome.history_len - cap).is_multiple_of(step) {
             self.trim_history_later(site.account_id, visitor, cap);
         }
         let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
