@@ -157,6 +157,13 @@ impl Application {
         let metrics = web::Data::new(crate::telemetry::metrics_handle());
         let api_limit = ApiBodyLimit(settings.limits.api_body_bytes);
         let static_dir = settings.server.static_dir.clone();
+        if !static_dir.join("t.js").is_file() {
+            tracing::warn!(
+                static_dir = %static_dir.display(),
+                "no t.js in the static folder: the tracker, console and demo pages will answer 404; \
+                 run footfall from its checkout or set server.static_dir"
+            );
+        }
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
