@@ -77,6 +77,17 @@ impl Api {
         .await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(
+            self.client
+                .patch(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .json(&body),
+            path,
+        )
+        .await
+    }
+
     /// A page view as t.js sends it; returns the newly minted visitor id, if any.
     pub async fn beacon(
         &self,

@@ -4,9 +4,17 @@
 //! the poll interval for events other instances scheduled) — no scan of the schedule.
 //! Each claim leases its events; an instance that dies leaves them to be claimed again
 //! when the lease ends. On shutdown it stops claiming and lets deliveries in flight end.
+//!
+//! One handler gets at most a quarter of the delivery slots: an event for a handler that
+//! has its share in flight goes back to the schedule for a second or two, so a slow or
+//! unreachable handler delays its own events, not every other handler's.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::Rng;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +24,7 @@ use super::sender::Sender;
 use crate::domain::action::Action;
 use crate::domain::event_record::{DeliveryState, EventRecord};
 use crate::domain::handler::Handler;
+use crate::domain::ids::{AccountId, HandlerId};
 use crate::domain::macros::substitute_settings;
 use crate::domain::time::now_ms;
 use crate::domain::timeline::TimelineEntry;
@@ -26,6 +35,10 @@ use crate::store::{StoreResult, catalog};
 /// The most events claimed at once.
 const CLAIM_BATCH: usize = 128;
 
+/// How long an event waits (plus up to as much again) when its handler has its share of
+/// deliveries in flight.
+const BUSY_RETRY_MS: i64 = 1000;
+
 pub struct Scheduler {
     services: Arc<Services>,
     sender: Sender,
@@ -34,6 +47,26 @@ pub struct Scheduler {
     poll: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
+    /// Deliveries in flight per handler.
+    busy: Mutex<HashMap<(AccountId, HandlerId), usize>>,
+}
+
+/// A delivery's place among its handler's deliveries in flight, given back on drop.
+struct Turn<'a> {
+    busy: &'a Mutex<HashMap<(AccountId, HandlerId), usize>>,
+    handler: (AccountId, HandlerId),
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.busy.lock();
+        if let Some(n) = busy.get_mut(&self.handler) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&self.handler);
+            }
+        }
+    }
 }
 
 impl Scheduler {
@@ -58,6 +91,7 @@ impl Scheduler {
             poll: Duration::from_millis(d.poll_interval_ms),
             slots: Arc::new(Semaphore::new(d.concurrency)),
             concurrency: d.concurrency,
+            busy: Mutex::default(),
             sender,
             policy,
             services,
@@ -142,11 +176,6 @@ impl Scheduler {
             return self.services.store.save_event(&event).await;
         }
         let store = &*self.services.store;
-        let now = now_ms();
-        if event.attempts.is_empty() {
-            let lateness = (now - event.due_at).max(0) as f64 / 1000.0;
-            metrics::histogram!("footfall_scheduler_lateness_seconds").record(lateness);
-        }
         let handler: Option<Handler> =
             catalog::get(store, event.account_id, event.handler_id).await?;
         let Some(handler) = handler else {
@@ -154,6 +183,17 @@ impl Scheduler {
                 .finish(event, DeliveryState::Dead, "the handler was deleted")
                 .await;
         };
+        let Some(_turn) = self.turn_of(event.account_id, handler.id) else {
+            event.next_attempt_at =
+                Some(now_ms() + rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS));
+            metrics::counter!("footfall_scheduler_deferred_total").increment(1);
+            return store.save_event(&event).await;
+        };
+        let now = now_ms();
+        if event.attempts.is_empty() {
+            let lateness = (now - event.due_at).max(0) as f64 / 1000.0;
+            metrics::histogram!("footfall_scheduler_lateness_seconds").record(lateness);
+        }
         if event.body.is_none() {
             match self.prepare(&mut event).await? {
                 Ok(body) => event.body = Some(body),
@@ -215,6 +255,21 @@ impl Scheduler {
             .live
             .publish(event.account_id, event.lead_id, "delivery");
         Ok(())
+    }
+
+    /// A place among the handler's deliveries in flight, unless it has its share.
+    fn turn_of(&self, account: AccountId, handler: HandlerId) -> Option<Turn<'_>> {
+        let share = (self.concurrency / 4).max(1);
+        let mut busy = self.busy.lock();
+        let n = busy.entry((account, handler)).or_insert(0);
+        if *n >= share {
+            return None;
+        }
+        *n += 1;
+        Some(Turn {
+            busy: &self.busy,
+            handler: (account, handler),
+        })
     }
 
     /// Builds the body at the first attempt. A delayed action first checks that its lead

@@ -38,7 +38,7 @@ impl Sender {
         let builder = || {
             reqwest::Client::builder()
                 .timeout(timeout)
-                .connect_timeout(timeout.min(Duration::from_secs(3)))
+                .connect_timeout(connect_timeout(timeout))
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("footfall/", env!("CARGO_PKG_VERSION")))
                 .pool_idle_timeout(Duration::from_secs(30))
@@ -137,8 +137,17 @@ impl Sender {
         Ok((response.status(), response.headers().clone()))
     }
 
+    fn connect_timeout(&self) -> Duration {
+        connect_timeout(self.timeout)
+    }
+
     fn describe(&self, e: reqwest::Error) -> String {
-        if e.is_timeout() {
+        if e.is_connect() && e.is_timeout() {
+            format!(
+                "could not connect within {} ms",
+                self.connect_timeout().as_millis()
+            )
+        } else if e.is_timeout() {
             format!("no answer within {} ms", self.timeout.as_millis())
         } else if e.is_connect() {
             let mut source: Option<&dyn std::error::Error> = Some(&e);
@@ -165,4 +174,9 @@ fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     slow_down.then(|| Duration::from_secs(secs.min(86_400)))
+}
+
+/// Connecting (with the name lookup) gets at most 3 s of the attempt's timeout.
+fn connect_timeout(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(3))
 }

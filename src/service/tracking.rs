@@ -186,9 +186,9 @@ impl Services {
             self.start_visit(site, visitor, visit).await?;
         }
         // Kept once: every page view counts here, and a labelled lookup per beacon shows.
-        static RECORDED: std::sync::LazyLock<metrics::Counter> = std::sync::LazyLock::new(|| {
-            metrics::counter!("footfall_beacons_total", "outcome" => "recorded")
-        });
+        static RECORDED: std::sync::LazyLock<metrics::Counter> = std::sync::LazyLock::new(
+            || metrics::counter!("footfall_beacons_total", "outcome" => "recorded"),
+        );
         RECORDED.increment(1);
         Ok(CollectOutcome::Recorded { visitor, minted })
     }

@@ -336,3 +336,54 @@ async fn webhook_urls_on_private_addresses_are_refused_by_default() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_handler_does_not_hold_back_another_handlers_webhooks() {
+    // Eight delivery slots: one handler may hold two of them.
+    let app = TestApp::spawn_with(settings(Backend::Redis, |s| {
+        s.delivery.concurrency = 8;
+        s.delivery.timeout_ms = 4000;
+    }))
+    .await;
+    let slow = Receiver::start().await;
+    slow.script([Reply::Slow(Duration::from_secs(3)); 12]);
+    let s = setup(&app, &slow, 0).await;
+    // Twelve visits whose webhooks go to the slow handler: more than all the slots.
+    for i in 0..12 {
+        let (_, vid) = linked_lead(&app, &s, &format!("Slow {i}")).await;
+        app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+            .await;
+    }
+    slow.wait_for(2, Duration::from_secs(5)).await;
+
+    // Then a second handler on the same stage, and one visit.
+    let fast = Receiver::start().await;
+    app.create(
+        "handlers",
+        json!({"code": "fast", "name": "Fast", "webhook_url": fast.url()}),
+    )
+    .await;
+    app.create("actions", json!({"pipeline_id": s.pipeline.id, "status_ids": [s.pipeline.first_contact],
+                                  "event": "site_visit", "handler": "fast", "site_url": "https://shop.example"}))
+        .await;
+    let (_, vid) = linked_lead(&app, &s, "Fast").await;
+    let visited = Instant::now();
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    let received = fast.wait_for(1, Duration::from_secs(10)).await;
+    let waited = visited.elapsed();
+    println!(
+        "the fast handler's webhook came after {waited:?} while the slow handler had 12 in its queue"
+    );
+    assert_eq!(received.len(), 1);
+    assert!(
+        slow.count() < 13,
+        "the slow handler's webhooks were all sent before the fast one ({} received)",
+        slow.count()
+    );
+    assert!(
+        waited < Duration::from_millis(2500),
+        "the fast handler's webhook waited {waited:?}, behind the slow handler's"
+    );
+    app.cleanup().await;
+}
