@@ -254,11 +254,13 @@ impl Services {
                 ));
             }
         }
-        // At one millisecond, a visit and its page view come before what they caused;
-        // otherwise the order of writing holds (the sort is stable).
+        // At one millisecond, a visit and its page view come before what they caused and
+        // a delivery after its event; otherwise the order of writing holds (the sort is
+        // stable).
         let rank = |v: &Value| match v["type"].as_str() {
             Some("visit") => 0,
             Some("page_view") => 1,
+            Some("delivery") => 3,
             _ => 2,
         };
         items.sort_by_key(|(at, v)| (*at, rank(v)));
