@@ -67,25 +67,22 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .json(&body),
-            path,
-        )
-        .await
+        self.with_body(reqwest::Method::POST, path, body).await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(
-            self.client
-                .patch(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .json(&body),
-            path,
-        )
-        .await
+        self.with_body(reqwest::Method::PATCH, path, body).await
+    }
+
+    async fn with_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let request = self.client.request(method, url).bearer_auth(&self.token);
+        self.send(request.json(&body), path).await
     }
 
     /// A page view as t.js sends it; returns the newly minted visitor id, if any.
