@@ -61,6 +61,13 @@ macro_rules! token_id {
                 f.write_str(&self.0)
             }
         }
+
+        /// Maps keyed by the id can be searched with a borrowed `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     )*};
 }
 

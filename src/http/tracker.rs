@@ -16,7 +16,7 @@ use super::client::Client;
 use super::limits::RateLimits;
 use super::problem::Problem;
 use crate::config::CookieSettings;
-use crate::domain::ids::{FormId, SiteKey, is_token_like};
+use crate::domain::ids::{FormId, is_token_like};
 use crate::domain::tracking::is_bot;
 use crate::service::Services;
 use crate::service::tracking::{Beacon, CollectOutcome, Submission, SubmitOutcome};
@@ -120,9 +120,7 @@ async fn collect(
     if !is_token_like(&beacon.site) {
         return Err(Problem::not_found("no site has this key"));
     }
-    let site = services
-        .site_for_beacon(&SiteKey(beacon.site.to_string()))
-        .await?;
+    let site = services.site_for_beacon(&beacon.site).await?;
     limits.check_site(site.id)?;
     let mut response = HttpResponse::NoContent();
     if is_bot(client.user_agent) {
@@ -132,7 +130,6 @@ async fn collect(
     let outcome = services
         .collect(
             Beacon {
-                site: site.key.clone(),
                 vid: beacon.vid.as_deref(),
                 cookie_vid: client.cookie_vid,
                 url: &beacon.url,

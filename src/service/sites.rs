@@ -26,7 +26,7 @@ pub struct SiteCache {
 }
 
 impl SiteCache {
-    pub async fn by_key(&self, store: &dyn Store, key: &SiteKey) -> StoreResult<Option<Arc<Site>>> {
+    pub async fn by_key(&self, store: &dyn Store, key: &str) -> StoreResult<Option<Arc<Site>>> {
         if let Some((at, site)) = self.entries.read().get(key) {
             let ttl = if site.is_some() {
                 FOUND_TTL
@@ -37,12 +37,13 @@ impl SiteCache {
                 return Ok(site.clone());
             }
         }
-        let site = catalog::site_by_key(store, key).await?.map(Arc::new);
+        let key = SiteKey(key.to_owned());
+        let site = catalog::site_by_key(store, &key).await?.map(Arc::new);
         let mut entries = self.entries.write();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(key.clone(), (Instant::now(), site.clone()));
+        entries.insert(key, (Instant::now(), site.clone()));
         Ok(site)
     }
 

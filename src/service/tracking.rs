@@ -11,9 +11,7 @@ use sha2::{Digest, Sha256};
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
 use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
-use crate::domain::ids::{
-    AccountId, ContactId, FormId, LeadId, PipelineId, SiteKey, StatusId, UnsortedUid,
-};
+use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, StatusId, UnsortedUid};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata, VisitorLink};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::pipeline::{LOST, WON};
@@ -26,7 +24,6 @@ use crate::store::{PageViewWrite, Sequence, catalog};
 
 /// A page view as the tracker reports it, with what the request tells about the client.
 pub struct Beacon<'a> {
-    pub site: SiteKey,
     /// The signed visitor id the tracker holds, if any.
     pub vid: Option<&'a str>,
     /// The signed visitor id of the server-set cookie, if any.
@@ -132,7 +129,7 @@ impl Services {
         }
     }
 
-    pub async fn site_for_beacon(&self, key: &SiteKey) -> Result<std::sync::Arc<Site>> {
+    pub async fn site_for_beacon(&self, key: &str) -> Result<std::sync::Arc<Site>> {
         self.sites
             .by_key(&*self.store, key)
             .await?
