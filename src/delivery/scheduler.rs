@@ -47,13 +47,15 @@ pub struct Scheduler {
     poll: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
-    /// Deliveries in flight per handler.
-    busy: Mutex<HashMap<(AccountId, HandlerId), usize>>,
+    busy: InFlight,
 }
+
+/// Deliveries in flight per handler.
+type InFlight = Mutex<HashMap<(AccountId, HandlerId), usize>>;
 
 /// A delivery's place among its handler's deliveries in flight, given back on drop.
 struct Turn<'a> {
-    busy: &'a Mutex<HashMap<(AccountId, HandlerId), usize>>,
+    busy: &'a InFlight,
     handler: (AccountId, HandlerId),
 }
 
@@ -176,18 +178,19 @@ impl Scheduler {
             return self.services.store.save_event(&event).await;
         }
         let store = &*self.services.store;
+        // The turn first: an event put back for later needs nothing read.
+        let Some(_turn) = self.turn_of(event.account_id, event.handler_id) else {
+            event.next_attempt_at =
+                Some(now_ms() + rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS));
+            metrics::counter!("footfall_scheduler_deferred_total").increment(1);
+            return store.save_event(&event).await;
+        };
         let handler: Option<Handler> =
             catalog::get(store, event.account_id, event.handler_id).await?;
         let Some(handler) = handler else {
             return self
                 .finish(event, DeliveryState::Dead, "the handler was deleted")
                 .await;
-        };
-        let Some(_turn) = self.turn_of(event.account_id, handler.id) else {
-            event.next_attempt_at =
-                Some(now_ms() + rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS));
-            metrics::counter!("footfall_scheduler_deferred_total").increment(1);
-            return store.save_event(&event).await;
         };
         let now = now_ms();
         if event.attempts.is_empty() {

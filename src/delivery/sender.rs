@@ -137,15 +137,11 @@ impl Sender {
         Ok((response.status(), response.headers().clone()))
     }
 
-    fn connect_timeout(&self) -> Duration {
-        connect_timeout(self.timeout)
-    }
-
     fn describe(&self, e: reqwest::Error) -> String {
         if e.is_connect() && e.is_timeout() {
             format!(
                 "could not connect within {} ms",
-                self.connect_timeout().as_millis()
+                connect_timeout(self.timeout).as_millis()
             )
         } else if e.is_timeout() {
             format!("no answer within {} ms", self.timeout.as_millis())

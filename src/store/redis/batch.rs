@@ -168,8 +168,10 @@ async fn run<C>(
                     let outcome = match recent {
                         Some(at) => parse(Ok(Some(at)), values.next()),
                         None => {
-                            let last_seen = values.next().map(Option::<i64>::from_redis_value);
-                            let last_seen = last_seen.unwrap_or(Ok(None)).map_err(corrupt);
+                            let last_seen = values
+                                .next()
+                                .ok_or_else(|| corrupt("short pipeline reply"))
+                                .and_then(|v| Option::<i64>::from_redis_value(v).map_err(corrupt));
                             if last_seen.is_ok() {
                                 sightings.refreshed(w.visitor, w.page_view.site_id, w.page_view.at);
                             }
