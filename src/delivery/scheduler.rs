@@ -262,7 +262,7 @@ impl Scheduler {
 
     /// A place among the handler's deliveries in flight, unless it has its share.
     fn turn_of(&self, account: AccountId, handler: HandlerId) -> Option<Turn<'_>> {
-        let share = (self.concurrency / 4).max(1);
+        let share = self.concurrency.div_ceil(4);
         let mut busy = self.busy.lock();
         let n = busy.entry((account, handler)).or_insert(0);
         if *n >= share {

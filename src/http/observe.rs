@@ -19,7 +19,7 @@ use crate::domain::ids::{is_token_like, random_token};
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The labels of one request's figures: method, route pattern and status.
-type Labels = (Method, String, u16);
+type Labels = (&'static str, String, u16);
 
 /// The beacon's durations are sampled, one in this many per worker: each sample is kept
 /// until it is folded into the buckets, and keeping every one cost the beacon about a
@@ -40,21 +40,42 @@ thread_local! {
     static FIGURES: RefCell<foldhash::HashMap<Labels, Figures>> = RefCell::default();
 }
 
-fn record(method: Method, route: String, status: u16, seconds: f64) {
+/// A method as a label: the standard ones by name, any other as `OTHER`, so that a client
+/// cannot add label series by making up methods.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", Method::as_str)
+}
+
+fn record(method: &Method, route: String, status: u16, seconds: f64) {
     FIGURES.with(|figures| {
         let mut figures = figures.borrow_mut();
-        let f = figures.entry((method, route, status)).or_insert_with_key(|(m, r, s)| Figures {
+        let f = figures.entry((method_label(method), route, status)).or_insert_with_key(|(m, r, s)| Figures {
             requests: metrics::counter!("footfall_http_requests_total",
-                "method" => m.to_string(), "route" => r.clone(), "status" => s.to_string()),
+                "method" => *m, "route" => r.clone(), "status" => s.to_string()),
             duration: metrics::histogram!("footfall_http_request_duration_seconds", "route" => r.clone()),
             sample_every: if r == "/v1/collect" { BEACON_SAMPLE_EVERY } else { 1 },
             seen: 0,
         });
         f.requests.increment(1);
-        f.seen = f.seen.wrapping_add(1);
+        // The first of every `sample_every`: a quiet worker or a rare status records too.
         if f.seen.is_multiple_of(f.sample_every) {
             f.duration.record(seconds);
         }
+        f.seen = f.seen.wrapping_add(1);
     });
 }
 
@@ -86,6 +107,6 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    record(method, route, status.as_u16(), elapsed);
+    record(&method, route, status.as_u16(), elapsed);
     Ok(res)
 }

@@ -333,6 +333,80 @@ async fn a_browsers_history_expires_after_the_retention_period_its_last_sighting
     app.cleanup().await;
 }
 
+/// A worker that refreshed a browser's sighting moments ago records its next page view
+/// without touching the sighting in Redis. With a 12 s idle gap: fresh for 400 ms, a
+/// generation of 3 s. The page views come at 0, 0.25 s (skipped) and 12.1 s — 12.1 s after
+/// the sighting Redis holds, 11.85 s after the last page view: one visit, as the lead's
+/// visits show, whether the worker still remembers the skipped page view or has written
+/// it back meanwhile.
+async fn a_skipped_sighting_still_counts(write_back: bool) {
+    let app = spawn(Backend::Redis, |s| s.tracking.visit_idle_seconds = 12).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let stored = async |con: &mut redis::aio::MultiplexedConnection, vid: &str| -> i64 {
+        let seen = format!(
+            "{}:{{{}}}:s{}",
+            app.settings.store.key_prefix,
+            &vid[44..],
+            s.site_id
+        );
+        redis::cmd("GET").arg(seen).query_async(con).await.unwrap()
+    };
+
+    let (_, vid) = app
+        .beacon(&s.site_key, None, "https://shop.example/a")
+        .await;
+    let start = tokio::time::Instant::now();
+    let vid = vid.unwrap();
+    let first = stored(&mut con, &vid).await;
+    tokio::time::sleep_until(start + Duration::from_millis(250)).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/b")
+        .await;
+    let skipped = tokio::time::Instant::now();
+    assert_eq!(
+        stored(&mut con, &vid).await,
+        first,
+        "the second page view skipped the sighting"
+    );
+    if write_back {
+        // Another browser's page views turn two generations: the worker forgets the
+        // first browser and writes its skipped page view back.
+        for at in [3_500, 7_000] {
+            tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+            app.beacon(&s.site_key, None, "https://shop.example/").await;
+        }
+        let now = stored(&mut con, &vid).await;
+        assert!(
+            (first + 250..first + 1_000).contains(&now),
+            "the skipped page view is written back: {first} → {now}"
+        );
+    }
+    tokio::time::sleep_until(skipped + Duration::from_millis(11_850)).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/c")
+        .await;
+
+    let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    let (_, visits) = app.get(&format!("/api/v4/leads/{lead}/visits")).await;
+    let numbers: Vec<u64> = items(&visits, "visits")
+        .iter()
+        .map(|v| v["number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1], "{visits}");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_sighting_the_worker_remembers_keeps_the_visit_running() {
+    a_skipped_sighting_still_counts(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_sighting_written_back_keeps_the_visit_running() {
+    a_skipped_sighting_still_counts(true).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bots_are_dropped_by_user_agent() {
     let app = spawn(Backend::Redis, |_| {}).await;

@@ -8,10 +8,11 @@
 //!
 //! A page view is two commands — refresh the visitor's last sighting on the site (and
 //! read the one before), append to the history — but a writer that refreshed a sighting
-//! moments ago knows the visit is running without asking: it then sends only the append.
-//! The sighting in Redis is thus at most `1/30` of the idle gap (a minute at most) old,
-//! which makes a visit end up to that much early; one command per page view inside a
-//! running visit is worth it.
+//! moments ago (within `1/30` of the idle gap, a minute at most) knows the visit is
+//! running without asking: it then sends only the append, and remembers the page view.
+//! It counts what it remembers when it next reads the sighting, and writes it back when
+//! it forgets the browser a minute or two later, so the visit rule sees every page view;
+//! only a crash in between loses the skipped ones (a visit may then end that much early).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ use super::keys::Keys;
 use super::slots::Batch;
 use super::unavailable;
 use crate::domain::ids::SiteId;
-use crate::domain::time::Millis;
+use crate::domain::time::{Millis, now_ms};
 use crate::domain::visitor::VisitorId;
 use crate::store::{PageViewOutcome, PageViewWrite, StoreError, StoreResult, corrupt};
 
@@ -126,32 +127,46 @@ async fn run<C>(
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    // Per page view of the batch: the sighting this writer refreshed lately, if any.
+    // Per page view of the batch: the latest sighting this writer knows, when it refreshed
+    // the one in Redis lately.
     let mut known = Vec::with_capacity(MAX_BATCH);
     let mut sightings = Sightings::default();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // One turn of the worker's queue first: its other ready requests add their page
-        // views, and the batch goes fuller for a few microseconds' wait.
-        if batch.len() < MAX_BATCH {
-            tokio::task::yield_now().await;
-            let room = MAX_BATCH - batch.len();
-            rx.recv_many(&mut batch, room).now_or_never();
+    loop {
+        // A quiet writer still turns its generations, to write back what it skipped.
+        match tokio::time::timeout(sightings.generation(), rx.recv_many(&mut batch, MAX_BATCH))
+            .await
+        {
+            Ok(0) => break,
+            Ok(_) if batch.len() < MAX_BATCH => {
+                // One turn of the worker's queue first: its other ready requests add their
+                // page views, and the batch goes fuller for a few microseconds' wait.
+                tokio::task::yield_now().await;
+                let room = MAX_BATCH - batch.len();
+                rx.recv_many(&mut batch, room).now_or_never();
+            }
+            Ok(_) | Err(_) => {}
         }
         let mut commands = Batch::new(by_slot);
+        // Ahead of the page views in the one pipeline: a page view of a browser written
+        // back here reads the sighting written back.
+        let written_back = write_back(&mut commands, &keys, sightings.rotate(now_ms()));
         for (w, _) in &batch {
             let pv = &w.page_view;
-            let fresh_for = (w.visit_idle_ms / 30).min(60_000);
-            let recent = sightings.recent(w.visitor, pv.site_id, pv.at, fresh_for);
-            if recent.is_none() {
-                let seen = keys.visitor_seen(w.visitor, pv.site_id);
-                let mut set = ::redis::cmd("SET");
-                // A second of margin: the visit rule itself compares the times.
-                set.arg(&seen)
-                    .arg(pv.at)
-                    .arg("GET")
-                    .arg("PX")
-                    .arg(w.visit_idle_ms + 1000);
-                commands.add(&seen, set);
+            let key = (w.visitor, pv.site_id);
+            let recent = sightings.recent(key, pv.at, w.visit_idle_ms);
+            match recent {
+                Some(_) => sightings.seen(key, pv.at, w.visit_idle_ms),
+                None => {
+                    let seen = keys.visitor_seen(w.visitor, pv.site_id);
+                    let mut set = ::redis::cmd("SET");
+                    // A second of margin: the visit rule itself compares the times.
+                    set.arg(&seen)
+                        .arg(pv.at)
+                        .arg("GET")
+                        .arg("PX")
+                        .arg(w.visit_idle_ms + 1000);
+                    commands.add(&seen, set);
+                }
             }
             known.push(recent);
             let history = keys.visitor_history(w.account, w.visitor);
@@ -159,21 +174,28 @@ async fn run<C>(
             push.arg(&history).arg(pv.encode());
             commands.add(&history, push);
         }
+        if commands.is_empty() {
+            continue;
+        }
         let result = commands.run(&con).await;
         breaker.record(&result);
         match result {
             Ok(values) => {
-                let mut values = values.into_iter();
+                let mut values = values.into_iter().skip(written_back);
                 for ((w, reply), recent) in batch.drain(..).zip(known.drain(..)) {
+                    let pv = &w.page_view;
+                    let key = (w.visitor, pv.site_id);
                     let outcome = match recent {
                         Some(at) => parse(Ok(Some(at)), values.next()),
                         None => {
-                            let last_seen = values
+                            let stored = values
                                 .next()
                                 .ok_or_else(|| corrupt("short pipeline reply"))
                                 .and_then(|v| Option::<i64>::from_redis_value(v).map_err(corrupt));
+                            let last_seen =
+                                stored.map(|stored| sightings.latest_before(key, pv.at, stored));
                             if last_seen.is_ok() {
-                                sightings.refreshed(w.visitor, w.page_view.site_id, w.page_view.at);
+                                sightings.refreshed(key, pv.at, w.visit_idle_ms);
                             }
                             parse(last_seen, values.next())
                         }
@@ -183,6 +205,10 @@ async fn run<C>(
             }
             Err(e) => {
                 let message = e.to_string();
+                if written_back > 0 {
+                    tracing::warn!(error = %e, sightings = written_back,
+                        "could not write back the latest sightings; their visits may end early");
+                }
                 known.clear();
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(unavailable(&message)));
@@ -190,6 +216,35 @@ async fn run<C>(
             }
         }
     }
+}
+
+/// Adds a command per sighting that Redis holds older than the writer, to set it unless
+/// another writer has set a later one meanwhile, for as long as its visit can run; returns
+/// how many it added.
+fn write_back(
+    commands: &mut Batch,
+    keys: &Keys,
+    stale: Vec<((VisitorId, SiteId), Sighting)>,
+) -> usize {
+    const SET_IF_LATER: &str = "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) \
+        then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
+    let now = now_ms();
+    let mut added = 0;
+    for ((visitor, site), sighting) in stale {
+        let ttl = sighting.latest + sighting.idle_ms + 1000 - now;
+        if ttl > 0 {
+            let seen = keys.visitor_seen(visitor, site);
+            let mut eval = ::redis::cmd("EVAL");
+            eval.arg(SET_IF_LATER)
+                .arg(1)
+                .arg(&seen)
+                .arg(sighting.latest)
+                .arg(ttl);
+            commands.add(&seen, eval);
+            added += 1;
+        }
+    }
+    added
 }
 
 fn parse(
@@ -204,38 +259,121 @@ fn parse(
     })
 }
 
-/// The sightings a writer refreshed in Redis lately, in two generations: the older one is
-/// dropped as a whole when the newer one is a minute old, so the map holds only the
-/// visitors of the last two minutes.
-#[derive(Default)]
+/// What a writer knows of one browser's sighting on one site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sighting {
+    /// When the writer last set the sighting in Redis.
+    refreshed: Millis,
+    /// The latest page view the writer recorded (later than `refreshed` when it skipped
+    /// the refresh).
+    latest: Millis,
+    idle_ms: i64,
+}
+
+/// The sightings a writer set or skipped lately, in two generations: the older one is
+/// dropped as a whole when the newer one is a quarter of the idle gap (a minute at most)
+/// old, so the map holds only the browsers of the last two generations. A dropped sighting
+/// whose latest page view is newer than the one Redis holds is handed back to be written,
+/// well before its visit could end.
 struct Sightings {
-    current: foldhash::HashMap<(VisitorId, SiteId), Millis>,
-    previous: foldhash::HashMap<(VisitorId, SiteId), Millis>,
+    current: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
+    previous: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     current_since: Millis,
+    generation_ms: Millis,
+}
+
+impl Default for Sightings {
+    fn default() -> Self {
+        Self {
+            current: Default::default(),
+            previous: Default::default(),
+            current_since: 0,
+            generation_ms: 60_000,
+        }
+    }
 }
 
 impl Sightings {
-    const GENERATION_MS: Millis = 60_000;
-
-    /// When this writer refreshed the sighting, if less than `fresh_for` before `at`.
-    fn recent(
-        &self,
-        visitor: VisitorId,
-        site: SiteId,
-        at: Millis,
-        fresh_for: Millis,
-    ) -> Option<Millis> {
-        let key = (visitor, site);
-        let refreshed = self.current.get(&key).or_else(|| self.previous.get(&key))?;
-        (at >= *refreshed && at - refreshed < fresh_for).then_some(*refreshed)
+    fn generation(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.generation_ms as u64)
     }
 
-    fn refreshed(&mut self, visitor: VisitorId, site: SiteId, at: Millis) {
-        if at - self.current_since >= Self::GENERATION_MS {
-            self.previous = std::mem::take(&mut self.current);
-            self.current_since = at;
+    /// The latest page view the writer knows, when it refreshed the sighting in Redis less
+    /// than `1/30` of the idle gap (a minute at most) before `at`: the page view then
+    /// needs no refresh.
+    fn recent(&self, key: (VisitorId, SiteId), at: Millis, idle_ms: i64) -> Option<Millis> {
+        let fresh_for = (idle_ms / 30).min(60_000);
+        let s = self.get(key)?;
+        (at >= s.refreshed && at - s.refreshed < fresh_for).then_some(s.latest)
+    }
+
+    /// The sighting before a page view at `at`: the later of Redis's and the latest page
+    /// view this writer recorded without refreshing Redis.
+    fn latest_before(
+        &self,
+        key: (VisitorId, SiteId),
+        at: Millis,
+        stored: Option<Millis>,
+    ) -> Option<Millis> {
+        let mine = self
+            .get(key)
+            .map(|s| s.latest)
+            .filter(|latest| *latest <= at);
+        stored.max(mine)
+    }
+
+    /// A page view recorded without refreshing Redis.
+    fn seen(&mut self, key: (VisitorId, SiteId), at: Millis, idle_ms: i64) {
+        let refreshed = self.get(key).map_or(at, |s| s.refreshed);
+        let latest = self.get(key).map_or(at, |s| s.latest.max(at));
+        self.put(
+            key,
+            Sighting {
+                refreshed,
+                latest,
+                idle_ms,
+            },
+        );
+    }
+
+    /// A page view that set the sighting in Redis.
+    fn refreshed(&mut self, key: (VisitorId, SiteId), at: Millis, idle_ms: i64) {
+        let latest = self.get(key).map_or(at, |s| s.latest.max(at));
+        self.put(
+            key,
+            Sighting {
+                refreshed: at,
+                latest,
+                idle_ms,
+            },
+        );
+    }
+
+    /// Starts a new generation when the current one is old (or the clock went back), and hands back the dropped sightings that Redis holds older.
+    fn rotate(&mut self, now: Millis) -> Vec<((VisitorId, SiteId), Sighting)> {
+        let age = now - self.current_since;
+        if (0..self.generation_ms).contains(&age) {
+            return Vec::new();
         }
-        self.current.insert((visitor, site), at);
+        self.current_since = now;
+        let dropped = std::mem::replace(&mut self.previous, std::mem::take(&mut self.current));
+        dropped
+            .into_iter()
+            .filter(|(_, s)| s.latest > s.refreshed)
+            .collect()
+    }
+
+    fn get(&self, key: (VisitorId, SiteId)) -> Option<Sighting> {
+        self.current
+            .get(&key)
+            .or_else(|| self.previous.get(&key))
+            .copied()
+    }
+
+    fn put(&mut self, key: (VisitorId, SiteId), sighting: Sighting) {
+        self.generation_ms = (sighting.idle_ms / 4).clamp(1, 60_000);
+        self.previous.remove(&key);
+        self.current.insert(key, sighting);
     }
 }
 
@@ -243,32 +381,93 @@ impl Sightings {
 mod tests {
     use super::*;
 
+    /// Fresh for 8 s, a generation of a minute.
+    const IDLE: i64 = 240_000;
+
     #[test]
     fn a_sighting_is_recent_for_a_while_then_asked_again() {
-        let (v, site) = (VisitorId::mint(), SiteId(1));
+        let key = (VisitorId::mint(), SiteId(1));
         let mut sightings = Sightings::default();
-        assert_eq!(sightings.recent(v, site, 1_000, 500), None);
-        sightings.refreshed(v, site, 1_000);
-        assert_eq!(sightings.recent(v, site, 1_400, 500), Some(1_000));
-        assert_eq!(sightings.recent(v, site, 1_500, 500), None);
-        assert_eq!(sightings.recent(v, SiteId(2), 1_400, 500), None);
+        assert_eq!(sightings.recent(key, 1_000, IDLE), None);
+        sightings.refreshed(key, 1_000, IDLE);
+        assert_eq!(sightings.recent(key, 8_000, IDLE), Some(1_000));
+        sightings.seen(key, 8_000, IDLE);
+        assert_eq!(sightings.recent(key, 8_500, IDLE), Some(8_000));
+        // Fresh for 8 s after the refresh, not after the latest page view.
+        assert_eq!(sightings.recent(key, 9_000, IDLE), None);
+        assert_eq!(sightings.recent((key.0, SiteId(2)), 8_000, IDLE), None);
         // A page view stamped before the refresh cannot lean on it.
-        assert_eq!(sightings.recent(v, site, 900, 500), None);
+        assert_eq!(sightings.recent(key, 900, IDLE), None);
     }
 
     #[test]
-    fn old_sightings_are_dropped_a_generation_at_a_time() {
-        let (old, new) = (VisitorId::mint(), VisitorId::mint());
+    fn the_sighting_before_a_page_view_is_the_later_of_redis_and_the_writer() {
+        let key = (VisitorId::mint(), SiteId(1));
         let mut sightings = Sightings::default();
-        sightings.refreshed(old, SiteId(1), 60_000);
-        sightings.refreshed(new, SiteId(1), 119_000);
+        sightings.refreshed(key, 1_000, IDLE);
+        sightings.seen(key, 1_300, IDLE);
+        // Redis still holds the refresh (or nothing, if it expired): the skipped page
+        // view is the later sighting.
         assert_eq!(
-            sightings.recent(old, SiteId(1), 60_010, 60_000),
-            Some(60_000)
+            sightings.latest_before(key, 16_000, Some(1_000)),
+            Some(1_300)
         );
-        sightings.refreshed(new, SiteId(1), 120_000);
-        sightings.refreshed(new, SiteId(1), 180_000);
-        assert_eq!(sightings.current.len() + sightings.previous.len(), 2);
-        assert_eq!(sightings.recent(old, SiteId(1), 60_010, 60_000), None);
+        assert_eq!(sightings.latest_before(key, 16_000, None), Some(1_300));
+        // Another writer set a later one.
+        assert_eq!(
+            sightings.latest_before(key, 16_000, Some(2_000)),
+            Some(2_000)
+        );
+        // The writer's own page view after this one is not before it.
+        assert_eq!(
+            sightings.latest_before(key, 1_200, Some(1_000)),
+            Some(1_000)
+        );
+    }
+
+    #[test]
+    fn old_sightings_are_dropped_a_generation_at_a_time_and_stale_ones_handed_back() {
+        let (old, skipped, new) = (
+            (VisitorId::mint(), SiteId(1)),
+            (VisitorId::mint(), SiteId(1)),
+            (VisitorId::mint(), SiteId(1)),
+        );
+        let mut sightings = Sightings::default();
+        assert!(sightings.rotate(60_000).is_empty());
+        sightings.refreshed(old, 60_000, IDLE);
+        sightings.refreshed(skipped, 60_000, IDLE);
+        sightings.seen(skipped, 60_200, IDLE);
+        assert!(sightings.rotate(119_000).is_empty());
+        sightings.refreshed(new, 119_000, IDLE);
+        assert!(sightings.rotate(120_000).is_empty());
+        assert_eq!(sightings.recent(old, 60_010, IDLE), Some(60_000));
+        sightings.refreshed(new, 120_000, IDLE);
+        let stale = sightings.rotate(180_000);
+        assert_eq!(
+            stale,
+            [(
+                skipped,
+                Sighting {
+                    refreshed: 60_000,
+                    latest: 60_200,
+                    idle_ms: IDLE
+                }
+            )]
+        );
+        assert_eq!(sightings.current.len() + sightings.previous.len(), 1);
+        assert_eq!(sightings.recent(old, 60_010, IDLE), None);
+    }
+
+    #[test]
+    fn a_clock_that_goes_back_still_turns_the_generations() {
+        let key = (VisitorId::mint(), SiteId(1));
+        let mut sightings = Sightings::default();
+        sightings.rotate(1_000_000);
+        sightings.refreshed(key, 1_000_000, IDLE);
+        sightings.rotate(500_000);
+        sightings.rotate(500_001);
+        assert!(sightings.rotate(500_002).is_empty());
+        sightings.rotate(560_002);
+        assert_eq!(sightings.current.len() + sightings.previous.len(), 0);
     }
 }

@@ -30,6 +30,10 @@ impl Batch {
         self
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
     pub async fn run<C>(self, con: &C) -> RedisResult<Vec<Value>>
     where
         C: ConnectionLike + Clone + Send + Sync,
