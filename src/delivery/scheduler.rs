@@ -5,11 +5,13 @@
 //! Each claim leases its events; an instance that dies leaves them to be claimed again
 //! when the lease ends. On shutdown it stops claiming and lets deliveries in flight end.
 //!
-//! One handler gets at most a quarter of the delivery slots: an event for a handler that
-//! has its share in flight goes back to the schedule for a second or two, so a slow or
-//! unreachable handler delays its own events, not every other handler's.
+//! One handler gets at most a quarter of the delivery slots, so a slow or unreachable
+//! handler delays its own events, not every other handler's. An event for a handler that
+//! has its share in flight waits in the handler's queue, in order, without a slot: each
+//! delivery of the handler that ends takes the next one. Only when the queue holds another
+//! share does an event go back to the schedule for a second or two.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,25 +49,68 @@ pub struct Scheduler {
     poll: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
-    busy: InFlight,
+    lanes: Lanes,
 }
 
-/// Deliveries in flight per handler.
-type InFlight = Mutex<HashMap<(AccountId, HandlerId), usize>>;
+type HandlerKey = (AccountId, HandlerId);
 
-/// A delivery's place among its handler's deliveries in flight, given back on drop.
+/// The handlers with deliveries in flight.
+type Lanes = Mutex<HashMap<HandlerKey, Lane>>;
+
+/// One handler's deliveries in flight, and its claimed events waiting for one to end.
+#[derive(Default)]
+struct Lane {
+    in_flight: usize,
+    waiting: VecDeque<EventRecord>,
+}
+
+/// Where a claimed event goes.
+enum Place<'a> {
+    /// Delivered now, in this turn.
+    Turn(EventRecord, Turn<'a>),
+    /// Waits in its handler's queue.
+    Queued,
+    /// Back to the schedule: the handler's queue is full.
+    Full(EventRecord),
+}
+
+/// A delivery's place among its handler's deliveries in flight.
 struct Turn<'a> {
-    busy: &'a InFlight,
-    handler: (AccountId, HandlerId),
+    lanes: &'a Lanes,
+    handler: HandlerKey,
+    given_back: bool,
+}
+
+impl Turn<'_> {
+    /// The handler's next waiting event, in this turn; none gives the turn back.
+    fn next(mut self) -> Option<(EventRecord, Self)> {
+        let mut lanes = self.lanes.lock();
+        let lane = lanes.get_mut(&self.handler)?;
+        if let Some(event) = lane.waiting.pop_front() {
+            drop(lanes);
+            return Some((event, self));
+        }
+        lane.in_flight -= 1;
+        if lane.in_flight == 0 {
+            lanes.remove(&self.handler);
+        }
+        self.given_back = true;
+        None
+    }
 }
 
 impl Drop for Turn<'_> {
+    /// A turn left without asking for the next event (a panic): its waiting events are
+    /// dropped with the lane when it is the last; their leases bring them back.
     fn drop(&mut self) {
-        let mut busy = self.busy.lock();
-        if let Some(n) = busy.get_mut(&self.handler) {
-            *n -= 1;
-            if *n == 0 {
-                busy.remove(&self.handler);
+        if self.given_back {
+            return;
+        }
+        let mut lanes = self.lanes.lock();
+        if let Some(lane) = lanes.get_mut(&self.handler) {
+            lane.in_flight -= 1;
+            if lane.in_flight == 0 {
+                lanes.remove(&self.handler);
             }
         }
     }
@@ -93,7 +138,7 @@ impl Scheduler {
             poll: Duration::from_millis(d.poll_interval_ms),
             slots: Arc::new(Semaphore::new(d.concurrency)),
             concurrency: d.concurrency,
-            busy: Mutex::default(),
+            lanes: Mutex::default(),
             sender,
             policy,
             services,
@@ -172,19 +217,38 @@ impl Scheduler {
         }
     }
 
-    /// Delivers one claimed event and records the attempt.
-    async fn process(&self, mut event: EventRecord) -> StoreResult<()> {
-        if !event.state.is_pending() {
-            return self.services.store.save_event(&event).await;
-        }
+    /// Delivers a claimed event now, queues it behind its handler's deliveries in flight,
+    /// or puts it back for later; a delivery that ends takes the handler's next waiting
+    /// event.
+    async fn process(&self, event: EventRecord) -> StoreResult<()> {
         let store = &*self.services.store;
-        // The turn first: an event put back for later needs nothing read.
-        let Some(_turn) = self.turn_of(event.account_id, event.handler_id) else {
-            event.next_attempt_at =
-                Some(now_ms() + rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS));
-            metrics::counter!("footfall_scheduler_deferred_total").increment(1);
+        if !event.state.is_pending() {
             return store.save_event(&event).await;
-        };
+        }
+        match self.place(event) {
+            Place::Queued => Ok(()),
+            Place::Full(mut event) => {
+                event.next_attempt_at =
+                    Some(now_ms() + rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS));
+                metrics::counter!("footfall_scheduler_deferred_total").increment(1);
+                store.save_event(&event).await
+            }
+            Place::Turn(mut event, mut turn) => loop {
+                let id = event.id.clone();
+                if let Err(e) = self.deliver(event).await {
+                    tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+                }
+                match turn.next() {
+                    Some((next, same)) => (event, turn) = (next, same),
+                    None => return Ok(()),
+                }
+            },
+        }
+    }
+
+    /// Delivers one event in its handler's turn and records the attempt.
+    async fn deliver(&self, mut event: EventRecord) -> StoreResult<()> {
+        let store = &*self.services.store;
         let handler: Option<Handler> =
             catalog::get(store, event.account_id, event.handler_id).await?;
         let Some(handler) = handler else {
@@ -260,19 +324,27 @@ impl Scheduler {
         Ok(())
     }
 
-    /// A place among the handler's deliveries in flight, unless it has its share.
-    fn turn_of(&self, account: AccountId, handler: HandlerId) -> Option<Turn<'_>> {
+    /// A turn among the handler's deliveries in flight, unless it has its share: then a
+    /// place in its queue (the event moves there), unless that holds another share.
+    fn place(&self, event: EventRecord) -> Place<'_> {
         let share = self.concurrency.div_ceil(4);
-        let mut busy = self.busy.lock();
-        let n = busy.entry((account, handler)).or_insert(0);
-        if *n >= share {
-            return None;
+        let handler = (event.account_id, event.handler_id);
+        let mut lanes = self.lanes.lock();
+        let lane = lanes.entry(handler).or_default();
+        if lane.in_flight < share {
+            lane.in_flight += 1;
+            let turn = Turn {
+                lanes: &self.lanes,
+                handler,
+                given_back: false,
+            };
+            return Place::Turn(event, turn);
         }
-        *n += 1;
-        Some(Turn {
-            busy: &self.busy,
-            handler: (account, handler),
-        })
+        if lane.waiting.len() < share {
+            lane.waiting.push_back(event);
+            return Place::Queued;
+        }
+        Place::Full(event)
     }
 
     /// Builds the body at the first attempt. A delayed action first checks that its lead
