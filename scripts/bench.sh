@@ -10,13 +10,15 @@
 #   5. scheduler lateness with 100 000 scheduled jobs (against a bare-timer baseline);
 #   6. with --cluster: beacon throughput of 1 vs 2 footfall instances on a Redis Cluster.
 # Knobs (environment): DURATION, CONNECTIONS, ROUNDS, VISITORS, LATENCY_VISITS,
-# LATENCY_RATE, MEMORY_VISITORS, JOBS, JOB_RATE, ONLY (e.g. ONLY=beacon,memory).
+# LATENCY_RATE, MEMORY_VISITORS, JOBS, JOB_RATE, ONLY (e.g. ONLY=beacon,memory), and
+# FOOTFALL (another footfall binary to measure, e.g. an older build, against the same
+# baselines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-5}
 VISITORS=${VISITORS:-1000}
 LATENCY_VISITS=${LATENCY_VISITS:-10000}
 LATENCY_RATE=${LATENCY_RATE:-1000}
@@ -74,7 +76,7 @@ TOML
 }
 start_footfall() { # port store-line
   footfall_config "$1" "$2" > "$work/footfall-$1.toml"
-  RUST_LOG=warn $bin/footfall --config "$work/footfall-$1.toml" > "$work/footfall-$1.log" 2>&1 &
+  RUST_LOG=warn "${FOOTFALL:-$bin/footfall}" --config "$work/footfall-$1.toml" > "$work/footfall-$1.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$1/healthz"
 }
@@ -95,6 +97,7 @@ run_wrk() { # url duration
 
 redis_port=$(free_port)
 start_redis "$redis_port"
+redis_pid=${pids[-1]}
 redis_url="redis://127.0.0.1:$redis_port"
 
 if want beacon || want latency || want lateness; then
@@ -109,38 +112,53 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 if want beacon; then
   say "1. beacon throughput (POST /v1/collect of known visitors)"
   bare_port=$(free_port); incr_port=$(free_port)
-  $bin/baseline-bare "$bare_port" & pids+=($!)
-  $bin/baseline-incr "$incr_port" "$redis_url" & pids+=($!)
+  $bin/baseline-bare "$bare_port" & pids+=($!); bare_pid=$!
+  $bin/baseline-incr "$incr_port" "$redis_url" & pids+=($!); incr_pid=$!
   sleep 0.5
   $bin/bench-prepare "$ff" "$TOKEN" "$VISITORS" "$work/bodies.txt"
   hz=$(getconf CLK_TCK)
-  declare -A total
+  # Throughput on this machine swings by ±10 % from one run to the next, baseline and
+  # footfall alike: each round measures the three back to back (in turned order, so that a
+  # drift does not favour one), and the ratios are taken per round; their median is the
+  # figure.
+  declare -A total rate
+  ratios=()
   for round in $(seq "$ROUNDS"); do
-    for target in bare incr footfall; do
+    order="bare incr footfall"; [ $((round % 2)) = 0 ] && order="footfall incr bare"
+    for target in $order; do
       case $target in
-        bare) url="http://127.0.0.1:$bare_port/v1/collect" ;;
-        incr) url="http://127.0.0.1:$incr_port/v1/collect" ;;
-        footfall) url="$ff/v1/collect" ;;
+        bare) url="http://127.0.0.1:$bare_port/v1/collect"; pid=$bare_pid ;;
+        incr) url="http://127.0.0.1:$incr_port/v1/collect"; pid=$incr_pid ;;
+        footfall) url="$ff/v1/collect"; pid=$ff_pid ;;
       esac
       run_wrk "$url" 3 > /dev/null   # warm-up
-      cpu0=$(cpu_ticks "$ff_pid"); cmd0=$(redis_commands "$redis_port")
+      cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port")
       read -r rps p50 p99 errors < <(run_wrk "$url" "$DURATION")
-      cpu1=$(cpu_ticks "$ff_pid"); cmd1=$(redis_commands "$redis_port")
+      cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port")
       requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
-      line=$(printf "round %s %-9s %9.0f req/s  p50 %-8s p99 %-8s errors %s" "$round" "$target" "$rps" "$p50" "$p99" "$errors")
+      per() { echo "scale=1; ($2 - $1) * 1000000 / $hz / $requests" | bc; }
+      line=$(printf "round %s %-9s %9.0f req/s  p50 %-8s p99 %-8s errors %s  CPU/beacon: server %s µs" \
+        "$round" "$target" "$rps" "$p50" "$p99" "$errors" "$(per "$cpu0" "$cpu1")")
       if [ "$target" != bare ]; then
-        line="$line  redis commands/beacon $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc)"
-      fi
-      if [ "$target" = footfall ]; then
-        line="$line  footfall CPU/beacon $(echo "scale=1; ($cpu1 - $cpu0) * 1000000 / $hz / $requests" | bc) µs"
+        line="$line, redis $(per "$rcpu0" "$rcpu1") µs; redis commands/beacon $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc)"
       fi
       echo "$line"
       total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
+      rate[$target]=$rps
     done
+    ratio() { echo "scale=3; ${rate[$1]} / ${rate[$2]}" | bc; }
+    ratios+=("$(ratio footfall incr) $(ratio footfall bare) $(ratio incr bare)")
+    echo "round $round ratios: footfall/INCR ${ratios[-1]%% *}"
   done
-  echo "footfall / (a) bare:        $(echo "scale=3; ${total[footfall]} / ${total[bare]}" | bc)"
-  echo "footfall / (b) one INCR:    $(echo "scale=3; ${total[footfall]} / ${total[incr]}" | bc)"
-  echo "(b) one INCR / (a) bare:    $(echo "scale=3; ${total[incr]} / ${total[bare]}" | bc)"
+  median() { # column
+    printf '%s\n' "${ratios[@]}" | awk -v c="$1" '{print $c}' | sort -n |
+      awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+        printf "%.3f (rounds %.3f–%.3f)", m, v[1], v[NR]}'
+  }
+  echo "median of the rounds' ratios, and the ratio of the totals:"
+  echo "footfall / (a) bare:        $(median 2); totals $(echo "scale=3; ${total[footfall]} / ${total[bare]}" | bc)"
+  echo "footfall / (b) one INCR:    $(median 1); totals $(echo "scale=3; ${total[footfall]} / ${total[incr]}" | bc)"
+  echo "(b) one INCR / (a) bare:    $(median 3); totals $(echo "scale=3; ${total[incr]} / ${total[bare]}" | bc)"
 fi
 
 if want latency; then

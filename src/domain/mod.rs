@@ -9,6 +9,7 @@ pub mod handler;
 pub mod ids;
 pub mod lead;
 pub mod macros;
+pub mod memo;
 pub mod pipeline;
 pub mod site;
 pub mod time;

@@ -89,11 +89,7 @@ impl PageView {
             at,
             site_id,
             url: page.url.to_owned(),
-            title: title
-                .chars()
-                .take(MAX_TITLE)
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect(),
+            title: clean_title(title),
             referrer,
         }
     }
@@ -127,6 +123,19 @@ impl PageView {
             referrer: parts.next().unwrap_or("").to_owned(),
         })
     }
+}
+
+/// A title cut to `MAX_TITLE` characters, control characters as spaces; copied as it is
+/// when it needs neither (most do).
+fn clean_title(title: &str) -> String {
+    if title.len() <= MAX_TITLE && !title.contains(char::is_control) {
+        return title.to_owned();
+    }
+    title
+        .chars()
+        .take(MAX_TITLE)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// The start of a visit: its number among the visitor's visits and its first page.
@@ -312,8 +321,16 @@ static BOTS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
             .ok()
     });
 
+thread_local! {
+    static BOT_VERDICTS: super::memo::Memo<bool> = Default::default();
+}
+
 /// Whether a user agent is a bot; an empty one counts as a bot (browsers always send one).
 pub fn is_bot(user_agent: &str) -> bool {
+    super::memo::memoized(&BOT_VERDICTS, user_agent, scan_for_bot, |_| true)
+}
+
+fn scan_for_bot(user_agent: &str) -> bool {
     if user_agent.trim().is_empty() {
         return true;
     }

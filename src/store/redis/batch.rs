@@ -20,11 +20,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ::redis::aio::ConnectionLike;
 use ::redis::{FromRedisValue, RedisResult, Value};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
 
 use super::breaker::Breaker;
 use super::keys::Keys;
@@ -131,20 +133,24 @@ async fn run<C>(
     // the one in Redis lately.
     let mut known = Vec::with_capacity(MAX_BATCH);
     let mut sightings = Sightings::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         // A quiet writer still turns its generations, to write back what it skipped.
-        match tokio::time::timeout(sightings.generation(), rx.recv_many(&mut batch, MAX_BATCH))
-            .await
-        {
-            Ok(0) => break,
-            Ok(_) if batch.len() < MAX_BATCH => {
-                // One turn of the worker's queue first: its other ready requests add their
-                // page views, and the batch goes fuller for a few microseconds' wait.
-                tokio::task::yield_now().await;
-                let room = MAX_BATCH - batch.len();
-                rx.recv_many(&mut batch, room).now_or_never();
-            }
-            Ok(_) | Err(_) => {}
+        let received = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, MAX_BATCH) => Some(n),
+            _ = tick.tick() => None,
+        };
+        if received == Some(0) {
+            break; // Every sender is gone.
+        }
+        if received.is_some() && batch.len() < MAX_BATCH {
+            // One turn of the worker's queue first: its other ready requests add their
+            // page views, and the batch goes fuller for a few microseconds' wait.
+            tokio::task::yield_now().await;
+            let room = MAX_BATCH - batch.len();
+            rx.recv_many(&mut batch, room).now_or_never();
         }
         let mut commands = Batch::new(by_slot);
         // Ahead of the page views in the one pipeline: a page view of a browser written
@@ -153,20 +159,17 @@ async fn run<C>(
         for (w, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
-            let recent = sightings.recent(key, pv.at, w.visit_idle_ms);
-            match recent {
-                Some(_) => sightings.seen(key, pv.at, w.visit_idle_ms),
-                None => {
-                    let seen = keys.visitor_seen(w.visitor, pv.site_id);
-                    let mut set = ::redis::cmd("SET");
-                    // A second of margin: the visit rule itself compares the times.
-                    set.arg(&seen)
-                        .arg(pv.at)
-                        .arg("GET")
-                        .arg("PX")
-                        .arg(w.visit_idle_ms + 1000);
-                    commands.add(&seen, set);
-                }
+            let recent = sightings.skip(key, pv.at, w.visit_idle_ms);
+            if recent.is_none() {
+                let seen = keys.visitor_seen(w.visitor, pv.site_id);
+                let mut set = ::redis::cmd("SET");
+                // A second of margin: the visit rule itself compares the times.
+                set.arg(&seen)
+                    .arg(pv.at)
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(w.visit_idle_ms + 1000);
+                commands.add(&seen, set);
             }
             known.push(recent);
             let history = keys.visitor_history(w.account, w.visitor);
@@ -294,17 +297,25 @@ impl Default for Sightings {
 }
 
 impl Sightings {
-    fn generation(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.generation_ms as u64)
-    }
-
-    /// The latest page view the writer knows, when it refreshed the sighting in Redis less
-    /// than `1/30` of the idle gap (a minute at most) before `at`: the page view then
-    /// needs no refresh.
-    fn recent(&self, key: (VisitorId, SiteId), at: Millis, idle_ms: i64) -> Option<Millis> {
+    /// When the writer refreshed the sighting in Redis less than `1/30` of the idle gap (a
+    /// minute at most) before `at`, the page view needs no refresh: then it is noted, and
+    /// the latest page view before it returned.
+    fn skip(&mut self, key: (VisitorId, SiteId), at: Millis, idle_ms: i64) -> Option<Millis> {
         let fresh_for = (idle_ms / 30).min(60_000);
-        let s = self.get(key)?;
-        (at >= s.refreshed && at - s.refreshed < fresh_for).then_some(s.latest)
+        let fresh = |s: &Sighting| at >= s.refreshed && at - s.refreshed < fresh_for;
+        if let Some(s) = self.current.get_mut(&key) {
+            let before = s.latest;
+            fresh(s).then(|| s.latest = before.max(at))?;
+            return Some(before);
+        }
+        let s = self.previous.get(&key).filter(|s| fresh(s))?;
+        let before = s.latest;
+        let noted = Sighting {
+            latest: before.max(at),
+            ..*s
+        };
+        self.put(key, noted);
+        Some(before)
     }
 
     /// The sighting before a page view at `at`: the later of Redis's and the latest page
@@ -320,20 +331,6 @@ impl Sightings {
             .map(|s| s.latest)
             .filter(|latest| *latest <= at);
         stored.max(mine)
-    }
-
-    /// A page view recorded without refreshing Redis.
-    fn seen(&mut self, key: (VisitorId, SiteId), at: Millis, idle_ms: i64) {
-        let refreshed = self.get(key).map_or(at, |s| s.refreshed);
-        let latest = self.get(key).map_or(at, |s| s.latest.max(at));
-        self.put(
-            key,
-            Sighting {
-                refreshed,
-                latest,
-                idle_ms,
-            },
-        );
     }
 
     /// A page view that set the sighting in Redis.
@@ -388,16 +385,15 @@ mod tests {
     fn a_sighting_is_recent_for_a_while_then_asked_again() {
         let key = (VisitorId::mint(), SiteId(1));
         let mut sightings = Sightings::default();
-        assert_eq!(sightings.recent(key, 1_000, IDLE), None);
+        assert_eq!(sightings.skip(key, 1_000, IDLE), None);
         sightings.refreshed(key, 1_000, IDLE);
-        assert_eq!(sightings.recent(key, 8_000, IDLE), Some(1_000));
-        sightings.seen(key, 8_000, IDLE);
-        assert_eq!(sightings.recent(key, 8_500, IDLE), Some(8_000));
+        assert_eq!(sightings.skip(key, 8_000, IDLE), Some(1_000));
+        assert_eq!(sightings.skip(key, 8_500, IDLE), Some(8_000));
         // Fresh for 8 s after the refresh, not after the latest page view.
-        assert_eq!(sightings.recent(key, 9_000, IDLE), None);
-        assert_eq!(sightings.recent((key.0, SiteId(2)), 8_000, IDLE), None);
+        assert_eq!(sightings.skip(key, 9_000, IDLE), None);
+        assert_eq!(sightings.skip((key.0, SiteId(2)), 8_000, IDLE), None);
         // A page view stamped before the refresh cannot lean on it.
-        assert_eq!(sightings.recent(key, 900, IDLE), None);
+        assert_eq!(sightings.skip(key, 900, IDLE), None);
     }
 
     #[test]
@@ -405,7 +401,7 @@ mod tests {
         let key = (VisitorId::mint(), SiteId(1));
         let mut sightings = Sightings::default();
         sightings.refreshed(key, 1_000, IDLE);
-        sightings.seen(key, 1_300, IDLE);
+        sightings.skip(key, 1_300, IDLE);
         // Redis still holds the refresh (or nothing, if it expired): the skipped page
         // view is the later sighting.
         assert_eq!(
@@ -436,11 +432,12 @@ mod tests {
         assert!(sightings.rotate(60_000).is_empty());
         sightings.refreshed(old, 60_000, IDLE);
         sightings.refreshed(skipped, 60_000, IDLE);
-        sightings.seen(skipped, 60_200, IDLE);
+        sightings.skip(skipped, 60_200, IDLE);
         assert!(sightings.rotate(119_000).is_empty());
         sightings.refreshed(new, 119_000, IDLE);
         assert!(sightings.rotate(120_000).is_empty());
-        assert_eq!(sightings.recent(old, 60_010, IDLE), Some(60_000));
+        // Still known from the older generation (and brought into the newer one).
+        assert_eq!(sightings.skip(old, 60_010, IDLE), Some(60_000));
         sightings.refreshed(new, 120_000, IDLE);
         let stale = sightings.rotate(180_000);
         assert_eq!(
@@ -454,8 +451,8 @@ mod tests {
                 }
             )]
         );
-        assert_eq!(sightings.current.len() + sightings.previous.len(), 1);
-        assert_eq!(sightings.recent(old, 60_010, IDLE), None);
+        assert_eq!(sightings.current.len() + sightings.previous.len(), 2);
+        assert_eq!(sightings.skip(old, 120_010, IDLE), None);
     }
 
     #[test]
