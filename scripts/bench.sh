@@ -82,6 +82,7 @@ start_footfall() { # port store-line
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 redis_commands() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
+redis_reads() { awk '/^syscr/ {print $2}' "/proc/$1/io"; }
 field() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 
 # wrk against one URL; prints "req/s p50 p99 errors" and leaves the full output in $work/wrk.txt
@@ -132,15 +133,15 @@ if want beacon; then
         footfall) url="$ff/v1/collect"; pid=$ff_pid ;;
       esac
       run_wrk "$url" 3 > /dev/null   # warm-up
-      cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port")
+      cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port"); reads0=$(redis_reads "$redis_pid")
       read -r rps p50 p99 errors < <(run_wrk "$url" "$DURATION")
-      cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port")
+      cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port"); reads1=$(redis_reads "$redis_pid")
       requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
       per() { echo "scale=1; ($2 - $1) * 1000000 / $hz / $requests" | bc; }
       line=$(printf "round %s %-9s %9.0f req/s  p50 %-8s p99 %-8s errors %s  CPU/beacon: server %s µs" \
         "$round" "$target" "$rps" "$p50" "$p99" "$errors" "$(per "$cpu0" "$cpu1")")
       if [ "$target" != bare ]; then
-        line="$line, redis $(per "$rcpu0" "$rcpu1") µs; redis commands/beacon $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc)"
+        line="$line, redis $(per "$rcpu0" "$rcpu1") µs; redis commands/beacon $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc) in $(echo "scale=1; ($cmd1 - $cmd0) / ($reads1 - $reads0)" | bc) per read"
       fi
       echo "$line"
       total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)

@@ -736,3 +736,78 @@ async fn one_browser_in_two_accounts_is_two_visitors(store: Shared) {
         ["https://shop.example/theirs"]
     );
 }
+
+/// Histories written before page views were appended oldest first hold them newest first
+/// with the meta at the tail, and page views recorded since the upgrade follow that meta.
+/// They read in order, and the first script that reads the meta puts them in order.
+#[tokio::test]
+async fn a_history_in_the_old_order_reads_in_order_and_is_put_in_order() {
+    let (store, prefix) = redis_store().await;
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let v = VisitorId::mint();
+    let key = format!("{prefix}:{{{v}}}:p{}", ACCOUNT.0);
+    let old = [(3_000, "/c"), (2_000, "/b"), (1_000, "/a")]
+        .map(|(at, path)| page_view(at, 1, path).encode());
+    let () = redis::cmd("RPUSH")
+        .arg(&key)
+        .arg(&old)
+        .arg("~2|7|500")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let () = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(3600)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    store
+        .record_page_view(write(v, page_view(4_000, 1, "/d")))
+        .await
+        .unwrap();
+
+    let paths = |views: Vec<PageView>| -> Vec<String> {
+        views
+            .into_iter()
+            .map(|pv| pv.url.replace("https://shop.example", ""))
+            .collect()
+    };
+    assert_eq!(
+        paths(store.page_views(ACCOUNT, v).await.unwrap()),
+        ["/a", "/b", "/c", "/d"]
+    );
+    assert_eq!(
+        store.visitor(ACCOUNT, v).await.unwrap(),
+        VisitorState {
+            visits: 2,
+            lead: Some(LeadId(7))
+        }
+    );
+    let stored: Vec<String> = redis::cmd("LRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut in_order = vec!["~2|7|500".to_owned()];
+    in_order.extend(old.iter().rev().cloned());
+    in_order.push(page_view(4_000, 1, "/d").encode());
+    assert_eq!(stored, in_order, "put in order once");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(ttl > 3500, "the expiry is kept: {ttl} s");
+
+    // From then on, as any history: a new visit keeps the newest page views.
+    let third = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    assert_eq!(third.visits, 3);
+    assert_eq!(
+        paths(store.page_views(ACCOUNT, v).await.unwrap()),
+        ["/c", "/d"]
+    );
+    common::delete_prefix(&common::redis_url(), &prefix).await;
+}

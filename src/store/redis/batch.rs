@@ -173,7 +173,7 @@ async fn run<C>(
             }
             known.push(recent);
             let history = keys.visitor_history(w.account, w.visitor);
-            let mut push = ::redis::cmd("LPUSH");
+            let mut push = ::redis::cmd("RPUSH");
             push.arg(&history).arg(pv.encode());
             commands.add(&history, push);
         }

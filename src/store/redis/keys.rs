@@ -3,9 +3,10 @@
 //! shard of the delivery schedule `{j<n>}` holds both its queue and its events — so each
 //! atomic step runs on one node of a Redis Cluster.
 //!
-//! A visitor costs two keys: when it was last seen on each site, and its history — page
-//! views, newest first, and at the tail one meta element (`~visits|lead|linked_at`), so
-//! that a visitor needs no hash of its own (per-key overhead dominates its memory).
+//! A visitor costs two keys: when it was last seen on each site, and its history — one
+//! meta element at the head (`~visits|lead|linked_at`), so that a visitor needs no hash
+//! of its own (per-key overhead dominates its memory), then page views oldest first:
+//! appending at the tail is the cheapest write a Redis list has.
 
 use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId};
 use crate::domain::visitor::VisitorId;
@@ -91,8 +92,8 @@ impl Keys {
         self.visitor_key(v, ":s", &site.0.to_string())
     }
 
-    /// The visitor's history in an account: page views newest first, the meta element
-    /// last.
+    /// The visitor's history in an account: the meta element, then page views oldest
+    /// first.
     pub fn visitor_history(&self, account: AccountId, v: VisitorId) -> String {
         self.visitor_key(v, ":p", &account.0.to_string())
     }

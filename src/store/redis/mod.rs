@@ -270,14 +270,6 @@ fn stage_of(p: &str, s: &str) -> StoreResult<Stage> {
 /// The first character of the meta element at the tail of a visitor's history.
 const META: char = '~';
 
-/// `~visits|lead|linked_at`, written by the history scripts.
-fn decode_meta(meta: &str) -> Option<VisitorState> {
-    let mut parts = meta.strip_prefix(META)?.split('|');
-    let visits = parts.next()?.parse().ok()?;
-    let lead = parts.next()?.parse().ok().map(LeadId);
-    Some(VisitorState { visits, lead })
-}
-
 /// A lead's visitor link, as the field `v:<visitor>` of the lead's hash:
 /// `linked_at|since|until` (empty when absent).
 fn encode_link(link: &VisitorLink) -> String {
@@ -647,14 +639,13 @@ where
     }
 
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
-        let meta: Option<String> = self
-            .query(
-                ::redis::cmd("LINDEX")
-                    .arg(self.keys.visitor_history(account, visitor))
-                    .arg(-1),
-            )
+        let (visits, lead): (u32, String) = self
+            .invoke(&scripts::READ_VISITOR.key(self.keys.visitor_history(account, visitor)))
             .await?;
-        Ok(meta.as_deref().and_then(decode_meta).unwrap_or_default())
+        Ok(VisitorState {
+            visits,
+            lead: lead.parse().ok().map(LeadId),
+        })
     }
 
     async fn page_views(
@@ -670,11 +661,17 @@ where
                     .arg(-1),
             )
             .await?;
-        raw.iter()
-            .rev()
+        // Oldest first already, unless the history predates that order and no script
+        // has put it in order yet.
+        let mut views = raw
+            .iter()
             .filter(|s| !s.starts_with(META))
             .map(|s| PageView::decode(s).ok_or_else(|| corrupt("page view")))
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        if !views.is_sorted_by_key(|v| v.at) {
+            views.sort_by_key(|v| v.at);
+        }
+        Ok(views)
     }
 
     async fn trim_page_views(

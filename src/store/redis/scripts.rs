@@ -33,12 +33,47 @@ return 1
     )
 });
 
-/// The meta element at the tail of a visitor's history, and the history's trim that keeps
-/// it: shared by the scripts below.
+/// A visitor's history is its page views, oldest first (each appended with RPUSH), behind
+/// a meta element at the head (`~visits|lead|linked_at`). Histories written before 0.2
+/// hold the page views newest first and the meta at the tail, and page views appended to
+/// them since follow that meta: the first script to read the meta of such a history puts
+/// it in order (by page-view time) once. These helpers are shared by the scripts below.
 const HISTORY_LUA: &str = r#"
+local function is_meta(item)
+  return item and string.sub(item, 1, 1) == '~'
+end
+local function in_order(key)
+  local items = redis.call('LRANGE', key, 0, -1)
+  local meta, views = nil, {}
+  for i, item in ipairs(items) do
+    if is_meta(item) then
+      meta = item
+    else
+      views[#views + 1] = {tonumber(string.match(item, '^(%d+)')) or 0, i, item}
+    end
+  end
+  if not meta then return end
+  table.sort(views, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  local ttl = redis.call('PTTL', key)
+  redis.call('DEL', key)
+  redis.call('RPUSH', key, meta)
+  for i = 1, #views, 1000 do
+    local chunk = {}
+    for j = i, math.min(i + 999, #views) do chunk[#chunk + 1] = views[j][3] end
+    redis.call('RPUSH', key, unpack(chunk))
+  end
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
 local function read_meta(key)
-  local meta = redis.call('LINDEX', key, -1)
-  if meta and string.sub(meta, 1, 1) == '~' then
+  local meta = redis.call('LINDEX', key, 0)
+  if not is_meta(meta) and redis.call('EXISTS', key) == 1 then
+    in_order(key)
+    meta = redis.call('LINDEX', key, 0)
+  end
+  if is_meta(meta) then
     local visits, lead, linked = string.match(meta, '^~(%d+)|(%d*)|(%d*)$')
     return true, tonumber(visits) or 0, lead or '', linked or ''
   end
@@ -46,20 +81,32 @@ local function read_meta(key)
 end
 local function write_meta(key, has, visits, lead, linked)
   local meta = '~' .. visits .. '|' .. lead .. '|' .. linked
-  if has then redis.call('LSET', key, -1, meta) else redis.call('RPUSH', key, meta) end
+  if has then redis.call('LSET', key, 0, meta) else redis.call('LPUSH', key, meta) end
 end
 local function trim(key, keep)
   if redis.call('LLEN', key) <= keep + 1 then return end
   local has = read_meta(key)
   if has then
-    local meta = redis.call('RPOP', key)
-    redis.call('LTRIM', key, 0, keep - 1)
-    redis.call('RPUSH', key, meta)
+    local meta = redis.call('LPOP', key)
+    redis.call('LTRIM', key, -keep, -1)
+    redis.call('LPUSH', key, meta)
   else
-    redis.call('LTRIM', key, 0, keep - 1)
+    redis.call('LTRIM', key, -keep, -1)
   end
 end
 "#;
+
+/// The visitor's meta, its history put in order first when need be. KEYS: history.
+/// Returns {visits, lead} ({0, ""} for no history).
+pub static READ_VISITOR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{HISTORY_LUA}{}",
+        r#"
+local has, visits, lead = read_meta(KEYS[1])
+return {visits, lead}
+"#
+    ))
+});
 
 /// Counts a new visit, trims the history, refreshes its expiry, tells the visit's number
 /// and the lead. KEYS: history. ARGV: ttl seconds, page views kept. Returns {visits, lead}.
