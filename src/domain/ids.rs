@@ -86,10 +86,21 @@ const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 
 /// A random token of `len` base62 characters (about 5.95 bits each).
 pub fn random_token(len: usize) -> String {
+    // Six random bits per character, the two values past the alphabet drawn again: ten
+    // characters from each random word (every request gets a token).
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        let mut bits: u64 = rng.random();
+        for _ in 0..10 {
+            let i = (bits & 63) as usize;
+            bits >>= 6;
+            if i < ALPHABET.len() && out.len() < len {
+                out.push(ALPHABET[i] as char);
+            }
+        }
+    }
+    out
 }
 
 impl FormId {
@@ -145,6 +156,20 @@ mod tests {
         ] {
             assert!(is_token_like(&id), "{id}");
         }
+    }
+
+    #[test]
+    fn random_tokens_use_the_whole_alphabet_evenly() {
+        let mut counts = [0u32; 62];
+        for _ in 0..2_000 {
+            let token = random_token(31);
+            assert_eq!(token.len(), 31);
+            for b in token.bytes() {
+                counts[ALPHABET.iter().position(|a| *a == b).unwrap()] += 1;
+            }
+        }
+        // 1 000 expected per character; 6 standard deviations either way.
+        assert!(counts.iter().all(|n| (810..1190).contains(n)), "{counts:?}");
     }
 
     #[test]
