@@ -45,6 +45,20 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A cluster node's bus listens 10 000 above its port: both must be free and below 65 536.
+free_cluster_port() {
+  python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    if port < 55000:
+        b = socket.socket()
+        try:
+            b.bind(("127.0.0.1", port + 10000)); print(port); break
+        except OSError:
+            pass
+'
+}
 wait_http() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return; sleep 0.1; done; echo "no answer from $1"; exit 1; }
 start_redis() { # port [extra args]
   local port=$1; shift
@@ -188,7 +202,7 @@ if want cluster; then
   say "6. Redis Cluster: beacon throughput with 1 and 2 footfall instances"
   ports=(); urls=()
   for _ in 1 2 3; do
-    p=$(free_port); ports+=("$p"); urls+=("\"redis://127.0.0.1:$p\"")
+    p=$(free_cluster_port); ports+=("$p"); urls+=("\"redis://127.0.0.1:$p\"")
     start_redis "$p" --cluster-enabled yes --cluster-config-file nodes.conf
   done
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${ports[@]}") --cluster-replicas 0 --cluster-yes >/dev/null

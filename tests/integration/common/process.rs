@@ -19,6 +19,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port for a Redis Cluster node, whose bus listens 10 000 above it: both must be
+/// free, and the bus port must exist (the kernel hands out ports up to 60 999).
+fn free_cluster_port() -> u16 {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
         "footfall-test-{}-{name}",
@@ -191,7 +203,7 @@ impl RedisCluster {
     pub fn start(masters: usize) -> Self {
         let mut nodes = Vec::new();
         for _ in 0..masters {
-            let port = free_port();
+            let port = free_cluster_port();
             let dir = temp_path("cluster");
             std::fs::create_dir_all(&dir).unwrap();
             let child = Command::new("redis-server")
