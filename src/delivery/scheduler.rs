@@ -9,10 +9,13 @@
 //! handler delays its own events, not every other handler's. An event for a handler that
 //! has its share in flight waits in the handler's queue, in order, without a slot: each
 //! delivery of the handler that ends takes the next one. Only when the queue holds another
-//! share does an event go back to the schedule for a second or two.
+//! share does an event go back to the schedule for a second or two; so does a waiting
+//! event whose lease would end before its delivery could, and, on shutdown, every waiting
+//! event (due at once, for another instance).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -50,6 +53,8 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
     concurrency: usize,
     lanes: Lanes,
+    /// Set once the scheduler stops claiming: waiting events go back to the schedule.
+    stopping: AtomicBool,
 }
 
 type HandlerKey = (AccountId, HandlerId);
@@ -61,7 +66,15 @@ type Lanes = Mutex<HashMap<HandlerKey, Lane>>;
 #[derive(Default)]
 struct Lane {
     in_flight: usize,
-    waiting: VecDeque<EventRecord>,
+    waiting: VecDeque<Waiting>,
+}
+
+/// A claimed event waiting for its handler's turn.
+struct Waiting {
+    event: EventRecord,
+    /// After this its lease could end before a delivery does: then it goes back to the
+    /// schedule instead, so that no other claim sends it a second time.
+    deliver_by: i64,
 }
 
 /// Where a claimed event goes.
@@ -83,7 +96,7 @@ struct Turn<'a> {
 
 impl Turn<'_> {
     /// The handler's next waiting event, in this turn; none gives the turn back.
-    fn next(mut self) -> Option<(EventRecord, Self)> {
+    fn next(mut self) -> Option<(Waiting, Self)> {
         let mut lanes = self.lanes.lock();
         let lane = lanes.get_mut(&self.handler)?;
         if let Some(event) = lane.waiting.pop_front() {
@@ -139,6 +152,7 @@ impl Scheduler {
             slots: Arc::new(Semaphore::new(d.concurrency)),
             concurrency: d.concurrency,
             lanes: Mutex::default(),
+            stopping: AtomicBool::new(false),
             sender,
             policy,
             services,
@@ -205,6 +219,7 @@ impl Scheduler {
                 _ = shutdown.cancelled() => break,
             }
         }
+        self.stopping.store(true, Ordering::Relaxed);
         let grace = Duration::from_millis(self.services.settings.delivery.timeout_ms + 1000);
         let all = self.concurrency as u32;
         if tokio::time::timeout(grace, self.slots.acquire_many(all))
@@ -227,23 +242,43 @@ impl Scheduler {
         }
         match self.place(event) {
             Place::Queued => Ok(()),
-            Place::Full(mut event) => {
-                event.next_attempt_at =
-                    Some(now_ms() + rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS));
+            Place::Full(event) => {
                 metrics::counter!("footfall_scheduler_deferred_total").increment(1);
-                store.save_event(&event).await
+                let wait = rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS);
+                self.put_back(event, now_ms() + wait).await
             }
-            Place::Turn(mut event, mut turn) => loop {
-                let id = event.id.clone();
-                if let Err(e) = self.deliver(event).await {
-                    tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+            Place::Turn(event, mut turn) => {
+                let mut event = Some(event);
+                loop {
+                    if let Some(event) = event.take() {
+                        let id = event.id.clone();
+                        if let Err(e) = self.deliver(event).await {
+                            tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+                        }
+                    }
+                    let Some((waiting, same)) = turn.next() else {
+                        return Ok(());
+                    };
+                    turn = same;
+                    let now = now_ms();
+                    if self.stopping.load(Ordering::Relaxed) || now > waiting.deliver_by {
+                        // Due now, for whichever instance claims it next.
+                        let id = waiting.event.id.clone();
+                        if let Err(e) = self.put_back(waiting.event, now).await {
+                            tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
+                        }
+                    } else {
+                        event = Some(waiting.event);
+                    }
                 }
-                match turn.next() {
-                    Some((next, same)) => (event, turn) = (next, same),
-                    None => return Ok(()),
-                }
-            },
+            }
         }
+    }
+
+    /// Saves a claimed event undelivered, due again at `at` (which ends this claim's lease).
+    async fn put_back(&self, mut event: EventRecord, at: i64) -> StoreResult<()> {
+        event.next_attempt_at = Some(at);
+        self.services.store.save_event(&event).await
     }
 
     /// Delivers one event in its handler's turn and records the attempt.
@@ -340,8 +375,10 @@ impl Scheduler {
             };
             return Place::Turn(event, turn);
         }
-        if lane.waiting.len() < share {
-            lane.waiting.push_back(event);
+        if lane.waiting.len() < share && !self.stopping.load(Ordering::Relaxed) {
+            let d = &self.services.settings.delivery;
+            let deliver_by = now_ms() + self.lease_ms - d.timeout_ms as i64 - 1000;
+            lane.waiting.push_back(Waiting { event, deliver_by });
             return Place::Queued;
         }
         Place::Full(event)

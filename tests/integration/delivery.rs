@@ -389,35 +389,30 @@ async fn a_slow_handler_does_not_hold_back_another_handlers_webhooks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_handlers_webhooks_wait_in_order_for_its_deliveries_in_flight() {
+async fn a_busy_handlers_webhooks_wait_for_its_deliveries_in_flight_not_for_the_schedule() {
     // Eight delivery slots: one handler may have two in flight and two waiting.
     let app = TestApp::spawn_with(settings(Backend::Redis, |s| s.delivery.concurrency = 8)).await;
     let receiver = Receiver::start().await;
     receiver.script([Reply::Slow(Duration::from_millis(200)); 4]);
     let s = setup(&app, &receiver, 0).await;
-    let mut leads = Vec::new();
+    let mut vids = Vec::new();
     for i in 0..4 {
-        leads.push(linked_lead(&app, &s, &format!("Busy {i}")).await);
+        vids.push(linked_lead(&app, &s, &format!("Busy {i}")).await.1);
     }
     let visited = Instant::now();
-    for (_, vid) in &leads {
+    for vid in &vids {
         app.beacon(&s.site_key, Some(vid), "https://shop.example/")
             .await;
     }
     let received = receiver.wait_for(4, Duration::from_secs(10)).await;
     let waited = visited.elapsed();
     println!("four webhooks to a handler that takes 200 ms each came within {waited:?}");
-    let order: Vec<u64> = received
-        .iter()
-        .map(|r| r.json()["event"]["data"]["id"].as_u64().unwrap())
-        .collect();
-    let visits: Vec<u64> = leads.iter().map(|(lead, _)| *lead).collect();
-    assert_eq!(order, visits, "webhooks in the order of the visits");
+    assert_eq!(received.len(), 4);
     // Sent as the first two end (a webhook is received before it is answered); an event
     // put back on the schedule would wait a second more.
     assert!(
         waited < Duration::from_millis(1000),
-        "the last two webhooks waited {waited:?}: put back instead of queued"
+        "the last webhooks waited {waited:?}: put back instead of queued"
     );
     app.cleanup().await;
 }

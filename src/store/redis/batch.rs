@@ -11,8 +11,9 @@
 //! moments ago (within `1/30` of the idle gap, a minute at most) knows the visit is
 //! running without asking: it then sends only the append, and remembers the page view.
 //! It counts what it remembers when it next reads the sighting, and writes it back when
-//! it forgets the browser a minute or two later, so the visit rule sees every page view;
-//! only a crash in between loses the skipped ones (a visit may then end that much early).
+//! it forgets the browser a minute or two later (a quarter of the gap at most), so the
+//! visit rule sees every page view; only a stop or crash in between loses the skipped
+//! ones (a visit may then end that much early).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -153,9 +154,13 @@ async fn run<C>(
             rx.recv_many(&mut batch, room).now_or_never();
         }
         let mut commands = Batch::new(by_slot);
-        // Ahead of the page views in the one pipeline: a page view of a browser written
-        // back here reads the sighting written back.
-        let written_back = write_back(&mut commands, &keys, sightings.rotate(now_ms()));
+        // Ahead of the page views in the one pipeline, a few at a time so that no batch
+        // waits on thousands (a page view of a browser not yet written back finds its
+        // latest sighting in the writer's memory).
+        sightings.rotate(now_ms());
+        let most = if batch.is_empty() { 1024 } else { 64 };
+        let stale = sightings.take_due_back(most);
+        let written_back = write_back(&mut commands, &keys, &stale);
         for (w, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
@@ -208,10 +213,14 @@ async fn run<C>(
             }
             Err(e) => {
                 let message = e.to_string();
-                if written_back > 0 {
-                    tracing::warn!(error = %e, sightings = written_back,
-                        "could not write back the latest sightings; their visits may end early");
+                // Nothing was recorded: the page views skipped do not count, the sightings
+                // due back are tried again.
+                for ((w, _), recent) in batch.iter().zip(&known).rev() {
+                    if let Some(before) = recent {
+                        sightings.unsee((w.visitor, w.page_view.site_id), *before);
+                    }
                 }
+                sightings.restore(stale);
                 known.clear();
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(unavailable(&message)));
@@ -227,13 +236,14 @@ async fn run<C>(
 fn write_back(
     commands: &mut Batch,
     keys: &Keys,
-    stale: Vec<((VisitorId, SiteId), Sighting)>,
+    stale: &[((VisitorId, SiteId), Sighting)],
 ) -> usize {
     const SET_IF_LATER: &str = "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) \
         then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
     let now = now_ms();
     let mut added = 0;
     for ((visitor, site), sighting) in stale {
+        let (visitor, site) = (*visitor, *site);
         let ttl = sighting.latest + sighting.idle_ms + 1000 - now;
         if ttl > 0 {
             let seen = keys.visitor_seen(visitor, site);
@@ -276,11 +286,12 @@ struct Sighting {
 /// The sightings a writer set or skipped lately, in two generations: the older one is
 /// dropped as a whole when the newer one is a quarter of the idle gap (a minute at most)
 /// old, so the map holds only the browsers of the last two generations. A dropped sighting
-/// whose latest page view is newer than the one Redis holds is handed back to be written,
-/// well before its visit could end.
+/// whose latest page view is newer than the one Redis holds is kept until it is written
+/// back, well before its visit could end.
 struct Sightings {
     current: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     previous: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
+    due_back: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     current_since: Millis,
     generation_ms: Millis,
 }
@@ -290,6 +301,7 @@ impl Default for Sightings {
         Self {
             current: Default::default(),
             previous: Default::default(),
+            due_back: Default::default(),
             current_since: 0,
             generation_ms: 60_000,
         }
@@ -346,30 +358,55 @@ impl Sightings {
         );
     }
 
-    /// Starts a new generation when the current one is old (or the clock went back), and hands back the dropped sightings that Redis holds older.
-    fn rotate(&mut self, now: Millis) -> Vec<((VisitorId, SiteId), Sighting)> {
+    /// Starts a new generation when the current one is old (or the clock went back); the
+    /// dropped sightings that Redis holds older become due back.
+    fn rotate(&mut self, now: Millis) {
         let age = now - self.current_since;
         if (0..self.generation_ms).contains(&age) {
-            return Vec::new();
+            return;
         }
         self.current_since = now;
         let dropped = std::mem::replace(&mut self.previous, std::mem::take(&mut self.current));
-        dropped
-            .into_iter()
-            .filter(|(_, s)| s.latest > s.refreshed)
+        self.due_back
+            .extend(dropped.into_iter().filter(|(_, s)| s.latest > s.refreshed));
+    }
+
+    /// Up to `most` sightings due back, taken to be written.
+    fn take_due_back(&mut self, most: usize) -> Vec<((VisitorId, SiteId), Sighting)> {
+        let keys: Vec<_> = self.due_back.keys().take(most).copied().collect();
+        keys.into_iter()
+            .filter_map(|k| self.due_back.remove(&k).map(|s| (k, s)))
             .collect()
+    }
+
+    /// Sightings that could not be written back, due again (unless refreshed since).
+    fn restore(&mut self, stale: Vec<((VisitorId, SiteId), Sighting)>) {
+        for (key, sighting) in stale {
+            if self.get(key).is_none() {
+                self.due_back.insert(key, sighting);
+            }
+        }
+    }
+
+    /// A skipped page view that was not recorded after all: the latest is what it was.
+    fn unsee(&mut self, key: (VisitorId, SiteId), before: Millis) {
+        if let Some(s) = self.current.get_mut(&key) {
+            s.latest = before;
+        }
     }
 
     fn get(&self, key: (VisitorId, SiteId)) -> Option<Sighting> {
         self.current
             .get(&key)
             .or_else(|| self.previous.get(&key))
+            .or_else(|| self.due_back.get(&key))
             .copied()
     }
 
     fn put(&mut self, key: (VisitorId, SiteId), sighting: Sighting) {
         self.generation_ms = (sighting.idle_ms / 4).clamp(1, 60_000);
         self.previous.remove(&key);
+        self.due_back.remove(&key);
         self.current.insert(key, sighting);
     }
 }
@@ -422,37 +459,62 @@ mod tests {
     }
 
     #[test]
-    fn old_sightings_are_dropped_a_generation_at_a_time_and_stale_ones_handed_back() {
+    fn old_sightings_are_dropped_a_generation_at_a_time_and_stale_ones_come_due_back() {
         let (old, skipped, new) = (
             (VisitorId::mint(), SiteId(1)),
             (VisitorId::mint(), SiteId(1)),
             (VisitorId::mint(), SiteId(1)),
         );
         let mut sightings = Sightings::default();
-        assert!(sightings.rotate(60_000).is_empty());
+        sightings.rotate(60_000);
         sightings.refreshed(old, 60_000, IDLE);
         sightings.refreshed(skipped, 60_000, IDLE);
         sightings.skip(skipped, 60_200, IDLE);
-        assert!(sightings.rotate(119_000).is_empty());
+        sightings.rotate(119_000);
         sightings.refreshed(new, 119_000, IDLE);
-        assert!(sightings.rotate(120_000).is_empty());
+        sightings.rotate(120_000);
+        assert!(sightings.take_due_back(10).is_empty());
         // Still known from the older generation (and brought into the newer one).
         assert_eq!(sightings.skip(old, 60_010, IDLE), Some(60_000));
         sightings.refreshed(new, 120_000, IDLE);
-        let stale = sightings.rotate(180_000);
-        assert_eq!(
-            stale,
-            [(
-                skipped,
-                Sighting {
-                    refreshed: 60_000,
-                    latest: 60_200,
-                    idle_ms: IDLE
-                }
-            )]
-        );
+        sightings.rotate(180_000);
         assert_eq!(sightings.current.len() + sightings.previous.len(), 2);
         assert_eq!(sightings.skip(old, 120_010, IDLE), None);
+        // The skipped page view is remembered until it is written back.
+        let due = [(
+            skipped,
+            Sighting {
+                refreshed: 60_000,
+                latest: 60_200,
+                idle_ms: IDLE,
+            },
+        )];
+        assert_eq!(
+            sightings.latest_before(skipped, 240_000, Some(60_000)),
+            Some(60_200)
+        );
+        let stale = sightings.take_due_back(10);
+        assert_eq!(stale, due);
+        assert!(sightings.take_due_back(10).is_empty());
+        // A write-back that failed is due again; one refreshed since is not.
+        sightings.restore(stale);
+        assert_eq!(sightings.take_due_back(10), due);
+        sightings.restore(due.to_vec());
+        sightings.refreshed(skipped, 240_000, IDLE);
+        assert!(sightings.take_due_back(10).is_empty());
+    }
+
+    #[test]
+    fn a_skipped_page_view_that_was_not_recorded_does_not_count() {
+        let key = (VisitorId::mint(), SiteId(1));
+        let mut sightings = Sightings::default();
+        sightings.refreshed(key, 1_000, IDLE);
+        let before = sightings.skip(key, 1_500, IDLE).unwrap();
+        sightings.unsee(key, before);
+        assert_eq!(
+            sightings.latest_before(key, 100_000, Some(1_000)),
+            Some(1_000)
+        );
     }
 
     #[test]
@@ -463,7 +525,6 @@ mod tests {
         sightings.refreshed(key, 1_000_000, IDLE);
         sightings.rotate(500_000);
         sightings.rotate(500_001);
-        assert!(sightings.rotate(500_002).is_empty());
         sightings.rotate(560_002);
         assert_eq!(sightings.current.len() + sightings.previous.len(), 0);
     }

@@ -34,32 +34,36 @@ return 1
 });
 
 /// A visitor's history is its page views, oldest first (each appended with RPUSH), behind
-/// a meta element at the head (`~visits|lead|linked_at`). Histories written before 0.2
-/// hold the page views newest first and the meta at the tail, and page views appended to
-/// them since follow that meta: the first script to read the meta of such a history puts
-/// it in order (by page-view time) once. These helpers are shared by the scripts below.
+/// a meta element at the head (`~visits|lead|linked_at`). Histories written by earlier
+/// builds hold the page views newest first and the meta (if any) at the tail, and page
+/// views appended to them since follow it: the first script to read the meta of such a
+/// history finds the head is no meta and puts the history in order (by page-view time)
+/// once. These helpers are shared by the scripts below.
 const HISTORY_LUA: &str = r#"
 local function is_meta(item)
   return item and string.sub(item, 1, 1) == '~'
 end
 local function in_order(key)
   local items = redis.call('LRANGE', key, 0, -1)
-  local meta, views = nil, {}
+  local meta, views, sorted = nil, {}, true
   for i, item in ipairs(items) do
     if is_meta(item) then
       meta = item
+      if i > 1 then sorted = false end
     else
-      views[#views + 1] = {tonumber(string.match(item, '^(%d+)')) or 0, i, item}
+      local at = tonumber(string.match(item, '^(%d+)')) or 0
+      if #views > 0 and at < views[#views][1] then sorted = false end
+      views[#views + 1] = {at, i, item}
     end
   end
-  if not meta then return end
+  if sorted then return end
   table.sort(views, function(a, b)
     if a[1] ~= b[1] then return a[1] < b[1] end
     return a[2] < b[2]
   end)
   local ttl = redis.call('PTTL', key)
   redis.call('DEL', key)
-  redis.call('RPUSH', key, meta)
+  if meta then redis.call('RPUSH', key, meta) end
   for i = 1, #views, 1000 do
     local chunk = {}
     for j = i, math.min(i + 999, #views) do chunk[#chunk + 1] = views[j][3] end

@@ -22,13 +22,14 @@ pub fn free_port() -> u16 {
 /// A free port for a Redis Cluster node, whose bus listens 10 000 above it: both must be
 /// free, and the bus port must exist (the kernel hands out ports up to 60 999).
 fn free_cluster_port() -> u16 {
-    loop {
+    for _ in 0..1000 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
             return port;
         }
     }
+    panic!("no free port below 55 000 (see /proc/sys/net/ipv4/ip_local_port_range)")
 }
 
 fn temp_path(name: &str) -> PathBuf {
