@@ -103,10 +103,7 @@ impl Turn<'_> {
             drop(lanes);
             return Some((event, self));
         }
-        lane.in_flight -= 1;
-        if lane.in_flight == 0 {
-            lanes.remove(&self.handler);
-        }
+        leave(&mut lanes, self.handler);
         self.given_back = true;
         None
     }
@@ -119,12 +116,16 @@ impl Drop for Turn<'_> {
         if self.given_back {
             return;
         }
-        let mut lanes = self.lanes.lock();
-        if let Some(lane) = lanes.get_mut(&self.handler) {
-            lane.in_flight -= 1;
-            if lane.in_flight == 0 {
-                lanes.remove(&self.handler);
-            }
+        leave(&mut self.lanes.lock(), self.handler);
+    }
+}
+
+/// One delivery of the handler fewer in flight; its lane goes with the last.
+fn leave(lanes: &mut HashMap<HandlerKey, Lane>, handler: HandlerKey) {
+    if let Some(lane) = lanes.get_mut(&handler) {
+        lane.in_flight -= 1;
+        if lane.in_flight == 0 {
+            lanes.remove(&handler);
         }
     }
 }
@@ -247,30 +248,33 @@ impl Scheduler {
                 let wait = rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS);
                 self.put_back(event, now_ms() + wait).await
             }
-            Place::Turn(event, mut turn) => {
-                let mut event = Some(event);
-                loop {
-                    if let Some(event) = event.take() {
-                        let id = event.id.clone();
-                        if let Err(e) = self.deliver(event).await {
-                            tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
-                        }
-                    }
-                    let Some((waiting, same)) = turn.next() else {
-                        return Ok(());
-                    };
-                    turn = same;
-                    let now = now_ms();
-                    if self.stopping.load(Ordering::Relaxed) || now > waiting.deliver_by {
-                        // Due now, for whichever instance claims it next.
-                        let id = waiting.event.id.clone();
-                        if let Err(e) = self.put_back(waiting.event, now).await {
-                            tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
-                        }
-                    } else {
-                        event = Some(waiting.event);
-                    }
+            Place::Turn(mut event, mut turn) => loop {
+                let id = event.id.clone();
+                if let Err(e) = self.deliver(event).await {
+                    tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
                 }
+                match self.next_in_turn(turn).await {
+                    Some((next, same)) => (event, turn) = (next, same),
+                    None => return Ok(()),
+                }
+            },
+        }
+    }
+
+    /// The handler's next waiting event to deliver in this turn. One whose lease could
+    /// end first, or any once the scheduler stops, goes back to the schedule, due now,
+    /// for whichever instance claims it next.
+    async fn next_in_turn<'a>(&self, mut turn: Turn<'a>) -> Option<(EventRecord, Turn<'a>)> {
+        loop {
+            let (waiting, same) = turn.next()?;
+            turn = same;
+            let now = now_ms();
+            if !self.stopping.load(Ordering::Relaxed) && now <= waiting.deliver_by {
+                return Some((waiting.event, turn));
+            }
+            let id = waiting.event.id.clone();
+            if let Err(e) = self.put_back(waiting.event, now).await {
+                tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
             }
         }
     }

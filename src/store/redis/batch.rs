@@ -31,6 +31,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::breaker::Breaker;
 use super::keys::Keys;
+use super::scripts;
 use super::slots::Batch;
 use super::unavailable;
 use crate::domain::ids::SiteId;
@@ -167,7 +168,7 @@ async fn run<C>(
         sightings.rotate(now_ms());
         let most = if batch.is_empty() { 1024 } else { 64 };
         let stale = sightings.take_due_back(most);
-        let written_back = write_back(&mut commands, &keys, &stale);
+        let written_back = write_back(&mut commands, &keys, &stale, sightings.idle_ms);
         for (w, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
@@ -244,18 +245,17 @@ fn write_back(
     commands: &mut Batch,
     keys: &Keys,
     stale: &[((VisitorId, SiteId), Sighting)],
+    idle_ms: i64,
 ) -> usize {
-    const SET_IF_LATER: &str = "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) \
-        then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
     let now = now_ms();
     let mut added = 0;
     for ((visitor, site), sighting) in stale {
         let (visitor, site) = (*visitor, *site);
-        let ttl = sighting.latest + sighting.idle_ms + 1000 - now;
+        let ttl = sighting.latest + idle_ms + 1000 - now;
         if ttl > 0 {
             let seen = keys.visitor_seen(visitor, site);
             let mut eval = ::redis::cmd("EVAL");
-            eval.arg(SET_IF_LATER)
+            eval.arg(scripts::SET_SIGHTING_IF_LATER)
                 .arg(1)
                 .arg(&seen)
                 .arg(sighting.latest)
@@ -287,7 +287,6 @@ struct Sighting {
     /// The latest page view the writer recorded (later than `refreshed` when it skipped
     /// the refresh).
     latest: Millis,
-    idle_ms: i64,
 }
 
 /// The sightings a writer set or skipped lately, in two generations: the older one is
@@ -300,7 +299,8 @@ struct Sightings {
     previous: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     due_back: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     current_since: Millis,
-    generation_ms: Millis,
+    /// The visit gap of the page views (a setting: the same for all).
+    idle_ms: i64,
 }
 
 impl Default for Sightings {
@@ -310,7 +310,7 @@ impl Default for Sightings {
             previous: Default::default(),
             due_back: Default::default(),
             current_since: 0,
-            generation_ms: 60_000,
+            idle_ms: 30 * 60_000,
         }
     }
 }
@@ -333,7 +333,7 @@ impl Sightings {
             latest: before.max(at),
             ..*s
         };
-        self.put(key, noted);
+        self.put(key, noted, idle_ms);
         Some(before)
     }
 
@@ -360,8 +360,8 @@ impl Sightings {
             Sighting {
                 refreshed: at,
                 latest,
-                idle_ms,
             },
+            idle_ms,
         );
     }
 
@@ -369,7 +369,7 @@ impl Sightings {
     /// dropped sightings that Redis holds older become due back.
     fn rotate(&mut self, now: Millis) {
         let age = now - self.current_since;
-        if (0..self.generation_ms).contains(&age) {
+        if (0..(self.idle_ms / 4).clamp(1, 60_000)).contains(&age) {
             return;
         }
         self.current_since = now;
@@ -410,8 +410,8 @@ impl Sightings {
             .copied()
     }
 
-    fn put(&mut self, key: (VisitorId, SiteId), sighting: Sighting) {
-        self.generation_ms = (sighting.idle_ms / 4).clamp(1, 60_000);
+    fn put(&mut self, key: (VisitorId, SiteId), sighting: Sighting, idle_ms: i64) {
+        self.idle_ms = idle_ms;
         self.previous.remove(&key);
         self.due_back.remove(&key);
         self.current.insert(key, sighting);
@@ -493,7 +493,6 @@ mod tests {
             Sighting {
                 refreshed: 60_000,
                 latest: 60_200,
-                idle_ms: IDLE,
             },
         )];
         assert_eq!(

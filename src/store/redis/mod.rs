@@ -270,6 +270,14 @@ fn stage_of(p: &str, s: &str) -> StoreResult<Stage> {
 /// The first character of the meta element at the tail of a visitor's history.
 const META: char = '~';
 
+/// A visitor's meta as the history scripts answer it: `{visits, lead or ""}`.
+fn visitor_state((visits, lead): (u32, String)) -> VisitorState {
+    VisitorState {
+        visits,
+        lead: lead.parse().ok().map(LeadId),
+    }
+}
+
 /// A lead's visitor link, as the field `v:<visitor>` of the lead's hash:
 /// `linked_at|since|until` (empty when absent).
 fn encode_link(link: &VisitorLink) -> String {
@@ -604,7 +612,7 @@ where
         retention_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitorState> {
-        let (visits, lead): (u32, String) = self
+        let state = self
             .invoke(
                 scripts::START_VISIT
                     .key(self.keys.visitor_history(account, visitor))
@@ -612,10 +620,7 @@ where
                     .arg(max_page_views.max(1)),
             )
             .await?;
-        Ok(VisitorState {
-            visits,
-            lead: lead.parse().ok().map(LeadId),
-        })
+        Ok(visitor_state(state))
     }
 
     async fn link_visitor(
@@ -639,13 +644,10 @@ where
     }
 
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
-        let (visits, lead): (u32, String) = self
+        let state = self
             .invoke(&scripts::READ_VISITOR.key(self.keys.visitor_history(account, visitor)))
             .await?;
-        Ok(VisitorState {
-            visits,
-            lead: lead.parse().ok().map(LeadId),
-        })
+        Ok(visitor_state(state))
     }
 
     async fn page_views(
@@ -661,16 +663,14 @@ where
                     .arg(-1),
             )
             .await?;
-        // Oldest first already, unless the history predates that order and no script
-        // has put it in order yet.
+        // Oldest first already (the sort only checks), unless the history predates that
+        // order and no script has put it in order yet.
         let mut views = raw
             .iter()
             .filter(|s| !s.starts_with(META))
             .map(|s| PageView::decode(s).ok_or_else(|| corrupt("page view")))
             .collect::<StoreResult<Vec<_>>>()?;
-        if !views.is_sorted_by_key(|v| v.at) {
-            views.sort_by_key(|v| v.at);
-        }
+        views.sort_by_key(|v| v.at);
         Ok(views)
     }
 

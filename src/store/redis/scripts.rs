@@ -5,6 +5,12 @@ use std::sync::LazyLock;
 
 use ::redis::Script;
 
+/// Sets a visitor's last sighting unless a later one is set, with an expiry: the page-view
+/// writer's write-back, sent with EVAL inside its pipelines. KEYS: sighting. ARGV: time,
+/// ttl in ms.
+pub const SET_SIGHTING_IF_LATER: &str = "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) \
+    then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
+
 /// Moves a lead when it stands where the caller expects (or unconditionally).
 /// KEYS: lead hash. ARGV: to pipeline, to status, now, expected pipeline or "", expected
 /// status or "". Returns {"moved"|"conflict", pipeline, status} or nil when absent.
