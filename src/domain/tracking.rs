@@ -321,13 +321,11 @@ static BOTS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
             .ok()
     });
 
-thread_local! {
-    static BOT_VERDICTS: super::memo::Memo<bool> = Default::default();
-}
+static BOT_VERDICTS: super::memo::Memo<bool> = super::memo::Memo::new();
 
 /// Whether a user agent is a bot; an empty one counts as a bot (browsers always send one).
 pub fn is_bot(user_agent: &str) -> bool {
-    super::memo::memoized(&BOT_VERDICTS, user_agent, scan_for_bot, |_| true)
+    BOT_VERDICTS.get_or(user_agent, scan_for_bot, |_| true)
 }
 
 fn scan_for_bot(user_agent: &str) -> bool {

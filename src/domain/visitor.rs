@@ -11,7 +11,6 @@
 //! and building cookies per call; the tests check it against the crate's own signatures.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,7 +19,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
 
-use super::memo::{Memo, memoized};
+use super::memo::Memo;
 
 /// A visitor: 16 random bytes, shown as 22 characters of URL-safe base64.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,8 +81,8 @@ pub struct VisitorSigner {
     /// One keyed MAC per key, cloned for each verification.
     verifiers: Vec<Hmac<Sha256>>,
     cookie_name: String,
-    /// Tells this signer's remembered verifications from another's (tests build several).
-    serial: u64,
+    /// Ids this signer verified lately.
+    verified: Memo<Option<VisitorId>>,
 }
 
 /// Length of the base64 MAC in front of a signed value.
@@ -132,12 +131,11 @@ impl VisitorSigner {
             .iter()
             .filter_map(|k| Hmac::<Sha256>::new_from_slice(k.signing()).ok())
             .collect();
-        static SERIALS: AtomicU64 = AtomicU64::new(0);
         Self {
             keys,
             verifiers,
             cookie_name: cookie_name.to_owned(),
-            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
+            verified: Memo::new(),
         }
     }
 
@@ -156,23 +154,10 @@ impl VisitorSigner {
     }
 
     /// The visitor of a signed value, if any key verifies it. A browser sends its id with
-    /// every page view: ids verified lately are remembered (per thread and signer).
+    /// every page view: ids verified lately are remembered.
     pub fn verify(&self, signed: &str) -> Option<VisitorId> {
-        thread_local! {
-            static VERIFIED: Memo<Option<(u64, VisitorId)>> = Default::default();
-        }
-        let remembered = memoized(
-            &VERIFIED,
-            signed,
-            |signed| self.check(signed).map(|id| (self.serial, id)),
-            Option::is_some,
-        );
-        match remembered {
-            Some((by, id)) if by == self.serial => Some(id),
-            // Remembered for another signer (tests run several in one thread).
-            Some(_) => self.check(signed),
-            None => None,
-        }
+        self.verified
+            .get_or(signed, |signed| self.check(signed), Option::is_some)
     }
 
     fn check(&self, signed: &str) -> Option<VisitorId> {
