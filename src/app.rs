@@ -14,12 +14,13 @@ use utoipa_actix_web::AppExt;
 
 use crate::config::Settings;
 use crate::delivery::scheduler::Scheduler;
+use crate::domain::time::DAY_SECS;
 use crate::domain::visitor::VisitorSigner;
 use crate::http;
 use crate::http::body::ApiBodyLimit;
 use crate::http::limits::RateLimits;
 use crate::service::demo::Demo;
-use crate::service::{Accounts, Live, Services, SiteCache, accounts};
+use crate::service::{Accounts, Live, Services, accounts};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
@@ -72,7 +73,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
     let options = RedisOptions {
         key_prefix: settings.store.key_prefix.clone(),
         schedule_shards: settings.delivery.schedule_shards,
-        event_retention_secs: settings.delivery.event_retention_days * 86_400,
+        event_retention_secs: settings.delivery.event_retention_days * DAY_SECS,
         response_timeout: Duration::from_millis(settings.store.response_timeout_ms),
     };
     Ok(if !settings.store.redis_cluster_urls.is_empty() {
@@ -80,7 +81,9 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
     } else if !settings.store.redis_url.is_empty() {
         Arc::new(RedisStore::connect(&settings.store.redis_url, options).await?)
     } else {
-        Arc::new(MemoryStore::new())
+        Arc::new(MemoryStore::with_event_retention(Duration::from_secs(
+            settings.delivery.event_retention_days * DAY_SECS,
+        )))
     })
 }
 
@@ -123,7 +126,9 @@ impl Application {
             store,
             signer,
             accounts,
-            sites: SiteCache::default(),
+            sites: Default::default(),
+            forms: Default::default(),
+            snapshots: Default::default(),
             scheduler_wake: Arc::new(Notify::new()),
             demo,
             shutdown: CancellationToken::new(),

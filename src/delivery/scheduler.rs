@@ -35,6 +35,7 @@ use crate::domain::time::now_ms;
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::webhook;
 use crate::service::Services;
+use crate::service::live::LiveKind;
 use crate::store::{StoreResult, catalog};
 
 /// The most events claimed at once.
@@ -300,13 +301,16 @@ impl Scheduler {
             let lateness = (now - event.due_at).max(0) as f64 / 1000.0;
             metrics::histogram!("footfall_scheduler_lateness_seconds").record(lateness);
         }
-        if event.body.is_none() {
-            match self.prepare(&mut event).await? {
-                Ok(body) => event.body = Some(body),
+        let body = match event.body.clone() {
+            Some(body) => body,
+            None => match self.prepare(&mut event).await? {
+                Ok(body) => {
+                    event.body = Some(body.clone());
+                    body
+                }
                 Err(reason) => return self.finish(event, DeliveryState::Cancelled, &reason).await,
-            }
-        }
-        let body = event.body.clone().unwrap_or_default();
+            },
+        };
         let sent = self
             .sender
             .send(
@@ -359,7 +363,7 @@ impl Scheduler {
         store.save_event(&event).await?;
         self.services
             .live
-            .publish(event.account_id, event.lead_id, "delivery");
+            .publish(event.account_id, event.lead_id, LiveKind::Delivery);
         Ok(())
     }
 
@@ -395,7 +399,11 @@ impl Scheduler {
         let Some(account) = self.services.accounts.get(event.account_id) else {
             return Ok(Err("the account is no longer configured".into()));
         };
-        let Some(lead) = store.get_leads(&[event.lead_id]).await?.pop() else {
+        let Some(lead) = store
+            .get_leads(event.account_id, &[event.lead_id])
+            .await?
+            .pop()
+        else {
             return Ok(Err("the lead no longer exists".into()));
         };
         let action: Option<Action> = catalog::get(store, event.account_id, event.action_id).await?;
@@ -415,7 +423,9 @@ impl Scheduler {
             event.stage = lead.stage();
         }
         let settings = substitute_settings(&action.settings, &lead);
-        Ok(Ok(webhook::body(event, &account.subdomain, settings)))
+        let body =
+            webhook::body(event, &account.subdomain, settings).map_err(crate::store::corrupt)?;
+        Ok(Ok(body))
     }
 
     async fn finish(
@@ -432,6 +442,7 @@ impl Scheduler {
         if state == DeliveryState::Cancelled {
             store
                 .append_timeline(
+                    event.account_id,
                     event.lead_id,
                     &TimelineEntry::EventCancelled {
                         at: now_ms(),
@@ -445,7 +456,7 @@ impl Scheduler {
         tracing::info!(event = %event.id, state = ?state, reason, "event not delivered");
         self.services
             .live
-            .publish(event.account_id, event.lead_id, "delivery");
+            .publish(event.account_id, event.lead_id, LiveKind::Delivery);
         Ok(())
     }
 }

@@ -169,7 +169,7 @@ fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
         .trim()
         .parse()
         .ok()?;
-    slow_down.then(|| Duration::from_secs(secs.min(86_400)))
+    slow_down.then(|| Duration::from_secs(secs.min(crate::domain::time::DAY_SECS)))
 }
 
 /// Connecting (with the name lookup) gets at most 3 s of the attempt's timeout.

@@ -8,6 +8,7 @@ use super::event::{Direction, EventType};
 use super::ids::{AccountId, ActionId, EventId, HandlerId, LeadId};
 use super::pipeline::Stage;
 use super::time::Millis;
+use super::timeline::TimelineEntry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,4 +93,39 @@ pub struct EventRecord {
     /// Why it was cancelled or dead-lettered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl EventRecord {
+    /// The lead's timeline entry for this event having fired.
+    pub fn fired_entry(&self) -> TimelineEntry {
+        TimelineEntry::EventFired {
+            at: self.created_at,
+            event_id: self.id.clone(),
+            event_type: self.event_type,
+            action_id: self.action_id,
+            due_at: self.due_at,
+        }
+    }
+}
+
+/// What an event search asks for; every given condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub lead_id: Option<LeadId>,
+    pub handler_id: Option<HandlerId>,
+    pub state: Option<DeliveryState>,
+    /// A type code (`site_visit`) or number (`18`).
+    pub event_type: Option<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &EventRecord) -> bool {
+        self.lead_id.is_none_or(|l| e.lead_id == l)
+            && self.handler_id.is_none_or(|h| e.handler_id == h)
+            && self.state.is_none_or(|s| e.state == s)
+            && self
+                .event_type
+                .as_deref()
+                .is_none_or(|t| e.event_type.code() == t || e.event_type.number().to_string() == t)
+    }
 }

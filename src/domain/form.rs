@@ -49,6 +49,21 @@ pub struct ContactDetails {
 
 const MAX_FIELD: usize = 256;
 
+impl ContactDetails {
+    /// The keys a contact is found by: its email (lower case) and its phone (digits only).
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if let Some(email) = &self.email {
+            keys.push(format!("email:{}", email.to_lowercase()));
+        }
+        if let Some(phone) = &self.phone {
+            let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+            keys.push(format!("phone:{digits}"));
+        }
+        keys
+    }
+}
+
 impl Form {
     /// Parses the submitted fields; every field that fails is named.
     pub fn parse_contact(

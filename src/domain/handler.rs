@@ -2,6 +2,7 @@
 //! declares its settings schema the way a widget's manifest declares `dp.settings`; every
 //! action's settings are checked against it.
 
+pub use super::validation::FieldError;
 use base64::Engine;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -75,22 +76,6 @@ pub struct SettingSpec {
 /// A handler's settings schema: `{key: {name, type, required}}`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SettingsSchema(pub Vec<(String, SettingSpec)>);
-
-/// One field that does not satisfy the rules (`[0].settings.message`: is required).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 impl SettingsSchema {
     pub fn parse(value: &Value) -> Result<Self, Vec<FieldError>> {

@@ -48,6 +48,43 @@ pub struct Contact {
     pub is_main: bool,
 }
 
+/// What a lead search asks for; every given condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    pub status_id: Option<StatusId>,
+    pub pipeline_id: Option<PipelineId>,
+    /// Created at or after (Unix seconds).
+    pub created_from: Option<i64>,
+    /// Created at or before (Unix seconds).
+    pub created_to: Option<i64>,
+    /// Text in the lead's name or its contacts' name, phone or email (any case).
+    pub query: Option<String>,
+}
+
+impl LeadFilter {
+    pub fn matches(&self, lead: &Lead) -> bool {
+        let created = super::time::to_secs(lead.created_at);
+        let needle = self
+            .query
+            .as_deref()
+            .map(str::to_lowercase)
+            .filter(|q| !q.is_empty());
+        self.status_id.is_none_or(|s| lead.status_id == s)
+            && self.pipeline_id.is_none_or(|p| lead.pipeline_id == p)
+            && self.created_from.is_none_or(|f| created >= f)
+            && self.created_to.is_none_or(|t| created <= t)
+            && needle.is_none_or(|q| {
+                lead.name.to_lowercase().contains(&q)
+                    || lead.contacts.iter().any(|c| {
+                        [Some(&c.name), c.phone.as_ref(), c.email.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .any(|v| v.to_lowercase().contains(&q))
+                    })
+            })
+    }
+}
+
 /// A browser linked to a lead. Page views of the visitor belong to the lead from `since`
 /// (`None`: including the anonymous history before the form) until `until` (`None`: still
 /// linked).

@@ -15,6 +15,7 @@ pub mod site;
 pub mod time;
 pub mod timeline;
 pub mod tracking;
+pub mod validation;
 pub mod visitor;
 pub mod webhook;
 

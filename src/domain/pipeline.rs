@@ -11,8 +11,36 @@ pub const WON: StatusId = StatusId(142);
 pub const LOST: StatusId = StatusId(143);
 
 /// amoCRM's `type` of a status: 1 marks Unsorted, 0 every other stage.
-pub const STATUS_TYPE_NORMAL: u8 = 0;
-pub const STATUS_TYPE_UNSORTED: u8 = 1;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusType {
+    Normal,
+    Unsorted,
+}
+
+impl StatusType {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Normal => 0,
+            Self::Unsorted => 1,
+        }
+    }
+}
+
+impl Serialize for StatusType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u8::deserialize(d)? {
+            0 => Ok(Self::Normal),
+            1 => Ok(Self::Unsorted),
+            n => Err(serde::de::Error::custom(format!("unknown status type {n}"))),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -20,7 +48,7 @@ pub struct Status {
     pub name: String,
     pub sort: u32,
     #[serde(rename = "type")]
-    pub status_type: u8,
+    pub status_type: StatusType,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,11 +76,11 @@ impl Pipeline {
             name: "Sales".to_owned(),
             is_main: true,
             statuses: vec![
-                stage(ids[0], "Unsorted", 10, STATUS_TYPE_UNSORTED),
-                stage(ids[1], "First contact", 20, STATUS_TYPE_NORMAL),
-                stage(ids[2], "Negotiation", 30, STATUS_TYPE_NORMAL),
-                stage(WON, "Won", 10000, STATUS_TYPE_NORMAL),
-                stage(LOST, "Lost", 11000, STATUS_TYPE_NORMAL),
+                stage(ids[0], "Unsorted", 10, StatusType::Unsorted),
+                stage(ids[1], "First contact", 20, StatusType::Normal),
+                stage(ids[2], "Negotiation", 30, StatusType::Normal),
+                stage(WON, "Won", 10000, StatusType::Normal),
+                stage(LOST, "Lost", 11000, StatusType::Normal),
             ],
         }
     }
@@ -60,7 +88,15 @@ impl Pipeline {
     pub fn unsorted(&self) -> Option<&Status> {
         self.statuses
             .iter()
-            .find(|s| s.status_type == STATUS_TYPE_UNSORTED)
+            .find(|s| s.status_type == StatusType::Unsorted)
+    }
+
+    /// The first stage a lead can be accepted into: the first one after Unsorted.
+    pub fn first_working_stage(&self) -> Option<StatusId> {
+        self.statuses
+            .iter()
+            .find(|s| s.status_type != StatusType::Unsorted)
+            .map(|s| s.id)
     }
 
     pub fn status(&self, id: StatusId) -> Option<&Status> {
@@ -90,6 +126,14 @@ impl Pipeline {
 pub struct Stage {
     pub pipeline_id: PipelineId,
     pub status_id: StatusId,
+}
+
+impl Stage {
+    /// A lead here is still open (a known contact's new submission joins it): not won or
+    /// lost.
+    pub fn is_open(self) -> bool {
+        self.status_id != WON && self.status_id != LOST
+    }
 }
 
 #[cfg(test)]

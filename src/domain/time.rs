@@ -3,6 +3,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Seconds in a day, for settings given in days.
+pub const DAY_SECS: u64 = 86_400;
+
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 

@@ -5,10 +5,22 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::EventType;
-use super::ids::{ActionId, EventId, FormId, LeadId, UnsortedUid};
+use super::event_record::DeliveryState;
+use super::ids::{ActionId, EventId, FormId, HandlerId, LeadId, SiteId, UnsortedUid};
 use super::pipeline::Stage;
 use super::time::Millis;
 use super::visitor::VisitorId;
+
+/// Who moved a lead: an accept from Unsorted, the API (and the console, which uses it), or
+/// a decline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveOrigin {
+    Accept,
+    Api,
+    Console,
+    Decline,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -23,8 +35,7 @@ pub enum TimelineEntry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Stage>,
         to: Stage,
-        /// `accept`, `api` or `console`.
-        by: String,
+        by: MoveOrigin,
     },
     Declined {
         at: Millis,
@@ -83,4 +94,99 @@ impl TimelineEntry {
             | Self::Note { at, .. } => *at,
         }
     }
+}
+
+/// One item of a lead's timeline as the API shows it: an entry of its own, or what is read
+/// from elsewhere — the visits and page views of its browsers, the deliveries of its
+/// events. Serialises to `{"type": …, "at": …, …, "created_at": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineItem {
+    #[serde(flatten)]
+    pub kind: ItemKind,
+    /// Unix seconds of `at`.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ItemKind {
+    /// A fired event, with where its delivery stands.
+    Fired {
+        #[serde(flatten)]
+        entry: TimelineEntry,
+        state: DeliveryState,
+        delayed_by: u32,
+        handler_id: HandlerId,
+    },
+    Entry(TimelineEntry),
+    Read(ReadItem),
+}
+
+/// Timeline items read from the lead's browsers and events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReadItem {
+    Visit {
+        at: Millis,
+        visitor: VisitorId,
+        number: u32,
+        site_id: SiteId,
+        url: String,
+        title: String,
+        referrer: String,
+    },
+    PageView {
+        at: Millis,
+        visitor: VisitorId,
+        /// The number of the visit it belongs to.
+        visit: Option<u32>,
+        site_id: SiteId,
+        url: String,
+        title: String,
+        referrer: String,
+    },
+    Delivery {
+        at: Millis,
+        event_id: EventId,
+        attempt: usize,
+        status: Option<u16>,
+        latency_ms: u64,
+        error: Option<String>,
+    },
+}
+
+impl ItemKind {
+    pub fn at(&self) -> Millis {
+        match self {
+            Self::Fired { entry, .. } | Self::Entry(entry) => entry.at(),
+            Self::Read(
+                ReadItem::Visit { at, .. }
+                | ReadItem::PageView { at, .. }
+                | ReadItem::Delivery { at, .. },
+            ) => *at,
+        }
+    }
+
+    /// At one millisecond, a visit and its page view come before what they caused, and a
+    /// delivery after its event.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Self::Read(ReadItem::Visit { .. }) => 0,
+            Self::Read(ReadItem::PageView { .. }) => 1,
+            Self::Read(ReadItem::Delivery { .. }) => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// Sorts items by time (stable: the order of writing holds within a rank) and dates them.
+pub fn in_order(mut items: Vec<ItemKind>) -> Vec<TimelineItem> {
+    items.sort_by_key(|k| (k.at(), k.rank()));
+    items
+        .into_iter()
+        .map(|kind| TimelineItem {
+            created_at: super::time::to_secs(kind.at()),
+            kind,
+        })
+        .collect()
 }

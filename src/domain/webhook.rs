@@ -65,7 +65,11 @@ pub struct Meta<'a> {
 }
 
 /// The body of `event`, with the action's settings already macro-substituted.
-pub fn body(event: &EventRecord, subdomain: &str, settings: Map<String, Value>) -> String {
+pub fn body(
+    event: &EventRecord,
+    subdomain: &str,
+    settings: Map<String, Value>,
+) -> serde_json::Result<String> {
     let is_site_visit = event.event_type == EventType::SiteVisit;
     let body = WebhookBody {
         event: EventPart {
@@ -93,7 +97,7 @@ pub fn body(event: &EventRecord, subdomain: &str, settings: Map<String, Value>) 
             delayed_by: is_site_visit.then_some(event.delayed_by),
         },
     };
-    serde_json::to_string(&body).unwrap_or_default()
+    serde_json::to_string(&body)
 }
 
 #[cfg(test)]
@@ -150,9 +154,10 @@ mod tests {
             number: 3,
             started_at: 1491300010,
         });
-        let sent: Value =
-            serde_json::from_str(&body(&event, "ivanov", settings("Hi Anna, welcome back!")))
-                .unwrap();
+        let sent: Value = serde_json::from_str(
+            &body(&event, "ivanov", settings("Hi Anna, welcome back!")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(sent, example("site_visit.json"));
     }
 
@@ -161,11 +166,9 @@ mod tests {
         let mut event = record(EventType::LeadStatusChanged);
         event.id = EventId("evt_7Qd1nX3aB5cE8fG0hJ2kL4".into());
         event.direction = Some(Direction::WentToTrigger);
-        let sent: Value = serde_json::from_str(&body(
-            &event,
-            "ivanov",
-            settings("Anna moved to Negotiation"),
-        ))
+        let sent: Value = serde_json::from_str(
+            &body(&event, "ivanov", settings("Anna moved to Negotiation")).unwrap(),
+        )
         .unwrap();
         assert_eq!(sent, example("lead_status_changed.json"));
     }

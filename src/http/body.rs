@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
-use crate::domain::handler::FieldError;
+use crate::domain::validation::FieldError;
 
 fn too_large(limit: usize) -> Problem {
     Problem::new(

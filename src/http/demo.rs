@@ -13,7 +13,7 @@ use crate::domain::ids::LeadId;
 use crate::domain::time::now_ms;
 use crate::service::Services;
 use crate::service::demo::InboxItem;
-use crate::store::catalog;
+use crate::service::live::LiveKind;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/demo", web::get().to(page))
@@ -71,8 +71,7 @@ async fn inbox(
         header("webhook-timestamp"),
         header("webhook-signature"),
     );
-    let handler: Option<Handler> =
-        catalog::get(&*services.store, demo.account.id, demo.handler_id).await?;
+    let handler: Option<Handler> = services.record(demo.account.id, demo.handler_id).await?;
     let signature_valid = match (handler, timestamp.parse::<i64>()) {
         (Some(h), Ok(ts)) => signature::sign(&h.secret, &id, ts, &text)
             .is_ok_and(|expected| sent.split(' ').any(|s| s == expected)),
@@ -87,7 +86,9 @@ async fn inbox(
         body,
     });
     if let Some(lead) = lead {
-        services.live.publish(demo.account.id, lead, "inbox");
+        services
+            .live
+            .publish(demo.account.id, lead, LiveKind::Inbox);
     }
     Ok(HttpResponse::Ok().finish())
 }

@@ -1,6 +1,6 @@
 //! Every request gets an id (`x-request-id`, taken from the client when it is a sane
 //! token, made up otherwise), a `tracing` span carrying it, and Prometheus figures by route
-//! pattern and status. Server errors are logged with the id; the rest only at debug level,
+//! pattern and status, with the store round trips it made. Server errors are logged with the id; the rest only at debug level,
 //! so that page views do not flood the logs.
 
 use std::cell::RefCell;
@@ -15,6 +15,7 @@ use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
 use crate::domain::ids::{is_token_like, random_token};
+use crate::store::round_trips;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -29,6 +30,8 @@ const BEACON_SAMPLE_EVERY: u32 = 16;
 /// One worker's handles for one set of labels.
 struct Figures {
     requests: Counter,
+    /// Store round trips made by the route's requests.
+    round_trips: Counter,
     duration: Histogram,
     sample_every: u32,
     seen: u32,
@@ -60,17 +63,19 @@ fn method_label(method: &Method) -> &'static str {
         .map_or("OTHER", Method::as_str)
 }
 
-fn record(method: &Method, route: String, status: u16, seconds: f64) {
+fn record(method: &Method, route: String, status: u16, seconds: f64, round_trips: u32) {
     FIGURES.with(|figures| {
         let mut figures = figures.borrow_mut();
         let f = figures.entry((method_label(method), route, status)).or_insert_with_key(|(m, r, s)| Figures {
             requests: metrics::counter!("footfall_http_requests_total",
                 "method" => *m, "route" => r.clone(), "status" => s.to_string()),
             duration: metrics::histogram!("footfall_http_request_duration_seconds", "route" => r.clone()),
+            round_trips: metrics::counter!("footfall_store_round_trips_total", "route" => r.clone()),
             sample_every: if r == "/v1/collect" { BEACON_SAMPLE_EVERY } else { 1 },
             seen: 0,
         });
         f.requests.increment(1);
+        f.round_trips.increment(u64::from(round_trips));
         // The first of every `sample_every`: a quiet worker or a rare status records too.
         if f.seen.is_multiple_of(f.sample_every) {
             f.duration.record(seconds);
@@ -92,7 +97,8 @@ pub async fn observe(
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %id, method = %method, path = %req.path());
     let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let (res, round_trips) = round_trips::counted(next.call(req).instrument(span.clone())).await;
+    let mut res = res?;
     let elapsed = started.elapsed().as_secs_f64();
     let status = res.status();
     let route = res
@@ -107,6 +113,6 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    record(&method, route, status.as_u16(), elapsed);
+    record(&method, route, status.as_u16(), elapsed, round_trips);
     Ok(res)
 }

@@ -20,18 +20,11 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(services: web::Data<Services>) -> Result<HttpResponse, Problem> {
-    match tokio::time::timeout(Duration::from_secs(1), services.store.ping()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "status": "ready", "store": services.store.describe(),
+    match services.readiness(Duration::from_secs(1)).await {
+        Ok(store) => Ok(HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready", "store": store,
         }))),
-        Ok(Err(e)) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store is unreachable: {e}"),
-        )),
-        Err(_) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store did not answer within 1 s",
-        )),
+        Err(why) => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, why)),
     }
 }
 

@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::domain::handler::FieldError;
+use crate::domain::validation::FieldError;
 use crate::service;
 use crate::store::StoreError;
 
@@ -107,7 +107,11 @@ impl ResponseError for Problem {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.body(serde_json::to_string(&body).unwrap_or_default())
+        match serde_json::to_string(&body) {
+            Ok(json) => response.body(json),
+            // Strings and numbers always serialise; answer the status alone if not.
+            Err(_) => response.body(format!(r#"{{"status":{}}}"#, self.status.as_u16())),
+        }
     }
 }
 

@@ -19,7 +19,8 @@ use crate::config::CookieSettings;
 use crate::domain::ids::{FormId, is_token_like};
 use crate::domain::tracking::is_bot;
 use crate::service::Services;
-use crate::service::tracking::{Beacon, CollectOutcome, Submission, SubmitOutcome};
+use crate::service::collect::{Beacon, CollectOutcome};
+use crate::service::submissions::{Submission, SubmitOutcome};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -252,7 +253,7 @@ async fn submit_parsed(
     limits.check_site(form.site_id)?;
     let outcome = services
         .submit_form(
-            form,
+            &form,
             Submission {
                 fields,
                 vid: vid.as_deref(),

@@ -15,7 +15,7 @@ use crate::domain::event::EventType;
 use crate::domain::form::{Form, default_required};
 use crate::domain::handler::Handler;
 use crate::domain::ids::{ActionId, FormId, HandlerId, SiteId, SiteKey};
-use crate::domain::pipeline::{Pipeline, STATUS_TYPE_NORMAL};
+use crate::domain::pipeline::{Pipeline, StatusType};
 use crate::domain::site::{Site, SiteUrl};
 use crate::domain::time::{Millis, now_ms};
 use crate::store::{Sequence, Store, StoreResult, catalog, corrupt};
@@ -111,7 +111,7 @@ async fn create(
     let first_stage = pipeline
         .statuses
         .iter()
-        .find(|s| s.status_type == STATUS_TYPE_NORMAL)
+        .find(|s| s.status_type == StatusType::Normal)
         .ok_or_else(|| corrupt("the main pipeline has no working stage"))?;
     let host = url::Url::parse(base)
         .ok()
@@ -133,7 +133,7 @@ async fn create(
         respect_dnt: false,
         created_at: now,
     };
-    catalog::put_site(store, &site).await?;
+    catalog::put(store, &site).await?;
     let form = Form {
         id: FormId::generate(),
         account_id: account.id,
@@ -144,7 +144,7 @@ async fn create(
         required: default_required(),
         created_at: now,
     };
-    catalog::put_form(store, &form).await?;
+    catalog::put(store, &form).await?;
     let mut schema = serde_json::Map::new();
     schema.insert(
         "message".into(),

@@ -1,13 +1,86 @@
-//! Replaying events: a dead-lettered (or delivered) event goes back into the schedule,
-//! due now, with a fresh run of the retry schedule; its id — and so its `webhook-id` —
-//! stays the same, so receivers can tell a replay from a new event.
+//! Events and their deliveries as the API shows them, and replays: a dead-lettered (or
+//! delivered) event goes back into the schedule, due now, with a fresh run of the retry
+//! schedule; its id — and so its `webhook-id` — stays the same, so receivers can tell a
+//! replay from a new event.
 
 use super::{Error, Result, Services};
-use crate::domain::event_record::{DeliveryState, EventRecord};
+use crate::domain::event_record::{DeliveryState, EventFilter, EventRecord};
+use crate::domain::ids::{AccountId, EventId, HandlerId, is_token_like};
 use crate::domain::time::now_ms;
 
+/// The most events read from the store in one round trip while searching.
+const SEARCH_CHUNK: usize = 250;
+
 impl Services {
-    pub async fn replay(&self, mut event: EventRecord) -> Result<EventRecord> {
+    /// The account's events that match, newest first: at least `wanted` of them when
+    /// there are that many.
+    pub async fn search_events(
+        &self,
+        account: AccountId,
+        filter: &EventFilter,
+        wanted: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let ids = self.store.event_ids(account).await?;
+        let mut matched = Vec::new();
+        for chunk in ids.chunks(SEARCH_CHUNK) {
+            let events = self.store.get_events(chunk).await?;
+            matched.extend(events.into_iter().filter(|e| filter.matches(e)));
+            if matched.len() >= wanted {
+                break;
+            }
+        }
+        Ok(matched)
+    }
+
+    /// One event of the account.
+    pub async fn event(&self, account: AccountId, raw: &str) -> Result<EventRecord> {
+        let missing = || Error::NotFound(format!("event {raw} does not exist"));
+        if !is_token_like(raw) {
+            return Err(missing());
+        }
+        self.store
+            .get_event(&EventId(raw.to_owned()))
+            .await?
+            .filter(|e| e.account_id == account)
+            .ok_or_else(missing)
+    }
+
+    /// Replays one event of the account.
+    pub async fn replay_event(&self, account: AccountId, raw: &str) -> Result<EventRecord> {
+        let event = self.event(account, raw).await?;
+        self.replay(event).await
+    }
+
+    /// Replays every dead-lettered event of a handler.
+    pub async fn replay_dead(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+    ) -> Result<Vec<EventRecord>> {
+        let ids = self.store.dead_event_ids(account, handler).await?;
+        let mut replayed = Vec::new();
+        for event in self.store.get_events(&ids).await? {
+            replayed.push(self.replay(event).await?);
+        }
+        Ok(replayed)
+    }
+
+    /// Whether the store answers: its description, or why not.
+    pub async fn readiness(
+        &self,
+        within: std::time::Duration,
+    ) -> std::result::Result<String, String> {
+        match tokio::time::timeout(within, self.store.ping()).await {
+            Ok(Ok(())) => Ok(self.store.describe()),
+            Ok(Err(e)) => Err(format!("the store is unreachable: {e}")),
+            Err(_) => Err(format!(
+                "the store did not answer within {} s",
+                within.as_secs()
+            )),
+        }
+    }
+
+    async fn replay(&self, mut event: EventRecord) -> Result<EventRecord> {
         match event.state {
             DeliveryState::Dead | DeliveryState::Delivered => {}
             DeliveryState::Scheduled | DeliveryState::Retrying => {

@@ -1,30 +1,72 @@
-//! Leads in the pipeline: accepting and declining Unsorted entries, moving leads between
-//! stages (each move recorded and run past the triggers), and the lead's timeline as the
-//! console shows it: its own entries merged with the page views and visits of the
-//! browsers linked to it, and the delivery attempts of its events.
-
-use serde_json::{Value, json};
+//! Leads in the pipeline: finding them, accepting and declining Unsorted entries, moving
+//! and renaming leads (each move recorded and run past the triggers), and what the console
+//! shows of a lead: its browsers' visits and its timeline — its own entries merged with
+//! the page views and visits of its browsers (within each link's window) and the delivery
+//! attempts of its events.
 
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
 use crate::domain::ids::{AccountId, LeadId, PipelineId, StatusId, UnsortedUid};
-use crate::domain::lead::Lead;
-use crate::domain::pipeline::{LOST, Pipeline, STATUS_TYPE_UNSORTED, Stage};
-use crate::domain::time::{Millis, now_ms, to_secs};
-use crate::domain::timeline::TimelineEntry;
+use crate::domain::lead::{Lead, LeadFilter, VisitorLink};
+use crate::domain::pipeline::{LOST, Pipeline, Stage, StatusType};
+use crate::domain::time::now_ms;
+use crate::domain::timeline::{
+    ItemKind, MoveOrigin, ReadItem, TimelineEntry, TimelineItem, in_order,
+};
 use crate::domain::tracking::{PageView, Visit, group_visits};
 use crate::domain::visitor::VisitorId;
-use crate::store::{MoveOutcome, catalog};
+use crate::service::live::LiveKind;
+use crate::store::{LeadMove, MoveOutcome, catalog};
+
+/// The most leads read from the store in one round trip while searching.
+const SEARCH_CHUNK: usize = 250;
+
+/// A change of a lead through the API: a new name and/or a move.
+pub struct LeadChange {
+    pub name: Option<String>,
+    pub pipeline_id: Option<PipelineId>,
+    pub status_id: Option<StatusId>,
+}
 
 impl Services {
     /// A lead of the account, or NotFound (also for another account's lead).
     pub async fn lead(&self, account: AccountId, id: LeadId) -> Result<Lead> {
         self.store
-            .get_leads(&[id])
+            .get_leads(account, &[id])
             .await?
             .pop()
-            .filter(|l| l.account_id == account)
             .ok_or_else(|| Error::NotFound(format!("lead {id} does not exist")))
+    }
+
+    /// A lead with the browsers linked to it.
+    pub async fn lead_with_browsers(
+        &self,
+        account: AccountId,
+        id: LeadId,
+    ) -> Result<(Lead, Vec<VisitorLink>)> {
+        let lead = self.lead(account, id).await?;
+        let links = self.store.lead_visitors(account, id).await?;
+        Ok((lead, links))
+    }
+
+    /// The account's leads that match, newest first: at least `wanted` of them when there
+    /// are that many.
+    pub async fn search_leads(
+        &self,
+        account: AccountId,
+        filter: &LeadFilter,
+        wanted: usize,
+    ) -> Result<Vec<Lead>> {
+        let ids = self.store.lead_ids(account).await?;
+        let mut matched = Vec::new();
+        for chunk in ids.chunks(SEARCH_CHUNK) {
+            let leads = self.store.get_leads(account, chunk).await?;
+            matched.extend(leads.into_iter().filter(|l| filter.matches(l)));
+            if matched.len() >= wanted {
+                break;
+            }
+        }
+        Ok(matched)
     }
 
     pub async fn pipeline(&self, account: AccountId, id: PipelineId) -> Result<Pipeline> {
@@ -33,8 +75,46 @@ impl Services {
             .ok_or_else(|| Error::NotFound(format!("pipeline {id} does not exist")))
     }
 
-    /// Moves a lead to a stage and fires what the move triggers. `expect` makes the move
-    /// conditional (accepting from Unsorted races with other accepts).
+    /// Renames and/or moves a lead.
+    pub async fn change_lead(
+        &self,
+        account: AccountId,
+        id: LeadId,
+        change: LeadChange,
+    ) -> Result<Lead> {
+        let mut lead = self.lead(account, id).await?;
+        if change.status_id.is_none() && change.pipeline_id.is_some() {
+            return Err(Error::invalid(
+                "status_id",
+                "is required when pipeline_id is given",
+            ));
+        }
+        if let Some(name) = change.name {
+            let name = crate::domain::validation::name("name", &name).map_err(Error::Invalid)?;
+            self.store.rename_lead(account, id, &name, now_ms()).await?;
+            lead.name = name;
+        }
+        if let Some(status) = change.status_id {
+            let moved = self
+                .move_lead(
+                    account,
+                    id,
+                    change.pipeline_id,
+                    status,
+                    MoveKind::Moved,
+                    None,
+                )
+                .await?;
+            lead = Lead {
+                name: lead.name,
+                ..moved
+            };
+        }
+        Ok(lead)
+    }
+
+    /// Moves a lead to a stage and fires what the move triggers. With `unsorted` the move
+    /// is an accept: conditional on the lead standing in Unsorted, settling the entry.
     pub async fn move_lead(
         &self,
         account: AccountId,
@@ -42,7 +122,7 @@ impl Services {
         pipeline_id: Option<PipelineId>,
         status_id: StatusId,
         kind: MoveKind,
-        expect: Option<Stage>,
+        unsorted: Option<(UnsortedUid, Stage)>,
     ) -> Result<Lead> {
         let mut lead = self.lead(account, id).await?;
         let pipeline = self
@@ -54,7 +134,7 @@ impl Services {
                 format!("pipeline {} has no status {status_id}", pipeline.id),
             )
         })?;
-        if status.status_type == STATUS_TYPE_UNSORTED && kind != MoveKind::Created {
+        if status.status_type == StatusType::Unsorted && kind != MoveKind::Created {
             return Err(Error::invalid(
                 "status_id",
                 "a lead cannot be moved into Unsorted",
@@ -65,10 +145,27 @@ impl Services {
             status_id,
         };
         let now = now_ms();
-        let from = match self.store.move_lead(id, to, now, expect).await? {
+        let by = match kind {
+            MoveKind::Accepted => MoveOrigin::Accept,
+            _ => MoveOrigin::Api,
+        };
+        let (expect, uid) = unsorted.map_or((None, None), |(uid, at)| (Some(at), Some(uid)));
+        let moved = LeadMove {
+            account,
+            lead: id,
+            to,
+            at: now,
+            expect,
+            by,
+            unsorted: uid,
+        };
+        let from = match self.store.move_lead(&moved).await? {
             MoveOutcome::Moved { from } => from,
             MoveOutcome::NotFound => {
-                return Err(Error::NotFound(format!("lead {id} does not exist")));
+                return Err(Error::NotFound(match &moved.unsorted {
+                    Some(uid) => format!("unsorted entry {uid} does not exist"),
+                    None => format!("lead {id} does not exist"),
+                }));
             }
             MoveOutcome::Conflict { current } => {
                 return Err(Error::Conflict(format!(
@@ -81,23 +178,8 @@ impl Services {
         lead.status_id = to.status_id;
         lead.updated_at = now;
         if from != to {
-            let by = match kind {
-                MoveKind::Accepted => "accept",
-                _ => "api",
-            };
-            self.store
-                .append_timeline(
-                    id,
-                    &TimelineEntry::Moved {
-                        at: now,
-                        from: Some(from),
-                        to,
-                        by: by.into(),
-                    },
-                )
-                .await?;
-            self.live.publish(account, id, "moved");
-            self.fire_on_move(&lead, kind, Some(from)).await?;
+            self.live.publish(account, id, LiveKind::Moved);
+            self.fire_on_move(&lead, kind, Some(from), None).await?;
         }
         Ok(lead)
     }
@@ -121,31 +203,23 @@ impl Services {
             .ok_or_else(|| Error::Conflict("the pipeline has no Unsorted stage".into()))?;
         let status_id = match status_id {
             Some(s) => s,
-            None => pipeline
-                .statuses
-                .iter()
-                .find(|s| s.status_type != STATUS_TYPE_UNSORTED)
-                .map(|s| s.id)
-                .ok_or_else(|| {
-                    Error::Conflict("the pipeline has no stage to accept into".into())
-                })?,
+            None => pipeline.first_working_stage().ok_or_else(|| {
+                Error::Conflict("the pipeline has no stage to accept into".into())
+            })?,
         };
         let expect = Stage {
             pipeline_id: pipeline.id,
             status_id: unsorted.id,
         };
-        let lead = self
-            .move_lead(
-                account,
-                entry.lead_id,
-                Some(pipeline.id),
-                status_id,
-                MoveKind::Accepted,
-                Some(expect),
-            )
-            .await?;
-        self.store.remove_unsorted(account, uid).await?;
-        Ok(lead)
+        self.move_lead(
+            account,
+            entry.lead_id,
+            Some(pipeline.id),
+            status_id,
+            MoveKind::Accepted,
+            Some((uid.clone(), expect)),
+        )
+        .await
     }
 
     /// Declines an Unsorted entry: the entry goes, its lead is closed as lost.
@@ -155,38 +229,22 @@ impl Services {
             .get_unsorted(account, uid)
             .await?
             .ok_or_else(|| Error::NotFound(format!("unsorted entry {uid} does not exist")))?;
-        if !self.store.remove_unsorted(account, uid).await? {
-            return Err(Error::NotFound(format!(
-                "unsorted entry {uid} does not exist"
-            )));
-        }
-        let now = now_ms();
-        self.store
-            .append_timeline(entry.lead_id, &TimelineEntry::Declined { at: now })
-            .await?;
         let lost = Stage {
             pipeline_id: entry.pipeline_id,
             status_id: LOST,
         };
-        let mut lead = self.lead(account, entry.lead_id).await?;
-        if let MoveOutcome::Moved { from } = self.store.move_lead(lead.id, lost, now, None).await? {
-            lead.pipeline_id = lost.pipeline_id;
-            lead.status_id = lost.status_id;
-            lead.updated_at = now;
-            self.store
-                .append_timeline(
-                    lead.id,
-                    &TimelineEntry::Moved {
-                        at: now,
-                        from: Some(from),
-                        to: lost,
-                        by: "decline".into(),
-                    },
-                )
-                .await?;
+        if self
+            .store
+            .decline(account, uid, lost, now_ms())
+            .await?
+            .is_none()
+        {
+            return Err(Error::NotFound(format!(
+                "unsorted entry {uid} does not exist"
+            )));
         }
-        self.live.publish(account, lead.id, "moved");
-        Ok(lead)
+        self.live.publish(account, entry.lead_id, LiveKind::Moved);
+        self.lead(account, entry.lead_id).await
     }
 
     /// A browser's page views in an account (oldest first) and the visits they make,
@@ -198,79 +256,119 @@ impl Services {
     ) -> Result<(Vec<PageView>, Vec<Visit>)> {
         let page_views = self.store.page_views(account, visitor).await?;
         let state = self.store.visitor(account, visitor).await?;
-        let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
-        let visits = group_visits(&page_views, idle_ms, state.visits);
+        let visits = group_visits(&page_views, self.visit_idle_ms(), state.visits);
         Ok((page_views, visits))
     }
 
-    /// The lead's timeline, oldest first: its entries, the page views and visits of its
-    /// browsers (within each link's window), and every delivery attempt of its events.
-    pub async fn timeline(&self, account: AccountId, id: LeadId) -> Result<Vec<Value>> {
-        let lead = self.lead(account, id).await?;
-        let mut items: Vec<(Millis, Value)> = Vec::new();
-        for entry in self.store.timeline(lead.id).await? {
-            let at = entry.at();
-            if let TimelineEntry::EventFired { event_id, .. } = &entry
-                && let Some(event) = self.store.get_event(event_id).await?
-            {
-                for (n, attempt) in event.attempts.iter().enumerate() {
-                    items.push((
-                        attempt.at,
-                        json!({"type": "delivery", "event_id": event.id, "attempt": n + 1,
-                               "status": attempt.status, "latency_ms": attempt.latency_ms,
-                               "error": attempt.error}),
-                    ));
-                }
-                let mut value = serde_json::to_value(&entry).unwrap_or_default();
-                value["state"] = json!(event.state);
-                value["delayed_by"] = json!(event.delayed_by);
-                value["handler_id"] = json!(event.handler_id);
-                items.push((at, value));
-                continue;
-            }
-            items.push((at, serde_json::to_value(&entry).unwrap_or_default()));
-        }
-        for link in self.store.lead_visitors(lead.id).await? {
+    /// Each browser linked to the lead with all its page views and visits; what belongs
+    /// to the lead is what the link covers.
+    async fn lead_browsing(
+        &self,
+        lead: &Lead,
+    ) -> Result<Vec<(VisitorLink, Vec<PageView>, Vec<Visit>)>> {
+        let mut out = Vec::new();
+        for link in self.store.lead_visitors(lead.account_id, lead.id).await? {
             let (page_views, visits) = self.browsing(lead.account_id, link.visitor).await?;
-            for visit in visits.iter().filter(|v| link.covers(v.started_at)) {
-                items.push((
-                    visit.started_at,
-                    json!({"type": "visit", "visitor": link.visitor, "number": visit.number,
-                           "site_id": visit.site_id, "url": visit.url, "title": visit.title,
-                           "referrer": visit.referrer}),
-                ));
+            out.push((link, page_views, visits));
+        }
+        Ok(out)
+    }
+
+    /// The visits of the lead's browsers, oldest first.
+    pub async fn lead_visits(
+        &self,
+        account: AccountId,
+        id: LeadId,
+    ) -> Result<Vec<(VisitorId, Visit)>> {
+        let lead = self.lead(account, id).await?;
+        let mut visits: Vec<(VisitorId, Visit)> = self
+            .lead_browsing(&lead)
+            .await?
+            .into_iter()
+            .flat_map(|(link, _, visits)| {
+                let visitor = link.visitor;
+                visits
+                    .into_iter()
+                    .filter(move |v| link.covers(v.started_at))
+                    .map(move |v| (visitor, v))
+            })
+            .collect();
+        visits.sort_by_key(|(_, v)| v.started_at);
+        Ok(visits)
+    }
+
+    /// The lead's timeline, oldest first: its entries, the page views and visits of its
+    /// browsers, and every delivery attempt of its events.
+    pub async fn timeline(&self, account: AccountId, id: LeadId) -> Result<Vec<TimelineItem>> {
+        let lead = self.lead(account, id).await?;
+        let entries = self.store.timeline(account, lead.id).await?;
+        let fired: Vec<_> = entries
+            .iter()
+            .filter_map(|e| match e {
+                TimelineEntry::EventFired { event_id, .. } => Some(event_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let events = self.store.get_events(&fired).await?;
+        let mut items = Vec::new();
+        for entry in entries {
+            let event = match &entry {
+                TimelineEntry::EventFired { event_id, .. } => {
+                    events.iter().find(|e| &e.id == event_id)
+                }
+                _ => None,
+            };
+            let Some(event) = event else {
+                items.push(ItemKind::Entry(entry));
+                continue;
+            };
+            for (n, attempt) in event.attempts.iter().enumerate() {
+                items.push(ItemKind::Read(ReadItem::Delivery {
+                    at: attempt.at,
+                    event_id: event.id.clone(),
+                    attempt: n + 1,
+                    status: attempt.status,
+                    latency_ms: attempt.latency_ms,
+                    error: attempt.error.clone(),
+                }));
             }
+            items.push(ItemKind::Fired {
+                entry,
+                state: event.state,
+                delayed_by: event.delayed_by,
+                handler_id: event.handler_id,
+            });
+        }
+        for (link, page_views, visits) in self.lead_browsing(&lead).await? {
+            let visitor = link.visitor;
             for pv in page_views.iter().filter(|pv| link.covers(pv.at)) {
                 let number = visits
                     .iter()
                     .rev()
                     .find(|v| v.site_id == pv.site_id && v.started_at <= pv.at)
                     .map(|v| v.number);
-                items.push((
-                    pv.at,
-                    json!({"type": "page_view", "visitor": link.visitor, "visit": number,
-                           "site_id": pv.site_id, "url": pv.url, "title": pv.title,
-                           "referrer": pv.referrer}),
-                ));
+                items.push(ItemKind::Read(ReadItem::PageView {
+                    at: pv.at,
+                    visitor,
+                    visit: number,
+                    site_id: pv.site_id,
+                    url: pv.url.clone(),
+                    title: pv.title.clone(),
+                    referrer: pv.referrer.clone(),
+                }));
+            }
+            for visit in visits.into_iter().filter(|v| link.covers(v.started_at)) {
+                items.push(ItemKind::Read(ReadItem::Visit {
+                    at: visit.started_at,
+                    visitor,
+                    number: visit.number,
+                    site_id: visit.site_id,
+                    url: visit.url,
+                    title: visit.title,
+                    referrer: visit.referrer,
+                }));
             }
         }
-        // At one millisecond, a visit and its page view come before what they caused and
-        // a delivery after its event; otherwise the order of writing holds (the sort is
-        // stable).
-        let rank = |v: &Value| match v["type"].as_str() {
-            Some("visit") => 0,
-            Some("page_view") => 1,
-            Some("delivery") => 3,
-            _ => 2,
-        };
-        items.sort_by_key(|(at, v)| (*at, rank(v)));
-        Ok(items
-            .into_iter()
-            .map(|(at, mut v)| {
-                v["at"] = json!(at);
-                v["created_at"] = json!(to_secs(at));
-                v
-            })
-            .collect())
+        Ok(in_order(items))
     }
 }

@@ -14,12 +14,31 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::ids::{AccountId, LeadId};
 use crate::store::Store;
 
+/// What happened to a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveKind {
+    /// A visit of one of its browsers started.
+    Visit,
+    /// An event fired.
+    Event,
+    /// A delivery was attempted.
+    Delivery,
+    Moved,
+    /// Created from a form (or a known contact's lead took a submission).
+    Created,
+    Note,
+    /// The demo inbox received a webhook.
+    Inbox,
+    /// One of its browsers submitted a form for another lead.
+    VisitorMoved,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LiveUpdate {
     pub account_id: AccountId,
     pub lead_id: LeadId,
-    /// What happened: `visit`, `event`, `delivery`, `moved`, `created`, `note`, `inbox`.
-    pub what: String,
+    pub what: LiveKind,
 }
 
 pub struct Live {
@@ -38,14 +57,18 @@ impl Live {
     }
 
     /// Publishes an update off the caller's path; a lost update only delays a console.
-    pub fn publish(&self, account_id: AccountId, lead_id: LeadId, what: &'static str) {
+    pub fn publish(&self, account_id: AccountId, lead_id: LeadId, what: LiveKind) {
         let update = LiveUpdate {
             account_id,
             lead_id,
-            what: what.to_owned(),
+            what,
         };
-        let Ok(message) = serde_json::to_string(&update) else {
-            return;
+        let message = match serde_json::to_string(&update) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::warn!(error = %e, "live update not serialised");
+                return;
+            }
         };
         let store = self.store.clone();
         tokio::spawn(async move {

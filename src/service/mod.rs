@@ -1,14 +1,18 @@
 //! The use cases: what happens when a page view arrives, a form is submitted, a lead is
-//! moved, a trigger fires. Each takes parsed domain values from the HTTP edge and works on
-//! the store; the HTTP layer only translates.
+//! moved, a trigger fires, a resource is managed. Each takes parsed domain values from
+//! the HTTP edge and works on the store; the HTTP layer only translates — every handler
+//! under `http` parses, calls one function here, and answers.
 
 pub mod accounts;
+pub mod catalog_cache;
+pub mod collect;
 pub mod demo;
 pub mod events;
 pub mod leads;
 pub mod live;
-pub mod sites;
-pub mod tracking;
+pub mod manage;
+pub mod notes;
+pub mod submissions;
 pub mod triggers;
 
 use std::sync::Arc;
@@ -17,13 +21,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::domain::handler::FieldError;
+use crate::domain::form::Form;
+use crate::domain::site::Site;
+use crate::domain::validation::FieldError;
 use crate::domain::visitor::VisitorSigner;
 use crate::store::{Store, StoreError};
 
 pub use accounts::Accounts;
+pub use catalog_cache::{KeyCache, Snapshots};
 pub use live::Live;
-pub use sites::SiteCache;
 
 /// What the use cases share: the store and what was built from the configuration.
 pub struct Services {
@@ -31,7 +37,11 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub signer: VisitorSigner,
     pub accounts: Accounts,
-    pub sites: SiteCache,
+    /// Sites by public key and forms by id, for the public endpoints.
+    pub sites: KeyCache<Site>,
+    pub forms: KeyCache<Form>,
+    /// Each account's catalog as of its version, for triggers and submissions.
+    pub snapshots: Snapshots,
     /// Wakes this instance's scheduler when an event is due sooner than it planned.
     pub scheduler_wake: Arc<Notify>,
     pub live: Live,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{RecordKind, Store, StoreResult, corrupt};
+use super::{Catalog, RecordKind, StoreResult, corrupt, to_json};
 use crate::domain::action::Action;
 use crate::domain::form::Form;
 use crate::domain::handler::Handler;
@@ -18,10 +18,14 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync {
     const KIND: RecordKind;
     fn account(&self) -> AccountId;
     fn key(&self) -> String;
+    /// The global name the public endpoints find it by, if it has one.
+    fn alias(&self) -> Option<String> {
+        None
+    }
 }
 
 macro_rules! record {
-    ($type:ty, $kind:expr) => {
+    ($type:ty, $kind:expr $(, alias $alias:ident)?) => {
         impl Record for $type {
             const KIND: RecordKind = $kind;
             fn account(&self) -> AccountId {
@@ -30,25 +34,37 @@ macro_rules! record {
             fn key(&self) -> String {
                 self.id.to_string()
             }
+            $(
+                fn alias(&self) -> Option<String> {
+                    Some(self.$alias.as_str().to_owned())
+                }
+            )?
         }
     };
 }
 
-record!(Site, RecordKind::Site);
-record!(Form, RecordKind::Form);
+record!(Site, RecordKind::Site, alias key);
+record!(Form, RecordKind::Form, alias id);
 record!(Pipeline, RecordKind::Pipeline);
 record!(Handler, RecordKind::Handler);
 record!(Action, RecordKind::Action);
 
-pub async fn put<R: Record>(store: &dyn Store, record: &R) -> StoreResult<()> {
-    let json = serde_json::to_string(record).map_err(corrupt)?;
+/// Stores a record, and makes it findable by its global name when it has one (a site by
+/// its key, a form by its id: the public endpoints' URLs carry no account).
+pub async fn put<R: Record>(store: &dyn Catalog, record: &R) -> StoreResult<()> {
+    let json = to_json(record)?;
     store
         .put_record(record.account(), R::KIND, &record.key(), &json)
-        .await
+        .await?;
+    if let Some(alias) = record.alias() {
+        let target = format!("{}/{}", record.account(), record.key());
+        store.put_alias(R::KIND, &alias, &target).await?;
+    }
+    Ok(())
 }
 
 pub async fn get<R: Record>(
-    store: &dyn Store,
+    store: &dyn Catalog,
     account: AccountId,
     id: impl ToString,
 ) -> StoreResult<Option<R>> {
@@ -59,7 +75,7 @@ pub async fn get<R: Record>(
         .transpose()
 }
 
-pub async fn list<R: Record>(store: &dyn Store, account: AccountId) -> StoreResult<Vec<R>> {
+pub async fn list<R: Record>(store: &dyn Catalog, account: AccountId) -> StoreResult<Vec<R>> {
     store
         .list_records(account, R::KIND)
         .await?
@@ -69,38 +85,14 @@ pub async fn list<R: Record>(store: &dyn Store, account: AccountId) -> StoreResu
 }
 
 pub async fn delete<R: Record>(
-    store: &dyn Store,
+    store: &dyn Catalog,
     account: AccountId,
     id: impl ToString,
 ) -> StoreResult<bool> {
     store.delete_record(account, R::KIND, &id.to_string()).await
 }
 
-/// Stores a site and makes it findable by its public key.
-pub async fn put_site(store: &dyn Store, site: &Site) -> StoreResult<()> {
-    put(store, site).await?;
-    store
-        .put_alias(
-            RecordKind::Site,
-            site.key.as_str(),
-            &format!("{}/{}", site.account_id, site.id),
-        )
-        .await
-}
-
-/// Stores a form and makes it findable by its id alone (the submit URL carries no account).
-pub async fn put_form(store: &dyn Store, form: &Form) -> StoreResult<()> {
-    put(store, form).await?;
-    store
-        .put_alias(
-            RecordKind::Form,
-            form.id.as_str(),
-            &format!("{}/{}", form.account_id, form.id),
-        )
-        .await
-}
-
-async fn by_alias<R: Record>(store: &dyn Store, alias: &str) -> StoreResult<Option<R>> {
+async fn by_alias<R: Record>(store: &dyn Catalog, alias: &str) -> StoreResult<Option<R>> {
     let Some(target) = store.get_alias(R::KIND, alias).await? else {
         return Ok(None);
     };
@@ -111,10 +103,10 @@ async fn by_alias<R: Record>(store: &dyn Store, alias: &str) -> StoreResult<Opti
     get(store, account, id).await
 }
 
-pub async fn site_by_key(store: &dyn Store, key: &SiteKey) -> StoreResult<Option<Site>> {
+pub async fn site_by_key(store: &dyn Catalog, key: &SiteKey) -> StoreResult<Option<Site>> {
     by_alias(store, key.as_str()).await
 }
 
-pub async fn form_by_id(store: &dyn Store, id: &FormId) -> StoreResult<Option<Form>> {
+pub async fn form_by_id(store: &dyn Catalog, id: &FormId) -> StoreResult<Option<Form>> {
     by_alias(store, id.as_str()).await
 }

@@ -1,15 +1,32 @@
-//! The `Store`: all state of footfall, in the domain's terms, behind one trait with two
-//! implementations — Redis (production) and an embedded in-memory store (the zero-setup
-//! default). Both pass the same conformance suite (`tests/store_conformance.rs`).
+//! All state of footfall, in the domain's terms, behind one trait per aggregate:
 //!
-//! The trait is deliberately small: account-scoped metadata (sites, forms, pipelines,
-//! handlers, actions) goes through one generic "catalog" of JSON records, typed by
-//! `catalog.rs`; leads, visitors and the delivery schedule, which are hot or need atomic
-//! steps, have operations of their own.
+//! - [`Catalog`]: account-scoped metadata (sites, forms, pipelines, handlers, actions) as
+//!   JSON records, typed by `catalog.rs`, and the id sequences;
+//! - [`Leads`]: leads, their contacts, timelines, browser links and Unsorted entries;
+//! - [`Visitors`]: browsers' page views and visits (the hot path);
+//! - [`Schedule`]: fired events, their delivery schedule and handler health;
+//! - [`Live`]: the console's live updates.
+//!
+//! Two backends implement all five — Redis (`redis/`, production) and an embedded
+//! in-memory store (`memory/`, the zero-setup default) — one file per trait in each, and
+//! both pass the same conformance suite (`tests/integration/store_conformance.rs`):
+//! same answers, same order (creation order), same expiry.
+//!
+//! A change that touches several keys is one operation here, atomic on Redis (one Lua
+//! script on one hash slot): a form submission, a move, an accept. A crash can never cut
+//! it in half.
+//!
+//! **What an instance crash can lose.** Acknowledged form submissions, moves, events and
+//! deliveries are in Redis before the request is answered. Page views are too, with one
+//! exception: a Redis page-view writer skips refreshing a browser's last sighting for a
+//! short while after refreshing it (`redis/sightings.rs`), and a crash forgets the skipped
+//! refreshes — the page views themselves are kept, but the visit they belong to may then
+//! end up to that short while early.
 
 pub mod catalog;
 pub mod memory;
 pub mod redis;
+pub mod round_trips;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -19,7 +36,7 @@ use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, UnsortedUid};
 use crate::domain::lead::{Lead, Unsorted, VisitorLink};
 use crate::domain::pipeline::Stage;
 use crate::domain::time::Millis;
-use crate::domain::timeline::TimelineEntry;
+use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 
@@ -37,6 +54,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
+}
+
+/// A value as stored JSON; a value that cannot be written is an error, never `""`.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> StoreResult<T> {
+    serde_json::from_str(json).map_err(corrupt)
 }
 
 /// Counters that hand out integer ids.
@@ -97,6 +123,180 @@ impl RecordKind {
     }
 }
 
+/// All of a store: the five aggregates and the store's own health.
+#[async_trait]
+pub trait Store: Catalog + Leads + Visitors + Schedule + Live + Send + Sync + 'static {
+    /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
+    fn describe(&self) -> String;
+
+    /// Answers when the store is reachable.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+// --- catalog --------------------------------------------------------------------------
+
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// The next id of a sequence (starting after `Sequence::base`).
+    async fn next_id(&self, seq: Sequence) -> StoreResult<u64>;
+    /// The next id of each sequence, in one round trip.
+    async fn next_ids(&self, seqs: &[Sequence]) -> StoreResult<Vec<u64>>;
+
+    /// True for exactly one caller ever per key (bootstrap steps that must run once).
+    async fn claim_once(&self, key: &str) -> StoreResult<bool>;
+
+    /// Stores a record (replacing one of the same id) and counts a change of the account's
+    /// catalog.
+    async fn put_record(
+        &self,
+        account: AccountId,
+        kind: RecordKind,
+        id: &str,
+        json: &str,
+    ) -> StoreResult<()>;
+    async fn get_record(
+        &self,
+        account: AccountId,
+        kind: RecordKind,
+        id: &str,
+    ) -> StoreResult<Option<String>>;
+    /// An account's records of a kind, in creation order.
+    async fn list_records(&self, account: AccountId, kind: RecordKind) -> StoreResult<Vec<String>>;
+    async fn delete_record(
+        &self,
+        account: AccountId,
+        kind: RecordKind,
+        id: &str,
+    ) -> StoreResult<bool>;
+    /// How many times the account's catalog has changed: a cache of it is good while this
+    /// has not moved.
+    async fn catalog_version(&self, account: AccountId) -> StoreResult<u64>;
+    /// A global name for a record (a site key, a form id) → `target` (`account/id`).
+    async fn put_alias(&self, kind: RecordKind, alias: &str, target: &str) -> StoreResult<()>;
+    async fn get_alias(&self, kind: RecordKind, alias: &str) -> StoreResult<Option<String>>;
+}
+
+// --- leads ----------------------------------------------------------------------------
+
+/// A form submission to record, with its ids allocated: one atomic step that either finds
+/// it a duplicate, gives it to the open lead of a known contact, or creates the lead, its
+/// contact, the contact index, the Unsorted entry and the timeline — and links the browser.
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    pub account: AccountId,
+    /// The same browser sending the same contact through the same form within
+    /// `duplicate_window_secs` folds into the first submission.
+    pub fingerprint: String,
+    pub duplicate_window_secs: u64,
+    /// The keys the contact is found by (`email:…`, `phone:…`).
+    pub contact_keys: Vec<String>,
+    /// The lead to create (in the pipeline's Unsorted stage, its contact main).
+    pub lead: Lead,
+    pub unsorted: Unsorted,
+    pub visitor: VisitorId,
+    pub at: Millis,
+}
+
+/// What became of a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmissionOutcome {
+    /// The lead and its Unsorted entry were created; the browser left `previous_lead`.
+    Created { previous_lead: Option<LeadId> },
+    /// The contact's open lead in the pipeline took the submission.
+    KnownContact {
+        lead: LeadId,
+        previous_lead: Option<LeadId>,
+    },
+    /// A double submission: the first one's lead, and its Unsorted entry while it is
+    /// still there to accept.
+    Duplicate {
+        lead: LeadId,
+        uid: Option<UnsortedUid>,
+    },
+}
+
+/// A move of a lead to a stage: atomic with its timeline entry and, for an accept or a
+/// decline, the removal of the Unsorted entry.
+#[derive(Debug, Clone)]
+pub struct LeadMove {
+    pub account: AccountId,
+    pub lead: LeadId,
+    pub to: Stage,
+    pub at: Millis,
+    /// Move only if the lead stands here (accepting from Unsorted races other accepts).
+    pub expect: Option<Stage>,
+    pub by: MoveOrigin,
+    /// The Unsorted entry that the move settles; the move happens only while it exists.
+    pub unsorted: Option<UnsortedUid>,
+}
+
+/// The result of a move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved {
+        from: Stage,
+    },
+    /// No such lead, or no such Unsorted entry when the move settles one.
+    NotFound,
+    /// The lead was not where the caller expected (someone moved it first).
+    Conflict {
+        current: Stage,
+    },
+}
+
+#[async_trait]
+pub trait Leads: Send + Sync {
+    /// Records a form submission (see [`NewSubmission`]).
+    async fn create_lead_from_submission(
+        &self,
+        submission: &NewSubmission,
+    ) -> StoreResult<SubmissionOutcome>;
+    /// The account's leads among `ids`, in the order asked.
+    async fn get_leads(&self, account: AccountId, ids: &[LeadId]) -> StoreResult<Vec<Lead>>;
+    /// Ids of an account's leads, newest first.
+    async fn lead_ids(&self, account: AccountId) -> StoreResult<Vec<LeadId>>;
+    async fn move_lead(&self, m: &LeadMove) -> StoreResult<MoveOutcome>;
+    /// Declines an Unsorted entry: it goes, its lead is closed as lost (`lost`), and the
+    /// lead's timeline records both. None when the entry is not there.
+    async fn decline(
+        &self,
+        account: AccountId,
+        uid: &UnsortedUid,
+        lost: Stage,
+        at: Millis,
+    ) -> StoreResult<Option<(Unsorted, MoveOutcome)>>;
+    async fn rename_lead(
+        &self,
+        account: AccountId,
+        id: LeadId,
+        name: &str,
+        at: Millis,
+    ) -> StoreResult<bool>;
+    async fn append_timeline(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        entry: &TimelineEntry,
+    ) -> StoreResult<()>;
+    /// The lead's timeline in the order it was written.
+    async fn timeline(&self, account: AccountId, lead: LeadId) -> StoreResult<Vec<TimelineEntry>>;
+    /// The browsers linked to a lead, by the time they were linked.
+    async fn lead_visitors(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+    ) -> StoreResult<Vec<VisitorLink>>;
+    async fn get_unsorted(
+        &self,
+        account: AccountId,
+        uid: &UnsortedUid,
+    ) -> StoreResult<Option<Unsorted>>;
+    /// The account's Unsorted entries, oldest first.
+    async fn list_unsorted(&self, account: AccountId) -> StoreResult<Vec<Unsorted>>;
+}
+
+// --- visitors -------------------------------------------------------------------------
+
 /// One page view to record.
 #[derive(Debug, Clone)]
 pub struct PageViewWrite {
@@ -119,7 +319,7 @@ pub struct PageViewOutcome {
     pub history_len: u64,
 }
 
-/// What the store keeps about a visitor besides its page views: how many visits it has
+/// What the store keeps about a browser besides its page views: how many visits it has
 /// made, and the lead it is linked to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VisitorState {
@@ -127,117 +327,30 @@ pub struct VisitorState {
     pub lead: Option<LeadId>,
 }
 
-/// The result of a conditional move of a lead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MoveOutcome {
-    Moved {
-        from: Stage,
-    },
-    NotFound,
-    /// The lead was not where the caller expected (someone moved it first).
-    Conflict {
-        current: Stage,
-    },
+/// A visit just counted: its number, and the browser's lead as it stands now with the
+/// version of the account's catalog (so that the caller's cached actions can be checked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisitStart {
+    pub number: u32,
+    pub lead: Option<Lead>,
+    pub catalog_version: u64,
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
-    fn describe(&self) -> String;
-
-    /// Answers when the store is reachable.
-    async fn ping(&self) -> StoreResult<()>;
-
-    /// The next id of a sequence (starting after `Sequence::base`).
-    async fn next_id(&self, seq: Sequence) -> StoreResult<u64>;
-
-    /// True for exactly one caller ever per key (bootstrap steps that must run once).
-    async fn claim_once(&self, key: &str) -> StoreResult<bool>;
-
-    // --- catalog: account-scoped JSON records -------------------------------------------
-    async fn put_record(
-        &self,
-        account: AccountId,
-        kind: RecordKind,
-        id: &str,
-        json: &str,
-    ) -> StoreResult<()>;
-    async fn get_record(
-        &self,
-        account: AccountId,
-        kind: RecordKind,
-        id: &str,
-    ) -> StoreResult<Option<String>>;
-    async fn list_records(&self, account: AccountId, kind: RecordKind) -> StoreResult<Vec<String>>;
-    async fn delete_record(
-        &self,
-        account: AccountId,
-        kind: RecordKind,
-        id: &str,
-    ) -> StoreResult<bool>;
-    /// A global name for a record (a site key, a form id) → `target` (`account/id`).
-    async fn put_alias(&self, kind: RecordKind, alias: &str, target: &str) -> StoreResult<()>;
-    async fn get_alias(&self, kind: RecordKind, alias: &str) -> StoreResult<Option<String>>;
-
-    // --- leads ---------------------------------------------------------------------------
-    /// Stores a new lead with the first entry of its timeline.
-    async fn insert_lead(&self, lead: &Lead, first: &TimelineEntry) -> StoreResult<()>;
-    async fn get_leads(&self, ids: &[LeadId]) -> StoreResult<Vec<Lead>>;
-    /// Ids of an account's leads, newest first.
-    async fn lead_ids(&self, account: AccountId) -> StoreResult<Vec<LeadId>>;
-    /// Moves a lead atomically, only if it stands at `expect` when given.
-    async fn move_lead(
-        &self,
-        id: LeadId,
-        to: Stage,
-        at: Millis,
-        expect: Option<Stage>,
-    ) -> StoreResult<MoveOutcome>;
-    async fn rename_lead(&self, id: LeadId, name: &str, at: Millis) -> StoreResult<bool>;
-    async fn append_timeline(&self, lead: LeadId, entry: &TimelineEntry) -> StoreResult<()>;
-    /// The lead's timeline in the order it was written.
-    async fn timeline(&self, lead: LeadId) -> StoreResult<Vec<TimelineEntry>>;
-    /// Adds or replaces (by visitor) a visitor link of a lead.
-    async fn put_lead_visitor(&self, lead: LeadId, link: &VisitorLink) -> StoreResult<()>;
-    async fn lead_visitors(&self, lead: LeadId) -> StoreResult<Vec<VisitorLink>>;
-
-    // --- unsorted ------------------------------------------------------------------------
-    async fn put_unsorted(&self, entry: &Unsorted) -> StoreResult<()>;
-    async fn get_unsorted(
-        &self,
-        account: AccountId,
-        uid: &UnsortedUid,
-    ) -> StoreResult<Option<Unsorted>>;
-    async fn list_unsorted(&self, account: AccountId) -> StoreResult<Vec<Unsorted>>;
-    /// Removes an entry; true for the one caller that removed it.
-    async fn remove_unsorted(&self, account: AccountId, uid: &UnsortedUid) -> StoreResult<bool>;
-
-    // --- visitors (the hot path) ---------------------------------------------------------
-    // A browser's data is kept per account: one browser on two tenants' sites is two
-    // visitors that know nothing of each other.
+pub trait Visitors: Send + Sync {
     /// Records a page view and returns when the visitor was last seen on the site: one
     /// round trip, the only store work of a page view inside a running visit.
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome>;
     /// Counts a new visit (the page view that starts it is already recorded), keeps the
-    /// history within `max_page_views`, refreshes the retention, and tells the visit's
-    /// number and the visitor's lead.
+    /// history within `max_page_views`, refreshes the retention, and reads the browser's
+    /// lead — one round trip.
     async fn start_visit(
         &self,
         account: AccountId,
         visitor: VisitorId,
         retention_secs: u64,
         max_page_views: u64,
-    ) -> StoreResult<VisitorState>;
-    /// Links a visitor to a lead of the account; returns the account's lead it belonged
-    /// to before. Another account's link to the same browser is another matter.
-    async fn link_visitor(
-        &self,
-        account: AccountId,
-        visitor: VisitorId,
-        lead: LeadId,
-        at: Millis,
-        retention_secs: u64,
-    ) -> StoreResult<Option<LeadId>>;
+    ) -> StoreResult<VisitStart>;
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState>;
     /// The visitor's page views, oldest first.
     async fn page_views(
@@ -252,11 +365,21 @@ pub trait Store: Send + Sync + 'static {
         visitor: VisitorId,
         keep: u64,
     ) -> StoreResult<()>;
+}
 
-    // --- events and the delivery schedule ------------------------------------------------
-    /// Stores an event; a pending one is put in the schedule at its next time.
+// --- schedule -------------------------------------------------------------------------
+
+#[async_trait]
+pub trait Schedule: Send + Sync {
+    /// Stores fired events, puts them in the schedule and each on its lead's timeline
+    /// (`EventFired`): one round trip for any number of events.
+    async fn add_events(&self, events: &[EventRecord]) -> StoreResult<()>;
+    /// Stores an event's new state; a pending one is put in the schedule at its next time,
+    /// a finished one kept for the event retention.
     async fn save_event(&self, event: &EventRecord) -> StoreResult<()>;
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>>;
+    /// The events among `ids` that still exist, in the order asked (one round trip).
+    async fn get_events(&self, ids: &[EventId]) -> StoreResult<Vec<EventRecord>>;
     /// Claims up to `max` events due at `now`, each leased until `lease_until`: an event
     /// whose claimer dies becomes due again when the lease ends.
     async fn claim_due(
@@ -267,7 +390,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<EventRecord>>;
     /// The earliest time anything in the schedule becomes due (including lease ends).
     async fn next_due(&self) -> StoreResult<Option<Millis>>;
-    /// Ids of an account's events, newest first.
+    /// Ids of an account's events within the retention, newest first.
     async fn event_ids(&self, account: AccountId) -> StoreResult<Vec<EventId>>;
     /// Ids of a handler's dead-lettered events.
     async fn dead_event_ids(
@@ -275,8 +398,6 @@ pub trait Store: Send + Sync + 'static {
         account: AccountId,
         handler: HandlerId,
     ) -> StoreResult<Vec<EventId>>;
-
-    // --- handler health ------------------------------------------------------------------
     /// Records a failed attempt; the first failure of a run is kept.
     async fn note_handler_failure(
         &self,
@@ -293,20 +414,12 @@ pub trait Store: Send + Sync + 'static {
         account: AccountId,
         handler: HandlerId,
     ) -> StoreResult<Option<Millis>>;
+}
 
-    // --- short-lived facts and contact lookup -------------------------------------------
-    /// Keeps `value` under `key` for `ttl_secs` unless a value is already there; returns the
-    /// value that was there (duplicate submissions fold into the first).
-    async fn remember(&self, key: &str, value: &str, ttl_secs: u64) -> StoreResult<Option<String>>;
-    /// What is remembered under `key`, if anything.
-    async fn recall(&self, key: &str) -> StoreResult<Option<String>>;
-    /// Replaces a remembered value, keeping its expiry; nothing when it has expired.
-    async fn settle(&self, key: &str, value: &str) -> StoreResult<()>;
-    /// Points a contact key of an account (`email:…`, `phone:…`) at a lead.
-    async fn index_contact(&self, account: AccountId, key: &str, lead: LeadId) -> StoreResult<()>;
-    async fn find_contact(&self, account: AccountId, key: &str) -> StoreResult<Option<LeadId>>;
+// --- live -----------------------------------------------------------------------------
 
-    // --- live updates (the console) ------------------------------------------------------
+#[async_trait]
+pub trait Live: Send + Sync {
     /// Sends a message to the subscribers of every instance.
     async fn publish_live(&self, message: String) -> StoreResult<()>;
     /// The messages published from now on, by any instance; the stream ends when the

@@ -19,7 +19,7 @@ use crate::domain::time::{now_ms, to_secs};
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::store::{Sequence, catalog};
+use crate::store::Sequence;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_actions)
@@ -196,7 +196,7 @@ async fn list_actions(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
-    let actions: Vec<Action> = catalog::list(&*services.store, auth.0.id).await?;
+    let actions: Vec<Action> = services.records(auth.0.id).await?;
     Ok(page_of::<ActionList>(
         &req,
         paging,
@@ -205,7 +205,8 @@ async fn list_actions(
 }
 
 async fn find(services: &Services, auth: &Auth, id: ActionId) -> Result<Action, Problem> {
-    catalog::get(&*services.store, auth.0.id, id)
+    services
+        .record(auth.0.id, id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("action {id} does not exist")))
 }
@@ -233,8 +234,8 @@ async fn create_actions(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let account = auth.0.id;
-    let pipelines: Vec<Pipeline> = catalog::list(&*services.store, account).await?;
-    let handlers: Vec<Handler> = catalog::list(&*services.store, account).await?;
+    let pipelines: Vec<Pipeline> = services.records(account).await?;
+    let handlers: Vec<Handler> = services.records(account).await?;
     let now = now_ms();
     let checked = validate_all(body.0, |a| {
         let mut errors = Vec::new();
@@ -284,8 +285,8 @@ async fn create_actions(
     })?;
     let mut created = Vec::new();
     for mut action in checked {
-        action.id = ActionId(services.store.next_id(Sequence::Action).await?);
-        catalog::put(&*services.store, &action).await?;
+        action.id = ActionId(services.next_id(Sequence::Action).await?);
+        services.save(&action).await?;
         created.push(ActionView::of(&action));
     }
     Ok(HttpResponse::Ok().json(ActionBatch::of(created)))
@@ -319,10 +320,8 @@ async fn update_action(
     if let Some(e) = patch.enabled {
         action.enabled = e;
     }
-    let pipeline: Option<Pipeline> =
-        catalog::get(&*services.store, auth.0.id, action.pipeline_id).await?;
-    let handler: Option<Handler> =
-        catalog::get(&*services.store, auth.0.id, action.handler_id).await?;
+    let pipeline: Option<Pipeline> = services.record(auth.0.id, action.pipeline_id).await?;
+    let handler: Option<Handler> = services.record(auth.0.id, action.handler_id).await?;
     let Some(handler) = handler else {
         return Err(Problem::field(
             "handler",
@@ -334,7 +333,7 @@ async fn update_action(
         return Err(Problem::invalid(errors));
     }
     action.updated_at = now_ms();
-    catalog::put(&*services.store, &action).await?;
+    services.save(&action).await?;
     Ok(HttpResponse::Ok().json(ActionView::of(&action)))
 }
 
@@ -348,7 +347,7 @@ async fn delete_action(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let id = ActionId(id.into_inner());
-    if catalog::delete::<Action>(&*services.store, auth.0.id, id).await? {
+    if services.delete_record::<Action>(auth.0.id, id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(Problem::not_found(format!("action {id} does not exist")))

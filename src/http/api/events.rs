@@ -7,9 +7,9 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, MAX_LIMIT, Paging, Refused, listing, page_of};
-use crate::domain::event_record::{DeliveryState, EventRecord};
-use crate::domain::ids::{EventId, HandlerId, LeadId, is_token_like};
+use super::{Auth, Paging, Refused, listing, page_of};
+use crate::domain::event_record::{DeliveryState, EventFilter, EventRecord};
+use crate::domain::ids::{HandlerId, LeadId};
 use crate::domain::time::to_secs;
 use crate::http::problem::Problem;
 use crate::service::Services;
@@ -125,25 +125,14 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
-    fn matches(&self, e: &EventRecord) -> bool {
-        self.lead_id.is_none_or(|l| e.lead_id == LeadId(l))
-            && self.handler_id.is_none_or(|h| e.handler_id == HandlerId(h))
-            && self.state.is_none_or(|s| e.state == s)
-            && self
-                .event_type
-                .as_deref()
-                .is_none_or(|t| e.event_type.code() == t || e.event_type.number().to_string() == t)
-    }
-}
-
-async fn load(services: &Services, ids: &[EventId]) -> Result<Vec<EventRecord>, Problem> {
-    let mut events = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(e) = services.store.get_event(id).await? {
-            events.push(e);
+    fn filter(&self) -> EventFilter {
+        EventFilter {
+            lead_id: self.lead_id.map(LeadId),
+            handler_id: self.handler_id.map(HandlerId),
+            state: self.state,
+            event_type: self.event_type.clone(),
         }
     }
-    Ok(events)
 }
 
 /// The account's events, newest first, filtered.
@@ -158,33 +147,14 @@ async fn list_events(
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
     let paging = Paging::new(q.page, q.limit)?;
-    let ids = services.store.event_ids(auth.0.id).await?;
     let wanted = paging.page * paging.limit + 1;
-    let mut matched = Vec::new();
-    for chunk in ids.chunks(MAX_LIMIT) {
-        for e in load(&services, chunk).await? {
-            if q.matches(&e) {
-                matched.push(EventView::of(&e, false));
-            }
-        }
-        if matched.len() >= wanted {
-            break;
-        }
-    }
-    Ok(page_of::<EventList>(&req, paging, matched))
-}
-
-async fn find(services: &Services, auth: &Auth, raw: String) -> Result<EventRecord, Problem> {
-    let missing = || Problem::not_found(format!("event {raw} does not exist"));
-    if !is_token_like(&raw) {
-        return Err(missing());
-    }
-    services
-        .store
-        .get_event(&EventId(raw.clone()))
+    let matched = services
+        .search_events(auth.0.id, &q.filter(), wanted)
         .await?
-        .filter(|e| e.account_id == auth.0.id)
-        .ok_or_else(missing)
+        .iter()
+        .map(|e| EventView::of(e, false))
+        .collect();
+    Ok(page_of::<EventList>(&req, paging, matched))
 }
 
 /// One event with its attempts and the body it sends.
@@ -196,7 +166,7 @@ async fn get_event(
     id: web::Path<String>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let event = find(&services, &auth, id.into_inner()).await?;
+    let event = services.event(auth.0.id, &id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(EventView::of(&event, true)))
 }
 
@@ -209,8 +179,7 @@ async fn replay_event(
     id: web::Path<String>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let event = find(&services, &auth, id.into_inner()).await?;
-    let event = services.replay(event).await?;
+    let event = services.replay_event(auth.0.id, &id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(EventView::of(&event, false)))
 }
 
@@ -224,10 +193,11 @@ async fn replay_handler_dead_events(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let handler = super::handlers::find(&services, &auth, HandlerId(id.into_inner())).await?;
-    let ids = services.store.dead_event_ids(auth.0.id, handler.id).await?;
-    let mut replayed = Vec::new();
-    for event in load(&services, &ids).await? {
-        replayed.push(EventView::of(&services.replay(event).await?, false));
-    }
+    let replayed = services
+        .replay_dead(auth.0.id, handler.id)
+        .await?
+        .iter()
+        .map(|e| EventView::of(e, false))
+        .collect();
     Ok(HttpResponse::Ok().json(EventBatch::of(replayed)))
 }

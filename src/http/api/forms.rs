@@ -8,15 +8,14 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::form::{ContactField, Form, default_required};
-use crate::domain::handler::FieldError;
 use crate::domain::ids::{FormId, PipelineId, SiteId, is_token_like};
 use crate::domain::pipeline::Pipeline;
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{now_ms, to_secs};
+use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::store::catalog;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_forms)
@@ -118,7 +117,7 @@ async fn list_forms(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
-    let forms: Vec<Form> = catalog::list(&*services.store, auth.0.id).await?;
+    let forms: Vec<Form> = services.records(auth.0.id).await?;
     Ok(page_of::<FormList>(
         &req,
         paging,
@@ -137,7 +136,7 @@ async fn get_form(
 ) -> Result<HttpResponse, Problem> {
     let id = id.into_inner();
     let form: Option<Form> = if is_token_like(&id) {
-        catalog::get(&*services.store, auth.0.id, &id).await?
+        services.record(auth.0.id, &id).await?
     } else {
         None
     };
@@ -155,8 +154,8 @@ async fn create_forms(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let account = auth.0.id;
-    let sites: Vec<Site> = catalog::list(&*services.store, account).await?;
-    let pipelines: Vec<Pipeline> = catalog::list(&*services.store, account).await?;
+    let sites: Vec<Site> = services.records(account).await?;
+    let pipelines: Vec<Pipeline> = services.records(account).await?;
     let checked = validate_all(body.0, |f| {
         let mut errors = Vec::new();
         let name = check_name("name", &f.name, &mut errors);
@@ -203,7 +202,7 @@ async fn create_forms(
     })?;
     let mut created = Vec::new();
     for form in checked {
-        catalog::put_form(&*services.store, &form).await?;
+        services.save(&form).await?;
         created.push(FormView::of(&form, &services));
     }
     Ok(HttpResponse::Ok().json(FormBatch::of(created)))

@@ -16,7 +16,7 @@ use crate::domain::time::{now_ms, to_secs};
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::store::{Sequence, catalog};
+use crate::store::Sequence;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_handlers)
@@ -109,7 +109,8 @@ async fn check_webhook_url(url: &str, services: &Services) -> Result<String, Fie
 }
 
 pub async fn find(services: &Services, auth: &Auth, id: HandlerId) -> Result<Handler, Problem> {
-    catalog::get(&*services.store, auth.0.id, id)
+    services
+        .record(auth.0.id, id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("handler {id} does not exist")))
 }
@@ -125,7 +126,7 @@ async fn list_handlers(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
-    let handlers: Vec<Handler> = catalog::list(&*services.store, auth.0.id).await?;
+    let handlers: Vec<Handler> = services.records(auth.0.id).await?;
     let mut items = Vec::with_capacity(handlers.len());
     for h in &handlers {
         items.push(HandlerView::of(h, &services).await?);
@@ -156,7 +157,7 @@ async fn create_handlers(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let account = auth.0.id;
-    let existing: Vec<Handler> = catalog::list(&*services.store, account).await?;
+    let existing: Vec<Handler> = services.records(account).await?;
     // URLs are resolved (async) before the synchronous checks of each item.
     let mut urls = Vec::new();
     for h in &body.0 {
@@ -196,7 +197,7 @@ async fn create_handlers(
     let mut created = Vec::new();
     for (code, name, webhook_url, action_multiple, settings) in checked {
         let handler = Handler {
-            id: HandlerId(services.store.next_id(Sequence::Handler).await?),
+            id: HandlerId(services.next_id(Sequence::Handler).await?),
             account_id: account,
             code,
             name,
@@ -209,7 +210,7 @@ async fn create_handlers(
             action_multiple,
             created_at: now_ms(),
         };
-        catalog::put(&*services.store, &handler).await?;
+        services.save(&handler).await?;
         let mut view = HandlerView::of(&handler, &services).await?;
         view.secret = Some(handler.secret.clone());
         created.push(view);
@@ -245,7 +246,7 @@ async fn update_handler(
     if patch.rotate_secret {
         handler.secret = Handler::generate_secret();
     }
-    catalog::put(&*services.store, &handler).await?;
+    services.save(&handler).await?;
     let mut view = HandlerView::of(&handler, &services).await?;
     if patch.rotate_secret {
         view.secret = Some(handler.secret.clone());

@@ -4,18 +4,18 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, patch, web};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, MAX_LIMIT, Paging, Refused, listing, page_of};
-use crate::domain::action::MoveKind;
 use crate::domain::ids::{LeadId, PipelineId, StatusId};
-use crate::domain::lead::{Lead, VisitorLink};
-use crate::domain::time::{now_ms, to_secs};
+use crate::domain::lead::{Lead, LeadFilter, VisitorLink};
+use crate::domain::time::to_secs;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
+use crate::service::leads::LeadChange;
+use serde_json::Value;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_leads)
@@ -123,28 +123,14 @@ pub struct LeadQuery {
 }
 
 impl LeadQuery {
-    fn matches(&self, lead: &Lead) -> bool {
-        let created = to_secs(lead.created_at);
-        let needle = self
-            .query
-            .as_deref()
-            .map(str::to_lowercase)
-            .filter(|q| !q.is_empty());
-        self.status_id.is_none_or(|s| lead.status_id == StatusId(s))
-            && self
-                .pipeline_id
-                .is_none_or(|p| lead.pipeline_id == PipelineId(p))
-            && self.created_from.is_none_or(|f| created >= f)
-            && self.created_to.is_none_or(|t| created <= t)
-            && needle.is_none_or(|q| {
-                lead.name.to_lowercase().contains(&q)
-                    || lead.contacts.iter().any(|c| {
-                        [Some(&c.name), c.phone.as_ref(), c.email.as_ref()]
-                            .into_iter()
-                            .flatten()
-                            .any(|v| v.to_lowercase().contains(&q))
-                    })
-            })
+    fn filter(&self) -> LeadFilter {
+        LeadFilter {
+            status_id: self.status_id.map(StatusId),
+            pipeline_id: self.pipeline_id.map(PipelineId),
+            created_from: self.created_from,
+            created_to: self.created_to,
+            query: self.query.clone(),
+        }
     }
 }
 
@@ -160,21 +146,13 @@ async fn list_leads(
 ) -> Result<HttpResponse, Problem> {
     let query = query.into_inner();
     let paging = Paging::new(query.page, query.limit)?;
-    let ids = services.store.lead_ids(auth.0.id).await?;
     // Enough matches for this page and one more (to know whether a next page exists).
     let wanted = paging.page * paging.limit + 1;
-    let mut matched = Vec::new();
-    for chunk in ids.chunks(MAX_LIMIT) {
-        for lead in services.store.get_leads(chunk).await? {
-            if query.matches(&lead) {
-                matched.push(LeadView::of(&lead, None));
-            }
-        }
-        if matched.len() >= wanted {
-            break;
-        }
-    }
-    Ok(page_of::<LeadList>(&req, paging, matched))
+    let leads = services
+        .search_leads(auth.0.id, &query.filter(), wanted)
+        .await?;
+    let views = leads.iter().map(|l| LeadView::of(l, None)).collect();
+    Ok(page_of::<LeadList>(&req, paging, views))
 }
 
 /// One lead with its contacts and linked browsers.
@@ -186,9 +164,10 @@ async fn get_lead(
     id: web::Path<u64>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
-    let visitors = services.store.lead_visitors(lead.id).await?;
-    Ok(HttpResponse::Ok().json(LeadView::of(&lead, Some(&visitors))))
+    let (lead, browsers) = services
+        .lead_with_browsers(auth.0.id, LeadId(id.into_inner()))
+        .await?;
+    Ok(HttpResponse::Ok().json(LeadView::of(&lead, Some(&browsers))))
 }
 
 /// Changes to a lead: a move (which fires the stages' actions) or a new name.
@@ -214,41 +193,15 @@ async fn update_lead(
     body: ApiJson<LeadPatch>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let id = LeadId(id.into_inner());
     let patch = body.0;
-    let account = auth.0.id;
-    let mut lead = services.lead(account, id).await?;
-    if patch.status_id.is_none() && patch.pipeline_id.is_some() {
-        return Err(Problem::field(
-            "status_id",
-            "is required when pipeline_id is given",
-        ));
-    }
-    if let Some(name) = &patch.name {
-        let mut errors = Vec::new();
-        let name = super::check_name("name", name, &mut errors);
-        if !errors.is_empty() {
-            return Err(Problem::invalid(errors));
-        }
-        services.store.rename_lead(id, &name, now_ms()).await?;
-        lead.name = name;
-    }
-    if let Some(status) = patch.status_id {
-        let moved = services
-            .move_lead(
-                account,
-                id,
-                patch.pipeline_id.map(PipelineId),
-                StatusId(status),
-                MoveKind::Moved,
-                None,
-            )
-            .await?;
-        lead = Lead {
-            name: lead.name,
-            ..moved
-        };
-    }
+    let change = LeadChange {
+        name: patch.name,
+        pipeline_id: patch.pipeline_id.map(PipelineId),
+        status_id: patch.status_id.map(StatusId),
+    };
+    let lead = services
+        .change_lead(auth.0.id, LeadId(id.into_inner()), change)
+        .await?;
     Ok(HttpResponse::Ok().json(LeadView::of(&lead, None)))
 }
 
@@ -280,7 +233,11 @@ async fn lead_timeline(
     let paging = Paging::new(query.page, Some(query.limit.unwrap_or(MAX_LIMIT)))?;
     let items = services
         .timeline(auth.0.id, LeadId(id.into_inner()))
-        .await?;
+        .await?
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(crate::store::corrupt)?;
     Ok(page_of::<TimelineList>(&req, paging, items))
 }
 
@@ -311,31 +268,19 @@ async fn lead_visits(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
-    let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
-    let mut visits = Vec::new();
-    for link in services.store.lead_visitors(lead.id).await? {
-        let (_, browser_visits) = services.browsing(lead.account_id, link.visitor).await?;
-        for v in browser_visits {
-            if link.covers(v.started_at) {
-                visits.push((
-                    v.started_at,
-                    VisitView {
-                        visitor: link.visitor.encode(),
-                        number: v.number,
-                        site_id: v.site_id.0,
-                        started_at: to_secs(v.started_at),
-                        url: v.url,
-                        title: v.title,
-                        referrer: v.referrer,
-                    },
-                ));
-            }
-        }
-    }
-    visits.sort_by_key(|(at, _)| *at);
-    Ok(page_of::<VisitList>(
-        &req,
-        paging,
-        visits.into_iter().map(|(_, v)| v).collect(),
-    ))
+    let visits = services
+        .lead_visits(auth.0.id, LeadId(id.into_inner()))
+        .await?
+        .into_iter()
+        .map(|(visitor, v)| VisitView {
+            visitor: visitor.encode(),
+            number: v.number,
+            site_id: v.site_id.0,
+            started_at: to_secs(v.started_at),
+            url: v.url,
+            title: v.title,
+            referrer: v.referrer,
+        })
+        .collect();
+    Ok(page_of::<VisitList>(&req, paging, visits))
 }

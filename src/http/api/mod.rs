@@ -30,7 +30,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::problem::Problem;
 use crate::domain::Account;
-use crate::domain::handler::FieldError;
+use crate::domain::validation::FieldError;
 use crate::service::Services;
 
 /// The API's scope, for the App: every endpoint, and the document at
@@ -58,12 +58,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .1
 }
 
-async fn openapi_json() -> HttpResponse {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let json = DOCUMENT.get_or_init(|| openapi().to_pretty_json().unwrap_or_default());
-    HttpResponse::Ok()
+async fn openapi_json() -> Result<HttpResponse, Problem> {
+    static DOCUMENT: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let json = DOCUMENT
+        .get_or_init(|| openapi().to_pretty_json().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.clone()))?;
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(json.clone())
+        .body(json.clone()))
 }
 
 /// Registers every API endpoint (under the `/api/v4` scope).

@@ -9,17 +9,14 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Paging, Refused, listing, page_of, validate_all};
-use crate::domain::handler::FieldError;
 use crate::domain::ids::LeadId;
-use crate::domain::time::{now_ms, to_secs};
+use crate::domain::time::to_secs;
 use crate::domain::timeline::TimelineEntry;
+use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::store::Sequence;
-
-/// amoCRM's `service_message` note type.
-const SERVICE_MESSAGE: u8 = 25;
+use crate::service::notes::{SERVICE_MESSAGE, ServiceMessage};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_notes).service(create_notes);
@@ -93,13 +90,12 @@ async fn list_notes(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
-    let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
+    let lead = LeadId(id.into_inner());
     let notes: Vec<NoteView> = services
-        .store
-        .timeline(lead.id)
+        .notes(auth.0.id, lead)
         .await?
         .iter()
-        .filter_map(|e| NoteView::of(lead.id, e))
+        .filter_map(|e| NoteView::of(lead, e))
         .collect();
     Ok(page_of::<NoteList>(&req, paging, notes))
 }
@@ -114,7 +110,7 @@ async fn create_notes(
     body: ApiJson<Vec<NewNote>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let lead = services.lead(auth.0.id, LeadId(id.into_inner())).await?;
+    let lead = LeadId(id.into_inner());
     let checked = validate_all(body.0, |n| {
         let mut errors = Vec::new();
         let is_service_message =
@@ -139,22 +135,19 @@ async fn create_notes(
             }
         }
         if errors.is_empty() {
-            Ok(n.params)
+            Ok(ServiceMessage {
+                text: n.params.text,
+                service: n.params.service,
+            })
         } else {
             Err(errors)
         }
     })?;
-    let mut created = Vec::new();
-    for params in checked {
-        let entry = TimelineEntry::Note {
-            at: now_ms(),
-            id: services.store.next_id(Sequence::Note).await?,
-            note_type: SERVICE_MESSAGE,
-            params: json!({"text": params.text, "service": params.service}),
-        };
-        services.store.append_timeline(lead.id, &entry).await?;
-        created.extend(NoteView::of(lead.id, &entry));
-    }
-    services.live.publish(lead.account_id, lead.id, "note");
+    let created = services
+        .add_notes(auth.0.id, lead, checked)
+        .await?
+        .iter()
+        .filter_map(|e| NoteView::of(lead, e))
+        .collect();
     Ok(HttpResponse::Ok().json(NoteBatch::of(created)))
 }

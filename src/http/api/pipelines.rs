@@ -8,13 +8,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
-use crate::domain::handler::FieldError;
 use crate::domain::ids::{PipelineId, StatusId};
-use crate::domain::pipeline::{Pipeline, STATUS_TYPE_NORMAL, STATUS_TYPE_UNSORTED, Status};
+use crate::domain::pipeline::{Pipeline, Status, StatusType};
+use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::store::{Sequence, catalog};
+use crate::store::Sequence;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_pipelines)
@@ -68,9 +68,9 @@ impl PipelineView {
                         id: s.id.0,
                         name: s.name.clone(),
                         sort: s.sort,
-                        status_type: s.status_type,
+                        status_type: s.status_type.code(),
                         pipeline_id: p.id.0,
-                        is_editable: s.status_type == STATUS_TYPE_NORMAL && s.id.0 > 1000,
+                        is_editable: s.status_type == StatusType::Normal && s.id.0 > 1000,
                     })
                     .collect(),
             },
@@ -113,7 +113,7 @@ async fn list_pipelines(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
-    let pipelines: Vec<Pipeline> = catalog::list(&*services.store, auth.0.id).await?;
+    let pipelines: Vec<Pipeline> = services.records(auth.0.id).await?;
     Ok(page_of::<PipelineList>(
         &req,
         paging,
@@ -174,19 +174,19 @@ async fn create_pipelines(
     })?;
     let mut created = Vec::new();
     for (name, stages) in checked {
-        let id = PipelineId(services.store.next_id(Sequence::Pipeline).await?);
+        let id = PipelineId(services.next_id(Sequence::Pipeline).await?);
         let mut statuses = vec![Status {
-            id: StatusId(services.store.next_id(Sequence::Status).await?),
+            id: StatusId(services.next_id(Sequence::Status).await?),
             name: "Unsorted".into(),
             sort: 10,
-            status_type: STATUS_TYPE_UNSORTED,
+            status_type: StatusType::Unsorted,
         }];
         for (i, stage) in stages.into_iter().enumerate() {
             statuses.push(Status {
-                id: StatusId(services.store.next_id(Sequence::Status).await?),
+                id: StatusId(services.next_id(Sequence::Status).await?),
                 name: stage,
                 sort: 20 + 10 * i as u32,
-                status_type: STATUS_TYPE_NORMAL,
+                status_type: StatusType::Normal,
             });
         }
         let closing = Pipeline::default_for(auth.0.id, id, [StatusId(0); 3]).statuses;
@@ -202,7 +202,7 @@ async fn create_pipelines(
             is_main: false,
             statuses,
         };
-        catalog::put(&*services.store, &pipeline).await?;
+        services.save(&pipeline).await?;
         created.push(PipelineView::of(&pipeline));
     }
     Ok(HttpResponse::Ok().json(PipelineBatch::of(created)))

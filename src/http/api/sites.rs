@@ -7,14 +7,14 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
-use crate::domain::handler::FieldError;
 use crate::domain::ids::{SiteId, SiteKey};
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{now_ms, to_secs};
+use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::store::{Sequence, catalog};
+use crate::store::Sequence;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_sites)
@@ -114,7 +114,8 @@ fn check_hosts(hosts: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
 }
 
 async fn find(services: &Services, auth: &Auth, id: SiteId) -> Result<Site, Problem> {
-    catalog::get(&*services.store, auth.0.id, id)
+    services
+        .record(auth.0.id, id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("site {id} does not exist")))
 }
@@ -130,7 +131,7 @@ async fn list_sites(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let paging = paging.into_inner().check()?;
-    let sites: Vec<Site> = catalog::list(&*services.store, auth.0.id).await?;
+    let sites: Vec<Site> = services.records(auth.0.id).await?;
     Ok(page_of::<SiteList>(
         &req,
         paging,
@@ -181,7 +182,7 @@ async fn create_sites(
     let mut created = Vec::new();
     for (name, url, hosts, respect_dnt) in checked {
         let site = Site {
-            id: SiteId(services.store.next_id(Sequence::Site).await?),
+            id: SiteId(services.next_id(Sequence::Site).await?),
             account_id: auth.0.id,
             key: SiteKey::generate(),
             name,
@@ -190,7 +191,7 @@ async fn create_sites(
             respect_dnt,
             created_at: now_ms(),
         };
-        catalog::put_site(&*services.store, &site).await?;
+        services.save(&site).await?;
         created.push(SiteView::of(&site, &services));
     }
     Ok(HttpResponse::Ok().json(SiteBatch::of(created)))
@@ -221,7 +222,6 @@ async fn update_site(
     if let Some(respect) = patch.respect_dnt {
         site.respect_dnt = respect;
     }
-    catalog::put_site(&*services.store, &site).await?;
-    services.sites.forget(&site.key);
+    services.save(&site).await?;
     Ok(HttpResponse::Ok().json(SiteView::of(&site, &services)))
 }

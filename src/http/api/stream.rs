@@ -46,7 +46,9 @@ async fn live_stream(auth: Auth, services: web::Data<Services>) -> HttpResponse 
                         _ = stopping.cancelled() => return None,
                         update = updates.recv() => match update {
                             Ok(u) if u.account_id == account => {
-                                let data = serde_json::to_string(&u).unwrap_or_default();
+                                let Ok(data) = serde_json::to_string(&u) else {
+                                    continue;
+                                };
                                 let chunk = Bytes::from(format!("event: lead\ndata: {data}\n\n"));
                                 return Some((Ok(chunk), (updates, beat, None)));
                             }

@@ -1,12 +1,14 @@
 //! Redis key names. Every multi-key step keeps its keys in one hash slot with a `{tag}`:
-//! a visitor's keys share `{visitor}`, a lead's `{l<id>}`, an account's `{a<id>}`, and each
-//! shard of the delivery schedule `{j<n>}` holds both its queue and its events — so each
-//! atomic step runs on one node of a Redis Cluster.
+//! an account's catalog, leads, timelines, Unsorted entries, contact index and browser
+//! links share `{a<id>}` (so a submission, a move or an accept is one script on one node
+//! of a Redis Cluster); a browser's keys share `{visitor}`; each shard of the delivery
+//! schedule `{j<n>}` holds both its queue and its events.
 //!
 //! A visitor costs two keys: when it was last seen on each site, and its history — one
-//! meta element at the head (`~visits|lead|linked_at`), so that a visitor needs no hash
-//! of its own (per-key overhead dominates its memory), then page views oldest first:
-//! appending at the tail is the cheapest write a Redis list has.
+//! meta element at the head (`~visits`), so that a visitor needs no hash of its own
+//! (per-key overhead dominates its memory), then page views oldest first: appending at
+//! the tail is the cheapest write a Redis list has. The lead a browser belongs to is a
+//! field of its account's `browsers` hash.
 
 use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId};
 use crate::domain::visitor::VisitorId;
@@ -42,16 +44,41 @@ impl Keys {
         format!("{}:{{a{account}}}:{}", self.prefix, kind.name())
     }
 
+    /// The account's records of a kind by creation (scored by the catalog version).
+    pub fn record_order(&self, account: AccountId, kind: RecordKind) -> String {
+        format!("{}:{{a{account}}}:{}:order", self.prefix, kind.name())
+    }
+
+    /// Counts changes of the account's catalog.
+    pub fn catalog_version(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:catalog", self.prefix)
+    }
+
     pub fn aliases(&self, kind: RecordKind) -> String {
         format!("{}:alias:{}", self.prefix, kind.name())
     }
 
-    pub fn lead(&self, lead: LeadId) -> String {
-        format!("{}:{{l{lead}}}", self.prefix)
+    /// The prefix of the account's lead keys; the lead scripts append ids to it.
+    pub fn lead_prefix(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:l:", self.prefix)
     }
 
-    pub fn lead_timeline(&self, lead: LeadId) -> String {
-        format!("{}:{{l{lead}}}:t", self.prefix)
+    pub fn lead(&self, account: AccountId, lead: LeadId) -> String {
+        format!("{}{lead}", self.lead_prefix(account))
+    }
+
+    pub fn lead_timeline(&self, account: AccountId, lead: LeadId) -> String {
+        format!("{}{lead}:t", self.lead_prefix(account))
+    }
+
+    /// Which lead each browser of the account belongs to.
+    pub fn browsers(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:browsers", self.prefix)
+    }
+
+    /// A submission's fingerprint, kept for the duplicate window.
+    pub fn submission(&self, account: AccountId, fingerprint: &str) -> String {
+        format!("{}:{{a{account}}}:sub:{fingerprint}", self.prefix)
     }
 
     pub fn account_leads(&self, account: AccountId) -> String {
@@ -72,10 +99,6 @@ impl Keys {
 
     pub fn handler_failures(&self, account: AccountId) -> String {
         format!("{}:{{a{account}}}:failing", self.prefix)
-    }
-
-    pub fn remembered(&self, key: &str) -> String {
-        format!("{}:mem:{key}", self.prefix)
     }
 
     pub fn contacts(&self, account: AccountId) -> String {

@@ -1,5 +1,6 @@
-//! The Lua scripts of the Redis store: the steps that must read and write atomically.
-//! Each touches the keys of one hash slot only.
+//! The Lua scripts of a browser's history, the catalog and the schedule: the steps that
+//! must read and write atomically. Each touches the keys of one hash slot only. The lead
+//! scripts are in `lead_scripts.rs`.
 
 use std::sync::LazyLock;
 
@@ -11,91 +12,19 @@ use ::redis::Script;
 pub const SET_SIGHTING_IF_LATER: &str = "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) \
     then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
 
-/// Moves a lead when it stands where the caller expects (or unconditionally).
-/// KEYS: lead hash. ARGV: to pipeline, to status, now, expected pipeline or "", expected
-/// status or "". Returns {"moved"|"conflict", pipeline, status} or nil when absent.
-pub static MOVE_LEAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local cur = redis.call('HMGET', KEYS[1], 'p', 's')
-if not cur[1] then return false end
-if ARGV[4] ~= '' and (cur[1] ~= ARGV[4] or cur[2] ~= ARGV[5]) then
-  return {'conflict', cur[1], cur[2]}
-end
-redis.call('HSET', KEYS[1], 'p', ARGV[1], 's', ARGV[2], 'u', ARGV[3])
-return {'moved', cur[1], cur[2]}
-"#,
-    )
-});
-
-/// Renames a lead if it exists. KEYS: lead hash. ARGV: name, now. Returns 1 or 0.
-pub static RENAME_LEAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'n', ARGV[1], 'u', ARGV[2])
-return 1
-"#,
-    )
-});
-
-/// A visitor's history is its page views, oldest first (each appended with RPUSH), behind
-/// a meta element at the head (`~visits|lead|linked_at`). Histories written by earlier
-/// builds hold the page views newest first and the meta (if any) at the tail, and page
-/// views appended to them since follow it: the first script to read the meta of such a
-/// history finds the head is no meta and puts the history in order (by page-view time)
-/// once. These helpers are shared by the scripts below.
+/// A browser's history is its meta element (`~visits`) at the head, then its page views
+/// oldest first (each appended with RPUSH). These helpers are shared by the scripts below.
 const HISTORY_LUA: &str = r#"
-local function is_meta(item)
-  return item and string.sub(item, 1, 1) == '~'
-end
-local function in_order(key)
-  local items = redis.call('LRANGE', key, 0, -1)
-  local meta, views, sorted = nil, {}, true
-  for i, item in ipairs(items) do
-    if is_meta(item) then
-      meta = item
-      if i > 1 then sorted = false end
-    else
-      local at = tonumber(string.match(item, '^(%d+)')) or 0
-      if #views > 0 and at < views[#views][1] then sorted = false end
-      views[#views + 1] = {at, i, item}
-    end
-  end
-  if sorted then return end
-  table.sort(views, function(a, b)
-    if a[1] ~= b[1] then return a[1] < b[1] end
-    return a[2] < b[2]
-  end)
-  local ttl = redis.call('PTTL', key)
-  redis.call('DEL', key)
-  if meta then redis.call('RPUSH', key, meta) end
-  for i = 1, #views, 1000 do
-    local chunk = {}
-    for j = i, math.min(i + 999, #views) do chunk[#chunk + 1] = views[j][3] end
-    redis.call('RPUSH', key, unpack(chunk))
-  end
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-end
-local function read_meta(key)
+local function read_visits(key)
   local meta = redis.call('LINDEX', key, 0)
-  if not is_meta(meta) and redis.call('EXISTS', key) == 1 then
-    in_order(key)
-    meta = redis.call('LINDEX', key, 0)
+  if meta and string.sub(meta, 1, 1) == '~' then
+    return true, tonumber(string.match(meta, '^~(%d+)')) or 0
   end
-  if is_meta(meta) then
-    local visits, lead, linked = string.match(meta, '^~(%d+)|(%d*)|(%d*)$')
-    return true, tonumber(visits) or 0, lead or '', linked or ''
-  end
-  return false, 0, '', ''
-end
-local function write_meta(key, has, visits, lead, linked)
-  local meta = '~' .. visits .. '|' .. lead .. '|' .. linked
-  if has then redis.call('LSET', key, 0, meta) else redis.call('LPUSH', key, meta) end
+  return false, 0
 end
 local function trim(key, keep)
   if redis.call('LLEN', key) <= keep + 1 then return end
-  local has = read_meta(key)
+  local has = read_visits(key)
   if has then
     local meta = redis.call('LPOP', key)
     redis.call('LTRIM', key, -keep, -1)
@@ -106,46 +35,33 @@ local function trim(key, keep)
 end
 "#;
 
-/// The visitor's meta, its history put in order first when need be. KEYS: history.
-/// Returns {visits, lead} ({0, ""} for no history).
-pub static READ_VISITOR: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+/// How many visits the browser has made. KEYS: history. Returns the count. Sent with
+/// EVAL in a batch.
+pub static READ_VISITS: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "{HISTORY_LUA}{}",
         r#"
-local has, visits, lead = read_meta(KEYS[1])
-return {visits, lead}
+local has, visits = read_visits(KEYS[1])
+return visits
 "#
-    ))
+    )
 });
 
-/// Counts a new visit, trims the history, refreshes its expiry, tells the visit's number
-/// and the lead. KEYS: history. ARGV: ttl seconds, page views kept. Returns {visits, lead}.
-pub static START_VISIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+/// Counts a new visit, trims the history, refreshes its expiry and tells the visit's
+/// number. KEYS: history. ARGV: ttl seconds, page views kept. Sent with EVAL in a batch.
+pub static START_VISIT: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "{HISTORY_LUA}{}",
         r#"
-local has, visits, lead, linked = read_meta(KEYS[1])
+local has, visits = read_visits(KEYS[1])
 visits = visits + 1
-write_meta(KEYS[1], has, visits, lead, linked)
+if has then redis.call('LSET', KEYS[1], 0, '~' .. visits)
+else redis.call('LPUSH', KEYS[1], '~' .. visits) end
 trim(KEYS[1], tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-return {visits, lead}
+return visits
 "#
-    ))
-});
-
-/// Links a visitor to a lead. KEYS: history. ARGV: lead, now, ttl seconds.
-/// Returns the previous lead or "".
-pub static LINK_VISITOR: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{HISTORY_LUA}{}",
-        r#"
-local has, visits, lead, linked = read_meta(KEYS[1])
-write_meta(KEYS[1], has, visits, ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return lead
-"#
-    ))
+    )
 });
 
 /// Keeps the newest page views of a history (and its meta). KEYS: history. ARGV: kept.
@@ -157,6 +73,50 @@ trim(KEYS[1], tonumber(ARGV[1]))
 return 1
 "#
     ))
+});
+
+/// Stores a catalog record, keeping its place in creation order and counting a change of
+/// the catalog. KEYS: records, order, catalog version. ARGV: id, json.
+pub static PUT_RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local version = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 'NX', version, ARGV[1])
+return version
+"#,
+    )
+});
+
+/// Deletes a catalog record. KEYS: records, order, catalog version. ARGV: id.
+/// Returns 1 when it existed.
+pub static DELETE_RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('INCR', KEYS[3])
+return 1
+"#,
+    )
+});
+
+/// An account's records of a kind in creation order. KEYS: records, order.
+pub static LIST_RECORDS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+local out = {}
+for i = 1, #ids, 1000 do
+  local chunk = {}
+  for j = i, math.min(i + 999, #ids) do chunk[#chunk + 1] = ids[j] end
+  for _, json in ipairs(redis.call('HMGET', KEYS[1], unpack(chunk))) do
+    if json then out[#out + 1] = json end
+  end
+end
+return out
+"#,
+    )
 });
 
 /// Claims due events of one schedule shard: each is leased (its score moved to the lease

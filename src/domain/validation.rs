@@ -1,0 +1,64 @@
+//! Field-level validation errors, shared by every layer: a domain constructor answers
+//! them, the API shows them (`[0].settings.message`: is required).
+
+use serde::Serialize;
+
+/// One field that does not satisfy the rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The longest name of anything, in characters.
+pub const MAX_NAME: usize = 255;
+
+/// A required name: trimmed, at most `MAX_NAME` characters.
+pub fn name(field: &str, name: &str) -> Result<String, Vec<FieldError>> {
+    let name = name.trim();
+    if name.is_empty() {
+        Err(vec![FieldError::new(field, "is required")])
+    } else if name.chars().count() > MAX_NAME {
+        Err(vec![FieldError::new(
+            field,
+            format!("is longer than {MAX_NAME} characters"),
+        )])
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// Collects the errors of several checks: each check's value, or its errors added.
+#[derive(Debug, Default)]
+pub struct Errors(pub Vec<FieldError>);
+
+impl Errors {
+    pub fn check<T: Default>(&mut self, result: Result<T, Vec<FieldError>>) -> T {
+        result.unwrap_or_else(|e| {
+            self.0.extend(e);
+            T::default()
+        })
+    }
+
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// `value` when no check failed.
+    pub fn done<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+}

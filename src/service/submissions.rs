@@ -1,0 +1,194 @@
+//! Form submissions: a contact, a lead in the pipeline's Unsorted stage and an Unsorted
+//! entry, with the browser linked to the lead (bringing its earlier anonymous page views
+//! into the lead's history) — or, for a known contact, its open lead taking the
+//! submission; a double submission folds into the first.
+//!
+//! Three store round trips when the catalog is cached: the catalog's version, the new
+//! ids, and one atomic step (`Leads::create_lead_from_submission`) that records it all or
+//! nothing — a client that got an error may send it again safely. A `lead_added` action on
+//! the Unsorted stage adds one more, for its events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::live::LiveKind;
+use super::{Error, Result, Services};
+use crate::domain::action::MoveKind;
+use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
+use crate::domain::ids::{ContactId, FormId, LeadId, UnsortedUid};
+use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
+use crate::domain::site::parse_web_url;
+use crate::domain::time::{now_ms, to_secs};
+use crate::domain::tracking::MAX_URL;
+use crate::domain::visitor::VisitorId;
+use crate::store::{NewSubmission, Sequence, SubmissionOutcome};
+
+/// How long an identical submission of the same browser folds into the first.
+const DUPLICATE_WINDOW_SECS: u64 = 600;
+
+/// The fingerprint of a submission: the form, the browser and the contact as sent.
+fn fingerprint(form: &Form, visitor: VisitorId, contact: &ContactDetails) -> String {
+    let digest = Sha256::digest(
+        [
+            form.id.as_str(),
+            &visitor.encode(),
+            &contact.name,
+            contact.phone.as_deref().unwrap_or(""),
+            contact.email.as_deref().unwrap_or(""),
+        ]
+        .join("\u{1f}"),
+    );
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A form submission.
+pub struct Submission<'a> {
+    pub fields: HashMap<String, String>,
+    pub vid: Option<&'a str>,
+    pub cookie_vid: Option<&'a str>,
+    /// The page the form was on.
+    pub page: &'a str,
+    pub referer: &'a str,
+    pub ip: &'a str,
+    pub origin: Option<&'a str>,
+}
+
+pub enum SubmitOutcome {
+    Created {
+        lead_id: LeadId,
+        /// The Unsorted entry; none when the contact's open lead took the submission.
+        uid: Option<UnsortedUid>,
+        /// The signed id of the visitor now linked to the lead (for the cookie).
+        visitor: String,
+        success_url: Option<String>,
+    },
+    /// A bot filled the honeypot: answered as a success, nothing stored.
+    Discarded { success_url: Option<String> },
+}
+
+impl Services {
+    pub async fn form_for_submission(&self, id: &FormId) -> Result<Arc<Form>> {
+        self.forms
+            .by_id(&*self.store, id)
+            .await?
+            .ok_or_else(|| Error::NotFound("no form has this id".into()))
+    }
+
+    pub async fn submit_form(&self, form: &Form, s: Submission<'_>) -> Result<SubmitOutcome> {
+        let account = form.account_id;
+        let snapshot = self.snapshots.get(&*self.store, account, None).await?;
+        let site = snapshot
+            .site(form.site_id)
+            .ok_or_else(|| Error::NotFound("the form's site no longer exists".into()))?;
+        Self::check_origin(site, s.origin)?;
+        if s.fields.get(HONEYPOT_FIELD).is_some_and(|v| !v.is_empty()) {
+            metrics::counter!("footfall_form_submissions_total", "outcome" => "honeypot")
+                .increment(1);
+            return Ok(SubmitOutcome::Discarded {
+                success_url: form.success_url.clone(),
+            });
+        }
+        let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
+        let pipeline = snapshot
+            .pipeline(form.pipeline_id)
+            .ok_or_else(|| Error::NotFound("the form's pipeline no longer exists".into()))?;
+        let unsorted = pipeline
+            .unsorted()
+            .ok_or_else(|| Error::Conflict("the form's pipeline has no Unsorted stage".into()))?;
+        let (visitor, _) = self.visitor_of(s.vid, s.cookie_vid);
+        let page = match parse_web_url(s.page) {
+            Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
+            _ => String::new(),
+        };
+        let ids = self
+            .store
+            .next_ids(&[Sequence::Lead, Sequence::Contact])
+            .await?;
+        let (lead_id, contact_id) = (LeadId(ids[0]), ContactId(ids[1]));
+        let now = now_ms();
+        let uid = UnsortedUid::generate();
+        let lead = Lead {
+            id: lead_id,
+            account_id: account,
+            name: format!("{}: {}", form.name, contact.name),
+            pipeline_id: pipeline.id,
+            status_id: unsorted.id,
+            created_at: now,
+            updated_at: now,
+            contacts: vec![Contact {
+                id: contact_id,
+                name: contact.name.clone(),
+                phone: contact.phone.clone(),
+                email: contact.email.clone(),
+                is_main: true,
+            }],
+        };
+        let submission = NewSubmission {
+            account,
+            fingerprint: fingerprint(form, visitor, &contact),
+            duplicate_window_secs: DUPLICATE_WINDOW_SECS,
+            contact_keys: contact.keys(),
+            unsorted: Unsorted {
+                uid: uid.clone(),
+                account_id: account,
+                category: "forms".into(),
+                pipeline_id: pipeline.id,
+                created_at: now,
+                metadata: UnsortedMetadata {
+                    form_id: form.id.clone(),
+                    form_name: form.name.clone(),
+                    form_page: page,
+                    ip: s.ip.to_owned(),
+                    referer: s.referer.chars().take(MAX_URL).collect(),
+                    visitor_uid: Some(visitor.encode()),
+                    form_sent_at: to_secs(now),
+                },
+                lead_id,
+                contact_id,
+            },
+            lead,
+            visitor,
+            at: now,
+        };
+        let (lead_id, uid, outcome) =
+            match self.store.create_lead_from_submission(&submission).await? {
+                SubmissionOutcome::Duplicate { lead, uid } => (lead, uid, "duplicate"),
+                SubmissionOutcome::KnownContact {
+                    lead,
+                    previous_lead,
+                } => {
+                    self.announce_link(account, lead, previous_lead);
+                    (lead, None, "known_contact")
+                }
+                SubmissionOutcome::Created { previous_lead } => {
+                    self.announce_link(account, lead_id, previous_lead);
+                    self.fire_on_move(&submission.lead, MoveKind::Created, None, Some(&snapshot))
+                        .await?;
+                    (lead_id, Some(uid), "created")
+                }
+            };
+        metrics::counter!("footfall_form_submissions_total", "outcome" => outcome).increment(1);
+        Ok(SubmitOutcome::Created {
+            lead_id,
+            uid,
+            visitor: self.signer.sign(visitor),
+            success_url: form.success_url.clone(),
+        })
+    }
+
+    /// Tells the consoles of a lead that took a submission, and of the lead the browser
+    /// left.
+    fn announce_link(
+        &self,
+        account: crate::domain::ids::AccountId,
+        lead: LeadId,
+        previous: Option<LeadId>,
+    ) {
+        self.live.publish(account, lead, LiveKind::Created);
+        if let Some(previous) = previous {
+            self.live.publish(account, previous, LiveKind::VisitorMoved);
+        }
+    }
+}

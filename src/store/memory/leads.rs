@@ -1,0 +1,331 @@
+//! Leads in memory: each operation holds the lock throughout, so a submission, a move or
+//! a decline is atomic as the Redis scripts are.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{MemoryStore, State};
+use crate::domain::ids::{AccountId, LeadId, UnsortedUid};
+use crate::domain::lead::{Lead, Unsorted, VisitorLink};
+use crate::domain::pipeline::Stage;
+use crate::domain::time::Millis;
+use crate::domain::timeline::{MoveOrigin, TimelineEntry};
+use crate::domain::visitor::VisitorId;
+use crate::store::{LeadMove, Leads, MoveOutcome, NewSubmission, StoreResult, SubmissionOutcome};
+
+impl State {
+    pub(super) fn lead(&self, account: AccountId, id: LeadId) -> Option<&Lead> {
+        self.leads.get(&id).filter(|l| l.account_id == account)
+    }
+
+    pub(super) fn push_timeline(&mut self, lead: LeadId, entry: TimelineEntry) {
+        self.timelines.entry(lead).or_default().push(entry);
+    }
+
+    /// Links a browser to a lead of its account: the lead's link (replaced per browser),
+    /// its timeline, and — when the browser belonged to another lead — that lead's link
+    /// closed and its timeline told. Returns the other lead.
+    fn link_browser(
+        &mut self,
+        account: AccountId,
+        visitor: VisitorId,
+        lead: LeadId,
+        at: Millis,
+    ) -> Option<LeadId> {
+        let previous = self
+            .browsers
+            .insert((account, visitor), lead)
+            .filter(|p| *p != lead);
+        let links = self.lead_visitors.entry(lead).or_default();
+        links.retain(|l| l.visitor != visitor);
+        links.push(VisitorLink {
+            visitor,
+            linked_at: at,
+            since: previous.map(|_| at),
+            until: None,
+        });
+        self.push_timeline(
+            lead,
+            TimelineEntry::VisitorLinked {
+                at,
+                visitor,
+                previous_lead: previous,
+            },
+        );
+        if let Some(previous) = previous {
+            if let Some(link) = self
+                .lead_visitors
+                .get_mut(&previous)
+                .and_then(|links| links.iter_mut().find(|l| l.visitor == visitor))
+            {
+                link.until = Some(at);
+            }
+            self.push_timeline(
+                previous,
+                TimelineEntry::VisitorMoved {
+                    at,
+                    visitor,
+                    to_lead: lead,
+                },
+            );
+        }
+        previous
+    }
+
+    /// The open lead (same pipeline, not won or lost) of a known contact.
+    fn open_lead_of(&self, s: &NewSubmission) -> Option<LeadId> {
+        s.contact_keys.iter().find_map(|key| {
+            let id = self.contacts.get(&(s.account, key.clone()))?;
+            let lead = self.lead(s.account, *id)?;
+            (lead.pipeline_id == s.lead.pipeline_id && lead.stage().is_open()).then_some(*id)
+        })
+    }
+
+    fn move_lead(&mut self, m: &LeadMove) -> MoveOutcome {
+        let Some(lead) = self
+            .leads
+            .get_mut(&m.lead)
+            .filter(|l| l.account_id == m.account)
+        else {
+            return MoveOutcome::NotFound;
+        };
+        let from = lead.stage();
+        if m.expect.is_some_and(|e| e != from) {
+            return MoveOutcome::Conflict { current: from };
+        }
+        lead.pipeline_id = m.to.pipeline_id;
+        lead.status_id = m.to.status_id;
+        lead.updated_at = m.at;
+        if from != m.to {
+            self.push_timeline(
+                m.lead,
+                TimelineEntry::Moved {
+                    at: m.at,
+                    from: Some(from),
+                    to: m.to,
+                    by: m.by,
+                },
+            );
+        }
+        MoveOutcome::Moved { from }
+    }
+
+    fn remove_unsorted(&mut self, account: AccountId, uid: &UnsortedUid) -> Option<Unsorted> {
+        let list = self.unsorted.get_mut(&account)?;
+        let i = list.iter().position(|u| &u.uid == uid)?;
+        Some(list.remove(i))
+    }
+}
+
+#[async_trait]
+impl Leads for MemoryStore {
+    async fn create_lead_from_submission(
+        &self,
+        s: &NewSubmission,
+    ) -> StoreResult<SubmissionOutcome> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        state
+            .submissions
+            .retain(|_, (_, _, expires)| *expires > now);
+        if let Some((lead, uid, _)) = state.submissions.get(&(s.account, s.fingerprint.clone())) {
+            let (lead, uid) = (*lead, uid.clone());
+            let still_there = |uid: &UnsortedUid| {
+                state
+                    .unsorted
+                    .get(&s.account)
+                    .is_some_and(|l| l.iter().any(|u| &u.uid == uid))
+            };
+            let uid = uid.filter(still_there);
+            return Ok(SubmissionOutcome::Duplicate { lead, uid });
+        }
+        let expires = now + Duration::from_secs(s.duplicate_window_secs.max(1));
+        let key = (s.account, s.fingerprint.clone());
+        if let Some(known) = state.open_lead_of(s) {
+            let previous_lead = state.link_browser(s.account, s.visitor, known, s.at);
+            state.push_timeline(
+                known,
+                TimelineEntry::FormSubmitted {
+                    at: s.at,
+                    form_id: s.unsorted.metadata.form_id.clone(),
+                    visitor: s.visitor,
+                },
+            );
+            state.submissions.insert(key, (known, None, expires));
+            return Ok(SubmissionOutcome::KnownContact {
+                lead: known,
+                previous_lead,
+            });
+        }
+        let lead = &s.lead;
+        state.leads.insert(lead.id, lead.clone());
+        state
+            .account_leads
+            .entry(s.account)
+            .or_default()
+            .push(lead.id);
+        state.push_timeline(
+            lead.id,
+            TimelineEntry::LeadCreated {
+                at: s.at,
+                form_id: s.unsorted.metadata.form_id.clone(),
+                unsorted_uid: s.unsorted.uid.clone(),
+            },
+        );
+        state
+            .unsorted
+            .entry(s.account)
+            .or_default()
+            .push(s.unsorted.clone());
+        for key in &s.contact_keys {
+            state.contacts.insert((s.account, key.clone()), lead.id);
+        }
+        let previous_lead = state.link_browser(s.account, s.visitor, lead.id, s.at);
+        state
+            .submissions
+            .insert(key, (lead.id, Some(s.unsorted.uid.clone()), expires));
+        Ok(SubmissionOutcome::Created { previous_lead })
+    }
+
+    async fn get_leads(&self, account: AccountId, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
+        let state = self.state.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.lead(account, *id).cloned())
+            .collect())
+    }
+
+    async fn lead_ids(&self, account: AccountId) -> StoreResult<Vec<LeadId>> {
+        let state = self.state.lock();
+        let mut ids = state
+            .account_leads
+            .get(&account)
+            .cloned()
+            .unwrap_or_default();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
+    }
+
+    async fn move_lead(&self, m: &LeadMove) -> StoreResult<MoveOutcome> {
+        let mut state = self.state.lock();
+        if let Some(uid) = &m.unsorted {
+            let exists = state
+                .unsorted
+                .get(&m.account)
+                .is_some_and(|l| l.iter().any(|u| &u.uid == uid));
+            if !exists {
+                return Ok(MoveOutcome::NotFound);
+            }
+        }
+        let outcome = state.move_lead(m);
+        if let (MoveOutcome::Moved { .. }, Some(uid)) = (outcome, &m.unsorted) {
+            state.remove_unsorted(m.account, uid);
+        }
+        Ok(outcome)
+    }
+
+    async fn decline(
+        &self,
+        account: AccountId,
+        uid: &UnsortedUid,
+        lost: Stage,
+        at: Millis,
+    ) -> StoreResult<Option<(Unsorted, MoveOutcome)>> {
+        let mut state = self.state.lock();
+        let Some(entry) = state.remove_unsorted(account, uid) else {
+            return Ok(None);
+        };
+        state.push_timeline(entry.lead_id, TimelineEntry::Declined { at });
+        let outcome = state.move_lead(&LeadMove {
+            account,
+            lead: entry.lead_id,
+            to: lost,
+            at,
+            expect: None,
+            by: MoveOrigin::Decline,
+            unsorted: None,
+        });
+        Ok(Some((entry, outcome)))
+    }
+
+    async fn rename_lead(
+        &self,
+        account: AccountId,
+        id: LeadId,
+        name: &str,
+        at: Millis,
+    ) -> StoreResult<bool> {
+        let mut state = self.state.lock();
+        Ok(
+            match state.leads.get_mut(&id).filter(|l| l.account_id == account) {
+                Some(lead) => {
+                    lead.name = name.to_owned();
+                    lead.updated_at = at;
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
+    async fn append_timeline(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        entry: &TimelineEntry,
+    ) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        if state.lead(account, lead).is_some() {
+            state.push_timeline(lead, entry.clone());
+        }
+        Ok(())
+    }
+
+    async fn timeline(&self, account: AccountId, lead: LeadId) -> StoreResult<Vec<TimelineEntry>> {
+        let state = self.state.lock();
+        Ok(state
+            .lead(account, lead)
+            .and_then(|_| state.timelines.get(&lead).cloned())
+            .unwrap_or_default())
+    }
+
+    async fn lead_visitors(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+    ) -> StoreResult<Vec<VisitorLink>> {
+        let state = self.state.lock();
+        let mut links = state
+            .lead(account, lead)
+            .and_then(|_| state.lead_visitors.get(&lead).cloned())
+            .unwrap_or_default();
+        links.sort_by_key(|l| (l.linked_at, l.visitor));
+        Ok(links)
+    }
+
+    async fn get_unsorted(
+        &self,
+        account: AccountId,
+        uid: &UnsortedUid,
+    ) -> StoreResult<Option<Unsorted>> {
+        let state = self.state.lock();
+        Ok(state
+            .unsorted
+            .get(&account)
+            .and_then(|l| l.iter().find(|u| &u.uid == uid))
+            .cloned())
+    }
+
+    async fn list_unsorted(&self, account: AccountId) -> StoreResult<Vec<Unsorted>> {
+        let mut list = self
+            .state
+            .lock()
+            .unsorted
+            .get(&account)
+            .cloned()
+            .unwrap_or_default();
+        list.sort_by(|a, b| (a.created_at, &a.uid).cmp(&(b.created_at, &b.uid)));
+        Ok(list)
+    }
+}

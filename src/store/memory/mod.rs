@@ -1,0 +1,151 @@
+//! The embedded in-memory store: the zero-setup default when no Redis URL is configured.
+//! Same contract as the Redis store, expiry included (the conformance suite runs against
+//! both); nothing is kept when the process ends.
+//!
+//! One lock over the whole state makes every operation atomic, as the Redis store's
+//! scripts are. One file per aggregate holds its trait's implementation.
+
+mod catalog;
+mod leads;
+mod live;
+mod schedule;
+mod visitors;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{RecordKind, Sequence, Store, StoreResult};
+use crate::domain::event_record::EventRecord;
+use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId, UnsortedUid};
+use crate::domain::lead::{Lead, Unsorted, VisitorLink};
+use crate::domain::time::Millis;
+use crate::domain::timeline::TimelineEntry;
+use crate::domain::tracking::PageView;
+use crate::domain::visitor::VisitorId;
+
+/// How long finished events are kept when no retention is given (the configuration's
+/// default, `delivery.event_retention_days`).
+const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * crate::domain::time::DAY_SECS);
+
+#[derive(Default)]
+struct State {
+    sequences: HashMap<Sequence, u64>,
+    once: HashSet<String>,
+    /// Each account's records of a kind, in creation order.
+    records: HashMap<(AccountId, RecordKind), Vec<(String, String)>>,
+    catalog_versions: HashMap<AccountId, u64>,
+    aliases: HashMap<(RecordKind, String), String>,
+    leads: HashMap<LeadId, Lead>,
+    account_leads: HashMap<AccountId, Vec<LeadId>>,
+    timelines: HashMap<LeadId, Vec<TimelineEntry>>,
+    lead_visitors: HashMap<LeadId, Vec<VisitorLink>>,
+    /// Which lead each browser of an account belongs to.
+    browsers: HashMap<(AccountId, VisitorId), LeadId>,
+    unsorted: HashMap<AccountId, Vec<Unsorted>>,
+    /// Submissions' fingerprints → the first one's lead and Unsorted entry, until expiry.
+    submissions: HashMap<(AccountId, String), (LeadId, Option<UnsortedUid>, Instant)>,
+    contacts: HashMap<(AccountId, String), LeadId>,
+    visitors: HashMap<(AccountId, VisitorId), Visitor>,
+    /// Events, with the time a finished one expires.
+    events: HashMap<EventId, (EventRecord, Option<Instant>)>,
+    account_events: HashMap<AccountId, Vec<EventId>>,
+    /// (eligible at, event id): due time, or lease end while claimed.
+    schedule: BTreeSet<(Millis, EventId)>,
+    eligible_at: HashMap<EventId, Millis>,
+    handler_failing: HashMap<(AccountId, HandlerId), Millis>,
+}
+
+#[derive(Default)]
+struct Visitor {
+    /// When the browser was last seen on each site, and until when that is kept.
+    last_seen: HashMap<SiteId, (Millis, Instant)>,
+    page_views: Vec<PageView>,
+    visits: u32,
+    /// The history's expiry, set when a visit is counted (as Redis's EXPIRE).
+    expires: Option<Instant>,
+}
+
+impl Visitor {
+    fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
+}
+
+pub struct MemoryStore {
+    state: Mutex<State>,
+    live: tokio::sync::broadcast::Sender<String>,
+    event_retention: Duration,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_event_retention(DEFAULT_EVENT_RETENTION)
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store that keeps finished events for `retention` (as the Redis store does).
+    pub fn with_event_retention(retention: Duration) -> Self {
+        Self {
+            state: Mutex::default(),
+            live: tokio::sync::broadcast::channel(1024).0,
+            event_retention: retention,
+        }
+    }
+}
+
+impl State {
+    fn unschedule(&mut self, id: &EventId) {
+        if let Some(at) = self.eligible_at.remove(id) {
+            self.schedule.remove(&(at, id.clone()));
+        }
+    }
+
+    fn schedule_at(&mut self, id: &EventId, at: Millis) {
+        self.unschedule(id);
+        self.schedule.insert((at, id.clone()));
+        self.eligible_at.insert(id.clone(), at);
+    }
+
+    /// A live (unexpired) event.
+    fn event(&self, id: &EventId, now: Instant) -> Option<&EventRecord> {
+        self.events
+            .get(id)
+            .filter(|(_, expires)| expires.is_none_or(|e| e > now))
+            .map(|(e, _)| e)
+    }
+
+    /// The visitor's state, forgetting an expired one first.
+    fn visitor_mut(&mut self, account: AccountId, visitor: VisitorId) -> &mut Visitor {
+        let now = Instant::now();
+        let v = self.visitors.entry((account, visitor)).or_default();
+        if v.expired(now) {
+            *v = Visitor::default();
+        }
+        v
+    }
+
+    fn visitor(&self, account: AccountId, visitor: VisitorId) -> Option<&Visitor> {
+        self.visitors
+            .get(&(account, visitor))
+            .filter(|v| !v.expired(Instant::now()))
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn describe(&self) -> String {
+        "embedded (in memory)".to_owned()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}

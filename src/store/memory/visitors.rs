@@ -1,0 +1,95 @@
+//! Browsers in memory: page views, sightings kept as long as a visit can run (as Redis's
+//! `PX`), histories expiring with the retention set when a visit is counted.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::MemoryStore;
+use crate::domain::ids::AccountId;
+use crate::domain::tracking::PageView;
+use crate::domain::visitor::VisitorId;
+use crate::store::redis::SIGHTING_MARGIN_MS;
+use crate::store::{
+    PageViewOutcome, PageViewWrite, StoreResult, VisitStart, VisitorState, Visitors,
+};
+
+#[async_trait]
+impl Visitors for MemoryStore {
+    async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
+        let now = Instant::now();
+        let keep = Duration::from_millis((write.visit_idle_ms + SIGHTING_MARGIN_MS).max(0) as u64);
+        let mut state = self.state.lock();
+        let visitor = state.visitor_mut(write.account, write.visitor);
+        let last_seen = visitor
+            .last_seen
+            .insert(write.page_view.site_id, (write.page_view.at, now + keep))
+            .filter(|(_, until)| *until > now)
+            .map(|(at, _)| at);
+        visitor.page_views.push(write.page_view);
+        Ok(PageViewOutcome {
+            last_seen,
+            history_len: visitor.page_views.len() as u64,
+        })
+    }
+
+    async fn start_visit(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+        max_page_views: u64,
+    ) -> StoreResult<VisitStart> {
+        let mut state = self.state.lock();
+        let v = state.visitor_mut(account, visitor);
+        v.visits += 1;
+        v.expires = Some(Instant::now() + Duration::from_secs(retention_secs));
+        let excess = v.page_views.len().saturating_sub(max_page_views as usize);
+        v.page_views.drain(..excess);
+        let number = v.visits;
+        let lead = state
+            .browsers
+            .get(&(account, visitor))
+            .and_then(|id| state.lead(account, *id))
+            .cloned();
+        let catalog_version = state.catalog_versions.get(&account).copied().unwrap_or(0);
+        Ok(VisitStart {
+            number,
+            lead,
+            catalog_version,
+        })
+    }
+
+    async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
+        let state = self.state.lock();
+        Ok(VisitorState {
+            visits: state.visitor(account, visitor).map_or(0, |v| v.visits),
+            lead: state.browsers.get(&(account, visitor)).copied(),
+        })
+    }
+
+    async fn page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+    ) -> StoreResult<Vec<PageView>> {
+        let state = self.state.lock();
+        Ok(state
+            .visitor(account, visitor)
+            .map(|v| v.page_views.clone())
+            .unwrap_or_default())
+    }
+
+    async fn trim_page_views(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        keep: u64,
+    ) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        let v = state.visitor_mut(account, visitor);
+        let excess = v.page_views.len().saturating_sub(keep as usize);
+        v.page_views.drain(..excess);
+        Ok(())
+    }
+}

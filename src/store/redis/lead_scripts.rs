@@ -1,0 +1,152 @@
+//! The lead scripts: each is one atomic step on the keys of one account's slot. Timeline
+//! entries come as JSON from Rust (typed there); a script adds only what it alone knows —
+//! the stage a lead left, the lead a browser left — as the entry's last field.
+
+use std::sync::LazyLock;
+
+use ::redis::Script;
+
+/// Shared by the scripts: a lead's keys from the account's lead prefix, an entry with one
+/// more field, and linking a browser to a lead.
+///
+/// A lead's browser link is its hash field `v:<visitor>` = `linked_at|since|until`.
+const LEAD_LUA: &str = r#"
+local function with_field(json, name, raw)
+  return string.sub(json, 1, -2) .. ',"' .. name .. '":' .. raw .. '}'
+end
+local function stage_json(p, s)
+  return '{"pipeline_id":' .. p .. ',"status_id":' .. s .. '}'
+end
+-- Links browser `v` to lead `lead` (ids as strings) at `at`; returns the lead it left or
+-- false. `browsers` is the account's hash of browser -> lead.
+local function link(prefix, browsers, v, lead, at)
+  local prev = redis.call('HGET', browsers, v)
+  if prev == lead then prev = false end
+  redis.call('HSET', browsers, v, lead)
+  local since = ''
+  if prev then since = at end
+  redis.call('HSET', prefix .. lead, 'v:' .. v, at .. '|' .. since .. '|')
+  local entry = '{"type":"visitor_linked","at":' .. at .. ',"visitor":"' .. v .. '"}'
+  if prev then entry = with_field(entry, 'previous_lead', prev) end
+  redis.call('RPUSH', prefix .. lead .. ':t', entry)
+  if prev then
+    local old = redis.call('HGET', prefix .. prev, 'v:' .. v)
+    if old then
+      local linked, s = string.match(old, '^(%d*)|(%d*)|')
+      redis.call('HSET', prefix .. prev, 'v:' .. v, linked .. '|' .. s .. '|' .. at)
+    end
+    redis.call('RPUSH', prefix .. prev .. ':t', '{"type":"visitor_moved","at":' .. at ..
+      ',"visitor":"' .. v .. '","to_lead":' .. lead .. '}')
+  end
+  return prev
+end
+-- Moves a lead (hash `lead`, timeline `timeline`) to p/s; `moved` is the Moved entry
+-- without `from`. Returns {'moved'|'conflict', p, s} or {'not_found'}.
+local function move(lead, timeline, p, s, at, ep, es, moved)
+  local cur = redis.call('HMGET', lead, 'p', 's')
+  if not cur[1] then return {'not_found'} end
+  if ep ~= '' and (cur[1] ~= ep or cur[2] ~= es) then return {'conflict', cur[1], cur[2]} end
+  redis.call('HSET', lead, 'p', p, 's', s, 'u', at)
+  if cur[1] ~= p or cur[2] ~= s then
+    redis.call('RPUSH', timeline, with_field(moved, 'from', stage_json(cur[1], cur[2])))
+  end
+  return {'moved', cur[1], cur[2]}
+end
+"#;
+
+/// A form submission. KEYS: fingerprint, contact index, new lead, its timeline, the
+/// account's lead index, Unsorted entries, browsers. ARGV: lead prefix, now, duplicate
+/// window secs, pipeline, visitor, lead id, uid, Unsorted JSON, LeadCreated JSON,
+/// FormSubmitted JSON, n contact keys, the contact keys, then the lead's hash fields.
+/// Returns {'duplicate', lead, uid or ''}, {'known', lead, previous or ''} or
+/// {'created', lead, previous or ''}.
+pub static SUBMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LEAD_LUA}{}",
+        r#"
+local first = redis.call('GET', KEYS[1])
+if first then
+  local lead, uid = string.match(first, '^(%d+)/(.*)$')
+  if uid ~= '' and redis.call('HEXISTS', KEYS[6], uid) == 0 then uid = '' end
+  return {'duplicate', lead, uid}
+end
+local prefix, at, window, pipeline, v, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local nkeys = tonumber(ARGV[11])
+for i = 1, nkeys do
+  local known = redis.call('HGET', KEYS[2], ARGV[11 + i])
+  if known then
+    local cur = redis.call('HMGET', prefix .. known, 'p', 's')
+    if cur[1] == pipeline and cur[2] ~= '142' and cur[2] ~= '143' then
+      local prev = link(prefix, KEYS[7], v, known, at)
+      redis.call('RPUSH', prefix .. known .. ':t', ARGV[10])
+      redis.call('SET', KEYS[1], known .. '/', 'EX', window)
+      return {'known', known, prev or ''}
+    end
+  end
+end
+local fields = {}
+for i = 12 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[3], unpack(fields))
+redis.call('RPUSH', KEYS[4], ARGV[9])
+redis.call('ZADD', KEYS[5], id, id)
+redis.call('HSET', KEYS[6], ARGV[7], ARGV[8])
+for i = 1, nkeys do redis.call('HSET', KEYS[2], ARGV[11 + i], id) end
+local prev = link(prefix, KEYS[7], v, id, at)
+redis.call('SET', KEYS[1], id .. '/' .. ARGV[7], 'EX', window)
+return {'created', id, prev or ''}
+"#
+    ))
+});
+
+/// Moves a lead, conditionally, with its timeline entry; settles an Unsorted entry when
+/// given. KEYS: lead, timeline, Unsorted entries. ARGV: to pipeline, to status, now,
+/// expected pipeline or "", expected status or "", Moved JSON (without `from`), uid or "".
+pub static MOVE_LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LEAD_LUA}{}",
+        r#"
+if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 0 then return {'not_found'} end
+local outcome = move(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+if outcome[1] == 'moved' and ARGV[7] ~= '' then redis.call('HDEL', KEYS[3], ARGV[7]) end
+return outcome
+"#
+    ))
+});
+
+/// Declines an Unsorted entry: removes it, records `Declined`, moves its lead to lost.
+/// KEYS: Unsorted entries, lead, timeline. ARGV: uid, lost pipeline, lost status, now,
+/// Declined JSON, Moved JSON (without `from`). Returns {'not_found'} when the entry is
+/// gone, else the move's outcome.
+pub static DECLINE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LEAD_LUA}{}",
+        r#"
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return {'not_found'} end
+redis.call('RPUSH', KEYS[3], ARGV[5])
+return move(KEYS[2], KEYS[3], ARGV[2], ARGV[3], ARGV[4], '', '', ARGV[6])
+"#
+    ))
+});
+
+/// Renames a lead if it exists. KEYS: lead hash. ARGV: name, now. Returns 1 or 0.
+pub static RENAME_LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'n', ARGV[1], 'u', ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// The lead of a browser with the account's catalog version: sent with EVAL in the batch
+/// that starts a visit. KEYS: browsers, catalog version. ARGV: lead prefix, visitor.
+/// Returns {version, lead id or "", the lead hash's fields and values…}.
+pub const LEAD_OF_BROWSER: &str = r#"
+local version = redis.call('GET', KEYS[2]) or '0'
+local lead = redis.call('HGET', KEYS[1], ARGV[2])
+if not lead then return {version, ''} end
+local out = {version, lead}
+for _, item in ipairs(redis.call('HGETALL', ARGV[1] .. lead)) do out[#out + 1] = item end
+return out
+"#;

@@ -1,0 +1,311 @@
+//! Leads on Redis: a hash and a timeline list per lead, the account's lead index, Unsorted
+//! entries, contact index and browser links — all in the account's slot, so that each
+//! step below is one script.
+
+use std::collections::HashMap;
+
+use ::redis::FromRedisValue;
+use ::redis::aio::ConnectionLike;
+use async_trait::async_trait;
+
+use super::codec::{lead_fields, lead_from_fields, links_from_fields, stage_of};
+use super::{RedisStore, lead_scripts};
+use crate::domain::ids::{AccountId, LeadId, UnsortedUid};
+use crate::domain::lead::{Lead, Unsorted, VisitorLink};
+use crate::domain::pipeline::Stage;
+use crate::domain::time::Millis;
+use crate::domain::timeline::{MoveOrigin, TimelineEntry};
+use crate::store::{
+    LeadMove, Leads, MoveOutcome, NewSubmission, StoreResult, SubmissionOutcome, corrupt,
+    from_json, to_json,
+};
+
+/// A move script's answer: `{outcome, pipeline, status}`.
+fn move_outcome(reply: Vec<String>) -> StoreResult<MoveOutcome> {
+    match reply.as_slice() {
+        [outcome] if outcome == "not_found" => Ok(MoveOutcome::NotFound),
+        [outcome, p, s] if outcome == "moved" => Ok(MoveOutcome::Moved {
+            from: stage_of(p, s)?,
+        }),
+        [outcome, p, s] if outcome == "conflict" => Ok(MoveOutcome::Conflict {
+            current: stage_of(p, s)?,
+        }),
+        _ => Err(corrupt(format!("move answered {reply:?}"))),
+    }
+}
+
+/// The Moved entry a script completes with the stage the lead left.
+fn moved_entry(to: Stage, at: Millis, by: MoveOrigin) -> StoreResult<String> {
+    to_json(&TimelineEntry::Moved {
+        at,
+        from: None,
+        to,
+        by,
+    })
+}
+
+fn lead_id(s: &str) -> StoreResult<LeadId> {
+    s.parse().map(LeadId).map_err(corrupt)
+}
+
+fn previous(s: &str) -> StoreResult<Option<LeadId>> {
+    (!s.is_empty()).then(|| lead_id(s)).transpose()
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// The fields of lead hashes, one round trip for all.
+    async fn lead_hashes(
+        &self,
+        account: AccountId,
+        ids: &[LeadId],
+    ) -> StoreResult<Vec<HashMap<String, String>>> {
+        let mut pipe = ::redis::pipe();
+        for id in ids {
+            pipe.cmd("HGETALL").arg(self.keys.lead(account, *id));
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.guarded(pipe.query_async(&mut self.con.clone())).await
+    }
+}
+
+#[async_trait]
+impl<C> Leads for RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    async fn create_lead_from_submission(
+        &self,
+        s: &NewSubmission,
+    ) -> StoreResult<SubmissionOutcome> {
+        let (account, lead) = (s.account, &s.lead);
+        let created = to_json(&TimelineEntry::LeadCreated {
+            at: s.at,
+            form_id: s.unsorted.metadata.form_id.clone(),
+            unsorted_uid: s.unsorted.uid.clone(),
+        })?;
+        let submitted = to_json(&TimelineEntry::FormSubmitted {
+            at: s.at,
+            form_id: s.unsorted.metadata.form_id.clone(),
+            visitor: s.visitor,
+        })?;
+        let mut script = lead_scripts::SUBMIT.prepare_invoke();
+        script
+            .key(self.keys.submission(account, &s.fingerprint))
+            .key(self.keys.contacts(account))
+            .key(self.keys.lead(account, lead.id))
+            .key(self.keys.lead_timeline(account, lead.id))
+            .key(self.keys.account_leads(account))
+            .key(self.keys.unsorted(account))
+            .key(self.keys.browsers(account))
+            .arg(self.keys.lead_prefix(account))
+            .arg(s.at)
+            .arg(s.duplicate_window_secs.max(1))
+            .arg(lead.pipeline_id.0)
+            .arg(s.visitor.encode())
+            .arg(lead.id.0)
+            .arg(s.unsorted.uid.as_str())
+            .arg(to_json(&s.unsorted)?)
+            .arg(created)
+            .arg(submitted)
+            .arg(s.contact_keys.len())
+            .arg(&s.contact_keys);
+        for (field, value) in lead_fields(lead) {
+            script.arg(field).arg(value);
+        }
+        let reply: Vec<String> = self.invoke(&script).await?;
+        match reply.as_slice() {
+            [kind, lead, uid] if kind == "duplicate" => Ok(SubmissionOutcome::Duplicate {
+                lead: lead_id(lead)?,
+                uid: (!uid.is_empty()).then(|| UnsortedUid(uid.clone())),
+            }),
+            [kind, lead, prev] if kind == "known" => Ok(SubmissionOutcome::KnownContact {
+                lead: lead_id(lead)?,
+                previous_lead: previous(prev)?,
+            }),
+            [kind, _, prev] if kind == "created" => Ok(SubmissionOutcome::Created {
+                previous_lead: previous(prev)?,
+            }),
+            _ => Err(corrupt(format!("submission answered {reply:?}"))),
+        }
+    }
+
+    async fn get_leads(&self, account: AccountId, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {
+        let mut leads = Vec::with_capacity(ids.len());
+        for (id, fields) in ids.iter().zip(self.lead_hashes(account, ids).await?) {
+            if let Some(lead) = lead_from_fields(*id, fields)? {
+                leads.push(lead);
+            }
+        }
+        Ok(leads)
+    }
+
+    async fn lead_ids(&self, account: AccountId) -> StoreResult<Vec<LeadId>> {
+        let ids: Vec<u64> = self
+            .query(
+                ::redis::cmd("ZRANGE")
+                    .arg(self.keys.account_leads(account))
+                    .arg(0)
+                    .arg(-1)
+                    .arg("REV"),
+            )
+            .await?;
+        Ok(ids.into_iter().map(LeadId).collect())
+    }
+
+    async fn move_lead(&self, m: &LeadMove) -> StoreResult<MoveOutcome> {
+        let (ep, es) = m
+            .expect
+            .map(|s| (s.pipeline_id.to_string(), s.status_id.to_string()))
+            .unwrap_or_default();
+        let reply: Vec<String> = self
+            .invoke(
+                lead_scripts::MOVE_LEAD
+                    .key(self.keys.lead(m.account, m.lead))
+                    .key(self.keys.lead_timeline(m.account, m.lead))
+                    .key(self.keys.unsorted(m.account))
+                    .arg(m.to.pipeline_id.0)
+                    .arg(m.to.status_id.0)
+                    .arg(m.at)
+                    .arg(ep)
+                    .arg(es)
+                    .arg(moved_entry(m.to, m.at, m.by)?)
+                    .arg(m.unsorted.as_ref().map_or("", |u| u.as_str())),
+            )
+            .await?;
+        move_outcome(reply)
+    }
+
+    async fn decline(
+        &self,
+        account: AccountId,
+        uid: &UnsortedUid,
+        lost: Stage,
+        at: Millis,
+    ) -> StoreResult<Option<(Unsorted, MoveOutcome)>> {
+        let Some(entry) = self.get_unsorted(account, uid).await? else {
+            return Ok(None);
+        };
+        let reply: Vec<String> = self
+            .invoke(
+                lead_scripts::DECLINE
+                    .key(self.keys.unsorted(account))
+                    .key(self.keys.lead(account, entry.lead_id))
+                    .key(self.keys.lead_timeline(account, entry.lead_id))
+                    .arg(uid.as_str())
+                    .arg(lost.pipeline_id.0)
+                    .arg(lost.status_id.0)
+                    .arg(at)
+                    .arg(to_json(&TimelineEntry::Declined { at })?)
+                    .arg(moved_entry(lost, at, MoveOrigin::Decline)?),
+            )
+            .await?;
+        if reply.first().is_some_and(|r| r == "not_found") && reply.len() == 1 {
+            // The entry went meanwhile (another decline or an accept).
+            return Ok(None);
+        }
+        Ok(Some((entry, move_outcome(reply)?)))
+    }
+
+    async fn rename_lead(
+        &self,
+        account: AccountId,
+        id: LeadId,
+        name: &str,
+        at: Millis,
+    ) -> StoreResult<bool> {
+        let n: i64 = self
+            .invoke(
+                lead_scripts::RENAME_LEAD
+                    .key(self.keys.lead(account, id))
+                    .arg(name)
+                    .arg(at),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn append_timeline(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        entry: &TimelineEntry,
+    ) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("RPUSH")
+                .arg(self.keys.lead_timeline(account, lead))
+                .arg(to_json(entry)?),
+        )
+        .await
+    }
+
+    async fn timeline(&self, account: AccountId, lead: LeadId) -> StoreResult<Vec<TimelineEntry>> {
+        let raw: Vec<String> = self
+            .query(
+                ::redis::cmd("LRANGE")
+                    .arg(self.keys.lead_timeline(account, lead))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        raw.iter().map(|s| from_json(s)).collect()
+    }
+
+    async fn lead_visitors(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+    ) -> StoreResult<Vec<VisitorLink>> {
+        let fields: HashMap<String, String> = self
+            .query(::redis::cmd("HGETALL").arg(self.keys.lead(account, lead)))
+            .await?;
+        links_from_fields(&fields)
+    }
+
+    async fn get_unsorted(
+        &self,
+        account: AccountId,
+        uid: &UnsortedUid,
+    ) -> StoreResult<Option<Unsorted>> {
+        let raw: Option<String> = self
+            .query(
+                ::redis::cmd("HGET")
+                    .arg(self.keys.unsorted(account))
+                    .arg(uid.as_str()),
+            )
+            .await?;
+        raw.map(|s| from_json(&s)).transpose()
+    }
+
+    async fn list_unsorted(&self, account: AccountId) -> StoreResult<Vec<Unsorted>> {
+        let raw: Vec<String> = self
+            .query(::redis::cmd("HVALS").arg(self.keys.unsorted(account)))
+            .await?;
+        let mut list: Vec<Unsorted> = raw
+            .iter()
+            .map(|s| from_json(s))
+            .collect::<StoreResult<_>>()?;
+        list.sort_by(|a, b| (a.created_at, &a.uid).cmp(&(b.created_at, &b.uid)));
+        Ok(list)
+    }
+}
+
+/// A lead from the answer of `LEAD_OF_BROWSER` past its first two items.
+pub(super) fn lead_from_reply(id: &str, rest: Vec<::redis::Value>) -> StoreResult<Option<Lead>> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let mut fields = HashMap::with_capacity(rest.len() / 2);
+    let mut items = rest.into_iter();
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        fields.insert(
+            String::from_redis_value(k).map_err(corrupt)?,
+            String::from_redis_value(v).map_err(corrupt)?,
+        );
+    }
+    lead_from_fields(lead_id(id)?, fields)
+}

@@ -1,0 +1,250 @@
+//! Events on Redis: each record and its place in the schedule share a shard's slot
+//! (`{j<n>}`); the account's event index and dead letters are sorted sets by creation
+//! time in the account's slot.
+
+use ::redis::FromRedisValue;
+use ::redis::aio::ConnectionLike;
+use async_trait::async_trait;
+
+use super::slots::Batch;
+use super::{RedisStore, scripts};
+use crate::domain::event_record::{DeliveryState, EventRecord};
+use crate::domain::ids::{AccountId, EventId, HandlerId};
+use crate::domain::time::{Millis, now_ms};
+use crate::store::{Schedule, StoreResult, corrupt, from_json, to_json};
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// The commands that store an event's state: its record, its place in the schedule,
+    /// the account's index and the handler's dead letters.
+    fn save_commands(&self, batch: &mut Batch, event: &EventRecord) -> StoreResult<()> {
+        let (record, schedule) = (
+            self.keys.event(&event.id),
+            self.keys.schedule(self.keys.shard_of(&event.id)),
+        );
+        let (events, dead) = (
+            self.keys.account_events(event.account_id),
+            self.keys.dead_events(event.account_id, event.handler_id),
+        );
+        let id = event.id.as_str();
+        let mut set = ::redis::cmd("SET");
+        set.arg(&record).arg(to_json(event)?);
+        let queue = if event.state.is_pending() {
+            let mut zadd = ::redis::cmd("ZADD");
+            zadd.arg(&schedule)
+                .arg(event.next_attempt_at.unwrap_or(event.due_at))
+                .arg(id);
+            zadd
+        } else {
+            set.arg("EX").arg(self.options.event_retention_secs);
+            let mut zrem = ::redis::cmd("ZREM");
+            zrem.arg(&schedule).arg(id);
+            zrem
+        };
+        let mut index = ::redis::cmd("ZADD");
+        index.arg(&events).arg("NX").arg(event.created_at).arg(id);
+        let mut dead_set = if event.state == DeliveryState::Dead {
+            let mut zadd = ::redis::cmd("ZADD");
+            zadd.arg(&dead).arg(event.created_at);
+            zadd
+        } else {
+            let mut zrem = ::redis::cmd("ZREM");
+            zrem.arg(&dead);
+            zrem
+        };
+        dead_set.arg(id);
+        // The record and its place in the schedule share a slot and go first.
+        batch
+            .add(&record, set)
+            .add(&schedule, queue)
+            .add(&events, index)
+            .add(&dead, dead_set);
+        Ok(())
+    }
+
+    /// The oldest creation time an account's index keeps.
+    fn horizon(&self) -> Millis {
+        now_ms() - (self.options.event_retention_secs as i64).saturating_mul(1000)
+    }
+
+    /// The ids of a sorted set of the account's events within the retention, dropping
+    /// older ones; newest first when `rev`.
+    async fn ids_within_retention(&self, key: &str, rev: bool) -> StoreResult<Vec<EventId>> {
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(self.horizon())
+            .ignore()
+            .cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1);
+        if rev {
+            pipe.arg("REV");
+        }
+        let (ids,): (Vec<String>,) = self
+            .guarded(pipe.query_async(&mut self.con.clone()))
+            .await?;
+        Ok(ids.into_iter().map(EventId).collect())
+    }
+}
+
+#[async_trait]
+impl<C> Schedule for RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    async fn add_events(&self, events: &[EventRecord]) -> StoreResult<()> {
+        let mut batch = self.batch();
+        for event in events {
+            self.save_commands(&mut batch, event)?;
+            let timeline = self.keys.lead_timeline(event.account_id, event.lead_id);
+            let mut push = ::redis::cmd("RPUSH");
+            push.arg(&timeline).arg(to_json(&event.fired_entry())?);
+            batch.add(&timeline, push);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.run(batch).await.map(drop)
+    }
+
+    async fn save_event(&self, event: &EventRecord) -> StoreResult<()> {
+        let mut batch = self.batch();
+        self.save_commands(&mut batch, event)?;
+        self.run(batch).await.map(drop)
+    }
+
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>> {
+        Ok(self.get_events(std::slice::from_ref(id)).await?.pop())
+    }
+
+    async fn get_events(&self, ids: &[EventId]) -> StoreResult<Vec<EventRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut batch = self.batch();
+        for id in ids {
+            let key = self.keys.event(id);
+            let mut get = ::redis::cmd("GET");
+            get.arg(&key);
+            batch.add(&key, get);
+        }
+        let mut events = Vec::with_capacity(ids.len());
+        for raw in self.run(batch).await? {
+            if let Some(json) = Option::<String>::from_redis_value(raw).map_err(corrupt)? {
+                events.push(from_json(&json)?);
+            }
+        }
+        Ok(events)
+    }
+
+    async fn claim_due(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        max: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let shards = self.keys.shards();
+        // Start at a different shard each time so that no shard waits behind the others.
+        let first = rand::random_range(0..shards);
+        let mut claimed = Vec::new();
+        for i in 0..shards {
+            if claimed.len() >= max {
+                break;
+            }
+            let shard = (first + i) % shards;
+            let raw: Vec<String> = self
+                .invoke(
+                    scripts::CLAIM_DUE
+                        .key(self.keys.schedule(shard))
+                        .arg(now)
+                        .arg(lease_until)
+                        .arg(max - claimed.len())
+                        .arg(self.keys.event_prefix(shard)),
+                )
+                .await?;
+            for s in raw {
+                claimed.push(from_json::<EventRecord>(&s)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<Millis>> {
+        let mut batch = self.batch();
+        for shard in 0..self.keys.shards() {
+            let key = self.keys.schedule(shard);
+            let mut cmd = ::redis::cmd("ZRANGE");
+            cmd.arg(&key).arg(0).arg(0).arg("WITHSCORES");
+            batch.add(&key, cmd);
+        }
+        let mut earliest = None;
+        for first in self.run(batch).await? {
+            let first = Vec::<(String, f64)>::from_redis_value(first).map_err(corrupt)?;
+            if let Some((_, score)) = first.first() {
+                let at = *score as Millis;
+                earliest = Some(earliest.map_or(at, |e: Millis| e.min(at)));
+            }
+        }
+        Ok(earliest)
+    }
+
+    async fn event_ids(&self, account: AccountId) -> StoreResult<Vec<EventId>> {
+        self.ids_within_retention(&self.keys.account_events(account), true)
+            .await
+    }
+
+    async fn dead_event_ids(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+    ) -> StoreResult<Vec<EventId>> {
+        self.ids_within_retention(&self.keys.dead_events(account, handler), false)
+            .await
+    }
+
+    async fn note_handler_failure(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+        at: Millis,
+    ) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HSETNX")
+                .arg(self.keys.handler_failures(account))
+                .arg(handler.0)
+                .arg(at),
+        )
+        .await
+    }
+
+    async fn note_handler_success(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+    ) -> StoreResult<()> {
+        self.query::<()>(
+            ::redis::cmd("HDEL")
+                .arg(self.keys.handler_failures(account))
+                .arg(handler.0),
+        )
+        .await
+    }
+
+    async fn handler_failing_since(
+        &self,
+        account: AccountId,
+        handler: HandlerId,
+    ) -> StoreResult<Option<Millis>> {
+        self.query(
+            ::redis::cmd("HGET")
+                .arg(self.keys.handler_failures(account))
+                .arg(handler.0),
+        )
+        .await
+    }
+}
