@@ -68,8 +68,9 @@ async fn a_submission_and_a_linked_visits_first_page_view_take_three_round_trips
             .await;
     }
     let form_route = "/v1/forms/{form_id}/submit";
-    // The first submission reads the catalog into this instance's caches.
+    // A first submission and page view read the catalog into this instance's caches.
     submit_form(&app, &s.form_id, None, "Warm Up").await;
+    app.beacon(&s.site_key, None, "https://shop.example/").await;
 
     let ((lead, uid, vid), trips) = counted(
         &app,

@@ -7,6 +7,7 @@ mod common;
 
 mod abuse;
 mod api;
+mod atomic_steps;
 mod bad_input;
 mod cluster;
 mod delivery;

@@ -115,6 +115,8 @@ impl Schedule for MemoryStore {
             .filter(|id| events.get(*id).is_some_and(|(e, _)| e.created_at > horizon))
             .cloned()
             .collect();
+        // Newest first by creation time, then id (as a Redis sorted set orders ties).
+        ids.sort_by_cached_key(|id| (events.get(id).map_or(0, |(e, _)| e.created_at), id.clone()));
         ids.reverse();
         Ok(ids)
     }
@@ -126,18 +128,17 @@ impl Schedule for MemoryStore {
     ) -> StoreResult<Vec<EventId>> {
         let state = self.state.lock();
         let now = Instant::now();
-        Ok(state
+        let mut dead: Vec<&EventRecord> = state
             .account_events
             .get(&account)
             .into_iter()
             .flatten()
-            .filter(|id| {
-                state
-                    .event(id, now)
-                    .is_some_and(|e| e.handler_id == handler && e.state == DeliveryState::Dead)
-            })
-            .cloned()
-            .collect())
+            .filter_map(|id| state.event(id, now))
+            .filter(|e| e.handler_id == handler && e.state == DeliveryState::Dead)
+            .collect();
+        // By creation time, then id (as a Redis sorted set orders ties).
+        dead.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(dead.into_iter().map(|e| e.id.clone()).collect())
     }
 
     async fn note_handler_failure(

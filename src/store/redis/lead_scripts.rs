@@ -150,3 +150,9 @@ local out = {version, lead}
 for _, item in ipairs(redis.call('HGETALL', ARGV[1] .. lead)) do out[#out + 1] = item end
 return out
 "#;
+
+/// Appends a timeline entry when the lead exists (an entry never outlives its lead, nor
+/// lands on another account's). KEYS: lead, timeline. ARGV: entry JSON. Sent with EVAL,
+/// alone or in a batch.
+pub const APPEND_IF_LEAD: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+    redis.call('RPUSH', KEYS[2], ARGV[1]) end return 0";

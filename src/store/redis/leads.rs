@@ -236,7 +236,10 @@ where
         entry: &TimelineEntry,
     ) -> StoreResult<()> {
         self.query::<()>(
-            ::redis::cmd("RPUSH")
+            ::redis::cmd("EVAL")
+                .arg(lead_scripts::APPEND_IF_LEAD)
+                .arg(2)
+                .arg(self.keys.lead(account, lead))
                 .arg(self.keys.lead_timeline(account, lead))
                 .arg(to_json(entry)?),
         )

@@ -7,7 +7,7 @@ use ::redis::aio::ConnectionLike;
 use async_trait::async_trait;
 
 use super::slots::Batch;
-use super::{RedisStore, scripts};
+use super::{RedisStore, lead_scripts, scripts};
 use crate::domain::event_record::{DeliveryState, EventRecord};
 use crate::domain::ids::{AccountId, EventId, HandlerId};
 use crate::domain::time::{Millis, now_ms};
@@ -69,9 +69,9 @@ where
         now_ms() - (self.options.event_retention_secs as i64).saturating_mul(1000)
     }
 
-    /// The ids of a sorted set of the account's events within the retention, dropping
-    /// older ones; newest first when `rev`.
-    async fn ids_within_retention(&self, key: &str, rev: bool) -> StoreResult<Vec<EventId>> {
+    /// The ids of the account's event index within the retention, dropping older ones;
+    /// newest first (by creation time, then id).
+    async fn ids_within_retention(&self, key: &str) -> StoreResult<Vec<EventId>> {
         let mut pipe = ::redis::pipe();
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(key)
@@ -81,10 +81,8 @@ where
             .cmd("ZRANGE")
             .arg(key)
             .arg(0)
-            .arg(-1);
-        if rev {
-            pipe.arg("REV");
-        }
+            .arg(-1)
+            .arg("REV");
         let (ids,): (Vec<String>,) = self
             .guarded(pipe.query_async(&mut self.con.clone()))
             .await?;
@@ -102,8 +100,12 @@ where
         for event in events {
             self.save_commands(&mut batch, event)?;
             let timeline = self.keys.lead_timeline(event.account_id, event.lead_id);
-            let mut push = ::redis::cmd("RPUSH");
-            push.arg(&timeline).arg(to_json(&event.fired_entry())?);
+            let mut push = ::redis::cmd("EVAL");
+            push.arg(lead_scripts::APPEND_IF_LEAD)
+                .arg(2)
+                .arg(self.keys.lead(event.account_id, event.lead_id))
+                .arg(&timeline)
+                .arg(to_json(&event.fired_entry())?);
             batch.add(&timeline, push);
         }
         if batch.is_empty() {
@@ -194,7 +196,7 @@ where
     }
 
     async fn event_ids(&self, account: AccountId) -> StoreResult<Vec<EventId>> {
-        self.ids_within_retention(&self.keys.account_events(account), true)
+        self.ids_within_retention(&self.keys.account_events(account))
             .await
     }
 
@@ -203,8 +205,26 @@ where
         account: AccountId,
         handler: HandlerId,
     ) -> StoreResult<Vec<EventId>> {
-        self.ids_within_retention(&self.keys.dead_events(account, handler), false)
-            .await
+        // Listed while their records are kept (the retention runs from when they died).
+        let key = self.keys.dead_events(account, handler);
+        let ids: Vec<String> = self
+            .query(::redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1))
+            .await?;
+        let ids: Vec<EventId> = ids.into_iter().map(EventId).collect();
+        let kept = self.get_events(&ids).await?;
+        let gone: Vec<&EventId> = ids
+            .iter()
+            .filter(|id| !kept.iter().any(|e| &e.id == *id))
+            .collect();
+        if !gone.is_empty() {
+            let mut zrem = ::redis::cmd("ZREM");
+            zrem.arg(&key);
+            for id in gone {
+                zrem.arg(id.as_str());
+            }
+            self.query::<()>(&zrem).await?;
+        }
+        Ok(kept.into_iter().map(|e| e.id).collect())
     }
 
     async fn note_handler_failure(
