@@ -10,6 +10,7 @@ mod api;
 mod bad_input;
 mod cluster;
 mod delivery;
+mod deploy;
 mod faults;
 mod forms;
 mod pipeline_events;
