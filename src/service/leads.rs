@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
-use crate::domain::ids::{AccountId, LeadId, PipelineId, StatusId, UnsortedUid};
+use crate::domain::ids::{AccountId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid};
 use crate::domain::lead::Lead;
 use crate::domain::pipeline::{LOST, Pipeline, STATUS_TYPE_UNSORTED, Stage};
+use crate::domain::site::Site;
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::tracking::{PageView, Visit, group_visits};
@@ -198,7 +199,17 @@ impl Services {
     ) -> Result<(Vec<PageView>, Vec<Visit>)> {
         let page_views = self.store.page_views(account, visitor).await?;
         let state = self.store.visitor(account, visitor).await?;
-        let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
+        // Each site may have its own visit gap.
+        let default_idle = self.settings.tracking.visit_idle_seconds;
+        let sites: Vec<Site> = catalog::list(&*self.store, account).await?;
+        let idle_ms = |id: SiteId| {
+            sites
+                .iter()
+                .find(|s| s.id == id)
+                .map_or(default_idle as i64 * 1000, |s| {
+                    s.visit_idle_ms(default_idle)
+                })
+        };
         let visits = group_visits(&page_views, idle_ms, state.visits);
         Ok((page_views, visits))
     }

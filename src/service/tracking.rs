@@ -119,7 +119,7 @@ impl Services {
     }
 
     /// Refuses a request whose `Origin` is not one of the site's hosts.
-    fn check_origin(site: &Site, origin: Option<&str>) -> Result<()> {
+    pub fn check_origin(site: &Site, origin: Option<&str>) -> Result<()> {
         let Some(origin) = origin else { return Ok(()) };
         match host_of(origin) {
             Some(h) if site.allows_host(h) => Ok(()),
@@ -159,7 +159,7 @@ impl Services {
                 account: site.account_id,
                 visitor,
                 page_view,
-                visit_idle_ms: self.settings.tracking.visit_idle_seconds as i64 * 1000,
+                visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
             })
             .await?;
         // A history may pass its cap by a tenth: then the one page view whose push made
@@ -170,7 +170,7 @@ impl Services {
         if outcome.history_len > cap && (outcome.history_len - cap).is_multiple_of(step) {
             self.trim_history_later(site.account_id, visitor, cap);
         }
-        let idle_ms = self.settings.tracking.visit_idle_seconds as i64 * 1000;
+        let idle_ms = site.visit_idle_ms(self.settings.tracking.visit_idle_seconds);
         if starts_new_visit(outcome.last_seen, now, idle_ms) {
             let visit = Visit {
                 number: 0,
