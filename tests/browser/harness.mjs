@@ -140,6 +140,29 @@ export class Harness {
   }
 }
 
+/**
+ * A third-party cookie probe: a server on another site that answers a credentialed fetch
+ * with `probe=1; SameSite=None; Secure` — a cookie any browser that allows third-party
+ * cookies keeps (http://127.0.0.1 counts as secure). The page calls `probe(url)`.
+ */
+Harness.prototype.startCookieProbe = async function (allowOrigin) {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, {
+      "access-control-allow-origin": allowOrigin,
+      "access-control-allow-credentials": "true",
+      "set-cookie": "probe=1; Path=/; Max-Age=600; SameSite=None; Secure",
+      "content-type": "text/plain",
+    });
+    res.end("ok");
+  });
+  await new Promise((resolve, reject) => {
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  this.cleanups.push(() => new Promise((r) => server.close(r)));
+  return `http://127.0.0.1:${server.address().port}`;
+};
+
 /** Asks footfall to stop; kills it when its graceful shutdown takes longer than 3 s. */
 function stop(child) {
   if (child.exitCode !== null) return;
