@@ -239,6 +239,24 @@ async function run() {
     await consolePage.screenshot({ path: path.join(ARTIFACTS, "demo.png"), animations: "disabled" });
   });
 
+  await step("the API reference opens from the console and shows a route", async () => {
+    const [docs] = await Promise.all([
+      context.waitForEvent("page"),
+      consolePage.locator('[data-link="api-docs"]').click(),
+    ]);
+    watch(docs, "API reference");
+    // Everything comes from footfall: no CDN, no web fonts from elsewhere.
+    const external = [];
+    docs.on("request", (r) => { if (!/^(data:|blob:|http:\/\/127\.0\.0\.1[:/])/.test(r.url())) external.push(r.url()); });
+    await docs.waitForURL(/\/api\/docs/);
+    // RapiDoc renders the document in its shadow DOM, which Playwright's locators pierce.
+    await docs.locator("rapi-doc").getByText("/api/v4/leads/unsorted/{uid}/accept").first().waitFor()
+      .catch(() => { throw new Error("the API reference does not show the accept route"); });
+    check(!external.length, `the API reference loaded from elsewhere: ${external.join(", ")}`);
+    await docs.screenshot({ path: path.join(ARTIFACTS, "api-docs.png") });
+    await docs.close();
+  });
+
   check(!pageErrors.length, `the pages threw: ${pageErrors.join(" | ")}`);
   if (process.env.FOOTFALL_UPDATE_SCREENSHOTS === "1") {
     await mkdir(DOCS_SHOTS, { recursive: true });
@@ -270,7 +288,7 @@ try {
   await run();
   await t.cleanup();
   clearTimeout(watchdog);
-  log("screenshots: tests/artifacts/{board,lead-card,demo}.png");
+  log("screenshots: tests/artifacts/{board,lead-card,demo,api-docs}.png");
   console.log(`Chromium browser test: 1 passed, 0 failed (${((Date.now() - t.started) / 1000).toFixed(1)} s)`);
   process.exit(0);
 } catch (e) {
