@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of footfall: formatting and lints, unit tests, the store conformance
 # suite and the black-box tests (real Redis, real webhook receivers, real processes), the
-# tracker's size check, and the browser test. Installs what it needs when missing:
-# redis-server and chromium from Debian's packages, playwright-core and terser from npm.
+# tracker's size check, the example receivers, the container environment, and the browser
+# test in Chromium, Firefox and WebKit side by side. Installs what it needs when missing:
+# redis-server, chromium, firefox-esr, webkit2gtk-driver and xvfb from Debian's packages,
+# geckodriver from crates.io (built once, kept in ~/.cargo/bin), playwright-core, terser
+# and RapiDoc from npm, standardwebhooks from PyPI and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +18,30 @@ apt_install() {
 }
 
 say "prerequisites"
+suite_started=$(date +%s)
 have redis-server || apt_install redis-server
+# The browsers: Debian's packages, no browser download.
+MINIBROWSER=/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+{ [ -x /usr/bin/WebKitWebDriver ] && [ -x "$MINIBROWSER" ]; } || missing+=(webkit2gtk-driver)
+{ have xvfb-run && have xauth; } || missing+=(xvfb xauth)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+# geckodriver from its crate (about 3 minutes on 2 cores): built once, in the background
+# while the Rust tests run, and kept in ~/.cargo/bin for the next runs.
+GECKODRIVER=${GECKODRIVER:-}
+for g in tools/cargo/bin/geckodriver "$HOME/.cargo/bin/geckodriver" "$(command -v geckodriver || true)"; do
+  [ -z "$GECKODRIVER" ] && [ -n "$g" ] && [ -x "$g" ] && GECKODRIVER=$g
+done
+gecko_build=""
+if [ -z "$GECKODRIVER" ]; then
+  echo "geckodriver: building it (cargo install geckodriver --locked) in the background"
+  nice cargo install geckodriver --locked --quiet >/tmp/footfall-geckodriver-build.log 2>&1 &
+  gecko_build=$!
+  GECKODRIVER="$HOME/.cargo/bin/geckodriver"
+fi
+export GECKODRIVER
 # The tests use the Redis on 127.0.0.1:6379 (or FOOTFALL_TEST_REDIS_URL); start one if
 # none answers. Tests that need a Redis of their own start it on a free port.
 if [ -z "${FOOTFALL_TEST_REDIS_URL:-}" ] && ! redis-cli -p 6379 ping >/dev/null 2>&1; then
@@ -46,10 +72,44 @@ gz=$(gzip -9c static/t.js | wc -c)
 echo "t.js: $(wc -c < static/t.js) bytes, $gz gzipped"
 [ "$gz" -le 1500 ] || { echo "t.js is over 1 500 bytes gzipped"; exit 1; }
 
-say "browser test: the console in headless Chromium, the demo site on another site"
-# Debian's Chromium (no browser download) driven by playwright-core from tools/.
-[ -x /usr/bin/chromium ] || apt_install chromium
-[ -d tools/node_modules ] || (cd tools && npm ci --no-audit --no-fund --loglevel=error)
-node tests/browser/console.mjs
+say "API reference: the committed viewer is RapiDoc's from npm"
+[ -d tools/node_modules/rapidoc ] || (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+cmp -s tools/node_modules/rapidoc/dist/rapidoc-min.js static/api-docs/rapidoc-min.js \
+  || { echo "static/api-docs/rapidoc-min.js differs from tools/node_modules/rapidoc: copy it again"; exit 1; }
 
-say "all tests passed"
+say "example receivers: a real webhook verified, a tampered one refused (Python, Node)"
+python3 -c "import standardwebhooks" 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check -r examples/receivers/python/requirements.txt
+[ -d examples/receivers/node/node_modules ] || (cd examples/receivers/node && npm ci --no-audit --no-fund --loglevel=error)
+node tests/deploy/receivers.mjs
+
+say "containers: compose.yaml's environment on the binary, with Redis"
+python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
+python3 tests/deploy/compose_env.py target/debug/footfall
+
+say "browser test: the five steps in Chromium, Firefox and WebKit, side by side"
+if [ -n "$gecko_build" ]; then
+  wait "$gecko_build" || { cat /tmp/footfall-geckodriver-build.log; echo "geckodriver did not build"; exit 1; }
+fi
+logs=$(mktemp -d)
+started=$(date +%s)
+node tests/browser/console.mjs >"$logs/chromium.log" 2>&1 &
+chromium=$!
+node tests/browser/engines.mjs firefox >"$logs/firefox.log" 2>&1 &
+firefox=$!
+# MiniBrowser has no headless mode: a virtual display.
+xvfb-run -a node tests/browser/engines.mjs webkit >"$logs/webkit.log" 2>&1 &
+webkit=$!
+failed=()
+wait "$chromium" || failed+=(Chromium)
+wait "$firefox" || failed+=(Firefox)
+wait "$webkit" || failed+=(WebKit)
+for engine in chromium firefox webkit; do
+  echo "-- $engine"
+  grep -v '^{"timestamp"' "$logs/$engine.log" || true
+done
+echo "three engines in $(( $(date +%s) - started )) s (side by side); screenshots in tests/artifacts/"
+rm -rf "$logs"
+[ ${#failed[@]} -eq 0 ] || { echo "browser test failed in: ${failed[*]}"; exit 1; }
+
+say "all tests passed in $(( $(date +%s) - suite_started )) s"

@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 use footfall::app::Application;
 
+mod init;
+
 /// mimalloc: a request allocates and frees many small buffers; it halves the allocator's
 /// share of a page view's CPU time compared with glibc's malloc (see BENCHMARKS.md).
 #[global_allocator]
@@ -31,11 +33,18 @@ enum Command {
     CheckConfig,
     /// Print the OpenAPI document of the management API (made from its routes).
     Openapi,
+    /// Write a production configuration (to --config, default ./config.toml) and print
+    /// the next steps.
+    Init(init::InitArgs),
 }
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Init(args)) = cli.command {
+        let path = cli.config.unwrap_or_else(|| PathBuf::from("config.toml"));
+        return init::run(args, &path);
+    }
     if let Some(Command::Openapi) = cli.command {
         println!("{}", footfall::http::api::openapi().to_pretty_json()?);
         return Ok(());
@@ -47,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
             println!("configuration is valid");
             Ok(())
         }
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Init(_) => Ok(()),
         Command::Serve => {
             let public_url = settings.server.public_url.clone();
             let app = Application::build(settings)

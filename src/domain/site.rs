@@ -19,6 +19,10 @@ pub struct Site {
     /// Honour Do-Not-Track and Global Privacy Control: such browsers are not tracked.
     #[serde(default)]
     pub respect_dnt: bool,
+    /// This site's visit gap in seconds; none: the configuration's
+    /// `tracking.visit_idle_seconds` (records written before the field read as none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit_idle_seconds: Option<u64>,
     pub created_at: Millis,
 }
 
@@ -26,6 +30,11 @@ impl Site {
     /// Whether `host` may report for this site.
     pub fn allows_host(&self, host: &str) -> bool {
         self.hosts.iter().any(|h| same_host(h, host))
+    }
+
+    /// The gap without page views that ends a visit on this site, in milliseconds.
+    pub fn visit_idle_ms(&self, default_seconds: u64) -> i64 {
+        self.visit_idle_seconds.unwrap_or(default_seconds) as i64 * 1000
     }
 }
 

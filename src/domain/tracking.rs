@@ -152,13 +152,18 @@ pub struct Visit {
 /// The visits a visitor's page views (oldest first) make, by the same idle rule that
 /// starts them; `count` is how many visits the visitor has made in all, which numbers
 /// them (the latest is number `count`, even when older page views were trimmed away).
-pub fn group_visits(page_views: &[PageView], idle_ms: i64, count: u32) -> Vec<Visit> {
+/// `idle_ms` gives each site's visit gap.
+pub fn group_visits(
+    page_views: &[PageView],
+    idle_ms: impl Fn(SiteId) -> i64,
+    count: u32,
+) -> Vec<Visit> {
     let mut last_seen: Vec<(SiteId, Millis)> = Vec::new();
     let mut visits: Vec<Visit> = Vec::new();
     for pv in page_views {
         let seen = last_seen.iter_mut().find(|(site, _)| *site == pv.site_id);
         let previous = seen.as_ref().map(|(_, at)| *at);
-        if starts_new_visit(previous, pv.at, idle_ms) {
+        if starts_new_visit(previous, pv.at, idle_ms(pv.site_id)) {
             visits.push(Visit {
                 number: 0,
                 site_id: pv.site_id,
@@ -204,7 +209,7 @@ mod tests {
             pv(200, 1, "/c"),
             pv(205, 2, "/other-again"),
         ];
-        let visits = group_visits(&views, 100, 7);
+        let visits = group_visits(&views, |_| 100, 7);
         let summary: Vec<(u32, u64, &str)> = visits
             .iter()
             .map(|v| (v.number, v.site_id.0, v.url.as_str()))
@@ -219,8 +224,8 @@ mod tests {
             ]
         );
         // Without trimmed history the count and the groups agree; numbers start at 1.
-        assert_eq!(group_visits(&views[..2], 100, 1)[0].number, 1);
-        assert!(group_visits(&[], 100, 3).is_empty());
+        assert_eq!(group_visits(&views[..2], |_| 100, 1)[0].number, 1);
+        assert!(group_visits(&[], |_| 100, 3).is_empty());
     }
 
     #[test]

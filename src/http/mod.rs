@@ -51,6 +51,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path) {
                 }
             })),
     )
+    // The API reference: the OpenAPI document in RapiDoc, served from static/api-docs/.
+    .service(
+        web::scope("/api/docs")
+            .wrap(Compress::default())
+            .service(Files::new("", static_dir.join("api-docs")).index_file("index.html")),
+    )
     .service(
         web::scope("/console")
             .wrap(Compress::default())

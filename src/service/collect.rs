@@ -45,11 +45,6 @@ impl Services {
         self.settings.tracking.retention_days * DAY_SECS
     }
 
-    /// The visit gap.
-    pub(super) fn visit_idle_ms(&self) -> i64 {
-        self.settings.tracking.visit_idle_seconds as i64 * 1000
-    }
-
     /// The visitor of a request: the tracker's id, else the cookie's, else a new one.
     pub(super) fn visitor_of(
         &self,
@@ -62,7 +57,7 @@ impl Services {
     }
 
     /// Refuses a request whose `Origin` is not one of the site's hosts.
-    pub(super) fn check_origin(site: &Site, origin: Option<&str>) -> Result<()> {
+    pub fn check_origin(site: &Site, origin: Option<&str>) -> Result<()> {
         let Some(origin) = origin else { return Ok(()) };
         match host_of(origin) {
             Some(h) if site.allows_host(h) => Ok(()),
@@ -102,7 +97,7 @@ impl Services {
                 account: site.account_id,
                 visitor,
                 page_view,
-                visit_idle_ms: self.visit_idle_ms(),
+                visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
             })
             .await?;
         // A history may pass its cap by a tenth: then the one page view whose push made
@@ -113,7 +108,8 @@ impl Services {
         if outcome.history_len > cap && (outcome.history_len - cap).is_multiple_of(step) {
             self.trim_history_later(site.account_id, visitor, cap);
         }
-        if starts_new_visit(outcome.last_seen, now, self.visit_idle_ms()) {
+        let idle_ms = site.visit_idle_ms(self.settings.tracking.visit_idle_seconds);
+        if starts_new_visit(outcome.last_seen, now, idle_ms) {
             let visit = Visit {
                 number: 0,
                 site_id: site.id,

@@ -23,6 +23,9 @@ use crate::store::{Sequence, Store, StoreResult, catalog, corrupt};
 pub const HANDLER_CODE: &str = "demo-inbox";
 const SITE_NAME: &str = "Demo shop";
 const INBOX_SIZE: usize = 100;
+/// The demo site's visit gap: short, so that the return visit of step 4 fires within a
+/// minute of the form instead of after the configuration's 30 minutes.
+pub const DEMO_VISIT_IDLE_SECONDS: u64 = 15;
 
 pub struct Demo {
     pub account: Account,
@@ -131,6 +134,7 @@ async fn create(
         url: format!("{base}/demo"),
         hosts,
         respect_dnt: false,
+        visit_idle_seconds: Some(DEMO_VISIT_IDLE_SECONDS),
         created_at: now,
     };
     catalog::put(store, &site).await?;

@@ -6,9 +6,10 @@
 
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
-use crate::domain::ids::{AccountId, LeadId, PipelineId, StatusId, UnsortedUid};
+use crate::domain::ids::{AccountId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid};
 use crate::domain::lead::{Lead, LeadFilter, VisitorLink};
 use crate::domain::pipeline::{LOST, Pipeline, Stage, StatusType};
+use crate::domain::site::Site;
 use crate::domain::time::now_ms;
 use crate::domain::timeline::{
     ItemKind, MoveOrigin, ReadItem, TimelineEntry, TimelineItem, in_order,
@@ -256,7 +257,18 @@ impl Services {
     ) -> Result<(Vec<PageView>, Vec<Visit>)> {
         let page_views = self.store.page_views(account, visitor).await?;
         let state = self.store.visitor(account, visitor).await?;
-        let visits = group_visits(&page_views, self.visit_idle_ms(), state.visits);
+        // Each site may have its own visit gap.
+        let default_idle = self.settings.tracking.visit_idle_seconds;
+        let sites: Vec<Site> = self.records(account).await?;
+        let idle_ms = |id: SiteId| {
+            sites
+                .iter()
+                .find(|s| s.id == id)
+                .map_or(default_idle as i64 * 1000, |s| {
+                    s.visit_idle_ms(default_idle)
+                })
+        };
+        let visits = group_visits(&page_views, idle_ms, state.visits);
         Ok((page_views, visits))
     }
 

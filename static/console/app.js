@@ -126,6 +126,7 @@ function buildShell() {
       h("div.topbar-right",
         status,
         account ? h("span.muted.account", `Account ${account}`) : null,
+        h("a.btn.btn-ghost", { href: "/api/docs", target: "_blank", rel: "noopener", dataset: { link: "api-docs" } }, "API reference"),
         h("button.btn.btn-ghost", { type: "button", onclick: () => signOut() }, icon("logout", 14), "Sign out"))),
     main, drawer.backdrop, drawer.el);
 

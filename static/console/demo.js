@@ -18,7 +18,7 @@ export function demoView(ctx) {
           h("li", h("a", { href: "/demo/contact", target: "_blank", rel: "noopener" }, "Open the sample site"), " and browse a page or two: it carries footfall's script tag."),
           h("li", "Submit its contact form. The lead appears in ", h("a", { href: "#/board" }, "Unsorted"), " at once."),
           h("li", "Drag the lead into ", h("strong", "First contact"), ", which has a site-visit action to the demo inbox."),
-          h("li", "Come back to the sample site after the visit gap (tracking.visit_idle_seconds)."),
+          h("li", "Wait 15 seconds, then come back to the sample site: the demo site's visit gap is 15 s (other sites use tracking.visit_idle_seconds, 30 minutes by default), so this is a new visit."),
           h("li", "The webhook lands below, signed, and on the lead's timeline.")),
         h("div.form-actions.left",
           h("a.btn.btn-primary", { href: "/demo", target: "_blank", rel: "noopener" }, icon("globe", 14), "Open the sample site"),

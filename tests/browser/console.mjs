@@ -1,223 +1,45 @@
 // The console's end-to-end test in a real browser (headless Chromium through
-// playwright-core), against the real footfall binary:
+// playwright-core), against the real footfall binary, run as a new user runs it:
 //
-//   1. footfall runs with a temporary configuration (embedded store, demo on, a 2 s
-//      visit gap) on a free port of 127.0.0.1;
+//   1. footfall runs with the shipped config.toml unchanged (embedded store, demo on; only
+//      the port and public URL come from FOOTFALL__ variables) on a free port of 127.0.0.1;
 //   2. the demo site is served by a small Node server on http://localhost:<port> — another
 //      *site* than footfall's http://127.0.0.1:<port> — and the browser blocks
 //      third-party cookies, so the visitor id can only travel as the tracker's
 //      first-party cookie;
 //   3. the visitor submits the form; in the console a site-visit action is put on
 //      "First contact" for that site, the new lead is dragged from Unsorted into it, the
-//      lead card is opened, the visitor comes back after the visit gap, and the fired
-//      event and its delivery appear on the open card live, without a reload;
-//   4. screenshots of the board and of the lead card go to tests/artifacts/ (and to
+//      lead card is opened, the visitor comes back after the demo site's 15 s visit gap,
+//      and the fired event and its delivery appear on the open card live, without a
+//      reload; the webhook is in the Demo inbox within a minute of the form;
+//   4. the API reference (/api/docs) is opened from the console and shows a route;
+//   5. screenshots of the board and of the lead card go to tests/artifacts/ (and to
 //      docs/screenshots/, linked from the README, when FOOTFALL_UPDATE_SCREENSHOTS=1).
 //
 // Run: node tests/browser/console.mjs (scripts/test.sh does, after `cargo build`).
 // FOOTFALL_BIN and CHROMIUM override the binary paths; KEEP_BROWSER_TMP=1 keeps temp files.
+// tests/browser/engines.mjs runs the same steps in Firefox and WebKit.
 
-import { spawn } from "node:child_process";
 import { mkdtemp, mkdir, writeFile, copyFile, rm } from "node:fs/promises";
-import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { Harness, ROOT, ARTIFACTS, TOKEN, WAIT, api, check, sleep } from "./harness.mjs";
 import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = process.env.FOOTFALL_BIN || path.join(ROOT, "target/debug/footfall");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const ARTIFACTS = path.join(ROOT, "tests/artifacts");
 const DOCS_SHOTS = path.join(ROOT, "docs/screenshots");
-const TOKEN = "browser-test-token";
-const IDLE_SECONDS = 2;
 // Headless Chromium says "HeadlessChrome", which footfall drops as a bot.
 const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
-const WAIT = 15_000; // the longest any single UI state may take to appear
-const DEADLINE = 120_000; // the whole test
+const DEADLINE = 150_000; // the whole test
+// The one-minute demo: the Demo tab promises the webhook within a minute of the form.
+const DEMO_PROMISE_SECONDS = 60;
 
-const started = Date.now();
-const cleanups = [];
-const processes = []; // killed outright if the watchdog fires
-const footfallLog = [];
+const t = new Harness("chromium");
+const log = (m) => t.log(m);
+const step = (name, work) => t.step(name, work);
 const pageErrors = [];
 let sitePage = null;
 let consolePage = null;
-
-function log(message) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
-}
-
-/** Runs one step; a failure names the step. */
-async function step(name, work) {
-  log(name);
-  try {
-    return await work();
-  } catch (e) {
-    e.message = `step "${name}" failed: ${e.message}`;
-    throw e;
-  }
-}
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// ---- footfall ---------------------------------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function configToml(port) {
-  const staticDir = JSON.stringify(path.join(ROOT, "static"));
-  return `# Written by tests/browser/console.mjs
-[server]
-bind = "127.0.0.1:${port}"
-public_url = "http://127.0.0.1:${port}"
-static_dir = ${staticDir}
-workers = 2
-json_logs = true
-
-[store]
-redis_url = ""
-
-[tracking]
-visit_idle_seconds = ${IDLE_SECONDS}
-
-# SameSite=None: were third-party cookies allowed, footfall's own cookie would be kept
-# from the cross-site form post; the test checks that the browser refused it.
-[cookies]
-same_site = "None"
-secure = true
-
-[limits]
-per_ip_per_second = 0
-
-[demo]
-enabled = true
-
-[[accounts]]
-account_id = 30441694
-subdomain = "demo"
-token = "${TOKEN}"
-`;
-}
-
-/** Starts footfall on a free port; resolves with its base URL once it listens. */
-async function startFootfall(tmp) {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const config = path.join(tmp, "footfall.toml");
-    await writeFile(config, configToml(port));
-    // Only this configuration counts: drop FOOTFALL__ overrides from the environment.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FOOTFALL__")));
-    env.FOOTFALL__SERVER__JSON_LOGS = "true";
-    env.RUST_LOG = env.RUST_LOG || "info,actix_server=warn";
-    const child = spawn(BIN, ["--config", config], { env, stdio: ["ignore", "pipe", "pipe"] });
-    processes.push(child);
-    const listening = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("footfall did not say it listens within 20 s")), 20_000);
-      const onLine = (line) => {
-        footfallLog.push(line);
-        if (line.includes("footfall is listening")) {
-          clearTimeout(timer);
-          const m = line.match(/"port":\s*(\d+)/);
-          resolve(m ? Number(m[1]) : port);
-        }
-      };
-      for (const stream of [child.stdout, child.stderr]) {
-        let buf = "";
-        stream.setEncoding("utf8");
-        stream.on("data", (chunk) => {
-          buf += chunk;
-          let i;
-          while ((i = buf.indexOf("\n")) >= 0) {
-            onLine(buf.slice(0, i));
-            buf = buf.slice(i + 1);
-          }
-        });
-      }
-      child.on("error", (e) => { clearTimeout(timer); reject(new Error(`cannot run ${BIN}: ${e.message} (run cargo build first)`)); });
-      child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`footfall exited with ${code} before listening`)); });
-    });
-    try {
-      const actual = await listening;
-      check(actual === port, `footfall listens on ${actual}, not on the configured ${port}`);
-      cleanups.push(() => stop(child));
-      return `http://127.0.0.1:${port}`;
-    } catch (e) {
-      child.kill("SIGKILL");
-      // Another process may have taken the port between the probe and the bind.
-      if (attempt >= 3 || !footfallLog.some((l) => /address.*in use/i.test(l))) throw e;
-    }
-  }
-}
-
-/** Asks footfall to stop; kills it when its graceful shutdown takes longer than 3 s. */
-function stop(child) {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  return Promise.race([exited, sleep(3000).then(() => child.kill("SIGKILL"))]);
-}
-
-async function api(ff, method, pathname, body) {
-  const res = await fetch(ff + pathname, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  check(res.ok, `${method} ${pathname} answered ${res.status}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-// ---- the demo site on another site ------------------------------------------------------
-
-/** Serves footfall's rendered demo pages from http://localhost:<port>. */
-async function startDemoSite(ff) {
-  const server = http.createServer(async (req, res) => {
-    const m = req.url.match(/^\/demo(?:\/([a-z]+))?\/?(?:\?.*)?$/);
-    if (req.url === "/favicon.ico") {
-      res.writeHead(204);
-      res.end();
-      return;
-    }
-    if (req.method !== "GET" || !m) {
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found");
-      return;
-    }
-    try {
-      const upstream = await fetch(`${ff}/demo/${m[1] || "home"}`);
-      const html = await upstream.text();
-      res.writeHead(upstream.status, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
-      res.end(html);
-    } catch (e) {
-      res.writeHead(502, { "content-type": "text/plain" });
-      res.end(String(e));
-    }
-  });
-  await new Promise((resolve, reject) => {
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  cleanups.push(() => new Promise((r) => server.close(r)));
-  return `http://localhost:${server.address().port}`;
-}
 
 /** A few more leads so that the board looks like a working day (sent as a browser would). */
 async function seedLeads(ff, formId, siteOrigin) {
@@ -245,12 +67,14 @@ async function seedLeads(ff, formId, siteOrigin) {
 
 async function run() {
   const tmp = await mkdtemp(path.join(os.tmpdir(), "footfall-browser-"));
-  if (!process.env.KEEP_BROWSER_TMP) cleanups.push(() => rm(tmp, { recursive: true, force: true }));
+  if (!process.env.KEEP_BROWSER_TMP) t.cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   await mkdir(ARTIFACTS, { recursive: true });
 
-  const ff = await step("start footfall", () => startFootfall(tmp));
+  const ff = await step("start footfall with the shipped config.toml", () => t.startFootfall());
   const demo = await api(ff, "GET", "/api/v4/demo");
-  const site = await step("serve the demo site from another site", () => startDemoSite(ff));
+  const IDLE_SECONDS = (await api(ff, "GET", `/api/v4/sites/${demo.site_id}`)).visit_idle_seconds;
+  check(IDLE_SECONDS === 15, `the demo site's visit gap is ${IDLE_SECONDS} s, not 15 s`);
+  const site = await step("serve the demo site from another site", () => t.startDemoSite(ff));
   log(`footfall ${ff}, demo site ${site}`);
 
   const context = await step("launch Chromium with third-party cookies blocked", async () => {
@@ -273,13 +97,14 @@ async function run() {
       locale: "en-GB",
       timezoneId: "UTC",
     });
-    cleanups.unshift(() => ctx.close());
+    t.cleanups.push(() => ctx.close());
     ctx.setDefaultTimeout(WAIT);
     return ctx;
   });
 
   const name = "Anna Example"; // each run has a fresh store
   let lastPageView = 0;
+  let formSentAt = 0;
 
   await step("the visitor browses the demo site and submits the form", async () => {
     sitePage = context.pages()[0] || (await context.newPage());
@@ -298,11 +123,18 @@ async function run() {
     await sitePage.locator("#sent").waitFor({ state: "visible" })
       .catch(async () => { throw new Error(`the form was not accepted: ${await sitePage.locator("#failed").textContent()}`); });
     lastPageView = Date.now();
+    formSentAt = lastPageView;
   });
 
   await step("third-party cookies were blocked; the first-party one is there", async () => {
+    // footfall's own cookie is SameSite=Lax in the shipped config, refused cross-site
+    // anyway; the probe's SameSite=None cookie shows the browser's own policy.
+    const probe = await t.startCookieProbe(site);
+    await sitePage.evaluate((url) => fetch(url, { credentials: "include" }).then((r) => r.text()), probe);
+    const probed = (await context.cookies(probe)).map((c) => c.name);
+    check(!probed.includes("probe"), `the browser kept a third-party SameSite=None cookie: third-party cookies are not blocked`);
     const third = (await context.cookies(ff)).map((c) => c.name);
-    check(!third.includes("ff_vid"), `the browser kept footfall's third-party cookie (${third.join(", ")}): third-party cookies are not blocked`);
+    check(!third.includes("ff_vid"), `the browser kept footfall's third-party cookie (${third.join(", ")})`);
     const first = (await context.cookies(site)).map((c) => c.name);
     check(first.includes("ff_vid"), `no first-party visitor cookie on ${site} (cookies: ${first.join(", ") || "none"})`);
   });
@@ -400,8 +232,29 @@ async function run() {
     await consolePage.locator('[data-tab="demo"]').click();
     const item = consolePage.locator(`.inbox-item[data-signature-valid="true"]`, { hasText: `lead #${leadId}` });
     await item.waitFor().catch(() => { throw new Error("the webhook is not in the demo inbox with a valid signature"); });
+    const seconds = (Date.now() - formSentAt) / 1000;
+    log(`the webhook was in the Demo inbox ${seconds.toFixed(1)} s after the form`);
+    check(seconds <= DEMO_PROMISE_SECONDS, `the demo took ${seconds.toFixed(1)} s from the form to the inbox, more than the promised minute`);
     check(await item.getByText("welcome back!").count(), "the macro in the webhook's message was not filled in");
     await consolePage.screenshot({ path: path.join(ARTIFACTS, "demo.png"), animations: "disabled" });
+  });
+
+  await step("the API reference opens from the console and shows a route", async () => {
+    const [docs] = await Promise.all([
+      context.waitForEvent("page"),
+      consolePage.locator('[data-link="api-docs"]').click(),
+    ]);
+    watch(docs, "API reference");
+    // Everything comes from footfall: no CDN, no web fonts from elsewhere.
+    const external = [];
+    docs.on("request", (r) => { if (!/^(data:|blob:|http:\/\/127\.0\.0\.1[:/])/.test(r.url())) external.push(r.url()); });
+    await docs.waitForURL(/\/api\/docs/);
+    // RapiDoc renders the document in its shadow DOM, which Playwright's locators pierce.
+    await docs.locator("rapi-doc").getByText("/api/v4/leads/unsorted/{uid}/accept").first().waitFor()
+      .catch(() => { throw new Error("the API reference does not show the accept route"); });
+    check(!external.length, `the API reference loaded from elsewhere: ${external.join(", ")}`);
+    await docs.screenshot({ path: path.join(ARTIFACTS, "api-docs.png") });
+    await docs.close();
   });
 
   check(!pageErrors.length, `the pages threw: ${pageErrors.join(" | ")}`);
@@ -425,31 +278,25 @@ async function saveFailureShots() {
   }
 }
 
-async function cleanup() {
-  for (const c of cleanups) {
-    await Promise.resolve().then(c).catch(() => {});
-  }
-}
-
 const watchdog = setTimeout(() => {
   console.error(`browser test FAILED: no result after ${DEADLINE / 1000} s`);
-  for (const child of processes) child.kill("SIGKILL");
+  t.killAll();
   process.exit(1);
 }, DEADLINE);
 
 try {
   await run();
-  await cleanup();
+  await t.cleanup();
   clearTimeout(watchdog);
-  log("screenshots: tests/artifacts/{board,lead-card,demo}.png");
-  console.log(`browser test: 1 passed, 0 failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  log("screenshots: tests/artifacts/{board,lead-card,demo,api-docs}.png");
+  console.log(`Chromium browser test: 1 passed, 0 failed (${((Date.now() - t.started) / 1000).toFixed(1)} s)`);
   process.exit(0);
 } catch (e) {
   console.error(`\nbrowser test FAILED: ${e.message}`);
   await saveFailureShots();
   console.error(`screenshots of the pages: ${ARTIFACTS}/failure-*.png`);
-  console.error("last lines of footfall's log:\n" + footfallLog.slice(-25).join("\n"));
-  await cleanup();
+  console.error("last lines of footfall's log:\n" + t.footfallLog.slice(-25).join("\n"));
+  await t.cleanup();
   clearTimeout(watchdog);
   process.exit(1);
 }

@@ -11,6 +11,7 @@ mod atomic_steps;
 mod bad_input;
 mod cluster;
 mod delivery;
+mod deploy;
 mod faults;
 mod forms;
 mod pipeline_events;

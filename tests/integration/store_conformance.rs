@@ -344,6 +344,7 @@ fn site(id: u64, account: AccountId) -> Site {
         url: "https://shop.example".into(),
         hosts: vec!["shop.example".into()],
         respect_dnt: false,
+        visit_idle_seconds: None,
         created_at: 0,
     }
 }

@@ -580,3 +580,121 @@ async fn a_same_site_deployment_gets_a_first_party_server_cookie() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_beacon_is_answered_with_the_same_cors_headers_as_a_recorded_one() {
+    let app = spawn(Backend::Redis, |_| {}).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let cors = async |ua: &str, origin: &str| {
+        let response = app
+            .client
+            .post(app.url("/v1/collect"))
+            .header("user-agent", ua)
+            .header("origin", origin)
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(
+                json!({"site": s.site_key, "vid": null, "url": "https://shop.example/"})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers: Vec<(String, String)> = [
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+            "vary",
+        ]
+        .iter()
+        .map(|h| {
+            let value = response
+                .headers()
+                .get(*h)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (h.to_string(), value.unwrap_or_default())
+        })
+        .collect();
+        (status, headers)
+    };
+    let person = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+    let headless = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/130.0 Safari/537.36";
+    let (status, recorded) = cors(person, "https://shop.example").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a new browser is recorded and gets an id"
+    );
+    assert_eq!(recorded[0].1, "https://shop.example", "{recorded:?}");
+    let (status, dropped) = cors(headless, "https://shop.example").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        dropped, recorded,
+        "the bot's answer carries the same CORS headers"
+    );
+    // A foreign origin is not allowed for a bot either.
+    let (_, foreign) = cors(headless, "https://evil.example").await;
+    assert_eq!(foreign[0].1, "", "{foreign:?}");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_with_its_own_visit_gap_starts_visits_by_it() {
+    // The configuration's gap is half an hour; the quick site's is one second.
+    let app = spawn(Backend::Redis, |s| s.tracking.visit_idle_seconds = 1800).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (status, site) = app.get(&format!("/api/v4/sites/{}", s.site_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        site["visit_idle_seconds"], 1800,
+        "the default is the configuration's"
+    );
+    for bad in [json!(0), json!(86_401), json!("soon")] {
+        let (status, body) = app
+            .patch(
+                &format!("/api/v4/sites/{}", s.site_id),
+                json!({"visit_idle_seconds": bad}),
+            )
+            .await;
+        assert!(status.is_client_error(), "{bad}: {status} {body}");
+    }
+    let quick = app
+        .create(
+            "sites",
+            json!({"name": "Quick", "url": "https://quick.example", "visit_idle_seconds": 1}),
+        )
+        .await;
+    assert_eq!(quick["visit_idle_seconds"], 1);
+    let quick_key = quick["key"].as_str().unwrap();
+
+    let (_, vid) = app
+        .beacon(&s.site_key, None, "https://shop.example/a")
+        .await;
+    let vid = vid.unwrap();
+    app.beacon(quick_key, Some(&vid), "https://quick.example/a")
+        .await;
+    let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    idle().await;
+    idle().await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/b")
+        .await;
+    app.beacon(quick_key, Some(&vid), "https://quick.example/b")
+        .await;
+
+    let (_, visits) = app.get(&format!("/api/v4/leads/{lead}/visits")).await;
+    let urls: Vec<&str> = items(&visits, "visits")
+        .iter()
+        .map(|v| v["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://shop.example/a",
+            "https://quick.example/a",
+            "https://quick.example/b"
+        ],
+        "two seconds apart: a new visit on the quick site only"
+    );
+    app.cleanup().await;
+}

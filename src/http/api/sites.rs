@@ -35,6 +35,9 @@ pub struct SiteView {
     hosts: Vec<String>,
     /// Browsers with Do-Not-Track or Global Privacy Control are not tracked.
     respect_dnt: bool,
+    /// A gap without page views longer than this ends a visit on this site (the
+    /// configuration's `tracking.visit_idle_seconds` unless the site sets its own).
+    visit_idle_seconds: u64,
     created_at: i64,
     /// The script tag to paste into the site.
     snippet: String,
@@ -55,6 +58,9 @@ impl SiteView {
             url: site.url.clone(),
             hosts: site.hosts.clone(),
             respect_dnt: site.respect_dnt,
+            visit_idle_seconds: site
+                .visit_idle_seconds
+                .unwrap_or(services.settings.tracking.visit_idle_seconds),
             created_at: to_secs(site.created_at),
             snippet: format!(
                 "<script async src=\"{tracker}\" data-site=\"{}\"></script>",
@@ -77,6 +83,9 @@ pub struct NewSite {
     hosts: Option<Vec<String>>,
     #[serde(default)]
     respect_dnt: bool,
+    /// This site's visit gap (1 s to 1 day); default: the configuration's.
+    #[serde(default)]
+    visit_idle_seconds: Option<u64>,
 }
 
 /// Changes to a site.
@@ -89,6 +98,21 @@ pub struct SitePatch {
     hosts: Option<Vec<String>>,
     #[serde(default)]
     respect_dnt: Option<bool>,
+    #[serde(default)]
+    visit_idle_seconds: Option<u64>,
+}
+
+/// The longest visit gap a site may set: a day.
+const MAX_VISIT_IDLE_SECONDS: u64 = 86_400;
+
+fn check_idle(seconds: Option<u64>, errors: &mut Vec<FieldError>) -> Option<u64> {
+    if seconds.is_some_and(|s| s == 0 || s > MAX_VISIT_IDLE_SECONDS) {
+        errors.push(FieldError::new(
+            "visit_idle_seconds",
+            "must be 1 to 86400 seconds",
+        ));
+    }
+    seconds
 }
 
 /// A host as a browser sends it: lower case, a name or an address, no port or path.
@@ -173,14 +197,15 @@ async fn create_sites(
             .and_then(|u| u.host_str())
             .map(|h| vec![h.to_owned()]);
         let hosts = check_hosts(&s.hosts.or(default_host).unwrap_or_default(), &mut errors);
+        let idle = check_idle(s.visit_idle_seconds, &mut errors);
         if errors.is_empty() {
-            Ok((name, s.url.trim().to_owned(), hosts, s.respect_dnt))
+            Ok((name, s.url.trim().to_owned(), hosts, s.respect_dnt, idle))
         } else {
             Err(errors)
         }
     })?;
     let mut created = Vec::new();
-    for (name, url, hosts, respect_dnt) in checked {
+    for (name, url, hosts, respect_dnt, visit_idle_seconds) in checked {
         let site = Site {
             id: SiteId(services.next_id(Sequence::Site).await?),
             account_id: auth.0.id,
@@ -189,6 +214,7 @@ async fn create_sites(
             url,
             hosts,
             respect_dnt,
+            visit_idle_seconds,
             created_at: now_ms(),
         };
         services.save(&site).await?;
@@ -197,7 +223,7 @@ async fn create_sites(
     Ok(HttpResponse::Ok().json(SiteBatch::of(created)))
 }
 
-/// Changes a site's name, hosts or Do-Not-Track policy.
+/// Changes a site's name, hosts, Do-Not-Track policy or visit gap.
 #[utoipa::path(tag = "sites", params(("id" = u64, Path, description = "Site id")), request_body = SitePatch,
     responses((status = 200, description = "OK", body = SiteView), Refused))]
 #[patch("/sites/{id}")]
@@ -215,6 +241,9 @@ async fn update_site(
     }
     if let Some(hosts) = &patch.hosts {
         site.hosts = check_hosts(hosts, &mut errors);
+    }
+    if let Some(idle) = check_idle(patch.visit_idle_seconds, &mut errors) {
+        site.visit_idle_seconds = Some(idle);
     }
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));

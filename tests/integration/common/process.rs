@@ -50,9 +50,17 @@ impl FootfallProcess {
     pub fn start(config_toml: &str) -> Self {
         let config = temp_path("config.toml");
         std::fs::write(&config, config_toml).unwrap();
+        Self::start_file_with_env(&config, &[])
+    }
+
+    /// Starts with a config file of the test's own (removed when the process is dropped)
+    /// and `FOOTFALL__…` overrides.
+    pub fn start_file_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let config = config.to_owned();
         let mut child = Command::new(env!("CARGO_BIN_EXE_footfall"))
             .arg("--config")
             .arg(&config)
+            .envs(env.iter().copied())
             .env("FOOTFALL__SERVER__JSON_LOGS", "true")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
