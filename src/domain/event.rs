@@ -1,7 +1,8 @@
 //! The event table of amoCRM's digital pipeline (the seed's `type` / `type_code` list) and
 //! the direction of a lead's movement relative to a trigger.
 //!
-//! All codes live in one table so that a new event source only has to switch its row on.
+//! All codes live in one table (`EventType::kind`) so that a new event source only has to
+//! switch its row on.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,81 +20,95 @@ pub enum EventType {
     CustomerAppearedInPeriod,
 }
 
-/// (type, number, code, emitted by footfall, an action can be placed on it)
-const TABLE: [(EventType, u8, &str, bool, bool); 10] = [
-    (EventType::LeadAdded, 1, "lead_added", true, true),
-    (
-        EventType::LeadStatusChanged,
-        14,
-        "lead_status_changed",
-        true,
-        true,
-    ),
-    (
-        EventType::LeadAppearedInStatus,
-        15,
-        "lead_appeared_in_status",
-        true,
-        false,
-    ),
-    (EventType::MailIn, 16, "mail_in", false, false),
-    (EventType::CallIn, 17, "call_in", false, false),
-    (EventType::SiteVisit, 18, "site_visit", true, true),
-    (EventType::Chat, 19, "chat", false, false),
-    (EventType::CustomerAdded, 20, "customer_added", false, false),
-    (
-        EventType::CustomerPeriodChanged,
-        21,
-        "customer_period_changed",
-        false,
-        false,
-    ),
-    (
-        EventType::CustomerAppearedInPeriod,
-        22,
-        "customer_appeared_in_period",
-        false,
-        false,
-    ),
-];
+/// One row of the seed's event table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventKind {
+    /// The webhook body's `type`.
+    pub number: u8,
+    /// The webhook body's `type_code`.
+    pub code: &'static str,
+    /// footfall has a source that produces it.
+    pub emitted: bool,
+    /// A marketer can place an action on it (15 arrives through a stretched
+    /// `lead_status_changed` action, never on its own).
+    pub actionable: bool,
+}
+
+const fn kind(number: u8, code: &'static str, emitted: bool, actionable: bool) -> EventKind {
+    EventKind {
+        number,
+        code,
+        emitted,
+        actionable,
+    }
+}
 
 impl EventType {
-    fn row(self) -> &'static (EventType, u8, &'static str, bool, bool) {
-        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[0]) // ok: every variant has a row (tested)
+    /// Every event type, in the seed's order.
+    pub const ALL: [EventType; 10] = [
+        Self::LeadAdded,
+        Self::LeadStatusChanged,
+        Self::LeadAppearedInStatus,
+        Self::MailIn,
+        Self::CallIn,
+        Self::SiteVisit,
+        Self::Chat,
+        Self::CustomerAdded,
+        Self::CustomerPeriodChanged,
+        Self::CustomerAppearedInPeriod,
+    ];
+
+    /// The type's row of the seed's table. A new source switches its row's `emitted` on.
+    pub const fn kind(self) -> EventKind {
+        match self {
+            Self::LeadAdded => kind(1, "lead_added", true, true),
+            Self::LeadStatusChanged => kind(14, "lead_status_changed", true, true),
+            Self::LeadAppearedInStatus => kind(15, "lead_appeared_in_status", true, false),
+            Self::MailIn => kind(16, "mail_in", false, false),
+            Self::CallIn => kind(17, "call_in", false, false),
+            Self::SiteVisit => kind(18, "site_visit", true, true),
+            Self::Chat => kind(19, "chat", false, false),
+            Self::CustomerAdded => kind(20, "customer_added", false, false),
+            Self::CustomerPeriodChanged => kind(21, "customer_period_changed", false, false),
+            Self::CustomerAppearedInPeriod => kind(22, "customer_appeared_in_period", false, false),
+        }
     }
 
     /// The `type` number of the webhook body.
     pub fn number(self) -> u8 {
-        self.row().1
+        self.kind().number
     }
 
     /// The `type_code` of the webhook body.
     pub fn code(self) -> &'static str {
-        self.row().2
+        self.kind().code
     }
 
     /// Whether footfall has a source that produces this event.
     pub fn is_emitted(self) -> bool {
-        self.row().3
+        self.kind().emitted
     }
 
-    /// Whether a marketer can place an action on this event (15 arrives through a stretched
-    /// `lead_status_changed` action, never on its own).
+    /// Whether a marketer can place an action on this event.
     pub fn is_actionable(self) -> bool {
-        self.row().4
+        self.kind().actionable
     }
 
     pub fn from_code(code: &str) -> Option<Self> {
-        TABLE.iter().find(|row| row.2 == code).map(|row| row.0)
+        Self::ALL.into_iter().find(|t| t.code() == code)
     }
 
     pub fn from_number(n: u8) -> Option<Self> {
-        TABLE.iter().find(|row| row.1 == n).map(|row| row.0)
+        Self::ALL.into_iter().find(|t| t.number() == n)
     }
 
     /// Codes a marketer may use in an action's `event`.
     pub fn actionable_codes() -> Vec<&'static str> {
-        TABLE.iter().filter(|r| r.4).map(|r| r.2).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|t| t.is_actionable())
+            .map(EventType::code)
+            .collect()
     }
 }
 
@@ -129,18 +144,7 @@ mod tests {
 
     #[test]
     fn every_type_has_its_seed_number_and_code() {
-        let all = [
-            EventType::LeadAdded,
-            EventType::LeadStatusChanged,
-            EventType::LeadAppearedInStatus,
-            EventType::MailIn,
-            EventType::CallIn,
-            EventType::SiteVisit,
-            EventType::Chat,
-            EventType::CustomerAdded,
-            EventType::CustomerPeriodChanged,
-            EventType::CustomerAppearedInPeriod,
-        ];
+        let all = EventType::ALL;
         let numbers: Vec<u8> = all.iter().map(|t| t.number()).collect();
         assert_eq!(numbers, [1, 14, 15, 16, 17, 18, 19, 20, 21, 22]);
         for t in all {

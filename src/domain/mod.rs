@@ -2,6 +2,7 @@
 //! events, the webhook body and its macros. No I/O here; every rule is unit-tested.
 
 pub mod action;
+pub mod bots;
 pub mod event;
 pub mod event_record;
 pub mod form;

@@ -16,11 +16,20 @@ use super::client::Client;
 use super::limits::RateLimits;
 use super::problem::Problem;
 use crate::config::CookieSettings;
+use crate::domain::bots;
 use crate::domain::ids::{FormId, is_token_like};
-use crate::domain::tracking::is_bot;
+use crate::domain::memo::Memo;
 use crate::service::Services;
 use crate::service::collect::{Beacon, CollectOutcome};
 use crate::service::submissions::{Submission, SubmitOutcome};
+
+/// Each worker's bot verdicts by user agent: the same few come back page view after page
+/// view, and a lookup costs a fraction of a scan.
+static BOT_VERDICTS: Memo<bool> = Memo::new();
+
+fn is_bot(user_agent: &str) -> bool {
+    BOT_VERDICTS.get_or(user_agent, bots::is_bot, |_| true)
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -35,7 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The beacon's body (PRODUCT.md §9); sent as `text/plain` so that no preflight happens.
+/// The beacon's body (the product's minimum contract, `POST /v1/collect`); sent as
+/// `text/plain` so that no preflight happens.
 #[derive(Deserialize)]
 struct BeaconBody<'a> {
     #[serde(borrow)]

@@ -3,7 +3,7 @@
 // Each stage shows the actions placed on it. Refreshed by live updates.
 
 import { listAll } from "./api.js";
-import { catalog, stageColor, eventLabel, STATUS_UNSORTED, WON, LOST } from "./catalog.js";
+import { catalog, stageColor, eventLabel, STATUS_UNSORTED, isClosing } from "./catalog.js";
 import { moveLead, declineEntry } from "./moves.js";
 import { h, mount, icon, ago, errorBox, loading, confirmDialog, debounce, shortUrl, fmtDelay } from "./ui.js";
 
@@ -78,7 +78,7 @@ export function boardView(ctx) {
 
   function column(pipeline, status, fresh) {
     const unsorted = status.type === STATUS_UNSORTED;
-    const closed = status.id === WON || status.id === LOST;
+    const closed = isClosing(status);
     const inStage = leads.filter((l) => l.status_id === status.id).sort((a, b) => b.updated_at - a.updated_at);
     const actions = catalog.actionsOn(pipeline.id, status.id);
     const body = h("div.column-body",

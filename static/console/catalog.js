@@ -5,8 +5,9 @@
 import { get, listAll, ApiError } from "./api.js";
 
 export const STATUS_UNSORTED = 1;
-export const WON = 142;
-export const LOST = 143;
+
+/** A closing stage (won or lost), as the API marks it. */
+export const isClosing = (status) => Boolean(status && status.closing);
 
 export const catalog = {
   pipelines: [],
@@ -90,12 +91,12 @@ export const catalog = {
 const PALETTE = ["#2f6fed", "#7a5af8", "#0ba5ec", "#ee46bc", "#f79009", "#15b79e", "#6172f3"];
 
 export function stageColor(pipelineId, statusId) {
-  if (statusId === WON) return "#12b76a";
-  if (statusId === LOST) return "#f04438";
   const p = catalog.pipeline(pipelineId);
   const s = p && p.statuses.find((x) => x.id === statusId);
+  if (s && s.closing === "won") return "#12b76a";
+  if (s && s.closing === "lost") return "#f04438";
   if (!s || s.type === STATUS_UNSORTED) return "#98a2b3";
-  const working = p.statuses.filter((x) => x.type !== STATUS_UNSORTED && x.id !== WON && x.id !== LOST);
+  const working = p.statuses.filter((x) => x.type !== STATUS_UNSORTED && !isClosing(x));
   return PALETTE[Math.max(0, working.indexOf(s)) % PALETTE.length];
 }
 

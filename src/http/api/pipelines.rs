@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::ids::{PipelineId, StatusId};
-use crate::domain::pipeline::{Pipeline, Status, StatusType};
+use crate::domain::pipeline::{LOST, Pipeline, Status, StatusType, WON};
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
@@ -33,6 +33,9 @@ pub struct StatusView {
     status_type: u8,
     pipeline_id: u64,
     is_editable: bool,
+    /// `won` or `lost` for the closing stages (142, 143), absent for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closing: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,6 +74,11 @@ impl PipelineView {
                         status_type: s.status_type.code(),
                         pipeline_id: p.id.0,
                         is_editable: s.status_type == StatusType::Normal && s.id.0 > 1000,
+                        closing: match s.id {
+                            WON => Some("won"),
+                            LOST => Some("lost"),
+                            _ => None,
+                        },
                     })
                     .collect(),
             },
