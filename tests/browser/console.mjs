@@ -194,9 +194,18 @@ async function run() {
   });
 
   await step("open the lead card", async () => {
-    await consolePage.locator(`.lead-card[data-lead-id="${leadId}"]`).click();
     const drawer = consolePage.locator("#lead-drawer");
-    await drawer.locator(".drawer-title", { hasText: name }).waitFor();
+    // The board redraws from the server after the move: a click on the card being
+    // replaced opens nothing, so click until the card opens.
+    for (let attempt = 1; ; attempt++) {
+      await consolePage.locator(`.lead-card[data-lead-id="${leadId}"]`).click();
+      try {
+        await drawer.locator(".drawer-title", { hasText: name }).waitFor({ timeout: attempt < 5 ? 2000 : WAIT });
+        break;
+      } catch (e) {
+        if (attempt >= 5) throw e;
+      }
+    }
     await drawer.locator('.tl-item[data-type="moved"]', { hasText: "Unsorted → First contact" }).waitFor();
     await drawer.locator('.tl-item[data-type="visit"] .tl-page').first().waitFor();
     check((await drawer.locator('.tl-item[data-type="event_fired"]').count()) === 0, "an event fired before the visitor came back");
