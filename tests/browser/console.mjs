@@ -245,6 +245,7 @@ async function run() {
     log(`the webhook was in the Demo inbox ${seconds.toFixed(1)} s after the form`);
     check(seconds <= DEMO_PROMISE_SECONDS, `the demo took ${seconds.toFixed(1)} s from the form to the inbox, more than the promised minute`);
     check(await item.getByText("welcome back!").count(), "the macro in the webhook's message was not filled in");
+    check(await consolePage.getByText(`Wait ${IDLE_SECONDS} seconds`).count(), "the Demo tab does not tell the demo site's visit gap");
     await consolePage.screenshot({ path: path.join(ARTIFACTS, "demo.png"), animations: "disabled" });
   });
 
@@ -264,6 +265,25 @@ async function run() {
     check(!external.length, `the API reference loaded from elsewhere: ${external.join(", ")}`);
     await docs.screenshot({ path: path.join(ARTIFACTS, "api-docs.png") });
     await docs.close();
+  });
+
+  await step("a page under a headless browser's own user agent: the dropped beacon logs no CORS error", async () => {
+    // Headless Chromium's own user agent (HeadlessChrome) is dropped as a bot; its
+    // beacon is still answered with the CORS headers of a recorded one.
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.setUserAgentOverride", { userAgent: USER_AGENT.replace("Chrome/", "HeadlessChrome/") });
+    const errors = [];
+    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    const [beacon] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/v1/collect")),
+      page.goto(`${site}/demo/pricing`),
+    ]);
+    check(beacon.status() === 204, `the bot's beacon answered ${beacon.status()}`);
+    check(beacon.headers()["access-control-allow-origin"] === site, `the bot's beacon has no CORS header for ${site}: ${JSON.stringify(beacon.headers())}`);
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 200))); // let a CORS error reach the console
+    check(!errors.some((e) => /CORS|Access-Control/i.test(e)), `the page logged: ${errors.join(" | ")}`);
+    await page.close();
   });
 
   check(!pageErrors.length, `the pages threw: ${pageErrors.join(" | ")}`);
