@@ -6,6 +6,13 @@ import { get } from "./api.js";
 import { catalog, eventLabel } from "./catalog.js";
 import { h, mount, icon, badge, errorBox, empty, ago, fmtDate, debounce } from "./ui.js";
 
+/** The demo site's visit gap in words: 15 seconds when footfall created the demo. */
+function gapText() {
+  const site = catalog.demo && catalog.site(catalog.demo.site_id);
+  const seconds = (site && site.visit_idle_seconds) || 15;
+  return seconds < 120 ? `${seconds} seconds` : `${Math.round(seconds / 60)} minutes`;
+}
+
 export function demoView(ctx) {
   const inbox = h("div");
   const details = h("div");
@@ -18,7 +25,7 @@ export function demoView(ctx) {
           h("li", h("a", { href: "/demo/contact", target: "_blank", rel: "noopener" }, "Open the sample site"), " and browse a page or two: it carries footfall's script tag."),
           h("li", "Submit its contact form. The lead appears in ", h("a", { href: "#/board" }, "Unsorted"), " at once."),
           h("li", "Drag the lead into ", h("strong", "First contact"), ", which has a site-visit action to the demo inbox."),
-          h("li", "Wait 15 seconds, then come back to the sample site: the demo site's visit gap is 15 s (other sites use tracking.visit_idle_seconds, 30 minutes by default), so this is a new visit."),
+          h("li", `Wait ${gapText()}, then come back to the sample site: that is the demo site's visit gap (other sites use tracking.visit_idle_seconds, 30 minutes by default), so this is a new visit.`),
           h("li", "The webhook lands below, signed, and on the lead's timeline.")),
         h("div.form-actions.left",
           h("a.btn.btn-primary", { href: "/demo", target: "_blank", rel: "noopener" }, icon("globe", 14), "Open the sample site"),

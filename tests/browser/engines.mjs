@@ -257,7 +257,8 @@ async function cookieMode() {
     check(server.domain.replace(/^\./, "") === "shop.localhost", `the server cookie's domain is ${server.domain}`);
     check(days > 7, `the server-set cookie expires in ${days.toFixed(1)} days, not more than ITP's 7`);
     const script = cookies.find((c) => c.name === "ff_vid" && !c.httpOnly);
-    // WebKit refuses a script's cookie named like an HttpOnly one (RFC 6265bis); t.js
+    // A script may not write a cookie named like an HttpOnly one already there (RFC
+    // 6265bis): WebKit refuses t.js's; in Firefox it depends on which comes first. t.js
     // then keeps its copy in localStorage only, and the server cookie carries the id.
     const scriptCookie = script ? `kept, expires in ${((script.expiry - Date.now() / 1000) / 86_400).toFixed(0)} days` : "refused (same name as the HttpOnly cookie)";
     behaviour.push(`cookie mode (t.shop.localhost → .shop.localhost): server-set HttpOnly cookie kept, expires in ${days.toFixed(0)} days; t.js's own cookie: ${scriptCookie}`);
