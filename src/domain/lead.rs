@@ -118,6 +118,23 @@ pub struct Unsorted {
     pub contact_id: ContactId,
 }
 
+/// What an Unsorted list asks for.
+#[derive(Debug, Clone, Default)]
+pub struct UnsortedFilter {
+    pub pipeline_id: Option<PipelineId>,
+    pub form_id: Option<String>,
+}
+
+impl UnsortedFilter {
+    pub fn matches(&self, u: &Unsorted) -> bool {
+        self.pipeline_id.is_none_or(|p| u.pipeline_id == p)
+            && self
+                .form_id
+                .as_deref()
+                .is_none_or(|f| u.metadata.form_id.as_str() == f)
+    }
+}
+
 /// What amoCRM records about a form submission.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnsortedMetadata {

@@ -65,6 +65,20 @@ impl Services {
         Ok(replayed)
     }
 
+    /// Since when a handler has been failing, and whether that is long enough
+    /// (`delivery.failing_after_seconds`) to call it failing.
+    pub async fn handler_health(
+        &self,
+        handler: &crate::domain::handler::Handler,
+    ) -> Result<(Option<crate::domain::time::Millis>, bool)> {
+        let since = self
+            .store
+            .handler_failing_since(handler.account_id, handler.id)
+            .await?;
+        let stretch = self.settings.delivery.failing_after_seconds as i64 * 1000;
+        Ok((since, since.is_some_and(|s| now_ms() - s >= stretch)))
+    }
+
     /// Whether the store answers: its description, or why not.
     pub async fn readiness(
         &self,

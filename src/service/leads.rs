@@ -7,7 +7,7 @@
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
 use crate::domain::ids::{AccountId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid};
-use crate::domain::lead::{Lead, LeadFilter, VisitorLink};
+use crate::domain::lead::{Lead, LeadFilter, Unsorted, UnsortedFilter, VisitorLink};
 use crate::domain::pipeline::{LOST, Pipeline, Stage, StatusType};
 use crate::domain::site::Site;
 use crate::domain::time::now_ms;
@@ -68,6 +68,25 @@ impl Services {
             }
         }
         Ok(matched)
+    }
+
+    /// The account's Unsorted entries that match, oldest first.
+    pub async fn unsorted(
+        &self,
+        account: AccountId,
+        filter: &UnsortedFilter,
+    ) -> Result<Vec<Unsorted>> {
+        let mut entries = self.store.list_unsorted(account).await?;
+        entries.retain(|u| filter.matches(u));
+        Ok(entries)
+    }
+
+    /// One Unsorted entry of the account.
+    pub async fn unsorted_entry(&self, account: AccountId, uid: &UnsortedUid) -> Result<Unsorted> {
+        self.store
+            .get_unsorted(account, uid)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("unsorted entry {uid} does not exist")))
     }
 
     pub async fn pipeline(&self, account: AccountId, id: PipelineId) -> Result<Pipeline> {
@@ -193,11 +212,7 @@ impl Services {
         uid: &UnsortedUid,
         status_id: Option<StatusId>,
     ) -> Result<Lead> {
-        let entry = self
-            .store
-            .get_unsorted(account, uid)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("unsorted entry {uid} does not exist")))?;
+        let entry = self.unsorted_entry(account, uid).await?;
         let pipeline = self.pipeline(account, entry.pipeline_id).await?;
         let unsorted = pipeline
             .unsorted()
@@ -225,21 +240,12 @@ impl Services {
 
     /// Declines an Unsorted entry: the entry goes, its lead is closed as lost.
     pub async fn decline(&self, account: AccountId, uid: &UnsortedUid) -> Result<Lead> {
-        let entry = self
-            .store
-            .get_unsorted(account, uid)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("unsorted entry {uid} does not exist")))?;
+        let entry = self.unsorted_entry(account, uid).await?;
         let lost = Stage {
             pipeline_id: entry.pipeline_id,
             status_id: LOST,
         };
-        if self
-            .store
-            .decline(account, uid, lost, now_ms())
-            .await?
-            .is_none()
-        {
+        if self.store.decline(&entry, lost, now_ms()).await? == MoveOutcome::NotFound {
             return Err(Error::NotFound(format!(
                 "unsorted entry {uid} does not exist"
             )));

@@ -151,6 +151,7 @@ impl Services {
             lead,
             visitor,
             at: now,
+            link_retention_secs: self.retention_secs(),
         };
         let (lead_id, uid, outcome) =
             match self.store.create_lead_from_submission(&submission).await? {
@@ -186,9 +187,9 @@ impl Services {
         lead: LeadId,
         previous: Option<LeadId>,
     ) {
-        self.live.publish(account, lead, LiveKind::Created);
         if let Some(previous) = previous {
             self.live.publish(account, previous, LiveKind::VisitorMoved);
         }
+        self.live.publish(account, lead, LiveKind::Created);
     }
 }

@@ -195,6 +195,8 @@ pub struct NewSubmission {
     pub unsorted: Unsorted,
     pub visitor: VisitorId,
     pub at: Millis,
+    /// How long the browser's link to its lead is kept without a visit.
+    pub link_retention_secs: u64,
 }
 
 /// What became of a submission.
@@ -257,14 +259,9 @@ pub trait Leads: Send + Sync {
     async fn lead_ids(&self, account: AccountId) -> StoreResult<Vec<LeadId>>;
     async fn move_lead(&self, m: &LeadMove) -> StoreResult<MoveOutcome>;
     /// Declines an Unsorted entry: it goes, its lead is closed as lost (`lost`), and the
-    /// lead's timeline records both. None when the entry is not there.
-    async fn decline(
-        &self,
-        account: AccountId,
-        uid: &UnsortedUid,
-        lost: Stage,
-        at: Millis,
-    ) -> StoreResult<Option<(Unsorted, MoveOutcome)>>;
+    /// lead's timeline records both. `NotFound` (nothing written) when the entry or its
+    /// lead is gone.
+    async fn decline(&self, entry: &Unsorted, lost: Stage, at: Millis) -> StoreResult<MoveOutcome>;
     async fn rename_lead(
         &self,
         account: AccountId,
@@ -342,8 +339,8 @@ pub trait Visitors: Send + Sync {
     /// round trip, the only store work of a page view inside a running visit.
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome>;
     /// Counts a new visit (the page view that starts it is already recorded), keeps the
-    /// history within `max_page_views`, refreshes the retention, and reads the browser's
-    /// lead — one round trip.
+    /// history within `max_page_views`, refreshes the retention of the history and of the
+    /// browser's link, and reads the browser's lead — one round trip.
     async fn start_visit(
         &self,
         account: AccountId,

@@ -16,7 +16,9 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::common::config_file::footfall_toml;
-use crate::common::{Backend, Receiver, Setup, TOKEN, TestApp, setup, submit_form, test_settings};
+use crate::common::{
+    Backend, Receiver, TOKEN, TestApp, linked_lead, setup, submit_form, test_settings,
+};
 use footfall::config::Settings;
 
 fn settings(tweak: impl FnOnce(&mut Settings)) -> Settings {
@@ -159,7 +161,6 @@ async fn public_requests_over_the_per_address_limit_get_429_with_retry_after() {
     assert!(status.is_success(), "{status}");
     let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
     assert_eq!(unsorted["_embedded"]["unsorted"], json!([]));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +177,6 @@ async fn behind_a_proxy_each_client_address_has_its_own_limit() {
     assert_burst(accepted, &refused, 8, started.elapsed());
     let (accepted, _) = burst(&app, &s.site_key, 5, Some("198.51.100.9, 10.0.0.1")).await;
     assert_eq!(accepted, 5, "another client was limited with the first");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,20 +212,6 @@ async fn a_site_over_its_limit_gets_429_whatever_the_address_and_other_sites_do_
         (4, 0),
         "another site was limited"
     );
-    app.cleanup().await;
-}
-
-/// A lead of a fresh browser, accepted into the stage of the site-visit action.
-async fn linked_lead(app: &TestApp, s: &Setup, name: &str) -> (u64, String) {
-    let (lead, uid, vid) = submit_form(app, &s.form_id, None, name).await;
-    let (status, body) = app
-        .post(
-            &format!("/api/v4/leads/unsorted/{uid}/accept"),
-            json!({"status_id": s.pipeline.first_contact}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    (lead, vid)
 }
 
 async fn page_views_of(app: &TestApp, lead: u64) -> Vec<String> {
@@ -339,7 +325,6 @@ async fn a_beacon_or_form_from_a_foreign_origin_is_refused_and_stores_nothing() 
         1,
         "the allowed visit fires"
     );
-    app.cleanup().await;
 }
 
 /// Variants of a signed visitor id that must not verify.
@@ -435,7 +420,6 @@ async fn forged_visitor_ids_are_replaced_and_never_reach_the_linked_lead() {
     assert_eq!((status, minted), (StatusCode::NO_CONTENT, None));
     assert_eq!(app.events_of(lead).await.len(), 1);
     assert_eq!(receiver.wait_for(1, Duration::from_secs(5)).await.len(), 1);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,7 +466,6 @@ async fn a_form_posted_twice_by_one_browser_makes_one_lead() {
         unsorted["_embedded"]["unsorted"].as_array().unwrap().len(),
         1
     );
-    app.cleanup().await;
 }
 
 /// The footfall binary with every line it prints kept.
@@ -560,7 +543,7 @@ async fn api_tokens_never_appear_in_the_logs_and_wrong_tokens_learn_nothing() {
     let mut process = LoggedProcess::start(&toml, "debug");
     let mut settings = test_settings(Backend::Redis);
     settings.store.key_prefix = prefix.clone();
-    let app = TestApp::attach(process.base.clone(), settings);
+    let app = TestApp::attach(process.base.clone(), settings).owning_keys();
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
     submit_form(&app, &s.form_id, None, "Anna").await;
@@ -632,7 +615,6 @@ async fn api_tokens_never_appear_in_the_logs_and_wrong_tokens_learn_nothing() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(!printed.contains(TOKEN), "{printed}");
-    app.cleanup().await;
 }
 
 async fn metrics_text(app: &TestApp) -> String {
@@ -679,7 +661,6 @@ async fn metrics_show_beacons_visits_events_deliveries_and_scheduler_lateness() 
     assert!(value("footfall_beacons_total{outcome=\"recorded\"}") >= 1.0);
     assert!(value("footfall_webhook_attempts_total{outcome=\"delivered\"}") >= 1.0);
     assert!(value("footfall_scheduler_lateness_seconds_count") >= 1.0);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -786,5 +767,4 @@ async fn repeating_a_known_contact_s_submission_is_answered_promptly() {
         took < Duration::from_millis(600),
         "three submissions took {took:?}"
     );
-    app.cleanup().await;
 }

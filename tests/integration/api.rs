@@ -10,13 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Receiver, TestApp, setup, submit_form};
-
-fn items<'a>(body: &'a Value, name: &str) -> &'a Vec<Value> {
-    body["_embedded"][name]
-        .as_array()
-        .unwrap_or_else(|| panic!("no _embedded.{name} in {body}"))
-}
+use crate::common::{Backend, Receiver, TestApp, items, setup, submit_form};
 
 #[tokio::test]
 async fn action_settings_must_fit_the_handlers_schema() {
@@ -152,7 +146,6 @@ async fn handlers_log_back_into_the_lead_with_service_messages() {
     assert_eq!(items(&notes, "notes").len(), 2);
     let (status, _) = app.get("/api/v4/leads/999999/notes").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -259,7 +252,6 @@ async fn leads_are_filtered_and_paged_with_hal_links() {
         );
         assert_eq!(problem["status"], status.as_u16());
     }
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +299,6 @@ async fn events_are_listed_with_their_deliveries_and_filtered() {
     assert_eq!(one["body"]["meta"]["event_id"], event["id"]);
     let (status, _) = app.get("/api/v4/events/evt_doesnotexist").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    app.cleanup().await;
 }
 
 /// Every method of every path in the document answers (401 without a token: the route

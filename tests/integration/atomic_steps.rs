@@ -23,7 +23,7 @@ fn start(redis_url: &str) -> (FootfallProcess, TestApp) {
     let mut settings = test_settings(Backend::Redis);
     settings.store.redis_url = redis_url.to_owned();
     settings.store.key_prefix = prefix;
-    let app = TestApp::attach(process.base.clone(), settings);
+    let app = TestApp::attach(process.base.clone(), settings).owning_keys();
     (process, app)
 }
 
@@ -113,7 +113,6 @@ async fn a_submission_and_a_linked_visits_first_page_view_take_three_round_trips
     )
     .await;
     assert_eq!(trips, 1);
-    app.cleanup().await;
 }
 
 async fn redis(url: &str, args: &[&str]) -> redis::Value {

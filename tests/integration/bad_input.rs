@@ -617,12 +617,6 @@ impl Bench {
     }
 }
 
-impl Drop for Bench {
-    fn drop(&mut self) {
-        self.rt.block_on(self.app.cleanup());
-    }
-}
-
 fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     common::HEAVY.blocking_lock()
 }
@@ -1216,7 +1210,6 @@ async fn oversize_bodies_get_413_and_change_nothing() {
     assert_eq!(count(&app, "/api/v4/leads/unsorted", "unsorted").await, 0);
     let (_, site) = app.get(&format!("/api/v4/sites/{}", s.site_id)).await;
     assert_eq!(site["name"], "Shop");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1307,7 +1300,6 @@ async fn the_api_refuses_bodies_that_are_not_json_with_415() {
             answer.text
         );
     }
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1341,7 +1333,6 @@ async fn accepting_an_unsorted_lead_with_a_body_that_is_not_json_gets_415() {
     }
     let (_, view) = app.get(&format!("/api/v4/leads/{lead}")).await;
     assert_eq!(view["status_id"], s.pipeline.unsorted);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1465,7 +1456,6 @@ async fn malformed_json_of_every_kind_gets_a_4xx_naming_what_is_wrong() {
     assert_eq!(view["name"], "Contact: Anna");
     assert_eq!(count(&app, "/api/v4/sites", "sites").await, 1);
     assert_eq!(count(&app, "/api/v4/actions", "actions").await, 1);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1568,5 +1558,4 @@ async fn markup_and_control_characters_stay_text_from_the_form_to_the_webhook() 
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = response.text().await.unwrap();
     assert!(!page.contains("<script>"), "{page}");
-    app.cleanup().await;
 }

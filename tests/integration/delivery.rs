@@ -8,22 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
+use crate::common::{Backend, Receiver, Reply, TestApp, linked_lead, setup, test_settings};
 use footfall::config::Settings;
-
-/// A lead of contact `name` linked to a fresh browser, accepted into the action's stage.
-/// Returns the lead id and the browser's signed id.
-async fn linked_lead(app: &TestApp, s: &Setup, name: &str) -> (u64, String) {
-    let (lead_id, uid, vid) = submit_form(app, &s.form_id, None, name).await;
-    let (status, body) = app
-        .post(
-            &format!("/api/v4/leads/unsorted/{uid}/accept"),
-            json!({"status_id": s.pipeline.first_contact}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    (lead_id, vid)
-}
 
 fn settings(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Settings {
     let mut s = test_settings(backend);
@@ -88,7 +74,6 @@ async fn delayed_action_fires_after_its_delay_and_not_before(backend: Backend) {
         wait_for_state(&app, lead_id, "delivered").await["state"],
         "delivered"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +124,6 @@ async fn lead_moved_out_before_the_delay_cancels_the_delayed_action() {
         .collect();
     assert_eq!(cancelled.len(), 1, "{timeline}");
     assert_eq!(cancelled[0]["event_id"], event["id"]);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +166,6 @@ async fn a_failing_receiver_gets_retries_with_the_same_webhook_id() {
     assert!(event["attempts"][2]["error"].is_null());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.count(), 3, "a delivered event was sent again");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +219,6 @@ async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
         .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +259,6 @@ async fn replaying_a_handler_sends_all_its_dead_events() {
         .post(&format!("/api/v4/handlers/{handler_id}/replay"), json!({}))
         .await;
     assert_eq!(body["_embedded"]["events"].as_array().unwrap().len(), 0);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,7 +274,6 @@ async fn a_receiver_answering_410_gone_is_not_retried() {
     assert_eq!(event["reason"], "the handler answered 410 Gone");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.count(), 1);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,7 +365,6 @@ async fn a_slow_handler_does_not_hold_back_another_handlers_webhooks() {
         waited < Duration::from_millis(2500),
         "the fast handler's webhook waited {waited:?}, behind the slow handler's"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,5 +393,4 @@ async fn a_busy_handlers_webhooks_wait_for_its_deliveries_in_flight_not_for_the_
         waited < Duration::from_millis(1000),
         "the last webhooks waited {waited:?}: put back instead of queued"
     );
-    app.cleanup().await;
 }

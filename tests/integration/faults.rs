@@ -27,6 +27,8 @@ struct Deployment {
     toml: String,
     redis_url: String,
     prefix: String,
+    /// The deployment's keys go with it.
+    _keys: common::KeysGuard,
 }
 
 impl Deployment {
@@ -34,6 +36,7 @@ impl Deployment {
         let prefix = common::unique_prefix();
         Self {
             toml: footfall_toml(&redis_url, &prefix, &common::cookie_key(), ""),
+            _keys: common::KeysGuard::new(&redis_url, &prefix),
             redis_url,
             prefix,
         }
@@ -54,7 +57,7 @@ impl Deployment {
 /// `n` leads accepted into the action's stage, each with a visit that schedules the
 /// (delayed) site-visit action. `tag` keeps the contacts of separate calls apart.
 async fn schedule_jobs(app: &TestApp, s: &Setup, n: usize, tag: &str) {
-    let app = Arc::new(TestApp::attach(app.base.clone(), app.settings.clone()));
+    let app = Arc::new(app.clone());
     let slots = Arc::new(Semaphore::new(16));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
@@ -297,7 +300,6 @@ async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_a
         accepted.len(),
         receiver.count()
     );
-    app.cleanup().await;
 }
 
 /// A lead linked to a fresh browser in the action's stage, and the event its visit fires.
@@ -373,7 +375,6 @@ async fn a_handler_answering_200_with_a_body_that_is_not_json_has_received_the_e
         1,
         "a delivered event was sent again"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,7 +411,6 @@ async fn a_handler_resetting_the_connection_or_speaking_garbage_is_retried_until
         "{ids:?}"
     );
     assert!(received.iter().all(|r| r.body == received[0].body));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,7 +446,6 @@ async fn a_handler_that_is_down_gets_the_event_when_it_comes_back() {
     let event = event_when(&app, lead, "delivered", Duration::from_secs(5)).await;
     assert_eq!(event["state"], "delivered", "{event}");
     assert_eq!(receiver.received().len(), 1);
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,5 +514,4 @@ async fn footfall_killed_mid_delivery_and_restarted_delivers_every_job() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    app.cleanup().await;
 }

@@ -129,7 +129,6 @@ async fn the_unsorted_entry_carries_amocrms_metadata() {
             .len(),
         1
     );
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -158,7 +157,6 @@ async fn a_double_submission_folds_into_the_first() {
     assert_eq!(unsorted(&app, "").await.len(), 1);
     let (_, leads) = app.get("/api/v4/leads").await;
     assert_eq!(leads["_embedded"]["leads"].as_array().unwrap().len(), 1);
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -215,7 +213,6 @@ async fn an_entry_is_accepted_once() {
         (status, &accepted["status_id"]),
         (StatusCode::OK, &json!(s.pipeline.first_contact))
     );
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -250,5 +247,4 @@ async fn declining_an_entry_closes_its_lead_as_lost() {
     // Nothing fired for the declined lead.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.count(), 0);
-    app.cleanup().await;
 }

@@ -180,7 +180,6 @@ async fn direction_of_movement_follows_the_seeds_table() {
     ] {
         assert!(sent.contains(&expected), "{expected:?} not sent: {sent:?}");
     }
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,5 +284,4 @@ async fn lead_added_fires_when_a_lead_is_created_in_or_accepted_into_the_stage()
         ),
         (Some(1), Some("lead_added"))
     );
-    app.cleanup().await;
 }

@@ -184,7 +184,6 @@ async fn five_steps_fire_one_signed_site_visit_webhook_per_visit(backend: Backen
         &page_views[..2],
         ["https://shop.example/", "https://shop.example/pricing"]
     );
-    app.cleanup().await;
 }
 
 fn chrono_now() -> i64 {
@@ -261,5 +260,4 @@ async fn plain_html_form_redirects_to_the_success_url() {
         unsorted["_embedded"]["unsorted"].as_array().unwrap().len(),
         1
     );
-    app.cleanup().await;
 }

@@ -60,8 +60,8 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $name() {
                     let (store, prefix) = super::redis_store($retention).await;
+                    let _keys = super::common::KeysGuard::new(&super::common::redis_url(), &prefix);
                     super::$name(store).await;
-                    super::common::delete_prefix(&super::common::redis_url(), &prefix).await;
                 }
             )*
         }
@@ -105,6 +105,7 @@ conformance!(
     trimming_the_history_keeps_the_visitors_lead_and_visits,
     one_browser_in_two_accounts_is_two_visitors,
     histories_expire_with_the_retention_of_their_last_visit,
+    a_browsers_link_expires_with_the_retention_unless_a_visit_refreshes_it,
     due_events_are_claimed_with_a_lease,
     finished_events_leave_the_schedule,
     fired_events_go_on_their_leads_timelines,
@@ -204,6 +205,7 @@ fn submission_in(
         unsorted: entry_in(account, lead, at),
         visitor,
         at,
+        link_retention_secs: 3600,
     }
 }
 
@@ -703,16 +705,19 @@ async fn unsorted_entries_are_removed_once(store: Shared) {
             from: stage(UNSORTED)
         }
     );
+    // A second accept finds the lead moved on (as a racing accept does).
     assert_eq!(
         store.move_lead(&accept(1, 1002, 6)).await.unwrap(),
-        MoveOutcome::NotFound
+        MoveOutcome::Conflict {
+            current: stage(1002)
+        }
     );
     assert_eq!(
         store
-            .decline(ACCOUNT, &uid(1), stage(LOST), 7)
+            .decline(&entry_in(ACCOUNT, 1, 1), stage(LOST), 7)
             .await
             .unwrap(),
-        None
+        MoveOutcome::NotFound
     );
     assert_eq!(
         store.list_unsorted(ACCOUNT).await.unwrap(),
@@ -1086,7 +1091,9 @@ async fn moves_settle_an_unsorted_entry_only_when_they_move(store: Shared) {
     assert!(store.list_unsorted(ACCOUNT).await.unwrap().is_empty());
     assert_eq!(
         store.move_lead(&settle).await.unwrap(),
-        MoveOutcome::NotFound
+        MoveOutcome::Conflict {
+            current: stage(1003)
+        }
     );
     let l = stored_lead(&store, 1).await.unwrap();
     assert_eq!((l.stage(), l.updated_at), (stage(1003), 5));
@@ -1119,15 +1126,12 @@ async fn declining_removes_the_entry_and_closes_the_lead(store: Shared) {
     new_lead(&store, 2, 2).await;
     assert_eq!(
         store
-            .decline(ACCOUNT, &uid(1), stage(LOST), 5)
+            .decline(&entry_in(ACCOUNT, 1, 1), stage(LOST), 5)
             .await
             .unwrap(),
-        Some((
-            entry_in(ACCOUNT, 1, 1),
-            MoveOutcome::Moved {
-                from: stage(UNSORTED)
-            }
-        ))
+        MoveOutcome::Moved {
+            from: stage(UNSORTED)
+        }
     );
     let l = stored_lead(&store, 1).await.unwrap();
     assert_eq!((l.stage(), l.updated_at), (stage(LOST), 5));
@@ -1146,21 +1150,23 @@ async fn declining_removes_the_entry_and_closes_the_lead(store: Shared) {
     );
     assert_eq!(
         store
-            .decline(ACCOUNT, &uid(1), stage(LOST), 6)
+            .decline(&entry_in(ACCOUNT, 1, 1), stage(LOST), 6)
             .await
             .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.decline(OTHER, &uid(2), stage(LOST), 6).await.unwrap(),
-        None
+        MoveOutcome::NotFound
     );
     assert_eq!(
         store
-            .decline(ACCOUNT, &UnsortedUid("nope".into()), stage(LOST), 6)
+            .decline(&entry_in(OTHER, 2, 2), stage(LOST), 6)
             .await
             .unwrap(),
-        None
+        MoveOutcome::NotFound
+    );
+    let mut stranger = entry_in(ACCOUNT, 1, 1);
+    stranger.uid = UnsortedUid("nope".into());
+    assert_eq!(
+        store.decline(&stranger, stage(LOST), 6).await.unwrap(),
+        MoveOutcome::NotFound
     );
     assert_eq!(store.timeline(ACCOUNT, LeadId(1)).await.unwrap().len(), 4);
     assert_eq!(stored_lead(&store, 2).await.unwrap(), lead(2, 2));
@@ -1425,7 +1431,8 @@ async fn one_browser_in_two_accounts_is_two_visitors(store: Shared) {
     assert_eq!(store.visitor(ACCOUNT, v).await.unwrap().visits, 0);
 }
 
-/// A history lives for the retention its last visit set; the browser's lead is the lead's.
+/// A history lives for the retention its last visit set, and so does the browser's link
+/// to its lead (the visit refreshed both).
 async fn histories_expire_with_the_retention_of_their_last_visit(store: Shared) {
     let v = VisitorId::mint();
     store
@@ -1440,17 +1447,17 @@ async fn histories_expire_with_the_retention_of_their_last_visit(store: Shared) 
         store.visitor(ACCOUNT, v).await.unwrap(),
         VisitorState {
             visits: 0,
-            lead: Some(LeadId(1))
+            lead: None
         }
     );
-    // A new history starts from scratch.
+    // A new history starts from scratch, anonymous.
     let pv = store
         .record_page_view(write(v, page_view(2, 2, "/again")))
         .await
         .unwrap();
     assert_eq!(pv.history_len, 1);
     let visit = store.start_visit(ACCOUNT, v, 3600, 100).await.unwrap();
-    assert_eq!((visit.number, visit.lead), (1, Some(lead(1, 1))));
+    assert_eq!((visit.number, visit.lead), (1, None));
     assert_eq!(
         urls(store.page_views(ACCOUNT, v).await.unwrap()),
         ["/again"]
@@ -1742,5 +1749,28 @@ async fn dead_letters_are_listed_while_their_events_are_kept(store: Shared) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A browser's link to its lead is kept for the retention after the form or the latest
+/// visit, as its history is.
+async fn a_browsers_link_expires_with_the_retention_unless_a_visit_refreshes_it(store: Shared) {
+    let (quiet, returning) = (VisitorId::mint(), VisitorId::mint());
+    for (lead, visitor) in [(1, quiet), (2, returning)] {
+        let mut s = submission(lead, &format!("l{lead}@b.co"), visitor, 1);
+        s.link_retention_secs = 1;
+        submit(&store, &s).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let start = store
+        .start_visit(ACCOUNT, returning, 3600, 10)
+        .await
+        .unwrap();
+    assert_eq!(start.lead.map(|l| l.id), Some(LeadId(2)));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(store.visitor(ACCOUNT, quiet).await.unwrap().lead, None);
+    assert_eq!(
+        store.visitor(ACCOUNT, returning).await.unwrap().lead,
+        Some(LeadId(2))
     );
 }

@@ -274,7 +274,6 @@ async fn sites_of_another_account_cannot_be_read_or_changed() {
     assert_eq!(site["name"], "Shop");
     assert_eq!(site["hosts"], json!(["shop.example", "blog.example"]));
     assert_eq!(site["respect_dnt"], false);
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +321,6 @@ async fn forms_of_another_account_cannot_be_read_nor_made_on_its_site_or_pipelin
         b_forms.body["_embedded"]["forms"].as_array().unwrap().len(),
         1
     );
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,7 +380,6 @@ async fn pipelines_and_statuses_of_another_account_cannot_be_read_or_used() {
     let lead = w.app.get_as(TOKEN_B, &lead_path).await;
     assert_eq!(lead.body["pipeline_id"], w.b.pipeline.id);
     assert_eq!(lead.body["status_id"], w.b.pipeline.unsorted);
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +445,6 @@ async fn leads_of_another_account_cannot_be_read_moved_or_annotated() {
     let notes = notes["_embedded"]["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["params"]["text"], "A's secret note");
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,7 +497,6 @@ async fn unsorted_entries_of_another_account_cannot_be_read_accepted_or_declined
         .a_get(&format!("/api/v4/leads/{}", w.a_unsorted_lead))
         .await;
     assert_eq!(lead["status_id"], w.a.pipeline.unsorted);
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +540,6 @@ async fn handlers_of_another_account_cannot_be_read_changed_or_replayed() {
     let a_view = w.a_get(&format!("/api/v4/handlers/{handler}")).await;
     assert_eq!(a_view["name"], "Notify");
     assert_eq!(a_view["webhook_url"], w.receiver.url());
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,7 +620,6 @@ async fn actions_of_another_account_cannot_be_read_changed_deleted_or_made_with_
             .len(),
         1
     );
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -663,7 +656,6 @@ async fn events_of_another_account_cannot_be_read_or_replayed() {
     let a_view = w.a_get(&format!("/api/v4/events/{event}")).await;
     assert_eq!(a_view["attempts"].as_array().unwrap().len(), 1, "{a_view}");
     assert_eq!(w.receiver.count(), 1);
-    w.app.cleanup().await;
 }
 
 /// Collects what a live stream sends, in the background.
@@ -757,7 +749,6 @@ async fn the_live_stream_of_one_account_carries_none_of_another() {
     assert_eq!(b_updates, 1, "B received other updates: {b_seen}");
     assert!(!b_seen.contains(&format!("{ACCOUNT}")), "{b_seen}");
     assert!(!a_stream.lock().contains(&b_marker), "{}", a_stream.lock());
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -771,7 +762,6 @@ async fn the_demo_of_one_account_is_not_shown_to_another() {
         assert_eq!(b.status, StatusCode::NOT_FOUND, "{path}: {}", b.text);
         assert!(!b.text.contains(&w.a.site_key), "{}", b.text);
     }
-    w.app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -803,7 +793,6 @@ async fn a_submission_to_a_form_creates_a_lead_in_that_form_s_account_only() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, a_unsorted) = w.app.get("/api/v4/leads/unsorted?limit=250").await;
     assert!(!a_unsorted.to_string().contains("Emil"));
-    w.app.cleanup().await;
 }
 
 /// A browser known to A that submits a form of B's (the same person on two customers'
@@ -858,5 +847,4 @@ async fn a_browser_of_one_account_submitting_another_s_form_leaves_the_first_lea
         2,
         "A's site-visit action no longer fires for A's lead"
     );
-    w.app.cleanup().await;
 }

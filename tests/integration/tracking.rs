@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
+use crate::common::{Backend, Receiver, TestApp, items, setup, submit_form, test_settings};
 use footfall::config::Settings;
 
 /// Runs a test body once on Redis and once on the embedded store.
@@ -45,12 +45,6 @@ async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 async fn idle() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
-}
-
-fn items<'a>(body: &'a Value, name: &str) -> &'a Vec<Value> {
-    body["_embedded"][name]
-        .as_array()
-        .unwrap_or_else(|| panic!("no _embedded.{name} in {body}"))
 }
 
 async fn timeline(app: &TestApp, lead: u64) -> Vec<Value> {
@@ -106,7 +100,6 @@ async fn visits_are_numbered_per_browser(backend: Backend) {
             (2, "https://shop.example/c")
         ]
     );
-    app.cleanup().await;
 }
 
 async fn anonymous_page_views_join_the_lead_in_order(backend: Backend) {
@@ -165,7 +158,6 @@ async fn anonymous_page_views_join_the_lead_in_order(backend: Backend) {
         times.windows(2).all(|w| w[0] <= w[1]),
         "timeline out of order: {times:?}"
     );
-    app.cleanup().await;
 }
 
 async fn several_browsers_of_one_contact_share_a_lead(backend: Backend) {
@@ -216,7 +208,6 @@ async fn several_browsers_of_one_contact_share_a_lead(backend: Backend) {
         .await;
     assert_eq!(app.events_of(lead).await.len(), 2);
     assert_eq!(receiver.wait_for(2, Duration::from_secs(5)).await.len(), 2);
-    app.cleanup().await;
 }
 
 async fn a_browser_moving_to_a_newer_lead_is_recorded_on_both_timelines(backend: Backend) {
@@ -263,7 +254,6 @@ async fn a_browser_moving_to_a_newer_lead_is_recorded_on_both_timelines(backend:
     assert_eq!(urls(&new), ["https://shop.example/as-boris"]);
     let (_, lead) = app.get(&format!("/api/v4/leads/{first}")).await;
     assert!(lead["_embedded"]["visitors"][0]["until"].is_i64(), "{lead}");
-    app.cleanup().await;
 }
 
 async fn page_view_history_is_capped_per_browser(backend: Backend) {
@@ -296,7 +286,6 @@ async fn page_view_history_is_capped_per_browser(backend: Backend) {
         Some(&"https://shop.example/11"),
         "the newest are kept"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,7 +319,6 @@ async fn a_browsers_history_expires_after_the_retention_period_its_last_sighting
         (0..=2000).contains(&pttl),
         "the last sighting expires in {pttl} ms"
     );
-    app.cleanup().await;
 }
 
 /// A worker that refreshed a browser's sighting moments ago records its next page view
@@ -389,7 +377,6 @@ async fn a_page_view_that_skipped_the_sighting_still_keeps_the_visit_running() {
         .map(|v| v["number"].as_u64().unwrap())
         .collect();
     assert_eq!(numbers, [1], "{visits}");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,7 +424,6 @@ async fn bots_are_dropped_by_user_agent() {
         metrics.contains("footfall_beacons_total{outcome=\"bot\"}"),
         "{metrics}"
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,7 +502,6 @@ async fn do_not_track_and_gpc_are_honoured_when_the_site_opts_in() {
         .await
         .unwrap();
     assert!(metrics.contains("footfall_beacons_total{outcome=\"not_tracked\"}"));
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -578,7 +563,6 @@ async fn a_same_site_deployment_gets_a_first_party_server_cookie() {
             .unwrap()
             .starts_with(&format!("ff_vid={vid}"))
     );
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,7 +619,6 @@ async fn a_bot_beacon_is_answered_with_the_same_cors_headers_as_a_recorded_one()
     // A foreign origin is not allowed for a bot either.
     let (_, foreign) = cors(headless, "https://evil.example").await;
     assert_eq!(foreign[0].1, "", "{foreign:?}");
-    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,5 +679,4 @@ async fn a_site_with_its_own_visit_gap_starts_visits_by_it() {
         ],
         "two seconds apart: a new visit on the quick site only"
     );
-    app.cleanup().await;
 }

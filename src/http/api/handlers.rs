@@ -50,11 +50,7 @@ listing!(HandlerList, HandlerItems, handlers, HandlerView; batch HandlerBatch);
 
 impl HandlerView {
     pub async fn of(handler: &Handler, services: &Services) -> Result<Self, Problem> {
-        let failing_since = services
-            .store
-            .handler_failing_since(handler.account_id, handler.id)
-            .await?;
-        let stretch = services.settings.delivery.failing_after_seconds as i64 * 1000;
+        let (failing_since, failing) = services.handler_health(handler).await?;
         Ok(Self {
             id: handler.id.0,
             code: handler.code.clone(),
@@ -63,7 +59,7 @@ impl HandlerView {
             action_multiple: handler.action_multiple,
             settings: handler.settings.clone(),
             created_at: to_secs(handler.created_at),
-            failing: failing_since.is_some_and(|since| now_ms() - since >= stretch),
+            failing,
             failing_since: failing_since.map(to_secs),
             secret: None,
         })

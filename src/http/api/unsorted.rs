@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Paging, Refused, listing, page_of};
 use crate::domain::ids::{PipelineId, StatusId, UnsortedUid, is_token_like};
+use crate::domain::lead::UnsortedFilter;
 use crate::domain::lead::{Lead, Unsorted};
 use crate::domain::time::to_secs;
 use crate::http::body::OptionalApiJson;
@@ -154,17 +155,14 @@ async fn list_unsorted(
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
     let paging = Paging::new(q.page, q.limit)?;
+    let filter = UnsortedFilter {
+        pipeline_id: q.pipeline_id.map(PipelineId),
+        form_id: q.form_id.clone(),
+    };
     let items: Vec<UnsortedView> = services
-        .store
-        .list_unsorted(auth.0.id)
+        .unsorted(auth.0.id, &filter)
         .await?
         .iter()
-        .filter(|u| q.pipeline_id.is_none_or(|p| u.pipeline_id == PipelineId(p)))
-        .filter(|u| {
-            q.form_id
-                .as_deref()
-                .is_none_or(|f| u.metadata.form_id.as_str() == f)
-        })
         .map(UnsortedView::of)
         .collect();
     Ok(page_of::<UnsortedList>(&req, paging, items))
@@ -180,11 +178,7 @@ async fn get_unsorted(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let uid = uid(path.into_inner())?;
-    let entry = services
-        .store
-        .get_unsorted(auth.0.id, &uid)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("unsorted entry {uid} does not exist")))?;
+    let entry = services.unsorted_entry(auth.0.id, &uid).await?;
     Ok(HttpResponse::Ok().json(UnsortedView::of(&entry)))
 }
 

@@ -32,11 +32,13 @@ impl State {
         visitor: VisitorId,
         lead: LeadId,
         at: Millis,
+        keep: Duration,
     ) -> Option<LeadId> {
         let previous = self
-            .browsers
-            .insert((account, visitor), lead)
-            .filter(|p| *p != lead);
+            .browser_lead(account, visitor)
+            .filter(|p| *p != lead && self.lead(account, *p).is_some());
+        self.browsers
+            .insert((account, visitor), (lead, Instant::now() + keep));
         let links = self.lead_visitors.entry(lead).or_default();
         links.retain(|l| l.visitor != visitor);
         links.push(VisitorLink {
@@ -141,9 +143,10 @@ impl Leads for MemoryStore {
             return Ok(SubmissionOutcome::Duplicate { lead, uid });
         }
         let expires = now + Duration::from_secs(s.duplicate_window_secs.max(1));
+        let keep = Duration::from_secs(s.link_retention_secs.max(1));
         let key = (s.account, s.fingerprint.clone());
         if let Some(known) = state.open_lead_of(s) {
-            let previous_lead = state.link_browser(s.account, s.visitor, known, s.at);
+            let previous_lead = state.link_browser(s.account, s.visitor, known, s.at, keep);
             state.push_timeline(
                 known,
                 TimelineEntry::FormSubmitted {
@@ -181,7 +184,7 @@ impl Leads for MemoryStore {
         for key in &s.contact_keys {
             state.contacts.insert((s.account, key.clone()), lead.id);
         }
-        let previous_lead = state.link_browser(s.account, s.visitor, lead.id, s.at);
+        let previous_lead = state.link_browser(s.account, s.visitor, lead.id, s.at, keep);
         state
             .submissions
             .insert(key, (lead.id, Some(s.unsorted.uid.clone()), expires));
@@ -209,35 +212,31 @@ impl Leads for MemoryStore {
 
     async fn move_lead(&self, m: &LeadMove) -> StoreResult<MoveOutcome> {
         let mut state = self.state.lock();
-        if let Some(uid) = &m.unsorted {
-            let exists = state
-                .unsorted
-                .get(&m.account)
-                .is_some_and(|l| l.iter().any(|u| &u.uid == uid));
-            if !exists {
-                return Ok(MoveOutcome::NotFound);
-            }
+        let Some(lead) = state.lead(m.account, m.lead) else {
+            return Ok(MoveOutcome::NotFound);
+        };
+        let current = lead.stage();
+        if m.expect.is_some_and(|e| e != current) {
+            return Ok(MoveOutcome::Conflict { current });
         }
-        let outcome = state.move_lead(m);
-        if let (MoveOutcome::Moved { .. }, Some(uid)) = (outcome, &m.unsorted) {
-            state.remove_unsorted(m.account, uid);
+        if let Some(uid) = &m.unsorted
+            && state.remove_unsorted(m.account, uid).is_none()
+        {
+            return Ok(MoveOutcome::NotFound);
         }
-        Ok(outcome)
+        Ok(state.move_lead(m))
     }
 
-    async fn decline(
-        &self,
-        account: AccountId,
-        uid: &UnsortedUid,
-        lost: Stage,
-        at: Millis,
-    ) -> StoreResult<Option<(Unsorted, MoveOutcome)>> {
+    async fn decline(&self, entry: &Unsorted, lost: Stage, at: Millis) -> StoreResult<MoveOutcome> {
         let mut state = self.state.lock();
-        let Some(entry) = state.remove_unsorted(account, uid) else {
-            return Ok(None);
-        };
+        let account = entry.account_id;
+        if state.lead(account, entry.lead_id).is_none()
+            || state.remove_unsorted(account, &entry.uid).is_none()
+        {
+            return Ok(MoveOutcome::NotFound);
+        }
         state.push_timeline(entry.lead_id, TimelineEntry::Declined { at });
-        let outcome = state.move_lead(&LeadMove {
+        Ok(state.move_lead(&LeadMove {
             account,
             lead: entry.lead_id,
             to: lost,
@@ -245,8 +244,7 @@ impl Leads for MemoryStore {
             expect: None,
             by: MoveOrigin::Decline,
             unsorted: None,
-        });
-        Ok(Some((entry, outcome)))
+        }))
     }
 
     async fn rename_lead(

@@ -42,8 +42,8 @@ struct State {
     account_leads: HashMap<AccountId, Vec<LeadId>>,
     timelines: HashMap<LeadId, Vec<TimelineEntry>>,
     lead_visitors: HashMap<LeadId, Vec<VisitorLink>>,
-    /// Which lead each browser of an account belongs to.
-    browsers: HashMap<(AccountId, VisitorId), LeadId>,
+    /// Which lead each browser of an account belongs to, until when.
+    browsers: HashMap<(AccountId, VisitorId), (LeadId, Instant)>,
     unsorted: HashMap<AccountId, Vec<Unsorted>>,
     /// Submissions' fingerprints → the first one's lead and Unsorted entry, until expiry.
     submissions: HashMap<(AccountId, String), (LeadId, Option<UnsortedUid>, Instant)>,
@@ -130,6 +130,14 @@ impl State {
             *v = Visitor::default();
         }
         v
+    }
+
+    /// The lead a browser belongs to, while its link is kept.
+    fn browser_lead(&self, account: AccountId, visitor: VisitorId) -> Option<LeadId> {
+        self.browsers
+            .get(&(account, visitor))
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(lead, _)| *lead)
     }
 
     fn visitor(&self, account: AccountId, visitor: VisitorId) -> Option<&Visitor> {

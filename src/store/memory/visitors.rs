@@ -47,11 +47,12 @@ impl Visitors for MemoryStore {
         let excess = v.page_views.len().saturating_sub(max_page_views as usize);
         v.page_views.drain(..excess);
         let number = v.visits;
-        let lead = state
-            .browsers
-            .get(&(account, visitor))
-            .and_then(|id| state.lead(account, *id))
-            .cloned();
+        let keep = Instant::now() + Duration::from_secs(retention_secs);
+        let lead = state.browser_lead(account, visitor);
+        if let Some(lead) = lead {
+            state.browsers.insert((account, visitor), (lead, keep));
+        }
+        let lead = lead.and_then(|id| state.lead(account, id)).cloned();
         let catalog_version = state.catalog_versions.get(&account).copied().unwrap_or(0);
         Ok(VisitStart {
             number,
@@ -64,7 +65,7 @@ impl Visitors for MemoryStore {
         let state = self.state.lock();
         Ok(VisitorState {
             visits: state.visitor(account, visitor).map_or(0, |v| v.visits),
-            lead: state.browsers.get(&(account, visitor)).copied(),
+            lead: state.browser_lead(account, visitor),
         })
     }
 

@@ -8,7 +8,7 @@
 //! meta element at the head (`~visits`), so that a visitor needs no hash of its own
 //! (per-key overhead dominates its memory), then page views oldest first: appending at
 //! the tail is the cheapest write a Redis list has. The lead a browser belongs to is a
-//! field of its account's `browsers` hash.
+//! key of its own in its account's slot, expiring with the history.
 
 use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId};
 use crate::domain::visitor::VisitorId;
@@ -71,9 +71,9 @@ impl Keys {
         format!("{}{lead}:t", self.lead_prefix(account))
     }
 
-    /// Which lead each browser of the account belongs to.
-    pub fn browsers(&self, account: AccountId) -> String {
-        format!("{}:{{a{account}}}:browsers", self.prefix)
+    /// The lead a browser of the account belongs to (expires with the retention).
+    pub fn browser(&self, account: AccountId, visitor: VisitorId) -> String {
+        format!("{}:{{a{account}}}:b:{visitor}", self.prefix)
     }
 
     /// A submission's fingerprint, kept for the duplicate window.

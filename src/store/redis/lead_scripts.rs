@@ -18,11 +18,13 @@ local function stage_json(p, s)
   return '{"pipeline_id":' .. p .. ',"status_id":' .. s .. '}'
 end
 -- Links browser `v` to lead `lead` (ids as strings) at `at`; returns the lead it left or
--- false. `browsers` is the account's hash of browser -> lead.
-local function link(prefix, browsers, v, lead, at)
-  local prev = redis.call('HGET', browsers, v)
-  if prev == lead then prev = false end
-  redis.call('HSET', browsers, v, lead)
+-- false. `browser` is the browser's link key in the account's slot, kept `ttl` seconds.
+local function link(prefix, browser, v, lead, at, ttl)
+  local prev = redis.call('GET', browser)
+  if prev == lead or (prev and redis.call('EXISTS', prefix .. prev) == 0) then prev = false end
+  local old = prev and redis.call('HGET', prefix .. prev, 'v:' .. v)
+  local linked, s = string.match(old or '', '^(%d*)|(%d*)|')
+  redis.call('SET', browser, lead, 'EX', ttl)
   local since = ''
   if prev then since = at end
   redis.call('HSET', prefix .. lead, 'v:' .. v, at .. '|' .. since .. '|')
@@ -30,9 +32,7 @@ local function link(prefix, browsers, v, lead, at)
   if prev then entry = with_field(entry, 'previous_lead', prev) end
   redis.call('RPUSH', prefix .. lead .. ':t', entry)
   if prev then
-    local old = redis.call('HGET', prefix .. prev, 'v:' .. v)
-    if old then
-      local linked, s = string.match(old, '^(%d*)|(%d*)|')
+    if linked then
       redis.call('HSET', prefix .. prev, 'v:' .. v, linked .. '|' .. s .. '|' .. at)
     end
     redis.call('RPUSH', prefix .. prev .. ':t', '{"type":"visitor_moved","at":' .. at ..
@@ -42,10 +42,12 @@ local function link(prefix, browsers, v, lead, at)
 end
 -- Moves a lead (hash `lead`, timeline `timeline`) to p/s; `moved` is the Moved entry
 -- without `from`. Returns {'moved'|'conflict', p, s} or {'not_found'}.
-local function move(lead, timeline, p, s, at, ep, es, moved)
+local function stage_of(lead)
   local cur = redis.call('HMGET', lead, 'p', 's')
-  if not cur[1] then return {'not_found'} end
-  if ep ~= '' and (cur[1] ~= ep or cur[2] ~= es) then return {'conflict', cur[1], cur[2]} end
+  if not cur[1] or not cur[2] then return nil end
+  return cur
+end
+local function move(lead, timeline, cur, p, s, at, moved)
   redis.call('HSET', lead, 'p', p, 's', s, 'u', at)
   if cur[1] ~= p or cur[2] ~= s then
     redis.call('RPUSH', timeline, with_field(moved, 'from', stage_json(cur[1], cur[2])))
@@ -54,10 +56,11 @@ local function move(lead, timeline, p, s, at, ep, es, moved)
 end
 "#;
 
-/// A form submission. KEYS: fingerprint, contact index, new lead, its timeline, the
-/// account's lead index, Unsorted entries, browsers. ARGV: lead prefix, now, duplicate
-/// window secs, pipeline, visitor, lead id, uid, Unsorted JSON, LeadCreated JSON,
-/// FormSubmitted JSON, n contact keys, the contact keys, then the lead's hash fields.
+/// A form submission: everything is read before the first write. KEYS: fingerprint,
+/// contact index, new lead, its timeline, the account's lead index, Unsorted entries, the
+/// browser's link. ARGV: lead prefix, now, duplicate window secs, pipeline, visitor, lead
+/// id, uid, Unsorted JSON, LeadCreated JSON, FormSubmitted JSON, won status, lost status,
+/// link ttl secs, n contact keys, the contact keys, then the lead's hash fields.
 /// Returns {'duplicate', lead, uid or ''}, {'known', lead, previous or ''} or
 /// {'created', lead, previous or ''}.
 pub static SUBMIT: LazyLock<Script> = LazyLock::new(|| {
@@ -71,27 +74,26 @@ if first then
   return {'duplicate', lead, uid}
 end
 local prefix, at, window, pipeline, v, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local nkeys = tonumber(ARGV[11])
+local won, lost, ttl = ARGV[11], ARGV[12], ARGV[13]
+local nkeys = tonumber(ARGV[14])
 for i = 1, nkeys do
-  local known = redis.call('HGET', KEYS[2], ARGV[11 + i])
-  if known then
-    local cur = redis.call('HMGET', prefix .. known, 'p', 's')
-    if cur[1] == pipeline and cur[2] ~= '142' and cur[2] ~= '143' then
-      local prev = link(prefix, KEYS[7], v, known, at)
-      redis.call('RPUSH', prefix .. known .. ':t', ARGV[10])
-      redis.call('SET', KEYS[1], known .. '/', 'EX', window)
-      return {'known', known, prev or ''}
-    end
+  local known = redis.call('HGET', KEYS[2], ARGV[14 + i])
+  local cur = known and stage_of(prefix .. known)
+  if cur and cur[1] == pipeline and cur[2] ~= won and cur[2] ~= lost then
+    local prev = link(prefix, KEYS[7], v, known, at, ttl)
+    redis.call('RPUSH', prefix .. known .. ':t', ARGV[10])
+    redis.call('SET', KEYS[1], known .. '/', 'EX', window)
+    return {'known', known, prev or ''}
   end
 end
 local fields = {}
-for i = 12 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 15 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[3], unpack(fields))
 redis.call('RPUSH', KEYS[4], ARGV[9])
 redis.call('ZADD', KEYS[5], id, id)
 redis.call('HSET', KEYS[6], ARGV[7], ARGV[8])
-for i = 1, nkeys do redis.call('HSET', KEYS[2], ARGV[11 + i], id) end
-local prev = link(prefix, KEYS[7], v, id, at)
+for i = 1, nkeys do redis.call('HSET', KEYS[2], ARGV[14 + i], id) end
+local prev = link(prefix, KEYS[7], v, id, at, ttl)
 redis.call('SET', KEYS[1], id .. '/' .. ARGV[7], 'EX', window)
 return {'created', id, prev or ''}
 "#
@@ -105,25 +107,30 @@ pub static MOVE_LEAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LEAD_LUA}{}",
         r#"
-if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 0 then return {'not_found'} end
-local outcome = move(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-if outcome[1] == 'moved' and ARGV[7] ~= '' then redis.call('HDEL', KEYS[3], ARGV[7]) end
-return outcome
+local cur = stage_of(KEYS[1])
+if not cur then return {'not_found'} end
+if ARGV[4] ~= '' and (cur[1] ~= ARGV[4] or cur[2] ~= ARGV[5]) then
+  return {'conflict', cur[1], cur[2]}
+end
+if ARGV[7] ~= '' and redis.call('HDEL', KEYS[3], ARGV[7]) == 0 then return {'not_found'} end
+return move(KEYS[1], KEYS[2], cur, ARGV[1], ARGV[2], ARGV[3], ARGV[6])
 "#
     ))
 });
 
 /// Declines an Unsorted entry: removes it, records `Declined`, moves its lead to lost.
 /// KEYS: Unsorted entries, lead, timeline. ARGV: uid, lost pipeline, lost status, now,
-/// Declined JSON, Moved JSON (without `from`). Returns {'not_found'} when the entry is
-/// gone, else the move's outcome.
+/// Declined JSON, Moved JSON (without `from`). Returns {'not_found'} when the entry or its
+/// lead is gone (nothing written), else the move's outcome.
 pub static DECLINE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LEAD_LUA}{}",
         r#"
+local cur = stage_of(KEYS[2])
+if not cur then return {'not_found'} end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return {'not_found'} end
 redis.call('RPUSH', KEYS[3], ARGV[5])
-return move(KEYS[2], KEYS[3], ARGV[2], ARGV[3], ARGV[4], '', '', ARGV[6])
+return move(KEYS[2], KEYS[3], cur, ARGV[2], ARGV[3], ARGV[4], ARGV[6])
 "#
     ))
 });
@@ -139,13 +146,15 @@ return 1
     )
 });
 
-/// The lead of a browser with the account's catalog version: sent with EVAL in the batch
-/// that starts a visit. KEYS: browsers, catalog version. ARGV: lead prefix, visitor.
-/// Returns {version, lead id or "", the lead hash's fields and values…}.
+/// The lead of a browser with the account's catalog version, the link kept for another
+/// `ttl`: sent with EVAL in the batch that starts a visit. KEYS: the browser's link,
+/// catalog version. ARGV: lead prefix, ttl secs. Returns {version, lead id or "", the lead
+/// hash's fields and values…}.
 pub const LEAD_OF_BROWSER: &str = r#"
 local version = redis.call('GET', KEYS[2]) or '0'
-local lead = redis.call('HGET', KEYS[1], ARGV[2])
+local lead = redis.call('GET', KEYS[1])
 if not lead then return {version, ''} end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 local out = {version, lead}
 for _, item in ipairs(redis.call('HGETALL', ARGV[1] .. lead)) do out[#out + 1] = item end
 return out

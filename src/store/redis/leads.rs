@@ -12,7 +12,7 @@ use super::codec::{lead_fields, lead_from_fields, links_from_fields, stage_of};
 use super::{RedisStore, lead_scripts};
 use crate::domain::ids::{AccountId, LeadId, UnsortedUid};
 use crate::domain::lead::{Lead, Unsorted, VisitorLink};
-use crate::domain::pipeline::Stage;
+use crate::domain::pipeline::{LOST, Stage, WON};
 use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::store::{
@@ -101,7 +101,7 @@ where
             .key(self.keys.lead_timeline(account, lead.id))
             .key(self.keys.account_leads(account))
             .key(self.keys.unsorted(account))
-            .key(self.keys.browsers(account))
+            .key(self.keys.browser(account, s.visitor))
             .arg(self.keys.lead_prefix(account))
             .arg(s.at)
             .arg(s.duplicate_window_secs.max(1))
@@ -112,6 +112,9 @@ where
             .arg(to_json(&s.unsorted)?)
             .arg(created)
             .arg(submitted)
+            .arg(WON.0)
+            .arg(LOST.0)
+            .arg(s.link_retention_secs.max(1))
             .arg(s.contact_keys.len())
             .arg(&s.contact_keys);
         for (field, value) in lead_fields(lead) {
@@ -180,23 +183,15 @@ where
         move_outcome(reply)
     }
 
-    async fn decline(
-        &self,
-        account: AccountId,
-        uid: &UnsortedUid,
-        lost: Stage,
-        at: Millis,
-    ) -> StoreResult<Option<(Unsorted, MoveOutcome)>> {
-        let Some(entry) = self.get_unsorted(account, uid).await? else {
-            return Ok(None);
-        };
+    async fn decline(&self, entry: &Unsorted, lost: Stage, at: Millis) -> StoreResult<MoveOutcome> {
+        let (account, lead) = (entry.account_id, entry.lead_id);
         let reply: Vec<String> = self
             .invoke(
                 lead_scripts::DECLINE
                     .key(self.keys.unsorted(account))
-                    .key(self.keys.lead(account, entry.lead_id))
-                    .key(self.keys.lead_timeline(account, entry.lead_id))
-                    .arg(uid.as_str())
+                    .key(self.keys.lead(account, lead))
+                    .key(self.keys.lead_timeline(account, lead))
+                    .arg(entry.uid.as_str())
                     .arg(lost.pipeline_id.0)
                     .arg(lost.status_id.0)
                     .arg(at)
@@ -204,11 +199,7 @@ where
                     .arg(moved_entry(lost, at, MoveOrigin::Decline)?),
             )
             .await?;
-        if reply.first().is_some_and(|r| r == "not_found") && reply.len() == 1 {
-            // The entry went meanwhile (another decline or an accept).
-            return Ok(None);
-        }
-        Ok(Some((entry, move_outcome(reply)?)))
+        move_outcome(reply)
     }
 
     async fn rename_lead(

@@ -35,7 +35,7 @@ where
         max_page_views: u64,
     ) -> StoreResult<VisitStart> {
         let history = self.keys.visitor_history(account, visitor);
-        let browsers = self.keys.browsers(account);
+        let browser = self.keys.browser(account, visitor);
         let mut count = ::redis::cmd("EVAL");
         count
             .arg(scripts::START_VISIT.as_str())
@@ -46,12 +46,12 @@ where
         let mut lead = ::redis::cmd("EVAL");
         lead.arg(lead_scripts::LEAD_OF_BROWSER)
             .arg(2)
-            .arg(&browsers)
+            .arg(&browser)
             .arg(self.keys.catalog_version(account))
             .arg(self.keys.lead_prefix(account))
-            .arg(visitor.encode());
+            .arg(retention_secs.max(1));
         let mut batch = self.batch();
-        batch.add(&history, count).add(&browsers, lead);
+        batch.add(&history, count).add(&browser, lead);
         let mut replies = self.run(batch).await?.into_iter();
         let (Some(number), Some(lead)) = (replies.next(), replies.next()) else {
             return Err(corrupt("short reply to a visit's start"));
@@ -77,16 +77,16 @@ where
 
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
         let history = self.keys.visitor_history(account, visitor);
-        let browsers = self.keys.browsers(account);
+        let browser = self.keys.browser(account, visitor);
         let mut visits = ::redis::cmd("EVAL");
         visits
             .arg(scripts::READ_VISITS.as_str())
             .arg(1)
             .arg(&history);
-        let mut lead = ::redis::cmd("HGET");
-        lead.arg(&browsers).arg(visitor.encode());
+        let mut lead = ::redis::cmd("GET");
+        lead.arg(&browser);
         let mut batch = self.batch();
-        batch.add(&history, visits).add(&browsers, lead);
+        batch.add(&history, visits).add(&browser, lead);
         let replies = self.run(batch).await?;
         let [visits, lead] = <[::redis::Value; 2]>::try_from(replies)
             .map_err(|_| corrupt("short reply to a browser's state"))?;

@@ -19,6 +19,8 @@ pub struct Deployment {
     config: String,
     redis_url: String,
     prefix: String,
+    /// The deployment's keys go with it (a Redis Cluster goes whole).
+    _keys: Option<super::KeysGuard>,
 }
 
 impl Deployment {
@@ -31,6 +33,7 @@ impl Deployment {
             "",
         );
         Self {
+            _keys: Some(super::KeysGuard::new(&redis_url, &prefix)),
             config,
             redis_url,
             prefix,
@@ -54,6 +57,7 @@ impl Deployment {
             config,
             redis_url: String::new(),
             prefix,
+            _keys: None,
         }
     }
 
@@ -76,10 +80,7 @@ impl Deployment {
 pub async fn schedule_jobs(apps: &[TestApp], s: &Setup, n: usize) {
     let started = Instant::now();
     let slots = Arc::new(Semaphore::new(32));
-    let apps: Vec<Arc<TestApp>> = apps
-        .iter()
-        .map(|a| Arc::new(TestApp::attach(a.base.clone(), a.settings.clone())))
-        .collect();
+    let apps: Vec<Arc<TestApp>> = apps.iter().map(|a| Arc::new(a.clone())).collect();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let app = apps[i % apps.len()].clone();

@@ -11,6 +11,7 @@ pub mod process;
 pub mod raw_receiver;
 pub mod receiver;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -81,10 +82,59 @@ pub fn test_settings(backend: Backend) -> Settings {
     s
 }
 
+#[derive(Clone)]
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub settings: Settings,
+    /// Removes the app's keys from the shared Redis when the last clone goes, even when
+    /// the test fails; none for a client of a store someone else owns.
+    keys: Option<Arc<KeysGuard>>,
+}
+
+/// Deletes every key of a prefix from a Redis when dropped: a test's keys never outlive
+/// it, whether it passes or panics.
+pub struct KeysGuard {
+    url: String,
+    prefix: String,
+}
+
+impl KeysGuard {
+    pub fn new(url: &str, prefix: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+        }
+    }
+}
+
+impl Drop for KeysGuard {
+    fn drop(&mut self) {
+        let Ok(mut con) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        let mut cursor: u64 = 0;
+        loop {
+            let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}:*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut con)
+            else {
+                return;
+            };
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut con);
+            }
+            if next == 0 {
+                return;
+            }
+            cursor = next;
+        }
+    }
 }
 
 impl TestApp {
@@ -98,7 +148,19 @@ impl TestApp {
             .expect("the app starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        Self::attach(base, settings)
+        Self::attach(base, settings).owning_keys()
+    }
+
+    /// The app's Redis keys go when it does (for an app whose store this test owns).
+    pub fn owning_keys(mut self) -> Self {
+        let store = &self.settings.store;
+        if !store.redis_url.is_empty() {
+            self.keys = Some(Arc::new(KeysGuard::new(
+                &store.redis_url,
+                &store.key_prefix,
+            )));
+        }
+        self
     }
 
     /// Talks to a footfall that runs elsewhere (a process of the test's own).
@@ -116,6 +178,7 @@ impl TestApp {
             base,
             client,
             settings,
+            keys: None,
         }
     }
 
@@ -225,46 +288,6 @@ impl TestApp {
             .cloned()
             .unwrap_or_default()
     }
-
-    /// Removes the test's keys from the shared Redis.
-    pub async fn cleanup(&self) {
-        if self.settings.store.redis_url.is_empty() {
-            return;
-        }
-        delete_prefix(
-            &self.settings.store.redis_url,
-            &self.settings.store.key_prefix,
-        )
-        .await;
-    }
-}
-
-pub async fn delete_prefix(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut con) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut con)
-            .await
-            .unwrap_or((0, vec![]));
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut con).await;
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
 }
 
 pub struct Pipeline {
@@ -345,6 +368,27 @@ pub async fn submit_form(
         body["uid"].as_str().unwrap().to_owned(),
         body["vid"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A lead of contact `name` linked to a fresh browser, accepted into the action's stage.
+/// Returns the lead id and the browser's signed id.
+pub async fn linked_lead(app: &TestApp, s: &Setup, name: &str) -> (u64, String) {
+    let (lead_id, uid, vid) = submit_form(app, &s.form_id, None, name).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (lead_id, vid)
+}
+
+/// The items of a list answer (`_embedded.<name>`).
+pub fn items<'a>(body: &'a Value, name: &str) -> &'a Vec<Value> {
+    body["_embedded"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no _embedded.{name} in {body}"))
 }
 
 /// A distinct email per contact name (footfall joins submissions of one contact).
