@@ -34,15 +34,6 @@ pub struct EventKind {
     pub actionable: bool,
 }
 
-const fn kind(number: u8, code: &'static str, emitted: bool, actionable: bool) -> EventKind {
-    EventKind {
-        number,
-        code,
-        emitted,
-        actionable,
-    }
-}
-
 impl EventType {
     /// Every event type, in the seed's order.
     pub const ALL: [EventType; 10] = [
@@ -61,16 +52,66 @@ impl EventType {
     /// The type's row of the seed's table. A new source switches its row's `emitted` on.
     pub const fn kind(self) -> EventKind {
         match self {
-            Self::LeadAdded => kind(1, "lead_added", true, true),
-            Self::LeadStatusChanged => kind(14, "lead_status_changed", true, true),
-            Self::LeadAppearedInStatus => kind(15, "lead_appeared_in_status", true, false),
-            Self::MailIn => kind(16, "mail_in", false, false),
-            Self::CallIn => kind(17, "call_in", false, false),
-            Self::SiteVisit => kind(18, "site_visit", true, true),
-            Self::Chat => kind(19, "chat", false, false),
-            Self::CustomerAdded => kind(20, "customer_added", false, false),
-            Self::CustomerPeriodChanged => kind(21, "customer_period_changed", false, false),
-            Self::CustomerAppearedInPeriod => kind(22, "customer_appeared_in_period", false, false),
+            Self::LeadAdded => EventKind {
+                number: 1,
+                code: "lead_added",
+                emitted: true,
+                actionable: true,
+            },
+            Self::LeadStatusChanged => EventKind {
+                number: 14,
+                code: "lead_status_changed",
+                emitted: true,
+                actionable: true,
+            },
+            Self::LeadAppearedInStatus => EventKind {
+                number: 15,
+                code: "lead_appeared_in_status",
+                emitted: true,
+                actionable: false,
+            },
+            Self::MailIn => EventKind {
+                number: 16,
+                code: "mail_in",
+                emitted: false,
+                actionable: false,
+            },
+            Self::CallIn => EventKind {
+                number: 17,
+                code: "call_in",
+                emitted: false,
+                actionable: false,
+            },
+            Self::SiteVisit => EventKind {
+                number: 18,
+                code: "site_visit",
+                emitted: true,
+                actionable: true,
+            },
+            Self::Chat => EventKind {
+                number: 19,
+                code: "chat",
+                emitted: false,
+                actionable: false,
+            },
+            Self::CustomerAdded => EventKind {
+                number: 20,
+                code: "customer_added",
+                emitted: false,
+                actionable: false,
+            },
+            Self::CustomerPeriodChanged => EventKind {
+                number: 21,
+                code: "customer_period_changed",
+                emitted: false,
+                actionable: false,
+            },
+            Self::CustomerAppearedInPeriod => EventKind {
+                number: 22,
+                code: "customer_appeared_in_period",
+                emitted: false,
+                actionable: false,
+            },
         }
     }
 

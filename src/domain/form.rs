@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::handler::FieldError;
 use super::ids::{AccountId, FormId, PipelineId, SiteId};
 use super::time::Millis;
+use super::validation::FieldError;
 
 /// The hidden field that only bots fill in.
 pub const HONEYPOT_FIELD: &str = "ff_hp";

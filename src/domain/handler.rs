@@ -2,7 +2,7 @@
 //! declares its settings schema the way a widget's manifest declares `dp.settings`; every
 //! action's settings are checked against it.
 
-pub use super::validation::FieldError;
+use super::validation::FieldError;
 use base64::Engine;
 use rand::Rng;
 use serde::{Deserialize, Serialize};

@@ -119,13 +119,13 @@ pub enum ItemKind {
         handler_id: HandlerId,
     },
     Entry(TimelineEntry),
-    Read(ReadItem),
+    Derived(DerivedItem),
 }
 
 /// Timeline items read from the lead's browsers and events.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ReadItem {
+pub enum DerivedItem {
     Visit {
         at: Millis,
         visitor: VisitorId,
@@ -159,10 +159,10 @@ impl ItemKind {
     pub fn at(&self) -> Millis {
         match self {
             Self::Fired { entry, .. } | Self::Entry(entry) => entry.at(),
-            Self::Read(
-                ReadItem::Visit { at, .. }
-                | ReadItem::PageView { at, .. }
-                | ReadItem::Delivery { at, .. },
+            Self::Derived(
+                DerivedItem::Visit { at, .. }
+                | DerivedItem::PageView { at, .. }
+                | DerivedItem::Delivery { at, .. },
             ) => *at,
         }
     }
@@ -171,9 +171,9 @@ impl ItemKind {
     /// delivery after its event.
     pub fn rank(&self) -> u8 {
         match self {
-            Self::Read(ReadItem::Visit { .. }) => 0,
-            Self::Read(ReadItem::PageView { .. }) => 1,
-            Self::Read(ReadItem::Delivery { .. }) => 3,
+            Self::Derived(DerivedItem::Visit { .. }) => 0,
+            Self::Derived(DerivedItem::PageView { .. }) => 1,
+            Self::Derived(DerivedItem::Delivery { .. }) => 3,
             _ => 2,
         }
     }

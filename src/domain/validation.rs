@@ -36,29 +36,3 @@ pub fn name(field: &str, name: &str) -> Result<String, Vec<FieldError>> {
         Ok(name.to_owned())
     }
 }
-
-/// Collects the errors of several checks: each check's value, or its errors added.
-#[derive(Debug, Default)]
-pub struct Errors(pub Vec<FieldError>);
-
-impl Errors {
-    pub fn check<T: Default>(&mut self, result: Result<T, Vec<FieldError>>) -> T {
-        result.unwrap_or_else(|e| {
-            self.0.extend(e);
-            T::default()
-        })
-    }
-
-    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
-    }
-
-    /// `value` when no check failed.
-    pub fn done<T>(self, value: T) -> Result<T, Vec<FieldError>> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.0)
-        }
-    }
-}

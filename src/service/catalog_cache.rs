@@ -53,6 +53,11 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// The account's latest snapshot this instance holds, of whatever version.
+    pub fn cached(&self, account: AccountId) -> Option<Arc<Snapshot>> {
+        self.accounts.read().get(&account).cloned()
+    }
+
     /// The account's snapshot at `version` (read from the store when not given).
     pub async fn get(
         &self,
@@ -76,9 +81,16 @@ impl Snapshots {
             handlers: catalog::list(store, account).await?,
             actions: catalog::list(store, account).await?,
         });
-        // A change while reading makes the version move again: the next read reloads.
-        self.accounts.write().insert(account, snapshot.clone());
-        Ok(snapshot)
+        // A change while reading makes the version move again: the next read reloads. A
+        // slower read of an older version does not replace a newer one.
+        let mut accounts = self.accounts.write();
+        match accounts.get(&account) {
+            Some(newer) if newer.version > version => Ok(newer.clone()),
+            _ => {
+                accounts.insert(account, snapshot.clone());
+                Ok(snapshot)
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::domain::pipeline::{LOST, Pipeline, Stage, StatusType};
 use crate::domain::site::Site;
 use crate::domain::time::now_ms;
 use crate::domain::timeline::{
-    ItemKind, MoveOrigin, ReadItem, TimelineEntry, TimelineItem, in_order,
+    DerivedItem, ItemKind, MoveOrigin, TimelineEntry, TimelineItem, in_order,
 };
 use crate::domain::tracking::{PageView, Visit, group_visits};
 use crate::domain::visitor::VisitorId;
@@ -341,7 +341,7 @@ impl Services {
                 continue;
             };
             for (n, attempt) in event.attempts.iter().enumerate() {
-                items.push(ItemKind::Read(ReadItem::Delivery {
+                items.push(ItemKind::Derived(DerivedItem::Delivery {
                     at: attempt.at,
                     event_id: event.id.clone(),
                     attempt: n + 1,
@@ -365,7 +365,7 @@ impl Services {
                     .rev()
                     .find(|v| v.site_id == pv.site_id && v.started_at <= pv.at)
                     .map(|v| v.number);
-                items.push(ItemKind::Read(ReadItem::PageView {
+                items.push(ItemKind::Derived(DerivedItem::PageView {
                     at: pv.at,
                     visitor,
                     visit: number,
@@ -376,7 +376,7 @@ impl Services {
                 }));
             }
             for visit in visits.into_iter().filter(|v| link.covers(v.started_at)) {
-                items.push(ItemKind::Read(ReadItem::Visit {
+                items.push(ItemKind::Derived(DerivedItem::Visit {
                     at: visit.started_at,
                     visitor,
                     number: visit.number,

@@ -3,23 +3,26 @@
 //! into the lead's history) — or, for a known contact, its open lead taking the
 //! submission; a double submission folds into the first.
 //!
-//! Three store round trips when the catalog is cached: the catalog's version, the new
-//! ids, and one atomic step (`Leads::create_lead_from_submission`) that records it all or
-//! nothing — a client that got an error may send it again safely. A `lead_added` action on
-//! the Unsorted stage adds one more, for its events.
+//! At most three store round trips when the form is cached: the new ids with the
+//! catalog's version, one atomic step (`Leads::create_lead_from_submission`) that records it
+//! all or nothing — a client that got an error may send it again safely — and, when the
+//! Unsorted stage has a `lead_added` action, its events. Ids are taken before the step
+//! knows whether the submission is a duplicate or a known contact's, so lead ids may skip.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::catalog_cache::Snapshot;
 use super::live::LiveKind;
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
 use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
 use crate::domain::ids::{ContactId, FormId, LeadId, UnsortedUid};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
-use crate::domain::site::parse_web_url;
+use crate::domain::pipeline::{Pipeline, Status};
+use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::MAX_URL;
 use crate::domain::visitor::VisitorId;
@@ -78,7 +81,13 @@ impl Services {
 
     pub async fn submit_form(&self, form: &Form, s: Submission<'_>) -> Result<SubmitOutcome> {
         let account = form.account_id;
-        let snapshot = self.snapshots.get(&*self.store, account, None).await?;
+        // Checked against this instance's snapshot of the catalog, then again when the
+        // version read with the new ids says the catalog changed since.
+        let mut snapshot = match self.snapshots.cached(account) {
+            Some(snapshot) => snapshot,
+            None => self.snapshots.get(&*self.store, account, None).await?,
+        };
+        Self::form_targets(form, &snapshot)?;
         let site = snapshot
             .site(form.site_id)
             .ok_or_else(|| Error::NotFound("the form's site no longer exists".into()))?;
@@ -91,22 +100,24 @@ impl Services {
             });
         }
         let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
-        let pipeline = snapshot
-            .pipeline(form.pipeline_id)
-            .ok_or_else(|| Error::NotFound("the form's pipeline no longer exists".into()))?;
-        let unsorted = pipeline
-            .unsorted()
-            .ok_or_else(|| Error::Conflict("the form's pipeline has no Unsorted stage".into()))?;
+        let (ids, version) = self
+            .store
+            .next_ids(account, &[Sequence::Lead, Sequence::Contact])
+            .await?;
+        if version != snapshot.version {
+            snapshot = self
+                .snapshots
+                .get(&*self.store, account, Some(version))
+                .await?;
+        }
+        let (site, pipeline, unsorted) = Self::form_targets(form, &snapshot)?;
+        Self::check_origin(site, s.origin)?;
+        let (lead_id, contact_id) = (LeadId(ids[0]), ContactId(ids[1]));
         let (visitor, _) = self.visitor_of(s.vid, s.cookie_vid);
         let page = match parse_web_url(s.page) {
             Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
             _ => String::new(),
         };
-        let ids = self
-            .store
-            .next_ids(&[Sequence::Lead, Sequence::Contact])
-            .await?;
-        let (lead_id, contact_id) = (LeadId(ids[0]), ContactId(ids[1]));
         let now = now_ms();
         let uid = UnsortedUid::generate();
         let lead = Lead {
@@ -177,6 +188,23 @@ impl Services {
             visitor: self.signer.sign(visitor),
             success_url: form.success_url.clone(),
         })
+    }
+
+    /// The form's site, pipeline and the pipeline's Unsorted stage, as the snapshot has them.
+    fn form_targets<'a>(
+        form: &Form,
+        snapshot: &'a Snapshot,
+    ) -> Result<(&'a Site, &'a Pipeline, &'a Status)> {
+        let site = snapshot
+            .site(form.site_id)
+            .ok_or_else(|| Error::NotFound("the form's site no longer exists".into()))?;
+        let pipeline = snapshot
+            .pipeline(form.pipeline_id)
+            .ok_or_else(|| Error::NotFound("the form's pipeline no longer exists".into()))?;
+        let unsorted = pipeline
+            .unsorted()
+            .ok_or_else(|| Error::Conflict("the form's pipeline has no Unsorted stage".into()))?;
+        Ok((site, pipeline, unsorted))
     }
 
     /// Tells the consoles of a lead that took a submission, and of the lead the browser

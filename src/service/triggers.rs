@@ -151,9 +151,9 @@ impl Services {
             metrics::counter!("footfall_events_total", "type" => event.event_type.code())
                 .increment(1);
             tracing::info!(event = %event.id, lead = %lead.id, action = %event.action_id, r#type = event.event_type.code(), due_in_ms = event.due_at - now, "event fired");
+            self.live.publish(lead.account_id, lead.id, LiveKind::Event);
         }
         self.scheduler_wake.notify_one();
-        self.live.publish(lead.account_id, lead.id, LiveKind::Event);
         Ok(())
     }
 }

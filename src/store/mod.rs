@@ -139,8 +139,9 @@ pub trait Store: Catalog + Leads + Visitors + Schedule + Live + Send + Sync + 's
 pub trait Catalog: Send + Sync {
     /// The next id of a sequence (starting after `Sequence::base`).
     async fn next_id(&self, seq: Sequence) -> StoreResult<u64>;
-    /// The next id of each sequence, in one round trip.
-    async fn next_ids(&self, seqs: &[Sequence]) -> StoreResult<Vec<u64>>;
+    /// The next id of each sequence, and the account's catalog version, in one round trip.
+    async fn next_ids(&self, account: AccountId, seqs: &[Sequence])
+    -> StoreResult<(Vec<u64>, u64)>;
 
     /// True for exactly one caller ever per key (bootstrap steps that must run once).
     async fn claim_once(&self, key: &str) -> StoreResult<bool>;
@@ -293,6 +294,10 @@ pub trait Leads: Send + Sync {
 }
 
 // --- visitors -------------------------------------------------------------------------
+
+/// A browser's last sighting on a site is kept this much longer than the visit gap: the
+/// visit rule itself compares the times.
+pub const SIGHTING_MARGIN_MS: i64 = 1000;
 
 /// One page view to record.
 #[derive(Debug, Clone)]

@@ -67,6 +67,14 @@ async fn a_submission_and_a_linked_visits_first_page_view_take_three_round_trips
                                      "delay_seconds": 0, "settings": {"message": message}}))
             .await;
     }
+    // And a lead_added action on Unsorted: a submission stores its event too.
+    app.create(
+        "actions",
+        json!({"pipeline_id": s.pipeline.id, "status_ids": [s.pipeline.unsorted],
+                                 "event": "lead_added", "handler": "notify",
+                                 "settings": {"message": "new lead"}}),
+    )
+    .await;
     let form_route = "/v1/forms/{form_id}/submit";
     // A first submission and page view read the catalog into this instance's caches.
     submit_form(&app, &s.form_id, None, "Warm Up").await;
@@ -79,6 +87,7 @@ async fn a_submission_and_a_linked_visits_first_page_view_take_three_round_trips
     )
     .await;
     assert!(trips <= 3, "a submission took {trips} round trips");
+    assert_eq!(app.events_of(lead).await.len(), 1, "lead_added fired");
     let (status, _) = app
         .post(
             &format!("/api/v4/leads/unsorted/{uid}/accept"),
@@ -102,7 +111,7 @@ async fn a_submission_and_a_linked_visits_first_page_view_take_three_round_trips
     );
     assert_eq!(
         app.events_of(lead).await.len(),
-        3,
+        1 + 3,
         "each site-visit action fired"
     );
     // A page view inside the running visit: one round trip.

@@ -360,12 +360,15 @@ async fn sequences_count_up_from_their_base(store: Shared) {
     assert_eq!(store.next_id(Sequence::Site).await.unwrap(), 1);
     assert_eq!(
         store
-            .next_ids(&[Sequence::Lead, Sequence::Status, Sequence::Contact])
+            .next_ids(
+                ACCOUNT,
+                &[Sequence::Lead, Sequence::Status, Sequence::Contact]
+            )
             .await
             .unwrap(),
-        [3, 1002, 1]
+        (vec![3, 1002, 1], 0)
     );
-    assert!(store.next_ids(&[]).await.unwrap().is_empty());
+    assert_eq!(store.next_ids(ACCOUNT, &[]).await.unwrap(), (vec![], 0));
     assert_eq!(store.next_id(Sequence::Contact).await.unwrap(), 2);
 }
 

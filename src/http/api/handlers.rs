@@ -10,9 +10,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::delivery::ssrf::check_url;
-use crate::domain::handler::{FieldError, Handler, SettingsSchema, valid_code};
+use crate::domain::handler::{Handler, SettingsSchema, valid_code};
 use crate::domain::ids::HandlerId;
 use crate::domain::time::{now_ms, to_secs};
+use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;

@@ -382,13 +382,10 @@ pub fn validate_all<T, U>(
     }
 }
 
-/// A required, trimmed, bounded name.
+/// A required, trimmed, bounded name; its errors added to `errors`.
 pub fn check_name(field: &str, name: &str, errors: &mut Vec<FieldError>) -> String {
-    let name = name.trim();
-    if name.is_empty() {
-        errors.push(FieldError::new(field, "is required"));
-    } else if name.chars().count() > 255 {
-        errors.push(FieldError::new(field, "is longer than 255 characters"));
-    }
-    name.to_owned()
+    crate::domain::validation::name(field, name).unwrap_or_else(|e| {
+        errors.extend(e);
+        name.trim().to_owned()
+    })
 }

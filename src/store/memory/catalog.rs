@@ -15,12 +15,16 @@ impl Catalog for MemoryStore {
         Ok(seq.base() + *counter)
     }
 
-    async fn next_ids(&self, seqs: &[Sequence]) -> StoreResult<Vec<u64>> {
+    async fn next_ids(
+        &self,
+        account: AccountId,
+        seqs: &[Sequence],
+    ) -> StoreResult<(Vec<u64>, u64)> {
         let mut ids = Vec::with_capacity(seqs.len());
         for seq in seqs {
             ids.push(self.next_id(*seq).await?);
         }
-        Ok(ids)
+        Ok((ids, self.catalog_version(account).await?))
     }
 
     async fn claim_once(&self, key: &str) -> StoreResult<bool> {

@@ -9,9 +9,9 @@ use super::MemoryStore;
 use crate::domain::ids::AccountId;
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
-use crate::store::redis::SIGHTING_MARGIN_MS;
 use crate::store::{
-    PageViewOutcome, PageViewWrite, StoreResult, VisitStart, VisitorState, Visitors,
+    PageViewOutcome, PageViewWrite, SIGHTING_MARGIN_MS, StoreResult, VisitStart, VisitorState,
+    Visitors,
 };
 
 #[async_trait]

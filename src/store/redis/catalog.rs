@@ -21,19 +21,35 @@ where
         Ok(seq.base() + n)
     }
 
-    async fn next_ids(&self, seqs: &[Sequence]) -> StoreResult<Vec<u64>> {
+    async fn next_ids(
+        &self,
+        account: AccountId,
+        seqs: &[Sequence],
+    ) -> StoreResult<(Vec<u64>, u64)> {
         let mut batch = self.batch();
+        let version = self.keys.catalog_version(account);
+        let mut get = ::redis::cmd("GET");
+        get.arg(&version);
+        batch.add(&version, get);
         for seq in seqs {
             let key = self.keys.sequence(*seq);
             let mut incr = ::redis::cmd("INCR");
             incr.arg(&key);
             batch.add(&key, incr);
         }
+        let mut replies = self.run(batch).await?.into_iter();
+        let version = replies
+            .next()
+            .map(Option::<u64>::from_redis_value)
+            .transpose()
+            .map_err(corrupt)?
+            .flatten()
+            .unwrap_or(0);
         let mut ids = Vec::with_capacity(seqs.len());
-        for (seq, n) in seqs.iter().zip(self.run(batch).await?) {
+        for (seq, n) in seqs.iter().zip(replies) {
             ids.push(seq.base() + u64::from_redis_value(n).map_err(corrupt)?);
         }
-        Ok(ids)
+        Ok((ids, version))
     }
 
     async fn claim_once(&self, key: &str) -> StoreResult<bool> {

@@ -32,7 +32,6 @@ use ::redis::{FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 use async_trait::async_trait;
 
 pub use keys::Keys;
-pub use sightings::SIGHTING_MARGIN_MS;
 
 use self::breaker::Breaker;
 use self::slots::Batch;

@@ -16,9 +16,7 @@ use crate::domain::ids::SiteId;
 use crate::domain::time::Millis;
 use crate::domain::visitor::VisitorId;
 
-/// A sighting in Redis outlives its visit gap by this margin: the visit rule itself
-/// compares the times.
-pub const SIGHTING_MARGIN_MS: i64 = 1000;
+pub use crate::store::SIGHTING_MARGIN_MS;
 
 /// The longest a writer skips refreshes or keeps a generation, whatever the gap.
 const MAX_WINDOW_MS: i64 = 60_000;
@@ -41,20 +39,24 @@ pub struct Sighting {
     /// The latest page view the writer recorded (later than `refreshed` when it skipped
     /// the refresh).
     pub latest: Millis,
+    /// The visit gap of the sighting's site (sites may have gaps of their own).
+    pub idle_ms: i64,
 }
 
 /// The sightings a writer set or skipped lately, in two generations: the older one is
-/// dropped as a whole when the newer one is a quarter of the idle gap (a minute at most)
-/// old, so the map holds only the browsers of the last two generations. A dropped sighting
-/// whose latest page view is newer than the one Redis holds is kept until it is written
-/// back, well before its visit could end.
+/// dropped as a whole when the newer one is a quarter of the shortest visit gap among them
+/// (a minute at most) old, so the map holds only the browsers of the last two generations.
+/// A dropped sighting whose latest page view is newer than the one Redis holds is kept
+/// until it is written back, well before its visit could end.
 pub struct Sightings {
     current: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     previous: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     due_back: foldhash::HashMap<(VisitorId, SiteId), Sighting>,
     current_since: Millis,
-    /// The visit gap of the page views (a setting: the same for all).
-    idle_ms: i64,
+    /// The shortest visit gap among the sightings put in the current and the previous
+    /// generation (`i64::MAX` for none).
+    current_shortest: i64,
+    previous_shortest: i64,
 }
 
 impl Default for Sightings {
@@ -64,8 +66,8 @@ impl Default for Sightings {
             previous: Default::default(),
             due_back: Default::default(),
             current_since: 0,
-            // Until a page view says its gap, the longest generation.
-            idle_ms: 4 * MAX_WINDOW_MS,
+            current_shortest: i64::MAX,
+            previous_shortest: i64::MAX,
         }
     }
 }
@@ -86,9 +88,10 @@ impl Sightings {
         let before = s.latest;
         let noted = Sighting {
             latest: before.max(at),
+            idle_ms,
             ..*s
         };
-        self.put(key, noted, idle_ms);
+        self.put(key, noted);
         Some(before)
     }
 
@@ -115,8 +118,8 @@ impl Sightings {
             Sighting {
                 refreshed: at,
                 latest,
+                idle_ms,
             },
-            idle_ms,
         );
     }
 
@@ -124,10 +127,13 @@ impl Sightings {
     /// dropped sightings that Redis holds older become due back.
     pub fn rotate(&mut self, now: Millis) {
         let age = now - self.current_since;
-        if (0..generation(self.idle_ms)).contains(&age) {
+        // Until a page view says its gap, the longest generation.
+        let shortest = self.current_shortest.min(self.previous_shortest);
+        if (0..generation(shortest.min(4 * MAX_WINDOW_MS))).contains(&age) {
             return;
         }
         self.current_since = now;
+        self.previous_shortest = std::mem::replace(&mut self.current_shortest, i64::MAX);
         let dropped = std::mem::replace(&mut self.previous, std::mem::take(&mut self.current));
         self.due_back
             .extend(dropped.into_iter().filter(|(_, s)| s.latest > s.refreshed));
@@ -157,10 +163,6 @@ impl Sightings {
         }
     }
 
-    pub fn idle_ms(&self) -> i64 {
-        self.idle_ms
-    }
-
     fn get(&self, key: (VisitorId, SiteId)) -> Option<Sighting> {
         self.current
             .get(&key)
@@ -169,8 +171,8 @@ impl Sightings {
             .copied()
     }
 
-    pub fn put(&mut self, key: (VisitorId, SiteId), sighting: Sighting, idle_ms: i64) {
-        self.idle_ms = idle_ms;
+    pub fn put(&mut self, key: (VisitorId, SiteId), sighting: Sighting) {
+        self.current_shortest = self.current_shortest.min(sighting.idle_ms);
         self.previous.remove(&key);
         self.due_back.remove(&key);
         self.current.insert(key, sighting);
@@ -252,6 +254,7 @@ mod tests {
             Sighting {
                 refreshed: 60_000,
                 latest: 60_200,
+                idle_ms: IDLE,
             },
         )];
         assert_eq!(
@@ -292,5 +295,36 @@ mod tests {
         sightings.rotate(500_001);
         sightings.rotate(560_002);
         assert_eq!(sightings.current.len() + sightings.previous.len(), 0);
+    }
+
+    #[test]
+    fn a_short_gap_shortens_the_generations_while_its_sightings_are_kept() {
+        const SHORT: i64 = 16_000;
+        let mut sightings = Sightings::default();
+        let (long, short) = (
+            (VisitorId::mint(), SiteId(1)),
+            (VisitorId::mint(), SiteId(2)),
+        );
+        sightings.refreshed(long, 0, IDLE);
+        sightings.skip(long, 10, IDLE);
+        sightings.refreshed(short, 0, SHORT);
+        sightings.skip(short, 10, SHORT);
+        // A generation of a quarter of the short gap: both are due back after two.
+        sightings.rotate(4_000);
+        sightings.rotate(8_000);
+        let mut due = sightings.take_due_back(10);
+        due.sort_by_key(|(_, s)| s.idle_ms);
+        // Each is written back for its own site's gap.
+        assert_eq!(
+            due.iter().map(|(k, s)| (*k, s.idle_ms)).collect::<Vec<_>>(),
+            [(short, SHORT), (long, IDLE)]
+        );
+        // With no short-gap sightings left, generations grow back to the long gap's.
+        sightings.refreshed(long, 9_000, IDLE);
+        sightings.rotate(13_000);
+        sightings.rotate(17_000);
+        assert!(sightings.take_due_back(10).is_empty());
+        sightings.rotate(17_000 + generation(IDLE) - 1);
+        assert_eq!(sightings.current.len() + sightings.previous.len(), 1);
     }
 }

@@ -165,7 +165,7 @@ async fn run<C>(
         sightings.rotate(now_ms());
         let most = if batch.is_empty() { 1024 } else { 64 };
         let stale = sightings.take_due_back(most);
-        let written_back = write_back(&mut commands, &keys, &stale, sightings.idle_ms());
+        let written_back = write_back(&mut commands, &keys, &stale);
         for (w, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
@@ -241,13 +241,12 @@ fn write_back(
     commands: &mut Batch,
     keys: &Keys,
     stale: &[((VisitorId, SiteId), Sighting)],
-    idle_ms: i64,
 ) -> usize {
     let now = now_ms();
     let mut added = 0;
     for ((visitor, site), sighting) in stale {
         let (visitor, site) = (*visitor, *site);
-        let ttl = sighting.latest + idle_ms + SIGHTING_MARGIN_MS - now;
+        let ttl = sighting.latest + sighting.idle_ms + SIGHTING_MARGIN_MS - now;
         if ttl > 0 {
             let seen = keys.visitor_seen(visitor, site);
             let mut eval = ::redis::cmd("EVAL");
