@@ -1,8 +1,9 @@
-//! Redis memory per linked visitor and per retained page view: `N` leads, then `N`
-//! visitors with one visit each, linked to those leads, then `PAGE_VIEWS` page views each,
-//! written through footfall's Redis store into an empty Redis; `INFO memory` between the
-//! steps. The leads are made first because they exist before their visitors are linked:
-//! what a visitor adds is its own cost.
+//! Redis memory per linked visitor and per retained page view: `N` form submissions (each a
+//! lead, contact, contact index entry, Unsorted entry, timeline and the browser's link to
+//! the lead), then a visit of each browser, then `PAGE_VIEWS` page views each, written
+//! through footfall's Redis store into an empty Redis; `INFO memory` between the steps.
+//! The browser's link is made with its lead and counted with it; what a visit and its page
+//! views add is the browser's own cost.
 //! `bench-memory REDIS_URL N PAGE_VIEWS`
 
 use std::sync::Arc;
@@ -11,12 +12,11 @@ use std::time::Duration;
 use footfall::domain::ids::{
     AccountId, ContactId, FormId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid,
 };
-use footfall::domain::lead::{Contact, Lead, VisitorLink};
-use footfall::domain::timeline::TimelineEntry;
+use footfall::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
 use footfall::domain::tracking::{PageUrl, PageView};
 use footfall::domain::visitor::VisitorId;
 use footfall::store::redis::{RedisOptions, RedisStore};
-use footfall::store::{PageViewWrite, Store};
+use footfall::store::{NewSubmission, PageViewWrite, Store};
 use futures_like::run_all;
 
 const RETENTION: u64 = 395 * 86_400;
@@ -141,40 +141,68 @@ async fn main() -> anyhow::Result<()> {
     let empty = used_memory(url).await?;
     let now = footfall::domain::time::now_ms();
 
-    // The leads.
-    let work = (0..n).map(|i| {
-        let store = store.clone();
+    // The leads: each a form submission (lead, contact, its index, Unsorted entry,
+    // timeline) that links its browser.
+    let work = visitors.iter().enumerate().map(|(i, v)| {
+        let (store, v) = (store.clone(), *v);
         async move {
+            let (id, contact_id) = (LeadId(i as u64 + 1), ContactId(i as u64 + 1));
             let lead = Lead {
-                id: LeadId(i as u64 + 1),
+                id,
                 account_id: AccountId(1),
                 name: format!("Contact: Visitor {i}"),
                 pipeline_id: PipelineId(1),
-                status_id: StatusId(1002),
+                status_id: StatusId(1001),
                 created_at: now,
                 updated_at: now,
                 contacts: vec![Contact {
-                    id: ContactId(i as u64 + 1),
+                    id: contact_id,
                     name: format!("Visitor {i}"),
                     phone: None,
                     email: Some(format!("visitor{i}@example.com")),
                     is_main: true,
                 }],
             };
-            let created = TimelineEntry::LeadCreated {
+            let uid = UnsortedUid(format!("u{i}"));
+            let submission = NewSubmission {
+                account: AccountId(1),
+                fingerprint: format!("f{i}"),
+                duplicate_window_secs: 1,
+                contact_keys: vec![format!("email:visitor{i}@example.com")],
+                unsorted: Unsorted {
+                    uid,
+                    account_id: AccountId(1),
+                    category: "forms".into(),
+                    pipeline_id: PipelineId(1),
+                    created_at: now,
+                    metadata: UnsortedMetadata {
+                        form_id: FormId("fContact".into()),
+                        form_name: "Contact".into(),
+                        form_page: "https://shop.example/contact".into(),
+                        ip: "203.0.113.7".into(),
+                        referer: String::new(),
+                        visitor_uid: Some(v.encode()),
+                        form_sent_at: now / 1000,
+                    },
+                    lead_id: id,
+                    contact_id,
+                },
+                lead,
+                visitor: v,
                 at: now,
-                form_id: FormId("fContact".into()),
-                unsorted_uid: UnsortedUid("u".into()),
+                link_retention_secs: RETENTION,
             };
-            store.insert_lead(&lead, &created).await?;
+            store.create_lead_from_submission(&submission).await?;
             anyhow::Ok(())
         }
     });
     run_all(work.collect(), 256).await?;
+    // The fingerprints of the duplicate check expire after a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let leads = used_memory(url).await?;
     let lead_keys = dbsize(url).await?;
 
-    // Each visitor: a first page view, its visit, and a link to its lead.
+    // Each visitor: a first page view and its visit.
     let work = visitors.iter().enumerate().map(|(i, v)| {
         let (store, v) = (store.clone(), *v);
         async move {
@@ -188,21 +216,6 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await?;
             store.start_visit(AccountId(1), v, RETENTION, 1000).await?;
-            let lead = LeadId(i as u64 + 1);
-            store
-                .link_visitor(AccountId(1), v, lead, now, RETENTION)
-                .await?;
-            store
-                .put_lead_visitor(
-                    lead,
-                    &VisitorLink {
-                        visitor: v,
-                        linked_at: now,
-                        since: None,
-                        until: None,
-                    },
-                )
-                .await?;
             anyhow::Ok(())
         }
     });
@@ -240,9 +253,10 @@ async fn main() -> anyhow::Result<()> {
     let during_visit = (active - linked) as f64 / n as f64;
     println!(
         "redis memory: {n} linked visitors × {page_views} page views: {:.1} MB in all; \
-         {per_visitor:.0} bytes per linked visitor (history, visit count, lead link; \
+         {per_visitor:.0} bytes per linked visitor (history, visit count; \
          +{during_visit:.0} while a visit runs), {per_page_view:.0} bytes per page view \
-         (for reference: {per_lead:.0} bytes per lead)",
+         (for reference: {per_lead:.0} bytes per lead with its Unsorted entry, contact \
+         index and browser link)",
         (full - empty) as f64 / 1e6
     );
     Ok(())
