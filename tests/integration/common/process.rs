@@ -72,6 +72,10 @@ impl FootfallProcess {
         // Reads the logs until the process ends (so that its pipe never fills up).
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Warnings and errors of the process show in the test's output.
+                if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") {
+                    eprintln!("footfall: {line}");
+                }
                 if line.contains("footfall is listening") {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
                     let _ = tx.send(v["port"].as_u64().unwrap_or(0));
