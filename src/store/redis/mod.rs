@@ -21,6 +21,7 @@
 mod breaker;
 mod catalog;
 mod codec;
+mod durable;
 mod keys;
 mod lead_scripts;
 mod leads;
@@ -48,6 +49,7 @@ pub use sentinel::SentinelConnection;
 pub use sightings::SIGHTING_MARGIN_MS;
 
 use self::breaker::Breaker;
+use self::durable::Pool;
 use self::scripts::Call;
 use self::sentinel::Locator;
 use self::slots::{Batch, replicas_confirmed};
@@ -91,8 +93,8 @@ pub struct RedisStore<C> {
     description: String,
     page_views: PageViewWriter<C>,
     pubsub: PubSub,
-    /// Durable writes wait this long for a replica (`None`: they do not wait).
-    wait_ms: Option<u64>,
+    /// The connections of durable writes (`None`: writes do not wait for a replica).
+    durable: Option<Pool<C>>,
     /// A cluster: commands of different slots go in separate pipelines.
     by_slot: bool,
     breaker: Arc<Breaker>,
@@ -226,7 +228,8 @@ where
     ) -> StoreResult<Self> {
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
         let breaker = Arc::new(Breaker::default());
-        let page_views = PageViewWriter::new(connect, keys.clone(), by_slot, breaker.clone());
+        let page_views =
+            PageViewWriter::new(connect.clone(), keys.clone(), by_slot, breaker.clone());
         let durable = match options.durable_writes {
             Some(on) => on,
             None => has_replicas(&con, by_slot).await?,
@@ -249,7 +252,7 @@ where
             description,
             page_views,
             pubsub,
-            wait_ms,
+            durable: wait_ms.map(|ms| Pool::new(connect, ms)),
             by_slot,
             breaker,
         })
@@ -277,30 +280,46 @@ where
     /// A batch of a write the user would notice: with durable writes, each of its
     /// pipelines waits for a replica, and the write fails unless one confirms it.
     async fn run_durable(&self, batch: Batch) -> StoreResult<Vec<::redis::Value>> {
+        let Some(pool) = &self.durable else {
+            return self.run(batch).await;
+        };
         let (values, confirmed) = self
-            .guarded(batch.run_waiting(&self.con, self.wait_ms))
+            .guarded(async {
+                let (con, _permit) = pool.take().await?;
+                let result = batch.run_waiting(&con, Some(pool.wait_ms)).await;
+                pool.put(con);
+                result
+            })
             .await?;
         if !confirmed {
-            return Err(self.unconfirmed());
+            return Err(self.unconfirmed(pool.wait_ms));
         }
         Ok(values)
     }
 
     /// A script of a write the user would notice: with durable writes, `EVALSHA` and
-    /// `WAIT 1` in one pipeline (one round trip, one connection); the write fails unless a
-    /// replica confirms it in time.
+    /// `WAIT 1` in one pipeline (one round trip, on a connection of its own: `durable.rs`);
+    /// the write fails unless a replica confirms it in time.
     async fn invoke_durable<T: FromRedisValue>(&self, call: &Call<'_>) -> StoreResult<T> {
+        let Some(pool) = &self.durable else {
+            let (reply, _) = self.guarded(durable_script(&self.con, call, None)).await?;
+            return T::from_redis_value(reply).map_err(super::corrupt);
+        };
         let (reply, confirmed) = self
-            .guarded(durable_script(&self.con, call, self.wait_ms))
+            .guarded(async {
+                let (con, _permit) = pool.take().await?;
+                let result = durable_script(&con, call, Some(pool.wait_ms)).await;
+                pool.put(con);
+                result
+            })
             .await?;
         if !confirmed {
-            return Err(self.unconfirmed());
+            return Err(self.unconfirmed(pool.wait_ms));
         }
         T::from_redis_value(reply).map_err(super::corrupt)
     }
 
-    fn unconfirmed(&self) -> StoreError {
-        let ms = self.wait_ms.unwrap_or(0);
+    fn unconfirmed(&self, ms: u64) -> StoreError {
         tracing::warn!(
             wait_ms = ms,
             "no Redis replica confirmed a write in time; answering 503 so that the client retries"
