@@ -232,7 +232,8 @@ where
             PageViewWriter::new(connect.clone(), keys.clone(), by_slot, breaker.clone());
         let durable = match options.durable_writes {
             Some(on) => on,
-            None => has_replicas(&con, by_slot).await?,
+            None if by_slot => cluster_has_replicas(&con).await?,
+            None => server_has_replicas(&con).await?,
         };
         let wait_ms = durable.then(|| wait_ms(options.response_timeout));
         tracing::info!(
@@ -371,28 +372,50 @@ where
     }
 }
 
-/// Whether the deployment has a replica: a server (or Sentinel's primary) with a
-/// connected replica, or a cluster with a replica for any slot range.
-async fn has_replicas<C>(con: &C, cluster: bool) -> StoreResult<bool>
+/// Whether a server (or the primary Sentinel names) has a connected replica.
+async fn server_has_replicas<C>(con: &C) -> StoreResult<bool>
 where
     C: ConnectionLike + Clone + Send + Sync,
 {
-    let mut con = con.clone();
-    if cluster {
-        let ranges: Vec<Vec<Value>> = ::redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut con)
-            .await
-            .map_err(redis_error)?;
-        // Each range: start, end, the primary, then its replicas.
-        return Ok(ranges.iter().any(|range| range.len() > 3));
-    }
     let info: String = ::redis::cmd("INFO")
         .arg("replication")
-        .query_async(&mut con)
+        .query_async(&mut con.clone())
         .await
         .map_err(redis_error)?;
     Ok(connected_replicas(&info) > 0)
+}
+
+/// Whether any primary of a cluster has a connected replica: `INFO replication` is sent
+/// to every primary (redis-rs routes it so), and the answers are searched.
+async fn cluster_has_replicas<C>(con: &C) -> StoreResult<bool>
+where
+    C: ConnectionLike + Clone + Send + Sync,
+{
+    let answers: Value = ::redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut con.clone())
+        .await
+        .map_err(redis_error)?;
+    let mut texts = Vec::new();
+    collect_texts(answers, &mut texts);
+    Ok(texts.iter().any(|info| connected_replicas(info) > 0))
+}
+
+/// The text answers inside a (per-node) answer.
+fn collect_texts(value: Value, out: &mut Vec<String>) {
+    match value {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::SimpleString(s) => out.push(s),
+        Value::VerbatimString { text, .. } => out.push(text),
+        Value::Array(items) | Value::Set(items) => {
+            items.into_iter().for_each(|v| collect_texts(v, out))
+        }
+        Value::Map(pairs) => pairs.into_iter().for_each(|(k, v)| {
+            collect_texts(k, out);
+            collect_texts(v, out);
+        }),
+        _ => {}
+    }
 }
 
 /// `connected_slaves` of an `INFO replication` answer.
