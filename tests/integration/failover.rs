@@ -330,3 +330,48 @@ async fn a_sentinel_primary_killed_under_load_fails_over_without_losing_a_form_o
     .await;
     assert!(report.answers > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering() {
+    let _serial = common::HEAVY.lock().await;
+    let redis = SentinelDeployment::start(1);
+    // One server by its address (durable writes on because it has a replica).
+    let deployment = Deployment::on_store(&format!(
+        "redis_url = \"redis://127.0.0.1:{}\"\nresponse_timeout_ms = 1000",
+        redis.nodes[0].port
+    ));
+    let process = deployment.start();
+    let app = deployment.client(&process);
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let post_form = |name: &str| {
+        app.client
+            .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(json!({"fields": {"name": name, "email": common::email_of(name)}}).to_string())
+            .send()
+    };
+    assert_eq!(
+        post_form("Before").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+
+    redis.nodes[1].freeze();
+    let started = Instant::now();
+    let refused = post_form("Frozen").await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    assert!(
+        status.is_success(),
+        "a page view does not wait for a replica: {status}"
+    );
+    redis.nodes[1].thaw();
+    println!("a form with its replica frozen: 503 after {waited:?}");
+
+    // The client retries, as the 503 asks: the submission is saved once.
+    let retried = post_form("Frozen").await.unwrap();
+    assert!(retried.status().is_success(), "{}", retried.status());
+    let body: Value = retried.json().await.unwrap();
+    assert!(body["lead_id"].as_u64().is_some(), "{body}");
+}

@@ -424,6 +424,26 @@ impl RedisNode {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// SIGSTOP: the server keeps its connections but answers nothing (a replica that
+    /// lags without end).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after `freeze`.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
 }
 
 impl Drop for RedisNode {
