@@ -15,8 +15,9 @@
 //! died before sending on is gone after the failover. With durable writes on, the writes
 //! a user would notice — a form submission, a move, an accept, a decline, fired events and
 //! each delivery's record — end their pipeline with `WAIT 1` (in the same round trip, on
-//! the same connection) and answer `Unavailable` (503, the client retries) when no replica
-//! confirms them in time. Page views never wait: one lost in a failover is acceptable.
+//! a connection of their own: `durable.rs`) and answer `Unavailable` (503, the client
+//! retries) when no replica confirms them in time. Page views never wait: one lost in a
+//! failover is acceptable.
 
 mod breaker;
 mod catalog;
