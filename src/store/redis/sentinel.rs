@@ -3,8 +3,8 @@
 //!
 //! The [`Locator`] (one per store) asks the Sentinels for the primary (redis-rs's
 //! `SentinelClient`, which also checks that the address it gets answers `ROLE` as a
-//! primary), and keeps looking every `WATCH_MS`: when the Sentinels name another primary,
-//! its epoch moves. Each [`SentinelConnection`] (the store's, and one per page-view
+//! primary), and asks a Sentinel every `WATCH_MS` which address the primary has: when the
+//! Sentinels name another primary, it locates it and its epoch moves. Each [`SentinelConnection`] (the store's, and one per page-view
 //! writer) holds a multiplexed connection to the primary of one epoch; it drops it when
 //! the epoch moves on, or when a command finds the server gone or demoted (`READONLY`),
 //! and the next command connects to the primary the Sentinels name then. The command
@@ -40,6 +40,8 @@ pub struct Locator {
     epoch: AtomicU64,
     /// A command failed: ask the Sentinels again before the next connection.
     suspect: AtomicBool,
+    /// The name the Sentinels monitor the primary by.
+    master: String,
     description: String,
 }
 
@@ -76,6 +78,7 @@ impl Locator {
             primary: Mutex::new(None),
             epoch: AtomicU64::new(0),
             suspect: AtomicBool::new(true),
+            master: master.to_owned(),
             description: format!(
                 "redis sentinel ({}, primary \"{master}\")",
                 urls.iter()
@@ -147,18 +150,59 @@ impl Locator {
     }
 }
 
-/// Asks the Sentinels every `WATCH_MS` while the store lives.
+/// Asks a Sentinel every `WATCH_MS`, while the store lives, which address the primary has
+/// (one cheap command on a kept connection); when it is not the one in use, or the
+/// Sentinel cannot tell, locates the primary again (which also checks its role).
 async fn watch(locator: std::sync::Weak<Locator>) {
     let mut tick = tokio::time::interval(Duration::from_millis(WATCH_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sentinel: Option<MultiplexedConnection> = None;
     loop {
         tick.tick().await;
         let Some(locator) = locator.upgrade() else {
             return;
         };
+        let named = locator.named_primary(&mut sentinel).await;
+        let current = locator.primary.lock().as_ref().map(|(a, _)| a.clone());
+        if named.is_some() && named == current {
+            continue;
+        }
         locator.suspect();
         if let Err(e) = locator.locate().await {
             tracing::debug!(error = %e, "no primary from Redis Sentinel yet");
+        }
+    }
+}
+
+impl Locator {
+    /// The primary's address as a Sentinel names it (`host:port`), on the kept connection
+    /// to a Sentinel (made again after an error); `None` when no Sentinel answers.
+    async fn named_primary(&self, sentinel: &mut Option<MultiplexedConnection>) -> Option<String> {
+        if sentinel.is_none() {
+            let client = self
+                .sentinels
+                .lock()
+                .await
+                .async_get_sentinel_client()
+                .await
+                .ok()?;
+            *sentinel = client
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await
+                .ok();
+        }
+        let con = sentinel.as_mut()?;
+        let answer: RedisResult<Option<(String, u16)>> = ::redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(self.master.as_str())
+            .query_async(con)
+            .await;
+        match answer {
+            Ok(named) => named.map(|(host, port)| format!("{host}:{port}")),
+            Err(_) => {
+                *sentinel = None;
+                None
+            }
         }
     }
 }
