@@ -68,16 +68,27 @@ async fn stop_signal() {
     }
 }
 
-/// The store the settings name: Redis Cluster, one Redis server, or the embedded store.
+/// The store the settings name: Redis Cluster, a primary found through Redis Sentinel, one
+/// Redis server, or the embedded store.
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     let options = RedisOptions {
         key_prefix: settings.store.key_prefix.clone(),
         schedule_shards: settings.delivery.schedule_shards,
         event_retention_secs: settings.delivery.event_retention_days * DAY_SECS,
         response_timeout: Duration::from_millis(settings.store.response_timeout_ms),
+        durable_writes: settings.store.durable_writes.forced(),
     };
     Ok(if !settings.store.redis_cluster_urls.is_empty() {
         Arc::new(RedisStore::connect_cluster(&settings.store.redis_cluster_urls, options).await?)
+    } else if !settings.store.redis_sentinels.is_empty() {
+        Arc::new(
+            RedisStore::connect_sentinel(
+                &settings.store.redis_sentinels,
+                &settings.store.redis_sentinel_master,
+                options,
+            )
+            .await?,
+        )
     } else if !settings.store.redis_url.is_empty() {
         Arc::new(RedisStore::connect(&settings.store.redis_url, options).await?)
     } else {

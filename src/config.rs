@@ -46,9 +46,61 @@ pub struct StoreSettings {
     pub redis_url: String,
     /// Seed nodes of a Redis Cluster; when set, used instead of `redis_url`.
     pub redis_cluster_urls: Vec<String>,
+    /// Redis Sentinels (`host:port` or `redis://…` URLs) that name the primary; when set,
+    /// used instead of `redis_url`, with `redis_sentinel_master`.
+    pub redis_sentinels: Vec<String>,
+    /// The name the Sentinels know the primary by (`sentinel monitor <name> …`).
+    pub redis_sentinel_master: String,
+    /// Whether the writes a user would notice wait for a replica (`WAIT 1`) before footfall
+    /// answers: `"auto"` (on when the deployment has replicas at start), `true` or `false`.
+    pub durable_writes: DurableWrites,
     pub key_prefix: String,
     /// A Redis command with no answer in this time fails (the request answers 503).
     pub response_timeout_ms: u64,
+}
+
+/// `store.durable_writes`: `"auto"`, `true` or `false` (also `"on"`/`"off"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DurableWrites {
+    /// On when Redis reports a replica when footfall starts.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl DurableWrites {
+    /// What the store is told: `None` lets it look for replicas.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            Self::Auto => None,
+            Self::On => Some(true),
+            Self::Off => Some(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DurableWrites {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(true) => Ok(Self::On),
+            Raw::Flag(false) => Ok(Self::Off),
+            Raw::Word(w) => match w.as_str() {
+                "auto" => Ok(Self::Auto),
+                "true" | "on" => Ok(Self::On),
+                "false" | "off" => Ok(Self::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "store.durable_writes must be \"auto\", true or false, not {other:?}"
+                ))),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +211,9 @@ impl Default for StoreSettings {
         Self {
             redis_url: String::new(),
             redis_cluster_urls: Vec::new(),
+            redis_sentinels: Vec::new(),
+            redis_sentinel_master: String::new(),
+            durable_writes: DurableWrites::Auto,
             key_prefix: "ff".into(),
             response_timeout_ms: 1000,
         }
@@ -227,10 +282,11 @@ pub enum ConfigError {
 }
 
 /// Environment variables that hold lists, split on commas.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "cookies.keys",
     "delivery.retry_schedule_seconds",
     "store.redis_cluster_urls",
+    "store.redis_sentinels",
 ];
 
 impl Settings {
@@ -266,6 +322,20 @@ impl Settings {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.store.key_prefix.is_empty() || self.store.key_prefix.contains(['{', '}', ' ']) {
             return invalid("store.key_prefix must be non-empty, without spaces or braces".into());
+        }
+        if !self.store.redis_sentinels.is_empty() {
+            if self.store.redis_sentinel_master.is_empty() {
+                return invalid(
+                    "store.redis_sentinels needs store.redis_sentinel_master (the name the \
+                     Sentinels monitor the primary by)"
+                        .into(),
+                );
+            }
+            if !self.store.redis_cluster_urls.is_empty() {
+                return invalid(
+                    "store.redis_sentinels and store.redis_cluster_urls exclude each other".into(),
+                );
+            }
         }
         if !matches!(self.cookies.same_site.as_str(), "Lax" | "Strict" | "None") {
             return invalid("cookies.same_site must be Lax, Strict or None".into());
@@ -326,7 +396,9 @@ impl Settings {
     }
 
     pub fn uses_redis(&self) -> bool {
-        !self.store.redis_url.is_empty() || !self.store.redis_cluster_urls.is_empty()
+        !self.store.redis_url.is_empty()
+            || !self.store.redis_cluster_urls.is_empty()
+            || !self.store.redis_sentinels.is_empty()
     }
 
     pub fn account_ids(&self) -> Vec<AccountId> {

@@ -38,6 +38,7 @@ async fn redis_store(event_retention_secs: u64) -> (Shared, String) {
             schedule_shards: 4,
             event_retention_secs,
             response_timeout: Duration::from_secs(2),
+            durable_writes: None,
         },
     )
     .await

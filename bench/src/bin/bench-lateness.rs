@@ -91,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
             schedule_shards: shards,
             event_retention_secs: 3600,
             response_timeout: Duration::from_secs(5),
+            durable_writes: None,
         },
     )
     .await?;

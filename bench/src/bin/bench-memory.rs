@@ -133,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
                 schedule_shards: 8,
                 event_retention_secs: 86_400,
                 response_timeout: Duration::from_secs(5),
+                durable_writes: None,
             },
         )
         .await?,

@@ -9,6 +9,7 @@ use ::redis::aio::ConnectionLike;
 use async_trait::async_trait;
 
 use super::codec::{lead_fields, lead_from_fields, links_from_fields, stage_of};
+use super::scripts::Call;
 use super::{RedisStore, lead_scripts};
 use crate::domain::ids::{AccountId, LeadId, UnsortedUid};
 use crate::domain::lead::{Lead, Unsorted, VisitorLink};
@@ -93,7 +94,7 @@ where
             form_id: s.unsorted.metadata.form_id.clone(),
             visitor: s.visitor,
         })?;
-        let mut script = lead_scripts::SUBMIT.prepare_invoke();
+        let mut script = Call::new(&lead_scripts::SUBMIT);
         script
             .key(self.keys.submission(account, &s.fingerprint))
             .key(self.keys.contacts(account))
@@ -120,7 +121,7 @@ where
         for (field, value) in lead_fields(lead) {
             script.arg(field).arg(value);
         }
-        let reply: Vec<String> = self.invoke(&script).await?;
+        let reply: Vec<String> = self.invoke_durable(&script).await?;
         match reply.as_slice() {
             [kind, lead, uid] if kind == "duplicate" => Ok(SubmissionOutcome::Duplicate {
                 lead: lead_id(lead)?,
@@ -166,8 +167,8 @@ where
             .map(|s| (s.pipeline_id.to_string(), s.status_id.to_string()))
             .unwrap_or_default();
         let reply: Vec<String> = self
-            .invoke(
-                lead_scripts::MOVE_LEAD
+            .invoke_durable(
+                Call::new(&lead_scripts::MOVE_LEAD)
                     .key(self.keys.lead(m.account, m.lead))
                     .key(self.keys.lead_timeline(m.account, m.lead))
                     .key(self.keys.unsorted(m.account))
@@ -186,8 +187,8 @@ where
     async fn decline(&self, entry: &Unsorted, lost: Stage, at: Millis) -> StoreResult<MoveOutcome> {
         let (account, lead) = (entry.account_id, entry.lead_id);
         let reply: Vec<String> = self
-            .invoke(
-                lead_scripts::DECLINE
+            .invoke_durable(
+                Call::new(&lead_scripts::DECLINE)
                     .key(self.keys.unsorted(account))
                     .key(self.keys.lead(account, lead))
                     .key(self.keys.lead_timeline(account, lead))

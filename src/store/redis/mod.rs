@@ -4,20 +4,32 @@
 //! `lead_scripts.rs`); a browser's keys share its own slot; page views are
 //! group-committed (`writer.rs`, with `sightings.rs`).
 //!
-//! Generic over the connection: a `ConnectionManager` (one server, reconnects by itself)
-//! or a cluster connection — both implement `ConnectionLike`. Every round trip goes
-//! through `guarded`: the breaker refuses at once while Redis is down, and the request's
-//! round trips are counted (`store::round_trips`).
+//! Generic over the connection: a `ConnectionManager` (one server, reconnects by itself),
+//! a cluster connection (follows `MOVED`/`ASK` and the new slot map after a failover), or
+//! a connection to the primary Redis Sentinel names (`sentinel.rs`, follows a failover) —
+//! all implement `ConnectionLike`. Every round trip goes through `guarded`: the breaker
+//! refuses at once while Redis is down, and the request's round trips are counted
+//! (`store::round_trips`).
+//!
+//! **Durable writes.** Redis replicates asynchronously: a write a primary acknowledged and
+//! died before sending on is gone after the failover. With durable writes on, the writes
+//! a user would notice — a form submission, a move, an accept, a decline, fired events and
+//! each delivery's record — end their pipeline with `WAIT 1` (in the same round trip, on
+//! a connection of their own: `durable.rs`) and answer `Unavailable` (503, the client
+//! retries) when no replica confirms them in time. Page views never wait: one lost in a
+//! failover is acceptable.
 
 mod breaker;
 mod catalog;
 mod codec;
+mod durable;
 mod keys;
 mod lead_scripts;
 mod leads;
 mod live;
 mod schedule;
 mod scripts;
+mod sentinel;
 mod sightings;
 mod slots;
 mod visitors;
@@ -28,13 +40,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::{FromRedisValue, RedisError, RedisResult, ScriptInvocation};
+use ::redis::{
+    AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation, Value,
+};
 use async_trait::async_trait;
 
 pub use keys::Keys;
+pub use sentinel::SentinelConnection;
 
 use self::breaker::Breaker;
-use self::slots::Batch;
+use self::durable::Pool;
+use self::scripts::Call;
+use self::sentinel::Locator;
+use self::slots::{Batch, replicas_confirmed};
 use self::writer::{Connect, PageViewWriter};
 use super::{Store, StoreError, StoreResult, round_trips};
 
@@ -48,6 +66,24 @@ pub struct RedisOptions {
     pub event_retention_secs: u64,
     /// A command that gets no answer in this time fails (the request answers 503).
     pub response_timeout: Duration,
+    /// Whether durable writes wait for a replica; `None`: when Redis reports one at start.
+    pub durable_writes: Option<bool>,
+}
+
+/// The longest a durable write waits for a replica: half the response timeout, so that
+/// the answer "no replica in time" arrives before the command itself times out (which
+/// would count as Redis being down).
+fn wait_ms(response_timeout: Duration) -> u64 {
+    (response_timeout.as_millis() as u64 / 2).max(1)
+}
+
+/// Where live updates are subscribed to.
+enum PubSub {
+    /// The first of these nodes that answers (one server, or any node of a cluster, where
+    /// PUBLISH reaches every node).
+    Nodes(Vec<String>),
+    /// The primary Sentinel names now.
+    Sentinel(Arc<Locator>),
 }
 
 pub struct RedisStore<C> {
@@ -56,8 +92,9 @@ pub struct RedisStore<C> {
     options: RedisOptions,
     description: String,
     page_views: PageViewWriter<C>,
-    /// A node to subscribe to live updates on (in a cluster, PUBLISH reaches every node).
-    pubsub_url: String,
+    pubsub: PubSub,
+    /// The connections of durable writes (`None`: writes do not wait for a replica).
+    durable: Option<Pool<C>>,
     /// A cluster: commands of different slots go in separate pipelines.
     by_slot: bool,
     breaker: Arc<Breaker>,
@@ -99,14 +136,48 @@ impl RedisStore<ConnectionManager> {
             let (client, config) = (client.clone(), config.clone());
             Box::pin(async move { ConnectionManager::new_with_config(client, config).await })
         });
-        Ok(Self::with_connection(
+        Self::with_connection(
             con,
             connect,
             redact(url),
-            url,
+            PubSub::Nodes(vec![url.to_owned()]),
             false,
             options,
-        ))
+        )
+        .await
+    }
+}
+
+impl RedisStore<SentinelConnection> {
+    /// Connects to the primary that the Sentinels name `master`, and follows it.
+    pub async fn connect_sentinel(
+        sentinels: &[String],
+        master: &str,
+        options: RedisOptions,
+    ) -> StoreResult<Self> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(options.response_timeout));
+        let locator = Locator::start(sentinels, master, config)
+            .await
+            .map_err(redis_error)?;
+        let con = locator.connect().await.map_err(redis_error)?;
+        let connect: Connect<SentinelConnection> = {
+            let locator = locator.clone();
+            Arc::new(move || {
+                let locator = locator.clone();
+                Box::pin(async move { locator.connect().await })
+            })
+        };
+        Self::with_connection(
+            con,
+            connect,
+            locator.describe(),
+            PubSub::Sentinel(locator),
+            false,
+            options,
+        )
+        .await
     }
 }
 
@@ -131,15 +202,15 @@ impl RedisStore<::redis::cluster_async::ClusterConnection> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let pubsub_url = urls.first().cloned().unwrap_or_default();
-        Ok(Self::with_connection(
+        Self::with_connection(
             con,
             connect,
             description,
-            &pubsub_url,
+            PubSub::Nodes(urls.to_vec()),
             true,
             options,
-        ))
+        )
+        .await
     }
 }
 
@@ -147,27 +218,45 @@ impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    fn with_connection(
+    async fn with_connection(
         con: C,
         connect: Connect<C>,
         description: String,
-        pubsub_url: &str,
+        pubsub: PubSub,
         by_slot: bool,
         options: RedisOptions,
-    ) -> Self {
+    ) -> StoreResult<Self> {
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
         let breaker = Arc::new(Breaker::default());
-        let page_views = PageViewWriter::new(connect, keys.clone(), by_slot, breaker.clone());
-        Self {
+        let page_views =
+            PageViewWriter::new(connect.clone(), keys.clone(), by_slot, breaker.clone());
+        let durable = match options.durable_writes {
+            Some(on) => on,
+            None if by_slot => cluster_has_replicas(&con).await?,
+            None => server_has_replicas(&con).await?,
+        };
+        let wait_ms = durable.then(|| wait_ms(options.response_timeout));
+        tracing::info!(
+            durable_writes = durable,
+            wait_ms = wait_ms.unwrap_or(0),
+            "forms, moves and events {}",
+            if durable {
+                "wait for one replica before footfall answers"
+            } else {
+                "do not wait for a replica"
+            }
+        );
+        Ok(Self {
             con,
             keys,
             options,
             description,
             page_views,
-            pubsub_url: pubsub_url.to_owned(),
+            pubsub,
+            durable: wait_ms.map(|ms| Pool::new(connect, ms)),
             by_slot,
             breaker,
-        }
+        })
     }
 
     /// Every round trip goes through here: refused at once while Redis is down, counted
@@ -189,6 +278,56 @@ where
         self.guarded(batch.run(&self.con)).await
     }
 
+    /// A batch of a write the user would notice: with durable writes, each of its
+    /// pipelines waits for a replica, and the write fails unless one confirms it.
+    async fn run_durable(&self, batch: Batch) -> StoreResult<Vec<::redis::Value>> {
+        let Some(pool) = &self.durable else {
+            return self.run(batch).await;
+        };
+        let (values, confirmed) = self
+            .guarded(async {
+                let (con, _permit) = pool.take().await?;
+                let result = batch.run_waiting(&con, Some(pool.wait_ms)).await;
+                pool.put(con);
+                result
+            })
+            .await?;
+        if !confirmed {
+            return Err(self.unconfirmed(pool.wait_ms));
+        }
+        Ok(values)
+    }
+
+    /// A script of a write the user would notice: with durable writes, `EVALSHA` and
+    /// `WAIT 1` in one pipeline (one round trip, on a connection of its own: `durable.rs`);
+    /// the write fails unless a replica confirms it in time.
+    async fn invoke_durable<T: FromRedisValue>(&self, call: &Call<'_>) -> StoreResult<T> {
+        let Some(pool) = &self.durable else {
+            let (reply, _) = self.guarded(durable_script(&self.con, call, None)).await?;
+            return T::from_redis_value(reply).map_err(super::corrupt);
+        };
+        let (reply, confirmed) = self
+            .guarded(async {
+                let (con, _permit) = pool.take().await?;
+                let result = durable_script(&con, call, Some(pool.wait_ms)).await;
+                pool.put(con);
+                result
+            })
+            .await?;
+        if !confirmed {
+            return Err(self.unconfirmed(pool.wait_ms));
+        }
+        T::from_redis_value(reply).map_err(super::corrupt)
+    }
+
+    fn unconfirmed(&self, ms: u64) -> StoreError {
+        tracing::warn!(
+            wait_ms = ms,
+            "no Redis replica confirmed a write in time; answering 503 so that the client retries"
+        );
+        StoreError::Unavailable(format!("no replica confirmed the write within {ms} ms"))
+    }
+
     fn batch(&self) -> Batch {
         Batch::new(self.by_slot)
     }
@@ -196,6 +335,95 @@ where
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
         self.guarded(cmd.query_async(&mut self.con.clone())).await
     }
+}
+
+/// Runs a script call, followed by `WAIT 1 <wait_ms>` in the same pipeline when asked;
+/// loads the script and runs it again when the server does not have it (a promoted
+/// replica, a restarted server). Returns the script's answer and whether a replica
+/// confirmed it.
+async fn durable_script<C>(
+    con: &C,
+    call: &Call<'_>,
+    wait_ms: Option<u64>,
+) -> RedisResult<(Value, bool)>
+where
+    C: ConnectionLike + Clone + Send + Sync,
+{
+    let mut pipe = ::redis::pipe();
+    pipe.add_command(call.evalsha());
+    if let Some(ms) = wait_ms {
+        pipe.cmd("WAIT").arg(1).arg(ms);
+    }
+    pipe.ignore_errors();
+    let mut con = con.clone();
+    let mut loaded = false;
+    loop {
+        let mut values: Vec<Value> = pipe.query_async(&mut con).await?;
+        let confirmed = wait_ms.is_none() || replicas_confirmed(values.pop());
+        let reply = values.pop().unwrap_or(Value::Nil);
+        match reply {
+            Value::ServerError(e) if e.code() == "NOSCRIPT" && !loaded => {
+                call.script.load_async(&mut con).await?;
+                loaded = true;
+            }
+            Value::ServerError(e) => return Err(e.into()),
+            reply => return Ok((reply, confirmed)),
+        }
+    }
+}
+
+/// Whether a server (or the primary Sentinel names) has a connected replica.
+async fn server_has_replicas<C>(con: &C) -> StoreResult<bool>
+where
+    C: ConnectionLike + Clone + Send + Sync,
+{
+    let info: String = ::redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut con.clone())
+        .await
+        .map_err(redis_error)?;
+    Ok(connected_replicas(&info) > 0)
+}
+
+/// Whether any primary of a cluster has a connected replica: `INFO replication` is sent
+/// to every primary (redis-rs routes it so), and the answers are searched.
+async fn cluster_has_replicas<C>(con: &C) -> StoreResult<bool>
+where
+    C: ConnectionLike + Clone + Send + Sync,
+{
+    let answers: Value = ::redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut con.clone())
+        .await
+        .map_err(redis_error)?;
+    let mut texts = Vec::new();
+    collect_texts(answers, &mut texts);
+    Ok(texts.iter().any(|info| connected_replicas(info) > 0))
+}
+
+/// The text answers inside a (per-node) answer.
+fn collect_texts(value: Value, out: &mut Vec<String>) {
+    match value {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::SimpleString(s) => out.push(s),
+        Value::VerbatimString { text, .. } => out.push(text),
+        Value::Array(items) | Value::Set(items) => {
+            items.into_iter().for_each(|v| collect_texts(v, out))
+        }
+        Value::Map(pairs) => pairs.into_iter().for_each(|(k, v)| {
+            collect_texts(k, out);
+            collect_texts(v, out);
+        }),
+        _ => {}
+    }
+}
+
+/// `connected_slaves` of an `INFO replication` answer.
+fn connected_replicas(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -209,5 +437,26 @@ where
 
     async fn ping(&self) -> StoreResult<()> {
         self.query::<String>(&::redis::cmd("PING")).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_counted_from_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1\r\n";
+        assert_eq!(connected_replicas(info), 2);
+        assert_eq!(
+            connected_replicas("role:master\r\nconnected_slaves:0\r\n"),
+            0
+        );
+    }
+
+    #[test]
+    fn a_durable_write_waits_less_than_a_command_may_take() {
+        assert_eq!(wait_ms(Duration::from_millis(1000)), 500);
+        assert_eq!(wait_ms(Duration::from_millis(1)), 1);
     }
 }

@@ -111,13 +111,13 @@ where
         if batch.is_empty() {
             return Ok(());
         }
-        self.run(batch).await.map(drop)
+        self.run_durable(batch).await.map(drop)
     }
 
     async fn save_event(&self, event: &EventRecord) -> StoreResult<()> {
         let mut batch = self.batch();
         self.save_commands(&mut batch, event)?;
-        self.run(batch).await.map(drop)
+        self.run_durable(batch).await.map(drop)
     }
 
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>> {

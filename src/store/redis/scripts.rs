@@ -4,7 +4,46 @@
 
 use std::sync::LazyLock;
 
-use ::redis::Script;
+use ::redis::{Cmd, Script, ToRedisArgs};
+
+/// A script call that can go into a pipeline, where redis-rs's `ScriptInvocation` cannot:
+/// `EVALSHA` by the script's hash (the store loads the script on `NOSCRIPT`, as a promoted
+/// replica may not have it). Used for the writes that wait for a replica in the same round
+/// trip (`RedisStore::invoke_durable`).
+pub struct Call<'a> {
+    pub script: &'a Script,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(script: &'a Script) -> Self {
+        Self {
+            script,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn key(&mut self, key: impl ToRedisArgs) -> &mut Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    pub fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    pub fn evalsha(&self) -> Cmd {
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(self.script.get_hash()).arg(self.keys.len());
+        for part in self.keys.iter().chain(&self.args) {
+            cmd.arg(part.as_slice());
+        }
+        cmd
+    }
+}
 
 /// Sets a visitor's last sighting unless a later one is set, with an expiry: the page-view
 /// writer's write-back, sent with EVAL inside its pipelines. KEYS: sighting. ARGV: time,

@@ -1,6 +1,7 @@
-//! Several footfall processes sharing one store (a Redis, or a Redis Cluster), and the
-//! delayed jobs the tests push through them: scheduling them as a load balancer would,
-//! and counting deliveries by event id at the receiver.
+//! Several footfall processes sharing one store (a Redis, a Redis Cluster, or a primary
+//! found through Redis Sentinel), and the delayed jobs the tests push through them:
+//! scheduling them as a load balancer would, and counting deliveries by event id at the
+//! receiver.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,20 @@ impl Deployment {
             config,
             redis_url: String::new(),
             prefix,
+            _keys: None,
+        }
+    }
+
+    /// On any store: `store` holds the `[store]` table's lines (the location, and any
+    /// other setting of the store).
+    pub fn on_store(store: &str) -> Self {
+        let prefix = unique_prefix();
+        let config = footfall_toml_on(store, &prefix, &super::cookie_key(), "");
+        Self {
+            config,
+            redis_url: String::new(),
+            prefix,
+            // The test's own servers go whole.
             _keys: None,
         }
     }

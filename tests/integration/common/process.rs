@@ -69,11 +69,15 @@ impl FootfallProcess {
             .expect("the footfall binary starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
-        // Reads the logs until the process ends (so that its pipe never fills up).
+        // Reads the logs until the process ends (so that its pipe never fills up); with
+        // FOOTFALL_TEST_LOGS set, shows them.
+        let show = std::env::var_os("FOOTFALL_TEST_LOGS").is_some();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // Warnings and errors of the process show in the test's output.
-                if line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"") {
+                // Warnings and errors always show in the test's output.
+                let warns =
+                    line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"");
+                if show || warns {
                     eprintln!("footfall: {line}");
                 }
                 if line.contains("footfall is listening") {
@@ -325,4 +329,329 @@ fn wait_for_pong(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("redis-server on port {port} did not answer");
+}
+
+/// Asks a Redis (or Sentinel) on `port` with redis-cli; empty when it does not answer.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// How many replicas of the primary on `port` are in sync (`state=online`).
+pub fn replicas_online(port: u16) -> usize {
+    redis_cli(port, &["info", "replication"])
+        .lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+        .count()
+}
+
+/// The first line of `ROLE`: `master`, `slave` or `sentinel` (empty when down).
+pub fn role_of(port: u16) -> String {
+    redis_cli(port, &["role"])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits until `done` holds (polling every 100 ms); panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// One redis-server of a replicated deployment: killed with SIGKILL and started again on
+/// the same port, folder and arguments.
+pub struct RedisNode {
+    pub port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisNode {
+    fn start(port: u16, args: Vec<String>) -> Self {
+        let dir = temp_path("node");
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(port, dir, args)
+    }
+
+    fn start_in(port: u16, dir: PathBuf, args: Vec<String>) -> Self {
+        let mut node = Self {
+            port,
+            dir,
+            args,
+            child: None,
+        };
+        node.run();
+        node
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(&self.args)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (scripts/test.sh installs it)");
+        self.child = Some(child);
+        wait_for_pong(self.port);
+    }
+
+    /// SIGKILL: no chance to save or to hand over.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again (as a supervisor would): it comes back with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.run();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGSTOP: the server keeps its connections but answers nothing (a replica that
+    /// lags without end).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after `freeze`.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Arguments of a redis-server that keeps nothing on disk except a cluster's node table.
+fn node_args(extra: &[&str]) -> Vec<String> {
+    [
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A Redis Cluster with a replica per primary on free loopback ports: a primary whose peers
+/// cannot reach it for `NODE_TIMEOUT_MS` is failed over to its replica.
+pub struct ReplicatedCluster {
+    pub nodes: Vec<RedisNode>,
+}
+
+impl ReplicatedCluster {
+    /// How long the cluster waits before it fails a silent primary over.
+    pub const NODE_TIMEOUT_MS: u64 = 2000;
+
+    pub fn start(primaries: usize) -> Self {
+        let timeout = Self::NODE_TIMEOUT_MS.to_string();
+        let nodes: Vec<RedisNode> = (0..primaries * 2)
+            .map(|_| {
+                RedisNode::start(
+                    free_cluster_port(),
+                    node_args(&[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        &timeout,
+                    ]),
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes };
+        wait_until(
+            "the cluster to be ok with every replica in sync",
+            Duration::from_secs(30),
+            || {
+                cluster
+                    .nodes
+                    .iter()
+                    .all(|n| redis_cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"))
+                    && cluster.primaries().len() == primaries
+                    && cluster
+                        .primaries()
+                        .iter()
+                        .all(|&i| replicas_online(cluster.nodes[i].port) == 1)
+            },
+        );
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Indexes of the nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running() && role_of(self.nodes[i].port) == "master")
+            .collect()
+    }
+
+    /// The index of the replica of the primary at `primary`.
+    pub fn replica_of(&self, primary: usize) -> usize {
+        let id = redis_cli(self.nodes[primary].port, &["cluster", "myid"]);
+        (0..self.nodes.len())
+            .find(|&i| {
+                i != primary
+                    && redis_cli(self.nodes[i].port, &["cluster", "nodes"])
+                        .lines()
+                        .any(|l| l.contains("myself") && l.contains(&id))
+            })
+            .expect("every primary has a replica")
+    }
+}
+
+/// A primary, its replicas and three Sentinels watching it, on free loopback ports: the
+/// Sentinels fail a primary over after `DOWN_AFTER_MS` without an answer.
+pub struct SentinelDeployment {
+    pub nodes: Vec<RedisNode>,
+    pub sentinels: Vec<RedisNode>,
+}
+
+impl SentinelDeployment {
+    pub const MASTER: &str = "footfall";
+    pub const DOWN_AFTER_MS: u64 = 1000;
+
+    pub fn start(replicas: usize) -> Self {
+        let primary = RedisNode::start(free_port(), node_args(&[]));
+        let primary_port = primary.port.to_string();
+        let mut nodes = vec![primary];
+        for _ in 0..replicas {
+            nodes.push(RedisNode::start(
+                free_port(),
+                node_args(&["--replicaof", "127.0.0.1", &primary_port]),
+            ));
+        }
+        wait_until("the replicas to sync", Duration::from_secs(20), || {
+            replicas_online(nodes[0].port) == replicas
+        });
+        let sentinels: Vec<RedisNode> = (0..3)
+            .map(|_| {
+                let port = free_port();
+                // Sentinel rewrites its configuration file: one of its own, in its folder.
+                let dir = temp_path("sentinel");
+                std::fs::create_dir_all(&dir).unwrap();
+                let conf = dir.join("sentinel.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "sentinel monitor {m} 127.0.0.1 {primary_port} 2\n\
+                         sentinel down-after-milliseconds {m} {down}\n\
+                         sentinel failover-timeout {m} 10000\n\
+                         sentinel parallel-syncs {m} 2\n",
+                        m = Self::MASTER,
+                        down = Self::DOWN_AFTER_MS,
+                    ),
+                )
+                .unwrap();
+                let args = vec![conf.to_string_lossy().into_owned(), "--sentinel".into()];
+                RedisNode::start_in(port, dir, args)
+            })
+            .collect();
+        let deployment = Self { nodes, sentinels };
+        wait_until(
+            "the Sentinels to know each other and the replicas",
+            Duration::from_secs(30),
+            || {
+                deployment.sentinels.iter().all(|s| {
+                    let replicas_known = redis_cli(s.port, &["sentinel", "replicas", Self::MASTER])
+                        .lines()
+                        .filter(|l| *l == "name")
+                        .count();
+                    let sentinels_known =
+                        redis_cli(s.port, &["sentinel", "sentinels", Self::MASTER])
+                            .lines()
+                            .filter(|l| *l == "name")
+                            .count();
+                    replicas_known == replicas && sentinels_known == 2
+                })
+            },
+        );
+        deployment
+    }
+
+    /// The Sentinels' addresses, as `store.redis_sentinels` takes them.
+    pub fn addresses(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect()
+    }
+
+    /// The port of the primary the Sentinels name now.
+    pub fn primary_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|s| {
+            redis_cli(
+                s.port,
+                &["sentinel", "get-master-addr-by-name", Self::MASTER],
+            )
+            .lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+        })
+    }
+}
+
+impl FootfallProcess {
+    /// Whether the process still runs (it was never restarted: the same process).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
 }
