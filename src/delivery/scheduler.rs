@@ -173,7 +173,7 @@ impl Scheduler {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let wake = self.services.scheduler_wake.clone();
         while !shutdown.is_cancelled() {
-            self.put_back_stale().await;
+            self.put_back_stale();
             let free = self.slots.available_permits();
             if free == 0 {
                 tokio::select! {
@@ -293,8 +293,9 @@ impl Scheduler {
 
     /// Sends the waiting events whose leases could end before their deliveries back to
     /// the schedule, due at once. Each queue is in the order of its claims, so they are at
-    /// its front.
-    async fn put_back_stale(&self) {
+    /// its front. The saves run in a task of their own: a handler that never answers has
+    /// hundreds of them a second, and the claims of every other handler must not wait.
+    fn put_back_stale(self: &Arc<Self>) {
         let now = now_ms();
         let stale: Vec<EventRecord> = {
             let mut lanes = self.lanes.lock();
@@ -306,13 +307,19 @@ impl Scheduler {
             }
             stale
         };
-        for event in stale {
-            metrics::counter!("footfall_scheduler_expired_total").increment(1);
-            let id = event.id.clone();
-            if let Err(e) = self.put_back(event, now).await {
-                tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
-            }
+        if stale.is_empty() {
+            return;
         }
+        metrics::counter!("footfall_scheduler_expired_total").increment(stale.len() as u64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            for event in stale {
+                let id = event.id.clone();
+                if let Err(e) = this.put_back(event, now).await {
+                    tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
+                }
+            }
+        });
     }
 
     /// Saves a claimed event undelivered, due again at `at` (which ends this claim's lease).
