@@ -242,6 +242,11 @@ fi
 
 if want distinct; then
   say "1b. beacon throughput with $DISTINCT distinct browsers ($AGENTS user agents)"
+  # A browser's first page view starts its visit (several Redis commands more): each
+  # browser makes one first, so that every round measures the same thing — ids in a
+  # running visit that no worker's memo holds (the memos keep 4 096 entries per thread).
+  $bin/bench-rate "$ff/v1/collect" beacon 0 "$DISTINCT" "$work/browsers/vids.txt" "$work/browsers/uas.txt" 0 "$site_key" |
+    sed 's/^/first page views (visit starts), 64 in flight: /'
   T_URL=([bare]="http://127.0.0.1:$bare_port/v1/collect" [incr]="http://127.0.0.1:$incr_port/v1/collect" [footfall]="$ff/v1/collect")
   T_LUA=([bare]=bench/stream.lua [incr]=bench/stream.lua [footfall]=bench/stream.lua)
   browsers="MODE=beacon SITE=$site_key VIDS=$work/browsers/vids.txt UAS=$work/browsers/uas.txt"
