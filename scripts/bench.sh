@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # footfall's benchmarks, run on demand (never part of the test suite). Builds release
-# binaries, starts a Redis of its own, and prints in one run:
-#   1. beacon throughput of footfall against two baselines built in this workspace —
-#      (a) a bare actix handler, (b) the same plus one Redis INCR — with p50/p99, errors,
-#      footfall's CPU time and Redis commands per beacon;
-#   2. visit → webhook latency of an immediate action;
-#   3. Redis memory per linked visitor and per page view;
-#   4. the tracker's size;
-#   5. scheduler lateness with 100 000 scheduled jobs (against a bare-timer baseline);
-#   6. with --cluster: beacon throughput of 1 vs 2 footfall instances on a Redis Cluster.
-# Knobs (environment): DURATION, CONNECTIONS, ROUNDS, VISITORS, LATENCY_VISITS,
-# LATENCY_RATE, MEMORY_VISITORS, JOBS, JOB_RATE, ONLY (e.g. ONLY=beacon,memory), and
-# FOOTFALL (another footfall binary to measure, e.g. an older build, against the same
-# baselines).
+# binaries, starts a Redis of its own, and prints in one run, each figure beside its target:
+#   beacon    beacon throughput of footfall with 1 000 known visitors against two baselines
+#             built in this workspace — (a) a bare actix handler, (b) the same plus one
+#             Redis INCR — with p50/p99, errors, CPU time and Redis commands per beacon;
+#   distinct  the same with 1 000 000 distinct browsers (ids signed with the config's
+#             cookie key, each new to the server's per-worker memos) and 100 000 user
+#             agents from a realistic mix;
+#   forms     form submissions (JSON and urlencoded, a new contact each) against the
+#             one-INCR baseline, then the p99 of each at a fixed 500 forms/s (open loop);
+#   latency   visit → webhook latency of an immediate action;
+#   memory    Redis memory per linked visitor and per page view;
+#   tracker   the tracker's size;
+#   lateness  scheduler lateness with 100 000 jobs for one handler (against a bare-timer
+#             baseline);
+#   blackhole the same jobs spread over 10 handlers, one of which never answers: the other
+#             nine's lateness;
+#   growth    (opt-in, minutes) beacon throughput and Redis memory per browser with 10 k,
+#             100 k and 1 M distinct linked browsers;
+#   cluster   (opt-in, or --cluster) beacon throughput of 1 vs 2 footfall instances on a
+#             Redis Cluster.
+# Knobs (environment): DURATION, CONNECTIONS, ROUNDS, VISITORS, DISTINCT, AGENTS,
+# FORM_RATE, FORM_SECONDS, LATENCY_VISITS, LATENCY_RATE, MEMORY_VISITORS, JOBS, JOB_RATE,
+# GROWTH (e.g. "10000 100000 1000000"), ONLY (e.g. ONLY=beacon,memory), and FOOTFALL
+# (another footfall binary to measure, e.g. an older build, against the same baselines).
+# The drivers talk to footfall through its public HTTP API and config only (but lateness,
+# which writes its schedule through this workspace's store code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,9 +38,16 @@ LATENCY_RATE=${LATENCY_RATE:-1000}
 MEMORY_VISITORS=${MEMORY_VISITORS:-100000}
 JOBS=${JOBS:-100000}
 JOB_RATE=${JOB_RATE:-2000}
-ONLY=${ONLY:-beacon,latency,memory,tracker,lateness}
+DISTINCT=${DISTINCT:-1000000}
+AGENTS=${AGENTS:-100000}
+FORM_RATE=${FORM_RATE:-500}
+FORM_SECONDS=${FORM_SECONDS:-10}
+GROWTH=${GROWTH:-10000 100000 1000000}
+ONLY=${ONLY:-beacon,distinct,forms,latency,memory,tracker,lateness,blackhole}
 [ "${1:-}" = "--cluster" ] && ONLY="$ONLY,cluster"
 TOKEN=bench-token-0001
+COOKIE_KEY=$(head -c 32 /dev/urandom | base64)
+COOKIE_NAME=ff_vid
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 say() { printf '\n== %s\n' "$*"; }
 
@@ -76,7 +96,8 @@ public_url = "http://127.0.0.1:$1"
 $2
 key_prefix = "ffbench"
 [cookies]
-keys = ["$(head -c 32 /dev/urandom | base64)"]
+keys = ["$COOKIE_KEY"]
+name = "$COOKIE_NAME"
 [delivery]
 allow_private_targets = true
 [limits]
@@ -99,9 +120,12 @@ redis_commands() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_proc
 redis_reads() { awk '/^syscr/ {print $2}' "/proc/$1/io"; }
 field() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 
-# wrk against one URL; prints "req/s p50 p99 errors" and leaves the full output in $work/wrk.txt
+# wrk against one URL; prints "req/s p50 p99 errors" and leaves the full output in
+# $work/wrk.txt. The script and its environment come from WRK_SCRIPT and WRK_ENV
+# (assignments, space-separated).
 run_wrk() { # url duration
-  BODIES=$work/bodies.txt wrk -t1 -c"$CONNECTIONS" -d"$2"s --latency -s bench/beacon.lua "$1" > "$work/wrk.txt"
+  env BODIES="$work/bodies.txt" RUN="$RANDOM$RANDOM" ${WRK_ENV:-} \
+    wrk -t1 -c"$CONNECTIONS" -d"$2"s --latency -s "${WRK_SCRIPT:-bench/beacon.lua}" "$1" > "$work/wrk.txt"
   local rps p50 p99 errors
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
@@ -109,13 +133,82 @@ run_wrk() { # url duration
   errors=$(awk '/Non-2xx or 3xx responses/ {print $5} /Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$work/wrk.txt" | paste -sd+ | bc)
   echo "$rps $p50 $p99 ${errors:-0}"
 }
+# wrk's latency ("850.12us", "2.19ms", "1.02s") in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
+# The median of the numbers on stdin, with their range.
+median() {
+  sort -g | awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+    printf "%.3f (rounds %.3f–%.3f)", m, v[1], v[NR]}'
+}
+
+# Targets of one comparison, by label: URL, process (for its CPU time), wrk script and
+# its environment.
+declare -A T_URL T_PID T_LUA T_ENV
+hz=$(getconf CLK_TCK)
+# Throughput on this machine swings by ±10 % from one run to the next, baseline and
+# footfall alike: each round measures the targets back to back (in turned order, so that
+# a drift does not favour one), and the ratios are taken per round; their median is the
+# figure. `compare "LABELS" "A/B …"` prints each measurement, each round's ratios A/B and
+# their medians, and the median of each target's p99; it leaves the medians in RATIO[A/B]
+# and P99[label].
+declare -A RATIO P99
+compare() { # labels ratios
+  local labels=$1 pairs=$2 round target order pair
+  local -A total rate p99s
+  local -a rows=()
+  for round in $(seq "$ROUNDS"); do
+    order=$labels; [ $((round % 2)) = 0 ] && order=$(tr ' ' '\n' <<< "$labels" | tac | paste -sd' ')
+    for target in $order; do
+      local url=${T_URL[$target]} pid=${T_PID[$target]}
+      WRK_SCRIPT=${T_LUA[$target]} WRK_ENV=${T_ENV[$target]:-} run_wrk "$url" 3 > /dev/null   # warm-up
+      local cpu0 rcpu0 cmd0 reads0 cpu1 rcpu1 cmd1 reads1 rps p50 p99 errors requests line
+      cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port"); reads0=$(redis_reads "$redis_pid")
+      read -r rps p50 p99 errors < <(WRK_SCRIPT=${T_LUA[$target]} WRK_ENV=${T_ENV[$target]:-} run_wrk "$url" "$DURATION")
+      cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port"); reads1=$(redis_reads "$redis_pid")
+      requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
+      per() { echo "scale=1; ($2 - $1) * 1000000 / $hz / $requests" | bc; }
+      line=$(printf "round %s %-10s %9.0f req/s  p50 %-8s p99 %-8s errors %s  CPU/request: server %s µs" \
+        "$round" "$target" "$rps" "$p50" "$p99" "$errors" "$(per "$cpu0" "$cpu1")")
+      if [ "$pid" != "${T_PID[bare]:-none}" ]; then
+        line="$line, redis $(per "$rcpu0" "$rcpu1") µs; redis commands/request $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc) in $(echo "scale=1; ($cmd1 - $cmd0) / ($reads1 - $reads0 + 1)" | bc) per read"
+      fi
+      echo "$line"
+      total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
+      rate[$target]=$rps
+      p99s[$target]="${p99s[$target]:-} $(to_ms "$p99")"
+    done
+    local row="" shown=""
+    for pair in $pairs; do
+      local r; r=$(echo "scale=3; ${rate[${pair%/*}]} / ${rate[${pair#*/}]}" | bc)
+      row="$row $r"; shown="$shown $pair $r"
+    done
+    rows+=("$row")
+    echo "round $round ratios:$shown"
+  done
+  echo "median of the rounds' ratios (and the ratio of the totals):"
+  local col=0
+  for pair in $pairs; do
+    col=$((col + 1))
+    RATIO[$pair]=$(printf '%s\n' "${rows[@]}" | awk -v c="$col" '{print $c}' | median)
+    printf "  %-22s %s; totals %s\n" "$pair" "${RATIO[$pair]}" \
+      "$(echo "scale=3; ${total[${pair%/*}]} / ${total[${pair#*/}]}" | bc)"
+  done
+  for target in $labels; do
+    P99[$target]=$(tr ' ' '\n' <<< "${p99s[$target]}" | grep . | median)
+    printf "  p99 of %-15s %s ms\n" "$target" "${P99[$target]}"
+  done
+}
+# "met" or "missed": whether the first number (a median, with its range after) is on
+# the right side of the target: at_least VALUE TARGET / at_most VALUE TARGET.
+at_least() { awk -v v="${1%% *}" -v t="$2" 'BEGIN { print (v + 0 >= t) ? "met" : "MISSED" }'; }
+at_most() { awk -v v="${1%% *}" -v t="$2" 'BEGIN { print (v + 0 <= t) ? "met" : "MISSED" }'; }
 
 redis_port=$(free_port)
 start_redis "$redis_port"
 redis_pid=${pids[-1]}
 redis_url="redis://127.0.0.1:$redis_port"
 
-if want beacon || want latency || want lateness; then
+if want beacon || want distinct || want forms || want latency || want lateness || want blackhole; then
   ff_port=$(free_port)
   start_footfall "$ff_port" "redis_url = \"$redis_url\""
   ff_pid=${pids[-1]}
@@ -124,61 +217,70 @@ fi
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); redis $(redis-server --version | cut -d' ' -f3 | cut -d= -f2); wrk -t1 -c$CONNECTIONS -d${DURATION}s"
 
-if want beacon; then
-  say "1. beacon throughput (POST /v1/collect of known visitors)"
+if want beacon || want distinct || want forms; then
   bare_port=$(free_port); incr_port=$(free_port)
   $bin/baseline-bare "$bare_port" & pids+=($!); bare_pid=$!
   $bin/baseline-incr "$incr_port" "$redis_url" & pids+=($!); incr_pid=$!
   sleep 0.5
+  T_PID=([bare]=$bare_pid [incr]=$incr_pid [footfall]=$ff_pid [json]=$ff_pid [urlencoded]=$ff_pid)
+fi
+if want distinct || want forms; then
+  say "preparing $DISTINCT distinct browsers and $AGENTS user agents"
+  $bin/bench-visitors "$ff" "$TOKEN" "$COOKIE_KEY" "$COOKIE_NAME" "$DISTINCT" "$AGENTS" "$work/browsers"
+  site_key=$(cat "$work/browsers/site.txt")
+fi
+
+if want beacon; then
+  say "1. beacon throughput (POST /v1/collect of $VISITORS known visitors)"
   $bin/bench-prepare "$ff" "$TOKEN" "$VISITORS" "$work/bodies.txt"
-  hz=$(getconf CLK_TCK)
-  # Throughput on this machine swings by ±10 % from one run to the next, baseline and
-  # footfall alike: each round measures the three back to back (in turned order, so that a
-  # drift does not favour one), and the ratios are taken per round; their median is the
-  # figure.
-  declare -A total rate
-  ratios=()
-  for round in $(seq "$ROUNDS"); do
-    order="bare incr footfall"; [ $((round % 2)) = 0 ] && order="footfall incr bare"
-    for target in $order; do
-      case $target in
-        bare) url="http://127.0.0.1:$bare_port/v1/collect"; pid=$bare_pid ;;
-        incr) url="http://127.0.0.1:$incr_port/v1/collect"; pid=$incr_pid ;;
-        footfall) url="$ff/v1/collect"; pid=$ff_pid ;;
-      esac
-      run_wrk "$url" 3 > /dev/null   # warm-up
-      cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port"); reads0=$(redis_reads "$redis_pid")
-      read -r rps p50 p99 errors < <(run_wrk "$url" "$DURATION")
-      cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port"); reads1=$(redis_reads "$redis_pid")
-      requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
-      per() { echo "scale=1; ($2 - $1) * 1000000 / $hz / $requests" | bc; }
-      line=$(printf "round %s %-9s %9.0f req/s  p50 %-8s p99 %-8s errors %s  CPU/beacon: server %s µs" \
-        "$round" "$target" "$rps" "$p50" "$p99" "$errors" "$(per "$cpu0" "$cpu1")")
-      if [ "$target" != bare ]; then
-        line="$line, redis $(per "$rcpu0" "$rcpu1") µs; redis commands/beacon $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc) in $(echo "scale=1; ($cmd1 - $cmd0) / ($reads1 - $reads0)" | bc) per read"
-      fi
-      echo "$line"
-      total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
-      rate[$target]=$rps
-    done
-    ratio() { echo "scale=3; ${rate[$1]} / ${rate[$2]}" | bc; }
-    ratios+=("$(ratio footfall incr) $(ratio footfall bare) $(ratio incr bare)")
-    echo "round $round ratios: footfall/INCR ${ratios[-1]%% *}"
+  T_URL=([bare]="http://127.0.0.1:$bare_port/v1/collect" [incr]="http://127.0.0.1:$incr_port/v1/collect" [footfall]="$ff/v1/collect")
+  T_LUA=([bare]=bench/beacon.lua [incr]=bench/beacon.lua [footfall]=bench/beacon.lua)
+  T_ENV=()
+  compare "bare incr footfall" "footfall/incr footfall/bare incr/bare"
+  echo "targets: footfall/incr ≥ 1.0 ($(at_least "${RATIO[footfall/incr]}" 1.0)); footfall p99 ≤ 3 ms ($(at_most "${P99[footfall]}" 3))"
+fi
+
+if want distinct; then
+  say "1b. beacon throughput with $DISTINCT distinct browsers ($AGENTS user agents)"
+  # A browser's first page view starts its visit (several Redis commands more): each
+  # browser makes one first, so that every round measures the same thing — ids in a
+  # running visit that no worker's memo holds (the memos keep 4 096 entries per thread).
+  $bin/bench-rate "$ff/v1/collect" beacon 0 "$DISTINCT" "$work/browsers/vids.txt" "$work/browsers/uas.txt" 0 "$site_key" |
+    sed 's/^/first page views (visit starts), 64 in flight: /'
+  T_URL=([bare]="http://127.0.0.1:$bare_port/v1/collect" [incr]="http://127.0.0.1:$incr_port/v1/collect" [footfall]="$ff/v1/collect")
+  T_LUA=([bare]=bench/stream.lua [incr]=bench/stream.lua [footfall]=bench/stream.lua)
+  browsers="MODE=beacon SITE=$site_key VIDS=$work/browsers/vids.txt UAS=$work/browsers/uas.txt"
+  T_ENV=([bare]=$browsers [incr]=$browsers [footfall]=$browsers)
+  compare "bare incr footfall" "footfall/incr footfall/bare incr/bare"
+  echo "targets: footfall/incr ≥ 0.85 ($(at_least "${RATIO[footfall/incr]}" 0.85)); footfall p99 ≤ 3 ms ($(at_most "${P99[footfall]}" 3))"
+fi
+
+if want forms; then
+  say "1c. form submissions (POST /v1/forms/{id}/submit, a new contact each)"
+  form_id=$($bin/bench-form "$ff" "$TOKEN")
+  submit="/v1/forms/$form_id/submit"
+  T_URL=([incr]="http://127.0.0.1:$incr_port$submit" [json]="$ff$submit" [urlencoded]="$ff$submit")
+  T_LUA=([incr]=bench/stream.lua [json]=bench/stream.lua [urlencoded]=bench/stream.lua)
+  browsers="VIDS=$work/browsers/vids.txt UAS=$work/browsers/uas.txt"
+  T_ENV=([incr]="MODE=json $browsers" [json]="MODE=json $browsers" [urlencoded]="MODE=urlencoded $browsers")
+  compare "incr json urlencoded" "json/incr urlencoded/incr"
+  echo "targets: forms/incr ≥ 0.5 (json $(at_least "${RATIO[json/incr]}" 0.5), urlencoded $(at_least "${RATIO[urlencoded/incr]}" 0.5))"
+  for mode in json urlencoded; do
+    # Browsers from anywhere in the file, but not those wrk began with.
+    from=$(( (RANDOM * 32768 + RANDOM) % (DISTINCT - FORM_RATE * FORM_SECONDS + 1) ))
+    line=$($bin/bench-rate "$ff$submit" "$mode" "$FORM_RATE" "$FORM_SECONDS" "$work/browsers/vids.txt" "$work/browsers/uas.txt" "$from")
+    echo "$line"
+    p99=$(sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<< "$line")
+    echo "target: p99 ≤ 5 ms at $FORM_RATE forms/s ($(at_most "$p99" 5))"
   done
-  median() { # column
-    printf '%s\n' "${ratios[@]}" | awk -v c="$1" '{print $c}' | sort -n |
-      awk '{v[NR] = $1} END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-        printf "%.3f (rounds %.3f–%.3f)", m, v[1], v[NR]}'
-  }
-  echo "median of the rounds' ratios, and the ratio of the totals:"
-  echo "footfall / (a) bare:        $(median 2); totals $(echo "scale=3; ${total[footfall]} / ${total[bare]}" | bc)"
-  echo "footfall / (b) one INCR:    $(median 1); totals $(echo "scale=3; ${total[footfall]} / ${total[incr]}" | bc)"
-  echo "(b) one INCR / (a) bare:    $(median 3); totals $(echo "scale=3; ${total[incr]} / ${total[bare]}" | bc)"
 fi
 
 if want latency; then
   say "2. visit → webhook latency (immediate site-visit action)"
-  $bin/bench-latency "$ff" "$TOKEN" "$LATENCY_VISITS" "$LATENCY_RATE"
+  line=$($bin/bench-latency "$ff" "$TOKEN" "$LATENCY_VISITS" "$LATENCY_RATE")
+  echo "$line"
+  p99=$(sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<< "$line")
+  echo "target: p99 ≤ 5 ms at 1 000 visits/s ($(at_most "$p99" 5))"
 fi
 
 if want memory; then
@@ -196,6 +298,54 @@ fi
 if want lateness; then
   say "5. scheduler lateness ($JOBS jobs at $JOB_RATE/s)"
   $bin/bench-lateness "$ff" "$TOKEN" "$redis_url" ffbench 8 "$JOBS" "$JOB_RATE"
+fi
+
+if want blackhole; then
+  say "5b. scheduler lateness ($JOBS jobs at $JOB_RATE/s over 10 handlers, one a black hole)"
+  # A footfall of its own, so that the black hole's events (retried for hours) stay out
+  # of the other parts.
+  bh_port=$(free_port)
+  bh_redis=$(free_port)
+  start_redis "$bh_redis"
+  start_footfall "$bh_port" "redis_url = \"redis://127.0.0.1:$bh_redis\""
+  $bin/bench-lateness "http://127.0.0.1:$bh_port" "$TOKEN" "redis://127.0.0.1:$bh_redis" ffbench 8 "$JOBS" "$JOB_RATE" 10 1
+fi
+
+if want growth; then
+  say "7. cost growth: beacon throughput and Redis memory with ${GROWTH// /, } linked browsers"
+  # A footfall and a Redis of their own, empty at the start.
+  g_redis=$(free_port); start_redis "$g_redis"; g_redis_pid=${pids[-1]}
+  g_port=$(free_port); start_footfall "$g_port" "redis_url = \"redis://127.0.0.1:$g_redis\""; g_pid=${pids[-1]}
+  g="http://127.0.0.1:$g_port"
+  most=$(tr ' ' '\n' <<< "$GROWTH" | sort -n | tail -1)
+  $bin/bench-visitors "$g" "$TOKEN" "$COOKIE_KEY" "$COOKIE_NAME" "$most" "$AGENTS" "$work/growth"
+  g_site=$(cat "$work/growth/site.txt")
+  g_form=$($bin/bench-form "$g" "$TOKEN")
+  # The INCR baseline on the same Redis, whose CPU and commands are counted from here on.
+  incr_port=$(free_port); $bin/baseline-incr "$incr_port" "redis://127.0.0.1:$g_redis" & pids+=($!); incr_pid=$!
+  redis_port=$g_redis; redis_pid=$g_redis_pid
+  used() { redis-cli -p "$g_redis" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
+  have=0
+  for level in $(tr ' ' '\n' <<< "$GROWTH" | sort -n); do
+    before=$(used)
+    # Each new browser submits a form (a new lead, linked to the browser) and then views
+    # a page (its visit starts, its history begins).
+    $bin/bench-rate "$g/v1/forms/$g_form/submit" json 0 $((level - have)) "$work/growth/vids.txt" "$work/growth/uas.txt" "$have" | sed 's/^/  linking: /'
+    $bin/bench-rate "$g/v1/collect" beacon 0 $((level - have)) "$work/growth/vids.txt" "$work/growth/uas.txt" "$have" "$g_site" | sed 's/^/  first page views: /'
+    after=$(used)
+    echo "$level linked browsers: Redis used_memory $((after / 1000000)) MB; $(( (after - before) / (level - have) )) bytes per browser added (its lead and contact, the link, one page view)"
+    have=$level
+    head -n "$level" "$work/growth/vids.txt" > "$work/growth/vids-$level.txt"
+    T_PID=([incr]=$incr_pid [footfall]=$g_pid)
+    T_URL=([incr]="http://127.0.0.1:$incr_port/v1/collect" [footfall]="$g/v1/collect")
+    T_LUA=([incr]=bench/stream.lua [footfall]=bench/stream.lua)
+    browsers="MODE=beacon SITE=$g_site VIDS=$work/growth/vids-$level.txt UAS=$work/growth/uas.txt"
+    T_ENV=([incr]=$browsers [footfall]=$browsers)
+    pv0=$(used)
+    ROUNDS=${GROWTH_ROUNDS:-3} compare "incr footfall" "footfall/incr"
+    pv1=$(used)
+    echo "$level browsers: footfall/incr ${RATIO[footfall/incr]}; Redis used_memory $((pv1 / 1000000)) MB after the page views"
+  done
 fi
 
 if want cluster; then

@@ -1,6 +1,8 @@
 //! Shared pieces of footfall's benchmark drivers: a small API client that sets up a site,
 //! a form, a handler and an action on a running footfall, a webhook receiver that notes
-//! when each event arrives, and percentiles.
+//! when each event arrives, and percentiles; and many distinct browsers (`visitors`).
+
+pub mod visitors;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

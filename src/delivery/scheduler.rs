@@ -8,10 +8,12 @@
 //! One handler gets at most a quarter of the delivery slots, so a slow or unreachable
 //! handler delays its own events, not every other handler's. An event for a handler that
 //! has its share in flight waits in the handler's queue, in order, without a slot: each
-//! delivery of the handler that ends takes the next one. Only when the queue holds another
-//! share does an event go back to the schedule for a second or two; so does a waiting
-//! event whose lease would end before its delivery could, and, on shutdown, every waiting
-//! event (due at once, for another instance).
+//! delivery of the handler that ends takes the next one. A waiting event whose lease
+//! would end before its delivery could goes back to the schedule, due at once (the
+//! scheduler looks for those at every turn of its loop, so a handler that never answers
+//! cannot keep one past its lease); so does, on shutdown, every waiting event (for another
+//! instance). Only a queue of [`MAX_WAITING`] events sends the next one back to the
+//! schedule for a second or two.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -41,9 +43,15 @@ use crate::store::{StoreResult, catalog};
 /// The most events claimed at once.
 const CLAIM_BATCH: usize = 128;
 
-/// How long an event waits (plus up to as much again) when its handler has its share of
-/// deliveries in flight.
+/// How long an event waits (plus up to as much again) when its handler's queue is full.
 const BUSY_RETRY_MS: i64 = 1000;
+
+/// The most claimed events one handler's queue holds in this instance: a bound on the
+/// memory a handler that never answers can take (its events go back to the schedule when
+/// their leases near their end and are claimed again, so its queue only grows). A handler
+/// that keeps up never comes near it: at 2 000 events a second, a queue this long is five
+/// seconds of them.
+const MAX_WAITING: usize = 10_000;
 
 pub struct Scheduler {
     services: Arc<Services>,
@@ -84,7 +92,7 @@ enum Place<'a> {
     Turn(EventRecord, Turn<'a>),
     /// Waits in its handler's queue.
     Queued,
-    /// Back to the schedule: the handler's queue is full.
+    /// Back to the schedule: the handler's queue is full, or the scheduler is stopping.
     Full(EventRecord),
 }
 
@@ -166,6 +174,7 @@ impl Scheduler {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let wake = self.services.scheduler_wake.clone();
         while !shutdown.is_cancelled() {
+            self.put_back_stale();
             let free = self.slots.available_permits();
             if free == 0 {
                 tokio::select! {
@@ -244,6 +253,9 @@ impl Scheduler {
         }
         match self.place(event) {
             Place::Queued => Ok(()),
+            Place::Full(event) if self.stopping.load(Ordering::Relaxed) => {
+                self.put_back(event, now_ms()).await
+            }
             Place::Full(event) => {
                 metrics::counter!("footfall_scheduler_deferred_total").increment(1);
                 let wait = rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS);
@@ -278,6 +290,37 @@ impl Scheduler {
                 tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
             }
         }
+    }
+
+    /// Sends the waiting events whose leases could end before their deliveries back to
+    /// the schedule, due at once. Each queue is in the order of its claims, so they are at
+    /// its front. The saves run in a task of their own: a handler that never answers has
+    /// hundreds of them a second, and the claims of every other handler must not wait.
+    fn put_back_stale(self: &Arc<Self>) {
+        let now = now_ms();
+        let stale: Vec<EventRecord> = {
+            let mut lanes = self.lanes.lock();
+            let mut stale = Vec::new();
+            for lane in lanes.values_mut() {
+                while lane.waiting.front().is_some_and(|w| w.deliver_by < now) {
+                    stale.extend(lane.waiting.pop_front().map(|w| w.event));
+                }
+            }
+            stale
+        };
+        if stale.is_empty() {
+            return;
+        }
+        metrics::counter!("footfall_scheduler_expired_total").increment(stale.len() as u64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            for event in stale {
+                let id = event.id.clone();
+                if let Err(e) = this.put_back(event, now).await {
+                    tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
+                }
+            }
+        });
     }
 
     /// Saves a claimed event undelivered, due again at `at` (which ends this claim's lease).
@@ -368,7 +411,7 @@ impl Scheduler {
     }
 
     /// A turn among the handler's deliveries in flight, unless it has its share: then a
-    /// place in its queue (the event moves there), unless that holds another share.
+    /// place in its queue (the event moves there), unless that is full.
     fn place(&self, event: EventRecord) -> Place<'_> {
         let share = self.concurrency.div_ceil(4);
         let handler = (event.account_id, event.handler_id);
@@ -383,7 +426,7 @@ impl Scheduler {
             };
             return Place::Turn(event, turn);
         }
-        if lane.waiting.len() < share && !self.stopping.load(Ordering::Relaxed) {
+        if lane.waiting.len() < MAX_WAITING && !self.stopping.load(Ordering::Relaxed) {
             let d = &self.services.settings.delivery;
             let deliver_by = now_ms() + self.lease_ms - d.timeout_ms as i64 - 1000;
             lane.waiting.push_back(Waiting { event, deliver_by });

@@ -394,3 +394,32 @@ async fn a_busy_handlers_webhooks_wait_for_its_deliveries_in_flight_not_for_the_
         "the last webhooks waited {waited:?}: put back instead of queued"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_handlers_webhooks_beyond_its_share_arrive_in_the_order_of_their_visits() {
+    // Four delivery slots: the handler may have one webhook in flight; the other seven
+    // wait for it in order. (Sent back to the schedule for a while instead, they would
+    // come back in whatever order their waits ended.)
+    let app = TestApp::spawn_with(settings(Backend::Redis, |s| s.delivery.concurrency = 4)).await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Slow(Duration::from_millis(100)); 8]);
+    let s = setup(&app, &receiver, 0).await;
+    let mut leads = Vec::new();
+    for i in 0..8 {
+        leads.push(linked_lead(&app, &s, &format!("Queued {i}")).await);
+    }
+    for (_, vid) in &leads {
+        app.beacon(&s.site_key, Some(vid), "https://shop.example/")
+            .await;
+        // One visit at a time, so that each event is due after the one before.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = receiver.wait_for(8, Duration::from_secs(20)).await;
+    let order: Vec<u64> = received
+        .iter()
+        .filter_map(|r| r.json()["event"]["data"]["id"].as_u64())
+        .collect();
+    let visited: Vec<u64> = leads.iter().map(|(lead, _)| *lead).collect();
+    assert_eq!(order, visited);
+    app.cleanup().await;
+}

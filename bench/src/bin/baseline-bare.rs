@@ -1,5 +1,6 @@
 //! Baseline (a): an actix-web handler that reads the request body and answers 204 — the
-//! ceiling of the HTTP layer on this machine. `baseline-bare PORT`.
+//! ceiling of the HTTP layer on this machine. It answers form submissions the same way.
+//! `baseline-bare PORT`.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 
@@ -13,8 +14,12 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(8181);
-    HttpServer::new(|| App::new().route("/v1/collect", web::post().to(collect)))
-        .bind(("127.0.0.1", port))?
-        .run()
-        .await
+    HttpServer::new(|| {
+        App::new()
+            .route("/v1/collect", web::post().to(collect))
+            .route("/v1/forms/{id}/submit", web::post().to(collect))
+    })
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await
 }

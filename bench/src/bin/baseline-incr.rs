@@ -1,5 +1,6 @@
 //! Baseline (b): the bare handler plus exactly one Redis round trip (`INCR`) on a
 //! `ConnectionManager` — the ceiling of any design that consults Redis once per page view.
+//! It answers form submissions the same way (the forms benchmark's baseline).
 //! `baseline-incr PORT REDIS_URL`.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -33,6 +34,7 @@ async fn main() -> std::io::Result<()> {
         App::new()
             .app_data(data.clone())
             .route("/v1/collect", web::post().to(collect))
+            .route("/v1/forms/{id}/submit", web::post().to(collect))
     })
     .bind(("127.0.0.1", port))?
     .run()
