@@ -421,5 +421,4 @@ async fn a_busy_handlers_webhooks_beyond_its_share_arrive_in_the_order_of_their_
         .collect();
     let visited: Vec<u64> = leads.iter().map(|(lead, _)| *lead).collect();
     assert_eq!(order, visited);
-    app.cleanup().await;
 }
