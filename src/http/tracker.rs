@@ -155,11 +155,14 @@ async fn collect(
     // in a server-set first-party cookie, which Safari does not cap at 7 days.
     let cookies = &services.settings.cookies;
     let server_cookie_stale = !cookies.domain.is_empty()
-        && client.cookie_vid.and_then(|c| services.signer.verify(c)) != Some(visitor);
+        && client
+            .cookie_vid
+            .and_then(|c| services.signer.verify(site.account_id, c))
+            != Some(visitor);
     if !minted && !server_cookie_stale {
         return Ok(response.finish());
     }
-    let signed = services.signer.sign(visitor);
+    let signed = services.signer.sign(site.account_id, visitor);
     if server_cookie_stale {
         response.insert_header((header::SET_COOKIE, visitor_cookie(cookies, &signed)));
     }
