@@ -17,7 +17,7 @@ use crate::delivery::scheduler::Scheduler;
 use crate::domain::time::DAY_SECS;
 use crate::domain::visitor::VisitorSigner;
 use crate::http;
-use crate::http::body::ApiBodyLimit;
+use crate::http::body::{ApiBodyLimit, BodyTimeout};
 use crate::http::limits::RateLimits;
 use crate::service::demo::Demo;
 use crate::service::{Accounts, Live, Services, accounts};
@@ -161,6 +161,7 @@ impl Application {
         let limits = web::Data::new(RateLimits::new(&settings.limits));
         let metrics = web::Data::new(crate::telemetry::metrics_handle());
         let api_limit = ApiBodyLimit(settings.limits.api_body_bytes);
+        let body_timeout = BodyTimeout(Duration::from_millis(settings.limits.body_timeout_ms));
         let static_dir = settings.server.static_dir.clone();
         if !static_dir.join("t.js").is_file() {
             tracing::warn!(
@@ -175,6 +176,7 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
                 .app_data(api_limit)
+                .app_data(body_timeout)
                 .into_utoipa_app()
                 .service(http::api::scope())
                 .into_app()

@@ -37,6 +37,9 @@ pub struct ServerSettings {
     pub json_logs: bool,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy_headers: bool,
+    /// Bearer token that opens `/metrics` and `/readyz` to requests from other hosts;
+    /// empty: they answer only direct requests from loopback.
+    pub ops_token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,6 +117,8 @@ pub struct LimitSettings {
     pub per_ip_per_second: u32,
     /// Page views and form posts per second per site (burst: 4×).
     pub per_site_per_second: u32,
+    /// A request body that has not all arrived in this time is answered 408.
+    pub body_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -150,6 +155,7 @@ impl Default for ServerSettings {
             workers: 0,
             json_logs: false,
             trust_proxy_headers: false,
+            ops_token: SecretString::from(String::new()),
         }
     }
 }
@@ -212,6 +218,7 @@ impl Default for LimitSettings {
             api_body_bytes: 256 * 1024,
             per_ip_per_second: 50,
             per_site_per_second: 5000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -296,6 +303,9 @@ impl Settings {
                 "tracking.visit_idle_seconds and max_page_views_per_visitor must be positive"
                     .into(),
             );
+        }
+        if self.limits.body_timeout_ms == 0 {
+            return invalid("limits.body_timeout_ms must be positive".into());
         }
         if url::Url::parse(&self.server.public_url).is_err() {
             return invalid("server.public_url must be an absolute URL".into());
