@@ -97,7 +97,7 @@ impl Services {
         let unsorted = pipeline
             .unsorted()
             .ok_or_else(|| Error::Conflict("the form's pipeline has no Unsorted stage".into()))?;
-        let (visitor, _) = self.visitor_of(s.vid, s.cookie_vid);
+        let (visitor, _) = self.visitor_of(account, s.vid, s.cookie_vid);
         let page = match parse_web_url(s.page) {
             Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
             _ => String::new(),
@@ -173,7 +173,7 @@ impl Services {
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,
-            visitor: self.signer.sign(visitor),
+            visitor: self.signer.sign(account, visitor),
             success_url: form.success_url.clone(),
         })
     }
