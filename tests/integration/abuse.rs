@@ -486,15 +486,24 @@ async fn a_form_posted_twice_by_one_browser_makes_one_lead() {
 }
 
 /// The footfall binary with every line it prints kept.
-struct LoggedProcess {
+pub(crate) struct LoggedProcess {
     child: std::process::Child,
-    base: String,
+    pub(crate) base: String,
     lines: Arc<Mutex<Vec<String>>>,
     config: std::path::PathBuf,
 }
 
 impl LoggedProcess {
-    fn start(config_toml: &str, log_filter: &str) -> Self {
+    pub(crate) fn start(config_toml: &str, log_filter: &str) -> Self {
+        Self::start_with_env(config_toml, log_filter, &[])
+    }
+
+    /// The same, with extra environment variables.
+    pub(crate) fn start_with_env(
+        config_toml: &str,
+        log_filter: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let config =
             std::env::temp_dir().join(format!("footfall-test-{}-logs.toml", rand::random::<u64>()));
         std::fs::write(&config, config_toml).unwrap();
@@ -503,6 +512,7 @@ impl LoggedProcess {
             .arg(&config)
             .env("FOOTFALL__SERVER__JSON_LOGS", "true")
             .env("RUST_LOG", log_filter)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -534,7 +544,7 @@ impl LoggedProcess {
     }
 
     /// SIGTERM, waits for the exit and for the last lines.
-    fn stop(&mut self) -> Vec<String> {
+    pub(crate) fn stop(&mut self) -> Vec<String> {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

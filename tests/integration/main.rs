@@ -12,6 +12,7 @@ mod bad_input;
 mod cluster;
 mod delivery;
 mod deploy;
+mod exposure;
 mod faults;
 mod forms;
 mod pipeline_events;
