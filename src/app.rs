@@ -14,6 +14,7 @@ use utoipa_actix_web::AppExt;
 
 use crate::config::Settings;
 use crate::delivery::scheduler::Scheduler;
+use crate::domain::ids::AccountId;
 use crate::domain::time::DAY_SECS;
 use crate::domain::visitor::VisitorSigner;
 use crate::http;
@@ -107,16 +108,18 @@ impl Application {
         } else {
             VisitorSigner::from_base64_keys(&settings.cookie_keys(), &settings.cookies.name)?
         };
-        let accounts = Accounts::from_settings(&settings.accounts);
-        if settings.accounts.is_empty() {
+        let accounts = Accounts::from_settings(&settings.all_accounts());
+        if settings.accounts.is_empty() && !settings.demo.enabled {
             tracing::warn!(
                 "no [[accounts]] configured: the management API will refuse every token"
             );
         }
         accounts::bootstrap(&*store, &accounts).await?;
-        let demo = match accounts.all().next() {
-            Some(first) if settings.demo.enabled => {
-                Some(Demo::bootstrap(&*store, first, &settings.server.public_url).await?)
+        // The demo lives in an account of its own (`Settings::validate` checked that no
+        // configured account has its id).
+        let demo = match accounts.get(AccountId(settings.demo.account_id)) {
+            Some(account) if settings.demo.enabled => {
+                Some(Demo::bootstrap(&*store, account, &settings.server.public_url).await?)
             }
             _ => None,
         };

@@ -121,11 +121,35 @@ pub struct LimitSettings {
     pub body_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The demo account's published API token (in the shipped `config.toml` and the README).
+pub const DEMO_TOKEN: &str = "demo-token-change-me";
+
+/// Shortest API token accepted when footfall listens beyond loopback (`footfall init`
+/// makes 40 alphanumeric characters).
+pub const MIN_PUBLIC_TOKEN_CHARS: usize = 32;
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DemoSettings {
     /// Serve the sample site at `/demo` and the built-in sample handler's inbox.
     pub enabled: bool,
+    /// The demo's own account, added to `[[accounts]]` while the demo is on; it must not
+    /// be one of them (the demo's site, form and handler never land in a real account).
+    pub account_id: u64,
+    pub subdomain: String,
+    /// The demo account's API token; the default is published.
+    pub token: SecretString,
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            account_id: 30441694,
+            subdomain: "demo".into(),
+            token: SecretString::from(DEMO_TOKEN.to_owned()),
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -310,9 +334,23 @@ impl Settings {
         if url::Url::parse(&self.server.public_url).is_err() {
             return invalid("server.public_url must be an absolute URL".into());
         }
+        if self.demo.enabled
+            && self
+                .accounts
+                .iter()
+                .any(|a| a.account_id == self.demo.account_id)
+        {
+            return invalid(format!(
+                "the demo lives in an account of its own, but demo.account_id {} is also in                  [[accounts]]: give the demo another demo.account_id, or set demo.enabled = false",
+                self.demo.account_id
+            ));
+        }
+        let accounts = self.all_accounts();
         let mut seen = std::collections::HashSet::new();
-        for a in &self.accounts {
-            if a.token.expose_secret().len() < 8 {
+        let mut tokens = std::collections::HashMap::new();
+        for a in &accounts {
+            let token = a.token.expose_secret();
+            if token.len() < 8 {
                 return invalid(format!(
                     "accounts[{}].token must have at least 8 characters",
                     a.account_id
@@ -323,6 +361,38 @@ impl Settings {
             }
             if !seen.insert(a.account_id) {
                 return invalid(format!("account_id {} appears twice", a.account_id));
+            }
+            if let Some(other) = tokens.insert(token, a.account_id) {
+                return invalid(format!(
+                    "accounts {other} and {} have the same token: each account needs a token                      of its own (e.g. `openssl rand -hex 20`)",
+                    a.account_id
+                ));
+            }
+        }
+        if !self.binds_loopback_only() {
+            let bind = &self.server.bind;
+            for a in &accounts {
+                let token = a.token.expose_secret();
+                let fix = "set a token of its own of at least 32 characters (`footfall init`                            writes one), or bind to 127.0.0.1";
+                if token == DEMO_TOKEN {
+                    let whose = if self.demo.enabled && a.account_id == self.demo.account_id {
+                        "the demo's account (demo.enabled = true) has".to_owned()
+                    } else {
+                        format!("accounts[{}] has", a.account_id)
+                    };
+                    return invalid(format!(
+                        "server.bind = \"{bind}\" listens beyond loopback while {whose} the \
+                         published demo token: set demo.enabled = false, or {fix}"
+                    ));
+                }
+                if token.len() < MIN_PUBLIC_TOKEN_CHARS {
+                    return invalid(format!(
+                        "server.bind = \"{bind}\" listens beyond loopback while the token of \
+                         account {} has {} characters: {fix}",
+                        a.account_id,
+                        token.chars().count()
+                    ));
+                }
             }
         }
         if self.uses_redis() && self.cookies.keys.is_empty() {
@@ -335,12 +405,36 @@ impl Settings {
         Ok(())
     }
 
+    /// Whether `server.bind` is a loopback address (`localhost` counts; a name footfall
+    /// cannot tell is taken as public).
+    pub fn binds_loopback_only(&self) -> bool {
+        let bind = self.server.bind.trim();
+        if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {
+            return addr.ip().is_loopback();
+        }
+        bind.rsplit_once(':')
+            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+    }
+
+    /// The configured accounts, and the demo's own while the demo is on.
+    pub fn all_accounts(&self) -> Vec<AccountSettings> {
+        let mut accounts = self.accounts.clone();
+        if self.demo.enabled {
+            accounts.push(AccountSettings {
+                account_id: self.demo.account_id,
+                subdomain: self.demo.subdomain.clone(),
+                token: self.demo.token.clone(),
+            });
+        }
+        accounts
+    }
+
     pub fn uses_redis(&self) -> bool {
         !self.store.redis_url.is_empty() || !self.store.redis_cluster_urls.is_empty()
     }
 
     pub fn account_ids(&self) -> Vec<AccountId> {
-        self.accounts
+        self.all_accounts()
             .iter()
             .map(|a| AccountId(a.account_id))
             .collect()

@@ -17,6 +17,7 @@ mod faults;
 mod forms;
 mod pipeline_events;
 mod processes;
+mod safe_defaults;
 mod site_visit_flow;
 mod store_conformance;
 mod tenants;
