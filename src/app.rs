@@ -165,6 +165,8 @@ impl Application {
         let metrics = web::Data::new(crate::telemetry::metrics_handle());
         let api_limit = ApiBodyLimit(settings.limits.api_body_bytes);
         let body_timeout = BodyTimeout(Duration::from_millis(settings.limits.body_timeout_ms));
+        // Checked by `Settings::validate`; an unchecked list trusts no proxy.
+        let proxy_trust = settings.proxy_trust().unwrap_or_default();
         let static_dir = settings.server.static_dir.clone();
         if !static_dir.join("t.js").is_file() {
             tracing::warn!(
@@ -180,6 +182,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(api_limit)
                 .app_data(body_timeout)
+                .app_data(proxy_trust.clone())
                 .into_utoipa_app()
                 .service(http::api::scope())
                 .into_app()

@@ -35,7 +35,11 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Logs as JSON lines instead of text.
     pub json_logs: bool,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed: the client
+    /// is the right-most address in it that is not one of them.
+    pub trusted_proxies: Vec<String>,
+    /// Replaced by `trusted_proxies`, still read: `true` trusts the connection's peer,
+    /// whatever it is, and takes the right-most `X-Forwarded-For` address.
     pub trust_proxy_headers: bool,
     /// Bearer token that opens `/metrics` and `/readyz` to requests from other hosts;
     /// empty: they answer only direct requests from loopback.
@@ -178,6 +182,7 @@ impl Default for ServerSettings {
             static_dir: "static".into(),
             workers: 0,
             json_logs: false,
+            trusted_proxies: Vec::new(),
             trust_proxy_headers: false,
             ops_token: SecretString::from(String::new()),
         }
@@ -258,10 +263,11 @@ pub enum ConfigError {
 }
 
 /// Environment variables that hold lists, split on commas.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "cookies.keys",
     "delivery.retry_schedule_seconds",
     "store.redis_cluster_urls",
+    "server.trusted_proxies",
 ];
 
 impl Settings {
@@ -327,6 +333,11 @@ impl Settings {
                 "tracking.visit_idle_seconds and max_page_views_per_visitor must be positive"
                     .into(),
             );
+        }
+        if let Err(entry) = self.proxy_trust() {
+            return invalid(format!(
+                "server.trusted_proxies: `{entry}` is not an address or a CIDR range (e.g. 10.0.0.0/8)"
+            ));
         }
         if self.limits.body_timeout_ms == 0 {
             return invalid("limits.body_timeout_ms must be positive".into());
@@ -414,6 +425,14 @@ impl Settings {
         }
         bind.rsplit_once(':')
             .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+    }
+
+    /// Which peers may tell the client's address.
+    pub fn proxy_trust(&self) -> Result<crate::http::client::ProxyTrust, String> {
+        crate::http::client::ProxyTrust::new(
+            &self.server.trusted_proxies,
+            self.server.trust_proxy_headers,
+        )
     }
 
     /// The configured accounts, and the demo's own while the demo is on.

@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
 
 use super::body::{media_type, parse_json, read_body};
-use super::client::Client;
+use super::client::{Client, ProxyTrust};
 use super::limits::RateLimits;
 use super::problem::Problem;
 use crate::config::CookieSettings;
@@ -51,11 +51,9 @@ struct BeaconBody<'a> {
 }
 
 fn client<'a>(req: &'a HttpRequest, services: &Services) -> Client<'a> {
-    Client::of(
-        req,
-        &services.settings.cookies.name,
-        services.settings.server.trust_proxy_headers,
-    )
+    static NO_TRUST: std::sync::LazyLock<ProxyTrust> = std::sync::LazyLock::new(Default::default);
+    let trust = req.app_data::<ProxyTrust>().unwrap_or_else(|| &NO_TRUST);
+    Client::of(req, &services.settings.cookies.name, trust)
 }
 
 /// Lets the page send beacons and form posts with credentials; each request is then

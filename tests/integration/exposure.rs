@@ -416,3 +416,89 @@ async fn a_token_holds_a_capped_number_of_live_streams_and_another_account_is_no
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Page views sent with these `X-Forwarded-For` values, one each; the number accepted.
+async fn accepted_with(app: &TestApp, site_key: &str, forwarded: &[String]) -> usize {
+    let mut accepted = 0;
+    for (i, xff) in forwarded.iter().enumerate() {
+        let response = app
+            .client
+            .post(app.url("/v1/collect"))
+            .header("content-type", "text/plain")
+            .header("x-forwarded-for", xff)
+            .body(json!({"site": site_key, "url": format!("https://shop.example/{i}")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        match response.status() {
+            StatusCode::OK | StatusCode::NO_CONTENT => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("beacon answered {other}"),
+        }
+    }
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_forwarded_for_does_not_move_the_client_address_and_ipv6_counts_per_64() {
+    let mut settings = test_settings(Backend::Redis);
+    settings.server.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+    // 1 a second, burst 4: 20 quick requests of one client get about 4 through.
+    settings.limits.per_ip_per_second = 1;
+    let app = TestApp::spawn_with(settings).await;
+    let (site, form) = site_and_form(&app, TOKEN, "shop.example").await;
+
+    // A random left part per request, as a client would write it, before the address
+    // the trusted proxies saw: one client.
+    let spoofed: Vec<String> = (0..20)
+        .map(|i| format!("{}.{}.7.{i}, 198.51.100.7, 10.0.0.2", 1 + i, 2 * i))
+        .collect();
+    let accepted = accepted_with(&app, &site, &spoofed).await;
+    assert!((4..=6).contains(&accepted), "{accepted} accepted");
+    // Addresses in one IPv6 /64 are one client; another /64 is another.
+    let one_64: Vec<String> = (0..20).map(|i| format!("2001:db8:1:2::{i:x}")).collect();
+    let accepted = accepted_with(&app, &site, &one_64).await;
+    assert!(
+        (4..=6).contains(&accepted),
+        "{accepted} accepted in one /64"
+    );
+    let other_64 = vec!["2001:db8:1:3::1".to_owned()];
+    assert_eq!(accepted_with(&app, &site, &other_64).await, 1);
+
+    // The Unsorted entry's ip is the client the proxies saw, not the forged one.
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{form}/submit")))
+        .header("content-type", "text/plain")
+        .header("x-forwarded-for", "6.6.6.6, 203.0.113.9")
+        .body(json!({"fields": {"name": "Anna"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
+    let ip = &unsorted["_embedded"]["unsorted"][0]["metadata"]["ip"];
+    assert_eq!(ip, "203.0.113.9", "{unsorted}");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_is_not_a_trusted_proxy_cannot_name_its_client() {
+    let mut settings = test_settings(Backend::Memory);
+    settings.server.trusted_proxies = vec!["10.0.0.0/8".into()];
+    let app = TestApp::spawn_with(settings).await;
+    let (_, form) = site_and_form(&app, TOKEN, "shop.example").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{form}/submit")))
+        .header("content-type", "text/plain")
+        .header("x-forwarded-for", "203.0.113.9")
+        .body(json!({"fields": {"name": "Anna"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
+    let ip = &unsorted["_embedded"]["unsorted"][0]["metadata"]["ip"];
+    assert_eq!(ip, "127.0.0.1", "{unsorted}");
+}
