@@ -100,7 +100,8 @@ impl Services {
             .unsorted()
             .ok_or_else(|| Error::Conflict("the form's pipeline has no Unsorted stage".into()))?;
         let (visitor, _) = self.visitor_of(account, s.vid, s.cookie_vid);
-        let page = match parse_web_url(s.page) {
+        // Capped where stored, as a page view's URL is.
+        let page = match parse_web_url(s.page).filter(|_| s.page.len() <= MAX_URL) {
             Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
             _ => String::new(),
         };

@@ -502,3 +502,22 @@ async fn a_peer_that_is_not_a_trusted_proxy_cannot_name_its_client() {
     let ip = &unsorted["_embedded"]["unsorted"][0]["metadata"]["ip"];
     assert_eq!(ip, "127.0.0.1", "{unsorted}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_page_longer_than_a_url_may_be_is_not_stored() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let (_, form) = site_and_form(&app, TOKEN, "shop.example").await;
+    let long = format!("https://shop.example/{}", "x".repeat(3000));
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{form}/submit")))
+        .header("content-type", "text/plain")
+        .body(json!({"page": long, "fields": {"name": "Anna"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let (_, unsorted) = app.get("/api/v4/leads/unsorted").await;
+    let page = &unsorted["_embedded"]["unsorted"][0]["metadata"]["form_page"];
+    assert_eq!(page, "", "{unsorted}");
+}
