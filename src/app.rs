@@ -14,10 +14,11 @@ use utoipa_actix_web::AppExt;
 
 use crate::config::Settings;
 use crate::delivery::scheduler::Scheduler;
+use crate::domain::ids::AccountId;
 use crate::domain::time::DAY_SECS;
 use crate::domain::visitor::VisitorSigner;
 use crate::http;
-use crate::http::body::ApiBodyLimit;
+use crate::http::body::{ApiBodyLimit, BodyTimeout};
 use crate::http::limits::RateLimits;
 use crate::service::demo::Demo;
 use crate::service::{Accounts, Live, Services, accounts};
@@ -118,16 +119,18 @@ impl Application {
         } else {
             VisitorSigner::from_base64_keys(&settings.cookie_keys(), &settings.cookies.name)?
         };
-        let accounts = Accounts::from_settings(&settings.accounts);
-        if settings.accounts.is_empty() {
+        let accounts = Accounts::from_settings(&settings.all_accounts());
+        if settings.accounts.is_empty() && !settings.demo.enabled {
             tracing::warn!(
                 "no [[accounts]] configured: the management API will refuse every token"
             );
         }
         accounts::bootstrap(&*store, &accounts).await?;
-        let demo = match accounts.all().next() {
-            Some(first) if settings.demo.enabled => {
-                Some(Demo::bootstrap(&*store, first, &settings.server.public_url).await?)
+        // The demo lives in an account of its own (`Settings::validate` checked that no
+        // configured account has its id).
+        let demo = match accounts.get(AccountId(settings.demo.account_id)) {
+            Some(account) if settings.demo.enabled => {
+                Some(Demo::bootstrap(&*store, account, &settings.server.public_url).await?)
             }
             _ => None,
         };
@@ -172,6 +175,9 @@ impl Application {
         let limits = web::Data::new(RateLimits::new(&settings.limits));
         let metrics = web::Data::new(crate::telemetry::metrics_handle());
         let api_limit = ApiBodyLimit(settings.limits.api_body_bytes);
+        let body_timeout = BodyTimeout(Duration::from_millis(settings.limits.body_timeout_ms));
+        // Checked by `Settings::validate`; an unchecked list trusts no proxy.
+        let proxy_trust = settings.proxy_trust().unwrap_or_default();
         let static_dir = settings.server.static_dir.clone();
         if !static_dir.join("t.js").is_file() {
             tracing::warn!(
@@ -186,6 +192,8 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
                 .app_data(api_limit)
+                .app_data(body_timeout)
+                .app_data(proxy_trust.clone())
                 .into_utoipa_app()
                 .service(http::api::scope())
                 .into_app()

@@ -35,8 +35,15 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Logs as JSON lines instead of text.
     pub json_logs: bool,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed: the client
+    /// is the right-most address in it that is not one of them.
+    pub trusted_proxies: Vec<String>,
+    /// Replaced by `trusted_proxies`, still read: `true` trusts the connection's peer,
+    /// whatever it is, and takes the right-most `X-Forwarded-For` address.
     pub trust_proxy_headers: bool,
+    /// Bearer token that opens `/metrics` and `/readyz` to requests from other hosts;
+    /// empty: they answer only direct requests from loopback.
+    pub ops_token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,13 +173,39 @@ pub struct LimitSettings {
     pub per_ip_per_second: u32,
     /// Page views and form posts per second per site (burst: 4×).
     pub per_site_per_second: u32,
+    /// A request body that has not all arrived in this time is answered 408.
+    pub body_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The demo account's published API token (in the shipped `config.toml` and the README).
+pub const DEMO_TOKEN: &str = "demo-token-change-me";
+
+/// Shortest API token accepted when footfall listens beyond loopback (`footfall init`
+/// makes 40 alphanumeric characters).
+pub const MIN_PUBLIC_TOKEN_CHARS: usize = 32;
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DemoSettings {
     /// Serve the sample site at `/demo` and the built-in sample handler's inbox.
     pub enabled: bool,
+    /// The demo's own account, added to `[[accounts]]` while the demo is on; it must not
+    /// be one of them (the demo's site, form and handler never land in a real account).
+    pub account_id: u64,
+    pub subdomain: String,
+    /// The demo account's API token; the default is published.
+    pub token: SecretString,
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            account_id: 30441694,
+            subdomain: "demo".into(),
+            token: SecretString::from(DEMO_TOKEN.to_owned()),
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -201,7 +234,9 @@ impl Default for ServerSettings {
             static_dir: "static".into(),
             workers: 0,
             json_logs: false,
+            trusted_proxies: Vec::new(),
             trust_proxy_headers: false,
+            ops_token: SecretString::from(String::new()),
         }
     }
 }
@@ -267,6 +302,7 @@ impl Default for LimitSettings {
             api_body_bytes: 256 * 1024,
             per_ip_per_second: 50,
             per_site_per_second: 5000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -282,11 +318,12 @@ pub enum ConfigError {
 }
 
 /// Environment variables that hold lists, split on commas.
-const LIST_KEYS: [&str; 4] = [
+const LIST_KEYS: [&str; 5] = [
     "cookies.keys",
     "delivery.retry_schedule_seconds",
     "store.redis_cluster_urls",
     "store.redis_sentinels",
+    "server.trusted_proxies",
 ];
 
 impl Settings {
@@ -367,12 +404,34 @@ impl Settings {
                     .into(),
             );
         }
+        if let Err(entry) = self.proxy_trust() {
+            return invalid(format!(
+                "server.trusted_proxies: `{entry}` is not an address or a CIDR range (e.g. 10.0.0.0/8)"
+            ));
+        }
+        if self.limits.body_timeout_ms == 0 {
+            return invalid("limits.body_timeout_ms must be positive".into());
+        }
         if url::Url::parse(&self.server.public_url).is_err() {
             return invalid("server.public_url must be an absolute URL".into());
         }
+        if self.demo.enabled
+            && self
+                .accounts
+                .iter()
+                .any(|a| a.account_id == self.demo.account_id)
+        {
+            return invalid(format!(
+                "the demo lives in an account of its own, but demo.account_id {} is also in                  [[accounts]]: give the demo another demo.account_id, or set demo.enabled = false",
+                self.demo.account_id
+            ));
+        }
+        let accounts = self.all_accounts();
         let mut seen = std::collections::HashSet::new();
-        for a in &self.accounts {
-            if a.token.expose_secret().len() < 8 {
+        let mut tokens = std::collections::HashMap::new();
+        for a in &accounts {
+            let token = a.token.expose_secret();
+            if token.len() < 8 {
                 return invalid(format!(
                     "accounts[{}].token must have at least 8 characters",
                     a.account_id
@@ -383,6 +442,38 @@ impl Settings {
             }
             if !seen.insert(a.account_id) {
                 return invalid(format!("account_id {} appears twice", a.account_id));
+            }
+            if let Some(other) = tokens.insert(token, a.account_id) {
+                return invalid(format!(
+                    "accounts {other} and {} have the same token: each account needs a token                      of its own (e.g. `openssl rand -hex 20`)",
+                    a.account_id
+                ));
+            }
+        }
+        if !self.binds_loopback_only() {
+            let bind = &self.server.bind;
+            for a in &accounts {
+                let token = a.token.expose_secret();
+                let fix = "set a token of its own of at least 32 characters (`footfall init`                            writes one), or bind to 127.0.0.1";
+                if token == DEMO_TOKEN {
+                    let whose = if self.demo.enabled && a.account_id == self.demo.account_id {
+                        "the demo's account (demo.enabled = true) has".to_owned()
+                    } else {
+                        format!("accounts[{}] has", a.account_id)
+                    };
+                    return invalid(format!(
+                        "server.bind = \"{bind}\" listens beyond loopback while {whose} the \
+                         published demo token: set demo.enabled = false, or {fix}"
+                    ));
+                }
+                if token.len() < MIN_PUBLIC_TOKEN_CHARS {
+                    return invalid(format!(
+                        "server.bind = \"{bind}\" listens beyond loopback while the token of \
+                         account {} has {} characters: {fix}",
+                        a.account_id,
+                        token.chars().count()
+                    ));
+                }
             }
         }
         if self.uses_redis() && self.cookies.keys.is_empty() {
@@ -395,6 +486,38 @@ impl Settings {
         Ok(())
     }
 
+    /// Whether `server.bind` is a loopback address (`localhost` counts; a name footfall
+    /// cannot tell is taken as public).
+    pub fn binds_loopback_only(&self) -> bool {
+        let bind = self.server.bind.trim();
+        if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {
+            return addr.ip().is_loopback();
+        }
+        bind.rsplit_once(':')
+            .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+    }
+
+    /// Which peers may tell the client's address.
+    pub fn proxy_trust(&self) -> Result<crate::http::client::ProxyTrust, String> {
+        crate::http::client::ProxyTrust::new(
+            &self.server.trusted_proxies,
+            self.server.trust_proxy_headers,
+        )
+    }
+
+    /// The configured accounts, and the demo's own while the demo is on.
+    pub fn all_accounts(&self) -> Vec<AccountSettings> {
+        let mut accounts = self.accounts.clone();
+        if self.demo.enabled {
+            accounts.push(AccountSettings {
+                account_id: self.demo.account_id,
+                subdomain: self.demo.subdomain.clone(),
+                token: self.demo.token.clone(),
+            });
+        }
+        accounts
+    }
+
     pub fn uses_redis(&self) -> bool {
         !self.store.redis_url.is_empty()
             || !self.store.redis_cluster_urls.is_empty()
@@ -402,7 +525,7 @@ impl Settings {
     }
 
     pub fn account_ids(&self) -> Vec<AccountId> {
-        self.accounts
+        self.all_accounts()
             .iter()
             .map(|a| AccountId(a.account_id))
             .collect()

@@ -20,6 +20,8 @@ const TOKEN_CHARS: usize = 40;
 const COOKIE_KEY_BYTES: usize = 32;
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+/// The written account's id (the shipped demo's: the demo is off in the written file).
+const ACCOUNT_ID: u64 = 30441694;
 
 /// What `footfall init` was given on its command line.
 #[derive(Debug, clap::Args)]
@@ -143,10 +145,6 @@ fn render(c: &Choices) -> anyhow::Result<String> {
             ),
         ),
         ("enabled = true", "enabled = false".to_owned()),
-        (
-            "token = \"demo-token-change-me\"",
-            format!("token = {}", toml(&c.token)),
-        ),
     ];
     let mut lines: Vec<String> = TEMPLATE.lines().map(str::to_owned).collect();
     for (shipped, production) in replacements {
@@ -161,7 +159,10 @@ fn render(c: &Choices) -> anyhow::Result<String> {
          # keep it readable by footfall's user only.\n",
     );
     text.push_str(&lines.join("\n"));
-    text.push('\n');
+    text.push_str(&format!(
+        "\n[[accounts]]\naccount_id = {ACCOUNT_ID}\nsubdomain = \"main\"\ntoken = {}\n",
+        toml(&c.token)
+    ));
     Ok(text)
 }
 

@@ -40,6 +40,9 @@ impl Sender {
                 .timeout(timeout)
                 .connect_timeout(connect_timeout(timeout))
                 .redirect(reqwest::redirect::Policy::none())
+                // HTTP(S)_PROXY / ALL_PROXY would send webhooks through a proxy that
+                // resolves names itself, past the public-address resolver below.
+                .no_proxy()
                 .user_agent(concat!("footfall/", env!("CARGO_PKG_VERSION")))
                 .pool_idle_timeout(Duration::from_secs(30))
         };
@@ -137,7 +140,10 @@ impl Sender {
         Ok((response.status(), response.headers().clone()))
     }
 
+    /// What went wrong, without the URL: webhook URLs often carry tokens, and this text is
+    /// stored with the attempt and may reach the logs.
     fn describe(&self, e: reqwest::Error) -> String {
+        let e = e.without_url();
         if e.is_connect() && e.is_timeout() {
             format!(
                 "could not connect within {} ms",

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::ids::{AccountId, HandlerId};
 use super::time::Millis;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Handler {
     pub id: HandlerId,
     pub account_id: AccountId,
@@ -24,6 +24,22 @@ pub struct Handler {
     pub settings: Map<String, Value>,
     pub action_multiple: bool,
     pub created_at: Millis,
+}
+
+/// Without the secret and the webhook URL (which often carries a token of its own):
+/// whatever logs a handler never shows either.
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("code", &self.code)
+            .field("name", &self.name)
+            .field("webhook_url", &"[redacted]")
+            .field("secret", &"[redacted]")
+            .field("action_multiple", &self.action_multiple)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Handler {
@@ -232,6 +248,25 @@ mod tests {
         assert!(SettingsSchema::parse(&json!({"m": {"name": "M", "type": "select"}})).is_err());
         assert!(SettingsSchema::parse(&json!({"Bad Key": {"name": "M", "type": "text"}})).is_err());
         assert!(SettingsSchema::parse(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn debug_shows_neither_the_secret_nor_the_url() {
+        let h = Handler {
+            id: HandlerId(1),
+            account_id: AccountId(1),
+            code: "notify".into(),
+            name: "Notify".into(),
+            webhook_url: "https://hooks.example/t0ken-in-path".into(),
+            secret: Handler::generate_secret(),
+            settings: Map::new(),
+            action_multiple: false,
+            created_at: 0,
+        };
+        let shown = format!("{h:?}");
+        assert!(!shown.contains(&h.secret), "{shown}");
+        assert!(!shown.contains("t0ken-in-path"), "{shown}");
+        assert!(shown.contains("notify"), "{shown}");
     }
 
     #[test]

@@ -146,6 +146,12 @@ pub struct UnsortedMetadata {
     pub visitor_uid: Option<String>,
     /// Unix seconds.
     pub form_sent_at: i64,
+    /// The open lead whose contact (email or phone) this submission named: a possible
+    /// duplicate, which the marketer merges by accepting this entry into that lead. The
+    /// submission never joins that lead by itself (anyone can type someone's email).
+    /// Always written (`null` when none): the store's submission step fills it in.
+    #[serde(default)]
+    pub duplicate_of_lead_id: Option<LeadId>,
 }
 
 #[cfg(test)]

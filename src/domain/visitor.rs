@@ -5,20 +5,21 @@
 //! forgetting visitors. A value that does not verify is treated as absent: it can never
 //! reach a lead it was not linked to.
 //!
-//! Signing goes through the `cookie` crate. Verification — on every page view — checks
-//! the same MAC (HMAC-SHA256 of the value with the key's signing half, the crate's
-//! `MAC | value` format) with a keyed HMAC prepared once per key, instead of re-keying
-//! and building cookies per call; the tests check it against the crate's own signatures.
+//! The value is the `cookie` crate's signed format, `MAC | id`, with keys derived by the
+//! crate; the MAC (HMAC-SHA256 with the key's signing half) covers the account as well
+//! as the id, so a signed id is valid on one account's sites only. Each key's HMAC is
+//! prepared once and cloned per check.
 
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cookie::{Cookie, CookieJar, Key};
+use cookie::Key;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
 
+use super::ids::AccountId;
 use super::memo::Memo;
 
 /// A visitor: 16 random bytes, shown as 22 characters of URL-safe base64.
@@ -77,12 +78,11 @@ impl<'de> serde::Deserialize<'de> for VisitorId {
 /// Signs and verifies visitor ids with the configured cookie keys.
 #[derive(Clone)]
 pub struct VisitorSigner {
-    keys: Vec<Key>,
     /// One keyed MAC per key, cloned for each verification.
     verifiers: Vec<Hmac<Sha256>>,
     cookie_name: String,
     /// Ids this signer verified lately.
-    verified: Memo<Option<VisitorId>>,
+    verified: Memo<Option<(VisitorId, AccountId)>>,
 }
 
 /// Length of the base64 MAC in front of a signed value.
@@ -132,7 +132,6 @@ impl VisitorSigner {
             .filter_map(|k| Hmac::<Sha256>::new_from_slice(k.signing()).ok())
             .collect();
         Self {
-            keys,
             verifiers,
             cookie_name: cookie_name.to_owned(),
             verified: Memo::new(),
@@ -143,24 +142,45 @@ impl VisitorSigner {
         &self.cookie_name
     }
 
-    /// The signed value (`MAC | id`) that the browser keeps.
-    pub fn sign(&self, id: VisitorId) -> String {
-        let mut jar = CookieJar::new();
-        jar.signed_mut(&self.keys[0])
-            .add(Cookie::new(self.cookie_name.clone(), id.encode()));
-        jar.get(&self.cookie_name)
-            .map(|c| c.value().to_owned())
-            .unwrap_or_default()
+    /// The signed value (`MAC | id`) that the browser keeps, valid on `account`'s sites
+    /// only: the MAC covers the account, so an id read on one account's site is not
+    /// accepted by another's.
+    pub fn sign(&self, account: AccountId, id: VisitorId) -> String {
+        let value = id.encode();
+        // `with_keys` is always given a key, and an HMAC takes a key of any length.
+        let Some(first) = self.verifiers.first() else {
+            return String::new();
+        };
+        let mut mac = first.clone();
+        mac.update(&Self::scope(account));
+        mac.update(value.as_bytes());
+        let mut signed =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        signed.push_str(&value);
+        signed
     }
 
-    /// The visitor of a signed value, if any key verifies it. A browser sends its id with
-    /// every page view: ids verified lately are remembered.
-    pub fn verify(&self, signed: &str) -> Option<VisitorId> {
+    /// The visitor of a signed value, if any key verifies it for `account`. A browser sends
+    /// its id with every page view: ids verified lately are remembered with their account
+    /// (a value's MAC can verify for one account only).
+    pub fn verify(&self, account: AccountId, signed: &str) -> Option<VisitorId> {
         self.verified
-            .get_or(signed, |signed| self.check(signed), Option::is_some)
+            .get_or(
+                signed,
+                |signed| self.check(account, signed).map(|id| (id, account)),
+                Option::is_some,
+            )
+            .and_then(|(id, of)| (of == account).then_some(id))
     }
 
-    fn check(&self, signed: &str) -> Option<VisitorId> {
+    /// What the MAC covers before the id: the account, fixed width.
+    fn scope(account: AccountId) -> [u8; 9] {
+        let mut scope = [b'a'; 9];
+        scope[1..].copy_from_slice(&account.0.to_be_bytes());
+        scope
+    }
+
+    fn check(&self, account: AccountId, signed: &str) -> Option<VisitorId> {
         // A signed id is 44 characters of MAC and 22 of id: refuse other sizes before
         // computing any MAC.
         if signed.len() != MAC_LEN + 22 || !signed.is_char_boundary(MAC_LEN) {
@@ -169,10 +189,12 @@ impl VisitorSigner {
         let (mac, value) = signed.split_at(MAC_LEN);
         let mac = base64::engine::general_purpose::STANDARD.decode(mac).ok()?;
         let id = VisitorId::parse(value)?;
+        let scope = Self::scope(account);
         self.verifiers
             .iter()
             .any(|keyed| {
                 let mut keyed = keyed.clone();
+                keyed.update(&scope);
                 keyed.update(value.as_bytes());
                 keyed.verify_slice(&mac).is_ok()
             })
@@ -184,6 +206,9 @@ impl VisitorSigner {
 mod tests {
     use super::*;
 
+    const A: AccountId = AccountId(1);
+    const B: AccountId = AccountId(2);
+
     fn key(byte: u8) -> String {
         base64::engine::general_purpose::STANDARD.encode([byte; 32])
     }
@@ -192,9 +217,22 @@ mod tests {
     fn signed_id_round_trips() {
         let signer = VisitorSigner::from_base64_keys(&[key(1)], "ff_vid").unwrap();
         let id = VisitorId::mint();
-        let signed = signer.sign(id);
+        let signed = signer.sign(A, id);
         assert_eq!(signed.len(), 66);
-        assert_eq!(signer.verify(&signed), Some(id));
+        assert_eq!(signer.verify(A, &signed), Some(id));
+    }
+
+    #[test]
+    fn an_id_signed_for_one_account_does_not_verify_for_another() {
+        let signer = VisitorSigner::from_base64_keys(&[key(1)], "ff_vid").unwrap();
+        let id = VisitorId::mint();
+        let signed = signer.sign(A, id);
+        // Remembered for A, still refused for B (and the other way round).
+        assert_eq!(signer.verify(A, &signed), Some(id));
+        assert_eq!(signer.verify(B, &signed), None);
+        let for_b = signer.sign(B, id);
+        assert_eq!(signer.verify(B, &for_b), Some(id));
+        assert_eq!(signer.verify(A, &for_b), None);
     }
 
     #[test]
@@ -202,35 +240,14 @@ mod tests {
         let signer = VisitorSigner::from_base64_keys(&[key(1)], "ff_vid").unwrap();
         let other = VisitorSigner::from_base64_keys(&[key(2)], "ff_vid").unwrap();
         let id = VisitorId::mint();
-        let signed = signer.sign(id);
-        assert_eq!(other.verify(&signed), None);
+        let signed = signer.sign(A, id);
+        assert_eq!(other.verify(A, &signed), None);
         let mut tampered = signed.clone();
         tampered.replace_range(50..51, if &signed[50..51] == "A" { "B" } else { "A" });
-        assert_eq!(signer.verify(&tampered), None);
-        assert_eq!(signer.verify(&id.encode()), None);
-        assert_eq!(signer.verify(""), None);
-        assert_eq!(signer.verify(&"é".repeat(33)), None);
-    }
-
-    #[test]
-    fn verification_agrees_with_the_cookie_crate() {
-        let signer = VisitorSigner::from_base64_keys(&[key(3)], "ff_vid").unwrap();
-        let id = VisitorId::mint();
-        // Signed by the crate, verified by ours …
-        let signed = signer.sign(id);
-        assert_eq!(signer.verify(&signed), Some(id));
-        // … and ours refuses what the crate refuses.
-        let jar = CookieJar::new();
-        let crate_verdict = |v: &str| {
-            jar.signed(&signer.keys[0])
-                .verify(Cookie::new("ff_vid", v.to_owned()))
-                .is_some()
-        };
-        let mut forged = signed.clone();
-        forged.replace_range(0..1, if &signed[0..1] == "A" { "B" } else { "A" });
-        for v in [signed.as_str(), forged.as_str()] {
-            assert_eq!(signer.verify(v).is_some(), crate_verdict(v), "{v}");
-        }
+        assert_eq!(signer.verify(A, &tampered), None);
+        assert_eq!(signer.verify(A, &id.encode()), None);
+        assert_eq!(signer.verify(A, ""), None);
+        assert_eq!(signer.verify(A, &"é".repeat(33)), None);
     }
 
     #[test]
@@ -238,8 +255,8 @@ mod tests {
         let old = VisitorSigner::from_base64_keys(&[key(1)], "ff_vid").unwrap();
         let rotated = VisitorSigner::from_base64_keys(&[key(2), key(1)], "ff_vid").unwrap();
         let id = VisitorId::mint();
-        assert_eq!(rotated.verify(&old.sign(id)), Some(id));
-        assert_eq!(old.verify(&rotated.sign(id)), None);
+        assert_eq!(rotated.verify(A, &old.sign(A, id)), Some(id));
+        assert_eq!(old.verify(A, &rotated.sign(A, id)), None);
     }
 
     #[test]

@@ -23,8 +23,39 @@ fn too_large(limit: usize) -> Problem {
     )
 }
 
-/// Reads the whole body, refusing more than `limit` bytes.
+/// How long a whole request body may take to arrive (`limits.body_timeout_ms`), kept in
+/// app data. A body that trickles in a byte at a time would otherwise hold a worker's
+/// connection for as long as its sender likes.
+#[derive(Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// Used when the app data has none (the default of `limits.body_timeout_ms`).
+const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the whole body, refusing more than `limit` bytes, and answering 408 when it has
+/// not all arrived within the body timeout.
 pub async fn read_body<S>(
+    req: &HttpRequest,
+    payload: &mut S,
+    limit: usize,
+) -> Result<Bytes, Problem>
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    let timeout = req
+        .app_data::<BodyTimeout>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+    tokio::time::timeout(timeout, read_body_unbounded(req, payload, limit))
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {} ms", timeout.as_millis()),
+            )
+        })?
+}
+
+async fn read_body_unbounded<S>(
     req: &HttpRequest,
     payload: &mut S,
     limit: usize,

@@ -1,7 +1,9 @@
 //! The demo's public side: the sample site (`/demo`, `/demo/{page}`), rendered from
 //! `static/demo/index.html` with the demo site's key and form id, and the sample
-//! handler's inbox (`POST /demo/inbox`), which checks each webhook's signature.
+//! handler's inbox (`POST /demo/inbox`), which takes only webhooks signed with the demo
+//! handler's secret (401 otherwise).
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
@@ -77,6 +79,14 @@ async fn inbox(
             .is_ok_and(|expected| sent.split(' ').any(|s| s == expected)),
         _ => false,
     };
+    // Only the demo handler's own webhooks: anything else would let anyone fill the
+    // inbox (and the console's live stream) with whatever they like.
+    if !signature_valid {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "the demo inbox takes only webhooks signed with the demo handler's secret",
+        ));
+    }
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     let lead = body["event"]["data"]["id"].as_u64().map(LeadId);
     demo.receive(InboxItem {

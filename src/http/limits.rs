@@ -52,8 +52,9 @@ impl RateLimits {
         limits
     }
 
+    /// Counts per address, and per /64 for IPv6 (`client::limit_key`).
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Problem> {
-        self.check(self.per_ip.as_ref(), &ip)
+        self.check(self.per_ip.as_ref(), &super::client::limit_key(ip))
     }
 
     pub fn check_site(&self, site: SiteId) -> Result<(), Problem> {

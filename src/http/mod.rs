@@ -15,11 +15,25 @@ pub mod tracker;
 use std::path::Path;
 
 use actix_files::{Files, NamedFile};
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, HeaderValue, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
 use actix_web::middleware::{Compress, DefaultHeaders};
 use actix_web::{HttpRequest, web};
 
 use problem::Problem;
+
+/// The console runs only its own scripts and styles, in no one's frame, and its address
+/// (which names leads) goes to no other site.
+fn console_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        ))
+        .add((X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .add((REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+}
 
 /// Every route of the service but the management API (`api::scope`).
 pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path) {
@@ -60,6 +74,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: &Path) {
     .service(
         web::scope("/console")
             .wrap(Compress::default())
+            .wrap(console_headers())
             .service(Files::new("", static_dir.join("console")).index_file("index.html")),
     );
 }

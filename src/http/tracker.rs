@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
 
 use super::body::{media_type, parse_json, read_body};
-use super::client::Client;
+use super::client::{Client, ProxyTrust};
 use super::limits::RateLimits;
 use super::problem::Problem;
 use crate::config::CookieSettings;
@@ -61,11 +61,9 @@ struct BeaconBody<'a> {
 }
 
 fn client<'a>(req: &'a HttpRequest, services: &Services) -> Client<'a> {
-    Client::of(
-        req,
-        &services.settings.cookies.name,
-        services.settings.server.trust_proxy_headers,
-    )
+    static NO_TRUST: std::sync::LazyLock<ProxyTrust> = std::sync::LazyLock::new(Default::default);
+    let trust = req.app_data::<ProxyTrust>().unwrap_or_else(|| &NO_TRUST);
+    Client::of(req, &services.settings.cookies.name, trust)
 }
 
 /// Lets the page send beacons and form posts with credentials; each request is then
@@ -165,11 +163,14 @@ async fn collect(
     // in a server-set first-party cookie, which Safari does not cap at 7 days.
     let cookies = &services.settings.cookies;
     let server_cookie_stale = !cookies.domain.is_empty()
-        && client.cookie_vid.and_then(|c| services.signer.verify(c)) != Some(visitor);
+        && client
+            .cookie_vid
+            .and_then(|c| services.signer.verify(site.account_id, c))
+            != Some(visitor);
     if !minted && !server_cookie_stale {
         return Ok(response.finish());
     }
-    let signed = services.signer.sign(visitor);
+    let signed = services.signer.sign(site.account_id, visitor);
     if server_cookie_stale {
         response.insert_header((header::SET_COOKIE, visitor_cookie(cookies, &signed)));
     }

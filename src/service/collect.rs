@@ -45,14 +45,16 @@ impl Services {
         self.settings.tracking.retention_days * DAY_SECS
     }
 
-    /// The visitor of a request: the tracker's id, else the cookie's, else a new one.
+    /// The visitor of a request to one of `account`'s sites: the tracker's id, else the
+    /// cookie's, else a new one. Ids signed for another account do not count.
     pub(super) fn visitor_of(
         &self,
+        account: AccountId,
         vid: Option<&str>,
         cookie_vid: Option<&str>,
     ) -> (VisitorId, bool) {
-        vid.and_then(|v| self.signer.verify(v))
-            .or_else(|| cookie_vid.and_then(|v| self.signer.verify(v)))
+        vid.and_then(|v| self.signer.verify(account, v))
+            .or_else(|| cookie_vid.and_then(|v| self.signer.verify(account, v)))
             .map_or_else(|| (VisitorId::mint(), true), |v| (v, false))
     }
 
@@ -88,7 +90,7 @@ impl Services {
             metrics::counter!("footfall_beacons_total", "outcome" => "not_tracked").increment(1);
             return Ok(CollectOutcome::NotTracked);
         }
-        let (visitor, minted) = self.visitor_of(beacon.vid, beacon.cookie_vid);
+        let (visitor, minted) = self.visitor_of(site.account_id, beacon.vid, beacon.cookie_vid);
         let now = now_ms();
         let page_view = PageView::new(now, site.id, page, beacon.title, beacon.referrer);
         let outcome = self

@@ -1,7 +1,8 @@
 //! The demo: a sample site served at `/demo` with the script tag and a form, and a
 //! built-in sample handler whose webhooks land in an inbox the console shows — so that a
 //! newcomer can walk the five steps in a browser right after starting footfall. Created
-//! once per store for the first account; off when `demo.enabled` is false.
+//! once per store in the demo's own account (`demo.account_id`), never in a configured
+//! one; off when `demo.enabled` is false.
 
 use std::collections::VecDeque;
 

@@ -1,7 +1,9 @@
 //! Form submissions: a contact, a lead in the pipeline's Unsorted stage and an Unsorted
 //! entry, with the browser linked to the lead (bringing its earlier anonymous page views
-//! into the lead's history) — or, for a known contact, its open lead taking the
-//! submission; a double submission folds into the first.
+//! into the lead's history); a double submission folds into the first. A submission
+//! naming a known contact's email or phone makes its own lead and entry too (as amoCRM
+//! does), marked `duplicate_of_lead_id`: the known lead never takes a browser from a
+//! form, since anyone can type someone else's email.
 //!
 //! At most three store round trips when the form is cached: the new ids with the
 //! catalog's version, one atomic step (`Leads::create_lead_from_submission`) that records it
@@ -61,7 +63,7 @@ pub struct Submission<'a> {
 pub enum SubmitOutcome {
     Created {
         lead_id: LeadId,
-        /// The Unsorted entry; none when the contact's open lead took the submission.
+        /// The Unsorted entry; none when a double submission's entry was already accepted.
         uid: Option<UnsortedUid>,
         /// The signed id of the visitor now linked to the lead (for the cookie).
         visitor: String,
@@ -113,8 +115,9 @@ impl Services {
         let (site, pipeline, unsorted) = Self::form_targets(form, &snapshot)?;
         Self::check_origin(site, s.origin)?;
         let (lead_id, contact_id) = (LeadId(ids[0]), ContactId(ids[1]));
-        let (visitor, _) = self.visitor_of(s.vid, s.cookie_vid);
-        let page = match parse_web_url(s.page) {
+        let (visitor, _) = self.visitor_of(account, s.vid, s.cookie_vid);
+        // Capped where stored, as a page view's URL is.
+        let page = match parse_web_url(s.page).filter(|_| s.page.len() <= MAX_URL) {
             Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
             _ => String::new(),
         };
@@ -155,6 +158,7 @@ impl Services {
                     referer: s.referer.chars().take(MAX_URL).collect(),
                     visitor_uid: Some(visitor.encode()),
                     form_sent_at: to_secs(now),
+                    duplicate_of_lead_id: None,
                 },
                 lead_id,
                 contact_id,
@@ -167,25 +171,28 @@ impl Services {
         let (lead_id, uid, outcome) =
             match self.store.create_lead_from_submission(&submission).await? {
                 SubmissionOutcome::Duplicate { lead, uid } => (lead, uid, "duplicate"),
-                SubmissionOutcome::KnownContact {
-                    lead,
+                // A known contact's submission is a lead of its own, answered the same
+                // way: the answer tells nothing about who is known.
+                SubmissionOutcome::Created {
                     previous_lead,
+                    duplicate_of,
                 } => {
-                    self.announce_link(account, lead, previous_lead);
-                    (lead, None, "known_contact")
-                }
-                SubmissionOutcome::Created { previous_lead } => {
                     self.announce_link(account, lead_id, previous_lead);
                     self.fire_on_move(&submission.lead, MoveKind::Created, None, Some(&snapshot))
                         .await?;
-                    (lead_id, Some(uid), "created")
+                    let outcome = if duplicate_of.is_some() {
+                        "possible_duplicate"
+                    } else {
+                        "created"
+                    };
+                    (lead_id, Some(uid), outcome)
                 }
             };
         metrics::counter!("footfall_form_submissions_total", "outcome" => outcome).increment(1);
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,
-            visitor: self.signer.sign(visitor),
+            visitor: self.signer.sign(account, visitor),
             success_url: form.success_url.clone(),
         })
     }

@@ -204,11 +204,12 @@ pub struct NewSubmission {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmissionOutcome {
     /// The lead and its Unsorted entry were created; the browser left `previous_lead`.
-    Created { previous_lead: Option<LeadId> },
-    /// The contact's open lead in the pipeline took the submission.
-    KnownContact {
-        lead: LeadId,
+    /// When the contact already had an open lead in the pipeline, the entry is marked as
+    /// its possible duplicate (`duplicate_of`); that lead is left as it was, and the
+    /// contact keeps pointing at it.
+    Created {
         previous_lead: Option<LeadId>,
+        duplicate_of: Option<LeadId>,
     },
     /// A double submission: the first one's lead, and its Unsorted entry while it is
     /// still there to accept.

@@ -17,6 +17,8 @@ export function h(tag, props, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "class") el.setAttribute("class", [el.getAttribute("class"), v].filter(Boolean).join(" "));
     else if (k === "dataset") Object.assign(el.dataset, v);
+    // Through the CSSOM: the console's Content-Security-Policy refuses style attributes.
+    else if (k === "style") el.style.cssText = String(v);
     else if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
     else if (k === "value" || k === "checked" || k === "selected" || k === "disabled" || k === "hidden") el[k] = v;
     else el.setAttribute(k, v === true ? "" : String(v));

@@ -56,8 +56,16 @@
       var f = e.target, id = f.getAttribute && f.getAttribute("data-footfall-form");
       if (!id || f.__ff) return;
       e.preventDefault();
-      var fields = {};
-      new FormData(f).forEach(function (v, k) { if (typeof v == "string") fields[k] = v; });
+      // Only the fields the form maps (name, phone, email) and footfall's own ff_*; never a
+      // password or a hidden field (a CSRF token, say) of the site.
+      var fields = {}, skip = [];
+      [].forEach.call(f.elements, function (el) {
+        var k = el.name, t = el.type;
+        if (!k || el.disabled) return;
+        if (/^ff_/.test(k) || /^(name|phone|email)$/.test(k) && t != "password" && t != "hidden") {
+          if (!/^(checkbox|radio)$/.test(t) || el.checked) fields[k] = el.value;
+        } else skip.push(el);
+      });
       post("/v1/forms/" + encodeURIComponent(id) + "/submit", { vid: vid || null, page: location.href, fields: fields })
         .then(function (r) {
           return r.json().then(function (j) {
@@ -70,6 +78,8 @@
         })
         .catch(function () {
           f.__ff = 1;
+          // The browser's own post carries the same fields as the JSON one.
+          skip.forEach(function (el) { el.disabled = true; });
           [["ff_vid", vid], ["ff_page", location.href]].forEach(function (p) {
             var i = d.createElement("input");
             i.type = "hidden"; i.name = p[0]; i.value = p[1] || "";

@@ -119,9 +119,27 @@ async function run() {
     await sitePage.getByLabel("Name").fill(name);
     await sitePage.getByLabel("Phone").fill("+7 900 123-45-67");
     await sitePage.getByLabel("Email").fill("anna@example.com");
+    // A site's form often has a password and a hidden CSRF token: t.js must send neither.
+    await sitePage.evaluate(() => {
+      const form = document.querySelector("form[data-footfall-form]");
+      for (const [type, name, value] of [["password", "password", "pw-never-leaves"], ["hidden", "csrf_token", "csrf-never-leaves"], ["text", "comment", "unmapped-never-leaves"]]) {
+        const input = document.createElement("input");
+        Object.assign(input, { type, name, value });
+        form.appendChild(input);
+      }
+    });
+    const sent = [];
+    const onRequest = (r) => { if (r.url().includes("/submit")) sent.push(r.postData() || ""); };
+    sitePage.on("request", onRequest);
     await sitePage.getByRole("button", { name: "Send" }).click();
     await sitePage.locator("#sent").waitFor({ state: "visible" })
       .catch(async () => { throw new Error(`the form was not accepted: ${await sitePage.locator("#failed").textContent()}`); });
+    sitePage.off("request", onRequest);
+    const posts = sent.filter((b) => b.includes("anna@example.com"));
+    check(posts.length > 0, `the form post was not seen (${sent.length} requests to /submit)`);
+    for (const body of posts) {
+      check(!/never-leaves/.test(body), `t.js sent a password, hidden or unmapped field: ${body}`);
+    }
     lastPageView = Date.now();
     formSentAt = lastPageView;
   });

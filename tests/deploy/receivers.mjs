@@ -71,7 +71,7 @@ async function startTap() {
 async function run() {
   const ff = await t.step("start footfall", () => t.startFootfall(() => ({
     FOOTFALL__DELIVERY__ALLOW_PRIVATE_TARGETS: "true",
-    FOOTFALL__DEMO__ENABLED: "false",
+    FOOTFALL__DEMO__ENABLED: "true", // the demo account is the one with the shipped token
   })));
   const site = (await api(ff, "POST", "/api/v4/sites", [{ name: "Shop", url: "https://shop.example", visit_idle_seconds: 1 }]))._embedded.sites[0];
   const form = (await api(ff, "POST", "/api/v4/forms", [{ name: "Contact", site_id: site.id, pipeline_id: 1 }]))._embedded.forms[0];

@@ -304,7 +304,7 @@ async fn webhook_urls_on_private_addresses_are_refused_by_default() {
             problem["errors"][0]["message"]
                 .as_str()
                 .unwrap()
-                .contains("non-public address"),
+                .contains("not a public address"),
             "{problem}"
         );
     }

@@ -91,7 +91,7 @@ conformance!(
     lead_visitor_links_are_replaced_per_visitor,
     unsorted_entries_are_removed_once,
     a_submission_creates_lead_contact_entry_timeline_and_link,
-    a_known_contacts_open_lead_takes_the_submission,
+    a_known_contacts_open_lead_is_left_alone_by_the_submission,
     duplicate_submissions_answer_the_first_lead_and_its_entry,
     duplicate_submissions_fold_until_the_window_ends,
     contacts_point_at_their_latest_lead_per_account,
@@ -174,6 +174,7 @@ fn entry_in(account: AccountId, lead: u64, created_at: i64) -> Unsorted {
         pipeline_id: PIPELINE,
         created_at,
         metadata: UnsortedMetadata {
+            duplicate_of_lead_id: None,
             form_id: form(),
             form_name: "Contact".into(),
             form_page: "https://shop.example/".into(),
@@ -225,7 +226,8 @@ async fn new_lead(store: &Shared, id: u64, at: i64) -> VisitorId {
     assert_eq!(
         outcome,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     v
@@ -629,51 +631,45 @@ async fn timelines_are_kept_only_for_leads_of_the_account(store: Shared) {
     assert_eq!(kept, (vec![], vec![], vec![]));
 }
 
-async fn two_browsers_of_one_contact(store: &Shared) -> (VisitorId, VisitorId) {
-    let (a, b) = (VisitorId::mint(), VisitorId::mint());
-    submit(store, &submission(1, "a@b.co", a, 1)).await;
-    // The same contact from another browser: the open lead takes it.
-    assert_eq!(
-        submit(store, &submission(2, "a@b.co", b, 2)).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: None
-        }
-    );
-    (a, b)
+/// A submission that names a known contact's open lead: a lead of its own, marked.
+fn possible_duplicate(previous: Option<u64>, of: u64) -> SubmissionOutcome {
+    SubmissionOutcome::Created {
+        previous_lead: previous.map(LeadId),
+        duplicate_of: Some(LeadId(of)),
+    }
 }
 
 async fn lead_visitor_links_are_replaced_per_visitor(store: Shared) {
-    let (a, b) = two_browsers_of_one_contact(&store).await;
-    assert_eq!(
-        store.lead_visitors(ACCOUNT, LeadId(1)).await.unwrap(),
-        [link(a, 1, None, None), link(b, 2, None, None)]
-    );
+    let a = VisitorId::mint();
+    submit(&store, &submission(1, "a@b.co", a, 1)).await;
     // Browser a sends another contact's form: its link to lead 1 ends.
     submit(&store, &submission(3, "other@b.co", a, 9)).await;
     assert_eq!(
         store.lead_visitors(ACCOUNT, LeadId(1)).await.unwrap(),
-        [link(a, 1, None, Some(9)), link(b, 2, None, None)]
+        [link(a, 1, None, Some(9))]
     );
     assert_eq!(
         store.lead_visitors(ACCOUNT, LeadId(3)).await.unwrap(),
         [link(a, 9, Some(9), None)]
     );
-    // … and back to lead 1's contact: lead 1's link of a is replaced, not added.
+    // … and lead 1's contact again: a lead of its own (lead 1's possible duplicate); lead
+    // 1 does not take the browser back (changed from "the open lead takes it": anyone
+    // can type a known email).
     assert_eq!(
         submit(&store, &submission(4, "a@b.co", a, 12)).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: Some(LeadId(3))
-        }
+        possible_duplicate(Some(3), 1)
     );
     assert_eq!(
         store.lead_visitors(ACCOUNT, LeadId(1)).await.unwrap(),
-        [link(b, 2, None, None), link(a, 12, Some(12), None)]
+        [link(a, 1, None, Some(9))]
     );
     assert_eq!(
         store.lead_visitors(ACCOUNT, LeadId(3)).await.unwrap(),
         [link(a, 9, Some(9), Some(12))]
+    );
+    assert_eq!(
+        store.lead_visitors(ACCOUNT, LeadId(4)).await.unwrap(),
+        [link(a, 12, Some(12), None)]
     );
     assert!(
         store
@@ -742,7 +738,8 @@ async fn a_submission_creates_lead_contact_entry_timeline_and_link(store: Shared
     assert_eq!(
         submit(&store, &s).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     assert_eq!(store.lead_ids(ACCOUNT).await.unwrap(), [LeadId(1)]);
@@ -766,73 +763,73 @@ async fn a_submission_creates_lead_contact_entry_timeline_and_link(store: Shared
             lead: Some(LeadId(1))
         }
     );
-    // The contact index: the same email from another browser finds the open lead.
+    // The contact index: the same email from another browser finds the open lead, and
+    // the submission becomes a lead of its own marked as its possible duplicate.
     let w = VisitorId::mint();
     let mut again = submission(2, "anna@b.co", w, 200);
     again.contact_keys = vec!["email:anna@b.co".into()];
-    assert_eq!(
-        submit(&store, &again).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: None
-        }
-    );
+    assert_eq!(submit(&store, &again).await, possible_duplicate(None, 1));
     // And by any of its keys: the phone alone finds it too.
     let x = VisitorId::mint();
     let mut by_phone = submission(3, "new@b.co", x, 300);
     by_phone.contact_keys = vec!["email:new@b.co".into(), "phone:1".into()];
+    assert_eq!(submit(&store, &by_phone).await, possible_duplicate(None, 1));
     assert_eq!(
-        submit(&store, &by_phone).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: None
-        }
+        store.lead_ids(ACCOUNT).await.unwrap(),
+        [LeadId(3), LeadId(2), LeadId(1)]
     );
-    assert_eq!(store.lead_ids(ACCOUNT).await.unwrap(), [LeadId(1)]);
-    assert!(
-        store
-            .get_leads(ACCOUNT, &[LeadId(2), LeadId(3)])
-            .await
-            .unwrap()
-            .is_empty()
+    let marked = |lead, at| Unsorted {
+        metadata: UnsortedMetadata {
+            duplicate_of_lead_id: Some(LeadId(1)),
+            ..entry_in(ACCOUNT, lead, at).metadata
+        },
+        ..entry_in(ACCOUNT, lead, at)
+    };
+    assert_eq!(
+        store.list_unsorted(ACCOUNT).await.unwrap(),
+        [entry_in(ACCOUNT, 1, 100), marked(2, 200), marked(3, 300)]
     );
-    assert_eq!(store.list_unsorted(ACCOUNT).await.unwrap().len(), 1);
+    // Lead 1 keeps its one browser; each new browser is its own lead's.
+    assert_eq!(
+        store.lead_visitors(ACCOUNT, LeadId(1)).await.unwrap(),
+        [link(v, 100, None, None)]
+    );
     assert_eq!(
         store.visitor(ACCOUNT, w).await.unwrap().lead,
-        Some(LeadId(1))
+        Some(LeadId(2))
+    );
+    assert_eq!(
+        store.timeline(ACCOUNT, LeadId(1)).await.unwrap(),
+        [created(100, 1), linked(100, v, None)]
     );
 }
 
-async fn a_known_contacts_open_lead_takes_the_submission(store: Shared) {
+async fn a_known_contacts_open_lead_is_left_alone_by_the_submission(store: Shared) {
     let v = new_lead(&store, 1, 10).await;
     let w = VisitorId::mint();
     assert_eq!(
         submit(&store, &submission(2, "c1@b.co", w, 20)).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: None
-        }
+        possible_duplicate(None, 1)
     );
-    // The browser is linked, then the submission recorded; the lead is unchanged.
+    // Lead 1, its timeline and its browsers are as they were; lead 2 has browser w.
     assert_eq!(
         store.timeline(ACCOUNT, LeadId(1)).await.unwrap(),
-        [
-            created(10, 1),
-            linked(10, v, None),
-            linked(20, w, None),
-            TimelineEntry::FormSubmitted {
-                at: 20,
-                form_id: form(),
-                visitor: w
-            },
-        ]
+        [created(10, 1), linked(10, v, None)]
     );
     assert_eq!(stored_lead(&store, 1).await.unwrap(), lead(1, 10));
     assert_eq!(
         store.lead_visitors(ACCOUNT, LeadId(1)).await.unwrap(),
-        [link(v, 10, None, None), link(w, 20, None, None)]
+        [link(v, 10, None, None)]
     );
-    assert!(store.timeline(ACCOUNT, LeadId(2)).await.unwrap().is_empty());
+    assert_eq!(
+        store.timeline(ACCOUNT, LeadId(2)).await.unwrap(),
+        [created(20, 2), linked(20, w, None)]
+    );
+    // The contact still points at lead 1: the next submission is marked for it too.
+    assert_eq!(
+        submit(&store, &submission(4, "c1@b.co", VisitorId::mint(), 25)).await,
+        possible_duplicate(None, 1)
+    );
     // A lead in another pipeline is not the contact's open lead in this one.
     let mut elsewhere = submission(3, "c1@b.co", VisitorId::mint(), 30);
     elsewhere.lead.pipeline_id = PipelineId(2);
@@ -840,12 +837,13 @@ async fn a_known_contacts_open_lead_takes_the_submission(store: Shared) {
     assert_eq!(
         submit(&store, &elsewhere).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     assert_eq!(
         store.lead_ids(ACCOUNT).await.unwrap(),
-        [LeadId(3), LeadId(1)]
+        [LeadId(4), LeadId(3), LeadId(2), LeadId(1)]
     );
 }
 
@@ -880,7 +878,8 @@ async fn duplicate_submissions_answer_the_first_lead_and_its_entry(store: Shared
     assert_eq!(
         submit(&store, &submission_in(OTHER, 5, "anna@b.co", v, 100)).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     // Once the entry is accepted, a duplicate still names the lead, but no entry.
@@ -892,24 +891,18 @@ async fn duplicate_submissions_answer_the_first_lead_and_its_entry(store: Shared
             uid: None
         }
     );
-    // A submission that went to a known contact's lead has no entry of its own.
+    // A known contact's submission has an entry of its own, which its double names.
     let w = VisitorId::mint();
     let known = submission(3, "anna@b.co", w, 200);
-    assert_eq!(
-        submit(&store, &known).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: None
-        }
-    );
+    assert_eq!(submit(&store, &known).await, possible_duplicate(None, 1));
     assert_eq!(
         submit(&store, &known).await,
         SubmissionOutcome::Duplicate {
-            lead: LeadId(1),
-            uid: None
+            lead: LeadId(3),
+            uid: Some(uid(3))
         }
     );
-    assert_eq!(store.timeline(ACCOUNT, LeadId(1)).await.unwrap().len(), 5);
+    assert_eq!(store.timeline(ACCOUNT, LeadId(1)).await.unwrap().len(), 3);
 }
 
 async fn duplicate_submissions_fold_until_the_window_ends(store: Shared) {
@@ -927,19 +920,19 @@ async fn duplicate_submissions_fold_until_the_window_ends(store: Shared) {
         }
     );
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    // No longer a duplicate: the contact's open lead takes it.
+    // No longer a duplicate: a lead of its own (its ids were allocated anew), marked as
+    // the contact's open lead's possible duplicate.
+    let later = NewSubmission {
+        lead: lead(2, 101),
+        unsorted: entry_in(ACCOUNT, 2, 101),
+        ..s.clone()
+    };
+    assert_eq!(submit(&store, &later).await, possible_duplicate(Some(1), 1));
     assert_eq!(
-        submit(&store, &s).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: None
-        }
-    );
-    assert_eq!(
-        submit(&store, &s).await,
+        submit(&store, &later).await,
         SubmissionOutcome::Duplicate {
-            lead: LeadId(1),
-            uid: None
+            lead: LeadId(2),
+            uid: Some(uid(2))
         }
     );
 }
@@ -951,23 +944,22 @@ async fn contacts_point_at_their_latest_lead_per_account(store: Shared) {
     assert_eq!(
         submit(&store, &submission(2, "a@b.co", VisitorId::mint(), 3)).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     // … which the contact points at from then on.
     assert_eq!(
         submit(&store, &submission(3, "a@b.co", VisitorId::mint(), 4)).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(2),
-            previous_lead: None
-        }
+        possible_duplicate(None, 2)
     );
     // Lost closes it too.
     store.move_lead(&lead_move(2, LOST, 5)).await.unwrap();
     assert_eq!(
         submit(&store, &submission(4, "a@b.co", VisitorId::mint(), 6)).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     // Another account does not know the contact.
@@ -978,12 +970,13 @@ async fn contacts_point_at_their_latest_lead_per_account(store: Shared) {
         )
         .await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     assert_eq!(
         store.lead_ids(ACCOUNT).await.unwrap(),
-        [LeadId(4), LeadId(2), LeadId(1)]
+        [LeadId(4), LeadId(3), LeadId(2), LeadId(1)]
     );
     assert_eq!(store.lead_ids(OTHER).await.unwrap(), [LeadId(5)]);
 }
@@ -994,7 +987,8 @@ async fn a_browser_submitting_for_another_lead_moves_to_it(store: Shared) {
     assert_eq!(
         submit(&store, &submission(2, "b@b.co", v, 20)).await,
         SubmissionOutcome::Created {
-            previous_lead: Some(LeadId(1))
+            previous_lead: Some(LeadId(1)),
+            duplicate_of: None
         }
     );
     assert_eq!(
@@ -1022,31 +1016,23 @@ async fn a_browser_submitting_for_another_lead_moves_to_it(store: Shared) {
         store.visitor(ACCOUNT, v).await.unwrap().lead,
         Some(LeadId(2))
     );
-    // Back to the first contact, whose lead is open: a known contact's lead, and a move.
+    // Back to the first contact, whose lead is open: a lead of its own marked as lead
+    // 1's possible duplicate (lead 1 used to take the browser back), and a move.
     assert_eq!(
         submit(&store, &submission(3, "a@b.co", v, 30)).await,
-        SubmissionOutcome::KnownContact {
-            lead: LeadId(1),
-            previous_lead: Some(LeadId(2))
-        }
+        possible_duplicate(Some(2), 1)
     );
     assert_eq!(
         store.timeline(ACCOUNT, LeadId(2)).await.unwrap(),
-        [created(20, 2), linked(20, v, Some(1)), visitor_moved(30, 1)]
+        [created(20, 2), linked(20, v, Some(1)), visitor_moved(30, 3)]
     );
     assert_eq!(
         store.timeline(ACCOUNT, LeadId(1)).await.unwrap(),
-        [
-            created(10, 1),
-            linked(10, v, None),
-            visitor_moved(20, 2),
-            linked(30, v, Some(2)),
-            TimelineEntry::FormSubmitted {
-                at: 30,
-                form_id: form(),
-                visitor: v
-            },
-        ]
+        [created(10, 1), linked(10, v, None), visitor_moved(20, 2)]
+    );
+    assert_eq!(
+        store.timeline(ACCOUNT, LeadId(3)).await.unwrap(),
+        [created(30, 3), linked(30, v, Some(2))]
     );
     assert_eq!(
         store.lead_visitors(ACCOUNT, LeadId(2)).await.unwrap(),
@@ -1054,6 +1040,10 @@ async fn a_browser_submitting_for_another_lead_moves_to_it(store: Shared) {
     );
     assert_eq!(
         store.lead_visitors(ACCOUNT, LeadId(1)).await.unwrap(),
+        [link(v, 10, None, Some(20))]
+    );
+    assert_eq!(
+        store.lead_visitors(ACCOUNT, LeadId(3)).await.unwrap(),
         [link(v, 30, Some(30), None)]
     );
 }
@@ -1178,7 +1168,8 @@ async fn declining_removes_the_entry_and_closes_the_lead(store: Shared) {
     assert_eq!(
         submit(&store, &submission(3, "c1@b.co", VisitorId::mint(), 9)).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
 }
@@ -1340,13 +1331,15 @@ async fn linking_a_visitor_returns_its_previous_lead(store: Shared) {
     assert_eq!(
         submit(&store, &submission(1, "a@b.co", v, 1)).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     assert_eq!(
         submit(&store, &submission(2, "b@b.co", v, 2)).await,
         SubmissionOutcome::Created {
-            previous_lead: Some(LeadId(1))
+            previous_lead: Some(LeadId(1)),
+            duplicate_of: None
         }
     );
     assert_eq!(
@@ -1416,7 +1409,8 @@ async fn one_browser_in_two_accounts_is_two_visitors(store: Shared) {
     assert_eq!(
         submit(&store, &submission_in(OTHER, 2, "a@b.co", v, 2)).await,
         SubmissionOutcome::Created {
-            previous_lead: None
+            previous_lead: None,
+            duplicate_of: None
         }
     );
     assert_eq!(

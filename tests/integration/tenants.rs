@@ -763,15 +763,33 @@ async fn the_live_stream_of_one_account_carries_none_of_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_of_one_account_is_not_shown_to_another() {
-    let w = World::build(|s| s.demo.enabled = true).await;
-    let a = w.a_get("/api/v4/demo").await;
-    assert!(a.is_object(), "{a}");
-    w.a_get("/api/v4/demo/inbox").await;
-    for path in ["/api/v4/demo", "/api/v4/demo/inbox"] {
-        let b = w.app.get_as(TOKEN_B, path).await;
-        assert_eq!(b.status, StatusCode::NOT_FOUND, "{path}: {}", b.text);
-        assert!(!b.text.contains(&w.a.site_key), "{}", b.text);
+async fn the_demo_lives_in_an_account_of_its_own_and_no_other_sees_it() {
+    // The demo used to be created in the first account (A); it now has its own account,
+    // whose token alone shows it.
+    let w = World::build(|s| {
+        s.demo.enabled = true;
+        s.demo.account_id = 30441000;
+    })
+    .await;
+    let demo = w
+        .app
+        .get_as(footfall::config::DEMO_TOKEN, "/api/v4/demo")
+        .await;
+    assert_eq!(demo.status, StatusCode::OK, "{}", demo.text);
+    let demo_site = demo.body["site_key"].as_str().unwrap().to_owned();
+    for token in [TOKEN, TOKEN_B] {
+        for path in ["/api/v4/demo", "/api/v4/demo/inbox"] {
+            let other = w.app.get_as(token, path).await;
+            assert_eq!(
+                other.status,
+                StatusCode::NOT_FOUND,
+                "{path}: {}",
+                other.text
+            );
+            assert!(!other.text.contains(&demo_site), "{}", other.text);
+        }
+        let sites = w.app.get_as(token, "/api/v4/sites?limit=250").await;
+        assert!(!sites.text.contains(&demo_site), "{}", sites.text);
     }
 }
 

@@ -171,19 +171,33 @@ async fn create_forms(
                 format!("pipeline {} does not exist", f.pipeline_id),
             ));
         }
-        let success_url = f
+        // The parsed URL is stored, never the text as typed: the URL parser drops CR, LF
+        // and tabs silently, so a control character is refused before parsing (it would
+        // otherwise reach the `Location` header of a redirect).
+        let typed = f
             .success_url
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty());
-        if success_url
-            .as_deref()
-            .is_some_and(|u| parse_web_url(u).is_none())
-        {
-            errors.push(FieldError::new(
-                "success_url",
-                "must be an absolute http(s) URL",
-            ));
-        }
+        let success_url = match typed.as_deref() {
+            None => None,
+            Some(u) if u.chars().any(char::is_control) => {
+                errors.push(FieldError::new(
+                    "success_url",
+                    "must not contain control characters (CR, LF, tab)",
+                ));
+                None
+            }
+            Some(u) => match parse_web_url(u) {
+                Some(parsed) => Some(parsed.to_string()),
+                None => {
+                    errors.push(FieldError::new(
+                        "success_url",
+                        "must be an absolute http(s) URL",
+                    ));
+                    None
+                }
+            },
+        };
         let required = f.required.unwrap_or_else(default_required);
         if errors.is_empty() {
             Ok(Form {

@@ -1,16 +1,19 @@
 //! `GET /api/v4/stream`: server-sent events of the token's account — one `lead` event
 //! each time a lead changes (a visit, a fired event, a delivery attempt, a move, a note),
 //! and a comment every 15 s so that proxies keep the connection open. Read it with
-//! `fetch` (which can send the Authorization header), not `EventSource`.
+//! `fetch` (which can send the Authorization header), not `EventSource`. A token holds at
+//! most `live::MAX_STREAMS_PER_ACCOUNT` streams per instance; one more is answered 429.
 
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, web};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{Auth, Refused};
+use crate::http::problem::Problem;
 use crate::service::Services;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -25,9 +28,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
     responses((status = 200, description = "An endless stream of server-sent events", content_type = "text/event-stream", body = String),
               Refused))]
 #[get("/stream")]
-async fn live_stream(auth: Auth, services: web::Data<Services>) -> HttpResponse {
-    let account = auth.0.id;
-    let updates = services.live.subscribe();
+async fn live_stream(auth: Auth, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+    let updates = services
+        .live
+        .subscribe(auth.0.id)
+        .map_err(|e| Problem::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?;
     let stopping = services.shutdown.clone();
     let beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     let first = Bytes::from_static(b"retry: 2000\n: connected\n\n");
@@ -45,14 +50,13 @@ async fn live_stream(auth: Auth, services: web::Data<Services>) -> HttpResponse 
                         // the shutdown (the console reconnects to another instance).
                         _ = stopping.cancelled() => return None,
                         update = updates.recv() => match update {
-                            Ok(u) if u.account_id == account => {
+                            Ok(u) => {
                                 let Ok(data) = serde_json::to_string(&u) else {
                                     continue;
                                 };
                                 let chunk = Bytes::from(format!("event: lead\ndata: {data}\n\n"));
                                 return Some((Ok(chunk), (updates, beat, None)));
                             }
-                            Ok(_) => continue,
                             // Too slow a reader missed updates: tell it to reload everything.
                             Err(RecvError::Lagged(_)) => {
                                 let chunk = Bytes::from_static(b"event: reload\ndata: {}\n\n");
@@ -68,9 +72,9 @@ async fn live_stream(auth: Auth, services: web::Data<Services>) -> HttpResponse 
             }
         },
     );
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(events)
+        .streaming(events))
 }

@@ -32,6 +32,10 @@ pub struct MetadataView {
     referer: String,
     visitor_uid: Option<String>,
     form_sent_at: i64,
+    /// The open lead whose email or phone this submission named: a possible duplicate,
+    /// merged by accepting this entry into that lead. The submission did not join it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate_of_lead_id: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,6 +83,7 @@ impl UnsortedView {
                 referer: m.referer.clone(),
                 visitor_uid: m.visitor_uid.clone(),
                 form_sent_at: m.form_sent_at,
+                duplicate_of_lead_id: m.duplicate_of_lead_id.map(|l| l.0),
             },
             embedded: UnsortedEmbedded {
                 leads: vec![IdRef { id: u.lead_id.0 }],

@@ -145,22 +145,10 @@ impl Leads for MemoryStore {
         let expires = now + Duration::from_secs(s.duplicate_window_secs.max(1));
         let keep = Duration::from_secs(s.link_retention_secs.max(1));
         let key = (s.account, s.fingerprint.clone());
-        if let Some(known) = state.open_lead_of(s) {
-            let previous_lead = state.link_browser(s.account, s.visitor, known, s.at, keep);
-            state.push_timeline(
-                known,
-                TimelineEntry::FormSubmitted {
-                    at: s.at,
-                    form_id: s.unsorted.metadata.form_id.clone(),
-                    visitor: s.visitor,
-                },
-            );
-            state.submissions.insert(key, (known, None, expires));
-            return Ok(SubmissionOutcome::KnownContact {
-                lead: known,
-                previous_lead,
-            });
-        }
+        // A known contact's open lead is left alone: the new entry names it.
+        let duplicate_of = state.open_lead_of(s);
+        let mut entry = s.unsorted.clone();
+        entry.metadata.duplicate_of_lead_id = duplicate_of;
         let lead = &s.lead;
         state.leads.insert(lead.id, lead.clone());
         state
@@ -176,19 +164,21 @@ impl Leads for MemoryStore {
                 unsorted_uid: s.unsorted.uid.clone(),
             },
         );
-        state
-            .unsorted
-            .entry(s.account)
-            .or_default()
-            .push(s.unsorted.clone());
+        state.unsorted.entry(s.account).or_default().push(entry);
         for key in &s.contact_keys {
-            state.contacts.insert((s.account, key.clone()), lead.id);
+            let index = (s.account, key.clone());
+            if duplicate_of.is_none() || state.contacts.get(&index) != duplicate_of.as_ref() {
+                state.contacts.insert(index, lead.id);
+            }
         }
         let previous_lead = state.link_browser(s.account, s.visitor, lead.id, s.at, keep);
         state
             .submissions
             .insert(key, (lead.id, Some(s.unsorted.uid.clone()), expires));
-        Ok(SubmissionOutcome::Created { previous_lead })
+        Ok(SubmissionOutcome::Created {
+            previous_lead,
+            duplicate_of,
+        })
     }
 
     async fn get_leads(&self, account: AccountId, ids: &[LeadId]) -> StoreResult<Vec<Lead>> {

@@ -61,8 +61,10 @@ end
 /// browser's link. ARGV: lead prefix, now, duplicate window secs, pipeline, visitor, lead
 /// id, uid, Unsorted JSON, LeadCreated JSON, FormSubmitted JSON, won status, lost status,
 /// link ttl secs, n contact keys, the contact keys, then the lead's hash fields.
-/// Returns {'duplicate', lead, uid or ''}, {'known', lead, previous or ''} or
-/// {'created', lead, previous or ''}.
+/// Returns {'duplicate', lead, uid or ''} or {'created', lead, previous or '', the open
+/// lead of the contact or ''}. A known contact's open lead is never touched: the new
+/// entry's JSON gets its id in `"duplicate_of_lead_id":null`, and the contact keys that
+/// point at it keep pointing there.
 pub static SUBMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LEAD_LUA}{}",
@@ -76,26 +78,30 @@ end
 local prefix, at, window, pipeline, v, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local won, lost, ttl = ARGV[11], ARGV[12], ARGV[13]
 local nkeys = tonumber(ARGV[14])
+local dup = false
 for i = 1, nkeys do
   local known = redis.call('HGET', KEYS[2], ARGV[14 + i])
-  local cur = known and stage_of(prefix .. known)
-  if cur and cur[1] == pipeline and cur[2] ~= won and cur[2] ~= lost then
-    local prev = link(prefix, KEYS[7], v, known, at, ttl)
-    redis.call('RPUSH', prefix .. known .. ':t', ARGV[10])
-    redis.call('SET', KEYS[1], known .. '/', 'EX', window)
-    return {'known', known, prev or ''}
-  end
+  local cur = known and not dup and stage_of(prefix .. known)
+  if cur and cur[1] == pipeline and cur[2] ~= won and cur[2] ~= lost then dup = known end
+end
+local entry = ARGV[8]
+if dup then
+  entry = string.gsub(entry, '"duplicate_of_lead_id":null', '"duplicate_of_lead_id":' .. dup, 1)
 end
 local fields = {}
 for i = 15 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[3], unpack(fields))
 redis.call('RPUSH', KEYS[4], ARGV[9])
 redis.call('ZADD', KEYS[5], id, id)
-redis.call('HSET', KEYS[6], ARGV[7], ARGV[8])
-for i = 1, nkeys do redis.call('HSET', KEYS[2], ARGV[14 + i], id) end
+redis.call('HSET', KEYS[6], ARGV[7], entry)
+for i = 1, nkeys do
+  if not dup or redis.call('HGET', KEYS[2], ARGV[14 + i]) ~= dup then
+    redis.call('HSET', KEYS[2], ARGV[14 + i], id)
+  end
+end
 local prev = link(prefix, KEYS[7], v, id, at, ttl)
 redis.call('SET', KEYS[1], id .. '/' .. ARGV[7], 'EX', window)
-return {'created', id, prev or ''}
+return {'created', id, prev or '', dup or ''}
 "#
     ))
 });

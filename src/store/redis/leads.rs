@@ -127,12 +127,9 @@ where
                 lead: lead_id(lead)?,
                 uid: (!uid.is_empty()).then(|| UnsortedUid(uid.clone())),
             }),
-            [kind, lead, prev] if kind == "known" => Ok(SubmissionOutcome::KnownContact {
-                lead: lead_id(lead)?,
+            [kind, _, prev, dup] if kind == "created" => Ok(SubmissionOutcome::Created {
                 previous_lead: previous(prev)?,
-            }),
-            [kind, _, prev] if kind == "created" => Ok(SubmissionOutcome::Created {
-                previous_lead: previous(prev)?,
+                duplicate_of: previous(dup)?,
             }),
             _ => Err(corrupt(format!("submission answered {reply:?}"))),
         }
