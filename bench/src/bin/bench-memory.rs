@@ -184,6 +184,7 @@ async fn main() -> anyhow::Result<()> {
                         referer: String::new(),
                         visitor_uid: Some(v.encode()),
                         form_sent_at: now / 1000,
+                        duplicate_of_lead_id: None,
                     },
                     lead_id: id,
                     contact_id,
