@@ -155,6 +155,7 @@ impl Services {
             lead,
             visitor,
             at: now,
+            visitor_retention_secs: self.retention_secs(),
         };
         let (lead_id, uid, outcome) =
             match self.store.create_lead_from_submission(&submission).await? {

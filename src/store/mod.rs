@@ -195,6 +195,9 @@ pub struct NewSubmission {
     pub unsorted: Unsorted,
     pub visitor: VisitorId,
     pub at: Millis,
+    /// The browser's history is kept this long from now on (it is linked to a lead),
+    /// whatever shorter expiry an anonymous first visit gave it.
+    pub visitor_retention_secs: u64,
 }
 
 /// What became of a submission.
@@ -344,12 +347,15 @@ pub trait Visitors: Send + Sync {
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome>;
     /// Counts a new visit (the page view that starts it is already recorded), keeps the
     /// history within `max_page_views`, refreshes the retention, and reads the browser's
-    /// lead — one round trip.
+    /// lead — one round trip. A first visit keeps the history `anonymous_secs` only,
+    /// unless a link to a lead gave it longer (`NewSubmission::visitor_retention_secs`);
+    /// a returning browser's history is kept `retention_secs`.
     async fn start_visit(
         &self,
         account: AccountId,
         visitor: VisitorId,
         retention_secs: u64,
+        anonymous_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitStart>;
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState>;

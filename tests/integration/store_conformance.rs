@@ -105,6 +105,7 @@ conformance!(
     trimming_the_history_keeps_the_visitors_lead_and_visits,
     one_browser_in_two_accounts_is_two_visitors,
     histories_expire_with_the_retention_of_their_last_visit,
+    an_anonymous_first_visit_keeps_its_history_briefly,
     due_events_are_claimed_with_a_lease,
     finished_events_leave_the_schedule,
     fired_events_go_on_their_leads_timelines,
@@ -205,6 +206,7 @@ fn submission_in(
         unsorted: entry_in(account, lead, at),
         visitor,
         at,
+        visitor_retention_secs: 3600,
     }
 }
 
@@ -1229,7 +1231,7 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
             .await
             .unwrap();
     }
-    let first = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let first = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     assert_eq!(
         first,
         VisitStart {
@@ -1244,7 +1246,7 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
         ["/1", "/2"]
     );
     submit(&store, &submission(5, "a@b.co", v, 15)).await;
-    let second = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let second = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     assert_eq!(
         second,
         VisitStart {
@@ -1255,7 +1257,7 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
     );
     // The lead as it stands now.
     store.move_lead(&lead_move(5, 1002, 20)).await.unwrap();
-    let third = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let third = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     let mut now = lead(5, 15);
     now.status_id = StatusId(1002);
     now.updated_at = 20;
@@ -1281,7 +1283,7 @@ async fn visits_tell_the_catalog_version(store: Shared) {
         .unwrap();
     let version = async |store: &Shared| {
         store
-            .start_visit(ACCOUNT, v, 3600, 100)
+            .start_visit(ACCOUNT, v, 3600, 3600, 100)
             .await
             .unwrap()
             .catalog_version
@@ -1347,7 +1349,10 @@ async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) 
         .record_page_view(write(v, page_view(0, 1, "/0")))
         .await
         .unwrap();
-    store.start_visit(ACCOUNT, v, 3600, 100).await.unwrap();
+    store
+        .start_visit(ACCOUNT, v, 3600, 3600, 100)
+        .await
+        .unwrap();
     submit(&store, &submission(9, "a@b.co", v, 1)).await;
     for i in 1..10 {
         store
@@ -1367,7 +1372,7 @@ async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) 
             lead: Some(LeadId(9))
         }
     );
-    let again = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let again = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     assert_eq!(
         again,
         VisitStart {
@@ -1414,9 +1419,44 @@ async fn one_browser_in_two_accounts_is_two_visitors(store: Shared) {
     );
     assert_eq!(urls(store.page_views(ACCOUNT, v).await.unwrap()), ["/mine"]);
     assert_eq!(urls(store.page_views(OTHER, v).await.unwrap()), ["/theirs"]);
-    let visit = store.start_visit(OTHER, v, 3600, 10).await.unwrap();
+    let visit = store.start_visit(OTHER, v, 3600, 3600, 10).await.unwrap();
     assert_eq!((visit.number, visit.lead), (1, Some(lead_in(OTHER, 2, 2))));
     assert_eq!(store.visitor(ACCOUNT, v).await.unwrap().visits, 0);
+}
+
+/// A first visit of a browser that no lead knows keeps its history the anonymous
+/// retention only; a browser that comes back, or is linked to a lead, keeps it the full one.
+async fn an_anonymous_first_visit_keeps_its_history_briefly(store: Shared) {
+    let (junk, linked, returning) = (VisitorId::mint(), VisitorId::mint(), VisitorId::mint());
+    for v in [junk, linked, returning] {
+        store
+            .record_page_view(write(v, page_view(1, 1, "/")))
+            .await
+            .unwrap();
+        store.start_visit(ACCOUNT, v, 3600, 1, 100).await.unwrap();
+    }
+    submit(&store, &submission(1, "a@b.co", linked, 1)).await;
+    let second = store
+        .start_visit(ACCOUNT, returning, 3600, 1, 100)
+        .await
+        .unwrap();
+    assert_eq!(second.number, 2);
+    // A linked browser's next first visit does not shorten it either.
+    let fresh = VisitorId::mint();
+    submit(&store, &submission(2, "b@b.co", fresh, 2)).await;
+    store
+        .record_page_view(write(fresh, page_view(1, 3, "/after")))
+        .await
+        .unwrap();
+    store
+        .start_visit(ACCOUNT, fresh, 3600, 1, 100)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(store.page_views(ACCOUNT, junk).await.unwrap().is_empty());
+    for v in [linked, returning, fresh] {
+        assert_eq!(store.page_views(ACCOUNT, v).await.unwrap().len(), 1);
+    }
 }
 
 /// A history lives for the retention its last visit set; the browser's lead is the lead's.
@@ -1426,8 +1466,12 @@ async fn histories_expire_with_the_retention_of_their_last_visit(store: Shared) 
         .record_page_view(write(v, page_view(1, 1, "/")))
         .await
         .unwrap();
-    submit(&store, &submission(1, "a@b.co", v, 1)).await;
-    store.start_visit(ACCOUNT, v, 1, 100).await.unwrap();
+    let linked_briefly = NewSubmission {
+        visitor_retention_secs: 1,
+        ..submission(1, "a@b.co", v, 1)
+    };
+    submit(&store, &linked_briefly).await;
+    store.start_visit(ACCOUNT, v, 1, 1, 100).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(store.page_views(ACCOUNT, v).await.unwrap().is_empty());
     assert_eq!(
@@ -1443,7 +1487,10 @@ async fn histories_expire_with_the_retention_of_their_last_visit(store: Shared) 
         .await
         .unwrap();
     assert_eq!(pv.history_len, 1);
-    let visit = store.start_visit(ACCOUNT, v, 3600, 100).await.unwrap();
+    let visit = store
+        .start_visit(ACCOUNT, v, 3600, 3600, 100)
+        .await
+        .unwrap();
     assert_eq!((visit.number, visit.lead), (1, Some(lead(1, 1))));
     assert_eq!(
         urls(store.page_views(ACCOUNT, v).await.unwrap()),

@@ -169,6 +169,9 @@ impl Leads for MemoryStore {
             }
         }
         let previous_lead = state.link_browser(s.account, s.visitor, lead.id, s.at);
+        // As Redis's KEEP_HISTORY: a linked browser's history keeps the full retention.
+        state.visitor_mut(s.account, s.visitor).expires =
+            Some(now + Duration::from_secs(s.visitor_retention_secs.max(1)));
         state
             .submissions
             .insert(key, (lead.id, Some(s.unsorted.uid.clone()), expires));

@@ -54,7 +54,7 @@ local function move(lead, timeline, p, s, at, ep, es, moved)
 end
 "#;
 
-/// A form submission. KEYS: fingerprint, contact index, new lead, its timeline, the
+/// A form submission (sent with EVAL in a batch with the browser's `KEEP_HISTORY`). KEYS: fingerprint, contact index, new lead, its timeline, the
 /// account's lead index, Unsorted entries, browsers. ARGV: lead prefix, now, duplicate
 /// window secs, pipeline, visitor, lead id, uid, Unsorted JSON, LeadCreated JSON,
 /// FormSubmitted JSON, n contact keys, the contact keys, then the lead's hash fields.
@@ -62,8 +62,8 @@ end
 /// lead of the contact or ''}. A known contact's open lead is never touched: the new
 /// entry's JSON gets its id in `"duplicate_of_lead_id":null`, and the contact keys that
 /// point at it keep pointing there.
-pub static SUBMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+pub static SUBMIT: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "{LEAD_LUA}{}",
         r#"
 local first = redis.call('GET', KEYS[1])
@@ -101,7 +101,7 @@ local prev = link(prefix, KEYS[7], v, id, at)
 redis.call('SET', KEYS[1], id .. '/' .. ARGV[7], 'EX', window)
 return {'created', id, prev or '', dup or ''}
 "#
-    ))
+    )
 });
 
 /// Moves a lead, conditionally, with its timeline entry; settles an Unsorted entry when

@@ -93,15 +93,17 @@ where
             form_id: s.unsorted.metadata.form_id.clone(),
             visitor: s.visitor,
         })?;
-        let mut script = lead_scripts::SUBMIT.prepare_invoke();
+        let mut script = ::redis::cmd("EVAL");
         script
-            .key(self.keys.submission(account, &s.fingerprint))
-            .key(self.keys.contacts(account))
-            .key(self.keys.lead(account, lead.id))
-            .key(self.keys.lead_timeline(account, lead.id))
-            .key(self.keys.account_leads(account))
-            .key(self.keys.unsorted(account))
-            .key(self.keys.browsers(account))
+            .arg(lead_scripts::SUBMIT.as_str())
+            .arg(7)
+            .arg(self.keys.submission(account, &s.fingerprint))
+            .arg(self.keys.contacts(account))
+            .arg(self.keys.lead(account, lead.id))
+            .arg(self.keys.lead_timeline(account, lead.id))
+            .arg(self.keys.account_leads(account))
+            .arg(self.keys.unsorted(account))
+            .arg(self.keys.browsers(account))
             .arg(self.keys.lead_prefix(account))
             .arg(s.at)
             .arg(s.duplicate_window_secs.max(1))
@@ -117,7 +119,21 @@ where
         for (field, value) in lead_fields(lead) {
             script.arg(field).arg(value);
         }
-        let reply: Vec<String> = self.invoke(&script).await?;
+        // The browser's history keeps the full retention once it is linked: in the same
+        // round trip (its key is in the browser's slot, the submission's in the account's).
+        let history = self.keys.visitor_history(account, s.visitor);
+        let mut keep = ::redis::cmd("EVAL");
+        keep.arg(super::scripts::KEEP_HISTORY)
+            .arg(1)
+            .arg(&history)
+            .arg(s.visitor_retention_secs.max(1));
+        let submission_key = self.keys.submission(account, &s.fingerprint);
+        let mut batch = self.batch();
+        batch.add(&submission_key, script).add(&history, keep);
+        let Some(reply) = self.run(batch).await?.into_iter().next() else {
+            return Err(corrupt("no reply to a submission"));
+        };
+        let reply = Vec::<String>::from_redis_value(reply).map_err(corrupt)?;
         match reply.as_slice() {
             [kind, lead, uid] if kind == "duplicate" => Ok(SubmissionOutcome::Duplicate {
                 lead: lead_id(lead)?,
