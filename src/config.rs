@@ -119,6 +119,9 @@ pub struct TrackingSettings {
     pub max_page_views_per_visitor: u64,
     /// A visitor's history is dropped this long after its last visit.
     pub retention_days: u64,
+    /// A visitor that has neither come back in a later visit nor been linked to a lead is
+    /// dropped this long after its first visit: junk costs nothing for long.
+    pub anonymous_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +264,7 @@ impl Default for TrackingSettings {
             visit_idle_seconds: 1800,
             max_page_views_per_visitor: 1000,
             retention_days: 395,
+            anonymous_retention_hours: 48,
         }
     }
 }
@@ -408,6 +412,9 @@ impl Settings {
             return invalid(format!(
                 "server.trusted_proxies: `{entry}` is not an address or a CIDR range (e.g. 10.0.0.0/8)"
             ));
+        }
+        if self.tracking.anonymous_retention_hours == 0 {
+            return invalid("tracking.anonymous_retention_hours must be positive".into());
         }
         if self.limits.body_timeout_ms == 0 {
             return invalid("limits.body_timeout_ms must be positive".into());

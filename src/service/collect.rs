@@ -147,6 +147,7 @@ impl Services {
                 site.account_id,
                 visitor,
                 self.retention_secs(),
+                self.settings.tracking.anonymous_retention_hours * 3600,
                 self.settings.tracking.max_page_views_per_visitor,
             )
             .await?;

@@ -21,14 +21,14 @@ use super::live::LiveKind;
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
 use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
-use crate::domain::ids::{ContactId, FormId, LeadId, UnsortedUid};
+use crate::domain::ids::{FormId, LeadId, UnsortedUid};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
 use crate::domain::pipeline::{Pipeline, Status};
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::MAX_URL;
 use crate::domain::visitor::VisitorId;
-use crate::store::{NewSubmission, Sequence, SubmissionOutcome};
+use crate::store::{NewSubmission, SubmissionOutcome};
 
 /// How long an identical submission of the same browser folds into the first.
 const DUPLICATE_WINDOW_SECS: u64 = 600;
@@ -102,10 +102,12 @@ impl Services {
             });
         }
         let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
-        let (ids, version) = self
+        let (visitor, _) = self.visitor_of(account, s.vid, s.cookie_vid);
+        let reserved = self
             .store
-            .next_ids(account, &[Sequence::Lead, Sequence::Contact])
+            .reserve_submission(account, visitor, self.retention_secs())
             .await?;
+        let version = reserved.catalog_version;
         if version != snapshot.version {
             snapshot = self
                 .snapshots
@@ -114,8 +116,7 @@ impl Services {
         }
         let (site, pipeline, unsorted) = Self::form_targets(form, &snapshot)?;
         Self::check_origin(site, s.origin)?;
-        let (lead_id, contact_id) = (LeadId(ids[0]), ContactId(ids[1]));
-        let (visitor, _) = self.visitor_of(account, s.vid, s.cookie_vid);
+        let (lead_id, contact_id) = (reserved.lead, reserved.contact);
         // Capped where stored, as a page view's URL is.
         let page = match parse_web_url(s.page).filter(|_| s.page.len() <= MAX_URL) {
             Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),

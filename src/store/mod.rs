@@ -196,7 +196,8 @@ pub struct NewSubmission {
     pub unsorted: Unsorted,
     pub visitor: VisitorId,
     pub at: Millis,
-    /// How long the browser's link to its lead is kept without a visit.
+    /// The browser's history and its link to the lead are kept this long from now on,
+    /// whatever shorter expiry an anonymous first visit gave the history.
     pub link_retention_secs: u64,
 }
 
@@ -248,8 +249,27 @@ pub enum MoveOutcome {
     },
 }
 
+/// What a submission takes before its atomic step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    pub lead: LeadId,
+    pub contact: crate::domain::ids::ContactId,
+    /// The account's catalog version, to check the caller's snapshot against.
+    pub catalog_version: u64,
+}
+
 #[async_trait]
 pub trait Leads: Send + Sync {
+    /// Before a submission's atomic step, in one round trip: the ids of its lead and
+    /// contact, the catalog version, and the submitting browser's history kept for
+    /// `retention_secs` (it is about to belong to a lead, whatever shorter expiry an
+    /// anonymous first visit gave it).
+    async fn reserve_submission(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+    ) -> StoreResult<Reserved>;
     /// Records a form submission (see [`NewSubmission`]).
     async fn create_lead_from_submission(
         &self,
@@ -345,13 +365,16 @@ pub trait Visitors: Send + Sync {
     /// round trip, the only store work of a page view inside a running visit.
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome>;
     /// Counts a new visit (the page view that starts it is already recorded), keeps the
-    /// history within `max_page_views`, refreshes the retention of the history and of the
-    /// browser's link, and reads the browser's lead — one round trip.
+    /// history within `max_page_views`, refreshes the retention, and reads the browser's
+    /// lead — one round trip. A first visit keeps the history `anonymous_secs` only,
+    /// unless a link to a lead gave it longer (`NewSubmission::visitor_retention_secs`);
+    /// a returning browser's history is kept `retention_secs`.
     async fn start_visit(
         &self,
         account: AccountId,
         visitor: VisitorId,
         retention_secs: u64,
+        anonymous_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitStart>;
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState>;

@@ -517,3 +517,80 @@ async fn a_form_page_longer_than_a_url_may_be_is_not_stored() {
     let page = &unsorted["_embedded"]["unsorted"][0]["metadata"]["form_page"];
     assert_eq!(page, "", "{unsorted}");
 }
+
+/// The TTLs (seconds) of every Redis key of a browser.
+async fn ttls_of(app: &TestApp, signed_vid: &str) -> Vec<(String, i64)> {
+    let id = &signed_vid[signed_vid.len() - 22..];
+    let client = redis::Client::open(app.settings.store.redis_url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*{id}*", app.settings.store.key_prefix))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let mut ttls = Vec::new();
+    for key in keys {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        ttls.push((key, ttl));
+    }
+    ttls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_visitors_keys_carry_the_short_expiry_until_linked_or_returning() {
+    let mut settings = test_settings(Backend::Redis);
+    settings.tracking.visit_idle_seconds = 1;
+    let app = TestApp::spawn_with(settings).await;
+    let (site, form) = site_and_form(&app, TOKEN, "shop.example").await;
+    let short = 48 * 3600;
+    let long = 395 * 24 * 3600;
+    let beacon = |vid: Option<String>, path: &'static str| {
+        let site = site.clone();
+        let app = &app;
+        async move {
+            app.beacon(
+                &site,
+                vid.as_deref(),
+                &format!("https://shop.example{path}"),
+            )
+            .await
+        }
+    };
+    // A junk visitor: one beacon without an id. Every key it left expires within 48 h.
+    let (_, junk) = beacon(None, "/").await;
+    let junk = junk.unwrap();
+    let ttls = ttls_of(&app, &junk).await;
+    assert!(!ttls.is_empty());
+    assert!(ttls.iter().all(|(_, t)| *t > 0 && *t <= short), "{ttls:?}");
+    // A browser that comes back in a later visit gets the full retention.
+    let (_, back) = beacon(None, "/").await;
+    let back = back.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    beacon(Some(back.clone()), "/again").await;
+    let ttls = ttls_of(&app, &back).await;
+    assert!(
+        ttls.iter().any(|(_, t)| *t > short && *t <= long),
+        "{ttls:?}"
+    );
+    // So does a browser linked to a lead by a form.
+    let (_, linked) = beacon(None, "/").await;
+    let linked = linked.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{form}/submit")))
+        .header("content-type", "text/plain")
+        .body(json!({"vid": linked, "fields": {"name": "Anna"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let ttls = ttls_of(&app, &linked).await;
+    assert!(
+        ttls.iter().any(|(_, t)| *t > short && *t <= long),
+        "{ttls:?}"
+    );
+}

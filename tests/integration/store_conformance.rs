@@ -107,6 +107,7 @@ conformance!(
     one_browser_in_two_accounts_is_two_visitors,
     histories_expire_with_the_retention_of_their_last_visit,
     a_browsers_link_expires_with_the_retention_unless_a_visit_refreshes_it,
+    an_anonymous_first_visit_keeps_its_history_briefly,
     due_events_are_claimed_with_a_lease,
     finished_events_leave_the_schedule,
     fired_events_go_on_their_leads_timelines,
@@ -215,7 +216,13 @@ fn submission(lead: u64, email: &str, visitor: VisitorId, at: i64) -> NewSubmiss
     submission_in(ACCOUNT, lead, email, visitor, at)
 }
 
+/// A submission as the service makes it: reserved (the browser's history kept), then
+/// recorded.
 async fn submit(store: &Shared, s: &NewSubmission) -> SubmissionOutcome {
+    store
+        .reserve_submission(s.account, s.visitor, s.link_retention_secs)
+        .await
+        .unwrap();
     store.create_lead_from_submission(s).await.unwrap()
 }
 
@@ -1239,7 +1246,7 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
             .await
             .unwrap();
     }
-    let first = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let first = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     assert_eq!(
         first,
         VisitStart {
@@ -1254,7 +1261,7 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
         ["/1", "/2"]
     );
     submit(&store, &submission(5, "a@b.co", v, 15)).await;
-    let second = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let second = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     assert_eq!(
         second,
         VisitStart {
@@ -1265,7 +1272,7 @@ async fn visits_are_numbered_and_tell_the_linked_lead(store: Shared) {
     );
     // The lead as it stands now.
     store.move_lead(&lead_move(5, 1002, 20)).await.unwrap();
-    let third = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let third = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     let mut now = lead(5, 15);
     now.status_id = StatusId(1002);
     now.updated_at = 20;
@@ -1291,7 +1298,7 @@ async fn visits_tell_the_catalog_version(store: Shared) {
         .unwrap();
     let version = async |store: &Shared| {
         store
-            .start_visit(ACCOUNT, v, 3600, 100)
+            .start_visit(ACCOUNT, v, 3600, 3600, 100)
             .await
             .unwrap()
             .catalog_version
@@ -1357,7 +1364,10 @@ async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) 
         .record_page_view(write(v, page_view(0, 1, "/0")))
         .await
         .unwrap();
-    store.start_visit(ACCOUNT, v, 3600, 100).await.unwrap();
+    store
+        .start_visit(ACCOUNT, v, 3600, 3600, 100)
+        .await
+        .unwrap();
     submit(&store, &submission(9, "a@b.co", v, 1)).await;
     for i in 1..10 {
         store
@@ -1377,7 +1387,7 @@ async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) 
             lead: Some(LeadId(9))
         }
     );
-    let again = store.start_visit(ACCOUNT, v, 3600, 2).await.unwrap();
+    let again = store.start_visit(ACCOUNT, v, 3600, 3600, 2).await.unwrap();
     assert_eq!(
         again,
         VisitStart {
@@ -1424,9 +1434,44 @@ async fn one_browser_in_two_accounts_is_two_visitors(store: Shared) {
     );
     assert_eq!(urls(store.page_views(ACCOUNT, v).await.unwrap()), ["/mine"]);
     assert_eq!(urls(store.page_views(OTHER, v).await.unwrap()), ["/theirs"]);
-    let visit = store.start_visit(OTHER, v, 3600, 10).await.unwrap();
+    let visit = store.start_visit(OTHER, v, 3600, 3600, 10).await.unwrap();
     assert_eq!((visit.number, visit.lead), (1, Some(lead_in(OTHER, 2, 2))));
     assert_eq!(store.visitor(ACCOUNT, v).await.unwrap().visits, 0);
+}
+
+/// A first visit of a browser that no lead knows keeps its history the anonymous
+/// retention only; a browser that comes back, or is linked to a lead, keeps it the full one.
+async fn an_anonymous_first_visit_keeps_its_history_briefly(store: Shared) {
+    let (junk, linked, returning) = (VisitorId::mint(), VisitorId::mint(), VisitorId::mint());
+    for v in [junk, linked, returning] {
+        store
+            .record_page_view(write(v, page_view(1, 1, "/")))
+            .await
+            .unwrap();
+        store.start_visit(ACCOUNT, v, 3600, 1, 100).await.unwrap();
+    }
+    submit(&store, &submission(1, "a@b.co", linked, 1)).await;
+    let second = store
+        .start_visit(ACCOUNT, returning, 3600, 1, 100)
+        .await
+        .unwrap();
+    assert_eq!(second.number, 2);
+    // A linked browser's next first visit does not shorten it either.
+    let fresh = VisitorId::mint();
+    submit(&store, &submission(2, "b@b.co", fresh, 2)).await;
+    store
+        .record_page_view(write(fresh, page_view(1, 3, "/after")))
+        .await
+        .unwrap();
+    store
+        .start_visit(ACCOUNT, fresh, 3600, 1, 100)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(store.page_views(ACCOUNT, junk).await.unwrap().is_empty());
+    for v in [linked, returning, fresh] {
+        assert_eq!(store.page_views(ACCOUNT, v).await.unwrap().len(), 1);
+    }
 }
 
 /// A history lives for the retention its last visit set, and so does the browser's link
@@ -1437,8 +1482,12 @@ async fn histories_expire_with_the_retention_of_their_last_visit(store: Shared) 
         .record_page_view(write(v, page_view(1, 1, "/")))
         .await
         .unwrap();
-    submit(&store, &submission(1, "a@b.co", v, 1)).await;
-    store.start_visit(ACCOUNT, v, 1, 100).await.unwrap();
+    let linked_briefly = NewSubmission {
+        link_retention_secs: 1,
+        ..submission(1, "a@b.co", v, 1)
+    };
+    submit(&store, &linked_briefly).await;
+    store.start_visit(ACCOUNT, v, 1, 1, 100).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(store.page_views(ACCOUNT, v).await.unwrap().is_empty());
     assert_eq!(
@@ -1454,7 +1503,10 @@ async fn histories_expire_with_the_retention_of_their_last_visit(store: Shared) 
         .await
         .unwrap();
     assert_eq!(pv.history_len, 1);
-    let visit = store.start_visit(ACCOUNT, v, 3600, 100).await.unwrap();
+    let visit = store
+        .start_visit(ACCOUNT, v, 3600, 3600, 100)
+        .await
+        .unwrap();
     assert_eq!((visit.number, visit.lead), (1, None));
     assert_eq!(
         urls(store.page_views(ACCOUNT, v).await.unwrap()),
@@ -1761,7 +1813,7 @@ async fn a_browsers_link_expires_with_the_retention_unless_a_visit_refreshes_it(
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     let start = store
-        .start_visit(ACCOUNT, returning, 3600, 10)
+        .start_visit(ACCOUNT, returning, 3600, 3600, 10)
         .await
         .unwrap();
     assert_eq!(start.lead.map(|l| l.id), Some(LeadId(2)));

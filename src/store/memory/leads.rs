@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{MemoryStore, State};
-use crate::domain::ids::{AccountId, LeadId, UnsortedUid};
+use crate::domain::ids::{AccountId, ContactId, LeadId, UnsortedUid};
 use crate::domain::lead::{Lead, Unsorted, VisitorLink};
 use crate::domain::pipeline::Stage;
 use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::domain::visitor::VisitorId;
-use crate::store::{LeadMove, Leads, MoveOutcome, NewSubmission, StoreResult, SubmissionOutcome};
+use crate::store::{
+    LeadMove, Leads, MoveOutcome, NewSubmission, Reserved, Sequence, StoreResult, SubmissionOutcome,
+};
 
 impl State {
     pub(super) fn lead(&self, account: AccountId, id: LeadId) -> Option<&Lead> {
@@ -122,6 +124,26 @@ impl State {
 
 #[async_trait]
 impl Leads for MemoryStore {
+    async fn reserve_submission(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+    ) -> StoreResult<Reserved> {
+        use crate::store::Catalog;
+        let lead = LeadId(self.next_id(Sequence::Lead).await?);
+        let contact = ContactId(self.next_id(Sequence::Contact).await?);
+        let catalog_version = self.catalog_version(account).await?;
+        // As Redis's KEEP_HISTORY: a browser about to be linked keeps the full retention.
+        self.state.lock().visitor_mut(account, visitor).expires =
+            Some(Instant::now() + Duration::from_secs(retention_secs.max(1)));
+        Ok(Reserved {
+            lead,
+            contact,
+            catalog_version,
+        })
+    }
+
     async fn create_lead_from_submission(
         &self,
         s: &NewSubmission,

@@ -38,12 +38,20 @@ impl Visitors for MemoryStore {
         account: AccountId,
         visitor: VisitorId,
         retention_secs: u64,
+        anonymous_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitStart> {
         let mut state = self.state.lock();
         let v = state.visitor_mut(account, visitor);
         v.visits += 1;
-        v.expires = Some(Instant::now() + Duration::from_secs(retention_secs));
+        let now = Instant::now();
+        // As Redis's START_VISIT: a first visit never shortens a longer expiry.
+        v.expires = Some(if v.visits > 1 {
+            now + Duration::from_secs(retention_secs)
+        } else {
+            let short = now + Duration::from_secs(anonymous_secs.max(1));
+            v.expires.map_or(short, |e| e.max(short))
+        });
         let excess = v.page_views.len().saturating_sub(max_page_views as usize);
         v.page_views.drain(..excess);
         let number = v.visits;

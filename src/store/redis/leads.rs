@@ -10,15 +10,16 @@ use async_trait::async_trait;
 
 use super::codec::{lead_fields, lead_from_fields, links_from_fields, stage_of};
 use super::scripts::Call;
-use super::{RedisStore, lead_scripts};
-use crate::domain::ids::{AccountId, LeadId, UnsortedUid};
+use super::{RedisStore, lead_scripts, scripts};
+use crate::domain::ids::{AccountId, ContactId, LeadId, UnsortedUid};
 use crate::domain::lead::{Lead, Unsorted, VisitorLink};
 use crate::domain::pipeline::{LOST, Stage, WON};
 use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
+use crate::domain::visitor::VisitorId;
 use crate::store::{
-    LeadMove, Leads, MoveOutcome, NewSubmission, StoreResult, SubmissionOutcome, corrupt,
-    from_json, to_json,
+    LeadMove, Leads, MoveOutcome, NewSubmission, Reserved, Sequence, StoreResult,
+    SubmissionOutcome, corrupt, from_json, to_json,
 };
 
 /// A move script's answer: `{outcome, pipeline, status}`.
@@ -79,6 +80,43 @@ impl<C> Leads for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
+    async fn reserve_submission(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+    ) -> StoreResult<Reserved> {
+        let mut batch = self.batch();
+        let version = self.keys.catalog_version(account);
+        let mut get = ::redis::cmd("GET");
+        get.arg(&version);
+        batch.add(&version, get);
+        for seq in [Sequence::Lead, Sequence::Contact] {
+            let key = self.keys.sequence(seq);
+            let mut incr = ::redis::cmd("INCR");
+            incr.arg(&key);
+            batch.add(&key, incr);
+        }
+        let history = self.keys.visitor_history(account, visitor);
+        let mut keep = ::redis::cmd("EVAL");
+        keep.arg(scripts::KEEP_HISTORY)
+            .arg(1)
+            .arg(&history)
+            .arg(retention_secs.max(1));
+        batch.add(&history, keep);
+        let replies = self.run(batch).await?;
+        let [version, lead, contact, _] = <[::redis::Value; 4]>::try_from(replies)
+            .map_err(|_| corrupt("short reply to a submission's reservation"))?;
+        let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
+        Ok(Reserved {
+            catalog_version: Option::<u64>::from_redis_value(version)
+                .map_err(corrupt)?
+                .unwrap_or(0),
+            lead: LeadId(Sequence::Lead.base() + number(lead)?),
+            contact: ContactId(Sequence::Contact.base() + number(contact)?),
+        })
+    }
+
     async fn create_lead_from_submission(
         &self,
         s: &NewSubmission,

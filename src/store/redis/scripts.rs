@@ -87,7 +87,10 @@ return visits
 });
 
 /// Counts a new visit, trims the history, refreshes its expiry and tells the visit's
-/// number. KEYS: history. ARGV: ttl seconds, page views kept. Sent with EVAL in a batch.
+/// number. KEYS: history. ARGV: ttl seconds, page views kept, anonymous ttl seconds.
+/// A first visit gets the anonymous ttl unless the history already has a longer one (a
+/// link to a lead gave it); a returning browser gets the full ttl. Sent with EVAL in a
+/// batch.
 pub static START_VISIT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{HISTORY_LUA}{}",
@@ -97,11 +100,24 @@ visits = visits + 1
 if has then redis.call('LSET', KEYS[1], 0, '~' .. visits)
 else redis.call('LPUSH', KEYS[1], '~' .. visits) end
 trim(KEYS[1], tonumber(ARGV[2]))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+if visits > 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+elseif redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
 return visits
 "#
     )
 });
+
+/// A browser linked to a lead keeps its history the full retention: extends the
+/// history's expiry, or starts an empty one (visit count 0) that a first visit will not
+/// shorten. KEYS: history. ARGV: ttl seconds. Sent with EVAL in the submission's batch.
+pub const KEEP_HISTORY: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], '~0') end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"#;
 
 /// Keeps the newest page views of a history (and its meta). KEYS: history. ARGV: kept.
 pub static TRIM_HISTORY: LazyLock<Script> = LazyLock::new(|| {

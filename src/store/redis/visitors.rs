@@ -32,6 +32,7 @@ where
         account: AccountId,
         visitor: VisitorId,
         retention_secs: u64,
+        anonymous_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitStart> {
         let history = self.keys.visitor_history(account, visitor);
@@ -42,7 +43,8 @@ where
             .arg(1)
             .arg(&history)
             .arg(retention_secs)
-            .arg(max_page_views.max(1));
+            .arg(max_page_views.max(1))
+            .arg(anonymous_secs.max(1));
         let mut lead = ::redis::cmd("EVAL");
         lead.arg(lead_scripts::LEAD_OF_BROWSER)
             .arg(2)
