@@ -217,7 +217,9 @@ async fn main() -> anyhow::Result<()> {
                     visit_idle_ms: IDLE_MS,
                 })
                 .await?;
-            store.start_visit(AccountId(1), v, RETENTION, 1000).await?;
+            store
+                .start_visit(AccountId(1), v, RETENTION, RETENTION, 1000)
+                .await?;
             anyhow::Ok(())
         }
     });
