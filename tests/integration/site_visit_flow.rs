@@ -248,7 +248,7 @@ async fn plain_html_form_redirects_to_the_success_url() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(
         response
             .text()
