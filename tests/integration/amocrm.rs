@@ -6,7 +6,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Receiver, TestApp, setup, submit_form};
+use std::time::Duration;
+
+use crate::common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
 
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
@@ -29,6 +31,7 @@ on_both_stores!(
     statuses_are_listed_per_pipeline_with_their_colour,
     notes_are_added_to_several_leads_and_listed_by_filter,
     unsorted_has_amocrms_decline_accept_answer_and_summary,
+    a_site_backend_adds_a_lead_with_the_visitors_uid_linking_its_browser,
 );
 
 fn ids(body: &Value, name: &str) -> Vec<u64> {
@@ -422,5 +425,149 @@ async fn unsorted_has_amocrms_decline_accept_answer_and_summary(backend: Backend
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, problem) = app.get("/api/v4/leads/unsorted/summary?colour=1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    app.cleanup().await;
+}
+
+/// The body a site's backend sends to `POST /leads/unsorted/forms`.
+fn incoming(pipeline: u64, visitor_uid: Option<&str>, name: &str) -> Value {
+    json!([{
+        "source_uid": "shop-contact", "source_name": "Shop contact form",
+        "pipeline_id": pipeline, "request_id": "r1", "created_at": 1_700_000_000,
+        "metadata": {"form_id": "shop-contact", "form_name": "Contact", "form_page":
+            "https://shop.example/contact", "ip": "203.0.113.7", "form_sent_at": 1_700_000_000,
+            "referer": "https://www.google.com/", "visitor_uid": visitor_uid, "form_type": 1},
+        "_embedded": {
+            "leads": [{"name": format!("Order from {name}"), "price": 100}],
+            "contacts": [{"name": name, "custom_fields_values": [
+                {"field_code": "PHONE", "values": [{"value": "+7 900 555-00-11", "enum_code": "WORK"}]},
+                {"field_code": "EMAIL", "values": [{"value": format!("{}@example.com", name.to_lowercase())}]}
+            ]}]
+        }
+    }])
+}
+
+async fn a_site_backend_adds_a_lead_with_the_visitors_uid_linking_its_browser(backend: Backend) {
+    let mut settings = test_settings(backend);
+    settings.tracking.visit_idle_seconds = 1;
+    let app = TestApp::spawn_with(settings).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.expect("a new visitor gets an id");
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing")
+        .await;
+
+    // Forged, damaged and never-seen ids are refused by name, and nothing is created.
+    let (_, stranger) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let mut tampered = stranger.clone().unwrap();
+    tampered.replace_range(0..1, if tampered.starts_with('A') { "B" } else { "A" });
+    for bad in ["not-a-visitor".to_owned(), tampered, format!("{vid}x")] {
+        let (status, problem) = app
+            .post(
+                "/api/v4/leads/unsorted/forms",
+                incoming(s.pipeline.id, Some(&bad), "Mallory"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        assert_eq!(
+            validation_paths(&problem),
+            [("0".to_owned(), "metadata.visitor_uid".to_owned())],
+            "{problem}"
+        );
+    }
+    for (bad, path) in [
+        (
+            json!([{"source_uid": "x", "source_name": "x", "pipeline_id": "one",
+                 "metadata": {"form_id": "f", "form_name": "F"}}]),
+            "[0].pipeline_id",
+        ),
+        (
+            json!([{"source_uid": "x", "source_name": "x", "pipeline_id": 4242,
+                 "metadata": {"form_id": "f", "form_name": "F"}}]),
+            "[0].pipeline_id",
+        ),
+        (
+            json!([{"source_uid": "x", "source_name": "x", "pipeline_id": s.pipeline.id,
+                 "metadata": {"form_id": "no spaces", "form_name": "F"}}]),
+            "[0].metadata.form_id",
+        ),
+        (
+            json!([{"source_uid": "x", "source_name": "x", "pipeline_id": s.pipeline.id,
+                 "metadata": {"form_id": "f", "form_name": "F"},
+                 "_embedded": {"contacts": [{"name": "A", "custom_fields_values":
+                    [{"field_code": "EMAIL", "values": [{"value": "not-an-email"}]}]}]}}]),
+            "[0]._embedded.contacts[0].email",
+        ),
+    ] {
+        let (status, problem) = app.post("/api/v4/leads/unsorted/forms", bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], path, "{problem}");
+    }
+    let (status, _) = app.get("/api/v4/leads/unsorted").await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "refused entries created nothing"
+    );
+
+    let (status, created) = app
+        .post(
+            "/api/v4/leads/unsorted/forms",
+            incoming(s.pipeline.id, Some(&vid), "Anna"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["_total_items"], 1);
+    let entry = &created["_embedded"]["unsorted"][0];
+    let uid = entry["uid"].as_str().unwrap().to_owned();
+    let lead = entry["_embedded"]["leads"][0]["id"].as_u64().unwrap();
+    assert!(entry["_embedded"]["contacts"][0]["id"].as_u64().is_some());
+    let (_, listed) = app.get(&format!("/api/v4/leads/unsorted/{uid}")).await;
+    assert_eq!(listed["source_uid"], "shop-contact");
+    assert!(listed["metadata"]["visitor_uid"].is_string(), "{listed}");
+    let (_, card) = app.get(&format!("/api/v4/leads/{lead}")).await;
+    assert_eq!(card["name"], "Order from Anna");
+    assert_eq!(
+        card["_embedded"]["contacts"][0]["phone"],
+        "+7 900 555-00-11"
+    );
+    assert_eq!(
+        card["_embedded"]["contacts"][0]["email"],
+        "anna@example.com"
+    );
+    assert_eq!(card["_embedded"]["visitors"].as_array().unwrap().len(), 1);
+
+    // The browser's page views from before the API call are on the lead's timeline.
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{lead}/timeline")).await;
+    let pages: Vec<&str> = timeline["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "page_view")
+        .filter_map(|i| i["url"].as_str())
+        .collect();
+    assert!(
+        pages.contains(&"https://shop.example/pricing"),
+        "the anonymous history joined the lead: {timeline}"
+    );
+
+    // Accepted into the stage with the site-visit action, the browser's next visit fires it.
+    let (status, _) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing")
+        .await;
+    let received = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(received.len(), 1, "one site-visit webhook");
+    assert!(
+        received[0].body.contains(&lead.to_string()),
+        "{}",
+        received[0].body
+    );
     app.cleanup().await;
 }
