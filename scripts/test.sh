@@ -118,4 +118,12 @@ echo "three engines in $(( $(date +%s) - started )) s (side by side); screenshot
 rm -rf "$logs"
 [ ${#failed[@]} -eq 0 ] || { echo "browser test failed in: ${failed[*]}"; exit 1; }
 
+say "browser test: a lead by API with the visitor's uid from t.js (Chromium)"
+uid_log=$(mktemp)
+uid_ok=0
+node tests/browser/visitor_uid.mjs >"$uid_log" 2>&1 || uid_ok=$?
+grep -v '^{"timestamp"' "$uid_log" || true
+rm -f "$uid_log"
+[ "$uid_ok" -eq 0 ] || { echo "the visitor_uid browser test failed"; exit 1; }
+
 say "all tests passed in $(( $(date +%s) - suite_started )) s"
