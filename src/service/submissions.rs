@@ -223,6 +223,43 @@ impl Services {
         Ok(visitor)
     }
 
+    /// Links the browsers of signed visitor ids to an existing lead, each exactly as a form
+    /// links it (`POST /leads/{id}/visitors`). Every id is checked first (errors name the
+    /// item: `[1].visitor_uid`); then each link is one atomic step. Returns the lead's
+    /// browsers.
+    pub async fn link_visitors(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        signed: Vec<String>,
+    ) -> Result<Vec<crate::domain::lead::VisitorLink>> {
+        self.lead(account, lead).await?;
+        let mut visitors = Vec::with_capacity(signed.len());
+        let mut errors = Vec::new();
+        for (i, s) in signed.iter().enumerate() {
+            match self
+                .known_visitor(account, s, &format!("[{i}].visitor_uid"))
+                .await
+            {
+                Ok(v) => visitors.push(v),
+                Err(Error::Invalid(es)) => errors.extend(es),
+                Err(other) => return Err(other),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        for visitor in visitors {
+            let previous = self
+                .store
+                .link_visitor(account, lead, visitor, now_ms())
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("lead {lead} does not exist")))?;
+            self.announce_link(account, lead, previous);
+        }
+        Ok(self.store.lead_visitors(account, lead).await?)
+    }
+
     /// amoCRM's `POST /leads/unsorted/forms`: each entry a contact, a lead in Unsorted
     /// and its entry, through the form submission's atomic step — the browser of
     /// `visitor_uid` linked to the lead as a form links it. Every entry is checked

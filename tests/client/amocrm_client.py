@@ -246,8 +246,18 @@ async def steps(amo, base):
         timeline = raw(base, "GET", f"/api/v4/leads/{lead}/timeline")
         pages = [i["url"] for i in timeline["_embedded"]["timeline"] if i["type"] == "page_view"]
         assert pages == ["https://shop.example/pricing"], timeline
+        return lead
 
-    await by_api()
+    lead = await by_api()
+
+    @step("POST leads/{id}/visitors: another browser linked to the lead with its history")
+    async def link_browser():
+        other = raw(base, "POST", "/v1/collect", {"site": site["key"], "vid": None, "url": "https://shop.example/blog",
+                                                  "referrer": "", "title": "Blog"}, content_type="text/plain;charset=UTF-8")
+        answer = await amo.request("POST", f"leads/{lead}/visitors", json=[{"visitor_uid": other["vid"]}])
+        assert len(answer["_embedded"]["visitors"]) == 2, answer
+
+    await link_browser()
 
     @step("a refused request reaches the library as a ValidationError from validation-errors")
     async def refused():

@@ -375,6 +375,7 @@ async fn the_openapi_document_lists_every_management_endpoint() {
         "DELETE /api/v4/leads/unsorted/{uid}/decline",
         "GET /api/v4/leads/unsorted/summary",
         "POST /api/v4/leads/unsorted/forms",
+        "POST /api/v4/leads/{id}/visitors",
         "PATCH /api/v4/leads",
         "GET /api/v4/leads/notes",
         "POST /api/v4/leads/notes",

@@ -2,7 +2,7 @@
 //! (`PATCH` with `status_id` / `pipeline_id`, which fire the stage's actions), the lead's
 //! timeline and its visits.
 
-use actix_web::{HttpRequest, HttpResponse, get, patch, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(get_lead)
         .service(update_lead)
         .service(update_leads)
+        .service(link_lead_visitors)
         .service(lead_timeline)
         .service(lead_visits);
 }
@@ -46,6 +47,17 @@ pub struct VisitorView {
     linked_at: i64,
     since: Option<i64>,
     until: Option<i64>,
+}
+
+impl VisitorView {
+    fn of(v: &VisitorLink) -> Self {
+        Self {
+            visitor: v.visitor.encode(),
+            linked_at: to_secs(v.linked_at),
+            since: v.since.map(to_secs),
+            until: v.until.map(to_secs),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,16 +106,7 @@ impl LeadView {
                         is_main: c.is_main,
                     })
                     .collect(),
-                visitors: visitors.map(|vs| {
-                    vs.iter()
-                        .map(|v| VisitorView {
-                            visitor: v.visitor.encode(),
-                            linked_at: to_secs(v.linked_at),
-                            since: v.since.map(to_secs),
-                            until: v.until.map(to_secs),
-                        })
-                        .collect()
-                }),
+                visitors: visitors.map(|vs| vs.iter().map(VisitorView::of).collect()),
             },
         }
     }
@@ -396,4 +399,48 @@ async fn lead_visits(
         })
         .collect();
     Ok(page_of::<VisitList>(&req, paging, visits))
+}
+
+/// A browser to link: the signed id t.js gave the page (`footfall('visitor_uid', …)`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVisitorLink {
+    visitor_uid: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorItems {
+    visitors: Vec<VisitorView>,
+}
+
+/// The lead's browsers after linking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorBatch {
+    #[serde(rename = "_embedded")]
+    #[schema(rename = "_embedded")]
+    embedded: VisitorItems,
+}
+
+/// Links browsers to the lead, each exactly as a form links it: its earlier page views
+/// join the lead's history and its later visits fire the stage's site-visit actions. A
+/// forged or unknown `visitor_uid` is refused by name, and nothing is linked.
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")),
+    request_body = Vec<NewVisitorLink>,
+    responses((status = 200, description = "OK", body = VisitorBatch), Refused))]
+#[post("/leads/{id}/visitors")]
+async fn link_lead_visitors(
+    auth: Auth,
+    id: web::Path<u64>,
+    body: ApiJson<Vec<NewVisitorLink>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let signed = validate_all(body.0, |v| Ok::<_, Vec<FieldError>>(v.visitor_uid))?;
+    let links = services
+        .link_visitors(auth.0.id, LeadId(id.into_inner()), signed)
+        .await?;
+    Ok(HttpResponse::Ok().json(VisitorBatch {
+        embedded: VisitorItems {
+            visitors: links.iter().map(VisitorView::of).collect(),
+        },
+    }))
 }

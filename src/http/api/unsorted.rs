@@ -512,10 +512,12 @@ fn check_form_entry(e: NewFormEntry) -> Result<ApiSubmission, Vec<FieldError>> {
             "takes at most one lead and one contact",
         ));
     }
-    let lead_name = match e.embedded.leads.first().and_then(|l| l.name.as_deref()) {
-        Some(n) => Some(check_name("_embedded.leads[0].name", n, &mut errors)),
-        None => None,
-    };
+    let lead_name = e
+        .embedded
+        .leads
+        .first()
+        .and_then(|l| l.name.as_deref())
+        .map(|n| check_name("_embedded.leads[0].name", n, &mut errors));
     let contact = e
         .embedded
         .contacts

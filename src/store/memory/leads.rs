@@ -269,6 +269,20 @@ impl Leads for MemoryStore {
         )
     }
 
+    async fn link_visitor(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+    ) -> StoreResult<Option<Option<LeadId>>> {
+        let mut state = self.state.lock();
+        if state.lead(account, lead).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(state.link_browser(account, visitor, lead, at)))
+    }
+
     async fn append_timeline(
         &self,
         account: AccountId,

@@ -15,6 +15,7 @@ use crate::domain::lead::{Lead, Unsorted, VisitorLink};
 use crate::domain::pipeline::Stage;
 use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
+use crate::domain::visitor::VisitorId;
 use crate::store::{
     LeadMove, Leads, MoveOutcome, NewSubmission, StoreResult, SubmissionOutcome, corrupt,
     from_json, to_json,
@@ -227,6 +228,37 @@ where
             )
             .await?;
         Ok(n == 1)
+    }
+
+    async fn link_visitor(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+    ) -> StoreResult<Option<Option<LeadId>>> {
+        let reply: Vec<String> = self
+            .invoke(
+                lead_scripts::LINK_VISITOR
+                    .key(self.keys.lead(account, lead))
+                    .key(self.keys.browsers(account))
+                    .arg(self.keys.lead_prefix(account))
+                    .arg(visitor.encode())
+                    .arg(lead.0)
+                    .arg(at),
+            )
+            .await?;
+        match reply.as_slice() {
+            [outcome] if outcome == "not_found" => Ok(None),
+            [outcome, previous] if outcome == "linked" => Ok(Some(if previous.is_empty() {
+                None
+            } else {
+                Some(LeadId(previous.parse().map_err(|_| {
+                    corrupt(format!("link_visitor: lead id {previous}"))
+                })?))
+            })),
+            other => Err(corrupt(format!("link_visitor answered {other:?}"))),
+        }
     }
 
     async fn append_timeline(
