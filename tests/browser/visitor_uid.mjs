@@ -133,7 +133,7 @@ async function run() {
     await page.goto(`${site.origin}/`);
     const deadline = Date.now() + WAIT;
     for (;;) {
-      const events = await api(ff, "GET", `/api/v4/events?lead_id=${lead.id}`);
+      const events = await api(ff, "GET", `/api/v4/webhook_events?lead_id=${lead.id}`);
       const fired = ((events && events._embedded.events) || []).filter((e) => e.type_code === "site_visit");
       if (fired.some((e) => e.state === "delivered")) break;
       check(Date.now() < deadline, `no delivered site_visit event for lead ${lead.id}: ${JSON.stringify(events)}`);

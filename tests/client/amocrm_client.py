@@ -259,6 +259,16 @@ async def steps(amo, base):
 
     await link_browser()
 
+    @step("GET events: the account's event log, filtered by type and entity")
+    async def event_log():
+        log = await amo.request("GET", "events", params={
+            "filter": {"type": ["lead_status_changed"], "entity": ["lead"], "entity_id": [boris]}})
+        changes = log["_embedded"]["events"]
+        assert changes and all(e["type"] == "lead_status_changed" and e["entity_id"] == boris for e in changes), log
+        assert changes[0]["value_after"][0]["lead_status"]["id"] == second, changes[0]
+
+    await event_log()
+
     @step("a refused request reaches the library as a ValidationError from validation-errors")
     async def refused():
         try:

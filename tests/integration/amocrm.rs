@@ -32,6 +32,7 @@ on_both_stores!(
     notes_are_added_to_several_leads_and_listed_by_filter,
     unsorted_has_amocrms_decline_accept_answer_and_summary,
     a_site_backend_adds_a_lead_with_the_visitors_uid_linking_its_browser,
+    the_account_event_log_is_amocrms,
 );
 
 fn ids(body: &Value, name: &str) -> Vec<u64> {
@@ -568,6 +569,75 @@ async fn a_site_backend_adds_a_lead_with_the_visitors_uid_linking_its_browser(ba
         received[0].body.contains(&lead.to_string()),
         "{}",
         received[0].body
+    );
+    app.cleanup().await;
+}
+
+async fn the_account_event_log_is_amocrms(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (status, _) = app.get("/api/v4/events").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "no lead, no event");
+    let (lead, uid, _) = submit_form(&app, &s.form_id, None, "Anna").await;
+    app.post(
+        &format!("/api/v4/leads/unsorted/{uid}/accept"),
+        json!({"status_id": s.pipeline.first_contact}),
+    )
+    .await;
+    app.post(
+        "/api/v4/leads/notes",
+        json!([{"entity_id": lead, "note_type": "common", "params": {"text": "Called"}}]),
+    )
+    .await;
+    let (status, log) = app.get("/api/v4/events").await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let types: Vec<&str> = log["_embedded"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["common_note_added", "lead_status_changed", "lead_added"],
+        "newest first: {log}"
+    );
+    let (_, changed) = app
+        .get(&format!(
+            "/api/v4/events?filter[type]=lead_status_changed&filter[entity]=lead&filter[entity_id][]={lead}"
+        ))
+        .await;
+    let event = &changed["_embedded"]["events"][0];
+    assert_eq!(event["entity_type"], "lead");
+    assert_eq!(event["entity_id"], lead);
+    assert_eq!(
+        event["value_after"][0]["lead_status"]["id"],
+        s.pipeline.first_contact
+    );
+    assert_eq!(
+        event["value_before"][0]["lead_status"]["pipeline_id"],
+        s.pipeline.id
+    );
+    let (status, _) = app
+        .get("/api/v4/events?filter[created_at][from]=4102444800")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for bad in [
+        "filter[type]=lead_eaten",
+        "filter[entity]=company",
+        "filter[colour]=1",
+    ] {
+        let (status, problem) = app.get(&format!("/api/v4/events?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+    }
+    // footfall's own webhook events moved to /webhook_events.
+    let (status, _) = app
+        .get(&format!("/api/v4/webhook_events?lead_id={lead}"))
+        .await;
+    assert!(
+        status == StatusCode::OK || status == StatusCode::NO_CONTENT,
+        "{status}"
     );
     app.cleanup().await;
 }

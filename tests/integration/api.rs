@@ -290,7 +290,9 @@ async fn events_are_listed_with_their_deliveries_and_filtered() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let (_, events) = app
-        .get(&format!("/api/v4/events?lead_id={lead}&type=site_visit"))
+        .get(&format!(
+            "/api/v4/webhook_events?lead_id={lead}&type=site_visit"
+        ))
         .await;
     let event = &items(&events, "events")[0];
     assert_eq!(event["state"], "delivered");
@@ -307,15 +309,18 @@ async fn events_are_listed_with_their_deliveries_and_filtered() {
         ("handler_id=999", 0),
         ("lead_id=999999", 0),
     ] {
-        let (_, list) = app.get(&format!("/api/v4/events?{query}")).await;
+        let (_, list) = app.get(&format!("/api/v4/webhook_events?{query}")).await;
         assert_eq!(items(&list, "events").len(), expected, "{query}");
     }
     // One event shows the exact body it sends.
     let (_, one) = app
-        .get(&format!("/api/v4/events/{}", event["id"].as_str().unwrap()))
+        .get(&format!(
+            "/api/v4/webhook_events/{}",
+            event["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(one["body"]["meta"]["event_id"], event["id"]);
-    let (status, _) = app.get("/api/v4/events/evt_doesnotexist").await;
+    let (status, _) = app.get("/api/v4/webhook_events/evt_doesnotexist").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.cleanup().await;
 }
@@ -391,9 +396,10 @@ async fn the_openapi_document_lists_every_management_endpoint() {
         "GET /api/v4/actions/{id}",
         "PATCH /api/v4/actions/{id}",
         "DELETE /api/v4/actions/{id}",
+        "GET /api/v4/webhook_events",
         "GET /api/v4/events",
-        "GET /api/v4/events/{id}",
-        "POST /api/v4/events/{id}/replay",
+        "GET /api/v4/webhook_events/{id}",
+        "POST /api/v4/webhook_events/{id}/replay",
         "GET /api/v4/stream",
         "GET /api/v4/demo",
         "GET /api/v4/demo/inbox",

@@ -1002,9 +1002,9 @@ fn lookup(lead: u64, uid: String, event: String) -> impl Strategy<Value = Lookup
         "/api/v4/handlers/{id}".to_owned(),
         "/api/v4/actions".to_owned(),
         "/api/v4/actions/{id}".to_owned(),
-        "/api/v4/events".to_owned(),
-        "/api/v4/events/{id}".to_owned(),
-        "/api/v4/events/{id}/replay".to_owned(),
+        "/api/v4/webhook_events".to_owned(),
+        "/api/v4/webhook_events/{id}".to_owned(),
+        "/api/v4/webhook_events/{id}/replay".to_owned(),
         "/api/v4/handlers/{id}/replay".to_owned(),
         "/api/v4/leads/unsorted/{id}/decline".to_owned(),
     ];

@@ -36,7 +36,7 @@ async fn event_of(app: &TestApp, lead_id: u64) -> Value {
     assert_eq!(events.len(), 1, "{events:?}");
     let (_, event) = app
         .get(&format!(
-            "/api/v4/events/{}",
+            "/api/v4/webhook_events/{}",
             events[0]["id"].as_str().unwrap()
         ))
         .await;
@@ -217,7 +217,10 @@ async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
     // The receiver is back (it answers 200 from now on): replay delivers the same event.
     let event_id = event["id"].as_str().unwrap();
     let (status, replayed) = app
-        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .post(
+            &format!("/api/v4/webhook_events/{event_id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{replayed}");
     let delivered = wait_for_state(&app, lead_id, "delivered").await;
@@ -229,11 +232,17 @@ async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
 
     // A delivered event is replayed on request too; a pending one is refused.
     let (status, _) = app
-        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .post(
+            &format!("/api/v4/webhook_events/{event_id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, problem) = app
-        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .post(
+            &format!("/api/v4/webhook_events/{event_id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     app.cleanup().await;

@@ -639,21 +639,27 @@ async fn actions_of_another_account_cannot_be_read_changed_deleted_or_made_with_
 async fn events_of_another_account_cannot_be_read_or_replayed() {
     let w = World::build(|_| {}).await;
     let event = w.a_event.clone();
-    w.hidden(Method::GET, "/api/v4/events/{}", &event, NO_EVENT, None)
-        .await;
+    w.hidden(
+        Method::GET,
+        "/api/v4/webhook_events/{}",
+        &event,
+        NO_EVENT,
+        None,
+    )
+    .await;
     w.hidden(
         Method::POST,
-        "/api/v4/events/{}/replay",
+        "/api/v4/webhook_events/{}/replay",
         &event,
         NO_EVENT,
         Some(json!({})),
     )
     .await;
     for path in [
-        "/api/v4/events?limit=250".to_owned(),
-        format!("/api/v4/events?lead_id={}", w.a_lead),
-        format!("/api/v4/events?handler_id={}", w.a_handler),
-        "/api/v4/events?type=site_visit".to_owned(),
+        "/api/v4/webhook_events?limit=250".to_owned(),
+        format!("/api/v4/webhook_events?lead_id={}", w.a_lead),
+        format!("/api/v4/webhook_events?handler_id={}", w.a_handler),
+        "/api/v4/webhook_events?type=site_visit".to_owned(),
     ] {
         let list = w.app.get_as(TOKEN_B, &path).await;
         assert_eq!(
@@ -665,7 +671,7 @@ async fn events_of_another_account_cannot_be_read_or_replayed() {
     }
     // Nothing was sent again: A's event has its one attempt, the receiver its one call.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let a_view = w.a_get(&format!("/api/v4/events/{event}")).await;
+    let a_view = w.a_get(&format!("/api/v4/webhook_events/{event}")).await;
     assert_eq!(a_view["attempts"].as_array().unwrap().len(), 1, "{a_view}");
     assert_eq!(w.receiver.count(), 1);
     w.app.cleanup().await;

@@ -7,6 +7,7 @@
 //! through `utoipa_actix_web`, so the document served at `/api/v4/openapi.json` is made
 //! from the same registrations as the routes and cannot miss one.
 
+mod account_events;
 mod actions;
 mod demo;
 mod events;
@@ -82,6 +83,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(handlers::routes)
         .configure(actions::routes)
         .configure(events::routes)
+        .configure(account_events::routes)
         .configure(stream::routes)
         .configure(demo::routes);
 }

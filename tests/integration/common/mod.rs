@@ -238,7 +238,9 @@ impl TestApp {
     /// The events of a lead, newest first.
     pub async fn events_of(&self, lead_id: u64) -> Vec<Value> {
         let (status, body) = self
-            .get(&format!("/api/v4/events?lead_id={lead_id}&limit=250"))
+            .get(&format!(
+                "/api/v4/webhook_events?lead_id={lead_id}&limit=250"
+            ))
             .await;
         if status == StatusCode::NO_CONTENT {
             return Vec::new(); // an empty list, as amoCRM answers it
