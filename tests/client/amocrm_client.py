@@ -259,6 +259,15 @@ async def steps(amo, base):
 
     await link_browser()
 
+    @step("contacts.get_page with=leads; contacts.get")
+    async def contacts():
+        page = await amo.contacts.get_page(with_=["leads"], query="anna")
+        assert len(page.items) == 1 and page.items[0].name == "Anna", page
+        contact = await amo.contacts.get(page.items[0].id)
+        assert contact.name == "Anna", contact
+
+    await contacts()
+
     @step("GET events: the account's event log, filtered by type and entity")
     async def event_log():
         log = await amo.request("GET", "events", params={

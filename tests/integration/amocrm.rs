@@ -33,6 +33,7 @@ on_both_stores!(
     unsorted_has_amocrms_decline_accept_answer_and_summary,
     a_site_backend_adds_a_lead_with_the_visitors_uid_linking_its_browser,
     the_account_event_log_is_amocrms,
+    contacts_are_listed_with_phone_email_and_leads,
 );
 
 fn ids(body: &Value, name: &str) -> Vec<u64> {
@@ -639,5 +640,53 @@ async fn the_account_event_log_is_amocrms(backend: Backend) {
         status == StatusCode::OK || status == StatusCode::NO_CONTENT,
         "{status}"
     );
+    app.cleanup().await;
+}
+
+async fn contacts_are_listed_with_phone_email_and_leads(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (status, _) = app.get("/api/v4/contacts").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (anna, _, _) = submit_form(&app, &s.form_id, None, "Anna").await;
+    submit_form(&app, &s.form_id, None, "Boris").await;
+    let (status, list) = app.get("/api/v4/contacts?with=leads").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let contacts = list["_embedded"]["contacts"].as_array().unwrap();
+    assert_eq!(contacts.len(), 2);
+    let anna_contact = contacts.iter().find(|c| c["name"] == "Anna").unwrap();
+    assert_eq!(anna_contact["_embedded"]["leads"][0]["id"], anna);
+    let codes: Vec<&str> = anna_contact["custom_fields_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["PHONE", "EMAIL"]);
+    let id = anna_contact["id"].as_u64().unwrap();
+    let (_, found) = app.get("/api/v4/contacts?query=boris").await;
+    assert_eq!(found["_embedded"]["contacts"].as_array().unwrap().len(), 1);
+    let (status, one) = app.get(&format!("/api/v4/contacts/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["name"], "Anna");
+    assert!(
+        one["_embedded"].get("leads").is_none(),
+        "leads only with=leads"
+    );
+    for (path, expected) in [
+        ("/api/v4/contacts/999999".to_owned(), StatusCode::NOT_FOUND),
+        (
+            "/api/v4/contacts?colour=1".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v4/contacts?filter[id]=x".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, _) = app.get(&path).await;
+        assert_eq!(status, expected, "{path}");
+    }
     app.cleanup().await;
 }

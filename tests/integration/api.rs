@@ -398,6 +398,8 @@ async fn the_openapi_document_lists_every_management_endpoint() {
         "DELETE /api/v4/actions/{id}",
         "GET /api/v4/webhook_events",
         "GET /api/v4/events",
+        "GET /api/v4/contacts",
+        "GET /api/v4/contacts/{id}",
         "GET /api/v4/webhook_events/{id}",
         "POST /api/v4/webhook_events/{id}/replay",
         "GET /api/v4/stream",

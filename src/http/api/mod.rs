@@ -9,6 +9,7 @@
 
 mod account_events;
 mod actions;
+mod contacts;
 mod demo;
 mod events;
 mod forms;
@@ -80,6 +81,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(unsorted::routes)
         .configure(notes::routes)
         .configure(leads::routes)
+        .configure(contacts::routes)
         .configure(handlers::routes)
         .configure(actions::routes)
         .configure(events::routes)
