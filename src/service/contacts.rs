@@ -42,7 +42,7 @@ impl Services {
                 }
             }
         }
-        records.sort_by(|a, b| b.contact.id.0.cmp(&a.contact.id.0));
+        records.sort_by_key(|r| std::cmp::Reverse(r.contact.id.0));
         Ok(records)
     }
 
