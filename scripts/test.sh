@@ -5,7 +5,8 @@
 # test in Chromium, Firefox and WebKit side by side. Installs what it needs when missing:
 # redis-server, chromium, firefox-esr, webkit2gtk-driver and xvfb from Debian's packages,
 # geckodriver from crates.io (built once, kept in ~/.cargo/bin), playwright-core, terser
-# and RapiDoc from npm, standardwebhooks from PyPI and npm.
+# and RapiDoc from npm, standardwebhooks from PyPI and npm, the amoCRM client library
+# aioamocrm from PyPI (pinned in tests/client/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,6 +84,11 @@ python3 -c "import standardwebhooks" 2>/dev/null \
 [ -d examples/receivers/node/node_modules ] || (cd examples/receivers/node && npm ci --no-audit --no-fund --loglevel=error)
 node tests/deploy/receivers.mjs
 
+say "amoCRM client library: aioamocrm (pinned) against a live footfall"
+python3 -m pip show aioamocrm 2>/dev/null | grep -q '^Version: 0.1.1$' \
+  || python3 -m pip install --quiet --disable-pip-version-check -r tests/client/requirements.txt
+python3 tests/client/amocrm_client.py target/debug/footfall
+
 say "containers: compose.yaml's environment on the binary, with Redis"
 python3 -c "import yaml" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
 python3 tests/deploy/compose_env.py target/debug/footfall
@@ -111,5 +117,13 @@ done
 echo "three engines in $(( $(date +%s) - started )) s (side by side); screenshots in tests/artifacts/"
 rm -rf "$logs"
 [ ${#failed[@]} -eq 0 ] || { echo "browser test failed in: ${failed[*]}"; exit 1; }
+
+say "browser test: a lead by API with the visitor's uid from t.js (Chromium)"
+uid_log=$(mktemp)
+uid_ok=0
+node tests/browser/visitor_uid.mjs >"$uid_log" 2>&1 || uid_ok=$?
+grep -v '^{"timestamp"' "$uid_log" || true
+rm -f "$uid_log"
+[ "$uid_ok" -eq 0 ] || { echo "the visitor_uid browser test failed"; exit 1; }
 
 say "all tests passed in $(( $(date +%s) - suite_started )) s"

@@ -70,11 +70,22 @@ impl Form {
         &self,
         fields: &HashMap<String, String>,
     ) -> Result<ContactDetails, Vec<FieldError>> {
+        ContactDetails::parse(fields, &self.required)
+    }
+}
+
+impl ContactDetails {
+    /// Parses a contact's `name`, `phone` and `email` (a form's fields, or a contact sent
+    /// through the API); every field that fails is named.
+    pub fn parse(
+        fields: &HashMap<String, String>,
+        required: &[ContactField],
+    ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut take = |field: ContactField, key: &str, check: fn(&str) -> Option<&'static str>| {
             let value = fields.get(key).map(|v| clean(v)).filter(|v| !v.is_empty());
             match value {
-                None if self.required.contains(&field) => {
+                None if required.contains(&field) => {
                     errors.push(FieldError::new(key, "is required"));
                     None
                 }

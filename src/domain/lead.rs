@@ -59,6 +59,17 @@ pub struct LeadFilter {
     pub created_to: Option<i64>,
     /// Text in the lead's name or its contacts' name, phone or email (any case).
     pub query: Option<String>,
+    /// amoCRM's `filter[id]`: one of these leads.
+    pub ids: Vec<LeadId>,
+    /// amoCRM's `filter[name]`: one of these names (any case).
+    pub names: Vec<String>,
+    /// amoCRM's `filter[pipeline_id]`: in one of these pipelines.
+    pub pipeline_ids: Vec<PipelineId>,
+    /// amoCRM's `filter[statuses]`: in one of these stages.
+    pub stages: Vec<Stage>,
+    /// Updated at or after / at or before (Unix seconds).
+    pub updated_from: Option<i64>,
+    pub updated_to: Option<i64>,
 }
 
 impl LeadFilter {
@@ -69,10 +80,21 @@ impl LeadFilter {
             .as_deref()
             .map(str::to_lowercase)
             .filter(|q| !q.is_empty());
+        let updated = super::time::to_secs(lead.updated_at);
         self.status_id.is_none_or(|s| lead.status_id == s)
             && self.pipeline_id.is_none_or(|p| lead.pipeline_id == p)
             && self.created_from.is_none_or(|f| created >= f)
             && self.created_to.is_none_or(|t| created <= t)
+            && self.updated_from.is_none_or(|f| updated >= f)
+            && self.updated_to.is_none_or(|t| updated <= t)
+            && (self.ids.is_empty() || self.ids.contains(&lead.id))
+            && (self.names.is_empty()
+                || self
+                    .names
+                    .iter()
+                    .any(|n| n.to_lowercase() == lead.name.to_lowercase()))
+            && (self.pipeline_ids.is_empty() || self.pipeline_ids.contains(&lead.pipeline_id))
+            && (self.stages.is_empty() || self.stages.contains(&lead.stage()))
             && needle.is_none_or(|q| {
                 lead.name.to_lowercase().contains(&q)
                     || lead.contacts.iter().any(|c| {
@@ -176,5 +198,48 @@ mod tests {
         };
         assert!(!relinked.covers(499));
         assert!(relinked.covers(10_000));
+    }
+}
+
+/// The field a lead list is ordered by (amoCRM's `order[…]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadSortField {
+    Id,
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// The order of a lead list; without one, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadOrder {
+    pub field: LeadSortField,
+    pub ascending: bool,
+}
+
+impl LeadOrder {
+    pub const FIELDS: [&str; 3] = ["id", "created_at", "updated_at"];
+
+    /// From amoCRM's field name (one of `FIELDS`).
+    pub fn parse(field: &str, ascending: bool) -> Option<Self> {
+        let field = match field {
+            "id" => LeadSortField::Id,
+            "created_at" => LeadSortField::CreatedAt,
+            "updated_at" => LeadSortField::UpdatedAt,
+            _ => return None,
+        };
+        Some(Self { field, ascending })
+    }
+
+    /// Sorts `leads` in this order (ties by id, in the same direction).
+    pub fn sort(&self, leads: &mut [Lead]) {
+        leads.sort_by(|a, b| {
+            let key = |l: &Lead| match self.field {
+                LeadSortField::Id => (0, l.id.0),
+                LeadSortField::CreatedAt => (l.created_at, l.id.0),
+                LeadSortField::UpdatedAt => (l.updated_at, l.id.0),
+            };
+            let ord = key(a).cmp(&key(b));
+            if self.ascending { ord } else { ord.reverse() }
+        });
     }
 }

@@ -1,6 +1,7 @@
 //! The product's pure types and rules: ids, visitors, sites, pipelines, leads, actions,
 //! events, the webhook body and its macros. No I/O here; every rule is unit-tested.
 
+pub mod account_event;
 pub mod action;
 pub mod bots;
 pub mod event;

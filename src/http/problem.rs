@@ -1,6 +1,11 @@
 //! Errors as RFC 9457 `application/problem+json`, mapped in this one place from the
 //! service's and the store's errors. A client's mistake is a 4xx naming what was wrong;
 //! a store outage a quick 503 with `Retry-After`; nothing panics.
+//!
+//! A validation failure is a 400, as amoCRM answers it: footfall's `errors`
+//! (`[{field, message}]`) and, beside them, amoCRM's `validation-errors`
+//! (`[{request_id, errors: [{code, path, detail}]}]`, one group per item of the request),
+//! which amoCRM client libraries read and show.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -28,6 +33,61 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(rename = "validation-errors", skip_serializing_if = "Vec::is_empty")]
+    validation_errors: Vec<ValidationGroup<'a>>,
+}
+
+/// amoCRM's errors of one item of a request (`request_id` is its index).
+#[derive(Serialize)]
+struct ValidationGroup<'a> {
+    request_id: String,
+    errors: Vec<ValidationError<'a>>,
+}
+
+#[derive(Serialize)]
+struct ValidationError<'a> {
+    code: &'static str,
+    path: &'a str,
+    detail: &'a str,
+}
+
+/// Groups footfall's field errors as amoCRM's `validation-errors`: `[1].name` is
+/// `request_id` "1", `path` "name"; a field outside any item belongs to request "0".
+fn validation_groups(errors: &[FieldError]) -> Vec<ValidationGroup<'_>> {
+    let mut groups: Vec<ValidationGroup<'_>> = Vec::new();
+    for e in errors {
+        let (request_id, path) = split_item(&e.field);
+        let code = if e.message == "is required" {
+            "NotBlank"
+        } else if e.message.starts_with("invalid type") {
+            "InvalidType"
+        } else {
+            "InvalidValue"
+        };
+        let error = ValidationError {
+            code,
+            path,
+            detail: &e.message,
+        };
+        match groups.iter_mut().find(|g| g.request_id == request_id) {
+            Some(g) => g.errors.push(error),
+            None => groups.push(ValidationGroup {
+                request_id: request_id.to_owned(),
+                errors: vec![error],
+            }),
+        }
+    }
+    groups
+}
+
+/// `[3].a.b` → ("3", "a.b"); `a.b` → ("0", "a.b").
+fn split_item(field: &str) -> (&str, &str) {
+    field
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .filter(|(index, _)| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(index, path)| (index, path.strip_prefix('.').unwrap_or(path)))
+        .unwrap_or(("0", field))
 }
 
 impl Problem {
@@ -48,7 +108,7 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, detail)
     }
 
-    /// A validation failure naming each field.
+    /// A validation failure naming each field: a 400, as amoCRM answers one.
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         let detail = errors
             .iter()
@@ -57,7 +117,7 @@ impl Problem {
             .join("; ");
         Self {
             errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+            ..Self::new(StatusCode::BAD_REQUEST, detail)
         }
     }
 
@@ -95,6 +155,7 @@ impl ResponseError for Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             errors: &self.errors,
+            validation_errors: validation_groups(&self.errors),
         };
         let mut response = HttpResponse::build(self.status);
         response.insert_header((
@@ -160,4 +221,26 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, Prob
         req.method(),
         req.path()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_are_grouped_by_item_as_amocrm_does() {
+        let errors = vec![
+            FieldError::new("[1].name", "is required"),
+            FieldError::new("[1].price", "invalid type: string, expected u64"),
+            FieldError::new("filter[foo]", "is not a parameter of this list"),
+        ];
+        let groups = validation_groups(&errors);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].request_id, "1");
+        assert_eq!(groups[0].errors[0].path, "name");
+        assert_eq!(groups[0].errors[0].code, "NotBlank");
+        assert_eq!(groups[0].errors[1].code, "InvalidType");
+        assert_eq!(groups[1].request_id, "0");
+        assert_eq!(groups[1].errors[0].path, "filter[foo]");
+    }
 }

@@ -126,3 +126,26 @@ impl Services {
         Ok(event)
     }
 }
+
+impl Services {
+    /// The account's event log (amoCRM's `GET /events`), newest first: what happened to
+    /// its leads, read from their timelines.
+    pub async fn account_events(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<crate::domain::account_event::AccountEvent>> {
+        use crate::domain::account_event::AccountEvent;
+        let mut events = Vec::new();
+        for lead in self.store.lead_ids(account).await? {
+            let timeline = self.store.timeline(account, lead).await?;
+            events.extend(
+                timeline
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| AccountEvent::of(lead, i, e)),
+            );
+        }
+        events.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
+        Ok(events)
+    }
+}

@@ -7,7 +7,7 @@
 use super::{Error, Result, Services};
 use crate::domain::action::MoveKind;
 use crate::domain::ids::{AccountId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid};
-use crate::domain::lead::{Lead, LeadFilter, Unsorted, UnsortedFilter, VisitorLink};
+use crate::domain::lead::{Lead, LeadFilter, LeadOrder, Unsorted, UnsortedFilter, VisitorLink};
 use crate::domain::pipeline::{LOST, Pipeline, Stage, StatusType};
 use crate::domain::site::Site;
 use crate::domain::time::now_ms;
@@ -50,14 +50,17 @@ impl Services {
         Ok((lead, links))
     }
 
-    /// The account's leads that match, newest first: at least `wanted` of them when there
-    /// are that many.
+    /// The account's leads that match, newest first (or in `order`): at least `wanted`
+    /// of them when there are that many.
     pub async fn search_leads(
         &self,
         account: AccountId,
         filter: &LeadFilter,
         wanted: usize,
+        order: Option<LeadOrder>,
     ) -> Result<Vec<Lead>> {
+        // Another order than the store's needs every match before the page is cut.
+        let wanted = if order.is_some() { usize::MAX } else { wanted };
         let ids = self.store.lead_ids(account).await?;
         let mut matched = Vec::new();
         for chunk in ids.chunks(SEARCH_CHUNK) {
@@ -66,6 +69,9 @@ impl Services {
             if matched.len() >= wanted {
                 break;
             }
+        }
+        if let Some(order) = order {
+            order.sort(&mut matched);
         }
         Ok(matched)
     }
@@ -111,8 +117,10 @@ impl Services {
         }
         if let Some(name) = change.name {
             let name = crate::domain::validation::name("name", &name).map_err(Error::Invalid)?;
-            self.store.rename_lead(account, id, &name, now_ms()).await?;
+            let now = now_ms();
+            self.store.rename_lead(account, id, &name, now).await?;
             lead.name = name;
+            lead.updated_at = now;
         }
         if let Some(status) = change.status_id {
             let moved = self
@@ -131,6 +139,52 @@ impl Services {
             };
         }
         Ok(lead)
+    }
+
+    /// amoCRM's batch update: every lead must exist before any changes; then each is
+    /// changed in turn, as `change_lead` does (errors name the item: `[1].status_id`).
+    pub async fn change_leads(
+        &self,
+        account: AccountId,
+        changes: Vec<(LeadId, LeadChange)>,
+    ) -> Result<Vec<Lead>> {
+        let ids: Vec<LeadId> = changes.iter().map(|(id, _)| *id).collect();
+        let found = self.store.get_leads(account, &ids).await?;
+        let missing: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| !found.iter().any(|l| l.id == **id))
+            .map(|(i, id)| {
+                crate::domain::validation::FieldError::new(
+                    format!("[{i}].id"),
+                    format!("lead {id} does not exist"),
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Invalid(missing));
+        }
+        let mut changed = Vec::with_capacity(changes.len());
+        for (i, (id, change)) in changes.into_iter().enumerate() {
+            let lead = self
+                .change_lead(account, id, change)
+                .await
+                .map_err(|e| match e {
+                    Error::Invalid(es) => Error::Invalid(
+                        es.into_iter()
+                            .map(|f| {
+                                crate::domain::validation::FieldError::new(
+                                    format!("[{i}].{}", f.field),
+                                    f.message,
+                                )
+                            })
+                            .collect(),
+                    ),
+                    other => other,
+                })?;
+            changed.push(lead);
+        }
+        Ok(changed)
     }
 
     /// Moves a lead to a stage and fires what the move triggers. With `unsorted` the move

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod catalog_cache;
 pub mod collect;
+pub mod contacts;
 pub mod demo;
 pub mod events;
 pub mod leads;

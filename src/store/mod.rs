@@ -291,6 +291,18 @@ pub trait Leads: Send + Sync {
         name: &str,
         at: Millis,
     ) -> StoreResult<bool>;
+    /// Links a browser to an existing lead of the account, exactly as a submission links
+    /// it (its page views before joining the lead, the lead it left told): one atomic
+    /// step; the link kept `retention_secs`. `None` when the lead does not exist; else the
+    /// lead the browser left.
+    async fn link_visitor(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+        retention_secs: u64,
+    ) -> StoreResult<Option<Option<LeadId>>>;
     async fn append_timeline(
         &self,
         account: AccountId,

@@ -63,6 +63,12 @@ export const post = (path, body) => api("POST", path, body ?? undefined);
 export const patch = (path, body) => api("PATCH", path, body);
 export const del = (path) => api("DELETE", path);
 
+/** The path and query of a link, absolute or not. */
+function sameOrigin(href) {
+  const u = new URL(href, window.location.href);
+  return u.pathname + u.search;
+}
+
 /** Every item of a list, following `_links.next` (at most `maxPages` pages). */
 export async function listAll(path, name, params = {}, { maxPages = 40 } = {}) {
   const qs = new URLSearchParams({ limit: "250", ...params });
@@ -71,8 +77,10 @@ export async function listAll(path, name, params = {}, { maxPages = 40 } = {}) {
   for (let i = 0; url && i < maxPages; i++) {
     const page = await get(url);
     items.push(...((page && page._embedded && page._embedded[name]) || []));
+    // `_links` are absolute, built from footfall's public URL: follow the path and query
+    // on this origin (the console may be reached by another address).
     const next = page && page._links && page._links.next && page._links.next.href;
-    url = next || null;
+    url = next ? sameOrigin(next) : null;
   }
   return items;
 }

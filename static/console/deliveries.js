@@ -36,7 +36,8 @@ export function deliveriesView(ctx) {
       for (let page = 1; page <= pages; page++) {
         const qs = new URLSearchParams({ page: String(page), limit: "50" });
         if (state) qs.set("state", state);
-        const answer = await get(`/api/v4/events?${qs}`);
+        // An empty list is a 204, answered as null.
+        const answer = (await get(`/api/v4/webhook_events?${qs}`)) || {};
         events.push(...((answer._embedded && answer._embedded.events) || []));
         next = !!(answer._links && answer._links.next);
         if (!next) break;
@@ -84,7 +85,7 @@ export function deliveriesView(ctx) {
 
   async function replay(e) {
     try {
-      await post(`/api/v4/events/${encodeURIComponent(e.id)}/replay`);
+      await post(`/api/v4/webhook_events/${encodeURIComponent(e.id)}/replay`);
       toast(`Event ${e.id} queued again`, { kind: "ok" });
       await refresh();
     } catch (err) {

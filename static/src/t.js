@@ -51,6 +51,18 @@
     w.addEventListener("hashchange", view);
     view();
 
+    // Commands: footfall('visitor_uid', cb) hands the page the signed visitor id (once the
+    // first beacon has minted it), the value a site's backend passes to the API. Calls made
+    // before the script loaded (window.footfall = [[…]], or a stub's .q) run now.
+    function cmd(name, cb) {
+      if (name == "visitor_uid" && typeof cb == "function")
+        (vid ? Promise.resolve() : minting || Promise.resolve()).then(function () { cb(vid || null); });
+    }
+    var q = w.footfall;
+    w.footfall = cmd;
+    q = q && (q.q || q);
+    if (q && q.forEach) q.forEach(function (a) { cmd.apply(null, a); });
+
     // Forms are sent as JSON; if that fails outright, the browser posts them as HTML.
     d.addEventListener("submit", function (e) {
       var f = e.target, id = f.getAttribute && f.getAttribute("data-footfall-form");

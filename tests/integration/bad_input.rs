@@ -996,9 +996,9 @@ fn lookup(lead: u64, uid: String, event: String) -> impl Strategy<Value = Lookup
         "/api/v4/handlers/{id}".to_owned(),
         "/api/v4/actions".to_owned(),
         "/api/v4/actions/{id}".to_owned(),
-        "/api/v4/events".to_owned(),
-        "/api/v4/events/{id}".to_owned(),
-        "/api/v4/events/{id}/replay".to_owned(),
+        "/api/v4/webhook_events".to_owned(),
+        "/api/v4/webhook_events/{id}".to_owned(),
+        "/api/v4/webhook_events/{id}/replay".to_owned(),
         "/api/v4/handlers/{id}/replay".to_owned(),
         "/api/v4/leads/unsorted/{id}/decline".to_owned(),
     ];
@@ -1120,6 +1120,9 @@ fn fuzz_api_paths_and_query_strings() {
 
 async fn count(app: &TestApp, path: &str, name: &str) -> usize {
     let (status, body) = app.get(path).await;
+    if status == StatusCode::NO_CONTENT {
+        return 0; // an empty list, as amoCRM answers it
+    }
     assert_eq!(status, StatusCode::OK, "{body}");
     body["_embedded"][name].as_array().unwrap().len()
 }
@@ -1397,7 +1400,7 @@ async fn malformed_json_of_every_kind_gets_a_4xx_naming_what_is_wrong() {
             .unwrap();
         let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
         assert!(
-            matches!(answer.status.as_u16(), 400 | 413 | 422),
+            matches!(answer.status.as_u16(), 400 | 413),
             "{shown}: {} {}",
             answer.status,
             answer.text
@@ -1448,7 +1451,7 @@ async fn malformed_json_of_every_kind_gets_a_4xx_naming_what_is_wrong() {
                 "delay_seconds": delay, "settings": {"message": "x"}}]),
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{delay}: {body}");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{delay}: {body}");
         assert!(body.to_string().contains("delay_seconds"), "{body}");
     }
     let (_, view) = app.get(&format!("/api/v4/leads/{lead}")).await;
@@ -1555,7 +1558,7 @@ async fn markup_and_control_characters_stay_text_from_the_form_to_the_webhook() 
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = response.text().await.unwrap();
     assert!(!page.contains("<script>"), "{page}");
 }

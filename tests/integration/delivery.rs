@@ -22,7 +22,7 @@ async fn event_of(app: &TestApp, lead_id: u64) -> Value {
     assert_eq!(events.len(), 1, "{events:?}");
     let (_, event) = app
         .get(&format!(
-            "/api/v4/events/{}",
+            "/api/v4/webhook_events/{}",
             events[0]["id"].as_str().unwrap()
         ))
         .await;
@@ -200,7 +200,10 @@ async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
     // The receiver is back (it answers 200 from now on): replay delivers the same event.
     let event_id = event["id"].as_str().unwrap();
     let (status, replayed) = app
-        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .post(
+            &format!("/api/v4/webhook_events/{event_id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{replayed}");
     let delivered = wait_for_state(&app, lead_id, "delivered").await;
@@ -212,11 +215,17 @@ async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
 
     // A delivered event is replayed on request too; a pending one is refused.
     let (status, _) = app
-        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .post(
+            &format!("/api/v4/webhook_events/{event_id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, problem) = app
-        .post(&format!("/api/v4/events/{event_id}/replay"), json!({}))
+        .post(
+            &format!("/api/v4/webhook_events/{event_id}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
 }
@@ -295,7 +304,7 @@ async fn webhook_urls_on_private_addresses_are_refused_by_default() {
                 json!([{"code": "h", "name": "H", "webhook_url": url}]),
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {problem}");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {problem}");
         assert_eq!(
             problem["errors"][0]["field"], "[0].webhook_url",
             "{problem}"
@@ -308,13 +317,8 @@ async fn webhook_urls_on_private_addresses_are_refused_by_default() {
             "{problem}"
         );
     }
-    let (_, handlers) = app.get("/api/v4/handlers").await;
-    assert!(
-        handlers["_embedded"]["handlers"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    let (status, _) = app.get("/api/v4/handlers").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "no handler was created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,7 +91,7 @@ async fn webhooks_ignore_proxy_variables_and_their_urls_and_secrets_stay_out_of_
     // The closed one failed at least once (its error text is what reqwest reports).
     let deadline = Instant::now() + Duration::from_secs(10);
     let failed = loop {
-        let (_, events) = app.get("/api/v4/events?limit=250").await;
+        let (_, events) = app.get("/api/v4/webhook_events?limit=250").await;
         let attempt = events["_embedded"]["events"]
             .as_array()
             .into_iter()

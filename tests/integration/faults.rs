@@ -324,7 +324,7 @@ async fn event_when(app: &TestApp, lead: u64, state: &str, timeout: Duration) ->
         assert_eq!(events.len(), 1, "{events:?}");
         let (_, event) = app
             .get(&format!(
-                "/api/v4/events/{}",
+                "/api/v4/webhook_events/{}",
                 events[0]["id"].as_str().unwrap()
             ))
             .await;
@@ -493,7 +493,7 @@ async fn footfall_killed_mid_delivery_and_restarted_delivers_every_job() {
     assert_eq!(counts.len(), 200, "jobs were lost with the killed process");
     assert!(twice <= 64, "{twice} sent twice: more than were in flight");
     // Every event ends delivered.
-    let (_, events) = app.get("/api/v4/events?limit=250").await;
+    let (_, events) = app.get("/api/v4/webhook_events?limit=250").await;
     let states: Vec<&Value> = events["_embedded"]["events"]
         .as_array()
         .unwrap()
@@ -503,7 +503,9 @@ async fn footfall_killed_mid_delivery_and_restarted_delivers_every_job() {
     assert_eq!(states.len(), 200);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, events) = app.get("/api/v4/events?limit=250&state=delivered").await;
+        let (_, events) = app
+            .get("/api/v4/webhook_events?limit=250&state=delivered")
+            .await;
         let delivered = events["_embedded"]["events"].as_array().unwrap().len();
         if delivered == 200 {
             break;

@@ -26,6 +26,9 @@ async fn post_form(app: &TestApp, form: &str, body: Value) -> (StatusCode, Value
 
 async fn unsorted(app: &TestApp, query: &str) -> Vec<Value> {
     let (status, body) = app.get(&format!("/api/v4/leads/unsorted{query}")).await;
+    if status == StatusCode::NO_CONTENT {
+        return Vec::new(); // an empty list, as amoCRM answers it
+    }
     assert_eq!(status, StatusCode::OK, "{body}");
     body["_embedded"]["unsorted"].as_array().unwrap().clone()
 }
@@ -41,7 +44,7 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
         json!({"page": "https://shop.example/", "fields": {"phone": "call me", "email": "nope@", "name": " "}}),
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let fields: Vec<&str> = problem["errors"]
         .as_array()
         .unwrap()
@@ -50,8 +53,8 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
         .collect();
     assert_eq!(fields, ["name", "phone", "email"]);
     assert!(unsorted(&app, "").await.is_empty());
-    let (_, leads) = app.get("/api/v4/leads").await;
-    assert!(leads["_embedded"]["leads"].as_array().unwrap().is_empty());
+    let (status, _) = app.get("/api/v4/leads").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "no lead: an empty list");
     // Fields that are not text are refused by name too.
     let (status, problem) = post_form(
         &app,
@@ -59,7 +62,7 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
         json!({"fields": {"name": {"first": "A"}}}),
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(problem["errors"][0]["field"], "fields.name");
     // An unknown form is a 404.
     let (status, _) = post_form(&app, "fNoSuchForm0", json!({"fields": {"name": "A"}})).await;
@@ -185,14 +188,14 @@ async fn an_entry_is_accepted_once() {
             json!({"status_id": s.pipeline.unsorted}),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let (status, _) = app
         .post(
             &format!("/api/v4/leads/unsorted/{uid2}/accept"),
             json!({"status_id": 999_999}),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(unsorted(&app, "").await.len(), 1);
     // Without a body (or a status), the lead goes to the first working stage.
     let response = app

@@ -6,6 +6,7 @@
 mod common;
 
 mod abuse;
+mod amocrm;
 mod api;
 mod atomic_steps;
 mod bad_input;

@@ -222,7 +222,7 @@ async fn stretching_an_action_needs_action_multiple_and_adjacent_stages() {
     let (status, problem) = app
         .post("/api/v4/actions", json!([{"pipeline_id": b.pipeline, "status_ids": [a, bb], "event": "lead_status_changed", "handler": "crm"}]))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         problem["detail"]
             .as_str()
@@ -234,7 +234,7 @@ async fn stretching_an_action_needs_action_multiple_and_adjacent_stages() {
     let (status, problem) = app
         .post("/api/v4/actions", json!([{"pipeline_id": b.pipeline, "status_ids": [a, c], "event": "lead_status_changed", "handler": "multi"}]))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         problem["detail"].as_str().unwrap().contains("adjacent"),
         "{problem}"

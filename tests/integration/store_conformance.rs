@@ -89,6 +89,7 @@ conformance!(
     timelines_keep_their_order,
     timelines_are_kept_only_for_leads_of_the_account,
     lead_visitor_links_are_replaced_per_visitor,
+    a_browser_is_linked_to_an_existing_lead_as_a_submission_links_it,
     unsorted_entries_are_removed_once,
     a_submission_creates_lead_contact_entry_timeline_and_link,
     a_known_contacts_open_lead_is_left_alone_by_the_submission,
@@ -1822,5 +1823,67 @@ async fn a_browsers_link_expires_with_the_retention_unless_a_visit_refreshes_it(
     assert_eq!(
         store.visitor(ACCOUNT, returning).await.unwrap().lead,
         Some(LeadId(2))
+    );
+}
+
+async fn a_browser_is_linked_to_an_existing_lead_as_a_submission_links_it(store: Shared) {
+    let a = new_lead(&store, 1, 1).await;
+    let b = new_lead(&store, 2, 2).await;
+    let stranger = VisitorId::mint();
+    // A browser with no lead: linked with its whole history.
+    assert_eq!(
+        store
+            .link_visitor(ACCOUNT, LeadId(2), stranger, 5, 3600)
+            .await
+            .unwrap(),
+        Some(None)
+    );
+    // Lead 1's browser moves to lead 2: lead 1's link ends, lead 2's starts now.
+    assert_eq!(
+        store
+            .link_visitor(ACCOUNT, LeadId(2), a, 7, 3600)
+            .await
+            .unwrap(),
+        Some(Some(LeadId(1)))
+    );
+    assert_eq!(
+        store.lead_visitors(ACCOUNT, LeadId(2)).await.unwrap(),
+        [
+            link(b, 2, None, None),
+            link(stranger, 5, None, None),
+            link(a, 7, Some(7), None)
+        ]
+    );
+    assert_eq!(
+        store.lead_visitors(ACCOUNT, LeadId(1)).await.unwrap(),
+        [link(a, 1, None, Some(7))]
+    );
+    let timeline = store.timeline(ACCOUNT, LeadId(1)).await.unwrap();
+    assert_eq!(
+        timeline.last(),
+        Some(&TimelineEntry::VisitorMoved {
+            at: 7,
+            visitor: a,
+            to_lead: LeadId(2)
+        })
+    );
+    // No lead, or another account's lead: nothing is linked.
+    assert_eq!(
+        store
+            .link_visitor(ACCOUNT, LeadId(42), a, 9, 3600)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .link_visitor(OTHER, LeadId(2), a, 9, 3600)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.lead_visitors(ACCOUNT, LeadId(2)).await.unwrap().len(),
+        3
     );
 }

@@ -197,6 +197,9 @@ impl World {
     /// The items of a list as B sees it, as text (to look for A's ids in it).
     async fn b_list(&self, path: &str) -> String {
         let answer = self.app.get_as(TOKEN_B, path).await;
+        if answer.status == StatusCode::NO_CONTENT {
+            return String::new(); // an empty list, as amoCRM answers it
+        }
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
         answer.body["_embedded"].to_string()
     }
@@ -302,7 +305,7 @@ async fn forms_of_another_account_cannot_be_read_nor_made_on_its_site_or_pipelin
         .app
         .post_as(TOKEN_B, "/api/v4/forms", on_site(NO_NUMBER))
         .await;
-    assert_eq!(f.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", f.text);
+    assert_eq!(f.status, StatusCode::BAD_REQUEST, "{}", f.text);
     same_answer(&f, &a_site, &m, NO_NUMBER);
     let into = |pipeline: &str| json!([{"name": "F", "site_id": w.b.site_id, "pipeline_id": pipeline.parse::<u64>().unwrap()}]);
     let a_pipeline = n(w.a.pipeline.id);
@@ -314,7 +317,7 @@ async fn forms_of_another_account_cannot_be_read_nor_made_on_its_site_or_pipelin
         .app
         .post_as(TOKEN_B, "/api/v4/forms", into(NO_NUMBER))
         .await;
-    assert_eq!(f.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", f.text);
+    assert_eq!(f.status, StatusCode::BAD_REQUEST, "{}", f.text);
     same_answer(&f, &a_pipeline, &m, NO_NUMBER);
     let b_forms = w.app.get_as(TOKEN_B, "/api/v4/forms").await;
     assert_eq!(
@@ -375,7 +378,7 @@ async fn pipelines_and_statuses_of_another_account_cannot_be_read_or_used() {
         .app
         .patch_as(TOKEN_B, &lead_path, to_stage(NO_NUMBER))
         .await;
-    assert_eq!(f.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", f.text);
+    assert_eq!(f.status, StatusCode::BAD_REQUEST, "{}", f.text);
     same_answer(&f, &a_stage, &m, NO_NUMBER);
     let lead = w.app.get_as(TOKEN_B, &lead_path).await;
     assert_eq!(lead.body["pipeline_id"], w.b.pipeline.id);
@@ -424,6 +427,9 @@ async fn leads_of_another_account_cannot_be_read_moved_or_annotated() {
         &format!("/api/v4/leads?pipeline_id={}", w.a.pipeline.id),
     ] {
         let list = w.app.get_as(TOKEN_B, path).await;
+        if list.status == StatusCode::NO_CONTENT {
+            continue; // B sees no lead at all
+        }
         let ids: Vec<&Value> = list.body["_embedded"]["leads"]
             .as_array()
             .unwrap()
@@ -609,7 +615,7 @@ async fn actions_of_another_account_cannot_be_read_changed_deleted_or_made_with_
     for (foreign, missing, foreign_id, missing_id) in attempts {
         let f = w.app.post_as(TOKEN_B, "/api/v4/actions", foreign).await;
         let m = w.app.post_as(TOKEN_B, "/api/v4/actions", missing).await;
-        assert_eq!(f.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", f.text);
+        assert_eq!(f.status, StatusCode::BAD_REQUEST, "{}", f.text);
         same_answer(&f, &foreign_id, &m, &missing_id);
     }
     let b_actions = w.app.get_as(TOKEN_B, "/api/v4/actions").await;
@@ -626,34 +632,39 @@ async fn actions_of_another_account_cannot_be_read_changed_deleted_or_made_with_
 async fn events_of_another_account_cannot_be_read_or_replayed() {
     let w = World::build(|_| {}).await;
     let event = w.a_event.clone();
-    w.hidden(Method::GET, "/api/v4/events/{}", &event, NO_EVENT, None)
-        .await;
+    w.hidden(
+        Method::GET,
+        "/api/v4/webhook_events/{}",
+        &event,
+        NO_EVENT,
+        None,
+    )
+    .await;
     w.hidden(
         Method::POST,
-        "/api/v4/events/{}/replay",
+        "/api/v4/webhook_events/{}/replay",
         &event,
         NO_EVENT,
         Some(json!({})),
     )
     .await;
     for path in [
-        "/api/v4/events?limit=250".to_owned(),
-        format!("/api/v4/events?lead_id={}", w.a_lead),
-        format!("/api/v4/events?handler_id={}", w.a_handler),
-        "/api/v4/events?type=site_visit".to_owned(),
+        "/api/v4/webhook_events?limit=250".to_owned(),
+        format!("/api/v4/webhook_events?lead_id={}", w.a_lead),
+        format!("/api/v4/webhook_events?handler_id={}", w.a_handler),
+        "/api/v4/webhook_events?type=site_visit".to_owned(),
     ] {
         let list = w.app.get_as(TOKEN_B, &path).await;
-        assert_eq!(list.status, StatusCode::OK);
         assert_eq!(
-            list.body["_embedded"]["events"],
-            json!([]),
-            "{path}: {}",
+            list.status,
+            StatusCode::NO_CONTENT,
+            "B sees no event, an empty list: {path}: {}",
             list.text
         );
     }
     // Nothing was sent again: A's event has its one attempt, the receiver its one call.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let a_view = w.a_get(&format!("/api/v4/events/{event}")).await;
+    let a_view = w.a_get(&format!("/api/v4/webhook_events/{event}")).await;
     assert_eq!(a_view["attempts"].as_array().unwrap().len(), 1, "{a_view}");
     assert_eq!(w.receiver.count(), 1);
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::query::ListParams;
 use super::{Auth, Paging, Refused, listing, page_of, validate_all};
 use crate::domain::action::{Action, MAX_DELAY_SECONDS};
 use crate::domain::event::EventType;
@@ -193,10 +194,10 @@ fn parse_site_url(raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<S
 async fn list_actions(
     auth: Auth,
     req: HttpRequest,
-    paging: web::Query<Paging>,
+    params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = paging.into_inner().check()?;
+    let paging = params.paging_only()?;
     let actions: Vec<Action> = services.records(auth.0.id).await?;
     Ok(page_of::<ActionList>(
         &req,

@@ -1,4 +1,4 @@
-//! `/api/v4/events`: fired events with their delivery attempts, and replay — of one event,
+//! `/api/v4/webhook_events`: fired events with their delivery attempts, and replay — of one event,
 //! or of every dead-lettered event of a handler (`/handlers/{id}/replay`).
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -138,7 +138,7 @@ impl EventQuery {
 /// The account's events, newest first, filtered.
 #[utoipa::path(tag = "events", params(EventQuery),
     responses((status = 200, description = "OK", body = EventList), Refused))]
-#[get("/events")]
+#[get("/webhook_events")]
 async fn list_events(
     auth: Auth,
     req: HttpRequest,
@@ -160,7 +160,7 @@ async fn list_events(
 /// One event with its attempts and the body it sends.
 #[utoipa::path(tag = "events", params(("id" = String, Path, description = "Event id (evt_…)")),
     responses((status = 200, description = "OK", body = EventView), Refused))]
-#[get("/events/{id}")]
+#[get("/webhook_events/{id}")]
 async fn get_event(
     auth: Auth,
     id: web::Path<String>,
@@ -173,7 +173,7 @@ async fn get_event(
 /// Sends a dead-lettered (or delivered) event again, with the same id.
 #[utoipa::path(tag = "events", params(("id" = String, Path, description = "Event id (evt_…)")),
     responses((status = 200, description = "OK", body = EventView), Refused))]
-#[post("/events/{id}/replay")]
+#[post("/webhook_events/{id}/replay")]
 async fn replay_event(
     auth: Auth,
     id: web::Path<String>,

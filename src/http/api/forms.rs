@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::query::ListParams;
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::form::{ContactField, Form, default_required};
 use crate::domain::ids::{FormId, PipelineId, SiteId, is_token_like};
@@ -113,10 +114,10 @@ pub struct NewForm {
 async fn list_forms(
     auth: Auth,
     req: HttpRequest,
-    paging: web::Query<Paging>,
+    params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = paging.into_inner().check()?;
+    let paging = params.paging_only()?;
     let forms: Vec<Form> = services.records(auth.0.id).await?;
     Ok(page_of::<FormList>(
         &req,

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::query::ListParams;
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::delivery::ssrf::check_url;
 use crate::domain::handler::{Handler, SettingsSchema, valid_code};
@@ -119,10 +120,10 @@ pub async fn find(services: &Services, auth: &Auth, id: HandlerId) -> Result<Han
 async fn list_handlers(
     auth: Auth,
     req: HttpRequest,
-    paging: web::Query<Paging>,
+    params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = paging.into_inner().check()?;
+    let paging = params.paging_only()?;
     let handlers: Vec<Handler> = services.records(auth.0.id).await?;
     let mut items = Vec::with_capacity(handlers.len());
     for h in &handlers {

@@ -2,15 +2,18 @@
 //! (`PATCH` with `status_id` / `pipeline_id`, which fire the stage's actions), the lead's
 //! timeline and its visits.
 
-use actix_web::{HttpRequest, HttpResponse, get, patch, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, MAX_LIMIT, Paging, Refused, listing, page_of};
+use super::query::{self, ListParams};
+use super::{Auth, DEFAULT_LIMIT, MAX_LIMIT, Paging, Refused, listing, page_of, validate_all};
 use crate::domain::ids::{LeadId, PipelineId, StatusId};
-use crate::domain::lead::{Lead, LeadFilter, VisitorLink};
+use crate::domain::lead::{Lead, LeadFilter, LeadOrder, VisitorLink};
+use crate::domain::pipeline::Stage;
 use crate::domain::time::to_secs;
+use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
@@ -21,6 +24,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_leads)
         .service(get_lead)
         .service(update_lead)
+        .service(update_leads)
+        .service(link_lead_visitors)
         .service(lead_timeline)
         .service(lead_visits);
 }
@@ -42,6 +47,17 @@ pub struct VisitorView {
     linked_at: i64,
     since: Option<i64>,
     until: Option<i64>,
+}
+
+impl VisitorView {
+    fn of(v: &VisitorLink) -> Self {
+        Self {
+            visitor: v.visitor.encode(),
+            linked_at: to_secs(v.linked_at),
+            since: v.since.map(to_secs),
+            until: v.until.map(to_secs),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,7 +82,7 @@ pub struct LeadView {
     embedded: LeadEmbedded,
 }
 
-listing!(LeadList, LeadItems, leads, LeadView);
+listing!(LeadList, LeadItems, leads, LeadView; batch LeadBatch);
 
 impl LeadView {
     pub fn of(lead: &Lead, visitors: Option<&[VisitorLink]>) -> Self {
@@ -90,28 +106,25 @@ impl LeadView {
                         is_main: c.is_main,
                     })
                     .collect(),
-                visitors: visitors.map(|vs| {
-                    vs.iter()
-                        .map(|v| VisitorView {
-                            visitor: v.visitor.encode(),
-                            linked_at: to_secs(v.linked_at),
-                            since: v.since.map(to_secs),
-                            until: v.until.map(to_secs),
-                        })
-                        .collect()
-                }),
+                visitors: visitors.map(|vs| vs.iter().map(VisitorView::of).collect()),
             },
         }
     }
 }
 
-/// Filters of the lead list.
-#[derive(Deserialize, IntoParams)]
+/// Filters of the lead list (documentation; the handler reads them with `ListParams`,
+/// in amoCRM's bracket form too: `filter[id][]`, `filter[name]`,
+/// `filter[statuses][0][pipeline_id]` and `[status_id]`, `filter[pipeline_id]`,
+/// `filter[created_at][from|to]`, `filter[updated_at][from|to]`,
+/// `order[id|created_at|updated_at]=asc|desc`, `with=contacts`).
+#[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // describes the query in the document
 pub struct LeadQuery {
     page: Option<usize>,
     limit: Option<usize>,
+    /// `contacts` (always embedded), and amoCRM's other values, accepted.
+    with: Option<String>,
     status_id: Option<u64>,
     pipeline_id: Option<u64>,
     /// Created at or after (Unix seconds).
@@ -122,34 +135,92 @@ pub struct LeadQuery {
     query: Option<String>,
 }
 
-impl LeadQuery {
-    fn filter(&self) -> LeadFilter {
-        LeadFilter {
-            status_id: self.status_id.map(StatusId),
-            pipeline_id: self.pipeline_id.map(PipelineId),
-            created_from: self.created_from,
-            created_to: self.created_to,
-            query: self.query.clone(),
+/// The lead list's filters and order, from amoCRM's query forms and footfall's own.
+fn lead_query(params: &mut ListParams) -> Result<(LeadFilter, Option<LeadOrder>), Problem> {
+    let mut stages: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
+    for (rest, value, name) in params.take_under("filter", "statuses") {
+        let (index, field) = match rest.as_slice() {
+            [index, field] => (index.clone(), field.as_str()),
+            _ => return Err(query::unknown(&[name])),
+        };
+        let n: u64 = value
+            .trim()
+            .parse()
+            .map_err(|_| Problem::field(&name, format!("`{value}` is not a valid value")))?;
+        let i = match stages.iter().position(|s| s.0 == index) {
+            Some(i) => i,
+            None => {
+                stages.push((index, None, None));
+                stages.len() - 1
+            }
+        };
+        match field {
+            "pipeline_id" => stages[i].1 = Some(n),
+            "status_id" => stages[i].2 = Some(n),
+            _ => return Err(query::unknown(&[name])),
         }
     }
+    let stages = stages
+        .into_iter()
+        .map(|(index, pipeline, status)| match (pipeline, status) {
+            (Some(p), Some(s)) => Ok(Stage {
+                pipeline_id: PipelineId(p),
+                status_id: StatusId(s),
+            }),
+            _ => Err(Problem::field(
+                &format!("filter[statuses][{index}]"),
+                "needs both pipeline_id and status_id",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = params.filter_range("created_at")?;
+    let updated = params.filter_range("updated_at")?;
+    let filter = LeadFilter {
+        status_id: params.number("status_id")?.map(StatusId),
+        pipeline_id: params.number("pipeline_id")?.map(PipelineId),
+        created_from: params.number("created_from")?.or(created.from),
+        created_to: params.number("created_to")?.or(created.to),
+        query: params.take("query"),
+        ids: params
+            .filter_numbers("id")?
+            .into_iter()
+            .map(LeadId)
+            .collect(),
+        names: params.filter_strings("name")?,
+        pipeline_ids: params
+            .filter_numbers("pipeline_id")?
+            .into_iter()
+            .map(PipelineId)
+            .collect(),
+        stages,
+        updated_from: updated.from,
+        updated_to: updated.to,
+    };
+    let order = params
+        .order(&LeadOrder::FIELDS)?
+        .and_then(|o| LeadOrder::parse(&o.field, o.ascending));
+    Ok((filter, order))
 }
 
-/// The account's leads, newest first, filtered.
+/// The account's leads, newest first (or in `order[…]`), filtered.
 #[utoipa::path(tag = "leads", params(LeadQuery),
-    responses((status = 200, description = "OK", body = LeadList), Refused))]
+    responses((status = 200, description = "OK", body = LeadList),
+        (status = 204, description = "No lead matches"), Refused))]
 #[get("/leads")]
 async fn list_leads(
     auth: Auth,
     req: HttpRequest,
-    query: web::Query<LeadQuery>,
+    mut params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let query = query.into_inner();
-    let paging = Paging::new(query.page, query.limit)?;
+    let paging = params.paging(DEFAULT_LIMIT)?;
+    params.with();
+    let (filter, order) = lead_query(&mut params)?;
+    params.finish()?;
     // Enough matches for this page and one more (to know whether a next page exists).
     let wanted = paging.page * paging.limit + 1;
     let leads = services
-        .search_leads(auth.0.id, &query.filter(), wanted)
+        .search_leads(auth.0.id, &filter, wanted, order)
         .await?;
     let views = leads.iter().map(|l| LeadView::of(l, None)).collect();
     Ok(page_of::<LeadList>(&req, paging, views))
@@ -170,10 +241,15 @@ async fn get_lead(
     Ok(HttpResponse::Ok().json(LeadView::of(&lead, Some(&browsers))))
 }
 
-/// Changes to a lead: a move (which fires the stages' actions) or a new name.
+/// Changes to a lead: a move (which fires the stages' actions) or a new name. amoCRM's
+/// fields that footfall has no use for are accepted and ignored.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // amoCRM's fields are read to be accepted, and then ignored
 pub struct LeadPatch {
+    /// The lead (in a batch update; ignored on `/leads/{id}`).
+    #[serde(default)]
+    id: Option<u64>,
     #[serde(default)]
     status_id: Option<u64>,
     /// Another pipeline (with `status_id` of that pipeline).
@@ -181,6 +257,50 @@ pub struct LeadPatch {
     pipeline_id: Option<u64>,
     #[serde(default)]
     name: Option<String>,
+    /// amoCRM's fields, accepted and ignored.
+    #[serde(default)]
+    price: Option<u64>,
+    #[serde(default)]
+    responsible_user_id: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    request_id: Option<Value>,
+    #[serde(default)]
+    updated_at: Option<i64>,
+    #[serde(default)]
+    updated_by: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    custom_fields_values: Option<Value>,
+}
+
+impl LeadPatch {
+    fn change(self) -> LeadChange {
+        LeadChange {
+            name: self.name,
+            pipeline_id: self.pipeline_id.map(PipelineId),
+            status_id: self.status_id.map(StatusId),
+        }
+    }
+}
+
+/// amoCRM's batch update: each item names its lead by `id`; every lead must exist.
+#[utoipa::path(tag = "leads", request_body = Vec<LeadPatch>,
+    responses((status = 200, description = "OK", body = LeadBatch), Refused))]
+#[patch("/leads")]
+async fn update_leads(
+    auth: Auth,
+    body: ApiJson<Vec<LeadPatch>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let changes = validate_all(body.0, |p| match p.id {
+        Some(id) => Ok((LeadId(id), p.change())),
+        None => Err(vec![FieldError::new("id", "is required")]),
+    })?;
+    let leads = services.change_leads(auth.0.id, changes).await?;
+    Ok(HttpResponse::Ok().json(LeadBatch::of(
+        leads.iter().map(|l| LeadView::of(l, None)).collect(),
+    )))
 }
 
 /// Moves a lead to another stage (or pipeline) and/or renames it.
@@ -193,12 +313,7 @@ async fn update_lead(
     body: ApiJson<LeadPatch>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let patch = body.0;
-    let change = LeadChange {
-        name: patch.name,
-        pipeline_id: patch.pipeline_id.map(PipelineId),
-        status_id: patch.status_id.map(StatusId),
-    };
+    let change = body.0.change();
     let lead = services
         .change_lead(auth.0.id, LeadId(id.into_inner()), change)
         .await?;
@@ -208,9 +323,9 @@ async fn update_lead(
 listing!(TimelineList, TimelineItems, timeline, Value);
 
 /// The page of a timeline (oldest first); the whole history fits in 250 by default.
-#[derive(Deserialize, IntoParams)]
+#[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // describes the query in the document
 pub struct TimelineQuery {
     page: Option<usize>,
     limit: Option<usize>,
@@ -227,10 +342,11 @@ async fn lead_timeline(
     auth: Auth,
     req: HttpRequest,
     id: web::Path<u64>,
-    query: web::Query<TimelineQuery>,
+    mut params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = Paging::new(query.page, Some(query.limit.unwrap_or(MAX_LIMIT)))?;
+    let paging = params.paging(MAX_LIMIT)?;
+    params.finish()?;
     let items = services
         .timeline(auth.0.id, LeadId(id.into_inner()))
         .await?
@@ -264,10 +380,10 @@ async fn lead_visits(
     auth: Auth,
     req: HttpRequest,
     id: web::Path<u64>,
-    paging: web::Query<Paging>,
+    params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = paging.into_inner().check()?;
+    let paging = params.paging_only()?;
     let visits = services
         .lead_visits(auth.0.id, LeadId(id.into_inner()))
         .await?
@@ -283,4 +399,48 @@ async fn lead_visits(
         })
         .collect();
     Ok(page_of::<VisitList>(&req, paging, visits))
+}
+
+/// A browser to link: the signed id t.js gave the page (`footfall('visitor_uid', …)`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVisitorLink {
+    visitor_uid: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorItems {
+    visitors: Vec<VisitorView>,
+}
+
+/// The lead's browsers after linking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitorBatch {
+    #[serde(rename = "_embedded")]
+    #[schema(rename = "_embedded")]
+    embedded: VisitorItems,
+}
+
+/// Links browsers to the lead, each exactly as a form links it: its earlier page views
+/// join the lead's history and its later visits fire the stage's site-visit actions. A
+/// forged or unknown `visitor_uid` is refused by name, and nothing is linked.
+#[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")),
+    request_body = Vec<NewVisitorLink>,
+    responses((status = 200, description = "OK", body = VisitorBatch), Refused))]
+#[post("/leads/{id}/visitors")]
+async fn link_lead_visitors(
+    auth: Auth,
+    id: web::Path<u64>,
+    body: ApiJson<Vec<NewVisitorLink>>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let signed = validate_all(body.0, |v| Ok::<_, Vec<FieldError>>(v.visitor_uid))?;
+    let links = services
+        .link_visitors(auth.0.id, LeadId(id.into_inner()), signed)
+        .await?;
+    Ok(HttpResponse::Ok().json(VisitorBatch {
+        embedded: VisitorItems {
+            visitors: links.iter().map(VisitorView::of).collect(),
+        },
+    }))
 }

@@ -7,7 +7,9 @@
 //! through `utoipa_actix_web`, so the document served at `/api/v4/openapi.json` is made
 //! from the same registrations as the routes and cannot miss one.
 
+mod account_events;
 mod actions;
+mod contacts;
 mod demo;
 mod events;
 mod forms;
@@ -15,6 +17,7 @@ mod handlers;
 mod leads;
 mod notes;
 mod pipelines;
+pub mod query;
 mod sites;
 mod stream;
 mod unsorted;
@@ -78,9 +81,11 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(unsorted::routes)
         .configure(notes::routes)
         .configure(leads::routes)
+        .configure(contacts::routes)
         .configure(handlers::routes)
         .configure(actions::routes)
         .configure(events::routes)
+        .configure(account_events::routes)
         .configure(stream::routes)
         .configure(demo::routes);
 }
@@ -95,7 +100,7 @@ fn routes(cfg: &mut ServiceConfig) {
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(ProblemDoc, FieldError)),
+    components(schemas(ProblemDoc, FieldError, ValidationGroupDoc, ValidationErrorDoc)),
 )]
 pub struct ApiDoc;
 
@@ -136,11 +141,34 @@ pub struct ProblemDoc {
     kind: String,
     #[schema(example = "Unprocessable Entity")]
     title: String,
-    #[schema(example = 422)]
+    #[schema(example = 400)]
     status: u16,
     #[schema(example = "[0].url: must be an absolute http(s) URL")]
     detail: String,
     errors: Option<Vec<FieldError>>,
+    /// amoCRM's form of the same errors, one group per item of the request.
+    #[schema(rename = "validation-errors")]
+    validation_errors: Option<Vec<ValidationGroupDoc>>,
+}
+
+/// amoCRM's validation errors of one item of a request.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `Problem`'s body in the document
+pub struct ValidationGroupDoc {
+    #[schema(example = "0")]
+    request_id: String,
+    errors: Vec<ValidationErrorDoc>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes `Problem`'s body in the document
+pub struct ValidationErrorDoc {
+    #[schema(example = "NotBlank")]
+    code: String,
+    #[schema(example = "name")]
+    path: String,
+    #[schema(example = "is required")]
+    detail: String,
 }
 
 /// The account of the request's bearer token.
@@ -199,8 +227,11 @@ fn first_page() -> usize {
     1
 }
 
+/// Items per page when the request does not say.
+pub const DEFAULT_LIMIT: usize = 50;
+
 fn default_limit() -> usize {
-    50
+    DEFAULT_LIMIT
 }
 
 impl Paging {
@@ -254,7 +285,18 @@ pub struct Links {
 }
 
 impl Links {
+    /// Absolute links, as amoCRM's: built from `server.public_url` (clients follow them).
     fn of(req: &HttpRequest, paging: Paging, has_next: bool) -> Self {
+        let base = req
+            .app_data::<web::Data<Services>>()
+            .map(|s| {
+                s.settings
+                    .server
+                    .public_url
+                    .trim_end_matches('/')
+                    .to_owned()
+            })
+            .unwrap_or_default();
         let link = |page: usize| {
             let mut query: Vec<(String, String)> =
                 url::form_urlencoded::parse(req.query_string().as_bytes())
@@ -267,7 +309,7 @@ impl Links {
                 .extend_pairs(query)
                 .finish();
             Link {
-                href: format!("{}?{qs}", req.path()),
+                href: format!("{base}{}?{qs}", req.path()),
             }
         };
         Self {
@@ -334,13 +376,17 @@ macro_rules! listing {
 }
 pub(crate) use listing;
 
-/// One page of a list, as amoCRM answers it.
+/// One page of a list, as amoCRM answers it; a page with nothing on it is
+/// `204 No Content`, as amoCRM's.
 pub fn page_of<L: Listing + Serialize>(
     req: &HttpRequest,
     paging: Paging,
     items: Vec<L::Item>,
 ) -> HttpResponse {
     let (items, has_next) = paging.slice(items);
+    if items.is_empty() {
+        return HttpResponse::NoContent().finish();
+    }
     HttpResponse::Ok().json(L::page(
         paging.page,
         Links::of(req, paging, has_next),

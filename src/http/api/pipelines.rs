@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::query::ListParams;
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::ids::{PipelineId, StatusId};
 use crate::domain::pipeline::{LOST, Pipeline, Status, StatusType, WON};
@@ -19,7 +20,9 @@ use crate::store::Sequence;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_pipelines)
         .service(create_pipelines)
-        .service(get_pipeline);
+        .service(get_pipeline)
+        .service(list_statuses)
+        .service(get_status);
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,12 +39,47 @@ pub struct StatusView {
     /// `won` or `lost` for the closing stages (142, 143), absent for the others.
     #[serde(skip_serializing_if = "Option::is_none")]
     closing: Option<&'static str>,
+    /// amoCRM's colour of the stage: grey Unsorted, green won, grey lost, and the
+    /// working stages through amoCRM's palette in order.
+    #[schema(example = "#99ccff")]
+    color: &'static str,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusItems {
-    statuses: Vec<StatusView>,
+/// amoCRM's stage colours, given to the working stages in turn.
+const PALETTE: [&str; 12] = [
+    "#99ccff", "#ffff99", "#ffcc66", "#ffcccc", "#ccff66", "#deff81", "#87f2c0", "#f9deff",
+    "#ccc8f9", "#eb93ff", "#f2f3f4", "#e6e8ea",
+];
+
+fn color_of(status: &Status, index: usize) -> &'static str {
+    match (status.id.0, status.status_type) {
+        (142, _) => "#CCFF66",
+        (143, _) => "#D5D8DB",
+        (_, StatusType::Unsorted) => "#c1c1c1",
+        _ => PALETTE[index % PALETTE.len()],
+    }
 }
+
+impl StatusView {
+    fn of(p: &Pipeline, index: usize, s: &Status) -> Self {
+        Self {
+            id: s.id.0,
+            name: s.name.clone(),
+            sort: s.sort,
+            status_type: s.status_type.code(),
+            pipeline_id: p.id.0,
+            is_editable: s.status_type == StatusType::Normal && s.id.0 > 1000,
+            color: color_of(s, index),
+            closing: match s.id {
+                WON => Some("won"),
+                LOST => Some("lost"),
+                _ => None,
+            },
+        }
+    }
+}
+
+listing!(StatusList, StatusItems, statuses, StatusView);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PipelineView {
@@ -67,19 +105,8 @@ impl PipelineView {
                 statuses: p
                     .statuses
                     .iter()
-                    .map(|s| StatusView {
-                        id: s.id.0,
-                        name: s.name.clone(),
-                        sort: s.sort,
-                        status_type: s.status_type.code(),
-                        pipeline_id: p.id.0,
-                        is_editable: s.status_type == StatusType::Normal && s.id.0 > 1000,
-                        closing: match s.id {
-                            WON => Some("won"),
-                            LOST => Some("lost"),
-                            _ => None,
-                        },
-                    })
+                    .enumerate()
+                    .map(|(i, s)| StatusView::of(p, i, s))
                     .collect(),
             },
         }
@@ -89,9 +116,19 @@ impl PipelineView {
 /// A pipeline to create: its working stages in order.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // amoCRM's `sort`, `request_id` and others are accepted, and ignored
 pub struct NewPipeline {
     #[schema(example = "Partners")]
     name: String,
+    #[serde(default)]
+    sort: Option<u32>,
+    #[serde(default)]
+    is_main: Option<bool>,
+    #[serde(default)]
+    is_unsorted_on: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    request_id: Option<serde_json::Value>,
     #[serde(rename = "_embedded")]
     #[schema(rename = "_embedded")]
     embedded: NewStatuses,
@@ -105,9 +142,16 @@ pub struct NewStatuses {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // amoCRM's `sort` and `color` are read to be accepted, and ignored
 pub struct NewStatus {
     #[schema(example = "Qualified")]
     name: String,
+    /// amoCRM's; footfall keeps the stages in the order sent.
+    #[serde(default)]
+    sort: Option<u32>,
+    /// amoCRM's; footfall colours stages itself.
+    #[serde(default)]
+    color: Option<String>,
 }
 
 /// The account's pipelines with their stages.
@@ -117,10 +161,10 @@ pub struct NewStatus {
 async fn list_pipelines(
     auth: Auth,
     req: HttpRequest,
-    paging: web::Query<Paging>,
+    params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = paging.into_inner().check()?;
+    let paging = params.paging_only()?;
     let pipelines: Vec<Pipeline> = services.records(auth.0.id).await?;
     Ok(page_of::<PipelineList>(
         &req,
@@ -142,6 +186,51 @@ async fn get_pipeline(
         .pipeline(auth.0.id, PipelineId(id.into_inner()))
         .await?;
     Ok(HttpResponse::Ok().json(PipelineView::of(&pipeline)))
+}
+
+/// The stages of a pipeline, in order.
+#[utoipa::path(tag = "pipelines", params(("id" = u64, Path, description = "Pipeline id"), Paging),
+    responses((status = 200, description = "OK", body = StatusList), Refused))]
+#[get("/leads/pipelines/{id}/statuses")]
+async fn list_statuses(
+    auth: Auth,
+    req: HttpRequest,
+    id: web::Path<u64>,
+    params: ListParams,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let paging = params.paging_only()?;
+    let pipeline = services
+        .pipeline(auth.0.id, PipelineId(id.into_inner()))
+        .await?;
+    let statuses = pipeline
+        .statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StatusView::of(&pipeline, i, s))
+        .collect();
+    Ok(page_of::<StatusList>(&req, paging, statuses))
+}
+
+/// One stage of a pipeline.
+#[utoipa::path(tag = "pipelines", params(("id" = u64, Path, description = "Pipeline id"),
+        ("status_id" = u64, Path, description = "Status id")),
+    responses((status = 200, description = "OK", body = StatusView), Refused))]
+#[get("/leads/pipelines/{id}/statuses/{status_id}")]
+async fn get_status(
+    auth: Auth,
+    path: web::Path<(u64, u64)>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let (id, status_id) = path.into_inner();
+    let pipeline = services.pipeline(auth.0.id, PipelineId(id)).await?;
+    let (index, status) = pipeline
+        .statuses
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.id == StatusId(status_id))
+        .ok_or_else(|| Problem::not_found(format!("pipeline {id} has no status {status_id}")))?;
+    Ok(HttpResponse::Ok().json(StatusView::of(&pipeline, index, status)))
 }
 
 /// Creates pipelines: Unsorted, the given stages in order, then won (142) and lost (143).

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::query::ListParams;
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::ids::{SiteId, SiteKey};
 use crate::domain::site::{Site, parse_web_url};
@@ -151,10 +152,10 @@ async fn find(services: &Services, auth: &Auth, id: SiteId) -> Result<Site, Prob
 async fn list_sites(
     auth: Auth,
     req: HttpRequest,
-    paging: web::Query<Paging>,
+    params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let paging = paging.into_inner().check()?;
+    let paging = params.paging_only()?;
     let sites: Vec<Site> = services.records(auth.0.id).await?;
     Ok(page_of::<SiteList>(
         &req,

@@ -279,6 +279,22 @@ impl Leads for MemoryStore {
         )
     }
 
+    async fn link_visitor(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+        retention_secs: u64,
+    ) -> StoreResult<Option<Option<LeadId>>> {
+        let mut state = self.state.lock();
+        if state.lead(account, lead).is_none() {
+            return Ok(None);
+        }
+        let keep = Duration::from_secs(retention_secs.max(1));
+        Ok(Some(state.link_browser(account, visitor, lead, at, keep)))
+    }
+
     async fn append_timeline(
         &self,
         account: AccountId,

@@ -141,6 +141,19 @@ return move(KEYS[2], KEYS[3], cur, ARGV[2], ARGV[3], ARGV[4], ARGV[6])
     ))
 });
 
+/// Links a browser to an existing lead, as a submission does. KEYS: lead, browsers. ARGV:
+/// lead prefix, visitor, lead id, now. Returns {'not_found'} or {'linked', previous or ''}.
+pub static LINK_VISITOR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LEAD_LUA}{}",
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+local prev = link(ARGV[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return {'linked', prev or ''}
+"#
+    ))
+});
+
 /// Renames a lead if it exists. KEYS: lead hash. ARGV: name, now. Returns 1 or 0.
 pub static RENAME_LEAD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

@@ -256,6 +256,39 @@ where
         Ok(n == 1)
     }
 
+    async fn link_visitor(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+        retention_secs: u64,
+    ) -> StoreResult<Option<Option<LeadId>>> {
+        let reply: Vec<String> = self
+            .invoke_durable(
+                Call::new(&lead_scripts::LINK_VISITOR)
+                    .key(self.keys.lead(account, lead))
+                    .key(self.keys.browser(account, visitor))
+                    .arg(self.keys.lead_prefix(account))
+                    .arg(visitor.encode())
+                    .arg(lead.0)
+                    .arg(at)
+                    .arg(retention_secs.max(1)),
+            )
+            .await?;
+        match reply.as_slice() {
+            [outcome] if outcome == "not_found" => Ok(None),
+            [outcome, previous] if outcome == "linked" => Ok(Some(if previous.is_empty() {
+                None
+            } else {
+                Some(LeadId(previous.parse().map_err(|_| {
+                    corrupt(format!("link_visitor: lead id {previous}"))
+                })?))
+            })),
+            other => Err(corrupt(format!("link_visitor answered {other:?}"))),
+        }
+    }
+
     async fn append_timeline(
         &self,
         account: AccountId,
