@@ -26,16 +26,14 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::body::prepare;
 use super::retry::RetryPolicy;
 use super::sender::Sender;
-use crate::domain::action::Action;
 use crate::domain::event_record::{DeliveryState, EventRecord};
 use crate::domain::handler::Handler;
 use crate::domain::ids::{AccountId, HandlerId};
-use crate::domain::macros::substitute_settings;
 use crate::domain::time::now_ms;
 use crate::domain::timeline::TimelineEntry;
-use crate::domain::webhook;
 use crate::service::Services;
 use crate::service::live::LiveKind;
 use crate::store::{StoreResult, catalog};
@@ -346,7 +344,7 @@ impl Scheduler {
         }
         let body = match event.body.clone() {
             Some(body) => body,
-            None => match self.prepare(&mut event).await? {
+            None => match prepare(&self.services, &mut event).await? {
                 Ok(body) => {
                     event.body = Some(body.clone());
                     body
@@ -433,42 +431,6 @@ impl Scheduler {
             return Place::Queued;
         }
         Place::Full(event)
-    }
-
-    /// Builds the body at the first attempt. A delayed action first checks that its lead
-    /// is still in the action's stages and the action still enabled; `Err(reason)` cancels.
-    async fn prepare(&self, event: &mut EventRecord) -> StoreResult<Result<String, String>> {
-        let store = &*self.services.store;
-        let Some(account) = self.services.accounts.get(event.account_id) else {
-            return Ok(Err("the account is no longer configured".into()));
-        };
-        let Some(lead) = store
-            .get_leads(event.account_id, &[event.lead_id])
-            .await?
-            .pop()
-        else {
-            return Ok(Err("the lead no longer exists".into()));
-        };
-        let action: Option<Action> = catalog::get(store, event.account_id, event.action_id).await?;
-        let Some(action) = action else {
-            return Ok(Err("the action was deleted".into()));
-        };
-        if event.delayed_by > 0 {
-            if !action.enabled {
-                return Ok(Err("the action was disabled".into()));
-            }
-            if !action.covers(lead.stage()) {
-                return Ok(Err(format!(
-                    "the lead left the action's stages (now in status {} of pipeline {})",
-                    lead.status_id, lead.pipeline_id
-                )));
-            }
-            event.stage = lead.stage();
-        }
-        let settings = substitute_settings(&action.settings, &lead);
-        let body =
-            webhook::body(event, &account.subdomain, settings).map_err(crate::store::corrupt)?;
-        Ok(Ok(body))
     }
 
     async fn finish(

@@ -21,6 +21,7 @@ pub mod query;
 mod sites;
 mod stream;
 mod unsorted;
+mod unsorted_forms;
 
 use std::future::{Ready, ready};
 
@@ -78,6 +79,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(sites::routes)
         .configure(forms::routes)
         .configure(pipelines::routes)
+        .configure(unsorted_forms::routes)
         .configure(unsorted::routes)
         .configure(notes::routes)
         .configure(leads::routes)

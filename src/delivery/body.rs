@@ -1,0 +1,47 @@
+//! The webhook body of an event, made at its first attempt and sent unchanged on every
+//! retry. A delayed action first checks that its lead is still in the action's stages and
+//! the action still enabled.
+
+use crate::domain::action::Action;
+use crate::domain::event_record::EventRecord;
+use crate::domain::macros::substitute_settings;
+use crate::domain::webhook;
+use crate::service::Services;
+use crate::store::{StoreResult, catalog};
+
+/// The event's body, or why the event is cancelled instead (`Err(reason)`).
+pub async fn prepare(
+    services: &Services,
+    event: &mut EventRecord,
+) -> StoreResult<Result<String, String>> {
+    let store = &*services.store;
+    let Some(account) = services.accounts.get(event.account_id) else {
+        return Ok(Err("the account is no longer configured".into()));
+    };
+    let Some(lead) = store
+        .get_leads(event.account_id, &[event.lead_id])
+        .await?
+        .pop()
+    else {
+        return Ok(Err("the lead no longer exists".into()));
+    };
+    let action: Option<Action> = catalog::get(store, event.account_id, event.action_id).await?;
+    let Some(action) = action else {
+        return Ok(Err("the action was deleted".into()));
+    };
+    if event.delayed_by > 0 {
+        if !action.enabled {
+            return Ok(Err("the action was disabled".into()));
+        }
+        if !action.covers(lead.stage()) {
+            return Ok(Err(format!(
+                "the lead left the action's stages (now in status {} of pipeline {})",
+                lead.status_id, lead.pipeline_id
+            )));
+        }
+        event.stage = lead.stage();
+    }
+    let settings = substitute_settings(&action.settings, &lead);
+    Ok(webhook::body(event, &account.subdomain, settings)
+        .map_err(|e| format!("the webhook body could not be made: {e}")))
+}
