@@ -106,14 +106,13 @@ impl Services {
         let account = form.account_id;
         // Checked against this instance's snapshot of the catalog, then again when the
         // version read with the new ids says the catalog changed since.
+        // A snapshot older than the form may not know its site or pipeline yet: then the
+        // current one is read.
         let mut snapshot = match self.snapshots.cached(account) {
-            Some(snapshot) => snapshot,
-            None => self.snapshots.get(&*self.store, account, None).await?,
+            Some(s) if Self::form_targets(form, &s).is_ok() => s,
+            _ => self.snapshots.get(&*self.store, account, None).await?,
         };
-        Self::form_targets(form, &snapshot)?;
-        let site = snapshot
-            .site(form.site_id)
-            .ok_or_else(|| Error::NotFound("the form's site no longer exists".into()))?;
+        let (site, _, _) = Self::form_targets(form, &snapshot)?;
         Self::check_origin(site, s.origin)?;
         if s.fields.get(HONEYPOT_FIELD).is_some_and(|v| !v.is_empty()) {
             metrics::counter!("footfall_form_submissions_total", "outcome" => "honeypot")

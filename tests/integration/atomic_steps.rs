@@ -241,3 +241,27 @@ async fn a_store_failure_in_the_middle_of_a_submission_leaves_nothing_and_answer
 }
 
 use redis::FromRedisValue;
+
+/// A form made after this instance cached the catalog is found at once: the cached
+/// snapshot, older than the form, is read again.
+#[tokio::test]
+async fn a_new_forms_first_submission_is_taken_after_the_catalog_was_cached() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    submit_form(&app, &s.form_id, None, "First").await;
+    let site = app
+        .create(
+            "sites",
+            json!({"name": "Blog", "url": "https://blog2.example"}),
+        )
+        .await;
+    let form = app
+        .create(
+            "forms",
+            json!({"name": "Newsletter", "site_id": site["id"], "pipeline_id": s.pipeline.id}),
+        )
+        .await;
+    let (lead, _, _) = submit_form(&app, form["id"].as_str().unwrap(), None, "Second").await;
+    assert!(lead > 0);
+}
