@@ -16,7 +16,7 @@ use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::service::submissions::ApiSubmission;
+use crate::service::api_submissions::ApiSubmission;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(add_unsorted_forms);

@@ -1,0 +1,239 @@
+//! Submissions a site's own backend sends through amoCRM's `POST /leads/unsorted/forms`,
+//! with the `visitor_uid` t.js gave the page, and browsers linked to an existing lead by
+//! `POST /leads/{id}/visitors`: the form's atomic step links each browser exactly as a
+//! form does.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::submissions::Incoming;
+use super::{Error, Result, Services};
+use crate::domain::form::ContactDetails;
+use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, UnsortedUid};
+use crate::domain::lead::UnsortedMetadata;
+use crate::domain::pipeline::Stage;
+use crate::domain::time::{now_ms, to_secs};
+use crate::domain::tracking::MAX_URL;
+use crate::domain::validation::FieldError;
+use crate::domain::visitor::VisitorId;
+
+/// The fingerprint of an API submission: the site's form, the browser and the contact.
+fn api_fingerprint(form: &FormId, visitor: VisitorId, contact: &ContactDetails) -> String {
+    let digest = Sha256::digest(
+        [
+            "api",
+            form.as_str(),
+            &visitor.encode(),
+            &contact.name,
+            contact.phone.as_deref().unwrap_or(""),
+            contact.email.as_deref().unwrap_or(""),
+        ]
+        .join("\u{1f}"),
+    );
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A form submission a site's backend sends through the API (amoCRM's
+/// `POST /leads/unsorted/forms`), its fields parsed at the edge.
+pub struct ApiSubmission {
+    pub pipeline_id: PipelineId,
+    /// amoCRM's `source_uid` / `metadata.form_id` (a form of the site's own).
+    pub form_id: FormId,
+    pub form_name: String,
+    pub form_page: String,
+    pub ip: String,
+    pub referer: String,
+    pub form_sent_at: Option<i64>,
+    /// The signed id t.js gave the page (`footfall('visitor_uid', …)`).
+    pub visitor_uid: Option<String>,
+    pub lead_name: Option<String>,
+    /// `name`, `phone`, `email`.
+    pub contact: HashMap<String, String>,
+}
+
+/// What became of one API submission.
+pub struct ApiSubmitted {
+    pub lead_id: LeadId,
+    pub contact_id: Option<ContactId>,
+    pub uid: Option<UnsortedUid>,
+}
+
+impl Services {
+    /// The browser of a signed visitor id that footfall has seen in the account: a forged
+    /// or unknown id is refused, naming `field`.
+    pub async fn known_visitor(
+        &self,
+        account: AccountId,
+        signed: &str,
+        field: &str,
+    ) -> Result<VisitorId> {
+        let visitor = self.signer.verify(account, signed).ok_or_else(|| {
+            Error::invalid(
+                field,
+                "is not a visitor id footfall gave a page (forged or damaged)",
+            )
+        })?;
+        let state = self.store.visitor(account, visitor).await?;
+        if state.visits == 0 && state.lead.is_none() {
+            return Err(Error::invalid(
+                field,
+                "no browser with this id was seen on this account's sites",
+            ));
+        }
+        Ok(visitor)
+    }
+
+    /// Links the browsers of signed visitor ids to an existing lead, each exactly as a form
+    /// links it (`POST /leads/{id}/visitors`). Every id is checked first (errors name the
+    /// item: `[1].visitor_uid`); then each link is one atomic step. Returns the lead's
+    /// browsers.
+    pub async fn link_visitors(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        signed: Vec<String>,
+    ) -> Result<Vec<crate::domain::lead::VisitorLink>> {
+        self.lead(account, lead).await?;
+        let mut visitors = Vec::with_capacity(signed.len());
+        let mut errors = Vec::new();
+        for (i, s) in signed.iter().enumerate() {
+            match self
+                .known_visitor(account, s, &format!("[{i}].visitor_uid"))
+                .await
+            {
+                Ok(v) => visitors.push(v),
+                Err(Error::Invalid(es)) => errors.extend(es),
+                Err(other) => return Err(other),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        for visitor in visitors {
+            let previous = self
+                .store
+                .link_visitor(account, lead, visitor, now_ms(), self.retention_secs())
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("lead {lead} does not exist")))?;
+            self.announce_link(account, lead, previous);
+        }
+        Ok(self.store.lead_visitors(account, lead).await?)
+    }
+
+    /// amoCRM's `POST /leads/unsorted/forms`: each entry a contact, a lead in Unsorted
+    /// and its entry, through the form submission's atomic step — the browser of
+    /// `visitor_uid` linked to the lead as a form links it. Every entry is checked
+    /// (pipelines, contacts, visitor ids) before any is stored; errors name the item.
+    pub async fn submit_api_forms(
+        &self,
+        account: AccountId,
+        entries: Vec<ApiSubmission>,
+    ) -> Result<Vec<ApiSubmitted>> {
+        let snapshot = self.snapshots.get(&*self.store, account, None).await?;
+        let mut errors = Vec::new();
+        let mut checked = Vec::with_capacity(entries.len());
+        for (i, e) in entries.into_iter().enumerate() {
+            let mut item_errors = Vec::new();
+            let unsorted = match snapshot.pipeline(e.pipeline_id) {
+                None => {
+                    item_errors.push(FieldError::new(
+                        "pipeline_id",
+                        format!("pipeline {} does not exist", e.pipeline_id),
+                    ));
+                    None
+                }
+                Some(p) => match p.unsorted() {
+                    None => {
+                        item_errors.push(FieldError::new(
+                            "pipeline_id",
+                            "the pipeline has no Unsorted stage",
+                        ));
+                        None
+                    }
+                    Some(s) => Some(s.id),
+                },
+            };
+            let contact = ContactDetails::parse(&e.contact, &[])
+                .map_err(|es| {
+                    item_errors.extend(es.into_iter().map(|f| {
+                        FieldError::new(format!("_embedded.contacts[0].{}", f.field), f.message)
+                    }))
+                })
+                .ok();
+            let visitor = match &e.visitor_uid {
+                None => Some(VisitorId::mint()),
+                Some(signed) => {
+                    match self
+                        .known_visitor(account, signed, "metadata.visitor_uid")
+                        .await
+                    {
+                        Ok(v) => Some(v),
+                        Err(Error::Invalid(es)) => {
+                            item_errors.extend(es);
+                            None
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+            };
+            match (unsorted, contact, visitor) {
+                (Some(status), Some(contact), Some(visitor)) if item_errors.is_empty() => {
+                    checked.push((e, status, contact, visitor));
+                }
+                _ => errors.extend(
+                    item_errors
+                        .into_iter()
+                        .map(|f| FieldError::new(format!("[{i}].{}", f.field), f.message)),
+                ),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let mut done = Vec::with_capacity(checked.len());
+        for (e, status, contact, visitor) in checked {
+            let reserved = self
+                .store
+                .reserve_submission(account, visitor, self.retention_secs())
+                .await?;
+            let (lead_id, contact_id) = (reserved.lead, reserved.contact);
+            let now = now_ms();
+            let submission = self.new_submission(
+                reserved,
+                Incoming {
+                    account,
+                    name: e
+                        .lead_name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}: {}", e.form_name, contact.name)),
+                    stage: Stage {
+                        pipeline_id: e.pipeline_id,
+                        status_id: status,
+                    },
+                    fingerprint: api_fingerprint(&e.form_id, visitor, &contact),
+                    contact: &contact,
+                    visitor,
+                    at: now,
+                },
+                UnsortedMetadata {
+                    form_id: e.form_id.clone(),
+                    form_name: e.form_name.clone(),
+                    form_page: e.form_page.chars().take(MAX_URL).collect(),
+                    ip: e.ip.clone(),
+                    referer: e.referer.chars().take(MAX_URL).collect(),
+                    visitor_uid: Some(visitor.encode()),
+                    form_sent_at: e.form_sent_at.unwrap_or_else(|| to_secs(now)),
+                    duplicate_of_lead_id: None,
+                },
+            );
+            let stored = self.store_submission(&submission, &snapshot).await?;
+            done.push(ApiSubmitted {
+                lead_id: stored.lead_id,
+                contact_id: (stored.lead_id == lead_id).then_some(contact_id),
+                uid: stored.uid,
+            });
+        }
+        Ok(done)
+    }
+}
