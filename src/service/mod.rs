@@ -4,6 +4,7 @@
 //! under `http` parses, calls one function here, and answers.
 
 pub mod accounts;
+pub mod api_leads;
 pub mod api_submissions;
 pub mod catalog_cache;
 pub mod collect;

@@ -17,6 +17,7 @@ mod exposure;
 mod failover;
 mod faults;
 mod forms;
+mod leads_by_api;
 mod pipeline_events;
 mod processes;
 mod safe_defaults;

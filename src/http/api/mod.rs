@@ -15,6 +15,7 @@ mod events;
 mod forms;
 mod handlers;
 mod leads;
+mod leads_add;
 mod notes;
 mod pipelines;
 pub mod query;
@@ -82,6 +83,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(unsorted_forms::routes)
         .configure(unsorted::routes)
         .configure(notes::routes)
+        .configure(leads_add::routes)
         .configure(leads::routes)
         .configure(contacts::routes)
         .configure(handlers::routes)

@@ -130,33 +130,50 @@ pub struct CustomFieldItem {
 impl NewEntryContact {
     /// `name`, `phone`, `email` as a form sends them (the first value of each code).
     fn fields(&self) -> HashMap<String, String> {
-        let mut fields = HashMap::new();
-        let name = self.name.clone().or_else(|| {
-            let joined = [self.first_name.as_deref(), self.last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            (!joined.trim().is_empty()).then_some(joined)
-        });
-        if let Some(name) = name {
-            fields.insert("name".to_owned(), name);
-        }
-        for cf in &self.custom_fields_values {
-            let key = match cf.field_code.as_deref() {
-                Some("PHONE") => "phone",
-                Some("EMAIL") => "email",
-                _ => continue,
-            };
-            if let Some(first) = cf.values.first() {
-                let _kind = &first.enum_code;
-                fields
-                    .entry(key.to_owned())
-                    .or_insert_with(|| first.value.clone());
-            }
-        }
-        fields
+        contact_fields(
+            self.name.as_deref(),
+            self.first_name.as_deref(),
+            self.last_name.as_deref(),
+            &self.custom_fields_values,
+        )
     }
+}
+
+/// A contact's `name`, `phone`, `email` as a form sends them, from amoCRM's form of a
+/// contact: `name` (or `first_name` and `last_name`), and the first value of the
+/// `PHONE` and `EMAIL` custom fields.
+pub(super) fn contact_fields(
+    name: Option<&str>,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    custom_fields_values: &[CustomFieldValue],
+) -> HashMap<String, String> {
+    let mut fields = HashMap::new();
+    let name = name.map(str::to_owned).or_else(|| {
+        let joined = [first_name, last_name]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!joined.trim().is_empty()).then_some(joined)
+    });
+    if let Some(name) = name {
+        fields.insert("name".to_owned(), name);
+    }
+    for cf in custom_fields_values {
+        let key = match cf.field_code.as_deref() {
+            Some("PHONE") => "phone",
+            Some("EMAIL") => "email",
+            _ => continue,
+        };
+        if let Some(first) = cf.values.first() {
+            let _kind = &first.enum_code;
+            fields
+                .entry(key.to_owned())
+                .or_insert_with(|| first.value.clone());
+        }
+    }
+    fields
 }
 
 fn check_form_entry(e: NewFormEntry) -> Result<ApiSubmission, Vec<FieldError>> {

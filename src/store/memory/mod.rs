@@ -6,6 +6,7 @@
 //! scripts are. One file per aggregate holds its trait's implementation.
 
 mod catalog;
+mod lead_writes;
 mod leads;
 mod live;
 mod schedule;

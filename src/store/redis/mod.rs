@@ -25,6 +25,7 @@ mod codec;
 mod durable;
 mod keys;
 mod lead_scripts;
+mod lead_writes;
 mod leads;
 mod live;
 mod schedule;
