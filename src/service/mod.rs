@@ -8,6 +8,7 @@ pub mod api_leads;
 pub mod api_submissions;
 pub mod catalog_cache;
 pub mod collect;
+pub mod contact_writes;
 pub mod contacts;
 pub mod demo;
 pub mod events;

@@ -24,6 +24,7 @@
 //! end up to that short while early.
 
 pub mod catalog;
+pub mod contact_writes;
 pub mod lead_writes;
 pub mod memory;
 pub mod redis;
@@ -41,6 +42,7 @@ use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 
+pub use contact_writes::{ContactRecordData, ContactWrite, ContactWrites};
 pub use lead_writes::{LeadCreated, LeadWrites, NewLead};
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +131,7 @@ impl RecordKind {
 /// All of a store: the five aggregates and the store's own health.
 #[async_trait]
 pub trait Store:
-    Catalog + Leads + LeadWrites + Visitors + Schedule + Live + Send + Sync + 'static
+    Catalog + Leads + LeadWrites + ContactWrites + Visitors + Schedule + Live + Send + Sync + 'static
 {
     /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
     fn describe(&self) -> String;

@@ -11,6 +11,7 @@ mod api;
 mod atomic_steps;
 mod bad_input;
 mod cluster;
+mod contact_writes;
 mod delivery;
 mod deploy;
 mod exposure;

@@ -10,6 +10,7 @@
 mod account_events;
 mod actions;
 mod contacts;
+mod contacts_write;
 mod demo;
 mod events;
 mod forms;
@@ -86,6 +87,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(leads_add::routes)
         .configure(leads::routes)
         .configure(contacts::routes)
+        .configure(contacts_write::routes)
         .configure(handlers::routes)
         .configure(actions::routes)
         .configure(events::routes)

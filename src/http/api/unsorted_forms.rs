@@ -111,17 +111,17 @@ pub struct NewEntryContact {
 #[allow(dead_code)] // `field_id` and the values' enums are accepted, and ignored
 pub struct CustomFieldValue {
     #[serde(default)]
-    field_id: Option<u64>,
+    pub(super) field_id: Option<u64>,
     #[serde(default)]
     #[schema(example = "PHONE")]
-    field_code: Option<String>,
-    values: Vec<CustomFieldItem>,
+    pub(super) field_code: Option<String>,
+    pub(super) values: Vec<CustomFieldItem>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct CustomFieldItem {
     #[schema(example = "+7 900 123-45-67")]
-    value: String,
+    pub(super) value: String,
     #[serde(default)]
     #[schema(example = "WORK")]
     enum_code: Option<String>,

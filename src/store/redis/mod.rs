@@ -22,6 +22,7 @@
 mod breaker;
 mod catalog;
 mod codec;
+mod contact_writes;
 mod durable;
 mod keys;
 mod lead_scripts;
