@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::catalog_cache::Snapshot;
 use super::{Error, Result, Services};
+use crate::domain::account_webhook::Change;
 use crate::domain::action::MoveKind;
 use crate::domain::form::ContactDetails;
 use crate::domain::ids::{AccountId, ContactId, LeadId, PipelineId, StatusId};
@@ -227,6 +228,8 @@ impl Services {
             .await?;
         self.announce_link(account, lead.id, created.previous_lead);
         self.fire_on_move(&lead, MoveKind::Created, None, Some(snapshot))
+            .await?;
+        self.notify_with(account, snapshot, Change::LeadAdded(lead.clone()))
             .await?;
         Ok(ApiLeadAdded {
             lead_id,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use super::contacts::ContactRecord;
 use super::{Error, Result, Services};
+use crate::domain::account_webhook::Change;
 use crate::domain::form::ContactDetails;
 use crate::domain::ids::{AccountId, ContactId};
 use crate::domain::lead::Contact;
@@ -72,6 +73,11 @@ impl Services {
                     new_keys: Vec::new(),
                 })
                 .await?;
+            let change = Change::ContactAdded {
+                contact: record.contact.clone(),
+                at: now,
+            };
+            self.notify_account(account, change).await?;
             added.push(ContactRecord {
                 contact: record.contact,
                 leads: Vec::new(),
@@ -153,6 +159,11 @@ impl Services {
                     new_keys,
                 })
                 .await?;
+            let change = Change::ContactUpdated {
+                contact: contact.clone(),
+                at: now,
+            };
+            self.notify_account(account, change).await?;
             changed.push(ContactRecord {
                 contact,
                 leads: current.leads.clone(),

@@ -81,6 +81,7 @@ pub enum Sequence {
     Handler,
     Action,
     Note,
+    Webhook,
 }
 
 impl Sequence {
@@ -94,6 +95,7 @@ impl Sequence {
             Self::Handler => "handler",
             Self::Action => "action",
             Self::Note => "note",
+            Self::Webhook => "webhook",
         }
     }
 
@@ -114,6 +116,7 @@ pub enum RecordKind {
     Pipeline,
     Handler,
     Action,
+    Webhook,
 }
 
 impl RecordKind {
@@ -124,6 +127,7 @@ impl RecordKind {
             Self::Pipeline => "pipelines",
             Self::Handler => "handlers",
             Self::Action => "actions",
+            Self::Webhook => "webhooks",
         }
     }
 }

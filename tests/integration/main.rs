@@ -6,6 +6,7 @@
 mod common;
 
 mod abuse;
+mod account_webhooks;
 mod amocrm;
 mod api;
 mod atomic_steps;

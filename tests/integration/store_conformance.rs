@@ -345,6 +345,7 @@ fn event(due_at: i64, handler: u64) -> EventRecord {
         failures: 0,
         next_attempt_at: None,
         reason: None,
+        notice: None,
     }
 }
 

@@ -70,7 +70,7 @@ pub struct EventView {
 listing!(EventList, EventItems, events, EventView; batch EventBatch);
 
 impl EventView {
-    fn of(e: &EventRecord, with_body: bool) -> Self {
+    pub(super) fn of(e: &EventRecord, with_body: bool) -> Self {
         Self {
             id: e.id.to_string(),
             event_type: e.event_type.number(),
@@ -100,7 +100,12 @@ impl EventView {
                 })
                 .collect(),
             body: with_body
-                .then(|| e.body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
+                .then(|| {
+                    // A handler's body is JSON; an account webhook's is a form, shown as text.
+                    e.body.as_deref().map(|b| {
+                        serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_owned()))
+                    })
+                })
                 .flatten(),
         }
     }

@@ -24,6 +24,7 @@ mod sites;
 mod stream;
 mod unsorted;
 mod unsorted_forms;
+mod webhooks;
 
 use std::future::{Ready, ready};
 
@@ -92,6 +93,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(actions::routes)
         .configure(events::routes)
         .configure(account_events::routes)
+        .configure(webhooks::routes)
         .configure(stream::routes)
         .configure(demo::routes);
 }
