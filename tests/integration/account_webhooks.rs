@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Received, Receiver, TestApp, test_settings};
+use crate::common::{Backend, Received, Receiver, Reply, TestApp, test_settings};
 
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
@@ -32,6 +32,7 @@ on_both_stores!(
     a_subscriber_gets_amocrm_bodies_signed_and_bracket_encoded,
     webhooks_are_capped_checked_and_unsubscribed,
     a_private_destination_is_refused,
+    a_failing_subscriber_gets_retries_then_a_dead_letter_and_a_replay,
 );
 
 /// The deliveries decoded by the Python subscriber's libraries (verifying each signature).
@@ -304,4 +305,55 @@ async fn a_private_destination_is_refused(backend: Backend) {
     }
     let (status, _) = app.get("/api/v4/webhooks").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+async fn a_failing_subscriber_gets_retries_then_a_dead_letter_and_a_replay(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let subscriber = Receiver::start().await;
+    // The test schedule retries three times, a second apart: four failures dead-letter it.
+    subscriber.script([500, 500, 503, 500].map(Reply::Status));
+    let (status, hook) = app
+        .post(
+            "/api/v4/webhooks",
+            json!({"destination": subscriber.url(), "settings": ["add_lead"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hook}");
+    let id = hook["id"].as_u64().unwrap();
+    let (status, _) = app
+        .post("/api/v4/leads", json!([{"name": "Retry me"}]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let tries = subscriber.wait_for(4, Duration::from_secs(15)).await;
+    assert_eq!(tries.len(), 4, "the first attempt and three retries");
+    let webhook_id = tries[0].header("webhook-id").to_owned();
+    assert!(
+        tries
+            .iter()
+            .all(|t| t.header("webhook-id") == webhook_id && t.body == tries[0].body),
+        "every retry is the same notice"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let event = loop {
+        let (_, deliveries) = app.get(&format!("/api/v4/webhooks/{id}/deliveries")).await;
+        let event = deliveries["_embedded"]["events"][0].clone();
+        if event["state"] == "dead" || std::time::Instant::now() > deadline {
+            break event;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event["state"], "dead", "{event}");
+    assert_eq!(event["attempts"].as_array().unwrap().len(), 4, "{event}");
+    let (status, replayed) = app
+        .post(
+            &format!("/api/v4/webhook_events/{webhook_id}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    let all = subscriber.wait_for(5, Duration::from_secs(10)).await;
+    assert_eq!(all.len(), 5, "the replay arrived");
+    assert_eq!(all[4].header("webhook-id"), webhook_id);
+    let decoded = decode(hook["secret"].as_str().unwrap(), &all[4..]);
+    assert_eq!(decoded[0]["leads"]["add"][0]["name"], "Retry me");
 }
