@@ -130,4 +130,12 @@ grep -v '^{"timestamp"' "$uid_log" || true
 rm -f "$uid_log"
 [ "$uid_ok" -eq 0 ] || { echo "the visitor_uid browser test failed"; exit 1; }
 
+say "browser test: the console's Webhooks tab, a subscriber and a replay (Chromium)"
+hooks_log=$(mktemp)
+hooks_ok=0
+node tests/browser/webhooks.mjs >"$hooks_log" 2>&1 || hooks_ok=$?
+grep -v '^{"timestamp"' "$hooks_log" || true
+rm -f "$hooks_log"
+[ "$hooks_ok" -eq 0 ] || { echo "the webhooks browser test failed"; exit 1; }
+
 say "all tests passed in $(( $(date +%s) - suite_started )) s"
