@@ -25,5 +25,6 @@ mod processes;
 mod safe_defaults;
 mod site_visit_flow;
 mod store_conformance;
+mod store_writes_conformance;
 mod tenants;
 mod tracking;
