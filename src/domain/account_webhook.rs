@@ -142,18 +142,23 @@ pub enum Change {
 }
 
 impl Change {
-    /// What a form submission's new lead reports: the lead and its Unsorted entry.
-    pub fn submitted(s: &crate::store::NewSubmission) -> [Self; 2] {
-        [
-            Self::LeadAdded(s.lead.clone()),
-            Self::UnsortedAdded {
-                uid: s.unsorted.uid.clone(),
-                pipeline_id: s.unsorted.pipeline_id,
-                lead: s.lead.id,
-                source: s.unsorted.metadata.form_name.clone(),
-                at: s.at,
-            },
-        ]
+    /// What a form submission's new lead reports: the lead, its new contact and its
+    /// Unsorted entry.
+    pub fn submitted(s: &crate::store::NewSubmission) -> Vec<Self> {
+        let contacts = s.lead.contacts.iter().map(|c| Self::ContactAdded {
+            contact: c.clone(),
+            at: s.at,
+        });
+        let mut changes = vec![Self::LeadAdded(s.lead.clone())];
+        changes.extend(contacts);
+        changes.push(Self::UnsortedAdded {
+            uid: s.unsorted.uid.clone(),
+            pipeline_id: s.unsorted.pipeline_id,
+            lead: s.lead.id,
+            source: s.unsorted.metadata.form_name.clone(),
+            at: s.at,
+        });
+        changes
     }
 
     /// A note added to a lead's timeline.

@@ -183,6 +183,7 @@ impl Services {
                     .map(|id| ContactId(Sequence::Contact.base() + id)),
             );
         }
+        let fresh_ids = fresh.clone();
         let mut fresh = fresh.into_iter();
         let mut contact_keys = Vec::new();
         let mut contacts = Vec::with_capacity(c.contacts.len());
@@ -229,6 +230,13 @@ impl Services {
         self.announce_link(account, lead.id, created.previous_lead);
         self.fire_on_move(&lead, MoveKind::Created, None, Some(snapshot))
             .await?;
+        for contact in lead.contacts.iter().filter(|c| fresh_ids.contains(&c.id)) {
+            let added = Change::ContactAdded {
+                contact: contact.clone(),
+                at: now,
+            };
+            self.notify_with(account, snapshot, added).await?;
+        }
         self.notify_with(account, snapshot, Change::LeadAdded(lead.clone()))
             .await?;
         Ok(ApiLeadAdded {

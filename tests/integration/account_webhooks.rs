@@ -33,6 +33,7 @@ on_both_stores!(
     webhooks_are_capped_checked_and_unsubscribed,
     a_private_destination_is_refused,
     a_failing_subscriber_gets_retries_then_a_dead_letter_and_a_replay,
+    contact_unsorted_and_rename_notices_reach_only_their_subscribers,
 );
 
 /// The deliveries decoded by the Python subscriber's libraries (verifying each signature).
@@ -356,4 +357,74 @@ async fn a_failing_subscriber_gets_retries_then_a_dead_letter_and_a_replay(backe
     assert_eq!(all[4].header("webhook-id"), webhook_id);
     let decoded = decode(hook["secret"].as_str().unwrap(), &all[4..]);
     assert_eq!(decoded[0]["leads"]["add"][0]["name"], "Retry me");
+}
+
+async fn contact_unsorted_and_rename_notices_reach_only_their_subscribers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let subscriber = Receiver::start().await;
+    let (_, hook) = app
+        .post(
+            "/api/v4/webhooks",
+            json!({"destination": subscriber.url(), "settings":
+                ["add_contact", "update_contact", "add_unsorted", "delete_unsorted", "update_lead"]}),
+        )
+        .await;
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let pipeline = app.pipeline().await;
+    let (status, created) = app
+        .post(
+            "/api/v4/leads/unsorted/forms",
+            json!([{"source_uid": "s", "source_name": "Shop", "pipeline_id": pipeline.id,
+                    "metadata": {"form_id": "f", "form_name": "Sign-up"},
+                    "_embedded": {"contacts": [{"name": "Vera", "custom_fields_values":
+                        [{"field_code": "EMAIL", "values": [{"value": "vera@example.com"}]}]}]}}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let entry = &created["_embedded"]["unsorted"][0];
+    let uid = entry["uid"].as_str().unwrap();
+    let lead = entry["_embedded"]["leads"][0]["id"].as_u64().unwrap();
+    let contact = entry["_embedded"]["contacts"][0]["id"].as_u64().unwrap();
+    let (status, _) = app
+        .post(&format!("/api/v4/leads/unsorted/{uid}/accept"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .patch(
+            "/api/v4/contacts",
+            json!([{"id": contact, "name": "Vera P."}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .patch(&format!("/api/v4/leads/{lead}"), json!({"name": "Renamed"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let received = subscriber.wait_for(5, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        subscriber.count(),
+        5,
+        "add_lead and status_lead are not subscribed"
+    );
+    let bodies = decode(&secret, &received);
+    let one = |entity: &str, action: &str| {
+        bodies
+            .iter()
+            .find_map(|b| b[entity][action].get(0).cloned())
+            .unwrap_or_else(|| panic!("no {entity}[{action}] in {bodies:?}"))
+    };
+    let added = one("contacts", "add");
+    assert_eq!(added["id"], contact.to_string());
+    assert_eq!(added["custom_fields"][0]["code"], "EMAIL");
+    assert_eq!(
+        added["custom_fields"][0]["values"][0]["value"],
+        "vera@example.com"
+    );
+    assert_eq!(one("contacts", "update")["name"], "Vera P.");
+    assert_eq!(one("unsorted", "add")["uid"], uid);
+    assert_eq!(one("unsorted", "add")["lead_id"], lead.to_string());
+    assert_eq!(one("unsorted", "delete")["action"], "accept");
+    assert_eq!(one("leads", "update")["name"], "Renamed");
 }
