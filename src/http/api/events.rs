@@ -46,6 +46,9 @@ pub struct EventView {
     lead_id: u64,
     action_id: u64,
     handler_id: u64,
+    /// The account webhook an `account_webhook` notice goes to (`/api/v4/webhooks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_id: Option<u64>,
     status_id: u64,
     pipeline_id: u64,
     #[schema(value_type = Option<String>, example = "went_to_trigger")]
@@ -78,6 +81,7 @@ impl EventView {
             lead_id: e.lead_id.0,
             action_id: e.action_id.0,
             handler_id: e.handler_id.0,
+            webhook_id: e.notice.map(|n| n.webhook_id),
             status_id: e.stage.status_id.0,
             pipeline_id: e.stage.pipeline_id.0,
             direction_of_movement: e.direction.and_then(|d| serde_json::to_value(d).ok()),
