@@ -190,20 +190,27 @@ impl Services {
         for (j, contact) in c.contacts.into_iter().enumerate() {
             let mut contact = match contact {
                 CheckedContact::Existing(known) => known,
-                CheckedContact::New(details) => {
-                    contact_keys.extend(details.keys());
-                    Contact {
-                        id: fresh.next().ok_or_else(|| {
-                            Error::Store(crate::store::corrupt("too few contact ids"))
-                        })?,
-                        name: details.name,
-                        phone: details.phone,
-                        email: details.email,
-                        is_main: false,
-                    }
-                }
+                CheckedContact::New(details) => Contact {
+                    id: fresh.next().ok_or_else(|| {
+                        Error::Store(crate::store::corrupt("too few contact ids"))
+                    })?,
+                    name: details.name,
+                    phone: details.phone,
+                    email: details.email,
+                    is_main: false,
+                },
             };
             contact.is_main = j == 0;
+            // Every contact of the lead is found by its email and phone at its newest lead,
+            // as a form's contact is.
+            contact_keys.extend(
+                ContactDetails {
+                    name: contact.name.clone(),
+                    phone: contact.phone.clone(),
+                    email: contact.email.clone(),
+                }
+                .keys(),
+            );
             contacts.push(contact);
         }
         let now = now_ms();

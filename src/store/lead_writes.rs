@@ -11,13 +11,13 @@ use crate::domain::time::Millis;
 use crate::domain::visitor::VisitorId;
 
 /// A lead to create, its ids allocated: the lead (its contacts on it, the first main),
-/// its `LeadAdded` timeline entry, the account's lead index, the contact index for the
-/// contacts new with it, and the browser's link.
+/// its `LeadAdded` timeline entry, the account's lead index, the contact index for its
+/// contacts, and the browser's link.
 #[derive(Debug, Clone)]
 pub struct NewLead {
     pub lead: Lead,
-    /// The keys the new contacts are found by (`email:…`, `phone:…`): they point at this
-    /// lead from now on.
+    /// The keys the lead's contacts are found by (`email:…`, `phone:…`): they point at
+    /// this lead, their newest, from now on.
     pub contact_keys: Vec<String>,
     /// The browser to link, its history already kept for `link_retention_secs`
     /// (`Leads::reserve_submission`).
