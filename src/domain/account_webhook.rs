@@ -392,6 +392,49 @@ mod tests {
         assert_eq!(change.setting().code(), "status_lead");
     }
 
+    fn pairs(change: &Change) -> Vec<(String, String)> {
+        let body = change.form_body(AccountId(1), "shop", "https://ff.example");
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    #[test]
+    fn a_deleted_lead_and_a_note_have_amocrms_keys() {
+        let deleted = pairs(&Change::LeadDeleted(lead()));
+        assert_eq!(
+            deleted[..3],
+            [
+                ("leads[delete][0][id]".to_owned(), "7".to_owned()),
+                ("leads[delete][0][status_id]".to_owned(), "1003".to_owned()),
+                ("leads[delete][0][pipeline_id]".to_owned(), "1".to_owned()),
+            ]
+        );
+        assert_eq!(Change::LeadDeleted(lead()).setting().code(), "delete_lead");
+        let note = pairs(&Change::NoteAdded {
+            lead: LeadId(7),
+            note_id: 3,
+            note_type: 4,
+            text: "Called back".into(),
+            at: 1_700_000_000_000,
+        });
+        assert!(note.contains(&(
+            "leads[note][0][note][element_id]".to_owned(),
+            "7".to_owned()
+        )));
+        assert!(note.contains(&(
+            "leads[note][0][note][text]".to_owned(),
+            "Called back".to_owned()
+        )));
+        assert_eq!(
+            note.last(),
+            Some(&(
+                "account[_links][self]".to_owned(),
+                "https://ff.example".to_owned()
+            ))
+        );
+    }
+
     #[test]
     fn settings_read_amocrms_codes() {
         for s in WebhookSetting::ALL {
