@@ -6,7 +6,8 @@
 # redis-server, chromium, firefox-esr, webkit2gtk-driver and xvfb from Debian's packages,
 # geckodriver from crates.io (built once, kept in ~/.cargo/bin), playwright-core, terser
 # and RapiDoc from npm, standardwebhooks from PyPI and npm, the amoCRM client library
-# aioamocrm from PyPI (pinned in tests/client/requirements.txt).
+# aioamocrm and the bracket parser querystring-parser from PyPI (pinned in
+# tests/client/requirements.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +59,11 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 say "unit, conformance and black-box tests"
 cargo build --quiet --bins
+# The client libraries the tests drive footfall with, pinned: aioamocrm, and the account
+# webhooks' subscriber (querystring-parser, standardwebhooks; tests/integration/account_webhooks.rs).
+{ python3 -m pip show aioamocrm 2>/dev/null | grep -q '^Version: 0.1.1$' \
+    && python3 -c "import querystring_parser, standardwebhooks" 2>/dev/null; } \
+  || python3 -m pip install --quiet --disable-pip-version-check -r tests/client/requirements.txt
 cargo test --quiet --all-targets
 
 say "OpenAPI document: made from the routes, valid OpenAPI"
@@ -85,8 +91,6 @@ python3 -c "import standardwebhooks" 2>/dev/null \
 node tests/deploy/receivers.mjs
 
 say "amoCRM client library: aioamocrm (pinned) against a live footfall"
-python3 -m pip show aioamocrm 2>/dev/null | grep -q '^Version: 0.1.1$' \
-  || python3 -m pip install --quiet --disable-pip-version-check -r tests/client/requirements.txt
 python3 tests/client/amocrm_client.py target/debug/footfall
 
 say "containers: compose.yaml's environment on the binary, with Redis"
@@ -125,5 +129,13 @@ node tests/browser/visitor_uid.mjs >"$uid_log" 2>&1 || uid_ok=$?
 grep -v '^{"timestamp"' "$uid_log" || true
 rm -f "$uid_log"
 [ "$uid_ok" -eq 0 ] || { echo "the visitor_uid browser test failed"; exit 1; }
+
+say "browser test: the console's Webhooks tab, a subscriber and a replay (Chromium)"
+hooks_log=$(mktemp)
+hooks_ok=0
+node tests/browser/webhooks.mjs >"$hooks_log" 2>&1 || hooks_ok=$?
+grep -v '^{"timestamp"' "$hooks_log" || true
+rm -f "$hooks_log"
+[ "$hooks_ok" -eq 0 ] || { echo "the webhooks browser test failed"; exit 1; }
 
 say "all tests passed in $(( $(date +%s) - suite_started )) s"

@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::prepare;
 use super::retry::RetryPolicy;
-use super::sender::Sender;
+use super::sender::{FORM, JSON, Sender};
+use crate::domain::account_webhook::AccountWebhook;
 use crate::domain::event_record::{DeliveryState, EventRecord};
 use crate::domain::handler::Handler;
 use crate::domain::ids::{AccountId, HandlerId};
@@ -51,6 +52,17 @@ const BUSY_RETRY_MS: i64 = 1000;
 /// seconds of them.
 const MAX_WAITING: usize = 10_000;
 
+/// Where one event is sent.
+struct Target {
+    url: String,
+    secret: String,
+    content_type: &'static str,
+    /// For the logs: the handler's code, or the webhook.
+    name: String,
+    /// The handler whose health the attempt tells.
+    handler: Option<HandlerId>,
+}
+
 pub struct Scheduler {
     services: Arc<Services>,
     sender: Sender,
@@ -64,7 +76,8 @@ pub struct Scheduler {
     stopping: AtomicBool,
 }
 
-type HandlerKey = (AccountId, HandlerId);
+/// A handler of an account, or (`true`) the account's webhooks, which share one lane.
+type HandlerKey = (AccountId, HandlerId, bool);
 
 /// The handlers with deliveries in flight.
 type Lanes = Mutex<HashMap<HandlerKey, Lane>>;
@@ -330,12 +343,13 @@ impl Scheduler {
     /// Delivers one event in its handler's turn and records the attempt.
     async fn deliver(&self, mut event: EventRecord) -> StoreResult<()> {
         let store = &*self.services.store;
-        let handler: Option<Handler> =
-            catalog::get(store, event.account_id, event.handler_id).await?;
-        let Some(handler) = handler else {
-            return self
-                .finish(event, DeliveryState::Dead, "the handler was deleted")
-                .await;
+        let Some(target) = self.target(&event).await? else {
+            let what = if event.notice.is_some() {
+                "the webhook was deleted"
+            } else {
+                "the handler was deleted"
+            };
+            return self.finish(event, DeliveryState::Dead, what).await;
         };
         let now = now_ms();
         if event.attempts.is_empty() {
@@ -354,11 +368,12 @@ impl Scheduler {
         };
         let sent = self
             .sender
-            .send(
-                &handler.webhook_url,
-                &handler.secret,
+            .send_as(
+                &target.url,
+                &target.secret,
                 event.id.as_str(),
                 &body,
+                target.content_type,
             )
             .await;
         let ok = sent.attempt.succeeded();
@@ -366,20 +381,25 @@ impl Scheduler {
             .increment(1);
         metrics::histogram!("footfall_webhook_latency_seconds")
             .record(sent.attempt.latency_ms as f64 / 1000.0);
-        tracing::info!(event = %event.id, handler = %handler.code, status = ?sent.attempt.status,
+        tracing::info!(event = %event.id, handler = %target.name, status = ?sent.attempt.status,
             latency_ms = sent.attempt.latency_ms, error = ?sent.attempt.error, "delivery attempt");
         event.attempts.push(sent.attempt);
+        let health = target.handler.filter(|_| event.notice.is_none());
         if ok {
-            store
-                .note_handler_success(event.account_id, handler.id)
-                .await?;
+            if let Some(handler) = health {
+                store
+                    .note_handler_success(event.account_id, handler)
+                    .await?;
+            }
             event.state = DeliveryState::Delivered;
             event.next_attempt_at = None;
             event.reason = None;
         } else {
-            store
-                .note_handler_failure(event.account_id, handler.id, now)
-                .await?;
+            if let Some(handler) = health {
+                store
+                    .note_handler_failure(event.account_id, handler, now)
+                    .await?;
+            }
             event.failures += 1;
             let wait = (!sent.gone)
                 .then(|| self.policy.next_wait(event.failures, sent.retry_after))
@@ -408,11 +428,37 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Where an event goes: its handler's URL and secret, or its account webhook's
+    /// destination and secret (a form body); none when that was deleted.
+    async fn target(&self, event: &EventRecord) -> StoreResult<Option<Target>> {
+        let store = &*self.services.store;
+        if let Some(notice) = event.notice {
+            let hook: Option<AccountWebhook> =
+                catalog::get(store, event.account_id, notice.webhook_id).await?;
+            return Ok(hook.map(|h| Target {
+                url: h.destination,
+                secret: h.secret,
+                content_type: FORM,
+                name: format!("webhook {}", h.id),
+                handler: None,
+            }));
+        }
+        let handler: Option<Handler> =
+            catalog::get(store, event.account_id, event.handler_id).await?;
+        Ok(handler.map(|h| Target {
+            url: h.webhook_url,
+            secret: h.secret,
+            content_type: JSON,
+            name: h.code,
+            handler: Some(h.id),
+        }))
+    }
+
     /// A turn among the handler's deliveries in flight, unless it has its share: then a
     /// place in its queue (the event moves there), unless that is full.
     fn place(&self, event: EventRecord) -> Place<'_> {
         let share = self.concurrency.div_ceil(4);
-        let handler = (event.account_id, event.handler_id);
+        let handler = (event.account_id, event.handler_id, event.notice.is_some());
         let mut lanes = self.lanes.lock();
         let lane = lanes.entry(handler).or_default();
         if lane.in_flight < share {

@@ -12,6 +12,12 @@ use super::ssrf::{PublicOnlyResolver, is_forbidden};
 use crate::domain::event_record::Attempt;
 use crate::domain::time::now_ms;
 
+/// A handler's body.
+pub const JSON: &str = "application/json";
+
+/// An account webhook's body, as amoCRM sends it.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
 pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
@@ -73,9 +79,21 @@ impl Sender {
     }
 
     pub async fn send(&self, url: &str, secret: &str, id: &str, body: &str) -> Sent {
+        self.send_as(url, secret, id, body, JSON).await
+    }
+
+    /// Sends a body of the given content type (an account webhook's is a form's).
+    pub async fn send_as(
+        &self,
+        url: &str,
+        secret: &str,
+        id: &str,
+        body: &str,
+        content_type: &'static str,
+    ) -> Sent {
         let at = now_ms();
         let started = Instant::now();
-        let result = self.try_send(url, secret, id, body, at).await;
+        let result = self.try_send(url, secret, id, body, at, content_type).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok((status, headers)) => {
@@ -111,6 +129,7 @@ impl Sender {
         id: &str,
         body: &str,
         at: i64,
+        content_type: &'static str,
     ) -> Result<(StatusCode, HeaderMap), String> {
         let parsed = url::Url::parse(url).map_err(|_| "the webhook URL is invalid".to_owned())?;
         let (client, allow_private) = self.client_for(url);
@@ -129,7 +148,7 @@ impl Sender {
         let signature = signature::sign(secret, id, timestamp, body).map_err(|e| e.to_string())?;
         let response = client
             .post(parsed)
-            .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_TYPE, content_type)
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)

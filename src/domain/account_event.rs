@@ -58,7 +58,7 @@ impl AccountEvent {
     /// The event a timeline entry (the `index`th of lead `lead`) is, if any.
     pub fn of(lead: LeadId, index: usize, entry: &TimelineEntry) -> Option<Self> {
         let (kind, at, before, after) = match entry {
-            TimelineEntry::LeadCreated { at, .. } => (
+            TimelineEntry::LeadCreated { at, .. } | TimelineEntry::LeadAdded { at, .. } => (
                 AccountEventKind::LeadAdded,
                 *at,
                 AccountEventValue::None,

@@ -18,6 +18,9 @@ pub enum EventType {
     CustomerAdded,
     CustomerPeriodChanged,
     CustomerAppearedInPeriod,
+    /// Not the seed's: a notice to an account webhook (`account_webhook.rs`), delivered
+    /// as events are.
+    AccountWebhook,
 }
 
 /// One row of the seed's event table.
@@ -52,6 +55,12 @@ impl EventType {
     /// The type's row of the seed's table. A new source switches its row's `emitted` on.
     pub const fn kind(self) -> EventKind {
         match self {
+            Self::AccountWebhook => EventKind {
+                number: 0,
+                code: "account_webhook",
+                emitted: false,
+                actionable: false,
+            },
             Self::LeadAdded => EventKind {
                 number: 1,
                 code: "lead_added",
@@ -136,7 +145,10 @@ impl EventType {
     }
 
     pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.code() == code)
+        Self::ALL
+            .into_iter()
+            .chain([Self::AccountWebhook])
+            .find(|t| t.code() == code)
     }
 
     pub fn from_number(n: u8) -> Option<Self> {

@@ -93,6 +93,9 @@ pub struct EventRecord {
     /// Why it was cancelled or dead-lettered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set when the event is a notice to an account webhook (its body fixed at creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<super::account_webhook::Notice>,
 }
 
 impl EventRecord {

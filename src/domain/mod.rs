@@ -2,6 +2,7 @@
 //! events, the webhook body and its macros. No I/O here; every rule is unit-tested.
 
 pub mod account_event;
+pub mod account_webhook;
 pub mod action;
 pub mod bots;
 pub mod event;

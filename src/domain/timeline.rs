@@ -30,6 +30,12 @@ pub enum TimelineEntry {
         form_id: FormId,
         unsorted_uid: UnsortedUid,
     },
+    /// A lead created through the API (`POST /leads`, `/leads/complex`) straight into a
+    /// stage.
+    LeadAdded {
+        at: Millis,
+        to: Stage,
+    },
     Moved {
         at: Millis,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +90,7 @@ impl TimelineEntry {
     pub fn at(&self) -> Millis {
         match self {
             Self::LeadCreated { at, .. }
+            | Self::LeadAdded { at, .. }
             | Self::Moved { at, .. }
             | Self::Declined { at }
             | Self::FormSubmitted { at, .. }

@@ -130,6 +130,7 @@ mod tests {
             failures: 0,
             next_attempt_at: None,
             reason: None,
+            notice: None,
         }
     }
 

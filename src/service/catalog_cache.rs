@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub pipelines: Vec<Pipeline>,
     pub handlers: Vec<Handler>,
     pub actions: Vec<Action>,
+    /// The account's webhooks (`/api/v4/webhooks`), by `sort` then id.
+    pub webhooks: Vec<crate::domain::account_webhook::AccountWebhook>,
 }
 
 impl Snapshot {
@@ -80,6 +82,7 @@ impl Snapshots {
             pipelines: catalog::list(store, account).await?,
             handlers: catalog::list(store, account).await?,
             actions: catalog::list(store, account).await?,
+            webhooks: catalog::list(store, account).await?,
         });
         // A change while reading makes the version move again: the next read reloads. A
         // slower read of an older version does not replace a newer one.

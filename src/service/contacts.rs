@@ -1,6 +1,7 @@
 //! Contacts as amoCRM lists them (`GET /api/v4/contacts`): footfall keeps each contact on
 //! its lead, so the list is read from the account's leads — each contact once, with the
-//! leads it belongs to.
+//! leads it belongs to — and contacts made through the API (`contact_writes.rs`) from
+//! their own records.
 
 use super::{Error, Result, Services};
 use crate::domain::ids::{AccountId, ContactId, LeadId};
@@ -40,6 +41,22 @@ impl Services {
                         }),
                     }
                 }
+            }
+        }
+        // Contacts made or changed through the API have a record: its times, and a
+        // contact without a lead.
+        for own in self.store.contact_records(account).await? {
+            match records.iter_mut().find(|r| r.contact.id == own.contact.id) {
+                Some(r) => {
+                    r.created_at = r.created_at.min(own.created_at);
+                    r.updated_at = r.updated_at.max(own.updated_at);
+                }
+                None => records.push(ContactRecord {
+                    contact: own.contact,
+                    leads: Vec::new(),
+                    created_at: own.created_at,
+                    updated_at: own.updated_at,
+                }),
             }
         }
         records.sort_by_key(|r| std::cmp::Reverse(r.contact.id.0));

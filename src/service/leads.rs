@@ -5,6 +5,7 @@
 //! attempts of its events.
 
 use super::{Error, Result, Services};
+use crate::domain::account_webhook::Change;
 use crate::domain::action::MoveKind;
 use crate::domain::ids::{AccountId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid};
 use crate::domain::lead::{Lead, LeadFilter, LeadOrder, Unsorted, UnsortedFilter, VisitorLink};
@@ -121,6 +122,8 @@ impl Services {
             self.store.rename_lead(account, id, &name, now).await?;
             lead.name = name;
             lead.updated_at = now;
+            self.notify_account(account, Change::LeadUpdated(lead.clone()))
+                .await?;
         }
         if let Some(status) = change.status_id {
             let moved = self
@@ -254,6 +257,11 @@ impl Services {
         if from != to {
             self.live.publish(account, id, LiveKind::Moved);
             self.fire_on_move(&lead, kind, Some(from), None).await?;
+            let moved = Change::LeadStatusChanged {
+                lead: lead.clone(),
+                from,
+            };
+            self.notify_account(account, moved).await?;
         }
         Ok(lead)
     }
@@ -281,15 +289,19 @@ impl Services {
             pipeline_id: pipeline.id,
             status_id: unsorted.id,
         };
-        self.move_lead(
-            account,
-            entry.lead_id,
-            Some(pipeline.id),
-            status_id,
-            MoveKind::Accepted,
-            Some((uid.clone(), expect)),
-        )
-        .await
+        let lead = self
+            .move_lead(
+                account,
+                entry.lead_id,
+                Some(pipeline.id),
+                status_id,
+                MoveKind::Accepted,
+                Some((uid.clone(), expect)),
+            )
+            .await?;
+        self.notify_account(account, Change::unsorted_settled(&entry, "accept"))
+            .await?;
+        Ok(lead)
     }
 
     /// Declines an Unsorted entry: the entry goes, its lead is closed as lost.
@@ -299,13 +311,24 @@ impl Services {
             pipeline_id: entry.pipeline_id,
             status_id: LOST,
         };
-        if self.store.decline(&entry, lost, now_ms()).await? == MoveOutcome::NotFound {
-            return Err(Error::NotFound(format!(
-                "unsorted entry {uid} does not exist"
-            )));
-        }
+        let from = match self.store.decline(&entry, lost, now_ms()).await? {
+            MoveOutcome::Moved { from } => from,
+            _ => {
+                return Err(Error::NotFound(format!(
+                    "unsorted entry {uid} does not exist"
+                )));
+            }
+        };
         self.live.publish(account, entry.lead_id, LiveKind::Moved);
-        self.lead(account, entry.lead_id).await
+        let lead = self.lead(account, entry.lead_id).await?;
+        self.notify_account(account, Change::unsorted_settled(&entry, "decline"))
+            .await?;
+        let moved = Change::LeadStatusChanged {
+            lead: lead.clone(),
+            from,
+        };
+        self.notify_account(account, moved).await?;
+        Ok(lead)
     }
 
     /// A browser's page views in an account (oldest first) and the visits they make,

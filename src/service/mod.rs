@@ -3,10 +3,13 @@
 //! the HTTP edge and works on the store; the HTTP layer only translates — every handler
 //! under `http` parses, calls one function here, and answers.
 
+pub mod account_webhooks;
 pub mod accounts;
+pub mod api_leads;
 pub mod api_submissions;
 pub mod catalog_cache;
 pub mod collect;
+pub mod contact_writes;
 pub mod contacts;
 pub mod demo;
 pub mod events;

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::live::LiveKind;
 use super::{Error, Result, Services};
+use crate::domain::account_webhook::Change;
 use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::time::now_ms;
 use crate::domain::timeline::TimelineEntry;
@@ -114,6 +115,9 @@ impl Services {
             let entry = note.entry(self.store.next_id(Sequence::Note).await?);
             self.store.append_timeline(account, lead, &entry).await?;
             self.live.publish(account, lead, LiveKind::Note);
+            if let Some(change) = Change::note(lead, &entry) {
+                self.notify_account(account, change).await?;
+            }
             created.push((lead, entry));
         }
         Ok(created)

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use super::catalog_cache::Snapshot;
 use super::live::LiveKind;
 use super::{Error, Result, Services};
+use crate::domain::account_webhook::Change;
 use crate::domain::action::MoveKind;
 use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
 use crate::domain::ids::{AccountId, FormId, LeadId, UnsortedUid};
@@ -176,6 +177,9 @@ impl Services {
                     self.announce_link(account, submission.lead.id, previous_lead);
                     self.fire_on_move(&submission.lead, MoveKind::Created, None, Some(snapshot))
                         .await?;
+                    for change in Change::submitted(submission) {
+                        self.notify_with(account, snapshot, change).await?;
+                    }
                     let outcome = if duplicate_of.is_some() {
                         "possible_duplicate"
                     } else {

@@ -144,6 +144,7 @@ impl Services {
                 failures: 0,
                 next_attempt_at: None,
                 reason: None,
+                notice: None,
             })
             .collect();
         self.store.add_events(&events).await?;

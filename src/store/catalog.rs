@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Catalog, RecordKind, StoreResult, corrupt, to_json};
+use crate::domain::account_webhook::AccountWebhook;
 use crate::domain::action::Action;
 use crate::domain::form::Form;
 use crate::domain::handler::Handler;
@@ -48,6 +49,7 @@ record!(Form, RecordKind::Form, alias id);
 record!(Pipeline, RecordKind::Pipeline);
 record!(Handler, RecordKind::Handler);
 record!(Action, RecordKind::Action);
+record!(AccountWebhook, RecordKind::Webhook);
 
 /// Stores a record, and makes it findable by its global name when it has one (a site by
 /// its key, a form by its id: the public endpoints' URLs carry no account).

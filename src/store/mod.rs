@@ -24,6 +24,8 @@
 //! end up to that short while early.
 
 pub mod catalog;
+pub mod contact_writes;
+pub mod lead_writes;
 pub mod memory;
 pub mod redis;
 pub mod round_trips;
@@ -39,6 +41,9 @@ use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
+
+pub use contact_writes::{ContactRecordData, ContactWrite, ContactWrites};
+pub use lead_writes::{LeadCreated, LeadWrites, NewLead};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +81,7 @@ pub enum Sequence {
     Handler,
     Action,
     Note,
+    Webhook,
 }
 
 impl Sequence {
@@ -89,6 +95,7 @@ impl Sequence {
             Self::Handler => "handler",
             Self::Action => "action",
             Self::Note => "note",
+            Self::Webhook => "webhook",
         }
     }
 
@@ -109,6 +116,7 @@ pub enum RecordKind {
     Pipeline,
     Handler,
     Action,
+    Webhook,
 }
 
 impl RecordKind {
@@ -119,13 +127,16 @@ impl RecordKind {
             Self::Pipeline => "pipelines",
             Self::Handler => "handlers",
             Self::Action => "actions",
+            Self::Webhook => "webhooks",
         }
     }
 }
 
 /// All of a store: the five aggregates and the store's own health.
 #[async_trait]
-pub trait Store: Catalog + Leads + Visitors + Schedule + Live + Send + Sync + 'static {
+pub trait Store:
+    Catalog + Leads + LeadWrites + ContactWrites + Visitors + Schedule + Live + Send + Sync + 'static
+{
     /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
     fn describe(&self) -> String;
 

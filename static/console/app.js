@@ -1,5 +1,5 @@
 // footfall's console: sign-in with the account's API token, then a shell with one view
-// per tab (board, actions, handlers, deliveries, sites and forms, demo), the lead card as
+// per tab (board, actions, handlers, deliveries, account webhooks, sites and forms, demo), the lead card as
 // a side panel over any view, and the live stream feeding all of them.
 
 import { session, get, UNAUTHORIZED } from "./api.js";
@@ -10,6 +10,7 @@ import { leadDrawer } from "./lead.js";
 import { actionsView, openActionForm } from "./actions.js";
 import { handlersView } from "./handlers.js";
 import { deliveriesView } from "./deliveries.js";
+import { webhooksView } from "./webhooks.js";
 import { sitesView } from "./sites.js";
 import { demoView } from "./demo.js";
 import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
@@ -21,6 +22,7 @@ const TABS = [
   ["actions", "Actions", "zap", actionsView],
   ["handlers", "Handlers", "webhook", handlersView],
   ["deliveries", "Deliveries", "send", deliveriesView],
+  ["webhooks", "Webhooks", "link", webhooksView],
   ["sites", "Sites & forms", "globe", sitesView],
   ["demo", "Demo", "play", demoView],
 ];

@@ -105,6 +105,7 @@ export const EVENT_LABELS = {
   lead_added: "Lead added",
   lead_status_changed: "Stage changed",
   lead_appeared_in_status: "Lead appeared in stage",
+  account_webhook: "Account webhook notice",
 };
 
 export const eventLabel = (code) => EVENT_LABELS[code] || code;

@@ -68,7 +68,7 @@ export function deliveriesView(ctx) {
       h("td", h("strong", eventLabel(e.type_code)), h("div.muted.mono", e.id)),
       h("td", h("a", { href: "#", onclick: (ev) => { ev.preventDefault(); ctx.openLead(e.lead_id); } }, `#${e.lead_id}`),
         h("div.muted", catalog.statusName(e.pipeline_id, e.status_id))),
-      h("td", handler ? handler.name : `#${e.handler_id}`),
+      h("td", handler ? handler.name : e.webhook_id ? `Account webhook #${e.webhook_id}` : `#${e.handler_id}`),
       h("td", stateBadge(e.state),
         e.next_attempt_at && (e.state === "retrying" || e.state === "scheduled") ? h("div.muted", "next ", fmtTime(e.next_attempt_at * 1000)) : null,
         e.delayed_by ? h("div.muted", `delayed ${e.delayed_by} s`) : null,

@@ -20,7 +20,13 @@ import tempfile
 import time
 import urllib.request
 
-from aioamocrm import AmoCRMClient, AmoCRMError, LongLivedToken, Lead, Note, ValidationError
+import http.server
+import queue
+import threading
+
+from aioamocrm import (AmoCRMClient, AmoCRMError, Contact, CustomFieldValue, CustomFieldValues,
+                       Embedded, LongLivedToken, Lead, Note, ValidationError, parse_webhook)
+from standardwebhooks.webhooks import Webhook as SignedWebhook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/footfall"))
@@ -296,6 +302,91 @@ async def steps(amo, base):
             raise AssertionError("a forged visitor_uid was accepted")
 
     await refused()
+
+    @step("leads.create: a lead with a new contact and the browser's visitor_uid (POST /leads)")
+    async def create_lead():
+        browser = raw(base, "POST", "/v1/collect", {"site": site["key"], "vid": None, "url": "https://shop.example/cart",
+                                                    "referrer": "", "title": "Cart"}, content_type="text/plain;charset=UTF-8")
+        contact = Contact(first_name="Dina", last_name="Orlova", custom_fields_values=[
+            CustomFieldValues(field_code="PHONE", values=[CustomFieldValue(value="+7 900 111-22-33", enum_code="WORK")]),
+            CustomFieldValues(field_code="EMAIL", values=[CustomFieldValue(value="dina@example.com", enum_code="WORK")])])
+        refs = await amo.leads.create([Lead(name="Order #77", price=990, pipeline_id=pid, status_id=first,
+                                            visitor_uid=browser["vid"], embedded=Embedded(contacts=[contact]))])
+        assert len(refs) == 1 and refs[0].id, refs
+        lead = await amo.leads.get(refs[0].id, with_=["contacts"])
+        assert lead.name == "Order #77" and lead.status_id == first, lead
+        card = raw(base, "GET", f"/api/v4/leads/{refs[0].id}")
+        assert card["_embedded"]["contacts"][0]["email"] == "dina@example.com", card
+        assert len(card["_embedded"]["visitors"]) == 1, card
+        timeline = raw(base, "GET", f"/api/v4/leads/{refs[0].id}/timeline")
+        pages = [i["url"] for i in timeline["_embedded"]["timeline"] if i["type"] == "page_view"]
+        assert pages == ["https://shop.example/cart"], timeline
+        return refs[0].id, card["_embedded"]["contacts"][0]["id"]
+
+    api_lead, dina = await create_lead()
+
+    @step("leads.create_complex: a lead with a new contact in one call (POST /leads/complex)")
+    async def complex_lead():
+        contact = Contact(name="Egor", custom_fields_values=[
+            CustomFieldValues(field_code="EMAIL", values=[CustomFieldValue(value="egor@example.com")])])
+        [result] = await amo.leads.create_complex([Lead(name="Call Egor", embedded=Embedded(contacts=[contact]))])
+        assert result.id and result.contact_id and result.merged is False, result
+        found = await amo.contacts.get(result.contact_id)
+        assert found.name == "Egor", found
+
+    await complex_lead()
+
+    @step("contacts.create and contacts.update: the change reaches the contact's lead")
+    async def contact_writes():
+        [ref] = await amo.contacts.create([Contact(name="Zoya")])
+        assert (await amo.contacts.get(ref.id)).name == "Zoya"
+        await amo.contacts.update([Contact(id=dina, name="Dina O.", custom_fields_values=[
+            CustomFieldValues(field_code="EMAIL", values=[CustomFieldValue(value="dina.o@example.com")])])])
+        card = raw(base, "GET", f"/api/v4/leads/{api_lead}")
+        assert card["_embedded"]["contacts"][0]["name"] == "Dina O.", card
+        assert card["_embedded"]["contacts"][0]["email"] == "dina.o@example.com", card
+
+    await contact_writes()
+
+    @step("POST webhooks (request(): the library has no webhooks resource): a status change arrives, "
+          "signed, and parse_webhook reads it")
+    async def account_webhook():
+        received = queue.Queue()
+
+        class Subscriber(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.put(({k.lower(): v for k, v in self.headers.items()}, body.decode()))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Subscriber)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            destination = f"http://127.0.0.1:{server.server_port}/amo"
+            hook = await amo.request("POST", "webhooks", json={
+                "destination": destination, "settings": ["status_lead"], "sort": 10})
+            assert hook["destination"] == destination and hook["secret"].startswith("whsec_"), hook
+            listed = await amo.request("GET", "webhooks", params={"filter": {"destination": destination}})
+            assert listed["_embedded"]["webhooks"][0]["settings"] == ["status_lead"], listed
+            await amo.leads.update([Lead(id=api_lead, status_id=second, pipeline_id=pid)])
+            headers, body = await asyncio.to_thread(received.get, True, 10)
+            assert headers["content-type"] == "application/x-www-form-urlencoded", headers
+            SignedWebhook(hook["secret"]).verify(body, headers, json_parse=False)
+            webhook = parse_webhook(body)
+            [event] = webhook.events
+            assert (event.entity, event.action, event.id) == ("leads", "status", api_lead), event
+            assert event.payload["old_status_id"] == str(first), event.payload
+            assert event.payload["status_id"] == str(second), event.payload
+            assert webhook.account["subdomain"] == "clienttest", webhook.account
+            await amo.request("DELETE", "webhooks", json={"destination": destination})
+        finally:
+            server.shutdown()
+
+    await account_webhook()
 
 
 if __name__ == "__main__":

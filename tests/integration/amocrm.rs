@@ -36,7 +36,7 @@ on_both_stores!(
     contacts_are_listed_with_phone_email_and_leads,
 );
 
-fn ids(body: &Value, name: &str) -> Vec<u64> {
+pub(crate) fn ids(body: &Value, name: &str) -> Vec<u64> {
     body["_embedded"][name]
         .as_array()
         .unwrap_or_else(|| panic!("no _embedded.{name} in {body}"))
@@ -46,7 +46,7 @@ fn ids(body: &Value, name: &str) -> Vec<u64> {
 }
 
 /// The fields a 400 names, from amoCRM's `validation-errors`: (request_id, path).
-fn validation_paths(problem: &Value) -> Vec<(String, String)> {
+pub(crate) fn validation_paths(problem: &Value) -> Vec<(String, String)> {
     problem["validation-errors"]
         .as_array()
         .unwrap_or_else(|| panic!("no validation-errors in {problem}"))

@@ -869,6 +869,55 @@ fn fuzz_api_pipeline_creation() {
 }
 
 #[test]
+fn fuzz_api_leads_contacts_and_webhooks_by_api() {
+    let _serial = serial();
+    let b = Bench::new();
+    let p = &b.s.pipeline;
+    let contact = json!({"name": "Anna", "custom_fields_values": [
+        {"field_code": "PHONE", "values": [{"value": "+7 900 555-00-11", "enum_code": "WORK"}]},
+        {"field_code": "EMAIL", "values": [{"value": "anna@example.com"}]}]});
+    let lead = json!([{"name": "Order", "price": 10, "pipeline_id": p.id, "status_id": p.first_contact,
+        "_embedded": {"contacts": [contact.clone()], "tags": [{"name": "web"}]}}]);
+    fuzz_api(
+        &b,
+        "POST /api/v4/leads",
+        Method::POST,
+        "/api/v4/leads",
+        lead.clone(),
+    );
+    fuzz_api(
+        &b,
+        "POST /api/v4/leads/complex",
+        Method::POST,
+        "/api/v4/leads/complex",
+        lead,
+    );
+    fuzz_api(
+        &b,
+        "POST /api/v4/contacts",
+        Method::POST,
+        "/api/v4/contacts",
+        json!([contact]),
+    );
+    let (_, listed) = b.rt.block_on(b.app.get("/api/v4/contacts"));
+    let id = listed["_embedded"]["contacts"][0]["id"].as_u64().unwrap();
+    fuzz_api(
+        &b,
+        "PATCH /api/v4/contacts",
+        Method::PATCH,
+        "/api/v4/contacts",
+        json!([{"id": id, "name": "Anna K."}]),
+    );
+    fuzz_api(
+        &b,
+        "POST /api/v4/webhooks",
+        Method::POST,
+        "/api/v4/webhooks",
+        json!({"destination": "http://127.0.0.1:9/hook", "settings": ["add_lead", "status_lead"], "sort": 1}),
+    );
+}
+
+#[test]
 fn fuzz_api_lead_changes_and_notes() {
     let _serial = serial();
     let b = Bench::new();
@@ -998,6 +1047,10 @@ fn lookup(lead: u64, uid: String, event: String) -> impl Strategy<Value = Lookup
         "/api/v4/actions/{id}".to_owned(),
         "/api/v4/webhook_events".to_owned(),
         "/api/v4/webhook_events/{id}".to_owned(),
+        "/api/v4/contacts".to_owned(),
+        "/api/v4/contacts/{id}".to_owned(),
+        "/api/v4/webhooks".to_owned(),
+        "/api/v4/webhooks/{id}/deliveries".to_owned(),
         "/api/v4/webhook_events/{id}/replay".to_owned(),
         "/api/v4/handlers/{id}/replay".to_owned(),
         "/api/v4/leads/unsorted/{id}/decline".to_owned(),

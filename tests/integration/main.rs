@@ -6,21 +6,25 @@
 mod common;
 
 mod abuse;
+mod account_webhooks;
 mod amocrm;
 mod api;
 mod atomic_steps;
 mod bad_input;
 mod cluster;
+mod contact_writes;
 mod delivery;
 mod deploy;
 mod exposure;
 mod failover;
 mod faults;
 mod forms;
+mod leads_by_api;
 mod pipeline_events;
 mod processes;
 mod safe_defaults;
 mod site_visit_flow;
 mod store_conformance;
+mod store_writes_conformance;
 mod tenants;
 mod tracking;

@@ -24,12 +24,12 @@ use footfall::store::{
     SubmissionOutcome, VisitStart, VisitorState, catalog,
 };
 
-type Shared = Arc<dyn Store>;
+pub(crate) type Shared = Arc<dyn Store>;
 
 /// How long finished events are kept by the stores of the expiry tests.
 const SHORT_RETENTION_SECS: u64 = 1;
 
-async fn redis_store(event_retention_secs: u64) -> (Shared, String) {
+pub(crate) async fn redis_store(event_retention_secs: u64) -> (Shared, String) {
     let prefix = common::unique_prefix();
     let store = RedisStore::connect(
         &common::redis_url(),
@@ -46,7 +46,7 @@ async fn redis_store(event_retention_secs: u64) -> (Shared, String) {
     (Arc::new(store), prefix)
 }
 
-fn memory_store(event_retention_secs: u64) -> Shared {
+pub(crate) fn memory_store(event_retention_secs: u64) -> Shared {
     Arc::new(MemoryStore::with_event_retention(Duration::from_secs(
         event_retention_secs,
     )))
@@ -123,7 +123,7 @@ conformance!(
     dead_letters_are_listed_while_their_events_are_kept,
 );
 
-const ACCOUNT: AccountId = AccountId(7);
+pub(crate) const ACCOUNT: AccountId = AccountId(7);
 const OTHER: AccountId = AccountId(8);
 const PIPELINE: PipelineId = PipelineId(1);
 const UNSORTED: u64 = 1001;
@@ -156,7 +156,7 @@ fn lead_in(account: AccountId, id: u64, created_at: i64) -> Lead {
     }
 }
 
-fn lead(id: u64, created_at: i64) -> Lead {
+pub(crate) fn lead(id: u64, created_at: i64) -> Lead {
     lead_in(ACCOUNT, id, created_at)
 }
 
@@ -213,13 +213,13 @@ fn submission_in(
     }
 }
 
-fn submission(lead: u64, email: &str, visitor: VisitorId, at: i64) -> NewSubmission {
+pub(crate) fn submission(lead: u64, email: &str, visitor: VisitorId, at: i64) -> NewSubmission {
     submission_in(ACCOUNT, lead, email, visitor, at)
 }
 
 /// A submission as the service makes it: reserved (the browser's history kept), then
 /// recorded.
-async fn submit(store: &Shared, s: &NewSubmission) -> SubmissionOutcome {
+pub(crate) async fn submit(store: &Shared, s: &NewSubmission) -> SubmissionOutcome {
     store
         .reserve_submission(s.account, s.visitor, s.link_retention_secs)
         .await
@@ -345,6 +345,7 @@ fn event(due_at: i64, handler: u64) -> EventRecord {
         failures: 0,
         next_attempt_at: None,
         reason: None,
+        notice: None,
     }
 }
 

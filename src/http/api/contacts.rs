@@ -67,7 +67,7 @@ pub struct ContactView {
 listing!(ContactList, ContactItems, contacts, ContactView);
 
 impl ContactView {
-    fn of(r: &ContactRecord, account: u64, with_leads: bool) -> Self {
+    pub(super) fn of(r: &ContactRecord, account: u64, with_leads: bool) -> Self {
         let field = |code, name, value: &Option<String>| {
             value.as_ref().map(|v| CustomFieldView {
                 field_code: code,

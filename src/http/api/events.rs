@@ -46,6 +46,9 @@ pub struct EventView {
     lead_id: u64,
     action_id: u64,
     handler_id: u64,
+    /// The account webhook an `account_webhook` notice goes to (`/api/v4/webhooks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_id: Option<u64>,
     status_id: u64,
     pipeline_id: u64,
     #[schema(value_type = Option<String>, example = "went_to_trigger")]
@@ -70,7 +73,7 @@ pub struct EventView {
 listing!(EventList, EventItems, events, EventView; batch EventBatch);
 
 impl EventView {
-    fn of(e: &EventRecord, with_body: bool) -> Self {
+    pub(super) fn of(e: &EventRecord, with_body: bool) -> Self {
         Self {
             id: e.id.to_string(),
             event_type: e.event_type.number(),
@@ -78,6 +81,7 @@ impl EventView {
             lead_id: e.lead_id.0,
             action_id: e.action_id.0,
             handler_id: e.handler_id.0,
+            webhook_id: e.notice.map(|n| n.webhook_id),
             status_id: e.stage.status_id.0,
             pipeline_id: e.stage.pipeline_id.0,
             direction_of_movement: e.direction.and_then(|d| serde_json::to_value(d).ok()),
@@ -100,7 +104,12 @@ impl EventView {
                 })
                 .collect(),
             body: with_body
-                .then(|| e.body.as_deref().and_then(|b| serde_json::from_str(b).ok()))
+                .then(|| {
+                    // A handler's body is JSON; an account webhook's is a form, shown as text.
+                    e.body.as_deref().map(|b| {
+                        serde_json::from_str(b).unwrap_or_else(|_| Value::String(b.to_owned()))
+                    })
+                })
                 .flatten(),
         }
     }

@@ -10,11 +10,13 @@
 mod account_events;
 mod actions;
 mod contacts;
+mod contacts_write;
 mod demo;
 mod events;
 mod forms;
 mod handlers;
 mod leads;
+mod leads_add;
 mod notes;
 mod pipelines;
 pub mod query;
@@ -22,6 +24,7 @@ mod sites;
 mod stream;
 mod unsorted;
 mod unsorted_forms;
+mod webhooks;
 
 use std::future::{Ready, ready};
 
@@ -82,12 +85,15 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(unsorted_forms::routes)
         .configure(unsorted::routes)
         .configure(notes::routes)
+        .configure(leads_add::routes)
         .configure(leads::routes)
         .configure(contacts::routes)
+        .configure(contacts_write::routes)
         .configure(handlers::routes)
         .configure(actions::routes)
         .configure(events::routes)
         .configure(account_events::routes)
+        .configure(webhooks::routes)
         .configure(stream::routes)
         .configure(demo::routes);
 }

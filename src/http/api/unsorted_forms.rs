@@ -111,17 +111,17 @@ pub struct NewEntryContact {
 #[allow(dead_code)] // `field_id` and the values' enums are accepted, and ignored
 pub struct CustomFieldValue {
     #[serde(default)]
-    field_id: Option<u64>,
+    pub(super) field_id: Option<u64>,
     #[serde(default)]
     #[schema(example = "PHONE")]
-    field_code: Option<String>,
-    values: Vec<CustomFieldItem>,
+    pub(super) field_code: Option<String>,
+    pub(super) values: Vec<CustomFieldItem>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct CustomFieldItem {
     #[schema(example = "+7 900 123-45-67")]
-    value: String,
+    pub(super) value: String,
     #[serde(default)]
     #[schema(example = "WORK")]
     enum_code: Option<String>,
@@ -130,33 +130,50 @@ pub struct CustomFieldItem {
 impl NewEntryContact {
     /// `name`, `phone`, `email` as a form sends them (the first value of each code).
     fn fields(&self) -> HashMap<String, String> {
-        let mut fields = HashMap::new();
-        let name = self.name.clone().or_else(|| {
-            let joined = [self.first_name.as_deref(), self.last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            (!joined.trim().is_empty()).then_some(joined)
-        });
-        if let Some(name) = name {
-            fields.insert("name".to_owned(), name);
-        }
-        for cf in &self.custom_fields_values {
-            let key = match cf.field_code.as_deref() {
-                Some("PHONE") => "phone",
-                Some("EMAIL") => "email",
-                _ => continue,
-            };
-            if let Some(first) = cf.values.first() {
-                let _kind = &first.enum_code;
-                fields
-                    .entry(key.to_owned())
-                    .or_insert_with(|| first.value.clone());
-            }
-        }
-        fields
+        contact_fields(
+            self.name.as_deref(),
+            self.first_name.as_deref(),
+            self.last_name.as_deref(),
+            &self.custom_fields_values,
+        )
     }
+}
+
+/// A contact's `name`, `phone`, `email` as a form sends them, from amoCRM's form of a
+/// contact: `name` (or `first_name` and `last_name`), and the first value of the
+/// `PHONE` and `EMAIL` custom fields.
+pub(super) fn contact_fields(
+    name: Option<&str>,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    custom_fields_values: &[CustomFieldValue],
+) -> HashMap<String, String> {
+    let mut fields = HashMap::new();
+    let name = name.map(str::to_owned).or_else(|| {
+        let joined = [first_name, last_name]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!joined.trim().is_empty()).then_some(joined)
+    });
+    if let Some(name) = name {
+        fields.insert("name".to_owned(), name);
+    }
+    for cf in custom_fields_values {
+        let key = match cf.field_code.as_deref() {
+            Some("PHONE") => "phone",
+            Some("EMAIL") => "email",
+            _ => continue,
+        };
+        if let Some(first) = cf.values.first() {
+            let _kind = &first.enum_code;
+            fields
+                .entry(key.to_owned())
+                .or_insert_with(|| first.value.clone());
+        }
+    }
+    fields
 }
 
 fn check_form_entry(e: NewFormEntry) -> Result<ApiSubmission, Vec<FieldError>> {

@@ -6,6 +6,8 @@
 //! scripts are. One file per aggregate holds its trait's implementation.
 
 mod catalog;
+mod contact_writes;
+mod lead_writes;
 mod leads;
 mod live;
 mod schedule;
@@ -48,6 +50,8 @@ struct State {
     /// Submissions' fingerprints → the first one's lead and Unsorted entry, until expiry.
     submissions: HashMap<(AccountId, String), (LeadId, Option<UnsortedUid>, Instant)>,
     contacts: HashMap<(AccountId, String), LeadId>,
+    /// Contacts' own records (`contact_writes.rs`).
+    contact_records: HashMap<(AccountId, crate::domain::ids::ContactId), super::ContactRecordData>,
     visitors: HashMap<(AccountId, VisitorId), Visitor>,
     /// Events, with the time a finished one expires.
     events: HashMap<EventId, (EventRecord, Option<Instant>)>,

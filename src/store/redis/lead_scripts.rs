@@ -10,7 +10,7 @@ use ::redis::Script;
 /// more field, and linking a browser to a lead.
 ///
 /// A lead's browser link is its hash field `v:<visitor>` = `linked_at|since|until`.
-const LEAD_LUA: &str = r#"
+pub(super) const LEAD_LUA: &str = r#"
 local function with_field(json, name, raw)
   return string.sub(json, 1, -2) .. ',"' .. name .. '":' .. raw .. '}'
 end

@@ -22,9 +22,11 @@
 mod breaker;
 mod catalog;
 mod codec;
+mod contact_writes;
 mod durable;
 mod keys;
 mod lead_scripts;
+mod lead_writes;
 mod leads;
 mod live;
 mod schedule;
