@@ -141,7 +141,7 @@ impl Services {
                 form_id: form.id.clone(),
                 form_name: form.name.clone(),
                 form_page: page,
-                ip: s.ip.to_owned(),
+                ip: self.settings.privacy.ip_mode.apply_text(s.ip),
                 referer: s.referer.chars().take(MAX_URL).collect(),
                 visitor_uid: Some(visitor.encode()),
                 form_sent_at: to_secs(now),

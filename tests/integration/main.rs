@@ -18,6 +18,7 @@ mod failover;
 mod faults;
 mod forms;
 mod pipeline_events;
+mod privacy;
 mod processes;
 mod safe_defaults;
 mod site_visit_flow;
