@@ -5,7 +5,11 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::LeadId;
+use super::lead::Contact;
 use super::time::Millis;
+use super::validation::FieldError;
+use super::visitor::VisitorId;
 
 /// `privacy.ip_mode`: how a client's address is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -106,6 +110,83 @@ pub struct AuditRecord {
     pub erased: Erased,
 }
 
+/// Whom an erasure or an export is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// Every lead with a contact of this email (compared in lower case).
+    Email(String),
+    /// Every lead with a contact of this phone (compared by its digits).
+    Phone(String),
+    Visitor(VisitorId),
+    Lead(LeadId),
+}
+
+impl Subject {
+    /// An email subject: something with one `@` between non-empty parts.
+    pub fn email(raw: &str) -> Result<Self, FieldError> {
+        let email = raw.trim().to_lowercase();
+        match email.split_once('@') {
+            Some((user, host)) if !user.is_empty() && !host.is_empty() && !host.contains('@') => {
+                Ok(Self::Email(email))
+            }
+            _ => Err(FieldError::new("email", "must be an email address")),
+        }
+    }
+
+    /// A phone subject: its digits, at least five of them.
+    pub fn phone(raw: &str) -> Result<Self, FieldError> {
+        let digits = phone_digits(raw);
+        if digits.len() < MIN_PHONE_DIGITS {
+            return Err(FieldError::new(
+                "phone",
+                format!("must hold at least {MIN_PHONE_DIGITS} digits"),
+            ));
+        }
+        Ok(Self::Phone(digits))
+    }
+
+    /// Whether a lead's contact is this subject (an email or phone subject only).
+    pub fn names(&self, contact: &Contact) -> bool {
+        match self {
+            Self::Email(email) => contact
+                .email
+                .as_deref()
+                .is_some_and(|e| e.trim().to_lowercase() == *email),
+            Self::Phone(digits) => contact
+                .phone
+                .as_deref()
+                .is_some_and(|p| phone_digits(p) == *digits),
+            Self::Visitor(_) | Self::Lead(_) => false,
+        }
+    }
+
+    pub fn kind(&self) -> ErasureKind {
+        match self {
+            Self::Email(_) => ErasureKind::Email,
+            Self::Phone(_) => ErasureKind::Phone,
+            Self::Visitor(_) => ErasureKind::Visitor,
+            Self::Lead(_) => ErasureKind::Lead,
+        }
+    }
+}
+
+/// Fewer digits than this name no phone (and would match too much).
+const MIN_PHONE_DIGITS: usize = 5;
+
+/// A phone's digits, as the contact index keys it.
+fn phone_digits(raw: &str) -> String {
+    raw.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The audit's name of an API token: `sha256:` and 12 hex digits of its digest — enough to
+/// tell an account's tokens apart, nothing to use one with.
+pub fn token_label(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +208,23 @@ mod tests {
         assert_eq!(IpMode::None.apply(v4), "");
         assert_eq!(IpMode::Truncate.apply_text("not an ip"), "");
         assert_eq!(IpMode::Truncate.apply_text("203.0.113.57"), "203.0.113.0");
+    }
+
+    #[test]
+    fn subjects_parse_and_match_contacts_as_the_index_does() {
+        let contact = Contact {
+            id: crate::domain::ids::ContactId(1),
+            name: "Anna".into(),
+            phone: Some("+7 (900) 555-00-11".into()),
+            email: Some("Anna@Example.com".into()),
+            is_main: true,
+        };
+        assert!(Subject::email(" ANNA@example.com").unwrap().names(&contact));
+        assert!(Subject::phone("79005550011").unwrap().names(&contact));
+        assert!(!Subject::email("bob@example.com").unwrap().names(&contact));
+        assert!(Subject::email("no-at-sign").is_err());
+        assert!(Subject::phone("12").is_err());
+        assert!(token_label("secret").starts_with("sha256:"));
+        assert!(!token_label("secret").contains("secret"));
     }
 }

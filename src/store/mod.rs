@@ -25,6 +25,7 @@
 
 pub mod catalog;
 pub mod memory;
+pub mod privacy;
 pub mod redis;
 pub mod round_trips;
 
@@ -39,6 +40,7 @@ use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
+pub use privacy::{ErasureScope, Privacy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -125,7 +127,9 @@ impl RecordKind {
 
 /// All of a store: the five aggregates and the store's own health.
 #[async_trait]
-pub trait Store: Catalog + Leads + Visitors + Schedule + Live + Send + Sync + 'static {
+pub trait Store:
+    Catalog + Leads + Visitors + Schedule + Live + Privacy + Send + Sync + 'static
+{
     /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
     fn describe(&self) -> String;
 

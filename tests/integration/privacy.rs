@@ -2,10 +2,20 @@
 //! that leaves nothing of the subject in the store, export of everything held about a
 //! subject, an audit without personal data, and lead retention.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Receiver, TestApp, setup, test_settings};
+use footfall::app::Application;
+use footfall::store::memory::MemoryStore;
+
+use crate::common::{
+    Backend, Receiver, Setup, TestApp, email_of, phone_of, redis_url, setup, submit_form,
+    test_settings,
+};
 
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
@@ -21,7 +31,348 @@ macro_rules! both_stores {
     };
 }
 
-both_stores!(ip_truncate_keeps_the_network_of_an_address);
+both_stores!(
+    ip_truncate_keeps_the_network_of_an_address,
+    deleting_a_lead_leaves_nothing_of_it_and_its_delayed_event_never_fires,
+);
+
+/// Longer than the visit gap of these tests (1 s): the next page view starts a visit.
+const IDLE: Duration = Duration::from_millis(1100);
+/// The delay of the site-visit action: the event waits in the schedule this long.
+const DELAY_SECS: u64 = 2;
+
+/// A running app and what a test needs to look inside its store.
+struct Harness {
+    app: TestApp,
+    /// The embedded store's handle (searched through its debug dump).
+    memory: Option<Arc<MemoryStore>>,
+}
+
+async fn spawn(backend: Backend) -> Harness {
+    let mut settings = test_settings(backend);
+    settings.tracking.visit_idle_seconds = 1;
+    match backend {
+        Backend::Redis => Harness {
+            app: TestApp::spawn_with(settings).await,
+            memory: None,
+        },
+        Backend::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            let app = Application::build_with_store(settings.clone(), store.clone())
+                .await
+                .expect("the app starts");
+            let base = format!("http://127.0.0.1:{}", app.port());
+            tokio::spawn(app.run_until_stopped());
+            Harness {
+                app: TestApp::attach(base, settings),
+                memory: Some(store),
+            }
+        }
+    }
+}
+
+/// A data subject with unique markers in every kind of data footfall keeps of a person:
+/// contact (name, email, phone), pages visited, a browser, a note, a delayed event.
+struct Subject {
+    lead: u64,
+    /// The browser's id as the API shows it (22 characters).
+    visitor: String,
+    email: String,
+    phone: String,
+    phone_digits: String,
+    pages: [String; 2],
+    note: String,
+}
+
+impl Subject {
+    /// Strings that must not be found anywhere once the subject is erased.
+    fn markers(&self) -> Vec<String> {
+        vec![
+            self.email.clone(),
+            self.phone.clone(),
+            self.phone_digits.clone(),
+            self.pages[0].clone(),
+            self.pages[1].clone(),
+            self.visitor.clone(),
+            self.note.clone(),
+        ]
+    }
+}
+
+/// Plants a subject: pages viewed, a form sent from that browser, the lead accepted into
+/// the stage of the site-visit action, a new visit (which schedules the delayed event),
+/// and a note.
+async fn plant(app: &TestApp, s: &Setup) -> Subject {
+    let tag: String = format!("m{:016x}", rand::rng().random::<u64>());
+    let name = format!("Zed{tag}");
+    let pages = [
+        format!("https://shop.example/{tag}-landing"),
+        format!("https://shop.example/{tag}-return"),
+    ];
+    let (status, vid) = app.beacon(&s.site_key, None, &pages[0]).await;
+    assert_eq!(status, StatusCode::OK);
+    let vid = vid.expect("a new browser gets an id");
+    let (lead, uid, vid) = submit_form(app, &s.form_id, Some(&vid), &name).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(IDLE).await;
+    app.beacon(&s.site_key, Some(&vid), &pages[1]).await;
+    let note = format!("note-{tag}");
+    let (status, body) = app
+        .post(
+            "/api/v4/leads/notes",
+            json!([{"entity_id": lead, "note_type": "common", "params": {"text": note}}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let phone = phone_of(&name);
+    Subject {
+        lead,
+        visitor: vid[vid.len() - 22..].to_owned(),
+        email: email_of(&name),
+        phone_digits: phone.chars().filter(char::is_ascii_digit).collect(),
+        phone,
+        pages,
+        note,
+    }
+}
+
+/// Every key of the app's Redis prefix with its contents, read by type.
+async fn redis_contents(prefix: &str) -> Vec<(String, Vec<String>)> {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert!(!keys.is_empty(), "the scan found the app's keys");
+    let mut out = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let values: Vec<String> = match kind.as_str() {
+            "string" => vec![
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut con)
+                    .await
+                    .unwrap(),
+            ],
+            "hash" => redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            "list" => redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut con)
+                .await
+                .unwrap(),
+            "stream" => {
+                let raw: redis::Value = redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                vec![format!("{raw:?}")]
+            }
+            "none" => continue, // expired between the scan and the read
+            other => panic!("key {key} of unexpected type {other}"),
+        };
+        out.push((key, values));
+    }
+    out
+}
+
+/// The whole store as text, and — on Redis — key by key.
+async fn everything(h: &Harness) -> String {
+    match &h.memory {
+        Some(store) => store.debug_dump(),
+        None => redis_contents(&h.app.settings.store.key_prefix)
+            .await
+            .into_iter()
+            .map(|(key, values)| format!("{key} => {values:?}\n"))
+            .collect(),
+    }
+}
+
+/// Asserts that nothing of the subject is left: no marker anywhere, and no key, index
+/// entry or record of its lead.
+async fn assert_nothing_left(h: &Harness, subject: &Subject) {
+    let dump = everything(h).await;
+    for marker in subject.markers() {
+        assert!(
+            !dump.contains(&marker),
+            "{marker} is still stored:\n{}",
+            context(&dump, &marker)
+        );
+    }
+    let lead = subject.lead;
+    match &h.memory {
+        Some(_) => assert!(
+            !dump.contains(&format!("LeadId({lead})")),
+            "lead {lead} is still referenced:\n{}",
+            context(&dump, &format!("LeadId({lead})"))
+        ),
+        None => {
+            for (key, values) in redis_contents(&h.app.settings.store.key_prefix).await {
+                assert!(
+                    !key.ends_with(&format!(":l:{lead}")) && !key.contains(&format!(":l:{lead}:")),
+                    "key {key} of lead {lead} is left"
+                );
+                let indexes = key.ends_with(":leads")
+                    || key.ends_with(":contacts")
+                    || key.contains(":b:")
+                    || key.contains(":sub:");
+                if indexes {
+                    assert!(
+                        !values
+                            .iter()
+                            .any(|v| v == &lead.to_string() || v.starts_with(&format!("{lead}/"))),
+                        "{key} still points at lead {lead}: {values:?}"
+                    );
+                }
+                for v in &values {
+                    for needle in [
+                        format!("\"lead_id\":{lead},"),
+                        format!("\"lead_id\":{lead}}}"),
+                    ] {
+                        assert!(
+                            !v.contains(&needle),
+                            "{key} holds a record of lead {lead}: {v}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A few lines around the first occurrence, for the failure message.
+fn context(dump: &str, marker: &str) -> String {
+    let at = dump.find(marker).unwrap_or(0);
+    let start = dump[..at]
+        .char_indices()
+        .rev()
+        .nth(300)
+        .map_or(0, |(i, _)| i);
+    let end = (at + 300).min(dump.len());
+    dump.get(start..end).unwrap_or("").to_owned()
+}
+
+/// Asserts that everything of the subject is there (the test's markers are real).
+async fn assert_all_there(h: &Harness, subject: &Subject) {
+    let dump = everything(h).await;
+    for marker in subject.markers() {
+        assert!(dump.contains(&marker), "{marker} was never stored");
+    }
+}
+
+async fn deleting_a_lead_leaves_nothing_of_it_and_its_delayed_event_never_fires(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, DELAY_SECS).await;
+    let anna = plant(app, &s).await;
+    let other = plant(app, &s).await;
+    let events = app.events_of(anna.lead).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "the return visit scheduled one event: {events:?}"
+    );
+    assert_eq!(events[0]["state"], "scheduled", "{events:?}");
+    assert_all_there(&h, &anna).await;
+
+    let (status, body) = app
+        .delete(&format!("/api/v4/leads/{}", anna.lead), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_nothing_left(&h, &anna).await;
+    let (status, _) = app.get(&format!("/api/v4/leads/{}", anna.lead)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .delete(&format!("/api/v4/leads/{}", anna.lead), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a second erasure finds nothing"
+    );
+
+    // The other subject's delayed event fires; the erased one's never does.
+    let received = receiver
+        .wait_for(2, Duration::from_secs(DELAY_SECS + 4))
+        .await;
+    assert_eq!(received.len(), 1, "only the other lead's webhook arrives");
+    assert_eq!(received[0].json()["event"]["data"]["id"], other.lead);
+    assert_all_there(&h, &other).await;
+
+    // The audit names the kind and counts, not the subject.
+    let (status, audit) = app.get("/api/v4/privacy/audit").await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    let records = audit["_embedded"]["audit"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{audit}");
+    let record = &records[0];
+    assert_eq!(record["kind"], "lead");
+    assert_eq!(record["erased"]["leads"], 1);
+    assert_eq!(record["erased"]["contacts"], 1);
+    assert_eq!(
+        record["erased"]["unsorted"], 0,
+        "the entry was accepted before"
+    );
+    assert_eq!(record["erased"]["visitors"], 1);
+    assert_eq!(record["erased"]["page_views"], 2);
+    assert_eq!(record["erased"]["events"], 1);
+    let token = record["token"].as_str().unwrap();
+    assert!(token.starts_with("sha256:"), "{token}");
+    let text = audit.to_string();
+    assert!(
+        !text.contains(crate::common::TOKEN),
+        "the audit holds the token"
+    );
+    for marker in anna.markers() {
+        assert!(!text.contains(&marker), "the audit names {marker}");
+    }
+}
 
 /// The first Unsorted entry's metadata.
 async fn first_unsorted_metadata(app: &TestApp) -> Value {

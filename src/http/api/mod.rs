@@ -17,6 +17,7 @@ mod handlers;
 mod leads;
 mod notes;
 mod pipelines;
+mod privacy;
 pub mod query;
 mod sites;
 mod stream;
@@ -89,6 +90,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(events::routes)
         .configure(account_events::routes)
         .configure(stream::routes)
+        .configure(privacy::routes)
         .configure(demo::routes);
 }
 

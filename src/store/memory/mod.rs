@@ -8,6 +8,7 @@
 mod catalog;
 mod leads;
 mod live;
+mod privacy;
 mod schedule;
 mod visitors;
 
@@ -30,7 +31,7 @@ use crate::domain::visitor::VisitorId;
 /// default, `delivery.event_retention_days`).
 const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * crate::domain::time::DAY_SECS);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     sequences: HashMap<Sequence, u64>,
     once: HashSet<String>,
@@ -56,9 +57,11 @@ struct State {
     schedule: BTreeSet<(Millis, EventId)>,
     eligible_at: HashMap<EventId, Millis>,
     handler_failing: HashMap<(AccountId, HandlerId), Millis>,
+    /// Each account's erasure audit, newest first.
+    audit: HashMap<AccountId, std::collections::VecDeque<crate::domain::privacy::AuditRecord>>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Visitor {
     /// When the browser was last seen on each site, and until when that is kept.
     last_seen: HashMap<SiteId, (Millis, Instant)>,
@@ -98,6 +101,14 @@ impl MemoryStore {
             live: tokio::sync::broadcast::channel(1024).0,
             event_retention: retention,
         }
+    }
+}
+
+impl MemoryStore {
+    /// Everything the store holds, as debug text: what a test searches to prove that an
+    /// erasure left nothing of a subject behind (the embedded store has no keys to SCAN).
+    pub fn debug_dump(&self) -> String {
+        format!("{:?}", self.state.lock())
     }
 }
 

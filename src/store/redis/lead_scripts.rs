@@ -91,6 +91,8 @@ end
 local fields = {}
 for i = 15 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[3], unpack(fields))
+-- The fingerprint's key, so that an erasure of the lead finds it.
+redis.call('HSET', KEYS[3], 'f', KEYS[1])
 redis.call('RPUSH', KEYS[4], ARGV[9])
 redis.call('ZADD', KEYS[5], id, id)
 redis.call('HSET', KEYS[6], ARGV[7], entry)

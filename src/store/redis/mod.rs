@@ -27,6 +27,7 @@ mod keys;
 mod lead_scripts;
 mod leads;
 mod live;
+mod privacy;
 mod schedule;
 mod scripts;
 mod sentinel;
