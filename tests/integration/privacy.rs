@@ -34,6 +34,9 @@ macro_rules! both_stores {
 both_stores!(
     ip_truncate_keeps_the_network_of_an_address,
     deleting_a_lead_leaves_nothing_of_it_and_its_delayed_event_never_fires,
+    deleting_a_visitor_leaves_nothing_of_its_browsing,
+    erasing_an_email_removes_the_subject_and_keeps_the_others,
+    the_export_holds_each_planted_item_and_nothing_of_another_subject,
 );
 
 /// Longer than the visit gap of these tests (1 s): the next page view starts a visit.
@@ -399,4 +402,216 @@ async fn ip_truncate_keeps_the_network_of_an_address(backend: Backend) {
     assert_eq!(response.status(), StatusCode::CREATED);
     let metadata = first_unsorted_metadata(&app).await;
     assert_eq!(metadata["ip"], "203.0.113.0", "{metadata}");
+}
+
+async fn deleting_a_visitor_leaves_nothing_of_its_browsing(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, 0).await;
+    let anna = plant(app, &s).await;
+    assert_all_there(&h, &anna).await;
+
+    let (status, body) = app
+        .delete(&format!("/api/v4/visitors/{}", anna.visitor), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let dump = everything(&h).await;
+    for gone in [&anna.visitor, &anna.pages[0]] {
+        assert!(
+            !dump.contains(gone.as_str()),
+            "{gone} is still stored:\n{}",
+            context(&dump, gone)
+        );
+    }
+    // The lead stays, without the browser.
+    for kept in [&anna.email, &anna.note] {
+        assert!(dump.contains(kept.as_str()), "{kept} went with the browser");
+    }
+    let (status, lead) = app.get(&format!("/api/v4/leads/{}", anna.lead)).await;
+    assert_eq!(status, StatusCode::OK, "{lead}");
+    assert_eq!(lead["_embedded"]["visitors"], json!([]), "{lead}");
+
+    let (status, _) = app
+        .delete(&format!("/api/v4/visitors/{}", anna.visitor), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing is left to erase");
+    let (status, problem) = app.delete("/api/v4/visitors/not-a-browser", None).await;
+    assert!(status.is_client_error(), "{status} {problem}");
+    assert_eq!(problem["errors"][0]["field"], "visitor_uid", "{problem}");
+
+    let (_, audit) = app.get("/api/v4/privacy/audit").await;
+    let records = audit["_embedded"]["audit"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "only the erasure that happened: {audit}");
+    assert_eq!(records[0]["kind"], "visitor");
+    assert_eq!(records[0]["erased"]["visitors"], 1);
+    assert_eq!(records[0]["erased"]["page_views"], 2);
+    assert!(!audit.to_string().contains(&anna.visitor));
+}
+
+async fn erasing_an_email_removes_the_subject_and_keeps_the_others(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, DELAY_SECS).await;
+    let anna = plant(app, &s).await;
+    let boris = plant(app, &s).await;
+
+    // Refused requests change nothing.
+    for bad in [
+        json!({}),
+        json!({"email": anna.email, "phone": anna.phone}),
+        json!({"email": "not-an-email"}),
+        json!({"phone": "12"}),
+        json!({"name": "Anna"}),
+    ] {
+        let (status, problem) = app.post("/api/v4/privacy/erase", bad.clone()).await;
+        assert!(status.is_client_error(), "{bad}: {status} {problem}");
+    }
+    assert_all_there(&h, &anna).await;
+
+    let (status, body) = app
+        .post(
+            "/api/v4/privacy/erase",
+            json!({"email": anna.email.to_uppercase()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"erased": {"leads": 1, "contacts": 1, "unsorted": 0, "visitors": 1,
+                          "page_views": 2, "events": 1}})
+    );
+    assert_nothing_left(&h, &anna).await;
+    assert_all_there(&h, &boris).await;
+
+    // By phone, in another notation.
+    let (status, body) = app
+        .post(
+            "/api/v4/privacy/erase",
+            json!({"phone": format!("+{}", boris.phone_digits)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["erased"]["leads"], 1, "{body}");
+    assert_nothing_left(&h, &boris).await;
+
+    // An unknown subject: counts of zero, and an audit record all the same.
+    let (status, body) = app
+        .post(
+            "/api/v4/privacy/erase",
+            json!({"email": "nobody@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["erased"]["leads"], 0);
+    let (_, audit) = app.get("/api/v4/privacy/audit").await;
+    let kinds: Vec<&str> = audit["_embedded"]["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["email", "phone", "email"], "newest first: {audit}");
+    let text = audit.to_string();
+    for marker in anna.markers().into_iter().chain(boris.markers()) {
+        assert!(!text.contains(&marker), "the audit names {marker}");
+    }
+    assert!(!text.contains("nobody@example.com"));
+
+    // Neither delayed event fires.
+    tokio::time::sleep(Duration::from_secs(DELAY_SECS + 2)).await;
+    assert_eq!(receiver.count(), 0, "an erased lead's event fired");
+}
+
+async fn the_export_holds_each_planted_item_and_nothing_of_another_subject(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, 0).await;
+    let anna = plant(app, &s).await;
+    let boris = plant(app, &s).await;
+    // Both return visits' webhooks are delivered: the export shows the attempts.
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(10)).await.len(), 2);
+    let export_of = |query: String| {
+        let app = app.clone();
+        async move {
+            let (status, body) = app.get(&format!("/api/v4/privacy/export?{query}")).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            body
+        }
+    };
+    let by_email = export_of(format!("email={}", anna.email)).await;
+    let by_phone = export_of(format!("phone={}", anna.phone_digits)).await;
+    let by_lead = export_of(format!("lead_id={}", anna.lead)).await;
+    for export in [&by_email, &by_phone, &by_lead] {
+        let text = export.to_string();
+        // The phone as sent (its digits alone are the store's index, not data).
+        for marker in anna.markers().iter().filter(|m| **m != anna.phone_digits) {
+            assert!(text.contains(marker), "the export lacks {marker}: {export}");
+        }
+        for marker in boris.markers() {
+            assert!(
+                !text.contains(&marker),
+                "the export holds {marker} of another"
+            );
+        }
+        assert_eq!(export["leads"][0]["id"], anna.lead);
+        assert_eq!(export["contacts"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            export["browsers"][0]["page_views"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(export["browsers"][0]["visits"].as_array().unwrap().len(), 2);
+        assert_eq!(export["notes"].as_array().unwrap().len(), 1);
+        let events = export["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{export}");
+        assert!(
+            !events[0]["attempts"].as_array().unwrap().is_empty(),
+            "the delivery is exported: {export}"
+        );
+        assert_eq!(export["unsorted"], json!([]), "accepted entries are gone");
+    }
+    let by_visitor = export_of(format!("visitor_uid={}", anna.visitor)).await;
+    let text = by_visitor.to_string();
+    for marker in [&anna.visitor, &anna.pages[0], &anna.pages[1]] {
+        assert!(text.contains(marker.as_str()), "{marker}: {by_visitor}");
+    }
+    for marker in boris.markers() {
+        assert!(
+            !text.contains(&marker),
+            "the export holds {marker} of another"
+        );
+    }
+
+    for bad in [
+        "",
+        "email=a@b.example&phone=12345",
+        "lead_id=x",
+        "colour=red",
+        "visitor_uid=zz",
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("/api/v4/privacy/export?{bad}")))
+            .bearer_auth(crate::common::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_client_error(),
+            "{bad}: {}",
+            response.status()
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{bad}"
+        );
+    }
+    let (status, _) = app.get("/api/v4/privacy/export?lead_id=999999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
