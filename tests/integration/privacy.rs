@@ -10,6 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use footfall::app::Application;
+use footfall::config::Settings;
+use footfall::domain::time::{DAY_SECS, now_ms};
+use footfall::service::Services;
 use footfall::store::memory::MemoryStore;
 
 use crate::common::{
@@ -37,6 +40,7 @@ both_stores!(
     deleting_a_visitor_leaves_nothing_of_its_browsing,
     erasing_an_email_removes_the_subject_and_keeps_the_others,
     the_export_holds_each_planted_item_and_nothing_of_another_subject,
+    retention_erases_an_untouched_lead_and_keeps_a_fresh_one,
 );
 
 /// Longer than the visit gap of these tests (1 s): the next page view starts a visit.
@@ -49,28 +53,34 @@ struct Harness {
     app: TestApp,
     /// The embedded store's handle (searched through its debug dump).
     memory: Option<Arc<MemoryStore>>,
+    services: Arc<Services>,
 }
 
 async fn spawn(backend: Backend) -> Harness {
+    spawn_with(backend, |_| {}).await
+}
+
+async fn spawn_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> Harness {
     let mut settings = test_settings(backend);
     settings.tracking.visit_idle_seconds = 1;
-    match backend {
-        Backend::Redis => Harness {
-            app: TestApp::spawn_with(settings).await,
-            memory: None,
-        },
-        Backend::Memory => {
-            let store = Arc::new(MemoryStore::new());
-            let app = Application::build_with_store(settings.clone(), store.clone())
-                .await
-                .expect("the app starts");
-            let base = format!("http://127.0.0.1:{}", app.port());
-            tokio::spawn(app.run_until_stopped());
-            Harness {
-                app: TestApp::attach(base, settings),
-                memory: Some(store),
-            }
-        }
+    change(&mut settings);
+    let memory = (backend == Backend::Memory).then(|| {
+        Arc::new(MemoryStore::with_event_retention(Duration::from_secs(
+            settings.delivery.event_retention_days * DAY_SECS,
+        )))
+    });
+    let app = match &memory {
+        Some(store) => Application::build_with_store(settings.clone(), store.clone()).await,
+        None => Application::build(settings.clone()).await,
+    }
+    .expect("the app starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let services = app.services();
+    tokio::spawn(app.run_until_stopped());
+    Harness {
+        app: TestApp::attach(base, settings).owning_keys(),
+        memory,
+        services,
     }
 }
 
@@ -614,4 +624,76 @@ async fn the_export_holds_each_planted_item_and_nothing_of_another_subject(backe
     }
     let (status, _) = app.get("/api/v4/privacy/export?lead_id=999999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn retention_erases_an_untouched_lead_and_keeps_a_fresh_one(backend: Backend) {
+    let h = spawn_with(backend, |s| s.privacy.lead_retention_days = 1).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, 0).await;
+    let old = plant(app, &s).await;
+    // Everything of `old` was last touched before this instant, `fresh` after it.
+    let between = now_ms();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fresh = plant(app, &s).await;
+
+    // The sweep, a day and 0.7 s after `between`: `old` is past the retention, `fresh`
+    // is not (it was touched at least 1.5 s after `between`).
+    let day_ms = DAY_SECS as i64 * 1000;
+    let erased = h
+        .services
+        .sweep_retention(between + day_ms + 700)
+        .await
+        .unwrap();
+    assert_eq!(erased, 1);
+    assert_nothing_left(&h, &old).await;
+    assert_all_there(&h, &fresh).await;
+    let (status, _) = app.get(&format!("/api/v4/leads/{}", fresh.lead)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, audit) = app.get("/api/v4/privacy/audit").await;
+    let record = &audit["_embedded"]["audit"][0];
+    assert_eq!(record["kind"], "retention", "{audit}");
+    assert_eq!(record["token"], "retention", "{audit}");
+    assert_eq!(record["erased"]["leads"], 1, "{audit}");
+
+    // Retention off (0) erases nothing, however old.
+    let h = spawn(backend).await;
+    let s = setup(&h.app, &receiver, 0).await;
+    plant(&h.app, &s).await;
+    let erased = h
+        .services
+        .sweep_retention(now_ms() + 1000 * day_ms)
+        .await
+        .unwrap();
+    assert_eq!(erased, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_drops_finished_events_after_their_retention() {
+    // A retention of 0 days: a delivered event expires at once.
+    let h = spawn_with(Backend::Memory, |s| s.delivery.event_retention_days = 0).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, DELAY_SECS).await;
+    let anna = plant(app, &s).await;
+    let store = h.memory.as_ref().unwrap();
+    // While it waits for its time, the event is kept.
+    let dump = store.debug_dump();
+    let opening = "EventRecord { id: EventId(\"";
+    let at = dump.find(opening).expect("the scheduled event is kept") + opening.len();
+    let event_id = dump[at..].split('"').next().unwrap().to_owned();
+    let record = format!("EventRecord {{ id: EventId({event_id:?})");
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    // Delivered, it expires; the scheduler's polling drops it within a few seconds.
+    let mut dropped = false;
+    for _ in 0..50 {
+        if !store.debug_dump().contains(&record) {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(dropped, "the delivered event {event_id} is still kept");
+    // The lead itself is kept (no lead retention).
+    assert!(store.debug_dump().contains(&anna.email));
 }

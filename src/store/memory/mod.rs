@@ -6,6 +6,7 @@
 //! scripts are. One file per aggregate holds its trait's implementation.
 
 mod catalog;
+mod expiry;
 mod leads;
 mod live;
 mod privacy;
@@ -59,6 +60,8 @@ struct State {
     handler_failing: HashMap<(AccountId, HandlerId), Millis>,
     /// Each account's erasure audit, newest first.
     audit: HashMap<AccountId, std::collections::VecDeque<crate::domain::privacy::AuditRecord>>,
+    /// When expired entries were last dropped (`expiry.rs`).
+    forgotten_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
