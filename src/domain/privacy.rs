@@ -60,6 +60,24 @@ pub fn truncate(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A site's consent policy (`consent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    /// t.js tracks from the first page view.
+    #[default]
+    None,
+    /// t.js sends and stores nothing until the page calls `footfall('consent', true)`.
+    Required,
+}
+
+/// How long t.js remembers a consent by default: 13 months, as long as a visitor cookie
+/// (`cookies.max_age_days`).
+pub const DEFAULT_CONSENT_DAYS: u32 = 395;
+
+/// The longest a consent may be remembered (days).
+pub const MAX_CONSENT_DAYS: u32 = 3650;
+
 /// What an erasure asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

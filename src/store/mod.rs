@@ -199,6 +199,9 @@ pub struct NewSubmission {
     pub lead: Lead,
     pub unsorted: Unsorted,
     pub visitor: VisitorId,
+    /// False for a form sent without the visitor's consent: recorded, but no browser is
+    /// linked to the lead.
+    pub link_browser: bool,
     pub at: Millis,
     /// The browser's history and its link to the lead are kept this long from now on,
     /// whatever shorter expiry an anonymous first visit gave the history.

@@ -41,6 +41,7 @@ both_stores!(
     erasing_an_email_removes_the_subject_and_keeps_the_others,
     the_export_holds_each_planted_item_and_nothing_of_another_subject,
     retention_erases_an_untouched_lead_and_keeps_a_fresh_one,
+    a_form_sent_without_consent_is_recorded_but_links_no_browser,
 );
 
 /// Longer than the visit gap of these tests (1 s): the next page view starts a visit.
@@ -696,4 +697,54 @@ async fn the_embedded_store_drops_finished_events_after_their_retention() {
     assert!(dropped, "the delivered event {event_id} is still kept");
     // The lead itself is kept (no lead retention).
     assert!(store.debug_dump().contains(&anna.email));
+}
+
+async fn a_form_sent_without_consent_is_recorded_but_links_no_browser(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, 0).await;
+    // A browser that was tracked before (its id is in the page), then withdrew consent.
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.unwrap();
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .header("content-type", "text/plain")
+        .body(
+            json!({"vid": vid, "nc": true, "page": "https://shop.example/contact",
+                   "fields": {"name": "Anna", "email": "anna@example.com"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "a cookie was set"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["vid"], Value::Null, "{body}");
+    let lead = body["lead_id"].as_u64().unwrap();
+    let metadata = first_unsorted_metadata(app).await;
+    assert_eq!(metadata["visitor_uid"], Value::Null, "{metadata}");
+    let (status, lead) = app.get(&format!("/api/v4/leads/{lead}")).await;
+    assert_eq!(status, StatusCode::OK, "{lead}");
+    assert_eq!(lead["_embedded"]["visitors"], json!([]), "{lead}");
+    // The browser's own history (its page view) stays; no link to a lead exists.
+    let visitor = &vid[vid.len() - 22..];
+    let dump = everything(&h).await;
+    for link in [
+        format!("\"v:{visitor}\""),
+        format!(":b:{visitor}"),
+        format!("VisitorLink {{ visitor: VisitorId({visitor})"),
+        format!("({visitor}), (LeadId"),
+    ] {
+        assert!(
+            !dump.contains(&link),
+            "{link} in\n{}",
+            context(&dump, &link)
+        );
+    }
 }
