@@ -126,4 +126,12 @@ grep -v '^{"timestamp"' "$uid_log" || true
 rm -f "$uid_log"
 [ "$uid_ok" -eq 0 ] || { echo "the visitor_uid browser test failed"; exit 1; }
 
+say "browser test: consent and Global Privacy Control in t.js (Chromium)"
+consent_log=$(mktemp)
+consent_ok=0
+node tests/browser/consent.mjs >"$consent_log" 2>&1 || consent_ok=$?
+grep -v '^{"timestamp"' "$consent_log" || true
+rm -f "$consent_log"
+[ "$consent_ok" -eq 0 ] || { echo "the consent browser test failed"; exit 1; }
+
 say "all tests passed in $(( $(date +%s) - suite_started )) s"
