@@ -1,5 +1,5 @@
 // footfall's console: sign-in with the account's API token, then a shell with one view
-// per tab (board, actions, handlers, deliveries, sites and forms, demo), the lead card as
+// per tab (board, actions, handlers, deliveries, sites and forms, privacy, demo), the lead card as
 // a side panel over any view, and the live stream feeding all of them.
 
 import { session, get, UNAUTHORIZED } from "./api.js";
@@ -12,6 +12,7 @@ import { handlersView } from "./handlers.js";
 import { deliveriesView } from "./deliveries.js";
 import { sitesView } from "./sites.js";
 import { demoView } from "./demo.js";
+import { privacyView } from "./privacy.js";
 import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
 
 const root = document.getElementById("app");
@@ -22,6 +23,7 @@ const TABS = [
   ["handlers", "Handlers", "webhook", handlersView],
   ["deliveries", "Deliveries", "send", deliveriesView],
   ["sites", "Sites & forms", "globe", sitesView],
+  ["privacy", "Privacy", "ban", privacyView],
   ["demo", "Demo", "play", demoView],
 ];
 
