@@ -1,8 +1,6 @@
 //! Erasure in memory: everything of a lead or a browser goes under the one lock, exactly
 //! what the Redis scripts remove (`redis/privacy.rs`).
 
-use std::collections::VecDeque;
-
 use async_trait::async_trait;
 
 use super::{MemoryStore, State};
@@ -112,7 +110,7 @@ impl Privacy for MemoryStore {
 
     async fn add_audit(&self, account: AccountId, record: &AuditRecord) -> StoreResult<()> {
         let mut state = self.state.lock();
-        let list = state.audit.entry(account).or_insert_with(VecDeque::new);
+        let list = state.audit.entry(account).or_default();
         list.push_front(record.clone());
         list.truncate(AUDIT_KEPT);
         Ok(())
