@@ -134,4 +134,12 @@ grep -v '^{"timestamp"' "$consent_log" || true
 rm -f "$consent_log"
 [ "$consent_ok" -eq 0 ] || { echo "the consent browser test failed"; exit 1; }
 
+say "browser test: export, erasure and the Privacy view in the console (Chromium)"
+privacy_log=$(mktemp)
+privacy_ok=0
+node tests/browser/privacy_console.mjs >"$privacy_log" 2>&1 || privacy_ok=$?
+grep -v '^{"timestamp"' "$privacy_log" || true
+rm -f "$privacy_log"
+[ "$privacy_ok" -eq 0 ] || { echo "the privacy console browser test failed"; exit 1; }
+
 say "all tests passed in $(( $(date +%s) - suite_started )) s"
