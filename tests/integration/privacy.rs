@@ -42,6 +42,7 @@ both_stores!(
     the_export_holds_each_planted_item_and_nothing_of_another_subject,
     retention_erases_an_untouched_lead_and_keeps_a_fresh_one,
     a_form_sent_without_consent_is_recorded_but_links_no_browser,
+    a_sites_consent_and_opt_out_reach_its_snippet,
 );
 
 /// Longer than the visit gap of these tests (1 s): the next page view starts a visit.
@@ -745,6 +746,90 @@ async fn a_form_sent_without_consent_is_recorded_but_links_no_browser(backend: B
             !dump.contains(&link),
             "{link} in\n{}",
             context(&dump, &link)
+        );
+    }
+}
+
+async fn a_sites_consent_and_opt_out_reach_its_snippet(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let plain = app
+        .create(
+            "sites",
+            json!({"name": "Plain", "url": "https://plain.example"}),
+        )
+        .await;
+    assert_eq!(plain["consent"], "none");
+    assert_eq!(plain["consent_days"], 395);
+    assert_eq!(plain["respect_opt_out"], false);
+    let snippet = plain["snippet"].as_str().unwrap();
+    assert!(
+        !snippet.contains("data-consent") && !snippet.contains("data-opt-out"),
+        "{snippet}"
+    );
+
+    let strict = app
+        .create(
+            "sites",
+            json!({"name": "Strict", "url": "https://strict.example", "consent": "required",
+                   "consent_days": 30, "respect_opt_out": true}),
+        )
+        .await;
+    assert_eq!(strict["consent"], "required");
+    assert_eq!(strict["respect_opt_out"], true);
+    assert_eq!(
+        strict["respect_dnt"], true,
+        "the earlier name is still answered"
+    );
+    let snippet = strict["snippet"].as_str().unwrap();
+    assert!(snippet.contains(r#"data-consent="30""#), "{snippet}");
+    assert!(snippet.contains(r#"data-opt-out="1""#), "{snippet}");
+
+    // The earlier name is still read; a patch changes the snippet.
+    let (status, site) = app
+        .patch(
+            &format!("/api/v4/sites/{}", plain["id"]),
+            json!({"respect_dnt": true, "consent": "required"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{site}");
+    assert_eq!(site["respect_opt_out"], true);
+    let snippet = site["snippet"].as_str().unwrap();
+    assert!(snippet.contains(r#"data-consent="395""#), "{snippet}");
+
+    // Bad values are refused by name, and nothing changes.
+    for bad in [
+        json!({"consent": "maybe"}),
+        json!({"consent_days": 0}),
+        json!({"consent_days": 100000}),
+    ] {
+        let (status, problem) = app
+            .patch(&format!("/api/v4/sites/{}", plain["id"]), bad.clone())
+            .await;
+        assert!(status.is_client_error(), "{bad}: {status} {problem}");
+    }
+    let (_, after) = app.get(&format!("/api/v4/sites/{}", plain["id"])).await;
+    assert_eq!(after["consent_days"], 395, "{after}");
+    assert_eq!(after["consent"], "required", "{after}");
+
+    // Erasure routes refuse what is not an id, as problems.
+    for path in ["/api/v4/leads/abc", "/api/v4/visitors/%20"] {
+        let response = app
+            .client
+            .delete(app.url(path))
+            .bearer_auth(crate::common::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_client_error(),
+            "{path}: {}",
+            response.status()
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
         );
     }
 }
