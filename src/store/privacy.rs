@@ -5,10 +5,10 @@
 //! Unsorted entries, contact index, browser links, submission fingerprints, event index,
 //! dead letters), each browser's (history, last sightings) and each schedule shard's (the
 //! event record and its place in the schedule). Each slot's part is one atomic script;
-//! the parts run in an order that a crash cannot turn into a webhook about an erased lead:
-//! the scheduled events go first, then the account's keys, then the browsers' histories.
-//! Repeating an interrupted erasure finishes it. The embedded store does it all under its
-//! one lock.
+//! the parts run in an order that a crash cannot turn into a webhook about an erased lead,
+//! nor into an erasure that cannot be found again: the scheduled events go first, then
+//! the browsers, and the lead's own keys last — until they go, the lead is there and
+//! repeating the erasure finishes it. The embedded store does it all under its one lock.
 
 use async_trait::async_trait;
 

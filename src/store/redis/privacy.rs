@@ -172,6 +172,11 @@ where
             events: self.erase_events(&events).await?,
             ..Erased::default()
         };
+        for link in links {
+            let mut browser = self.erase_visitor(scope, link.visitor).await?;
+            browser.visitors = 1;
+            erased.add(browser);
+        }
         let mut script = Call::new(&ERASE_LEAD);
         script
             .key(self.keys.lead(account, lead))
@@ -195,11 +200,6 @@ where
                 erased.unsorted = *unsorted as u64;
             }
             other => return Err(corrupt(format!("lead erasure answered {other:?}"))),
-        }
-        for link in links {
-            let mut browser = self.erase_visitor(scope, link.visitor).await?;
-            browser.visitors = 1;
-            erased.add(browser);
         }
         Ok(Some(erased))
     }
