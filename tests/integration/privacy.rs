@@ -428,6 +428,8 @@ async fn deleting_a_visitor_leaves_nothing_of_its_browsing(backend: Backend) {
         .delete(&format!("/api/v4/visitors/{}", anna.visitor), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // The return visit's URL (pages[1]) stays in the webhook event the lead was sent: the
+    // lead's delivery log, which goes with the lead (README, Privacy).
     let dump = everything(&h).await;
     for gone in [&anna.visitor, &anna.pages[0]] {
         assert!(
