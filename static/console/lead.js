@@ -253,6 +253,11 @@ export function leadDrawer(ctx) {
     },
     onLive(msg) {
       if (leadId === null) return;
+      if (msg.event === "lead" && msg.data.lead_id === leadId && msg.data.what === "erased") {
+        // Erased (this lead, or one of its browsers): reload; a lead that is gone closes.
+        get(`/api/v4/leads/${leadId}`).then(() => reloadSoon(), () => close());
+        return;
+      }
       if (msg.event === "reload" || (msg.event === "lead" && msg.data.lead_id === leadId)) reloadSoon();
     },
   };
