@@ -122,20 +122,19 @@ echo "three engines in $(( $(date +%s) - started )) s (side by side); screenshot
 rm -rf "$logs"
 [ ${#failed[@]} -eq 0 ] || { echo "browser test failed in: ${failed[*]}"; exit 1; }
 
-say "browser test: a lead by API with the visitor's uid from t.js (Chromium)"
-uid_log=$(mktemp)
-uid_ok=0
-node tests/browser/visitor_uid.mjs >"$uid_log" 2>&1 || uid_ok=$?
-grep -v '^{"timestamp"' "$uid_log" || true
-rm -f "$uid_log"
-[ "$uid_ok" -eq 0 ] || { echo "the visitor_uid browser test failed"; exit 1; }
-
-say "browser test: the console's Webhooks tab, a subscriber and a replay (Chromium)"
-hooks_log=$(mktemp)
-hooks_ok=0
-node tests/browser/webhooks.mjs >"$hooks_log" 2>&1 || hooks_ok=$?
-grep -v '^{"timestamp"' "$hooks_log" || true
-rm -f "$hooks_log"
-[ "$hooks_ok" -eq 0 ] || { echo "the webhooks browser test failed"; exit 1; }
+# One Chromium test script: its output without footfall's own log lines, and its verdict.
+chromium_test() {
+  local title=$1 script=$2 log ok=0
+  say "browser test: $title (Chromium)"
+  log=$(mktemp)
+  node "tests/browser/$script" >"$log" 2>&1 || ok=$?
+  grep -v '^{"timestamp"' "$log" || true
+  rm -f "$log"
+  [ "$ok" -eq 0 ] || { echo "the browser test $script failed"; exit 1; }
+}
+chromium_test "a lead by API with the visitor's uid from t.js" visitor_uid.mjs
+chromium_test "the console's Webhooks tab, a subscriber and a replay" webhooks.mjs
+chromium_test "consent and Global Privacy Control in t.js" consent.mjs
+chromium_test "export, erasure and the Privacy view in the console" privacy_console.mjs
 
 say "all tests passed in $(( $(date +%s) - suite_started )) s"

@@ -101,8 +101,17 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
+        Self::build_with_store(settings, store).await
+    }
+
+    /// The service on a store the caller opened (a test that inspects the embedded store
+    /// keeps its own handle on it).
+    pub async fn build_with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartError> {
+        let settings = Arc::new(settings);
         store.ping().await?;
         if settings.uses_redis() {
             tracing::info!(store = %store.describe(), "using Redis");
@@ -151,6 +160,7 @@ impl Application {
         let shutdown = services.shutdown.clone();
         let scheduler = Scheduler::new(services.clone())?;
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        tokio::spawn(services.clone().run_retention());
 
         let listener = TcpListener::bind(&settings.server.bind)
             .map_err(|e| StartError::Bind(settings.server.bind.clone(), e))?;

@@ -21,7 +21,32 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub limits: LimitSettings,
     pub demo: DemoSettings,
+    pub privacy: PrivacySettings,
     pub accounts: Vec<AccountSettings>,
+}
+
+/// `[privacy]`: what footfall keeps of an address, and how long an untouched lead lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// How a client's address is stored (Unsorted metadata `ip`): `truncate` (IPv4 /24,
+    /// IPv6 /48), `full` or `none`.
+    pub ip_mode: crate::domain::privacy::IpMode,
+    /// A lead untouched this many days is erased as `DELETE /api/v4/leads/{id}` erases it;
+    /// 0 keeps leads.
+    pub lead_retention_days: u64,
+    /// How often the retention sweep runs (seconds).
+    pub retention_sweep_seconds: u64,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            ip_mode: crate::domain::privacy::IpMode::Truncate,
+            lead_retention_days: 0,
+            retention_sweep_seconds: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

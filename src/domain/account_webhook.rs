@@ -107,7 +107,8 @@ pub enum Change {
         lead: Lead,
         from: Stage,
     },
-    /// Wired by the lead deletion of the privacy work.
+    /// Erased (`DELETE /leads/{id}`, a subject's erasure, retention): the body carries
+    /// its id and stage only.
     LeadDeleted(Lead),
     NoteAdded {
         lead: LeadId,

@@ -14,6 +14,7 @@ pub mod lead;
 pub mod macros;
 pub mod memo;
 pub mod pipeline;
+pub mod privacy;
 pub mod site;
 pub mod time;
 pub mod timeline;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::ids::{AccountId, SiteId, SiteKey};
+pub use super::privacy::{Consent, DEFAULT_CONSENT_DAYS};
 use super::time::Millis;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,8 +18,15 @@ pub struct Site {
     /// Hosts whose pages may report page views and submit forms (lower case).
     pub hosts: Vec<String>,
     /// Honour Do-Not-Track and Global Privacy Control: such browsers are not tracked.
+    /// (Records written before the rename say `respect_dnt`.)
+    #[serde(default, alias = "respect_dnt")]
+    pub respect_opt_out: bool,
+    /// Whether t.js waits for the page to give the visitor's consent.
     #[serde(default)]
-    pub respect_dnt: bool,
+    pub consent: Consent,
+    /// How long t.js remembers a consent, in days; none: [`DEFAULT_CONSENT_DAYS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_days: Option<u32>,
     /// This site's visit gap in seconds; none: the configuration's
     /// `tracking.visit_idle_seconds` (records written before the field read as none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +38,26 @@ impl Site {
     /// Whether `host` may report for this site.
     pub fn allows_host(&self, host: &str) -> bool {
         self.hosts.iter().any(|h| same_host(h, host))
+    }
+
+    /// How long t.js remembers a consent, in days.
+    pub fn consent_days(&self) -> u32 {
+        self.consent_days.unwrap_or(DEFAULT_CONSENT_DAYS)
+    }
+
+    /// The script tag to paste into the site's pages: its key, and what t.js must know
+    /// before it sends anything — whether to wait for consent (and how many days to
+    /// remember it) and whether to honour a browser's opt-out.
+    pub fn snippet(&self, tracker: &str) -> String {
+        let mut tag = format!("<script async src=\"{tracker}\" data-site=\"{}\"", self.key);
+        if self.consent == Consent::Required {
+            tag.push_str(&format!(" data-consent=\"{}\"", self.consent_days()));
+        }
+        if self.respect_opt_out {
+            tag.push_str(" data-opt-out=\"1\"");
+        }
+        tag.push_str("></script>");
+        tag
     }
 
     /// The gap without page views that ends a visit on this site, in milliseconds.

@@ -191,6 +191,9 @@ struct FormBody {
     #[serde(default)]
     page: String,
     fields: HashMap<String, serde_json::Value>,
+    /// Sent without the visitor's consent (t.js): link no browser.
+    #[serde(default)]
+    nc: bool,
 }
 
 /// Field values as text: numbers and booleans as written, anything else refused.
@@ -253,17 +256,17 @@ async fn submit_parsed(
     body: &[u8],
     html_form: bool,
 ) -> Result<HttpResponse, Problem> {
-    let (fields, vid, page) = if html_form {
+    let (fields, vid, page, without_consent) = if html_form {
         let mut fields: HashMap<String, String> = serde_urlencoded::from_bytes(body)
             .map_err(|e| Problem::bad_request(format!("the form body could not be read: {e}")))?;
         let vid = fields.remove("ff_vid").filter(|v| !v.is_empty());
         let page = fields
             .remove("ff_page")
             .unwrap_or_else(|| client.referer.to_owned());
-        (fields, vid, page)
+        (fields, vid, page, false)
     } else {
         let form: FormBody = parse_json(body)?;
-        (text_fields(form.fields)?, form.vid, form.page)
+        (text_fields(form.fields)?, form.vid, form.page, form.nc)
     };
     let form = services.form_for_submission(&form_id).await?;
     limits.check_site(form.site_id)?;
@@ -278,6 +281,7 @@ async fn submit_parsed(
                 referer: client.referer,
                 ip: &client.ip.to_string(),
                 origin: client.origin,
+                without_consent,
             },
         )
         .await?;
@@ -299,7 +303,7 @@ async fn submit_parsed(
     };
     allow_origin(&mut response, client.origin);
     response.insert_header((header::CACHE_CONTROL, "no-store"));
-    if let Some((_, _, visitor)) = &created {
+    if let Some((_, _, Some(visitor))) = &created {
         response.insert_header((
             header::SET_COOKIE,
             visitor_cookie(&services.settings.cookies, visitor),

@@ -220,7 +220,7 @@ impl Services {
                     form_id: e.form_id.clone(),
                     form_name: e.form_name.clone(),
                     form_page: e.form_page.chars().take(MAX_URL).collect(),
-                    ip: e.ip.clone(),
+                    ip: self.settings.privacy.ip_mode.apply_text(&e.ip),
                     referer: e.referer.chars().take(MAX_URL).collect(),
                     visitor_uid: Some(visitor.encode()),
                     form_sent_at: e.form_sent_at.unwrap_or_else(|| to_secs(now)),

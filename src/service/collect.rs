@@ -86,7 +86,7 @@ impl Services {
             )));
         }
         Self::check_origin(site, beacon.origin)?;
-        if beacon.do_not_track && site.respect_dnt {
+        if beacon.do_not_track && site.respect_opt_out {
             metrics::counter!("footfall_beacons_total", "outcome" => "not_tracked").increment(1);
             return Ok(CollectOutcome::NotTracked);
         }

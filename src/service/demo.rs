@@ -134,7 +134,9 @@ async fn create(
         name: SITE_NAME.into(),
         url: format!("{base}/demo"),
         hosts,
-        respect_dnt: false,
+        respect_opt_out: false,
+        consent: Default::default(),
+        consent_days: None,
         visit_idle_seconds: Some(DEMO_VISIT_IDLE_SECONDS),
         created_at: now,
     };

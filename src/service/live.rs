@@ -35,6 +35,8 @@ pub enum LiveKind {
     Inbox,
     /// One of its browsers submitted a form for another lead.
     VisitorMoved,
+    /// It, or one of its browsers, was erased (privacy).
+    Erased,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

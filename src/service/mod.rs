@@ -17,6 +17,7 @@ pub mod leads;
 pub mod live;
 pub mod manage;
 pub mod notes;
+pub mod privacy;
 pub mod submissions;
 pub mod triggers;
 

@@ -61,6 +61,9 @@ pub struct Submission<'a> {
     pub referer: &'a str,
     pub ip: &'a str,
     pub origin: Option<&'a str>,
+    /// Sent without the visitor's consent (t.js's `nc`): the lead is recorded, but no
+    /// browser is linked, minted or given a cookie.
+    pub without_consent: bool,
 }
 
 pub enum SubmitOutcome {
@@ -68,8 +71,9 @@ pub enum SubmitOutcome {
         lead_id: LeadId,
         /// The Unsorted entry; none when a double submission's entry was already accepted.
         uid: Option<UnsortedUid>,
-        /// The signed id of the visitor now linked to the lead (for the cookie).
-        visitor: String,
+        /// The signed id of the visitor now linked to the lead (for the cookie); none for a
+        /// form sent without consent.
+        visitor: Option<String>,
         success_url: Option<String>,
     },
     /// A bot filled the honeypot: answered as a success, nothing stored.
@@ -104,7 +108,13 @@ impl Services {
             });
         }
         let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
-        let (visitor, _) = self.visitor_of(account, s.vid, s.cookie_vid);
+        // Without consent, a throwaway id stands in for the browser (for the fingerprint):
+        // it is never linked, stored in the entry, nor answered.
+        let (visitor, _) = if s.without_consent {
+            (VisitorId::mint(), true)
+        } else {
+            self.visitor_of(account, s.vid, s.cookie_vid)
+        };
         let reserved = self
             .store
             .reserve_submission(account, visitor, self.retention_secs())
@@ -142,18 +152,22 @@ impl Services {
                 form_id: form.id.clone(),
                 form_name: form.name.clone(),
                 form_page: page,
-                ip: s.ip.to_owned(),
+                ip: self.settings.privacy.ip_mode.apply_text(s.ip),
                 referer: s.referer.chars().take(MAX_URL).collect(),
-                visitor_uid: Some(visitor.encode()),
+                visitor_uid: (!s.without_consent).then(|| visitor.encode()),
                 form_sent_at: to_secs(now),
                 duplicate_of_lead_id: None,
             },
         );
+        let submission = NewSubmission {
+            link_browser: !s.without_consent,
+            ..submission
+        };
         let Stored { lead_id, uid } = self.store_submission(&submission, &snapshot).await?;
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,
-            visitor: self.signer.sign(account, visitor),
+            visitor: (!s.without_consent).then(|| self.signer.sign(account, visitor)),
             success_url: form.success_url.clone(),
         })
     }
@@ -290,6 +304,7 @@ impl Services {
                 }],
             },
             visitor: i.visitor,
+            link_browser: true,
             at: i.at,
             link_retention_secs: self.retention_secs(),
         }

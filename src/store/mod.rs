@@ -27,6 +27,7 @@ pub mod catalog;
 pub mod contact_writes;
 pub mod lead_writes;
 pub mod memory;
+pub mod privacy;
 pub mod redis;
 pub mod round_trips;
 
@@ -41,6 +42,7 @@ use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
+pub use privacy::{ErasureScope, Privacy};
 
 pub use contact_writes::{ContactRecordData, ContactWrite, ContactWrites};
 pub use lead_writes::{LeadCreated, LeadWrites, NewLead};
@@ -132,10 +134,20 @@ impl RecordKind {
     }
 }
 
-/// All of a store: the five aggregates and the store's own health.
+/// All of a store: every aggregate and the store's own health.
 #[async_trait]
 pub trait Store:
-    Catalog + Leads + LeadWrites + ContactWrites + Visitors + Schedule + Live + Send + Sync + 'static
+    Catalog
+    + Leads
+    + LeadWrites
+    + ContactWrites
+    + Visitors
+    + Schedule
+    + Live
+    + Privacy
+    + Send
+    + Sync
+    + 'static
 {
     /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
     fn describe(&self) -> String;
@@ -206,6 +218,9 @@ pub struct NewSubmission {
     pub lead: Lead,
     pub unsorted: Unsorted,
     pub visitor: VisitorId,
+    /// False for a form sent without the visitor's consent: recorded, but no browser is
+    /// linked to the lead.
+    pub link_browser: bool,
     pub at: Millis,
     /// The browser's history and its link to the lead are kept this long from now on,
     /// whatever shorter expiry an anonymous first visit gave the history.

@@ -1,5 +1,5 @@
 // footfall's console: sign-in with the account's API token, then a shell with one view
-// per tab (board, actions, handlers, deliveries, account webhooks, sites and forms, demo), the lead card as
+// per tab (board, actions, handlers, deliveries, account webhooks, sites and forms, privacy, demo), the lead card as
 // a side panel over any view, and the live stream feeding all of them.
 
 import { session, get, UNAUTHORIZED } from "./api.js";
@@ -13,6 +13,7 @@ import { deliveriesView } from "./deliveries.js";
 import { webhooksView } from "./webhooks.js";
 import { sitesView } from "./sites.js";
 import { demoView } from "./demo.js";
+import { privacyView } from "./privacy.js";
 import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
 
 const root = document.getElementById("app");
@@ -24,6 +25,7 @@ const TABS = [
   ["deliveries", "Deliveries", "send", deliveriesView],
   ["webhooks", "Webhooks", "link", webhooksView],
   ["sites", "Sites & forms", "globe", sitesView],
+  ["privacy", "Privacy", "ban", privacyView],
   ["demo", "Demo", "play", demoView],
 ];
 

@@ -244,7 +244,7 @@ export function boardView(ctx) {
     refresh,
     onLive(msg) {
       if (msg.event === "reload") refreshSoon();
-      else if (msg.event === "lead" && ["created", "moved", "visitor_moved", "note"].includes(msg.data.what)) refreshSoon();
+      else if (msg.event === "lead" && ["created", "moved", "visitor_moved", "note", "erased"].includes(msg.data.what)) refreshSoon();
     },
   };
 }

@@ -6,6 +6,7 @@
 import { get, listAll } from "./api.js";
 import { catalog, stageColor, eventLabel, STATUS_UNSORTED } from "./catalog.js";
 import { moveLead, declineEntry } from "./moves.js";
+import { exportLead, deleteLead } from "./privacy.js";
 import {
   h, mount, icon, ago, badge, errorBox, loading, confirmDialog, debounce,
   fmtTime, fmtDate, fmtDay, shortUrl,
@@ -92,7 +93,9 @@ export function leadDrawer(ctx) {
       h("p.muted.drawer-sub", `Created ${fmtDate(lead.created_at * 1000)} · updated `, ago(lead.updated_at * 1000)),
       h("div.drawer-actions",
         h("label.inline-field", h("span", "Stage"), stageSelect),
-        entry ? h("button.btn", { type: "button", onclick: () => decline(lead, entry) }, icon("ban", 14), "Decline") : null),
+        entry ? h("button.btn", { type: "button", onclick: () => decline(lead, entry) }, icon("ban", 14), "Decline") : null,
+        h("button.btn", { type: "button", dataset: { action: "export" }, onclick: () => exportLead(lead) }, "Export data"),
+        h("button.btn.btn-danger", { type: "button", dataset: { action: "erase" }, onclick: () => erase(lead) }, icon("trash", 14), "Delete lead and its data")),
       h("section.drawer-section",
         h("h3", "Contacts"),
         contacts.length ? h("div.contacts", contacts.map(contactCard)) : h("p.muted", "No contact.")),
@@ -103,6 +106,12 @@ export function leadDrawer(ctx) {
         h("h3", "Timeline", h("span.live-note", { title: "Updates arrive without reloading" }, h("span.dot"), "live")),
         items.length ? list : h("p.muted", "Nothing has happened yet.")));
     body.scrollTop = scroll;
+  }
+
+  async function erase(lead) {
+    if (!(await deleteLead(lead))) return;
+    close();
+    ctx.leadChanged(lead.id);
   }
 
   async function decline(lead, entry) {
@@ -244,6 +253,11 @@ export function leadDrawer(ctx) {
     },
     onLive(msg) {
       if (leadId === null) return;
+      if (msg.event === "lead" && msg.data.lead_id === leadId && msg.data.what === "erased") {
+        // Erased (this lead, or one of its browsers): reload; a lead that is gone closes.
+        get(`/api/v4/leads/${leadId}`).then(() => reloadSoon(), () => close());
+        return;
+      }
       if (msg.event === "reload" || (msg.event === "lead" && msg.data.lead_id === leadId)) reloadSoon();
     },
   };

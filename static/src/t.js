@@ -7,17 +7,27 @@
     w.__footfall = 1;
     var base = new URL(me.src).origin, key = me.getAttribute("data-cookie") || "ff_vid";
     var ls = w.localStorage, vid, minting, last;
+    // Consent and opt-out, as the site's snippet says: data-consent="<days>" waits for
+    // footfall('consent', true) (remembered that many days in the ff_consent cookie);
+    // data-opt-out honours Global Privacy Control (the server honours Sec-GPC and DNT too).
+    // Until `on`, nothing is sent or stored, and a form is sent without the browser.
+    var days = me.getAttribute("data-consent"),
+      off = me.getAttribute("data-opt-out") && navigator.globalPrivacyControl,
+      on = !off && (!days || /ff_consent=1/.test(d.cookie));
 
     // The signed visitor id: first-party cookie on the site, localStorage as a backup.
     function read() {
       var m = d.cookie.match("(?:^|; )" + key + "=([^;]*)");
       try { return m ? decodeURIComponent(m[1]) : ls && ls.getItem(key); } catch (e) { return null; }
     }
-    function keep(v) {
-      if (!v) return;
-      vid = v;
-      d.cookie = key + "=" + encodeURIComponent(v) + "; path=/; max-age=34128000; samesite=lax" +
+    function cookie(k, v, age) {
+      d.cookie = k + "=" + v + "; path=/; max-age=" + age + "; samesite=lax" +
         (location.protocol == "https:" ? "; secure" : "");
+    }
+    function keep(v) {
+      if (!v || !on) return;
+      vid = v;
+      cookie(key, encodeURIComponent(v), 34128000);
       try { ls && ls.setItem(key, v); } catch (e) {}
     }
     function post(path, body) {
@@ -29,7 +39,7 @@
     // One beacon per distinct URL; while a new id is being minted, later beacons wait for it.
     function view() {
       var url = location.href;
-      if (url == last) return;
+      if (url == last || !on) return;
       last = url;
       if (!vid && minting) return minting.then(view, view);
       var p = post("/v1/collect", { site: site, vid: vid || null, url: url, referrer: d.referrer, title: d.title })
@@ -54,9 +64,20 @@
     // Commands: footfall('visitor_uid', cb) hands the page the signed visitor id (once the
     // first beacon has minted it), the value a site's backend passes to the API. Calls made
     // before the script loaded (window.footfall = [[…]], or a stub's .q) run now.
+    // footfall('consent', true) starts tracking (and remembers it); false stops it and
+    // removes footfall's cookies and storage.
     function cmd(name, cb) {
       if (name == "visitor_uid" && typeof cb == "function")
         (vid ? Promise.resolve() : minting || Promise.resolve()).then(function () { cb(vid || null); });
+      if (name == "consent") {
+        on = !off && cb;
+        if (on) cookie("ff_consent", 1, 864e2 * days), view();
+        else {
+          cookie(key, "", 0);
+          cookie("ff_consent", "", 0);
+          try { ls.removeItem(key); } catch (e) {}
+        }
+      }
     }
     var q = w.footfall;
     w.footfall = cmd;
@@ -78,7 +99,7 @@
           if (!/^(checkbox|radio)$/.test(t) || el.checked) fields[k] = el.value;
         } else skip.push(el);
       });
-      post("/v1/forms/" + encodeURIComponent(id) + "/submit", { vid: vid || null, page: location.href, fields: fields })
+      post("/v1/forms/" + encodeURIComponent(id) + "/submit", { vid: vid || null, nc: !on, page: location.href, fields: fields })
         .then(function (r) {
           return r.json().then(function (j) {
             var ok = r.status < 300, ev = new CustomEvent(ok ? "footfall:submitted" : "footfall:error", { detail: j, bubbles: true });

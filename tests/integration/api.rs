@@ -400,6 +400,11 @@ async fn the_openapi_document_lists_every_management_endpoint() {
         "GET /api/v4/stream",
         "GET /api/v4/demo",
         "GET /api/v4/demo/inbox",
+        "DELETE /api/v4/leads/{id}",
+        "DELETE /api/v4/visitors/{visitor_uid}",
+        "POST /api/v4/privacy/erase",
+        "GET /api/v4/privacy/audit",
+        "GET /api/v4/privacy/export",
     ];
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(operations, expected);

@@ -440,6 +440,8 @@ async fn accepted_with(app: &TestApp, site_key: &str, forwarded: &[String]) -> u
 async fn a_random_forwarded_for_does_not_move_the_client_address_and_ipv6_counts_per_64() {
     let mut settings = test_settings(Backend::Redis);
     settings.server.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+    // The whole address, to see which hop was believed (`truncate` would hide the last byte).
+    settings.privacy.ip_mode = footfall::domain::privacy::IpMode::Full;
     // 1 a second, burst 4: 20 quick requests of one client get about 4 through.
     settings.limits.per_ip_per_second = 1;
     let app = TestApp::spawn_with(settings).await;
@@ -482,6 +484,7 @@ async fn a_random_forwarded_for_does_not_move_the_client_address_and_ipv6_counts
 async fn a_peer_that_is_not_a_trusted_proxy_cannot_name_its_client() {
     let mut settings = test_settings(Backend::Memory);
     settings.server.trusted_proxies = vec!["10.0.0.0/8".into()];
+    settings.privacy.ip_mode = footfall::domain::privacy::IpMode::Full;
     let app = TestApp::spawn_with(settings).await;
     let (_, form) = site_and_form(&app, TOKEN, "shop.example").await;
     let response = app

@@ -21,6 +21,7 @@ mod faults;
 mod forms;
 mod leads_by_api;
 mod pipeline_events;
+mod privacy;
 mod processes;
 mod safe_defaults;
 mod site_visit_flow;

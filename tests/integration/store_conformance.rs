@@ -208,6 +208,7 @@ fn submission_in(
         lead: lead_in(account, lead, at),
         unsorted: entry_in(account, lead, at),
         visitor,
+        link_browser: true,
         at,
         link_retention_secs: 3600,
     }
@@ -357,7 +358,9 @@ fn site(id: u64, account: AccountId) -> Site {
         name: format!("Site {id}"),
         url: "https://shop.example".into(),
         hosts: vec!["shop.example".into()],
-        respect_dnt: false,
+        respect_opt_out: false,
+        consent: Default::default(),
+        consent_days: None,
         visit_idle_seconds: None,
         created_at: 0,
     }

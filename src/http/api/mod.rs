@@ -19,6 +19,7 @@ mod leads;
 mod leads_add;
 mod notes;
 mod pipelines;
+mod privacy;
 pub mod query;
 mod sites;
 mod stream;
@@ -95,6 +96,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(account_events::routes)
         .configure(webhooks::routes)
         .configure(stream::routes)
+        .configure(privacy::routes)
         .configure(demo::routes);
 }
 

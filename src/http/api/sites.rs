@@ -9,6 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::query::ListParams;
 use super::{Auth, Paging, Refused, check_name, listing, page_of, validate_all};
 use crate::domain::ids::{SiteId, SiteKey};
+use crate::domain::privacy::{Consent, MAX_CONSENT_DAYS};
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::validation::FieldError;
@@ -35,7 +36,15 @@ pub struct SiteView {
     /// Hosts whose pages may report page views and submit forms.
     hosts: Vec<String>,
     /// Browsers with Do-Not-Track or Global Privacy Control are not tracked.
+    respect_opt_out: bool,
+    /// The same as `respect_opt_out` (its earlier name).
     respect_dnt: bool,
+    /// `required`: t.js sends and stores nothing until the page calls
+    /// `footfall('consent', true)`; `none`: it tracks from the first page view.
+    #[schema(value_type = String, example = "none")]
+    consent: Consent,
+    /// How long t.js remembers a consent, in days.
+    consent_days: u32,
     /// A gap without page views longer than this ends a visit on this site (the
     /// configuration's `tracking.visit_idle_seconds` unless the site sets its own).
     visit_idle_seconds: u64,
@@ -58,15 +67,15 @@ impl SiteView {
             name: site.name.clone(),
             url: site.url.clone(),
             hosts: site.hosts.clone(),
-            respect_dnt: site.respect_dnt,
+            respect_opt_out: site.respect_opt_out,
+            respect_dnt: site.respect_opt_out,
+            consent: site.consent,
+            consent_days: site.consent_days(),
             visit_idle_seconds: site
                 .visit_idle_seconds
                 .unwrap_or(services.settings.tracking.visit_idle_seconds),
             created_at: to_secs(site.created_at),
-            snippet: format!(
-                "<script async src=\"{tracker}\" data-site=\"{}\"></script>",
-                site.key
-            ),
+            snippet: site.snippet(&tracker),
         }
     }
 }
@@ -82,8 +91,16 @@ pub struct NewSite {
     /// Defaults to the URL's host.
     #[serde(default)]
     hosts: Option<Vec<String>>,
+    /// Honour Do-Not-Track and Global Privacy Control (also read as `respect_dnt`).
+    #[serde(default, alias = "respect_dnt")]
+    respect_opt_out: bool,
+    /// `none` (default) or `required`.
     #[serde(default)]
-    respect_dnt: bool,
+    #[schema(value_type = Option<String>, example = "required")]
+    consent: Option<Consent>,
+    /// Days a consent is remembered (1 to 3650; default 395).
+    #[serde(default)]
+    consent_days: Option<u32>,
     /// This site's visit gap (1 s to 1 day); default: the configuration's.
     #[serde(default)]
     visit_idle_seconds: Option<u64>,
@@ -97,10 +114,26 @@ pub struct SitePatch {
     name: Option<String>,
     #[serde(default)]
     hosts: Option<Vec<String>>,
+    /// Also read as `respect_dnt`.
+    #[serde(default, alias = "respect_dnt")]
+    respect_opt_out: Option<bool>,
     #[serde(default)]
-    respect_dnt: Option<bool>,
+    #[schema(value_type = Option<String>, example = "required")]
+    consent: Option<Consent>,
+    #[serde(default)]
+    consent_days: Option<u32>,
     #[serde(default)]
     visit_idle_seconds: Option<u64>,
+}
+
+fn check_consent_days(days: Option<u32>, errors: &mut Vec<FieldError>) -> Option<u32> {
+    if days.is_some_and(|d| d == 0 || d > MAX_CONSENT_DAYS) {
+        errors.push(FieldError::new(
+            "consent_days",
+            format!("must be 1 to {MAX_CONSENT_DAYS} days"),
+        ));
+    }
+    days
 }
 
 /// The longest visit gap a site may set: a day.
@@ -199,14 +232,21 @@ async fn create_sites(
             .map(|h| vec![h.to_owned()]);
         let hosts = check_hosts(&s.hosts.or(default_host).unwrap_or_default(), &mut errors);
         let idle = check_idle(s.visit_idle_seconds, &mut errors);
+        let consent_days = check_consent_days(s.consent_days, &mut errors);
+        let privacy = (
+            s.respect_opt_out,
+            s.consent.unwrap_or_default(),
+            consent_days,
+        );
         if errors.is_empty() {
-            Ok((name, s.url.trim().to_owned(), hosts, s.respect_dnt, idle))
+            Ok((name, s.url.trim().to_owned(), hosts, privacy, idle))
         } else {
             Err(errors)
         }
     })?;
     let mut created = Vec::new();
-    for (name, url, hosts, respect_dnt, visit_idle_seconds) in checked {
+    for (name, url, hosts, (respect_opt_out, consent, consent_days), visit_idle_seconds) in checked
+    {
         let site = Site {
             id: SiteId(services.next_id(Sequence::Site).await?),
             account_id: auth.0.id,
@@ -214,7 +254,9 @@ async fn create_sites(
             name,
             url,
             hosts,
-            respect_dnt,
+            respect_opt_out,
+            consent,
+            consent_days,
             visit_idle_seconds,
             created_at: now_ms(),
         };
@@ -224,7 +266,7 @@ async fn create_sites(
     Ok(HttpResponse::Ok().json(SiteBatch::of(created)))
 }
 
-/// Changes a site's name, hosts, Do-Not-Track policy or visit gap.
+/// Changes a site's name, hosts, opt-out policy, consent policy or visit gap.
 #[utoipa::path(tag = "sites", params(("id" = u64, Path, description = "Site id")), request_body = SitePatch,
     responses((status = 200, description = "OK", body = SiteView), Refused))]
 #[patch("/sites/{id}")]
@@ -246,11 +288,17 @@ async fn update_site(
     if let Some(idle) = check_idle(patch.visit_idle_seconds, &mut errors) {
         site.visit_idle_seconds = Some(idle);
     }
+    if let Some(days) = check_consent_days(patch.consent_days, &mut errors) {
+        site.consent_days = Some(days);
+    }
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
-    if let Some(respect) = patch.respect_dnt {
-        site.respect_dnt = respect;
+    if let Some(respect) = patch.respect_opt_out {
+        site.respect_opt_out = respect;
+    }
+    if let Some(consent) = patch.consent {
+        site.consent = consent;
     }
     services.save(&site).await?;
     Ok(HttpResponse::Ok().json(SiteView::of(&site, &services)))

@@ -193,7 +193,11 @@ impl Leads for MemoryStore {
                 state.contacts.insert(index, lead.id);
             }
         }
-        let previous_lead = state.link_browser(s.account, s.visitor, lead.id, s.at, keep);
+        let previous_lead = if s.link_browser {
+            state.link_browser(s.account, s.visitor, lead.id, s.at, keep)
+        } else {
+            None
+        };
         state
             .submissions
             .insert(key, (lead.id, Some(s.unsorted.uid.clone()), expires));

@@ -7,9 +7,11 @@
 
 mod catalog;
 mod contact_writes;
+mod expiry;
 mod lead_writes;
 mod leads;
 mod live;
+mod privacy;
 mod schedule;
 mod visitors;
 
@@ -32,7 +34,7 @@ use crate::domain::visitor::VisitorId;
 /// default, `delivery.event_retention_days`).
 const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(30 * crate::domain::time::DAY_SECS);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     sequences: HashMap<Sequence, u64>,
     once: HashSet<String>,
@@ -60,9 +62,13 @@ struct State {
     schedule: BTreeSet<(Millis, EventId)>,
     eligible_at: HashMap<EventId, Millis>,
     handler_failing: HashMap<(AccountId, HandlerId), Millis>,
+    /// Each account's erasure audit, newest first.
+    audit: HashMap<AccountId, std::collections::VecDeque<crate::domain::privacy::AuditRecord>>,
+    /// When expired entries were last dropped (`expiry.rs`).
+    forgotten_at: Option<Instant>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Visitor {
     /// When the browser was last seen on each site, and until when that is kept.
     last_seen: HashMap<SiteId, (Millis, Instant)>,
@@ -102,6 +108,14 @@ impl MemoryStore {
             live: tokio::sync::broadcast::channel(1024).0,
             event_retention: retention,
         }
+    }
+}
+
+impl MemoryStore {
+    /// Everything the store holds, as debug text: what a test searches to prove that an
+    /// erasure left nothing of a subject behind (the embedded store has no keys to SCAN).
+    pub fn debug_dump(&self) -> String {
+        format!("{:?}", self.state.lock())
     }
 }
 

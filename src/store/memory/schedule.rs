@@ -73,6 +73,7 @@ impl Schedule for MemoryStore {
         max: usize,
     ) -> StoreResult<Vec<EventRecord>> {
         let mut state = self.state.lock();
+        state.forget_expired(self.event_retention);
         let due: Vec<EventId> = state
             .schedule
             .iter()

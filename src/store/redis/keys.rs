@@ -105,6 +105,11 @@ impl Keys {
         format!("{}:{{a{account}}}:contacts", self.prefix)
     }
 
+    /// The account's erasure audit: a list of JSON records, newest first.
+    pub fn privacy_audit(&self, account: AccountId) -> String {
+        format!("{}:{{a{account}}}:audit", self.prefix)
+    }
+
     /// The pub/sub channel of live updates.
     pub fn live_channel(&self) -> String {
         format!("{}:live", self.prefix)

@@ -56,7 +56,8 @@ local function move(lead, timeline, cur, p, s, at, moved)
 end
 "#;
 
-/// A form submission: everything is read before the first write. KEYS: fingerprint,
+/// A form submission: everything is read before the first write. An empty visitor links
+/// no browser (a form sent without consent). KEYS: fingerprint,
 /// contact index, new lead, its timeline, the account's lead index, Unsorted entries, the
 /// browser's link. ARGV: lead prefix, now, duplicate window secs, pipeline, visitor, lead
 /// id, uid, Unsorted JSON, LeadCreated JSON, FormSubmitted JSON, won status, lost status,
@@ -91,6 +92,8 @@ end
 local fields = {}
 for i = 15 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[3], unpack(fields))
+-- The fingerprint's key, so that an erasure of the lead finds it.
+redis.call('HSET', KEYS[3], 'f', KEYS[1])
 redis.call('RPUSH', KEYS[4], ARGV[9])
 redis.call('ZADD', KEYS[5], id, id)
 redis.call('HSET', KEYS[6], ARGV[7], entry)
@@ -99,7 +102,8 @@ for i = 1, nkeys do
     redis.call('HSET', KEYS[2], ARGV[14 + i], id)
   end
 end
-local prev = link(prefix, KEYS[7], v, id, at, ttl)
+local prev = false
+if v ~= '' then prev = link(prefix, KEYS[7], v, id, at, ttl) end
 redis.call('SET', KEYS[1], id .. '/' .. ARGV[7], 'EX', window)
 return {'created', id, prev or '', dup or ''}
 "#

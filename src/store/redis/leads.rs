@@ -145,7 +145,11 @@ where
             .arg(s.at)
             .arg(s.duplicate_window_secs.max(1))
             .arg(lead.pipeline_id.0)
-            .arg(s.visitor.encode())
+            .arg(if s.link_browser {
+                s.visitor.encode()
+            } else {
+                String::new()
+            })
             .arg(lead.id.0)
             .arg(s.unsorted.uid.as_str())
             .arg(to_json(&s.unsorted)?)

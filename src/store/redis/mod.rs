@@ -29,6 +29,7 @@ mod lead_scripts;
 mod lead_writes;
 mod leads;
 mod live;
+mod privacy;
 mod schedule;
 mod scripts;
 mod sentinel;

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod config_file;
 pub mod jobs;
+pub mod privacy;
 pub mod process;
 pub mod raw_receiver;
 pub mod receiver;

@@ -1,0 +1,127 @@
+//! Erasure in memory: everything of a lead or a browser goes under the one lock, exactly
+//! what the Redis scripts remove (`redis/privacy.rs`).
+
+use async_trait::async_trait;
+
+use super::{MemoryStore, State};
+use crate::domain::ids::{AccountId, LeadId};
+use crate::domain::privacy::{AuditRecord, Erased};
+use crate::domain::timeline::TimelineEntry;
+use crate::domain::visitor::VisitorId;
+use crate::store::privacy::{AUDIT_KEPT, ErasureScope, Privacy};
+use crate::store::{StoreResult, to_json};
+
+impl State {
+    fn erase_lead(&mut self, account: AccountId, id: LeadId) -> StoreResult<Option<Erased>> {
+        let Some(lead) = self.lead(account, id).cloned() else {
+            return Ok(None);
+        };
+        let mut erased = Erased {
+            leads: 1,
+            contacts: lead.contacts.len() as u64,
+            ..Erased::default()
+        };
+        self.leads.remove(&id);
+        if let Some(ids) = self.account_leads.get_mut(&account) {
+            ids.retain(|l| *l != id);
+        }
+        for entry in self.timelines.remove(&id).unwrap_or_default() {
+            if let TimelineEntry::EventFired { event_id, .. } = entry {
+                self.unschedule(&event_id);
+                if self.events.remove(&event_id).is_some() {
+                    erased.events += 1;
+                }
+                if let Some(ids) = self.account_events.get_mut(&account) {
+                    ids.retain(|e| *e != event_id);
+                }
+            }
+        }
+        if let Some(list) = self.unsorted.get_mut(&account) {
+            let before = list.len();
+            list.retain(|u| u.lead_id != id);
+            erased.unsorted = (before - list.len()) as u64;
+        }
+        self.contacts
+            .retain(|(a, _), lead| !(*a == account && *lead == id));
+        self.submissions
+            .retain(|(a, _), (lead, _, _)| !(*a == account && *lead == id));
+        for link in self.lead_visitors.remove(&id).unwrap_or_default() {
+            let mut browser = self.erase_visitor(account, link.visitor)?;
+            browser.visitors = 1;
+            erased.add(browser);
+        }
+        Ok(Some(erased))
+    }
+
+    fn erase_visitor(&mut self, account: AccountId, visitor: VisitorId) -> StoreResult<Erased> {
+        let mut erased = Erased::default();
+        let mut found = self.browsers.remove(&(account, visitor)).is_some();
+        if let Some(history) = self.visitors.remove(&(account, visitor)) {
+            found = true;
+            erased.page_views = history.page_views.len() as u64;
+        }
+        let quoted = format!("\"{}\"", visitor.encode());
+        let leads = self
+            .account_leads
+            .get(&account)
+            .cloned()
+            .unwrap_or_default();
+        for lead in leads {
+            let Some(links) = self.lead_visitors.get_mut(&lead) else {
+                continue;
+            };
+            let before = links.len();
+            links.retain(|l| l.visitor != visitor);
+            if links.len() == before {
+                continue;
+            }
+            found = true;
+            if let Some(timeline) = self.timelines.get_mut(&lead) {
+                let mut kept = Vec::with_capacity(timeline.len());
+                for entry in timeline.drain(..) {
+                    if !to_json(&entry)?.contains(&quoted) {
+                        kept.push(entry);
+                    }
+                }
+                *timeline = kept;
+            }
+        }
+        let uid = visitor.encode();
+        for entry in self.unsorted.get_mut(&account).into_iter().flatten() {
+            if entry.metadata.visitor_uid.as_deref() == Some(uid.as_str()) {
+                entry.metadata.visitor_uid = None;
+                found = true;
+            }
+        }
+        erased.visitors = u64::from(found);
+        Ok(erased)
+    }
+}
+
+#[async_trait]
+impl Privacy for MemoryStore {
+    async fn erase_lead(&self, scope: &ErasureScope, lead: LeadId) -> StoreResult<Option<Erased>> {
+        self.state.lock().erase_lead(scope.account, lead)
+    }
+
+    async fn erase_visitor(&self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased> {
+        self.state.lock().erase_visitor(scope.account, visitor)
+    }
+
+    async fn add_audit(&self, account: AccountId, record: &AuditRecord) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        let list = state.audit.entry(account).or_default();
+        list.push_front(record.clone());
+        list.truncate(AUDIT_KEPT);
+        Ok(())
+    }
+
+    async fn audit(&self, account: AccountId) -> StoreResult<Vec<AuditRecord>> {
+        let state = self.state.lock();
+        Ok(state
+            .audit
+            .get(&account)
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+}
