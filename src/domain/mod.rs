@@ -4,6 +4,7 @@
 pub mod account_event;
 pub mod action;
 pub mod bots;
+pub mod conditions;
 pub mod event;
 pub mod event_record;
 pub mod form;

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod api_submissions;
 pub mod catalog_cache;
 pub mod collect;
+pub mod conditions;
 pub mod contacts;
 pub mod demo;
 pub mod events;

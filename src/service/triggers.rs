@@ -21,19 +21,20 @@ use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::tracking::Visit;
 
 /// What fired, before it becomes an `EventRecord`.
-struct Firing<'a> {
-    action: &'a Action,
-    handler: &'a Handler,
-    event_type: EventType,
-    direction: Option<Direction>,
-    visit: Option<VisitMeta>,
-    delayed_by: u32,
-    due_at: Millis,
+pub(super) struct Firing<'a> {
+    pub action: &'a Action,
+    pub handler: &'a Handler,
+    pub event_type: EventType,
+    pub direction: Option<Direction>,
+    pub visit: Option<VisitMeta>,
+    pub delayed_by: u32,
+    pub due_at: Millis,
 }
 
 impl Services {
     /// The first page view of a visit of a linked browser: every enabled site-visit action
-    /// on the lead's stage whose site URL covers the page fires once.
+    /// without conditions on the lead's stage whose site URL covers the page fires once
+    /// (actions with conditions: `conditions.rs`).
     pub(super) async fn fire_site_visit(
         &self,
         lead: &Lead,
@@ -50,6 +51,7 @@ impl Services {
             .filter(|a| {
                 a.enabled
                     && a.event == EventType::SiteVisit
+                    && a.conditions.is_none()
                     && a.covers(lead.stage())
                     && a.site_url.as_ref().is_some_and(|u| u.matches(&url))
             })
@@ -118,7 +120,7 @@ impl Services {
         self.create_events(lead, firings.collect()).await
     }
 
-    async fn create_events(&self, lead: &Lead, firings: Vec<Firing<'_>>) -> Result<()> {
+    pub(super) async fn create_events(&self, lead: &Lead, firings: Vec<Firing<'_>>) -> Result<()> {
         if firings.is_empty() {
             return Ok(());
         }
@@ -159,7 +161,7 @@ impl Services {
 }
 
 /// The action's handler, when it still exists.
-fn handler_of<'a>(snapshot: &'a Snapshot, action: &Action) -> Option<&'a Handler> {
+pub(super) fn handler_of<'a>(snapshot: &'a Snapshot, action: &Action) -> Option<&'a Handler> {
     let handler = snapshot.handler(action.handler_id);
     if handler.is_none() {
         tracing::warn!(action = %action.id, handler = %action.handler_id, "action names a handler that no longer exists");

@@ -27,6 +27,9 @@ pub mod catalog;
 pub mod memory;
 pub mod redis;
 pub mod round_trips;
+pub mod watches;
+
+pub use watches::Watches;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -125,7 +128,9 @@ impl RecordKind {
 
 /// All of a store: the five aggregates and the store's own health.
 #[async_trait]
-pub trait Store: Catalog + Leads + Visitors + Schedule + Live + Send + Sync + 'static {
+pub trait Store:
+    Catalog + Leads + Visitors + Schedule + Live + Watches + Send + Sync + 'static
+{
     /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
     fn describe(&self) -> String;
 
@@ -342,16 +347,22 @@ pub struct PageViewWrite {
     /// The visit idle gap: the last sighting on a site is only kept this long, since after
     /// it the next page view starts a new visit anyway.
     pub visit_idle_ms: i64,
+    /// Read (and count this page view in) the visit's watch, if it has one (`watches.rs`):
+    /// only for accounts with conditional site-visit actions.
+    pub watch: bool,
 }
 
 /// What recording a page view tells about the visitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageViewOutcome {
     /// When this visitor was last seen on this site before this page view, if that is
     /// within the idle gap (older sightings may be forgotten).
     pub last_seen: Option<Millis>,
     /// How many page views the visitor's history holds now.
     pub history_len: u64,
+    /// The visit's watch with this page view counted, when asked (`PageViewWrite::watch`)
+    /// and there is one.
+    pub watch: Option<crate::domain::conditions::VisitWatch>,
 }
 
 /// What the store keeps about a browser besides its page views: how many visits it has

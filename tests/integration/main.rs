@@ -24,3 +24,4 @@ mod site_visit_flow;
 mod store_conformance;
 mod tenants;
 mod tracking;
+mod trigger_conditions;

@@ -316,6 +316,7 @@ fn write(visitor: VisitorId, pv: PageView) -> PageViewWrite {
         visitor,
         page_view: pv,
         visit_idle_ms: 3_600_000,
+        watch: false,
     }
 }
 

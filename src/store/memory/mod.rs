@@ -10,6 +10,7 @@ mod leads;
 mod live;
 mod schedule;
 mod visitors;
+mod watches;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -49,6 +50,8 @@ struct State {
     submissions: HashMap<(AccountId, String), (LeadId, Option<UnsortedUid>, Instant)>,
     contacts: HashMap<(AccountId, String), LeadId>,
     visitors: HashMap<(AccountId, VisitorId), Visitor>,
+    /// Watched visits (`watches.rs`), until when each is kept.
+    watches: HashMap<(VisitorId, SiteId), (crate::domain::conditions::VisitWatch, Instant)>,
     /// Events, with the time a finished one expires.
     events: HashMap<EventId, (EventRecord, Option<Instant>)>,
     account_events: HashMap<AccountId, Vec<EventId>>,

@@ -115,6 +115,12 @@ impl Keys {
         self.visitor_key(v, ":s", &site.0.to_string())
     }
 
+    /// The visit of the visitor on a site watched for conditional actions
+    /// (`watches.rs`).
+    pub fn visitor_watch(&self, v: VisitorId, site: SiteId) -> String {
+        self.visitor_key(v, ":w", &site.0.to_string())
+    }
+
     /// The visitor's history in an account: the meta element, then page views oldest
     /// first.
     pub fn visitor_history(&self, account: AccountId, v: VisitorId) -> String {

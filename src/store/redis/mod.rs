@@ -33,6 +33,7 @@ mod sentinel;
 mod sightings;
 mod slots;
 mod visitors;
+mod watches;
 mod writer;
 
 use std::future::Future;

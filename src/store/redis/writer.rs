@@ -185,6 +185,10 @@ async fn run<C>(
             let mut push = ::redis::cmd("RPUSH");
             push.arg(&history).arg(pv.encode());
             commands.add(&history, push);
+            if w.watch {
+                let (key, read) = super::watches::read_command(&keys, w);
+                commands.add(&key, read);
+            }
         }
         if commands.is_empty() {
             continue;
@@ -211,6 +215,10 @@ async fn run<C>(
                             }
                             parse(last_seen, values.next())
                         }
+                    };
+                    let outcome = match w.watch {
+                        true => super::watches::with_watch(outcome, values.next()),
+                        false => outcome,
                     };
                     let _ = reply.send(outcome);
                 }
@@ -271,5 +279,6 @@ fn parse(
     Ok(PageViewOutcome {
         last_seen: last_seen?,
         history_len,
+        watch: None,
     })
 }
