@@ -4,7 +4,7 @@
 
 use crate::domain::action::Action;
 use crate::domain::event_record::EventRecord;
-use crate::domain::macros::substitute_settings;
+use crate::domain::macros::{Macros, substitute_settings};
 use crate::domain::webhook;
 use crate::service::Services;
 use crate::store::{StoreResult, catalog};
@@ -41,7 +41,20 @@ pub async fn prepare(
         }
         event.stage = lead.stage();
     }
-    let settings = substitute_settings(&action.settings, &lead);
+    let first_touch = match Macros::need_first_touch(&action.settings) {
+        true => match services.lead_source(&lead).await {
+            Ok(source) => source.first_touch,
+            Err(crate::service::Error::Store(e)) => return Err(e),
+            Err(_) => None,
+        },
+        false => None,
+    };
+    let macros = Macros {
+        lead: &lead,
+        first_touch: first_touch.as_ref(),
+        visit: event.visit.as_ref(),
+    };
+    let settings = substitute_settings(&action.settings, &macros);
     Ok(webhook::body(event, &account.subdomain, settings)
         .map_err(|e| format!("the webhook body could not be made: {e}")))
 }

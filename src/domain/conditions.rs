@@ -201,6 +201,9 @@ pub struct VisitWatch {
     pub number: u32,
     pub started_at: Millis,
     pub referrer: String,
+    /// The visit's landing page (its source: `domain::source`).
+    #[serde(default)]
+    pub landing: String,
     /// Page views of the visit so far (this one included, when read with a page view).
     #[serde(default)]
     pub pages: u32,

@@ -15,6 +15,7 @@ pub mod macros;
 pub mod memo;
 pub mod pipeline;
 pub mod site;
+pub mod source;
 pub mod time;
 pub mod timeline;
 pub mod tracking;

@@ -225,6 +225,7 @@ impl Services {
                     visitor_uid: Some(visitor.encode()),
                     form_sent_at: e.form_sent_at.unwrap_or_else(|| to_secs(now)),
                     duplicate_of_lead_id: None,
+                    utm: None,
                 },
             );
             let stored = self.store_submission(&submission, &snapshot).await?;

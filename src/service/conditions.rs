@@ -24,6 +24,7 @@ use crate::domain::event_record::VisitMeta;
 use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::lead::Lead;
 use crate::domain::site::{Site, parse_web_url};
+use crate::domain::source::Source;
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::tracking::Visit;
 use crate::domain::visitor::VisitorId;
@@ -93,6 +94,7 @@ impl Services {
             number: visit.number,
             started_at: visit.started_at,
             referrer: visit.referrer.clone(),
+            landing: visit.url.clone(),
             pages: 1,
             fired: Vec::new(),
         };
@@ -245,6 +247,11 @@ impl Services {
                         title: page.title.to_owned(),
                         number: watch.number,
                         started_at: to_secs(watch.started_at),
+                        source: Some(Source::of_landing(
+                            &watch.landing,
+                            &watch.referrer,
+                            watch.started_at,
+                        )),
                     }),
                     delayed_by: action.delay_seconds,
                     due_at: now.max(watch.started_at) + action.delay_seconds as Millis * 1000,

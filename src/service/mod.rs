@@ -15,6 +15,7 @@ pub mod leads;
 pub mod live;
 pub mod manage;
 pub mod notes;
+pub mod sources;
 pub mod submissions;
 pub mod triggers;
 

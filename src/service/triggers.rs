@@ -17,6 +17,7 @@ use crate::domain::ids::EventId;
 use crate::domain::lead::Lead;
 use crate::domain::pipeline::Stage;
 use crate::domain::site::parse_web_url;
+use crate::domain::source::Source;
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::tracking::Visit;
 
@@ -67,6 +68,7 @@ impl Services {
                         title: visit.title.clone(),
                         number: visit.number,
                         started_at: to_secs(visit.started_at),
+                        source: Some(Source::of_visit(visit)),
                     }),
                     delayed_by: action.delay_seconds,
                     due_at: visit.started_at + action.delay_seconds as Millis * 1000,

@@ -255,13 +255,19 @@ pub enum MoveOutcome {
 }
 
 /// What a submission takes before its atomic step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reserved {
     pub lead: LeadId,
     pub contact: crate::domain::ids::ContactId,
     /// The account's catalog version, to check the caller's snapshot against.
     pub catalog_version: u64,
+    /// The browser's newest page views (at most [`RECENT_PAGE_VIEWS`], oldest first): where
+    /// the visit of the form came from (`domain::source`).
+    pub recent: Vec<PageView>,
 }
+
+/// How many of a browser's newest page views a submission reads for its visit's source.
+pub const RECENT_PAGE_VIEWS: usize = 100;
 
 #[async_trait]
 pub trait Leads: Send + Sync {

@@ -10,7 +10,8 @@ import {
 } from "./ui.js";
 import { conditionsFields, conditionsSummary, openConditionsForm } from "./conditions.js";
 
-export const MACROS = ["{{lead.id}}", "{{lead.name}}", "{{contact.name}}", "{{contact.phone}}", "{{contact.email}}"];
+export const MACROS = ["{{lead.id}}", "{{lead.name}}", "{{contact.name}}", "{{contact.phone}}", "{{contact.email}}",
+  "{{lead.utm_source}}", "{{lead.utm_campaign}}", "{{visit.url}}", "{{visit.number}}", "{{visit.utm_source}}"];
 
 const EVENTS = [
   ["site_visit", "Site visit — a known visitor comes back to the site"],

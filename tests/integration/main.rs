@@ -17,6 +17,7 @@ mod exposure;
 mod failover;
 mod faults;
 mod forms;
+mod lead_source;
 mod pipeline_events;
 mod processes;
 mod safe_defaults;

@@ -184,6 +184,7 @@ fn entry_in(account: AccountId, lead: u64, created_at: i64) -> Unsorted {
             referer: String::new(),
             visitor_uid: None,
             form_sent_at: 0,
+            utm: None,
         },
         lead_id: LeadId(lead),
         contact_id: ContactId(lead),
