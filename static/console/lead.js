@@ -10,6 +10,7 @@ import {
   h, mount, icon, ago, badge, errorBox, loading, confirmDialog, debounce,
   fmtTime, fmtDate, fmtDay, shortUrl,
 } from "./ui.js";
+import { sourceSection } from "./source.js";
 
 export function leadDrawer(ctx) {
   const body = h("div.drawer-content");
@@ -96,6 +97,7 @@ export function leadDrawer(ctx) {
       h("section.drawer-section",
         h("h3", "Contacts"),
         contacts.length ? h("div.contacts", contacts.map(contactCard)) : h("p.muted", "No contact.")),
+      sourceSection(lead),
       h("section.drawer-section",
         h("h3", "Browsers", h("span.section-count", String(visitors.length))),
         visitors.length ? h("ul.visitors", visitors.map(visitorRow)) : h("p.muted", "No browser is linked to this lead.")),
