@@ -16,6 +16,7 @@ pub mod memo;
 pub mod pipeline;
 pub mod site;
 pub mod source;
+pub mod stats;
 pub mod time;
 pub mod timeline;
 pub mod tracking;

@@ -162,11 +162,12 @@ impl Services {
             )
             .await?;
         metrics::counter!("footfall_visits_total").increment(1);
+        let visit = Visit {
+            number: start.number,
+            ..visit
+        };
+        self.count_visit(&visit, start.lead.is_some()).await;
         if let Some(lead) = start.lead {
-            let visit = Visit {
-                number: start.number,
-                ..visit
-            };
             self.live.publish(site.account_id, lead.id, LiveKind::Visit);
             let snapshot = self
                 .snapshots

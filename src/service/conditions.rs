@@ -112,7 +112,7 @@ impl Services {
                 .watch_visit(visitor, site.id, &watch, idle_ms)
                 .await?;
         }
-        self.fire_conditional(lead, &watch, &page, firing, snapshot)
+        self.fire_conditional(site, lead, &watch, &page, firing, snapshot)
             .await
     }
 
@@ -172,7 +172,7 @@ impl Services {
                 firing.push(action);
             }
         }
-        self.fire_conditional(&lead, watch, &page, firing, &snapshot)
+        self.fire_conditional(site, &lead, watch, &page, firing, &snapshot)
             .await
     }
 
@@ -226,6 +226,7 @@ impl Services {
 
     async fn fire_conditional(
         &self,
+        site: &Site,
         lead: &Lead,
         watch: &VisitWatch,
         page: &VisitPage<'_>,
@@ -257,7 +258,8 @@ impl Services {
                     due_at: now.max(watch.started_at) + action.delay_seconds as Millis * 1000,
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        self.count_fired(site.id, firings.len()).await;
         self.create_events(lead, firings).await
     }
 }

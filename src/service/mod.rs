@@ -16,6 +16,7 @@ pub mod live;
 pub mod manage;
 pub mod notes;
 pub mod sources;
+pub mod stats;
 pub mod submissions;
 pub mod triggers;
 

@@ -155,6 +155,7 @@ impl Services {
             },
         );
         let Stored { lead_id, uid } = self.store_submission(&submission, &snapshot).await?;
+        self.count_submission(site.id, now).await;
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,

@@ -74,7 +74,9 @@ impl Services {
                     due_at: visit.started_at + action.delay_seconds as Millis * 1000,
                 })
             });
-        self.create_events(lead, firings.collect()).await
+        let firings: Vec<Firing> = firings.collect();
+        self.count_fired(visit.site_id, firings.len()).await;
+        self.create_events(lead, firings).await
     }
 
     /// A lead arrived at its current stage (created, accepted or moved from `from`):

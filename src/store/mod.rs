@@ -27,8 +27,10 @@ pub mod catalog;
 pub mod memory;
 pub mod redis;
 pub mod round_trips;
+pub mod stats;
 pub mod watches;
 
+pub use stats::Stats;
 pub use watches::Watches;
 
 use async_trait::async_trait;
@@ -129,7 +131,7 @@ impl RecordKind {
 /// All of a store: the five aggregates and the store's own health.
 #[async_trait]
 pub trait Store:
-    Catalog + Leads + Visitors + Schedule + Live + Watches + Send + Sync + 'static
+    Catalog + Leads + Visitors + Schedule + Live + Watches + Stats + Send + Sync + 'static
 {
     /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
     fn describe(&self) -> String;

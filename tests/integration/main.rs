@@ -21,6 +21,7 @@ mod lead_source;
 mod pipeline_events;
 mod processes;
 mod safe_defaults;
+mod site_stats;
 mod site_visit_flow;
 mod store_conformance;
 mod tenants;

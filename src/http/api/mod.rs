@@ -19,6 +19,7 @@ mod notes;
 mod pipelines;
 pub mod query;
 mod sites;
+mod stats;
 mod stream;
 mod unsorted;
 mod unsorted_forms;
@@ -77,6 +78,7 @@ async fn openapi_json() -> Result<HttpResponse, Problem> {
 fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json))
         .configure(sites::routes)
+        .configure(stats::routes)
         .configure(forms::routes)
         .configure(pipelines::routes)
         .configure(unsorted_forms::routes)

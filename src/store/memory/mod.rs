@@ -9,6 +9,7 @@ mod catalog;
 mod leads;
 mod live;
 mod schedule;
+mod stats;
 mod visitors;
 mod watches;
 
@@ -50,6 +51,8 @@ struct State {
     submissions: HashMap<(AccountId, String), (LeadId, Option<UnsortedUid>, Instant)>,
     contacts: HashMap<(AccountId, String), LeadId>,
     visitors: HashMap<(AccountId, VisitorId), Visitor>,
+    /// Statistics by site and day (`stats.rs`).
+    stats: HashMap<(SiteId, u32), stats::Day>,
     /// Watched visits (`watches.rs`), until when each is kept.
     watches: HashMap<(VisitorId, SiteId), (crate::domain::conditions::VisitWatch, Instant)>,
     /// Events, with the time a finished one expires.

@@ -27,8 +27,12 @@ impl Visitors for MemoryStore {
             .filter(|(_, until)| *until > now)
             .map(|(at, _)| at);
         let (site, keep_watch) = (write.page_view.site_id, keep_watch(&write));
+        let mut counted = crate::domain::stats::StatsDelta::default();
+        let pv = &write.page_view;
+        counted.page_view(site, pv.at, write.visitor, &pv.url);
         visitor.page_views.push(write.page_view);
         let history_len = visitor.page_views.len() as u64;
+        super::stats::add(&mut state, counted);
         let watch = match write.watch {
             true => super::watches::count_page_view(&mut state, write.visitor, site, keep_watch),
             false => None,

@@ -32,6 +32,7 @@ mod scripts;
 mod sentinel;
 mod sightings;
 mod slots;
+mod stats;
 mod visitors;
 mod watches;
 mod writer;
