@@ -11,6 +11,7 @@ import { actionsView, openActionForm } from "./actions.js";
 import { handlersView } from "./handlers.js";
 import { deliveriesView } from "./deliveries.js";
 import { sitesView } from "./sites.js";
+import { insightsView } from "./insights.js";
 import { demoView } from "./demo.js";
 import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
 
@@ -22,6 +23,7 @@ const TABS = [
   ["handlers", "Handlers", "webhook", handlersView],
   ["deliveries", "Deliveries", "send", deliveriesView],
   ["sites", "Sites & forms", "globe", sitesView],
+  ["insights", "Insights", "eye", insightsView],
   ["demo", "Demo", "play", demoView],
 ];
 
