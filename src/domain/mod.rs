@@ -7,6 +7,7 @@ pub mod bots;
 pub mod conditions;
 pub mod event;
 pub mod event_record;
+pub mod export;
 pub mod form;
 pub mod handler;
 pub mod ids;

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod contacts;
 pub mod demo;
 pub mod events;
+pub mod export;
 pub mod leads;
 pub mod live;
 pub mod manage;

@@ -18,6 +18,7 @@ mod failover;
 mod faults;
 mod forms;
 mod lead_source;
+mod leads_export;
 mod pipeline_events;
 mod processes;
 mod safe_defaults;

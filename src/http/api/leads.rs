@@ -143,7 +143,9 @@ pub struct LeadQuery {
 }
 
 /// The lead list's filters and order, from amoCRM's query forms and footfall's own.
-fn lead_query(params: &mut ListParams) -> Result<(LeadFilter, Option<LeadOrder>), Problem> {
+pub(super) fn lead_query(
+    params: &mut ListParams,
+) -> Result<(LeadFilter, Option<LeadOrder>), Problem> {
     let mut stages: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
     for (rest, value, name) in params.take_under("filter", "statuses") {
         let (index, field) = match rest.as_slice() {

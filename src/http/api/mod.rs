@@ -12,6 +12,7 @@ mod actions;
 mod contacts;
 mod demo;
 mod events;
+mod export;
 mod forms;
 mod handlers;
 mod leads;
@@ -84,6 +85,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(unsorted_forms::routes)
         .configure(unsorted::routes)
         .configure(notes::routes)
+        .configure(export::routes)
         .configure(leads::routes)
         .configure(contacts::routes)
         .configure(handlers::routes)
