@@ -92,6 +92,11 @@ impl Source {
         Self::of_landing(&visit.url, &visit.referrer, visit.started_at)
     }
 
+    /// A visit that came with no campaign and from no other site.
+    pub fn is_direct(&self) -> bool {
+        self.utm.is_empty() && self.referrer.is_empty()
+    }
+
     pub fn of_landing(url: &str, referrer: &str, started_at: Millis) -> Self {
         Self {
             url: url.to_owned(),
@@ -127,6 +132,21 @@ impl LeadSource {
             last_touch: last.map(Source::of_visit),
         }
     }
+}
+
+/// The campaign a direct visit keeps (as Google Analytics' "last non-direct click"): that
+/// of the browser's latest visit before it that came with one, if any.
+pub fn last_campaign<'a>(
+    visits: impl IntoIterator<Item = &'a Visit>,
+    before: Millis,
+) -> Option<Utm> {
+    visits
+        .into_iter()
+        .filter(|v| v.started_at < before)
+        .map(|v| (v.started_at, Utm::of_url(&v.url)))
+        .filter(|(_, utm)| !utm.is_empty())
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, utm)| utm)
 }
 
 /// The landing page of the latest visit in a browser's newest page views (oldest first)
