@@ -126,4 +126,12 @@ grep -v '^{"timestamp"' "$uid_log" || true
 rm -f "$uid_log"
 [ "$uid_ok" -eq 0 ] || { echo "the visitor_uid browser test failed"; exit 1; }
 
+say "browser test: campaign source, a page condition and Insights (Chromium)"
+mk_log=$(mktemp)
+mk_ok=0
+node tests/browser/marketing.mjs >"$mk_log" 2>&1 || mk_ok=$?
+grep -v '^{"timestamp"' "$mk_log" || true
+rm -f "$mk_log"
+[ "$mk_ok" -eq 0 ] || { echo "the marketing browser test failed"; exit 1; }
+
 say "all tests passed in $(( $(date +%s) - suite_started )) s"
