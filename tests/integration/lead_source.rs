@@ -57,7 +57,7 @@ async fn first_and_last_touch_reach_the_entry_the_lead_the_webhook_and_the_macro
         json!({"utm_source": "ads", "gclid": "abc"}),
         "{entry}"
     );
-    assert_eq!(entry["metadata"]["referer"].as_str().is_some(), true);
+    assert!(entry["metadata"]["referer"].is_string(), "{entry}");
 
     let (status, body) = app
         .post(
