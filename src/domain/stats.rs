@@ -20,6 +20,11 @@ pub const MAX_TOP_ENTRIES: usize = 1000;
 /// Longest page path or source name counted, in characters.
 pub const MAX_KEY: usize = 200;
 
+/// The oldest day still kept at `now`: days before it have expired.
+pub fn oldest_kept(now: Millis) -> u32 {
+    day_of(now).saturating_sub(MAX_DAYS)
+}
+
 /// A UTC day, as days since 1970-01-01.
 pub fn day_of(at: Millis) -> u32 {
     (at.max(0) / 86_400_000) as u32

@@ -25,6 +25,7 @@ mod safe_defaults;
 mod site_stats;
 mod site_visit_flow;
 mod store_conformance;
+mod store_conformance_marketing;
 mod tenants;
 mod tracking;
 mod trigger_conditions;

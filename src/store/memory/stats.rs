@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, State};
 use crate::domain::ids::SiteId;
-use crate::domain::stats::{Counts, MAX_DAYS, MAX_TOP_ENTRIES, StatsDelta};
+use crate::domain::stats::{Counts, MAX_DAYS, MAX_TOP_ENTRIES, StatsDelta, oldest_kept};
+use crate::domain::time::now_ms;
 use crate::domain::visitor::VisitorId;
 use crate::store::stats::{Stats, StoredStats};
 
@@ -23,14 +24,11 @@ pub(super) struct Day {
 
 /// Adds a delta to the state (under the store's one lock).
 pub(super) fn add(state: &mut State, delta: StatsDelta) {
-    let Some(newest) = delta.days.keys().map(|(_, d)| *d).max() else {
-        return;
-    };
-    let oldest_kept = newest.saturating_sub(MAX_DAYS + 1);
-    if state.stats.keys().any(|(_, d)| *d < oldest_kept) {
-        state.stats.retain(|(_, d), _| *d >= oldest_kept);
+    let oldest = oldest_kept(now_ms());
+    if state.stats.keys().any(|(_, d)| *d < oldest) {
+        state.stats.retain(|(_, d), _| *d >= oldest);
     }
-    for (key, d) in delta.days {
+    for (key, d) in delta.days.into_iter().filter(|((_, d), _)| *d >= oldest) {
         let day = state.stats.entry(key).or_default();
         day.counts.add(&d.counts);
         day.browsers.extend(d.browsers);
@@ -71,7 +69,8 @@ impl Stats for MemoryStore {
         let state = self.state.lock();
         let mut out = StoredStats::default();
         let mut browsers = HashSet::new();
-        for day in (from..=to).take(MAX_DAYS as usize) {
+        let oldest = oldest_kept(now_ms());
+        for day in (from.max(oldest)..=to).take(MAX_DAYS as usize) {
             let Some(d) = state.stats.get(&(site, day)) else {
                 continue;
             };

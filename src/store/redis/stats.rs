@@ -15,7 +15,8 @@ use super::RedisStore;
 use super::keys::Keys;
 use super::slots::Batch;
 use crate::domain::ids::SiteId;
-use crate::domain::stats::{Counts, MAX_DAYS, MAX_TOP_ENTRIES, StatsDelta};
+use crate::domain::stats::{Counts, MAX_DAYS, MAX_TOP_ENTRIES, StatsDelta, oldest_kept};
+use crate::domain::time::now_ms;
 use crate::store::stats::{Stats, StoredStats};
 use crate::store::{PageViewWrite, StoreResult, corrupt};
 
@@ -65,7 +66,8 @@ fn key(keys: &Keys, site: SiteId, day: u32, kind: Kind) -> String {
     keys.site_stats(site, day, kind.suffix())
 }
 
-/// When a day's keys expire (Unix seconds).
+/// When a day's keys expire (Unix seconds): the end of the last day that still keeps it
+/// (`stats::oldest_kept`).
 fn expires_at(day: u32) -> u64 {
     (day as u64 + MAX_DAYS as u64 + 1) * 86_400
 }
@@ -97,7 +99,8 @@ impl StatsWriter {
         if self.expiring.len() > 100_000 {
             self.expiring.clear();
         }
-        for ((site, day), d) in delta.days {
+        let oldest = oldest_kept(now_ms());
+        for ((site, day), d) in delta.days.into_iter().filter(|((_, d), _)| *d >= oldest) {
             let mut touched = Vec::new();
             let counts = key(keys, site, day, Kind::Counts);
             for (field, n) in d.counts.fields() {
