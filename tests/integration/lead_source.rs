@@ -110,3 +110,46 @@ async fn lead_source_on_redis() {
 async fn lead_source_on_the_embedded_store() {
     first_and_last_touch_reach_the_entry_the_lead_the_webhook_and_the_macros(Backend::Memory).await;
 }
+
+/// A lead a site's backend sends with the page's visitor id gets the campaign of that
+/// browser's visit too.
+async fn an_api_submission_with_the_visitor_uid_keeps_the_visits_campaign(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app
+        .beacon(
+            &s.site_key,
+            None,
+            "https://shop.example/?utm_source=ads&utm_term=shoes",
+        )
+        .await;
+    let vid = vid.unwrap();
+    let (status, body) = app
+        .post(
+            "/api/v4/leads/unsorted/forms",
+            json!([{"source_uid": "backend", "source_name": "Backend", "pipeline_id": s.pipeline.id,
+                    "metadata": {"form_id": "backend", "form_name": "Backend", "form_page": "https://shop.example/",
+                                 "ip": "203.0.113.7", "referer": "", "visitor_uid": vid},
+                    "_embedded": {"contacts": [{"name": "Oleg"}]}}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let uid = body["_embedded"]["unsorted"][0]["uid"].as_str().unwrap();
+    let (_, entry) = app.get(&format!("/api/v4/leads/unsorted/{uid}")).await;
+    assert_eq!(
+        entry["metadata"]["utm"],
+        json!({"utm_source": "ads", "utm_term": "shoes"}),
+        "{entry}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_submission_source_on_redis() {
+    an_api_submission_with_the_visitor_uid_keeps_the_visits_campaign(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_submission_source_on_the_embedded_store() {
+    an_api_submission_with_the_visitor_uid_keeps_the_visits_campaign(Backend::Memory).await;
+}
