@@ -9,8 +9,9 @@
 //! cooldown), claim the action for the visit and store the event. Accounts without
 //! conditional actions pay nothing: their page views do not ask for a watch.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -29,8 +30,13 @@ use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::tracking::Visit;
 use crate::domain::visitor::VisitorId;
 
-/// Accounts whose snapshot this instance is loading for [`Services::may_watch`].
-static LOADING: LazyLock<Mutex<HashSet<AccountId>>> = LazyLock::new(Default::default);
+/// How often a page view may have this instance check that its copy of an account's
+/// catalog is current (in the background), so that a conditional action made on another
+/// instance is watched for here within seconds.
+const CATALOG_CHECK: Duration = Duration::from_secs(5);
+
+/// When this instance last started a check of each account's catalog.
+static CHECKED: LazyLock<Mutex<HashMap<AccountId, Instant>>> = LazyLock::new(Default::default);
 
 /// A page of a visit, as the conditions see it.
 pub(super) struct VisitPage<'a> {
@@ -44,24 +50,33 @@ fn conditional(a: &Action) -> bool {
 
 impl Services {
     /// Whether a page view of the account should read its visit's watch: the account has
-    /// enabled conditional site-visit actions in this instance's snapshot. Without a
-    /// snapshot yet, one is loaded in the background (the visit that starts a watch loads
-    /// it on its own instance, so at most a page view or two elsewhere go unchecked).
+    /// enabled conditional site-visit actions in this instance's snapshot. The snapshot is
+    /// checked against the store's catalog version in the background every
+    /// [`CATALOG_CHECK`] (and loaded when there is none), off the page view's path.
     pub(super) fn may_watch(&self, account: AccountId) -> bool {
-        if let Some(snapshot) = self.snapshots.cached(account) {
-            return snapshot.actions.iter().any(conditional);
-        }
-        if LOADING.lock().insert(account) {
+        let now = Instant::now();
+        let due = {
+            let mut checked = CHECKED.lock();
+            let due = checked
+                .get(&account)
+                .is_none_or(|at| now.duration_since(*at) >= CATALOG_CHECK);
+            if due {
+                checked.insert(account, now);
+            }
+            due
+        };
+        if due {
             let store = self.store.clone();
             let snapshots = self.snapshots.clone();
             tokio::spawn(async move {
                 if let Err(e) = snapshots.get(&*store, account, None).await {
-                    tracing::warn!(error = %e, "could not load an account's catalog");
+                    tracing::warn!(error = %e, "could not check an account's catalog");
                 }
-                LOADING.lock().remove(&account);
             });
         }
-        false
+        self.snapshots
+            .cached(account)
+            .is_some_and(|s| s.actions.iter().any(conditional))
     }
 
     /// The first page view of a linked browser's visit: fires the conditional actions

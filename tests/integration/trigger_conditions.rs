@@ -356,3 +356,61 @@ async fn bad_conditions_are_refused_field_by_field() {
     assert_eq!(items(&actions, "actions").len(), 1);
     assert!(items(&actions, "actions")[0].get("conditions").is_none());
 }
+
+/// Round trips of a watched visit (counted by footfall itself): a page view whose page
+/// does not meet the waiting action's conditions stays at one round trip; only the page
+/// view that fires reads the lead and stores the event.
+#[tokio::test]
+async fn a_watched_visit_costs_extra_round_trips_only_where_an_action_may_fire() {
+    use crate::atomic_steps::{counted, start};
+    let (_process, app) = start(&crate::common::redis_url());
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (status, body) = app
+        .patch(
+            &format!("/api/v4/actions/{}", s.action_id),
+            json!({"conditions": {"page": {"match": "starts_with", "value": "/pricing"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (lead, vid) = crate::common::linked_lead(&app, &s, "Anna").await;
+    let (_, warm) = crate::common::linked_lead(&app, &s, "Boris").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Another linked browser's visit reads the changed catalog into this instance first.
+    app.beacon(&s.site_key, Some(&warm), "https://shop.example/")
+        .await;
+    let route = "/v1/collect";
+    let (_, trips) = counted(
+        &app,
+        route,
+        app.beacon(&s.site_key, Some(&vid), "https://shop.example/"),
+    )
+    .await;
+    assert!(trips <= 3, "a watched visit's first page view took {trips}");
+    let (_, trips) = counted(
+        &app,
+        route,
+        app.beacon(&s.site_key, Some(&vid), "https://shop.example/about"),
+    )
+    .await;
+    assert_eq!(trips, 1, "a page view of the watched visit off /pricing");
+    assert!(app.events_of(lead).await.is_empty());
+    let (_, trips) = counted(
+        &app,
+        route,
+        app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing"),
+    )
+    .await;
+    assert!(trips <= 5, "the page view that fires took {trips}");
+    assert_eq!(app.events_of(lead).await.len(), 1);
+    let (_, trips) = counted(
+        &app,
+        route,
+        app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing/team"),
+    )
+    .await;
+    assert_eq!(
+        trips, 1,
+        "once fired, the visit's page views are back to one"
+    );
+}
