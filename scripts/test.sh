@@ -137,4 +137,12 @@ chromium_test "the console's Webhooks tab, a subscriber and a replay" webhooks.m
 chromium_test "consent and Global Privacy Control in t.js" consent.mjs
 chromium_test "export, erasure and the Privacy view in the console" privacy_console.mjs
 
+say "browser test: campaign source, a page condition and Insights (Chromium)"
+mk_log=$(mktemp)
+mk_ok=0
+node tests/browser/marketing.mjs >"$mk_log" 2>&1 || mk_ok=$?
+grep -v '^{"timestamp"' "$mk_log" || true
+rm -f "$mk_log"
+[ "$mk_ok" -eq 0 ] || { echo "the marketing browser test failed"; exit 1; }
+
 say "all tests passed in $(( $(date +%s) - suite_started )) s"

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::conditions::Conditions;
 use super::event::{Direction, EventType};
 use super::ids::{AccountId, ActionId, HandlerId, PipelineId, StatusId};
 use super::pipeline::Stage;
@@ -40,6 +41,9 @@ pub struct Action {
     pub site_url: Option<SiteUrl>,
     #[serde(default)]
     pub delay_seconds: u32,
+    /// For `site_visit`: conditions that must all hold at a page view of the visit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
     /// Handler settings, validated against the handler's schema; may hold macros.
     pub settings: serde_json::Map<String, serde_json::Value>,
     pub enabled: bool,
@@ -121,6 +125,7 @@ mod tests {
             handler: "h".into(),
             site_url: None,
             delay_seconds: 0,
+            conditions: None,
             settings: Default::default(),
             enabled: true,
             created_at: 0,

@@ -58,6 +58,9 @@ pub struct VisitMeta {
     pub number: u32,
     /// Unix seconds.
     pub started_at: i64,
+    /// Where the visit came from: its landing page, referrer and campaign parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::source::Source>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -174,6 +174,9 @@ pub struct UnsortedMetadata {
     /// Always written (`null` when none): the store's submission step fills it in.
     #[serde(default)]
     pub duplicate_of_lead_id: Option<LeadId>,
+    /// The campaign parameters of the visit the form was sent in (`domain::source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utm: Option<super::source::Utm>,
 }
 
 #[cfg(test)]

@@ -154,6 +154,7 @@ mod tests {
             title: "Pricing".into(),
             number: 3,
             started_at: 1491300010,
+            source: None,
         });
         let sent: Value = serde_json::from_str(
             &body(&event, "ivanov", settings("Hi Anna, welcome back!")).unwrap(),

@@ -13,6 +13,7 @@ use crate::domain::form::ContactDetails;
 use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, UnsortedUid};
 use crate::domain::lead::UnsortedMetadata;
 use crate::domain::pipeline::Stage;
+use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::MAX_URL;
 use crate::domain::validation::FieldError;
@@ -199,6 +200,21 @@ impl Services {
                 .await?;
             let (lead_id, contact_id) = (reserved.lead, reserved.contact);
             let now = now_ms();
+            // The campaign of the browser's latest visit, on whichever site it was.
+            let default_idle = self.settings.tracking.visit_idle_seconds;
+            let utm = reserved
+                .recent
+                .last()
+                .and_then(|pv| {
+                    let idle_ms = snapshot
+                        .site(pv.site_id)
+                        .map_or(default_idle as i64 * 1000, |s| {
+                            s.visit_idle_ms(default_idle)
+                        });
+                    current_visit_source(&reserved.recent, pv.site_id, idle_ms)
+                })
+                .map(|s| s.utm)
+                .filter(|u| !u.is_empty());
             let submission = self.new_submission(
                 reserved,
                 Incoming {
@@ -225,6 +241,7 @@ impl Services {
                     visitor_uid: Some(visitor.encode()),
                     form_sent_at: e.form_sent_at.unwrap_or_else(|| to_secs(now)),
                     duplicate_of_lead_id: None,
+                    utm,
                 },
             );
             let stored = self.store_submission(&submission, &snapshot).await?;

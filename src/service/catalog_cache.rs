@@ -49,9 +49,10 @@ impl Snapshot {
     }
 }
 
-#[derive(Default)]
+/// Clones share the snapshots (a background load fills the same cache).
+#[derive(Default, Clone)]
 pub struct Snapshots {
-    accounts: RwLock<HashMap<AccountId, Arc<Snapshot>>>,
+    accounts: Arc<RwLock<HashMap<AccountId, Arc<Snapshot>>>>,
 }
 
 impl Snapshots {

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::conditions::VisitPage;
 use super::live::LiveKind;
 use super::{Error, Result, Services};
 use crate::domain::ids::AccountId;
@@ -100,6 +101,7 @@ impl Services {
                 visitor,
                 page_view,
                 visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
+                watch: self.may_watch(site.account_id),
             })
             .await?;
         // A history may pass its cap by a tenth: then the one page view whose push made
@@ -111,7 +113,15 @@ impl Services {
             self.trim_history_later(site.account_id, visitor, cap);
         }
         let idle_ms = site.visit_idle_ms(self.settings.tracking.visit_idle_seconds);
-        if starts_new_visit(outcome.last_seen, now, idle_ms) {
+        let new_visit = starts_new_visit(outcome.last_seen, now, idle_ms);
+        if let Some(watch) = outcome.watch.as_ref().filter(|_| !new_visit) {
+            let page = VisitPage {
+                url: page.url,
+                title: beacon.title,
+            };
+            self.check_watch(site, visitor, watch, page).await?;
+        }
+        if new_visit {
             let visit = Visit {
                 number: 0,
                 site_id: site.id,
@@ -152,17 +162,20 @@ impl Services {
             )
             .await?;
         metrics::counter!("footfall_visits_total").increment(1);
+        let visit = Visit {
+            number: start.number,
+            ..visit
+        };
+        self.count_visit(&visit, start.lead.is_some()).await;
         if let Some(lead) = start.lead {
-            let visit = Visit {
-                number: start.number,
-                ..visit
-            };
             self.live.publish(site.account_id, lead.id, LiveKind::Visit);
             let snapshot = self
                 .snapshots
                 .get(&*self.store, site.account_id, Some(start.catalog_version))
                 .await?;
             self.fire_site_visit(&lead, &visit, &snapshot).await?;
+            self.start_watch(site, visitor, &lead, &visit, &snapshot)
+                .await?;
         }
         Ok(())
     }

@@ -184,6 +184,7 @@ async fn create(
         handler: handler.code.clone(),
         site_url: SiteUrl::parse(&format!("{base}/demo")).ok(),
         delay_seconds: 0,
+        conditions: None,
         settings,
         enabled: true,
         created_at: now,

@@ -10,14 +10,18 @@ pub mod api_submissions;
 pub mod catalog_cache;
 pub mod collect;
 pub mod contact_writes;
+pub mod conditions;
 pub mod contacts;
 pub mod demo;
 pub mod events;
+pub mod export;
 pub mod leads;
 pub mod live;
 pub mod manage;
 pub mod notes;
 pub mod privacy;
+pub mod sources;
+pub mod stats;
 pub mod submissions;
 pub mod triggers;
 

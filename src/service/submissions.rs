@@ -28,6 +28,7 @@ use crate::domain::ids::{AccountId, FormId, LeadId, UnsortedUid};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
 use crate::domain::pipeline::{Pipeline, Stage, Status};
 use crate::domain::site::{Site, parse_web_url};
+use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::MAX_URL;
 use crate::domain::visitor::VisitorId;
@@ -134,6 +135,10 @@ impl Services {
             _ => String::new(),
         };
         let now = now_ms();
+        let idle_ms = site.visit_idle_ms(self.settings.tracking.visit_idle_seconds);
+        let utm = current_visit_source(&reserved.recent, site.id, idle_ms)
+            .map(|s| s.utm)
+            .filter(|u| !u.is_empty());
         let submission = self.new_submission(
             reserved,
             Incoming {
@@ -157,6 +162,7 @@ impl Services {
                 visitor_uid: (!s.without_consent).then(|| visitor.encode()),
                 form_sent_at: to_secs(now),
                 duplicate_of_lead_id: None,
+                utm,
             },
         );
         let submission = NewSubmission {
@@ -164,6 +170,7 @@ impl Services {
             ..submission
         };
         let Stored { lead_id, uid } = self.store_submission(&submission, &snapshot).await?;
+        self.count_submission(site.id, now).await;
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,

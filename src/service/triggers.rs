@@ -17,23 +17,25 @@ use crate::domain::ids::EventId;
 use crate::domain::lead::Lead;
 use crate::domain::pipeline::Stage;
 use crate::domain::site::parse_web_url;
+use crate::domain::source::Source;
 use crate::domain::time::{Millis, now_ms, to_secs};
 use crate::domain::tracking::Visit;
 
 /// What fired, before it becomes an `EventRecord`.
-struct Firing<'a> {
-    action: &'a Action,
-    handler: &'a Handler,
-    event_type: EventType,
-    direction: Option<Direction>,
-    visit: Option<VisitMeta>,
-    delayed_by: u32,
-    due_at: Millis,
+pub(super) struct Firing<'a> {
+    pub action: &'a Action,
+    pub handler: &'a Handler,
+    pub event_type: EventType,
+    pub direction: Option<Direction>,
+    pub visit: Option<VisitMeta>,
+    pub delayed_by: u32,
+    pub due_at: Millis,
 }
 
 impl Services {
     /// The first page view of a visit of a linked browser: every enabled site-visit action
-    /// on the lead's stage whose site URL covers the page fires once.
+    /// without conditions on the lead's stage whose site URL covers the page fires once
+    /// (actions with conditions: `conditions.rs`).
     pub(super) async fn fire_site_visit(
         &self,
         lead: &Lead,
@@ -50,6 +52,7 @@ impl Services {
             .filter(|a| {
                 a.enabled
                     && a.event == EventType::SiteVisit
+                    && a.conditions.is_none()
                     && a.covers(lead.stage())
                     && a.site_url.as_ref().is_some_and(|u| u.matches(&url))
             })
@@ -65,12 +68,15 @@ impl Services {
                         title: visit.title.clone(),
                         number: visit.number,
                         started_at: to_secs(visit.started_at),
+                        source: Some(Source::of_visit(visit)),
                     }),
                     delayed_by: action.delay_seconds,
                     due_at: visit.started_at + action.delay_seconds as Millis * 1000,
                 })
             });
-        self.create_events(lead, firings.collect()).await
+        let firings: Vec<Firing> = firings.collect();
+        self.count_fired(visit.site_id, firings.len()).await;
+        self.create_events(lead, firings).await
     }
 
     /// A lead arrived at its current stage (created, accepted or moved from `from`):
@@ -118,7 +124,7 @@ impl Services {
         self.create_events(lead, firings.collect()).await
     }
 
-    async fn create_events(&self, lead: &Lead, firings: Vec<Firing<'_>>) -> Result<()> {
+    pub(super) async fn create_events(&self, lead: &Lead, firings: Vec<Firing<'_>>) -> Result<()> {
         if firings.is_empty() {
             return Ok(());
         }
@@ -160,7 +166,7 @@ impl Services {
 }
 
 /// The action's handler, when it still exists.
-fn handler_of<'a>(snapshot: &'a Snapshot, action: &Action) -> Option<&'a Handler> {
+pub(super) fn handler_of<'a>(snapshot: &'a Snapshot, action: &Action) -> Option<&'a Handler> {
     let handler = snapshot.handler(action.handler_id);
     if handler.is_none() {
         tracing::warn!(action = %action.id, handler = %action.handler_id, "action names a handler that no longer exists");

@@ -21,7 +21,9 @@
 //! exception: a Redis page-view writer skips refreshing a browser's last sighting for a
 //! short while after refreshing it (`redis/sightings.rs`), and a crash forgets the skipped
 //! refreshes — the page views themselves are kept, but the visit they belong to may then
-//! end up to that short while early.
+//! end up to that short while early. The statistics counters of visits, forms and
+//! firings wait for the next page-view pipeline (a second at most, `stats.rs`): a crash
+//! loses those, never a page view, a form or an event.
 
 pub mod catalog;
 pub mod contact_writes;
@@ -30,6 +32,11 @@ pub mod memory;
 pub mod privacy;
 pub mod redis;
 pub mod round_trips;
+pub mod stats;
+pub mod watches;
+
+pub use stats::Stats;
+pub use watches::Watches;
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -145,6 +152,8 @@ pub trait Store:
     + Schedule
     + Live
     + Privacy
+    + Watches
+    + Stats
     + Send
     + Sync
     + 'static
@@ -276,13 +285,19 @@ pub enum MoveOutcome {
 }
 
 /// What a submission takes before its atomic step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reserved {
     pub lead: LeadId,
     pub contact: crate::domain::ids::ContactId,
     /// The account's catalog version, to check the caller's snapshot against.
     pub catalog_version: u64,
+    /// The browser's newest page views (at most [`RECENT_PAGE_VIEWS`], oldest first): where
+    /// the visit of the form came from (`domain::source`).
+    pub recent: Vec<PageView>,
 }
+
+/// How many of a browser's newest page views a submission reads for its visit's source.
+pub const RECENT_PAGE_VIEWS: usize = 100;
 
 #[async_trait]
 pub trait Leads: Send + Sync {
@@ -368,16 +383,22 @@ pub struct PageViewWrite {
     /// The visit idle gap: the last sighting on a site is only kept this long, since after
     /// it the next page view starts a new visit anyway.
     pub visit_idle_ms: i64,
+    /// Read (and count this page view in) the visit's watch, if it has one (`watches.rs`):
+    /// only for accounts with conditional site-visit actions.
+    pub watch: bool,
 }
 
 /// What recording a page view tells about the visitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageViewOutcome {
     /// When this visitor was last seen on this site before this page view, if that is
     /// within the idle gap (older sightings may be forgotten).
     pub last_seen: Option<Millis>,
     /// How many page views the visitor's history holds now.
     pub history_len: u64,
+    /// The visit's watch with this page view counted, when asked (`PageViewWrite::watch`)
+    /// and there is one.
+    pub watch: Option<crate::domain::conditions::VisitWatch>,
 }
 
 /// What the store keeps about a browser besides its page views: how many visits it has

@@ -8,8 +8,10 @@ import {
   h, mount, icon, field, openDialog, confirmDialog, showFormError, clearFormErrors, busy,
   toast, reportError, errorBox, empty, badge, fmtDelay, shortUrl,
 } from "./ui.js";
+import { conditionsFields, conditionsSummary, openConditionsForm } from "./conditions.js";
 
-export const MACROS = ["{{lead.id}}", "{{lead.name}}", "{{contact.name}}", "{{contact.phone}}", "{{contact.email}}"];
+export const MACROS = ["{{lead.id}}", "{{lead.name}}", "{{contact.name}}", "{{contact.phone}}", "{{contact.email}}",
+  "{{lead.utm_source}}", "{{lead.utm_campaign}}", "{{visit.url}}", "{{visit.number}}", "{{visit.utm_source}}"];
 
 const EVENTS = [
   ["site_visit", "Site visit — a known visitor comes back to the site"],
@@ -81,7 +83,9 @@ export function actionsView(ctx) {
       h("td", a.status_ids.map((id) => h("span.stage-pill", { style: `--stage:${stageColor(pipeline.id, id)}` }, catalog.statusName(pipeline.id, id)))),
       h("td",
         h("div", h("strong", eventLabel(a.event)), a.event === "site_visit" ? ` · ${fmtDelay(a.delay_seconds)}` : ""),
-        a.site_url ? h("div.muted", "on ", h("span.mono", shortUrl(a.site_url))) : null),
+        a.site_url ? h("div.muted", "on ", h("span.mono", shortUrl(a.site_url))) : null,
+        a.event === "site_visit" ? h("div.muted.conditions-summary", conditionsSummary(a.conditions) || "no conditions", " ",
+          h("button.btn.btn-ghost.btn-sm", { type: "button", title: `Edit the conditions of action #${a.id}`, onclick: () => openConditionsForm(a, refresh) }, "edit")) : null),
       h("td", handler ? h("div", h("strong", handler.name), " ", handler.failing ? badge("failing", "error") : null, h("div.muted.mono", handler.code)) : h("span.mono", a.handler)),
       h("td", h("dl.settings", Object.entries(a.settings || {}).map(([k, v]) => [
         h("dt", (handler && handler.settings[k] && handler.settings[k].name) || k),
@@ -125,13 +129,16 @@ export function openActionForm({ pipelineId, statusId } = {}, onCreated) {
   const through = field("Through stage", throughSelect, { className: "grow" });
   through.title = "This handler allows one action over adjacent stages";
 
-  const siteRow = h("div.field-row",
+  const conditions = conditionsFields(null);
+  const siteRow = h("div",
+    h("div.field-row",
     field("Site URL", siteUrl, { name: "site_url", hint: "Pages on this host, under this path, fire the action.", className: "grow" }),
     h("div.field", { dataset: { fieldWrap: "delay_seconds" } },
       h("span.field-label", "Delay"),
       h("div.input-group", delayValue, delayUnit),
       h("span.field-hint", "0 fires at the visit's start; at most 30 days."),
-      h("span.field-error")));
+      h("span.field-error"))),
+    conditions.el);
 
   const form = h("form.form", { novalidate: true },
     h("div.form-error"),
@@ -262,6 +269,8 @@ export function openActionForm({ pipelineId, statusId } = {}, onCreated) {
     if (isVisit) {
       body.site_url = siteUrl.value.trim();
       body.delay_seconds = delay;
+      const c = conditions.value();
+      if (c) body.conditions = c;
     }
     busy(form, async () => {
       try {

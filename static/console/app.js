@@ -12,6 +12,7 @@ import { handlersView } from "./handlers.js";
 import { deliveriesView } from "./deliveries.js";
 import { webhooksView } from "./webhooks.js";
 import { sitesView } from "./sites.js";
+import { insightsView } from "./insights.js";
 import { demoView } from "./demo.js";
 import { privacyView } from "./privacy.js";
 import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
@@ -26,6 +27,7 @@ const TABS = [
   ["webhooks", "Webhooks", "link", webhooksView],
   ["sites", "Sites & forms", "globe", sitesView],
   ["privacy", "Privacy", "ban", privacyView],
+  ["insights", "Insights", "eye", insightsView],
   ["demo", "Demo", "play", demoView],
 ];
 

@@ -11,6 +11,8 @@ import {
   h, mount, icon, ago, badge, errorBox, loading, confirmDialog, debounce,
   fmtTime, fmtDate, fmtDay, shortUrl,
 } from "./ui.js";
+import { sourceSection } from "./source.js";
+import { sparkline } from "./insights.js";
 
 export function leadDrawer(ctx) {
   const body = h("div.drawer-content");
@@ -99,6 +101,10 @@ export function leadDrawer(ctx) {
       h("section.drawer-section",
         h("h3", "Contacts"),
         contacts.length ? h("div.contacts", contacts.map(contactCard)) : h("p.muted", "No contact.")),
+      sourceSection(lead),
+      h("section.drawer-section.lead-visits",
+        h("h3", "Visits per day", h("span.muted", " · last 30 days")),
+        sparkline(timeline.filter((it) => it.type === "visit").map((it) => (it.at < 1e12 ? it.at * 1000 : it.at)))),
       h("section.drawer-section",
         h("h3", "Browsers", h("span.section-count", String(visitors.length))),
         visitors.length ? h("ul.visitors", visitors.map(visitorRow)) : h("p.muted", "No browser is linked to this lead.")),

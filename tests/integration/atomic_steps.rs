@@ -12,7 +12,7 @@ use crate::common::process::{FootfallProcess, RedisServer};
 use crate::common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
 
 /// A footfall process on `redis_url` with a 1 s visit gap, and its API client.
-fn start(redis_url: &str) -> (FootfallProcess, TestApp) {
+pub(crate) fn start(redis_url: &str) -> (FootfallProcess, TestApp) {
     let prefix = common::unique_prefix();
     let process = FootfallProcess::start(&footfall_toml(
         redis_url,
@@ -45,7 +45,7 @@ async fn round_trips(app: &TestApp, route: &str) -> u64 {
 }
 
 /// The round trips of one request.
-async fn counted<F: std::future::Future>(
+pub(crate) async fn counted<F: std::future::Future>(
     app: &TestApp,
     route: &str,
     request: F,

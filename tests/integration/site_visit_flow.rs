@@ -135,7 +135,10 @@ async fn five_steps_fire_one_signed_site_visit_webhook_per_visit(backend: Backen
             "account_id": common::ACCOUNT,
             "meta": {"event_id": event_id,
                      "visit": {"url": "https://shop.example/pricing?plan=pro", "referrer": "https://www.google.com/",
-                               "title": "Page", "number": 3, "started_at": started_at},
+                               "title": "Page", "number": 3, "started_at": started_at,
+                               "source": {"url": "https://shop.example/pricing?plan=pro",
+                                          "referrer": "https://www.google.com/",
+                                          "started_at": started_at}},
                      "delayed_by": 0}
         })
     );

@@ -184,6 +184,7 @@ fn entry_in(account: AccountId, lead: u64, created_at: i64) -> Unsorted {
             referer: String::new(),
             visitor_uid: None,
             form_sent_at: 0,
+            utm: None,
         },
         lead_id: LeadId(lead),
         contact_id: ContactId(lead),
@@ -317,6 +318,7 @@ fn write(visitor: VisitorId, pv: PageView) -> PageViewWrite {
         visitor,
         page_view: pv,
         visit_idle_ms: 3_600_000,
+        watch: false,
     }
 }
 

@@ -52,12 +52,34 @@ async fn wait_for_keys(url: &str, keys: i64) -> anyhow::Result<()> {
                 break;
             }
         }
-        if dbsize(url).await? <= keys {
+        // The site's per-day statistics are a few keys in all, not a key per browser.
+        if dbsize(url).await? - stats_keys(&mut con).await?.len() as i64 <= keys {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     anyhow::bail!("the last sightings did not expire")
+}
+
+/// The statistics keys (`ff…:{s<site>}:st:…`).
+async fn stats_keys(con: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("*:st:*")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(con)
+            .await?;
+        keys.extend(found);
+        cursor = next;
+        if cursor == 0 {
+            return Ok(keys);
+        }
+    }
 }
 
 async fn used_memory(url: &str) -> anyhow::Result<i64> {
@@ -185,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
                         visitor_uid: Some(v.encode()),
                         form_sent_at: now / 1000,
                         duplicate_of_lead_id: None,
+                        utm: None,
                     },
                     lead_id: id,
                     contact_id,
@@ -215,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
                     visitor: v,
                     page_view: pv,
                     visit_idle_ms: IDLE_MS,
+                    watch: false,
                 })
                 .await?;
             store
@@ -241,6 +265,7 @@ async fn main() -> anyhow::Result<()> {
                         visitor: v,
                         page_view: pv,
                         visit_idle_ms: IDLE_MS,
+                        watch: false,
                     })
                     .await?;
             }
@@ -252,6 +277,24 @@ async fn main() -> anyhow::Result<()> {
     let full = used_memory(url).await?;
 
     let per_page_view = (full - linked) as f64 / (n * (page_views - 1)) as f64;
+    let mut con = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut stats_bytes = 0i64;
+    let stats = stats_keys(&mut con).await?;
+    for key in &stats {
+        let used: Option<i64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query_async(&mut con)
+            .await?;
+        stats_bytes += used.unwrap_or(0);
+    }
+    println!(
+        "statistics counters: {} keys, {stats_bytes} bytes in all ({:.2} bytes per page view, included below)",
+        stats.len(),
+        stats_bytes as f64 / (n * page_views) as f64
+    );
     let per_visitor = (linked - leads) as f64 / n as f64 - per_page_view;
     let per_lead = (leads - empty) as f64 / n as f64;
     let during_visit = (active - linked) as f64 / n as f64;

@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::query::ListParams;
 use super::{Auth, Paging, Refused, listing, page_of, validate_all};
 use crate::domain::action::{Action, MAX_DELAY_SECONDS};
+use crate::domain::conditions::Conditions;
 use crate::domain::event::EventType;
 use crate::domain::handler::Handler;
 use crate::domain::ids::{ActionId, PipelineId, StatusId};
@@ -45,6 +46,12 @@ pub struct ActionView {
     /// For `site_visit`: the pages that fire it (host and optional path prefix).
     site_url: Option<String>,
     delay_seconds: u32,
+    /// For `site_visit`: conditions that must all hold at a page view of the visit
+    /// (`page`, `min_visit_number`, `min_pages_in_visit`, `min_seconds_in_stage`,
+    /// `cooldown_seconds`); absent when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = json!({"page": {"match": "starts_with", "value": "/pricing"}, "min_pages_in_visit": 2}))]
+    conditions: Option<Conditions>,
     /// The handler's settings; strings may hold macros such as `{{contact.name}}`.
     #[schema(value_type = Object)]
     settings: Map<String, Value>,
@@ -66,6 +73,7 @@ impl ActionView {
             handler_id: a.handler_id.0,
             site_url: a.site_url.clone().map(String::from),
             delay_seconds: a.delay_seconds,
+            conditions: a.conditions.clone(),
             settings: a.settings.clone(),
             enabled: a.enabled,
             created_at: to_secs(a.created_at),
@@ -92,6 +100,12 @@ pub struct NewAction {
     /// 0 (at once) to 2 592 000 (30 days); only for `site_visit`.
     #[serde(default)]
     delay_seconds: u32,
+    /// Only for `site_visit`: `page` (`{"match": "is"|"starts_with"|"contains"|"glob",
+    /// "value": "/pricing*"}` on the page's path and query), `min_visit_number`,
+    /// `min_pages_in_visit`, `min_seconds_in_stage`, `cooldown_seconds`; all must hold.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"page": {"match": "starts_with", "value": "/pricing"}}))]
+    conditions: Value,
     #[serde(default)]
     #[schema(value_type = Object, example = json!({"message": "Hi {{contact.name}}"}))]
     settings: Map<String, Value>,
@@ -101,6 +115,18 @@ pub struct NewAction {
 
 fn enabled() -> bool {
     true
+}
+
+/// A field given as `null` is still given (`Some(Value::Null)`: remove the conditions).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+fn parse_conditions(raw: &Value, errors: &mut Vec<FieldError>) -> Option<Conditions> {
+    Conditions::parse(raw).unwrap_or_else(|es| {
+        errors.extend(es);
+        None
+    })
 }
 
 /// Changes to an action; it is checked again as a whole.
@@ -113,6 +139,10 @@ pub struct ActionPatch {
     site_url: Option<String>,
     #[serde(default)]
     delay_seconds: Option<u32>,
+    /// Replaces the conditions; `null` or `{}` removes them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    conditions: Option<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     settings: Option<Map<String, Value>>,
@@ -164,6 +194,12 @@ fn check(action: &Action, pipeline: Option<&Pipeline>, handler: &Handler) -> Vec
                 errors.push(FieldError::new(
                     "site_url",
                     "only site_visit actions have a site URL",
+                ));
+            }
+            if action.conditions.is_some() {
+                errors.push(FieldError::new(
+                    "conditions",
+                    "only site_visit actions have conditions",
                 ));
             }
             if action.delay_seconds > 0 {
@@ -259,6 +295,7 @@ async fn create_actions(
             ));
         }
         let site_url = parse_site_url(a.site_url, &mut errors);
+        let conditions = parse_conditions(&a.conditions, &mut errors);
         let (Some(event), Some(handler)) = (event, handler) else {
             return Err(errors);
         };
@@ -272,6 +309,7 @@ async fn create_actions(
             handler: handler.code.clone(),
             site_url,
             delay_seconds: a.delay_seconds,
+            conditions,
             settings: a.settings,
             enabled: a.enabled,
             created_at: now,
@@ -294,7 +332,7 @@ async fn create_actions(
     Ok(HttpResponse::Ok().json(ActionBatch::of(created)))
 }
 
-/// Changes an action (stages, site URL, delay, settings, enabled).
+/// Changes an action (stages, site URL, delay, conditions, settings, enabled).
 #[utoipa::path(tag = "actions", params(("id" = u64, Path, description = "Action id")), request_body = ActionPatch,
     responses((status = 200, description = "OK", body = ActionView), Refused))]
 #[patch("/actions/{id}")]
@@ -315,6 +353,9 @@ async fn update_action(
     }
     if let Some(d) = patch.delay_seconds {
         action.delay_seconds = d;
+    }
+    if let Some(c) = &patch.conditions {
+        action.conditions = parse_conditions(c, &mut errors);
     }
     if let Some(s) = patch.settings {
         action.settings = s;

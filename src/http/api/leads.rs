@@ -12,6 +12,7 @@ use super::{Auth, DEFAULT_LIMIT, MAX_LIMIT, Paging, Refused, listing, page_of, v
 use crate::domain::ids::{LeadId, PipelineId, StatusId};
 use crate::domain::lead::{Lead, LeadFilter, LeadOrder, VisitorLink};
 use crate::domain::pipeline::Stage;
+use crate::domain::source::LeadSource;
 use crate::domain::time::to_secs;
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
@@ -77,6 +78,11 @@ pub struct LeadView {
     account_id: u64,
     created_at: i64,
     updated_at: i64,
+    /// Where the lead came from: its first touch (the earliest visit of any of its
+    /// browsers) and last touch (the visit of the form), each with its landing page,
+    /// referrer and campaign parameters. Only on `GET /leads/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<LeadSource>,
     #[serde(rename = "_embedded")]
     #[schema(rename = "_embedded")]
     embedded: LeadEmbedded,
@@ -94,6 +100,7 @@ impl LeadView {
             account_id: lead.account_id.0,
             created_at: to_secs(lead.created_at),
             updated_at: to_secs(lead.updated_at),
+            source: None,
             embedded: LeadEmbedded {
                 contacts: lead
                     .contacts
@@ -136,7 +143,9 @@ pub struct LeadQuery {
 }
 
 /// The lead list's filters and order, from amoCRM's query forms and footfall's own.
-fn lead_query(params: &mut ListParams) -> Result<(LeadFilter, Option<LeadOrder>), Problem> {
+pub(super) fn lead_query(
+    params: &mut ListParams,
+) -> Result<(LeadFilter, Option<LeadOrder>), Problem> {
     let mut stages: Vec<(String, Option<u64>, Option<u64>)> = Vec::new();
     for (rest, value, name) in params.take_under("filter", "statuses") {
         let (index, field) = match rest.as_slice() {
@@ -226,7 +235,7 @@ async fn list_leads(
     Ok(page_of::<LeadList>(&req, paging, views))
 }
 
-/// One lead with its contacts and linked browsers.
+/// One lead with its contacts, linked browsers and source (first and last touch).
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id")),
     responses((status = 200, description = "OK", body = LeadView), Refused))]
 #[get("/leads/{id}")]
@@ -235,10 +244,12 @@ async fn get_lead(
     id: web::Path<u64>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let (lead, browsers) = services
-        .lead_with_browsers(auth.0.id, LeadId(id.into_inner()))
+    let (lead, browsers, source) = services
+        .lead_with_source(auth.0.id, LeadId(id.into_inner()))
         .await?;
-    Ok(HttpResponse::Ok().json(LeadView::of(&lead, Some(&browsers))))
+    let mut view = LeadView::of(&lead, Some(&browsers));
+    view.source = Some(source);
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Changes to a lead: a move (which fires the stages' actions) or a new name. amoCRM's

@@ -13,6 +13,7 @@ mod contacts;
 mod contacts_write;
 mod demo;
 mod events;
+mod export;
 mod forms;
 mod handlers;
 mod leads;
@@ -22,6 +23,7 @@ mod pipelines;
 mod privacy;
 pub mod query;
 mod sites;
+mod stats;
 mod stream;
 mod unsorted;
 mod unsorted_forms;
@@ -81,12 +83,14 @@ async fn openapi_json() -> Result<HttpResponse, Problem> {
 fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json))
         .configure(sites::routes)
+        .configure(stats::routes)
         .configure(forms::routes)
         .configure(pipelines::routes)
         .configure(unsorted_forms::routes)
         .configure(unsorted::routes)
         .configure(notes::routes)
         .configure(leads_add::routes)
+        .configure(export::routes)
         .configure(leads::routes)
         .configure(contacts::routes)
         .configure(contacts_write::routes)

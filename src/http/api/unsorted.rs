@@ -10,6 +10,7 @@ use super::query::{self, ListParams};
 use super::{Auth, DEFAULT_LIMIT, Refused, listing, page_of};
 use crate::domain::ids::{PipelineId, StatusId, UnsortedUid, is_token_like};
 use crate::domain::lead::{Lead, Unsorted};
+use crate::domain::source::Utm;
 use crate::domain::time::to_secs;
 use crate::http::body::OptionalApiJson;
 use crate::http::problem::Problem;
@@ -38,6 +39,10 @@ pub struct MetadataView {
     /// merged by accepting this entry into that lead. The submission did not join it.
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate_of_lead_id: Option<u64>,
+    /// The campaign parameters (`utm_source` … `utm_term`, `gclid`, `yclid`, `fbclid`) of
+    /// the landing page of the visit the form was sent in; absent when it had none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utm: Option<Utm>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +96,7 @@ impl UnsortedView {
                 visitor_uid: m.visitor_uid.clone(),
                 form_sent_at: m.form_sent_at,
                 duplicate_of_lead_id: m.duplicate_of_lead_id.map(|l| l.0),
+                utm: m.utm.clone(),
             },
             embedded: UnsortedEmbedded {
                 leads: vec![IdRef { id: u.lead_id.0 }],

@@ -135,12 +135,18 @@ impl Leads for MemoryStore {
         let contact = ContactId(self.next_id(Sequence::Contact).await?);
         let catalog_version = self.catalog_version(account).await?;
         // As Redis's KEEP_HISTORY: a browser about to be linked keeps the full retention.
-        self.state.lock().visitor_mut(account, visitor).expires =
-            Some(Instant::now() + Duration::from_secs(retention_secs.max(1)));
+        let mut state = self.state.lock();
+        let v = state.visitor_mut(account, visitor);
+        v.expires = Some(Instant::now() + Duration::from_secs(retention_secs.max(1)));
+        let from = v
+            .page_views
+            .len()
+            .saturating_sub(crate::store::RECENT_PAGE_VIEWS);
         Ok(Reserved {
             lead,
             contact,
             catalog_version,
+            recent: v.page_views[from..].to_vec(),
         })
     }
 

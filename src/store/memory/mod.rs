@@ -13,7 +13,9 @@ mod leads;
 mod live;
 mod privacy;
 mod schedule;
+mod stats;
 mod visitors;
+mod watches;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -55,6 +57,10 @@ struct State {
     /// Contacts' own records (`contact_writes.rs`).
     contact_records: HashMap<(AccountId, crate::domain::ids::ContactId), super::ContactRecordData>,
     visitors: HashMap<(AccountId, VisitorId), Visitor>,
+    /// Statistics by site and day (`stats.rs`).
+    stats: HashMap<(SiteId, u32), stats::Day>,
+    /// Watched visits (`watches.rs`), until when each is kept.
+    watches: HashMap<(VisitorId, SiteId), (crate::domain::conditions::VisitWatch, Instant)>,
     /// Events, with the time a finished one expires.
     events: HashMap<EventId, (EventRecord, Option<Instant>)>,
     account_events: HashMap<AccountId, Vec<EventId>>,

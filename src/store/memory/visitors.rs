@@ -26,10 +26,21 @@ impl Visitors for MemoryStore {
             .insert(write.page_view.site_id, (write.page_view.at, now + keep))
             .filter(|(_, until)| *until > now)
             .map(|(at, _)| at);
+        let (site, keep_watch) = (write.page_view.site_id, keep_watch(&write));
+        let mut counted = crate::domain::stats::StatsDelta::default();
+        let pv = &write.page_view;
+        counted.page_view(site, pv.at, write.visitor, &pv.url);
         visitor.page_views.push(write.page_view);
+        let history_len = visitor.page_views.len() as u64;
+        super::stats::add(&mut state, counted);
+        let watch = match write.watch {
+            true => super::watches::count_page_view(&mut state, write.visitor, site, keep_watch),
+            false => None,
+        };
         Ok(PageViewOutcome {
             last_seen,
-            history_len: visitor.page_views.len() as u64,
+            history_len,
+            watch,
         })
     }
 
@@ -101,4 +112,9 @@ impl Visitors for MemoryStore {
         v.page_views.drain(..excess);
         Ok(())
     }
+}
+
+/// A watch is kept the visit gap after the visit's latest page view.
+fn keep_watch(write: &PageViewWrite) -> Duration {
+    Duration::from_millis(write.visit_idle_ms.max(1) as u64)
 }

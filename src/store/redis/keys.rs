@@ -120,6 +120,17 @@ impl Keys {
         self.visitor_key(v, ":s", &site.0.to_string())
     }
 
+    /// One of a site's statistics keys of a day (`stats.rs`), in the site's own slot.
+    pub fn site_stats(&self, site: SiteId, day: u32, kind: &str) -> String {
+        format!("{}:{{s{site}}}:st:{kind}:{day}", self.prefix)
+    }
+
+    /// The visit of the visitor on a site watched for conditional actions
+    /// (`watches.rs`).
+    pub fn visitor_watch(&self, v: VisitorId, site: SiteId) -> String {
+        self.visitor_key(v, ":w", &site.0.to_string())
+    }
+
     /// The visitor's history in an account: the meta element, then page views oldest
     /// first.
     pub fn visitor_history(&self, account: AccountId, v: VisitorId) -> String {

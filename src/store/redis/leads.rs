@@ -16,6 +16,7 @@ use crate::domain::lead::{Lead, Unsorted, VisitorLink};
 use crate::domain::pipeline::{LOST, Stage, WON};
 use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
+use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 use crate::store::{
     LeadMove, Leads, MoveOutcome, NewSubmission, Reserved, Sequence, StoreResult,
@@ -104,8 +105,14 @@ where
             .arg(&history)
             .arg(retention_secs.max(1));
         batch.add(&history, keep);
+        let mut recent = ::redis::cmd("LRANGE");
+        recent
+            .arg(&history)
+            .arg(-(crate::store::RECENT_PAGE_VIEWS as i64))
+            .arg(-1);
+        batch.add(&history, recent);
         let replies = self.run(batch).await?;
-        let [version, lead, contact, _] = <[::redis::Value; 4]>::try_from(replies)
+        let [version, lead, contact, _, recent] = <[::redis::Value; 5]>::try_from(replies)
             .map_err(|_| corrupt("short reply to a submission's reservation"))?;
         let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
         Ok(Reserved {
@@ -114,6 +121,12 @@ where
                 .unwrap_or(0),
             lead: LeadId(Sequence::Lead.base() + number(lead)?),
             contact: ContactId(Sequence::Contact.base() + number(contact)?),
+            recent: Vec::<String>::from_redis_value(recent)
+                .map_err(corrupt)?
+                .iter()
+                .filter(|s| !s.starts_with('~'))
+                .filter_map(|s| PageView::decode(s))
+                .collect(),
         })
     }
 

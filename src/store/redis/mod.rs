@@ -35,7 +35,9 @@ mod scripts;
 mod sentinel;
 mod sightings;
 mod slots;
+mod stats;
 mod visitors;
+mod watches;
 mod writer;
 
 use std::future::Future;

@@ -29,6 +29,7 @@ use super::keys::Keys;
 use super::scripts;
 use super::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
 use super::slots::Batch;
+use super::stats::{StatsBuffer, StatsWriter};
 use super::unavailable;
 use crate::domain::ids::SiteId;
 use crate::domain::time::{Millis, now_ms};
@@ -58,6 +59,8 @@ pub struct PageViewWriter<C> {
     keys: Keys,
     by_slot: bool,
     breaker: Arc<Breaker>,
+    /// Statistics counters waiting for the next pipeline (`stats.rs`).
+    stats: Arc<StatsBuffer>,
 }
 
 /// The sending side of one thread's writer.
@@ -77,7 +80,12 @@ where
             keys,
             by_slot,
             breaker,
+            stats: Arc::default(),
         }
+    }
+
+    pub fn stats(&self) -> &StatsBuffer {
+        &self.stats
     }
 
     pub async fn record(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
@@ -110,8 +118,10 @@ where
             self.keys.clone(),
             self.by_slot,
             self.breaker.clone(),
+            self.stats.clone(),
             rx,
         ));
+        self.stats.writer_started();
         let writer = Writer { tx };
         WRITERS.with(|w| w.borrow_mut().insert(self.store, writer.clone()));
         Ok(writer)
@@ -123,6 +133,7 @@ async fn run<C>(
     keys: Keys,
     by_slot: bool,
     breaker: Arc<Breaker>,
+    stats: Arc<StatsBuffer>,
     mut rx: mpsc::Receiver<(PageViewWrite, Reply)>,
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
@@ -132,6 +143,7 @@ async fn run<C>(
     // the one in Redis lately.
     let mut known = Vec::with_capacity(MAX_BATCH);
     let mut sightings = Sightings::default();
+    let mut stats_writer = StatsWriter::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -185,7 +197,13 @@ async fn run<C>(
             let mut push = ::redis::cmd("RPUSH");
             push.arg(&history).arg(pv.encode());
             commands.add(&history, push);
+            if w.watch {
+                let (key, read) = super::watches::read_command(&keys, w);
+                commands.add(&key, read);
+            }
         }
+        // Last in the pipeline, so that the page views' answers come first.
+        let carried = stats_writer.add(&mut commands, &keys, batch.iter().map(|(w, _)| w), &stats);
         if commands.is_empty() {
             continue;
         }
@@ -212,6 +230,10 @@ async fn run<C>(
                             parse(last_seen, values.next())
                         }
                     };
+                    let outcome = match w.watch {
+                        true => super::watches::with_watch(outcome, values.next()),
+                        false => outcome,
+                    };
                     let _ = reply.send(outcome);
                 }
             }
@@ -225,6 +247,7 @@ async fn run<C>(
                     }
                 }
                 sightings.restore(stale);
+                stats.push(carried);
                 known.clear();
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(unavailable(&message)));
@@ -271,5 +294,6 @@ fn parse(
     Ok(PageViewOutcome {
         last_seen: last_seen?,
         history_len,
+        watch: None,
     })
 }

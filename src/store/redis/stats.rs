@@ -1,0 +1,235 @@
+//! Statistics on Redis, in each site's own slot (`{s<site>}`), per UTC day: a hash of
+//! counters, a HyperLogLog of browsers, sorted sets of pages and of sources (each kept to
+//! its `MAX_TOP_ENTRIES` most frequent). Every key expires `MAX_DAYS` + 1 days after its
+//! day. Written by the page-view writer ([`StatsWriter`]), inside its pipelines.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ::redis::aio::ConnectionLike;
+use ::redis::{FromRedisValue, Value};
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::RedisStore;
+use super::keys::Keys;
+use super::slots::Batch;
+use crate::domain::ids::SiteId;
+use crate::domain::stats::{Counts, MAX_DAYS, MAX_TOP_ENTRIES, StatsDelta, oldest_kept};
+use crate::domain::time::now_ms;
+use crate::store::stats::{Stats, StoredStats};
+use crate::store::{PageViewWrite, StoreResult, corrupt};
+
+/// Counters waiting for the next page-view pipeline.
+#[derive(Default)]
+pub struct StatsBuffer {
+    pending: Mutex<StatsDelta>,
+    /// A page-view writer runs (and will send the buffer within its tick).
+    writing: AtomicBool,
+}
+
+impl StatsBuffer {
+    pub fn push(&self, delta: StatsDelta) {
+        self.pending.lock().merge(delta);
+    }
+
+    pub fn take(&self) -> StatsDelta {
+        std::mem::take(&mut *self.pending.lock())
+    }
+
+    pub fn writer_started(&self) {
+        self.writing.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The kinds of a day's keys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Counts,
+    Browsers,
+    Pages,
+    Sources,
+}
+
+impl Kind {
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Counts => "c",
+            Self::Browsers => "u",
+            Self::Pages => "p",
+            Self::Sources => "s",
+        }
+    }
+}
+
+fn key(keys: &Keys, site: SiteId, day: u32, kind: Kind) -> String {
+    keys.site_stats(site, day, kind.suffix())
+}
+
+/// When a day's keys expire (Unix seconds): the end of the last day that still keeps it
+/// (`stats::oldest_kept`).
+fn expires_at(day: u32) -> u64 {
+    (day as u64 + MAX_DAYS as u64 + 1) * 86_400
+}
+
+/// One page-view writer's side of the statistics: the counters of its batches, and the
+/// keys it has given an expiry (each once per writer).
+#[derive(Default)]
+pub struct StatsWriter {
+    expiring: HashSet<(SiteId, u32, Kind)>,
+}
+
+impl StatsWriter {
+    /// Adds to `commands` the counters of a batch's page views and of the buffer; returns
+    /// the buffered part, to be put back if the pipeline fails.
+    pub fn add<'a>(
+        &mut self,
+        commands: &mut Batch,
+        keys: &Keys,
+        page_views: impl Iterator<Item = &'a PageViewWrite>,
+        buffer: &StatsBuffer,
+    ) -> StatsDelta {
+        let carried = buffer.take();
+        let mut delta = StatsDelta::default();
+        for w in page_views {
+            let pv = &w.page_view;
+            delta.page_view(pv.site_id, pv.at, w.visitor, &pv.url);
+        }
+        delta.merge(carried.clone());
+        if self.expiring.len() > 100_000 {
+            self.expiring.clear();
+        }
+        let oldest = oldest_kept(now_ms());
+        for ((site, day), d) in delta.days.into_iter().filter(|((_, d), _)| *d >= oldest) {
+            let mut touched = Vec::new();
+            let counts = key(keys, site, day, Kind::Counts);
+            for (field, n) in d.counts.fields() {
+                if n > 0 {
+                    let mut incr = ::redis::cmd("HINCRBY");
+                    incr.arg(&counts).arg(field).arg(n);
+                    commands.add(&counts, incr);
+                    touched.push(Kind::Counts);
+                }
+            }
+            if !d.browsers.is_empty() {
+                let browsers = key(keys, site, day, Kind::Browsers);
+                let mut add = ::redis::cmd("PFADD");
+                add.arg(&browsers);
+                for v in &d.browsers {
+                    add.arg(v.to_string());
+                }
+                commands.add(&browsers, add);
+                touched.push(Kind::Browsers);
+            }
+            for (kind, entries) in [(Kind::Pages, d.pages), (Kind::Sources, d.sources)] {
+                if entries.is_empty() {
+                    continue;
+                }
+                let set = key(keys, site, day, kind);
+                for (name, n) in entries {
+                    let mut incr = ::redis::cmd("ZINCRBY");
+                    incr.arg(&set).arg(n).arg(name);
+                    commands.add(&set, incr);
+                }
+                let mut trim = ::redis::cmd("ZREMRANGEBYRANK");
+                trim.arg(&set).arg(0).arg(-(MAX_TOP_ENTRIES as i64) - 1);
+                commands.add(&set, trim);
+                touched.push(kind);
+            }
+            for kind in touched {
+                if self.expiring.insert((site, day, kind)) {
+                    let k = key(keys, site, day, kind);
+                    let mut expire = ::redis::cmd("EXPIREAT");
+                    expire.arg(&k).arg(expires_at(day));
+                    commands.add(&k, expire);
+                }
+            }
+        }
+        carried
+    }
+}
+
+#[async_trait]
+impl<C> Stats for RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    async fn add_stats(&self, delta: StatsDelta) -> StoreResult<()> {
+        let buffer = self.page_views.stats();
+        buffer.push(delta);
+        if buffer.writing.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // No page-view writer yet on this instance: send the counters now.
+        let mut batch = self.batch();
+        let carried =
+            StatsWriter::default().add(&mut batch, &self.keys, std::iter::empty(), buffer);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.run(batch).await {
+            buffer.push(carried);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn site_stats(&self, site: SiteId, from: u32, to: u32) -> StoreResult<StoredStats> {
+        let days: Vec<u32> = (from..=to).take(MAX_DAYS as usize).collect();
+        let mut batch = self.batch();
+        let all_browsers: Vec<String> = days
+            .iter()
+            .map(|d| key(&self.keys, site, *d, Kind::Browsers))
+            .collect();
+        for day in &days {
+            let counts = key(&self.keys, site, *day, Kind::Counts);
+            let mut get = ::redis::cmd("HGETALL");
+            get.arg(&counts);
+            batch.add(&counts, get);
+            let browsers = key(&self.keys, site, *day, Kind::Browsers);
+            let mut count = ::redis::cmd("PFCOUNT");
+            count.arg(&browsers);
+            batch.add(&browsers, count);
+        }
+        let mut period = ::redis::cmd("PFCOUNT");
+        period.arg(&all_browsers);
+        batch.add(&all_browsers[0], period);
+        for kind in [Kind::Pages, Kind::Sources] {
+            let sets: Vec<String> = days
+                .iter()
+                .map(|d| key(&self.keys, site, *d, kind))
+                .collect();
+            let mut union = ::redis::cmd("ZUNION");
+            union.arg(sets.len()).arg(&sets).arg("WITHSCORES");
+            batch.add(&sets[0], union);
+        }
+        let mut replies = self.run(batch).await?.into_iter();
+        let mut next = || replies.next().ok_or_else(|| corrupt("short stats reply"));
+        let mut out = StoredStats::default();
+        for day in &days {
+            let fields = HashMap::<String, u64>::from_redis_value(next()?).map_err(corrupt)?;
+            let unique = u64::from_redis_value(next()?).map_err(corrupt)?;
+            if fields.is_empty() && unique == 0 {
+                continue;
+            }
+            let mut counts = Counts::default();
+            for (field, n) in fields {
+                counts.set(&field, n);
+            }
+            out.days.push((*day, counts, unique));
+        }
+        out.unique_browsers = u64::from_redis_value(next()?).map_err(corrupt)?;
+        out.pages = scored(next()?)?;
+        out.sources = scored(next()?)?;
+        Ok(out)
+    }
+}
+
+/// A `WITHSCORES` answer as name → count.
+fn scored(value: Value) -> StoreResult<HashMap<String, u64>> {
+    let pairs = Vec::<(String, f64)>::from_redis_value(value).map_err(corrupt)?;
+    Ok(pairs
+        .into_iter()
+        .map(|(name, score)| (name, score.max(0.0) as u64))
+        .collect())
+}
