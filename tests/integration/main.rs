@@ -15,6 +15,7 @@ mod delivery;
 mod deploy;
 mod exposure;
 mod failover;
+mod fair_delivery;
 mod faults;
 mod forms;
 mod pipeline_events;
