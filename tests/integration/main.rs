@@ -18,6 +18,7 @@ mod failover;
 mod fair_delivery;
 mod faults;
 mod forms;
+mod page_view_storage;
 mod pipeline_events;
 mod processes;
 mod safe_defaults;
