@@ -71,9 +71,8 @@ async fn page_views_are_stored_relative_to_their_sites_origin_and_read_back_whol
     let raw = stored(&mut con, &key).await;
     let raw = &raw[raw.len() - 3..];
     assert!(
-        raw[0].ends_with(
-            "catalog/product-1234?utm_source=newsletter\tPage\thttps://www.google.com/"
-        ),
+        raw[0]
+            .ends_with("catalog/product-1234?utm_source=newsletter\tPage\thttps://www.google.com/"),
         "a page of the site's origin is stored relative to it: {raw:?}"
     );
     // The earlier form: `<13-digit time>\t<site>\t<url>\t<title>\t<referrer>`.
