@@ -305,4 +305,29 @@ mod tests {
         assert!(lanes.inner.lock().handlers.is_empty());
         assert!(lanes.inner.lock().accounts.is_empty());
     }
+
+    #[test]
+    fn waiting_events_past_their_time_are_taken_from_every_queue() {
+        // Four slots: one per handler, two per account.
+        let lanes = Lanes::<u64>::new(4, 0.5);
+        let Place::Turn(_, a) = lanes.place(key(1, 1), 1, 100, true) else {
+            panic!()
+        };
+        let Place::Turn(_, _b) = lanes.place(key(1, 2), 2, 100, true) else {
+            panic!()
+        };
+        // Handler 3 waits for its account only, handler 1's for its handler.
+        assert!(matches!(lanes.place(key(1, 3), 3, 10, true), Place::Queued));
+        assert!(matches!(lanes.place(key(1, 1), 4, 20, true), Place::Queued));
+        assert!(matches!(lanes.place(key(1, 1), 5, 30, true), Place::Queued));
+        let mut stale = lanes.take_stale(25);
+        stale.sort_unstable();
+        assert_eq!(stale, [3, 4]);
+        assert!(
+            !lanes.inner.lock().handlers.contains_key(&key(1, 3)),
+            "a lane with nothing in flight or waiting goes"
+        );
+        let (next, _a) = a.next().expect("the one left");
+        assert_eq!(next.event, 5);
+    }
 }
