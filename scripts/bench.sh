@@ -287,12 +287,18 @@ if want memory; then
   say "3. Redis memory"
   mem_port=$(free_port)
   start_redis "$mem_port"
-  $bin/bench-memory "redis://127.0.0.1:$mem_port" "$MEMORY_VISITORS" 10
+  line=$($bin/bench-memory "redis://127.0.0.1:$mem_port" "$MEMORY_VISITORS" 10)
+  echo "$line"
+  per_pv=$(sed -n 's/.* \([0-9]*\) bytes per page view.*/\1/p' <<< "$line")
+  per_browser=$(sed -n 's/.* \([0-9]*\) bytes per linked visitor.*/\1/p' <<< "$line")
+  echo "targets: ≤ 90 B per page view ($(at_most "$per_pv" 90)); ≤ 400 B per linked browser ($(at_most "$per_browser" 400))"
 fi
 
 if want tracker; then
   say "4. tracker size"
-  echo "static/t.js: $(wc -c < static/t.js) bytes, $(gzip -9c static/t.js | wc -c) gzipped, $(node -e 'process.stdout.write(String(require("zlib").brotliCompressSync(require("fs").readFileSync("static/t.js")).length))') brotli"
+  gz=$(gzip -9c static/t.js | wc -c)
+  echo "static/t.js: $(wc -c < static/t.js) bytes, $gz gzipped, $(node -e 'process.stdout.write(String(require("zlib").brotliCompressSync(require("fs").readFileSync("static/t.js")).length))') brotli"
+  echo "target: ≤ 1 500 bytes gzipped ($(at_most "$gz" 1500))"
 fi
 
 if want lateness; then
@@ -333,7 +339,9 @@ if want growth; then
     $bin/bench-rate "$g/v1/forms/$g_form/submit" json 0 $((level - have)) "$work/growth/vids.txt" "$work/growth/uas.txt" "$have" | sed 's/^/  linking: /'
     $bin/bench-rate "$g/v1/collect" beacon 0 $((level - have)) "$work/growth/vids.txt" "$work/growth/uas.txt" "$have" "$g_site" | sed 's/^/  first page views: /'
     after=$(used)
-    echo "$level linked browsers: Redis used_memory $((after / 1000000)) MB; $(( (after - before) / (level - have) )) bytes per browser added (its lead and contact, the link, one page view)"
+    per=$(( (after - before) / (level - have) ))
+    first_per=${first_per:-$per}
+    echo "$level linked browsers: Redis used_memory $((after / 1000000)) MB; $per bytes per browser added (its lead and contact, the link, one page view); $(echo "scale=2; $per / $first_per" | bc) × the first level's (target: flat, about 1.0, or explained)"
     have=$level
     head -n "$level" "$work/growth/vids.txt" > "$work/growth/vids-$level.txt"
     T_PID=([incr]=$incr_pid [footfall]=$g_pid)
@@ -344,7 +352,8 @@ if want growth; then
     pv0=$(used)
     ROUNDS=${GROWTH_ROUNDS:-3} compare "incr footfall" "footfall/incr"
     pv1=$(used)
-    echo "$level browsers: footfall/incr ${RATIO[footfall/incr]}; Redis used_memory $((pv1 / 1000000)) MB after the page views"
+    first_ratio=${first_ratio:-${RATIO[footfall/incr]%% *}}
+    echo "$level browsers: footfall/incr ${RATIO[footfall/incr]}; $(echo "scale=2; ${RATIO[footfall/incr]%% *} / $first_ratio" | bc) × the first level's (target: flat, or explained); Redis used_memory $((pv1 / 1000000)) MB after the page views"
   done
 fi
 

@@ -183,6 +183,9 @@ pub struct DeliverySettings {
     pub lease_seconds: u64,
     /// Deliveries in flight at once per instance.
     pub concurrency: usize,
+    /// The share of those one account may hold (a handler holds at most a quarter): its
+    /// events over it wait, in order, for its deliveries in flight.
+    pub account_share: f64,
     /// The schedule is split into this many Redis keys (spread over a cluster's nodes).
     pub schedule_shards: u32,
     /// Finished events are kept this long.
@@ -319,6 +322,7 @@ impl Default for DeliverySettings {
             failing_after_seconds: 3600,
             lease_seconds: 30,
             concurrency: 64,
+            account_share: 0.5,
             schedule_shards: 8,
             event_retention_days: 30,
             poll_interval_ms: 500,

@@ -49,6 +49,9 @@ impl Settings {
                 "delivery.concurrency and delivery.schedule_shards must be positive".into(),
             );
         }
+        if !(self.delivery.account_share > 0.0 && self.delivery.account_share <= 1.0) {
+            return invalid("delivery.account_share must be in (0, 1]".into());
+        }
         if self.tracking.visit_idle_seconds == 0 || self.tracking.max_page_views_per_visitor == 0 {
             return invalid(
                 "tracking.visit_idle_seconds and max_page_views_per_visitor must be positive"

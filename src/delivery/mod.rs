@@ -2,6 +2,7 @@
 //! sender and the scheduler that claims due events from the store and sends them.
 
 pub mod body;
+pub mod lanes;
 pub mod retry;
 pub mod scheduler;
 pub mod sender;

@@ -5,34 +5,31 @@
 //! Each claim leases its events; an instance that dies leaves them to be claimed again
 //! when the lease ends. On shutdown it stops claiming and lets deliveries in flight end.
 //!
-//! One handler gets at most a quarter of the delivery slots, so a slow or unreachable
-//! handler delays its own events, not every other handler's. An event for a handler that
-//! has its share in flight waits in the handler's queue, in order, without a slot: each
-//! delivery of the handler that ends takes the next one. A waiting event whose lease
-//! would end before its delivery could goes back to the schedule, due at once (the
-//! scheduler looks for those at every turn of its loop, so a handler that never answers
-//! cannot keep one past its lease); so does, on shutdown, every waiting event (for another
-//! instance). Only a queue of [`MAX_WAITING`] events sends the next one back to the
-//! schedule for a second or two.
+//! The shares of the delivery slots (a quarter per handler, `delivery.account_share` per
+//! account) are kept by [`Lanes`]: an event over a share waits there, in order, without
+//! a slot. A waiting event whose lease would end before its delivery could goes back to
+//! the schedule, due at once (the scheduler looks for those at every turn of its loop, so
+//! a handler that never answers cannot keep one past its lease); so does, on shutdown,
+//! every waiting event (for another instance). Only a queue of [`MAX_WAITING`](super::lanes::MAX_WAITING) events
+//! sends the next one back to the schedule for a second or two.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use rand::Rng;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::body::prepare;
+use super::lanes::{Lanes, Place, Turn};
 use super::retry::RetryPolicy;
 use super::sender::{FORM, JSON, Sender};
 use crate::domain::account_webhook::AccountWebhook;
 use crate::domain::event_record::{DeliveryState, EventRecord};
 use crate::domain::handler::Handler;
-use crate::domain::ids::{AccountId, HandlerId};
+use crate::domain::ids::HandlerId;
 use crate::domain::time::now_ms;
 use crate::domain::timeline::TimelineEntry;
 use crate::service::Services;
@@ -44,13 +41,6 @@ const CLAIM_BATCH: usize = 128;
 
 /// How long an event waits (plus up to as much again) when its handler's queue is full.
 const BUSY_RETRY_MS: i64 = 1000;
-
-/// The most claimed events one handler's queue holds in this instance: a bound on the
-/// memory a handler that never answers can take (its events go back to the schedule when
-/// their leases near their end and are claimed again, so its queue only grows). A handler
-/// that keeps up never comes near it: at 2 000 events a second, a queue this long is five
-/// seconds of them.
-const MAX_WAITING: usize = 10_000;
 
 /// Where one event is sent.
 struct Target {
@@ -71,83 +61,9 @@ pub struct Scheduler {
     poll: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
-    lanes: Lanes,
+    lanes: Lanes<EventRecord>,
     /// Set once the scheduler stops claiming: waiting events go back to the schedule.
     stopping: AtomicBool,
-}
-
-/// A handler of an account, or (`true`) the account's webhooks, which share one lane.
-type HandlerKey = (AccountId, HandlerId, bool);
-
-/// The handlers with deliveries in flight.
-type Lanes = Mutex<HashMap<HandlerKey, Lane>>;
-
-/// One handler's deliveries in flight, and its claimed events waiting for one to end.
-#[derive(Default)]
-struct Lane {
-    in_flight: usize,
-    waiting: VecDeque<Waiting>,
-}
-
-/// A claimed event waiting for its handler's turn.
-struct Waiting {
-    event: EventRecord,
-    /// After this its lease could end before a delivery does: then it goes back to the
-    /// schedule instead, so that no other claim sends it a second time.
-    deliver_by: i64,
-}
-
-/// Where a claimed event goes.
-enum Place<'a> {
-    /// Delivered now, in this turn.
-    Turn(EventRecord, Turn<'a>),
-    /// Waits in its handler's queue.
-    Queued,
-    /// Back to the schedule: the handler's queue is full, or the scheduler is stopping.
-    Full(EventRecord),
-}
-
-/// A delivery's place among its handler's deliveries in flight.
-struct Turn<'a> {
-    lanes: &'a Lanes,
-    handler: HandlerKey,
-    given_back: bool,
-}
-
-impl Turn<'_> {
-    /// The handler's next waiting event, in this turn; none gives the turn back.
-    fn next(mut self) -> Option<(Waiting, Self)> {
-        let mut lanes = self.lanes.lock();
-        let lane = lanes.get_mut(&self.handler)?;
-        if let Some(event) = lane.waiting.pop_front() {
-            drop(lanes);
-            return Some((event, self));
-        }
-        leave(&mut lanes, self.handler);
-        self.given_back = true;
-        None
-    }
-}
-
-impl Drop for Turn<'_> {
-    /// A turn left without asking for the next event (a panic): its waiting events are
-    /// dropped with the lane when it is the last; their leases bring them back.
-    fn drop(&mut self) {
-        if self.given_back {
-            return;
-        }
-        leave(&mut self.lanes.lock(), self.handler);
-    }
-}
-
-/// One delivery of the handler fewer in flight; its lane goes with the last.
-fn leave(lanes: &mut HashMap<HandlerKey, Lane>, handler: HandlerKey) {
-    if let Some(lane) = lanes.get_mut(&handler) {
-        lane.in_flight -= 1;
-        if lane.in_flight == 0 {
-            lanes.remove(&handler);
-        }
-    }
 }
 
 impl Scheduler {
@@ -172,7 +88,7 @@ impl Scheduler {
             poll: Duration::from_millis(d.poll_interval_ms),
             slots: Arc::new(Semaphore::new(d.concurrency)),
             concurrency: d.concurrency,
-            lanes: Mutex::default(),
+            lanes: Lanes::new(d.concurrency, d.account_share),
             stopping: AtomicBool::new(false),
             sender,
             policy,
@@ -288,7 +204,10 @@ impl Scheduler {
     /// The handler's next waiting event to deliver in this turn. One whose lease could
     /// end first, or any once the scheduler stops, goes back to the schedule, due now,
     /// for whichever instance claims it next.
-    async fn next_in_turn<'a>(&self, mut turn: Turn<'a>) -> Option<(EventRecord, Turn<'a>)> {
+    async fn next_in_turn<'a>(
+        &self,
+        mut turn: Turn<'a, EventRecord>,
+    ) -> Option<(EventRecord, Turn<'a, EventRecord>)> {
         loop {
             let (waiting, same) = turn.next()?;
             turn = same;
@@ -304,21 +223,11 @@ impl Scheduler {
     }
 
     /// Sends the waiting events whose leases could end before their deliveries back to
-    /// the schedule, due at once. Each queue is in the order of its claims, so they are at
-    /// its front. The saves run in a task of their own: a handler that never answers has
+    /// the schedule, due at once. The saves run in a task of their own: a handler that never answers has
     /// hundreds of them a second, and the claims of every other handler must not wait.
     fn put_back_stale(self: &Arc<Self>) {
         let now = now_ms();
-        let stale: Vec<EventRecord> = {
-            let mut lanes = self.lanes.lock();
-            let mut stale = Vec::new();
-            for lane in lanes.values_mut() {
-                while lane.waiting.front().is_some_and(|w| w.deliver_by < now) {
-                    stale.extend(lane.waiting.pop_front().map(|w| w.event));
-                }
-            }
-            stale
-        };
+        let stale = self.lanes.take_stale(now);
         if stale.is_empty() {
             return;
         }
@@ -454,29 +363,15 @@ impl Scheduler {
         }))
     }
 
-    /// A turn among the handler's deliveries in flight, unless it has its share: then a
-    /// place in its queue (the event moves there), unless that is full.
-    fn place(&self, event: EventRecord) -> Place<'_> {
-        let share = self.concurrency.div_ceil(4);
-        let handler = (event.account_id, event.handler_id, event.notice.is_some());
-        let mut lanes = self.lanes.lock();
-        let lane = lanes.entry(handler).or_default();
-        if lane.in_flight < share {
-            lane.in_flight += 1;
-            let turn = Turn {
-                lanes: &self.lanes,
-                handler,
-                given_back: false,
-            };
-            return Place::Turn(event, turn);
-        }
-        if lane.waiting.len() < MAX_WAITING && !self.stopping.load(Ordering::Relaxed) {
-            let d = &self.services.settings.delivery;
-            let deliver_by = now_ms() + self.lease_ms - d.timeout_ms as i64 - 1000;
-            lane.waiting.push_back(Waiting { event, deliver_by });
-            return Place::Queued;
-        }
-        Place::Full(event)
+    /// A turn now, unless the event's handler or account has its share in flight: then a
+    /// place in its handler's queue (the event moves there), unless that is full.
+    fn place(&self, event: EventRecord) -> Place<'_, EventRecord> {
+        // An account's webhooks (handler 0 on their events) share one lane.
+        let handler = (event.account_id, event.handler_id);
+        let d = &self.services.settings.delivery;
+        let deliver_by = now_ms() + self.lease_ms - d.timeout_ms as i64 - 1000;
+        let queue = !self.stopping.load(Ordering::Relaxed);
+        self.lanes.place(handler, event, deliver_by, queue)
     }
 
     async fn finish(

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use footfall::domain::ids::{
-    AccountId, ContactId, FormId, LeadId, PipelineId, SiteId, StatusId, UnsortedUid,
+    AccountId, ContactId, FormId, LeadId, PipelineId, SiteId, SiteKey, StatusId, UnsortedUid,
 };
 use footfall::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
+use footfall::domain::site::Site;
 use footfall::domain::tracking::{PageUrl, PageView};
 use footfall::domain::visitor::VisitorId;
 use footfall::store::redis::{RedisOptions, RedisStore};
@@ -161,8 +162,21 @@ async fn main() -> anyhow::Result<()> {
         .await?,
     );
     let visitors: Vec<VisitorId> = (0..n).map(|_| VisitorId::mint()).collect();
-    let empty = used_memory(url).await?;
     let now = footfall::domain::time::now_ms();
+    // The page views' site (their URLs are stored relative to its origin).
+    let site = Site {
+        id: SiteId(1),
+        account_id: AccountId(1),
+        key: SiteKey::generate(),
+        name: "Shop".into(),
+        url: "https://shop.example".into(),
+        hosts: vec!["shop.example".into()],
+        respect_dnt: false,
+        visit_idle_seconds: None,
+        created_at: now,
+    };
+    footfall::store::catalog::put(&*store, &site).await?;
+    let empty = used_memory(url).await?;
 
     // The leads: each a form submission (lead, contact, its index, Unsorted entry,
     // timeline) that links its browser.

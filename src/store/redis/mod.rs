@@ -29,6 +29,8 @@ mod lead_scripts;
 mod lead_writes;
 mod leads;
 mod live;
+mod origins;
+mod page_view_codec;
 mod privacy;
 mod schedule;
 mod scripts;
@@ -97,6 +99,8 @@ pub struct RedisStore<C> {
     options: RedisOptions,
     description: String,
     page_views: PageViewWriter<C>,
+    /// Site origins, which page views are stored relative to.
+    origins: Arc<origins::SiteOrigins>,
     pubsub: PubSub,
     /// The connections of durable writes (`None`: writes do not wait for a replica).
     durable: Option<Pool<C>>,
@@ -233,8 +237,14 @@ where
     ) -> StoreResult<Self> {
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
         let breaker = Arc::new(Breaker::default());
-        let page_views =
-            PageViewWriter::new(connect.clone(), keys.clone(), by_slot, breaker.clone());
+        let origins = Arc::new(origins::SiteOrigins::default());
+        let page_views = PageViewWriter::new(
+            connect.clone(),
+            keys.clone(),
+            by_slot,
+            breaker.clone(),
+            origins.clone(),
+        );
         let durable = match options.durable_writes {
             Some(on) => on,
             None if by_slot => cluster_has_replicas(&con).await?,
@@ -257,6 +267,7 @@ where
             options,
             description,
             page_views,
+            origins,
             pubsub,
             durable: wait_ms.map(|ms| Pool::new(connect, ms)),
             by_slot,

@@ -113,10 +113,8 @@ where
                     .arg(-1),
             )
             .await?;
-        raw.iter()
-            .filter(|s| !s.starts_with(META))
-            .map(|s| PageView::decode(s).ok_or_else(|| corrupt("page view")))
-            .collect()
+        let page_views = raw.into_iter().filter(|s| !s.starts_with(META));
+        self.decode_page_views(account, page_views).await
     }
 
     async fn trim_page_views(

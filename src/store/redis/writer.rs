@@ -26,6 +26,8 @@ use tokio::time::MissedTickBehavior;
 
 use super::breaker::Breaker;
 use super::keys::Keys;
+use super::origins::SiteOrigins;
+use super::page_view_codec;
 use super::scripts;
 use super::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
 use super::slots::Batch;
@@ -61,6 +63,7 @@ pub struct PageViewWriter<C> {
     breaker: Arc<Breaker>,
     /// Statistics counters waiting for the next pipeline (`stats.rs`).
     stats: Arc<StatsBuffer>,
+    origins: Arc<SiteOrigins>,
 }
 
 /// The sending side of one thread's writer.
@@ -73,8 +76,15 @@ impl<C> PageViewWriter<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    pub fn new(connect: Connect<C>, keys: Keys, by_slot: bool, breaker: Arc<Breaker>) -> Self {
+    pub fn new(
+        connect: Connect<C>,
+        keys: Keys,
+        by_slot: bool,
+        breaker: Arc<Breaker>,
+        origins: Arc<SiteOrigins>,
+    ) -> Self {
         Self {
+            origins,
             store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
             connect,
             keys,
@@ -119,6 +129,7 @@ where
             self.by_slot,
             self.breaker.clone(),
             self.stats.clone(),
+            self.origins.clone(),
             rx,
         ));
         self.stats.writer_started();
@@ -134,6 +145,7 @@ async fn run<C>(
     by_slot: bool,
     breaker: Arc<Breaker>,
     stats: Arc<StatsBuffer>,
+    origins: Arc<SiteOrigins>,
     mut rx: mpsc::Receiver<(PageViewWrite, Reply)>,
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
@@ -195,7 +207,9 @@ async fn run<C>(
             known.push(recent);
             let history = keys.visitor_history(w.account, w.visitor);
             let mut push = ::redis::cmd("RPUSH");
-            push.arg(&history).arg(pv.encode());
+            let origin = origins.for_write(&con, &keys, w.account, pv.site_id);
+            push.arg(&history)
+                .arg(page_view_codec::encode(pv, origin.as_deref()));
             commands.add(&history, push);
             if w.watch {
                 let (key, read) = super::watches::read_command(&keys, w);

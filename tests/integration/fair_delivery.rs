@@ -1,0 +1,224 @@
+//! Fair delivery between accounts, through the real binary: one account's handlers that
+//! accept a connection and never answer hold at most the account's share of the delivery
+//! slots, and another account's webhook goes out at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::common::accounts::{ACCOUNT_B, SUBDOMAIN_B, TOKEN_B};
+use crate::common::config_file::footfall_toml;
+use crate::common::process::FootfallProcess;
+use crate::common::{
+    self, KeysGuard, Receiver, TOKEN, TestApp, cookie_key, redis_url, submit_form, test_settings,
+    unique_prefix,
+};
+
+/// A webhook receiver that accepts connections and never answers: it keeps every
+/// connection open and counts them.
+struct BlackHole {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl BlackHole {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        Self { port, accepted }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// One account's site, form and site-visit actions, one per webhook URL.
+struct Tenant {
+    token: &'static str,
+    host: &'static str,
+    site_key: String,
+    form_id: String,
+    first_contact: u64,
+}
+
+async fn tenant(
+    app: &TestApp,
+    token: &'static str,
+    host: &'static str,
+    hooks: &[String],
+) -> Tenant {
+    let pipelines = app.get_as(token, "/api/v4/leads/pipelines").await;
+    assert_eq!(pipelines.status, StatusCode::OK, "{}", pipelines.text);
+    let p = &pipelines.body["_embedded"]["pipelines"][0];
+    let first_contact = p["_embedded"]["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "First contact")
+        .and_then(|s| s["id"].as_u64())
+        .unwrap();
+    let site_url = format!("https://{host}");
+    let site = app
+        .create_as(token, "sites", json!({"name": host, "url": site_url}))
+        .await;
+    let form = app
+        .create_as(
+            token,
+            "forms",
+            json!({"name": "Contact", "site_id": site["id"], "pipeline_id": p["id"]}),
+        )
+        .await;
+    for (i, hook) in hooks.iter().enumerate() {
+        let code = format!("hook{i}");
+        app.create_as(
+            token,
+            "handlers",
+            json!({"code": code, "name": code, "webhook_url": hook}),
+        )
+        .await;
+        app.create_as(token, "actions", json!({"pipeline_id": p["id"], "status_ids": [first_contact],
+                                               "event": "site_visit", "handler": code, "site_url": site_url}))
+            .await;
+    }
+    Tenant {
+        token,
+        host,
+        site_key: site["key"].as_str().unwrap().to_owned(),
+        form_id: form["id"].as_str().unwrap().to_owned(),
+        first_contact,
+    }
+}
+
+/// A lead of the tenant linked to a fresh browser, in the actions' stage: its browser's
+/// signed id.
+async fn linked(app: &TestApp, t: &Tenant, name: &str) -> String {
+    let (_, uid, vid) = submit_form(app, &t.form_id, None, name).await;
+    let answer = app
+        .post_as(
+            t.token,
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": t.first_contact}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    vid
+}
+
+async fn visit(app: &TestApp, t: &Tenant, vid: &str) {
+    let (status, _) = app
+        .beacon(&t.site_key, Some(vid), &format!("https://{}/", t.host))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_accounts_black_hole_handlers_do_not_delay_another_accounts_webhook() {
+    let _serial = common::HEAVY.lock().await;
+    let prefix = unique_prefix();
+    let _keys = KeysGuard::new(&redis_url(), &prefix);
+    let config = footfall_toml(
+        &redis_url(),
+        &prefix,
+        &cookie_key(),
+        &format!(
+            "[[accounts]]\naccount_id = {ACCOUNT_B}\nsubdomain = \"{SUBDOMAIN_B}\"\ntoken = \"{TOKEN_B}\"\n"
+        ),
+    );
+    let config_path = std::env::temp_dir().join(format!("{prefix}-fair.toml"));
+    std::fs::write(&config_path, config).unwrap();
+    // Sixteen slots: four per handler, eight per account (the default half). The black
+    // holes keep theirs for the whole test (the timeout is far away).
+    let process = FootfallProcess::start_file_with_env(
+        &config_path,
+        &[
+            ("FOOTFALL__DELIVERY__CONCURRENCY", "16"),
+            ("FOOTFALL__DELIVERY__TIMEOUT_MS", "60000"),
+            ("FOOTFALL__DELIVERY__LEASE_SECONDS", "120"),
+        ],
+    );
+    let _ = std::fs::remove_file(&config_path);
+    let mut settings = test_settings(common::Backend::Redis);
+    settings.store.key_prefix = prefix.clone();
+    let app = TestApp::attach(process.base.clone(), settings);
+
+    let holes = [
+        BlackHole::start().await,
+        BlackHole::start().await,
+        BlackHole::start().await,
+        BlackHole::start().await,
+    ];
+    let hole_urls: Vec<String> = holes.iter().map(BlackHole::url).collect();
+    let a = tenant(&app, TOKEN, "a-shop.example", &hole_urls).await;
+    let receiver = Receiver::start().await;
+    let b = tenant(&app, TOKEN_B, "b-shop.example", &[receiver.url()]).await;
+    let mut a_browsers = Vec::new();
+    for i in 0..60 {
+        a_browsers.push(linked(&app, &a, &format!("Flood {i}")).await);
+    }
+    let b_browser = linked(&app, &b, "Bea").await;
+
+    // A's flood: 40 visits, four webhooks each, to handlers that never answer.
+    let (first, rest) = a_browsers.split_at(40);
+    for vid in first {
+        visit(&app, &a, vid).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = || holes.iter().map(BlackHole::accepted).sum::<usize>();
+    while held() < 8 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        held(),
+        8,
+        "account A holds its share of the slots: eight of sixteen"
+    );
+
+    // More of A's events arrive while B's visit happens.
+    let flood = {
+        let (app, rest, a) = (app.clone(), rest.to_vec(), Arc::new(a));
+        tokio::spawn(async move {
+            for vid in &rest {
+                visit(&app, &a, vid).await;
+            }
+        })
+    };
+    let visited = Instant::now();
+    visit(&app, &b, &b_browser).await;
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    flood.await.unwrap();
+    assert_eq!(received.len(), 1, "account B's webhook was not sent");
+    let waited = received[0].at.duration_since(visited);
+    println!(
+        "account B's webhook came {waited:?} after its visit, with account A's four black holes holding {} slots",
+        held()
+    );
+    assert!(
+        waited <= Duration::from_millis(250),
+        "account B's webhook waited {waited:?} behind account A's black holes"
+    );
+    let event: Value = received[0].json();
+    assert_eq!(event["account_id"], ACCOUNT_B, "{event}");
+    assert_eq!(
+        held(),
+        8,
+        "account A never holds more than its share, even after more of its events came"
+    );
+}
