@@ -16,7 +16,6 @@ use crate::domain::lead::{Lead, Unsorted, VisitorLink};
 use crate::domain::pipeline::{LOST, Stage, WON};
 use crate::domain::time::Millis;
 use crate::domain::timeline::{MoveOrigin, TimelineEntry};
-use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 use crate::store::{
     LeadMove, Leads, MoveOutcome, NewSubmission, Reserved, Sequence, StoreResult,
@@ -115,18 +114,18 @@ where
         let [version, lead, contact, _, recent] = <[::redis::Value; 5]>::try_from(replies)
             .map_err(|_| corrupt("short reply to a submission's reservation"))?;
         let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
+        let recent = Vec::<String>::from_redis_value(recent)
+            .map_err(corrupt)?
+            .into_iter()
+            .filter(|s| !s.starts_with('~'));
+        let recent = self.decode_page_views(account, recent).await?;
         Ok(Reserved {
             catalog_version: Option::<u64>::from_redis_value(version)
                 .map_err(corrupt)?
                 .unwrap_or(0),
             lead: LeadId(Sequence::Lead.base() + number(lead)?),
             contact: ContactId(Sequence::Contact.base() + number(contact)?),
-            recent: Vec::<String>::from_redis_value(recent)
-                .map_err(corrupt)?
-                .iter()
-                .filter(|s| !s.starts_with('~'))
-                .filter_map(|s| PageView::decode(s))
-                .collect(),
+            recent,
         })
     }
 
