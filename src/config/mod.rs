@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use crate::domain::ids::AccountId;
 
+mod quotas;
 mod validate;
+
+pub use quotas::QuotaSettings;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,6 +23,7 @@ pub struct Settings {
     pub cookies: CookieSettings,
     pub delivery: DeliverySettings,
     pub limits: LimitSettings,
+    pub quotas: QuotaSettings,
     pub demo: DemoSettings,
     pub accounts: Vec<AccountSettings>,
 }
@@ -180,6 +184,9 @@ pub struct LimitSettings {
     pub per_site_per_second: u32,
     /// A request body that has not all arrived in this time is answered 408.
     pub body_timeout_ms: u64,
+    /// Unsorted entries an account may hold; a form post beyond is answered 429 until
+    /// someone accepts or declines some. 0: no bound.
+    pub max_unsorted_per_account: u64,
 }
 
 /// The demo account's published API token (in the shipped `config.toml` and the README).
@@ -309,6 +316,7 @@ impl Default for LimitSettings {
             per_ip_per_second: 50,
             per_site_per_second: 5000,
             body_timeout_ms: 10_000,
+            max_unsorted_per_account: 10_000,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod lead;
 pub mod macros;
 pub mod memo;
 pub mod pipeline;
+pub mod quota;
 pub mod site;
 pub mod time;
 pub mod timeline;

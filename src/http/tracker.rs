@@ -151,6 +151,7 @@ async fn collect(
                 title: &beacon.title,
                 origin: client.origin,
                 do_not_track: client.do_not_track,
+                client: super::client::limit_key(client.ip),
             },
             &site,
         )
@@ -278,6 +279,7 @@ async fn submit_parsed(
                 referer: client.referer,
                 ip: &client.ip.to_string(),
                 origin: client.origin,
+                client: super::client::limit_key(client.ip),
             },
         )
         .await?;

@@ -14,6 +14,7 @@ pub mod leads;
 pub mod live;
 pub mod manage;
 pub mod notes;
+pub mod quotas;
 pub mod submissions;
 pub mod triggers;
 
@@ -67,6 +68,9 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// A quota refused the request (`service::quotas`).
+    #[error("over the {} quota of the {}", .0.kind.code(), .0.scope)]
+    OverQuota(crate::domain::quota::OverQuota),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -25,8 +25,11 @@
 
 pub mod catalog;
 pub mod memory;
+pub mod quotas;
 pub mod redis;
 pub mod round_trips;
+
+pub use quotas::{Charge, Charged, Quotas};
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -125,7 +128,9 @@ impl RecordKind {
 
 /// All of a store: the five aggregates and the store's own health.
 #[async_trait]
-pub trait Store: Catalog + Leads + Visitors + Schedule + Live + Send + Sync + 'static {
+pub trait Store:
+    Catalog + Leads + Visitors + Schedule + Live + Quotas + Send + Sync + 'static
+{
     /// A short description for logs: `redis://host:port` or `embedded (in memory)`.
     fn describe(&self) -> String;
 

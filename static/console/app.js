@@ -12,6 +12,7 @@ import { handlersView } from "./handlers.js";
 import { deliveriesView } from "./deliveries.js";
 import { sitesView } from "./sites.js";
 import { demoView } from "./demo.js";
+import { quotasView } from "./quotas.js";
 import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
 
 const root = document.getElementById("app");
@@ -22,6 +23,7 @@ const TABS = [
   ["handlers", "Handlers", "webhook", handlersView],
   ["deliveries", "Deliveries", "send", deliveriesView],
   ["sites", "Sites & forms", "globe", sitesView],
+  ["quotas", "Quotas", "clock", quotasView],
   ["demo", "Demo", "play", demoView],
 ];
 

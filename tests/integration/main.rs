@@ -19,6 +19,7 @@ mod faults;
 mod forms;
 mod pipeline_events;
 mod processes;
+mod quotas;
 mod safe_defaults;
 mod site_visit_flow;
 mod store_conformance;

@@ -18,6 +18,7 @@ mod leads;
 mod notes;
 mod pipelines;
 pub mod query;
+mod quotas;
 mod sites;
 mod stream;
 mod unsorted;
@@ -88,6 +89,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(actions::routes)
         .configure(events::routes)
         .configure(account_events::routes)
+        .configure(quotas::routes)
         .configure(stream::routes)
         .configure(demo::routes);
 }

@@ -8,6 +8,7 @@
 mod catalog;
 mod leads;
 mod live;
+mod quotas;
 mod schedule;
 mod visitors;
 
@@ -56,6 +57,8 @@ struct State {
     schedule: BTreeSet<(Millis, EventId)>,
     eligible_at: HashMap<EventId, Millis>,
     handler_failing: HashMap<(AccountId, HandlerId), Millis>,
+    /// Quota counters (`domain::quota`) by account and key, their TAT in microseconds.
+    quotas: HashMap<(AccountId, String), i64>,
 }
 
 #[derive(Default)]

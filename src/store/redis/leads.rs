@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use super::codec::{lead_fields, lead_from_fields, links_from_fields, stage_of};
 use super::scripts::Call;
+use super::slots::Batch;
 use super::{RedisStore, lead_scripts, scripts};
 use crate::domain::ids::{AccountId, ContactId, LeadId, UnsortedUid};
 use crate::domain::lead::{Lead, Unsorted, VisitorLink};
@@ -86,35 +87,11 @@ where
         visitor: VisitorId,
         retention_secs: u64,
     ) -> StoreResult<Reserved> {
-        let mut batch = self.batch();
-        let version = self.keys.catalog_version(account);
-        let mut get = ::redis::cmd("GET");
-        get.arg(&version);
-        batch.add(&version, get);
-        for seq in [Sequence::Lead, Sequence::Contact] {
-            let key = self.keys.sequence(seq);
-            let mut incr = ::redis::cmd("INCR");
-            incr.arg(&key);
-            batch.add(&key, incr);
-        }
-        let history = self.keys.visitor_history(account, visitor);
-        let mut keep = ::redis::cmd("EVAL");
-        keep.arg(scripts::KEEP_HISTORY)
-            .arg(1)
-            .arg(&history)
-            .arg(retention_secs.max(1));
-        batch.add(&history, keep);
-        let replies = self.run(batch).await?;
-        let [version, lead, contact, _] = <[::redis::Value; 4]>::try_from(replies)
-            .map_err(|_| corrupt("short reply to a submission's reservation"))?;
-        let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
-        Ok(Reserved {
-            catalog_version: Option::<u64>::from_redis_value(version)
-                .map_err(corrupt)?
-                .unwrap_or(0),
-            lead: LeadId(Sequence::Lead.base() + number(lead)?),
-            contact: ContactId(Sequence::Contact.base() + number(contact)?),
-        })
+        let batch = self.batch();
+        let (_, reserved) = self
+            .reservation(batch, account, Some((visitor, retention_secs)))
+            .await?;
+        reserved
     }
 
     async fn create_lead_from_submission(
@@ -371,4 +348,61 @@ pub(super) fn lead_from_reply(id: &str, rest: Vec<::redis::Value>) -> StoreResul
         );
     }
     lead_from_fields(lead_id(id)?, fields)
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Runs `batch` followed by a submission's reservation (the catalog version, the ids,
+    /// and with `keep` the browser's history kept that long): the batch's own replies, and
+    /// the reservation.
+    pub(super) async fn reservation(
+        &self,
+        mut batch: Batch,
+        account: AccountId,
+        keep: Option<(VisitorId, u64)>,
+    ) -> StoreResult<(Vec<::redis::Value>, StoreResult<Reserved>)> {
+        let version = self.keys.catalog_version(account);
+        let mut get = ::redis::cmd("GET");
+        get.arg(&version);
+        batch.add(&version, get);
+        for seq in [Sequence::Lead, Sequence::Contact] {
+            let key = self.keys.sequence(seq);
+            let mut incr = ::redis::cmd("INCR");
+            incr.arg(&key);
+            batch.add(&key, incr);
+        }
+        if let Some((visitor, retention_secs)) = keep {
+            let history = self.keys.visitor_history(account, visitor);
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(scripts::KEEP_HISTORY)
+                .arg(1)
+                .arg(&history)
+                .arg(retention_secs.max(1));
+            batch.add(&history, cmd);
+        }
+        let mut replies = self.run(batch).await?;
+        let ours = 3 + usize::from(keep.is_some());
+        if replies.len() < ours {
+            return Err(corrupt("short reply to a submission's reservation"));
+        }
+        let mine = replies.split_off(replies.len() - ours);
+        let mut mine = mine.into_iter();
+        let (Some(version), Some(lead), Some(contact)) = (mine.next(), mine.next(), mine.next())
+        else {
+            return Err(corrupt("short reply to a submission's reservation"));
+        };
+        let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
+        let reserved = (|| {
+            Ok(Reserved {
+                catalog_version: Option::<u64>::from_redis_value(version)
+                    .map_err(corrupt)?
+                    .unwrap_or(0),
+                lead: LeadId(Sequence::Lead.base() + number(lead)?),
+                contact: ContactId(Sequence::Contact.base() + number(contact)?),
+            })
+        })();
+        Ok((replies, reserved))
+    }
 }

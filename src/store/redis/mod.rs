@@ -27,6 +27,7 @@ mod keys;
 mod lead_scripts;
 mod leads;
 mod live;
+mod quotas;
 mod schedule;
 mod scripts;
 mod sentinel;

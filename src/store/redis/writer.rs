@@ -26,6 +26,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::breaker::Breaker;
 use super::keys::Keys;
+use super::quotas;
 use super::scripts;
 use super::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
 use super::slots::Batch;
@@ -33,9 +34,11 @@ use super::unavailable;
 use crate::domain::ids::SiteId;
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::visitor::VisitorId;
-use crate::store::{PageViewOutcome, PageViewWrite, StoreError, StoreResult, corrupt, round_trips};
+use crate::store::{
+    Charge, Charged, PageViewOutcome, PageViewWrite, StoreError, StoreResult, corrupt, round_trips,
+};
 
-type Reply = oneshot::Sender<StoreResult<PageViewOutcome>>;
+type Reply = oneshot::Sender<StoreResult<Charged<PageViewOutcome>>>;
 
 /// The most beacons sent in one pipeline.
 const MAX_BATCH: usize = 256;
@@ -63,7 +66,7 @@ pub struct PageViewWriter<C> {
 /// The sending side of one thread's writer.
 #[derive(Clone)]
 struct Writer {
-    tx: mpsc::Sender<(PageViewWrite, Reply)>,
+    tx: mpsc::Sender<(PageViewWrite, Option<Charge>, Reply)>,
 }
 
 impl<C> PageViewWriter<C>
@@ -81,6 +84,26 @@ where
     }
 
     pub async fn record(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
+        match self.send(write, None).await? {
+            Ok(outcome) => Ok(outcome),
+            Err(_) => Err(corrupt("an uncharged page view was refused")),
+        }
+    }
+
+    /// A page view charged against quotas in the same command (`quotas.rs`).
+    pub async fn record_charged(
+        &self,
+        write: PageViewWrite,
+        charge: Charge,
+    ) -> StoreResult<Charged<PageViewOutcome>> {
+        self.send(write, Some(charge)).await
+    }
+
+    async fn send(
+        &self,
+        write: PageViewWrite,
+        charge: Option<Charge>,
+    ) -> StoreResult<Charged<PageViewOutcome>> {
         self.breaker.admit()?;
         round_trips::note();
         let writer = match WRITERS.with(|w| w.borrow().get(&self.store).cloned()) {
@@ -88,7 +111,7 @@ where
             None => self.start_writer().await?,
         };
         let (reply, answer) = oneshot::channel();
-        let sent = writer.tx.send((write, reply)).await;
+        let sent = writer.tx.send((write, charge, reply)).await;
         if sent.is_err() {
             // The writer stopped (its runtime is gone): the next page view makes a new one.
             WRITERS.with(|w| w.borrow_mut().remove(&self.store));
@@ -123,7 +146,7 @@ async fn run<C>(
     keys: Keys,
     by_slot: bool,
     breaker: Arc<Breaker>,
-    mut rx: mpsc::Receiver<(PageViewWrite, Reply)>,
+    mut rx: mpsc::Receiver<(PageViewWrite, Option<Charge>, Reply)>,
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
@@ -166,10 +189,18 @@ async fn run<C>(
         let most = if batch.is_empty() { 1024 } else { 64 };
         let stale = sightings.take_due_back(most);
         let written_back = write_back(&mut commands, &keys, &stale);
-        for (w, _) in &batch {
+        for (w, charge, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
             let recent = sightings.skip(key, pv.at, w.visit_idle_ms);
+            if let Some(charge) = charge {
+                let px = w.visit_idle_ms + SIGHTING_MARGIN_MS;
+                let history = keys.visitor_history(w.account, w.visitor);
+                let cmd = quotas::page_view_command(&keys, w, charge, recent.is_none(), px);
+                commands.add(&history, cmd);
+                known.push(recent);
+                continue;
+            }
             if recent.is_none() {
                 let seen = keys.visitor_seen(w.visitor, pv.site_id);
                 let mut set = ::redis::cmd("SET");
@@ -194,9 +225,36 @@ async fn run<C>(
         match result {
             Ok(values) => {
                 let mut values = values.into_iter().skip(written_back);
-                for ((w, reply), recent) in batch.drain(..).zip(known.drain(..)) {
+                for ((w, charge, reply), recent) in batch.drain(..).zip(known.drain(..)) {
                     let pv = &w.page_view;
                     let key = (w.visitor, pv.site_id);
+                    if let Some(charge) = charge {
+                        let outcome = match quotas::page_view_reply(values.next()) {
+                            Ok(Ok((stored, history_len))) => {
+                                let last_seen = match recent {
+                                    Some(at) => Some(at),
+                                    None => {
+                                        let latest = sightings.latest_before(key, pv.at, stored);
+                                        sightings.refreshed(key, pv.at, w.visit_idle_ms);
+                                        latest
+                                    }
+                                };
+                                Ok(Ok(PageViewOutcome {
+                                    last_seen,
+                                    history_len,
+                                }))
+                            }
+                            Ok(Err((index, wait_ms))) => {
+                                if let Some(before) = recent {
+                                    sightings.unsee(key, before);
+                                }
+                                Ok(Err(charge.refused(index, wait_ms)))
+                            }
+                            Err(e) => Err(e),
+                        };
+                        let _ = reply.send(outcome);
+                        continue;
+                    }
                     let outcome = match recent {
                         Some(at) => parse(Ok(Some(at)), values.next()),
                         None => {
@@ -212,21 +270,21 @@ async fn run<C>(
                             parse(last_seen, values.next())
                         }
                     };
-                    let _ = reply.send(outcome);
+                    let _ = reply.send(outcome.map(Ok));
                 }
             }
             Err(e) => {
                 let message = e.to_string();
                 // Nothing was recorded: the page views skipped do not count, the sightings
                 // due back are tried again.
-                for ((w, _), recent) in batch.iter().zip(&known).rev() {
+                for ((w, _, _), recent) in batch.iter().zip(&known).rev() {
                     if let Some(before) = recent {
                         sightings.unsee((w.visitor, w.page_view.site_id), *before);
                     }
                 }
                 sightings.restore(stale);
                 known.clear();
-                for (_, reply) in batch.drain(..) {
+                for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(Err(unavailable(&message)));
                 }
             }
