@@ -128,6 +128,8 @@ pub struct TrackingSettings {
     /// A visitor that has neither come back in a later visit nor been linked to a lead is
     /// dropped this long after its first visit: junk costs nothing for long.
     pub anonymous_retention_hours: u64,
+    /// The most browsers linked to one lead at once; a link beyond is refused.
+    pub max_browsers_per_lead: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,6 +276,7 @@ impl Default for TrackingSettings {
             max_page_views_per_visitor: 1000,
             retention_days: 395,
             anonymous_retention_hours: 48,
+            max_browsers_per_lead: 20,
         }
     }
 }

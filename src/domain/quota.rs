@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_bucket_admits_its_burst_at_once_then_refills_at_the_rate() {
-        let limit = Limit::new(10, 1, 4).unwrap(); // 10/s, 40 at once
+        let limit = Limit::new(10, 1, 40).unwrap(); // 10/s, 40 at once
         assert_eq!(limit.burst(), 40);
         let mut tat = 0;
         let now = 1_000_000_000;

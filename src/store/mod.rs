@@ -29,7 +29,7 @@ pub mod quotas;
 pub mod redis;
 pub mod round_trips;
 
-pub use quotas::{Charge, Charged, Quotas};
+pub use quotas::{Charge, Charged, LinkOutcome, Quotas};
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;

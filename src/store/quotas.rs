@@ -1,12 +1,14 @@
 //! The [`Quotas`] aggregate: counters shared by every instance (`domain::quota`), charged
 //! in the same round trip as the work they guard, all-or-nothing — a refused request
-//! changes nothing (no page view, no history, no counter moved).
+//! changes nothing (no page view, no history, no counter moved). Growth bounds live here
+//! too: Unsorted entries per account, browsers per lead.
 
 use async_trait::async_trait;
 
 use super::{PageViewOutcome, PageViewWrite, Reserved, StoreResult};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::quota::{OverQuota, Quota};
+use crate::domain::time::Millis;
 use crate::domain::visitor::VisitorId;
 
 /// The quotas one request is charged against, all inside one account.
@@ -26,6 +28,18 @@ impl Charge {
             retry_after_ms: wait_ms.max(1),
         }
     }
+}
+
+/// What became of a bounded link of a browser to a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    NotFound,
+    /// The lead holds its most browsers already: nothing was written.
+    Full,
+    /// Linked; the lead the browser left.
+    Linked {
+        previous: Option<LeadId>,
+    },
 }
 
 /// Admitted (the work's answer) or refused by a quota.
@@ -54,6 +68,19 @@ pub trait Quotas: Send + Sync {
 
     /// The TAT of each quota (microseconds, 0 for an empty bucket) and the store's clock
     /// (microseconds): the account's use, for the console.
+    /// `Leads::link_visitor`, unless the lead holds `most` browsers already besides this
+    /// one (0: no bound): one atomic step.
+    #[allow(clippy::too_many_arguments)]
+    async fn link_visitor_bounded(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+        retention_secs: u64,
+        most: u64,
+    ) -> StoreResult<LinkOutcome>;
+
     async fn quota_levels(
         &self,
         account: AccountId,

@@ -391,6 +391,7 @@ async fn the_openapi_document_lists_every_management_endpoint() {
         "GET /api/v4/stream",
         "GET /api/v4/demo",
         "GET /api/v4/demo/inbox",
+        "GET /api/v4/quotas",
     ];
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(operations, expected);

@@ -10,6 +10,7 @@ mod amocrm;
 mod api;
 mod atomic_steps;
 mod bad_input;
+mod bounds;
 mod cluster;
 mod delivery;
 mod deploy;

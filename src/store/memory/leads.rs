@@ -28,7 +28,7 @@ impl State {
     /// Links a browser to a lead of its account: the lead's link (replaced per browser),
     /// its timeline, and — when the browser belonged to another lead — that lead's link
     /// closed and its timeline told. Returns the other lead.
-    fn link_browser(
+    pub(super) fn link_browser(
         &mut self,
         account: AccountId,
         visitor: VisitorId,

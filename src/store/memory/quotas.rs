@@ -5,10 +5,13 @@
 use async_trait::async_trait;
 
 use super::{MemoryStore, State};
-use crate::domain::ids::AccountId;
+use std::time::Duration;
+
+use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::quota::{OverQuota, Quota, QuotaKind, charge_all};
+use crate::domain::time::Millis;
 use crate::domain::visitor::VisitorId;
-use crate::store::quotas::{Charge, Charged, Quotas};
+use crate::store::quotas::{Charge, Charged, LinkOutcome, Quotas};
 use crate::store::{Leads, PageViewOutcome, PageViewWrite, Reserved, StoreResult, Visitors};
 
 /// Counters beyond this many make the store forget the drained ones.
@@ -83,6 +86,30 @@ impl Quotas for MemoryStore {
         self.reserve_submission(account, visitor, retention_secs)
             .await
             .map(Ok)
+    }
+
+    async fn link_visitor_bounded(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+        retention_secs: u64,
+        most: u64,
+    ) -> StoreResult<LinkOutcome> {
+        let mut state = self.state.lock();
+        if state.lead(account, lead).is_none() {
+            return Ok(LinkOutcome::NotFound);
+        }
+        let current = state.lead_visitors.get(&lead).map_or(0, |links| {
+            links.iter().filter(|l| l.until.is_none()).count()
+        }) as u64;
+        if most > 0 && state.browser_lead(account, visitor) != Some(lead) && current >= most {
+            return Ok(LinkOutcome::Full);
+        }
+        let keep = Duration::from_secs(retention_secs.max(1));
+        let previous = state.link_browser(account, visitor, lead, at, keep);
+        Ok(LinkOutcome::Linked { previous })
     }
 
     async fn quota_levels(

@@ -16,10 +16,13 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use super::keys::Keys;
-use crate::domain::ids::AccountId;
+use super::lead_scripts;
+use super::scripts::Call;
+use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::quota::Quota;
+use crate::domain::time::Millis;
 use crate::domain::visitor::VisitorId;
-use crate::store::quotas::{Charge, Charged, Quotas};
+use crate::store::quotas::{Charge, Charged, LinkOutcome, Quotas};
 use crate::store::{
     Leads, PageViewOutcome, PageViewWrite, Reserved, StoreResult, Visitors, corrupt,
 };
@@ -259,6 +262,42 @@ where
         match verdict {
             Err((i, wait)) => Ok(Err(refusal(&charge, i, wait))),
             Ok(()) => reserved.map(Ok),
+        }
+    }
+
+    async fn link_visitor_bounded(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        visitor: VisitorId,
+        at: Millis,
+        retention_secs: u64,
+        most: u64,
+    ) -> StoreResult<LinkOutcome> {
+        let reply: Vec<String> = self
+            .invoke_durable(
+                Call::new(&lead_scripts::LINK_VISITOR)
+                    .key(self.keys.lead(account, lead))
+                    .key(self.keys.browser(account, visitor))
+                    .arg(self.keys.lead_prefix(account))
+                    .arg(visitor.encode())
+                    .arg(lead.0)
+                    .arg(at)
+                    .arg(retention_secs.max(1))
+                    .arg(most),
+            )
+            .await?;
+        match reply.as_slice() {
+            [outcome] if outcome == "not_found" => Ok(LinkOutcome::NotFound),
+            [outcome] if outcome == "full" => Ok(LinkOutcome::Full),
+            [outcome, previous] if outcome == "linked" => Ok(LinkOutcome::Linked {
+                previous: if previous.is_empty() {
+                    None
+                } else {
+                    Some(LeadId(previous.parse().map_err(corrupt)?))
+                },
+            }),
+            other => Err(corrupt(format!("link_visitor answered {other:?}"))),
         }
     }
 
