@@ -23,6 +23,7 @@
 //! refreshes — the page views themselves are kept, but the visit they belong to may then
 //! end up to that short while early.
 
+pub mod budget;
 pub mod catalog;
 pub mod memory;
 pub mod quotas;

@@ -15,6 +15,7 @@ mod cluster;
 mod delivery;
 mod deploy;
 mod exposure;
+mod fail_fast;
 mod failover;
 mod faults;
 mod forms;

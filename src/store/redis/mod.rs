@@ -230,7 +230,8 @@ where
         let keys = Keys::new(&options.key_prefix, options.schedule_shards);
         let breaker = Arc::new(Breaker::default());
         let page_views =
-            PageViewWriter::new(connect.clone(), keys.clone(), by_slot, breaker.clone());
+            PageViewWriter::new(connect.clone(), keys.clone(), by_slot, breaker.clone())
+                .within(options.response_timeout);
         let durable = match options.durable_writes {
             Some(on) => on,
             None if by_slot => cluster_has_replicas(&con).await?,
@@ -261,11 +262,18 @@ where
     }
 
     /// Every round trip goes through here: refused at once while Redis is down, counted
-    /// for the request that makes it.
+    /// for the request that makes it, and given only what is left of the request's time
+    /// budget (`store::budget`): running out of it counts as Redis not answering.
     async fn guarded<T>(&self, command: impl Future<Output = RedisResult<T>>) -> StoreResult<T> {
         self.breaker.admit()?;
         round_trips::note();
-        let result = command.await;
+        let result = super::budget::bounded(self.options.response_timeout, command, || {
+            RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request's time budget for Redis ran out",
+            ))
+        })
+        .await;
         self.breaker.record(&result);
         result.map_err(redis_error)
     }

@@ -61,6 +61,9 @@ pub struct PageViewWriter<C> {
     keys: Keys,
     by_slot: bool,
     breaker: Arc<Breaker>,
+    /// A request's time budget (`store::budget`): its page view answers 503 when the
+    /// writer has not written it by then, and is not written afterwards.
+    budget: Duration,
 }
 
 /// The sending side of one thread's writer.
@@ -80,7 +83,14 @@ where
             keys,
             by_slot,
             breaker,
+            budget: Duration::from_secs(1),
         }
+    }
+
+    /// Sets the budget of a request's page view (the store's response timeout).
+    pub fn within(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     pub async fn record(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
@@ -100,6 +110,17 @@ where
     }
 
     async fn send(
+        &self,
+        write: PageViewWrite,
+        charge: Option<Charge>,
+    ) -> StoreResult<Charged<PageViewOutcome>> {
+        crate::store::budget::bounded(self.budget, self.queue(write, charge), || {
+            StoreError::Unavailable("no answer from Redis within the request's budget".into())
+        })
+        .await
+    }
+
+    async fn queue(
         &self,
         write: PageViewWrite,
         charge: Option<Charge>,
@@ -181,6 +202,9 @@ async fn run<C>(
                 rx.recv_many(&mut batch, room).now_or_never();
             }
         }
+        // A page view whose request gave up (its budget ran out while it queued) is not
+        // written after its 503.
+        batch.retain(|(_, _, reply)| !reply.is_closed());
         let mut commands = Batch::new(by_slot);
         // Ahead of the page views in the one pipeline, a few at a time so that no batch
         // waits on thousands (a page view of a browser not yet written back finds its
@@ -220,8 +244,20 @@ async fn run<C>(
         if commands.is_empty() {
             continue;
         }
-        let result = commands.run(&con).await;
-        breaker.record(&result);
+        // While Redis is known to be down, a batch queued behind one that timed out is
+        // refused at once rather than waiting out a timeout of its own (only the breaker's
+        // probe goes through).
+        let result = match breaker.admit() {
+            Ok(()) => {
+                let result = commands.run(&con).await;
+                breaker.record(&result);
+                result
+            }
+            Err(refused) => Err(::redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                refused.to_string(),
+            ))),
+        };
         match result {
             Ok(values) => {
                 let mut values = values.into_iter().skip(written_back);
