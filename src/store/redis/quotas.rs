@@ -79,7 +79,7 @@ return {0, previous, redis.call('RPUSH', KEYS[n + 2], ARGV[base + 4])}
 }
 
 /// A charged reservation's guard. KEYS: the counters, the account's Unsorted, the
-/// browser's history. ARGV after the counters': the Unsorted bound (0: none), the
+/// browser's history (not on a cluster, where the reservation keeps it). ARGV after the counters': the Unsorted bound (0: none), the
 /// history's retention. Returns `{0}`, `{i, wait_ms}`, or `{-1}` when Unsorted is full.
 fn charged_reservation() -> String {
     format!(
@@ -89,8 +89,11 @@ local most = tonumber(ARGV[base + 1])
 if most > 0 and redis.call('HLEN', KEYS[n + 1]) >= most then return {-1} end
 local refused = charge(n)
 if refused then return refused end
-if redis.call('EXISTS', KEYS[n + 2]) == 0 then redis.call('RPUSH', KEYS[n + 2], '~0') end
-redis.call('EXPIRE', KEYS[n + 2], ARGV[base + 2])
+local history = KEYS[n + 2]
+if history then
+  if redis.call('EXISTS', history) == 0 then redis.call('RPUSH', history, '~0') end
+  redis.call('EXPIRE', history, ARGV[base + 2])
+end
 return {0}
 "#
     )
