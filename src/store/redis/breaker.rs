@@ -43,6 +43,16 @@ impl Breaker {
         }
     }
 
+    /// Refuses at once while Redis is known to be down and no probe is due, without taking
+    /// the probe: for a page view about to queue, whose writer's batch takes it (`admit`)
+    /// when it goes to Redis.
+    pub fn check(&self) -> StoreResult<()> {
+        if self.open.load(Ordering::Acquire) && now_ms() < self.next_probe.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("Redis is unreachable".into()));
+        }
+        Ok(())
+    }
+
     /// Notes how a command went: an outage opens the breaker (the first timeout is
     /// enough), any answer closes it. A failed probe puts the next one `PROBE_MS` later,
     /// so that commands queued behind it are refused at once instead of probing in turn.

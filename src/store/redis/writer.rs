@@ -125,7 +125,7 @@ where
         write: PageViewWrite,
         charge: Option<Charge>,
     ) -> StoreResult<Charged<PageViewOutcome>> {
-        self.breaker.admit()?;
+        self.breaker.check()?;
         round_trips::note();
         let writer = match WRITERS.with(|w| w.borrow().get(&self.store).cloned()) {
             Some(writer) => writer,
