@@ -127,7 +127,8 @@ pub struct TrackingSettings {
     pub retention_days: u64,
     /// A visitor that has neither come back in a later visit nor been linked to a lead is
     /// dropped this long after its first visit: junk costs nothing for long.
-    pub anonymous_retention_hours: u64,
+    /// Fractions are allowed (a benchmark waits minutes, not hours, for junk to expire).
+    pub anonymous_retention_hours: f64,
     /// The most browsers linked to one lead at once; a link beyond is refused.
     pub max_browsers_per_lead: u64,
 }
@@ -275,7 +276,7 @@ impl Default for TrackingSettings {
             visit_idle_seconds: 1800,
             max_page_views_per_visitor: 1000,
             retention_days: 395,
-            anonymous_retention_hours: 48,
+            anonymous_retention_hours: 48.0,
             max_browsers_per_lead: 20,
         }
     }

@@ -148,7 +148,7 @@ impl Services {
                 site.account_id,
                 visitor,
                 self.retention_secs(),
-                self.settings.tracking.anonymous_retention_hours * 3600,
+                (self.settings.tracking.anonymous_retention_hours * 3600.0).ceil() as u64,
                 self.settings.tracking.max_page_views_per_visitor,
             )
             .await?;
