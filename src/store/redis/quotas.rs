@@ -140,11 +140,12 @@ pub fn page_view_command(
     cmd
 }
 
-/// The answer of a charged page view: the previous sighting and the history's length,
-/// or the refusing counter's index and wait.
-pub fn page_view_reply(
-    value: Option<Value>,
-) -> StoreResult<Result<(Option<i64>, u64), (usize, u64)>> {
+/// A charged page view's answer: the previous sighting and the history's length, or the
+/// refusing counter's index and wait (ms).
+pub type PageViewReply = Result<(Option<i64>, u64), (usize, u64)>;
+
+/// Reads the answer of a charged page view.
+pub fn page_view_reply(value: Option<Value>) -> StoreResult<PageViewReply> {
     let value = value.ok_or_else(|| corrupt("short pipeline reply"))?;
     let mut items = Vec::<Value>::from_redis_value(value)
         .map_err(corrupt)?
