@@ -15,7 +15,9 @@
 # visit→webhook p99 without and with the attack (target: within 2×).
 #
 # Junk visitors expire after tracking.anonymous_retention_hours (48 h shipped); the run
-# sets ABUSE_RETENTION_HOURS (default 0.02 h = 72 s) so that it ends in minutes.
+# sets ABUSE_RETENTION_HOURS (default 0.02 h = 72 s) so that it ends in minutes; a
+# browser's last sighting on a site is kept for the visit gap (30 min shipped), which the
+# run sets to ABUSE_VISIT_IDLE_SECONDS (60).
 # Knobs (environment): ABUSE_BEACONS (1000000), ABUSE_FORMS (10000), ABUSE_VISITS (B's
 # browsers per round, 200), ABUSE_RATE (B's visits per second, 50), ABUSE_CONCURRENCY
 # (the attack's requests in flight, 64), ABUSE_RETENTION_HOURS (0.02).
@@ -28,6 +30,7 @@ VISITS=${ABUSE_VISITS:-200}
 RATE=${ABUSE_RATE:-50}
 CONCURRENCY=${ABUSE_CONCURRENCY:-64}
 RETENTION_HOURS=${ABUSE_RETENTION_HOURS:-0.02}
+VISIT_IDLE=${ABUSE_VISIT_IDLE_SECONDS:-60}
 TOKEN_A=abuse-account-a-token-0000000000000001
 TOKEN_B=abuse-account-b-token-0000000000000002
 PREFIX=ffabuse
@@ -67,6 +70,7 @@ key_prefix = "$PREFIX"
 keys = ["$(head -c 32 /dev/urandom | base64)"]
 [tracking]
 anonymous_retention_hours = $RETENTION_HOURS
+visit_idle_seconds = $VISIT_IDLE
 [delivery]
 allow_private_targets = true
 [demo]
@@ -100,8 +104,8 @@ started=$(get attack_started_ms); ended=$(get attack_ended_ms)
 quiet_mem=$(awk -v t="$started" '$1 <= t {m=$2; k=$3} END {print m, k}' "$work/memory.txt")
 peak=$(awk -v a="$started" -v b="$ended" '$1 >= a && $1 <= b && $2 > m {m=$2; k=$3} END {print m, k}' "$work/memory.txt")
 
-wait_s=$(python3 -c "print(int($RETENTION_HOURS * 3600) + 30)")
-say "waiting ${wait_s} s for the junk to expire (anonymous retention ${RETENTION_HOURS} h)"
+wait_s=$(python3 -c "print(max(int($RETENTION_HOURS * 3600), $VISIT_IDLE + 1) + 30)")
+say "waiting ${wait_s} s for the junk to expire (anonymous retention ${RETENTION_HOURS} h, visit gap ${VISIT_IDLE} s)"
 sleep "$wait_s"
 # Let Redis's active expiry finish: until no junk history is left (or a minute more).
 for _ in $(seq 60); do [ "$(junk_keys)" -eq 0 ] && break; sleep 1; done
