@@ -145,4 +145,12 @@ grep -v '^{"timestamp"' "$mk_log" || true
 rm -f "$mk_log"
 [ "$mk_ok" -eq 0 ] || { echo "the marketing browser test failed"; exit 1; }
 
+say "browser test: the console's Quotas tab (Chromium)"
+quotas_log=$(mktemp)
+quotas_ok=0
+node tests/browser/quotas.mjs >"$quotas_log" 2>&1 || quotas_ok=$?
+grep -v '^{"timestamp"' "$quotas_log" || true
+rm -f "$quotas_log"
+[ "$quotas_ok" -eq 0 ] || { echo "the quotas browser test failed"; exit 1; }
+
 say "all tests passed in $(( $(date +%s) - suite_started )) s"

@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use crate::domain::ids::AccountId;
 
+mod quotas;
 mod validate;
+
+pub use quotas::QuotaSettings;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,6 +23,7 @@ pub struct Settings {
     pub cookies: CookieSettings,
     pub delivery: DeliverySettings,
     pub limits: LimitSettings,
+    pub quotas: QuotaSettings,
     pub demo: DemoSettings,
     pub privacy: PrivacySettings,
     pub accounts: Vec<AccountSettings>,
@@ -148,7 +152,10 @@ pub struct TrackingSettings {
     pub retention_days: u64,
     /// A visitor that has neither come back in a later visit nor been linked to a lead is
     /// dropped this long after its first visit: junk costs nothing for long.
-    pub anonymous_retention_hours: u64,
+    /// Fractions are allowed (a benchmark waits minutes, not hours, for junk to expire).
+    pub anonymous_retention_hours: f64,
+    /// The most browsers linked to one lead at once; a link beyond is refused.
+    pub max_browsers_per_lead: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +215,9 @@ pub struct LimitSettings {
     pub per_site_per_second: u32,
     /// A request body that has not all arrived in this time is answered 408.
     pub body_timeout_ms: u64,
+    /// Unsorted entries an account may hold; a form post beyond is answered 429 until
+    /// someone accepts or declines some. 0: no bound.
+    pub max_unsorted_per_account: u64,
 }
 
 /// The demo account's published API token (in the shipped `config.toml` and the README).
@@ -294,7 +304,8 @@ impl Default for TrackingSettings {
             visit_idle_seconds: 1800,
             max_page_views_per_visitor: 1000,
             retention_days: 395,
-            anonymous_retention_hours: 48,
+            anonymous_retention_hours: 48.0,
+            max_browsers_per_lead: 20,
         }
     }
 }
@@ -338,6 +349,7 @@ impl Default for LimitSettings {
             per_ip_per_second: 50,
             per_site_per_second: 5000,
             body_timeout_ms: 10_000,
+            max_unsorted_per_account: 10_000,
         }
     }
 }

@@ -63,7 +63,8 @@ impl Settings {
                 "server.trusted_proxies: `{entry}` is not an address or a CIDR range (e.g. 10.0.0.0/8)"
             ));
         }
-        if self.tracking.anonymous_retention_hours == 0 {
+        let anonymous = self.tracking.anonymous_retention_hours;
+        if anonymous.is_nan() || anonymous <= 0.0 {
             return invalid("tracking.anonymous_retention_hours must be positive".into());
         }
         if self.limits.body_timeout_ms == 0 {

@@ -17,6 +17,7 @@ pub mod macros;
 pub mod memo;
 pub mod pipeline;
 pub mod privacy;
+pub mod quota;
 pub mod site;
 pub mod source;
 pub mod stats;

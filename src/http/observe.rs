@@ -97,7 +97,8 @@ pub async fn observe(
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %id, method = %method, path = %req.path());
     let started = Instant::now();
-    let (res, round_trips) = round_trips::counted(next.call(req).instrument(span.clone())).await;
+    let work = crate::store::budget::from_now(next.call(req).instrument(span.clone()));
+    let (res, round_trips) = round_trips::counted(work).await;
     let mut res = res?;
     let elapsed = started.elapsed().as_secs_f64();
     let status = res.status();

@@ -209,6 +209,9 @@ impl From<service::Error> for Problem {
             E::Invalid(errors) => Self::invalid(errors),
             E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
             E::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            E::OverQuota(refused) => {
+                Self::too_many_requests(crate::service::quotas::retry_after_secs(&refused))
+            }
             E::Store(e) => e.into(),
         }
     }

@@ -151,6 +151,7 @@ async fn collect(
                 title: &beacon.title,
                 origin: client.origin,
                 do_not_track: client.do_not_track,
+                client: super::client::limit_key(client.ip),
             },
             &site,
         )
@@ -282,6 +283,7 @@ async fn submit_parsed(
                 ip: &client.ip.to_string(),
                 origin: client.origin,
                 without_consent,
+                client: super::client::limit_key(client.ip),
             },
         )
         .await?;

@@ -18,6 +18,7 @@ use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::MAX_URL;
 use crate::domain::validation::FieldError;
 use crate::domain::visitor::VisitorId;
+use crate::store::LinkOutcome;
 
 /// The fingerprint of an API submission: the site's form, the browser and the contact.
 fn api_fingerprint(form: &FormId, visitor: VisitorId, contact: &ContactDetails) -> String {
@@ -112,11 +113,29 @@ impl Services {
             return Err(Error::Invalid(errors));
         }
         for visitor in visitors {
-            let previous = self
+            let most = self.settings.tracking.max_browsers_per_lead;
+            let outcome = self
                 .store
-                .link_visitor(account, lead, visitor, now_ms(), self.retention_secs())
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("lead {lead} does not exist")))?;
+                .link_visitor_bounded(
+                    account,
+                    lead,
+                    visitor,
+                    now_ms(),
+                    self.retention_secs(),
+                    most,
+                )
+                .await?;
+            let previous = match outcome {
+                LinkOutcome::Linked { previous } => previous,
+                LinkOutcome::NotFound => {
+                    return Err(Error::NotFound(format!("lead {lead} does not exist")));
+                }
+                LinkOutcome::Full => {
+                    return Err(Error::Conflict(format!(
+                        "lead {lead} has {most} browsers already (tracking.max_browsers_per_lead)"
+                    )));
+                }
+            };
             self.announce_link(account, lead, previous);
         }
         Ok(self.store.lead_visitors(account, lead).await?)

@@ -32,6 +32,8 @@ pub struct Beacon<'a> {
     pub origin: Option<&'a str>,
     /// The browser asks not to be tracked (DNT or GPC).
     pub do_not_track: bool,
+    /// The client's address as quotas count it (`http::client::limit_key`).
+    pub client: std::net::IpAddr,
 }
 
 pub enum CollectOutcome {
@@ -94,16 +96,15 @@ impl Services {
         let (visitor, minted) = self.visitor_of(site.account_id, beacon.vid, beacon.cookie_vid);
         let now = now_ms();
         let page_view = PageView::new(now, site.id, page, beacon.title, beacon.referrer);
-        let outcome = self
-            .store
-            .record_page_view(PageViewWrite {
-                account: site.account_id,
-                visitor,
-                page_view,
-                visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
-                watch: self.may_watch(site.account_id),
-            })
-            .await?;
+        let charge = self.page_view_charge(site.account_id, site.id, beacon.client, minted);
+        let write = PageViewWrite {
+            account: site.account_id,
+            visitor,
+            page_view,
+            visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
+            watch: self.may_watch(site.account_id),
+        };
+        let outcome = Self::admitted(self.store.record_page_view_charged(write, charge).await?)?;
         // A history may pass its cap by a tenth: then the one page view whose push made
         // it exactly that long (each push answers a new length) trims it back. Trimming on
         // every page view past the cap would queue a trim per beacon under load.
@@ -157,7 +158,7 @@ impl Services {
                 site.account_id,
                 visitor,
                 self.retention_secs(),
-                self.settings.tracking.anonymous_retention_hours * 3600,
+                (self.settings.tracking.anonymous_retention_hours * 3600.0).ceil() as u64,
                 self.settings.tracking.max_page_views_per_visitor,
             )
             .await?;

@@ -20,6 +20,7 @@ pub mod live;
 pub mod manage;
 pub mod notes;
 pub mod privacy;
+pub mod quotas;
 pub mod sources;
 pub mod stats;
 pub mod submissions;
@@ -75,6 +76,9 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// A quota refused the request (`service::quotas`).
+    #[error("over the {} quota of the {}", .0.kind.code(), .0.scope)]
+    OverQuota(crate::domain::quota::OverQuota),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

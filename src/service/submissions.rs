@@ -27,6 +27,7 @@ use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
 use crate::domain::ids::{AccountId, FormId, LeadId, UnsortedUid};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
 use crate::domain::pipeline::{Pipeline, Stage, Status};
+use crate::domain::quota::QuotaKind;
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
@@ -65,6 +66,8 @@ pub struct Submission<'a> {
     /// Sent without the visitor's consent (t.js's `nc`): the lead is recorded, but no
     /// browser is linked, minted or given a cookie.
     pub without_consent: bool,
+    /// The client's address as quotas count it (`http::client::limit_key`).
+    pub client: std::net::IpAddr,
 }
 
 pub enum SubmitOutcome {
@@ -116,10 +119,18 @@ impl Services {
         } else {
             self.visitor_of(account, s.vid, s.cookie_vid)
         };
-        let reserved = self
-            .store
-            .reserve_submission(account, visitor, self.retention_secs())
-            .await?;
+        let charge = self.charge(QuotaKind::FormPosts, account, form.site_id, s.client);
+        let reserved = Self::admitted(
+            self.store
+                .reserve_submission_charged(
+                    account,
+                    visitor,
+                    self.retention_secs(),
+                    charge,
+                    self.settings.limits.max_unsorted_per_account,
+                )
+                .await?,
+        )?;
         let version = reserved.catalog_version;
         if version != snapshot.version {
             snapshot = self

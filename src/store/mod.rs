@@ -25,11 +25,13 @@
 //! firings wait for the next page-view pipeline (a second at most, `stats.rs`): a crash
 //! loses those, never a page view, a form or an event.
 
+pub mod budget;
 pub mod catalog;
 pub mod contact_writes;
 pub mod lead_writes;
 pub mod memory;
 pub mod privacy;
+pub mod quotas;
 pub mod redis;
 pub mod round_trips;
 pub mod stats;
@@ -37,6 +39,8 @@ pub mod watches;
 
 pub use stats::Stats;
 pub use watches::Watches;
+
+pub use quotas::{Charge, Charged, LinkOutcome, Quotas};
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -154,6 +158,7 @@ pub trait Store:
     + Privacy
     + Watches
     + Stats
+    + Quotas
     + Send
     + Sync
     + 'static

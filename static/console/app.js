@@ -15,6 +15,7 @@ import { sitesView } from "./sites.js";
 import { insightsView } from "./insights.js";
 import { demoView } from "./demo.js";
 import { privacyView } from "./privacy.js";
+import { quotasView } from "./quotas.js";
 import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
 
 const root = document.getElementById("app");
@@ -28,6 +29,7 @@ const TABS = [
   ["sites", "Sites & forms", "globe", sitesView],
   ["privacy", "Privacy", "ban", privacyView],
   ["insights", "Insights", "eye", insightsView],
+  ["quotas", "Quotas", "clock", quotasView],
   ["demo", "Demo", "play", demoView],
 ];
 

@@ -407,6 +407,7 @@ async fn the_openapi_document_lists_every_management_endpoint() {
         "POST /api/v4/privacy/erase",
         "GET /api/v4/privacy/audit",
         "GET /api/v4/privacy/export",
+        "GET /api/v4/quotas",
     ];
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(operations, expected);

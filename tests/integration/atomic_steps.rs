@@ -18,7 +18,8 @@ pub(crate) fn start(redis_url: &str) -> (FootfallProcess, TestApp) {
         redis_url,
         &prefix,
         &common::cookie_key(),
-        "[tracking]\nvisit_idle_seconds = 1\n",
+        // The shipped quotas on: their charge rides the same round trips.
+        "[tracking]\nvisit_idle_seconds = 1\n[quotas]\n",
     ));
     let mut settings = test_settings(Backend::Redis);
     settings.store.redis_url = redis_url.to_owned();

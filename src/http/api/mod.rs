@@ -22,6 +22,7 @@ mod notes;
 mod pipelines;
 mod privacy;
 pub mod query;
+mod quotas;
 mod sites;
 mod stats;
 mod stream;
@@ -99,6 +100,7 @@ fn routes(cfg: &mut ServiceConfig) {
         .configure(events::routes)
         .configure(account_events::routes)
         .configure(webhooks::routes)
+        .configure(quotas::routes)
         .configure(stream::routes)
         .configure(privacy::routes)
         .configure(demo::routes);

@@ -12,6 +12,7 @@ mod lead_writes;
 mod leads;
 mod live;
 mod privacy;
+mod quotas;
 mod schedule;
 mod stats;
 mod visitors;
@@ -72,6 +73,8 @@ struct State {
     audit: HashMap<AccountId, std::collections::VecDeque<crate::domain::privacy::AuditRecord>>,
     /// When expired entries were last dropped (`expiry.rs`).
     forgotten_at: Option<Instant>,
+    /// Quota counters (`domain::quota`) by account and key, their TAT in microseconds.
+    quotas: HashMap<(AccountId, String), i64>,
 }
 
 #[derive(Debug, Default)]

@@ -43,13 +43,25 @@ impl Breaker {
         }
     }
 
-    /// Notes how a command went: an outage opens the breaker, any answer closes it.
+    /// Refuses at once while Redis is known to be down and no probe is due, without taking
+    /// the probe: for a page view about to queue, whose writer's batch takes it (`admit`)
+    /// when it goes to Redis.
+    pub fn check(&self) -> StoreResult<()> {
+        if self.open.load(Ordering::Acquire) && now_ms() < self.next_probe.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("Redis is unreachable".into()));
+        }
+        Ok(())
+    }
+
+    /// Notes how a command went: an outage opens the breaker (the first timeout is
+    /// enough), any answer closes it. A failed probe puts the next one `PROBE_MS` later,
+    /// so that commands queued behind it are refused at once instead of probing in turn.
     pub fn record<T>(&self, result: &RedisResult<T>) {
         match result {
             Err(e) if is_outage(e) => {
+                self.next_probe
+                    .fetch_max(now_ms() + PROBE_MS, Ordering::AcqRel);
                 if !self.open.swap(true, Ordering::AcqRel) {
-                    self.next_probe
-                        .store(now_ms() + PROBE_MS, Ordering::Release);
                     tracing::warn!(error = %e, "Redis is unreachable; answering 503 until it is back");
                 }
             }

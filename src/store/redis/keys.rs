@@ -101,6 +101,11 @@ impl Keys {
         format!("{}:{{a{account}}}:failing", self.prefix)
     }
 
+    /// A quota's counter (`domain::quota`), in its account's slot.
+    pub fn quota(&self, account: AccountId, quota: &crate::domain::quota::Quota) -> String {
+        format!("{}:{{a{account}}}:{}", self.prefix, quota.key_suffix())
+    }
+
     pub fn contacts(&self, account: AccountId) -> String {
         format!("{}:{{a{account}}}:contacts", self.prefix)
     }

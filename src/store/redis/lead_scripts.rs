@@ -146,12 +146,22 @@ return move(KEYS[2], KEYS[3], cur, ARGV[2], ARGV[3], ARGV[4], ARGV[6])
 });
 
 /// Links a browser to an existing lead, as a submission does. KEYS: lead, browsers. ARGV:
-/// lead prefix, visitor, lead id, now. Returns {'not_found'} or {'linked', previous or ''}.
+/// lead prefix, visitor, lead id, now, link ttl, and optionally the most browsers a lead
+/// may hold (0: no bound). Returns {'not_found'}, {'full'} (the lead holds that many
+/// browsers besides this one) or {'linked', previous or ''}.
 pub static LINK_VISITOR: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LEAD_LUA}{}",
         r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+local most = tonumber(ARGV[6] or '0')
+if most > 0 and redis.call('GET', KEYS[2]) ~= ARGV[3] then
+  local fields, n = redis.call('HGETALL', KEYS[1]), 0
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'v:' and string.sub(fields[i + 1], -1) == '|' then n = n + 1 end
+  end
+  if n >= most then return {'full'} end
+end
 local prev = link(ARGV[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return {'linked', prev or ''}
 "#

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use super::codec::{lead_fields, lead_from_fields, links_from_fields, stage_of};
 use super::scripts::Call;
+use super::slots::Batch;
 use super::{RedisStore, lead_scripts, scripts};
 use crate::domain::ids::{AccountId, ContactId, LeadId, UnsortedUid};
 use crate::domain::lead::{Lead, Unsorted, VisitorLink};
@@ -86,47 +87,11 @@ where
         visitor: VisitorId,
         retention_secs: u64,
     ) -> StoreResult<Reserved> {
-        let mut batch = self.batch();
-        let version = self.keys.catalog_version(account);
-        let mut get = ::redis::cmd("GET");
-        get.arg(&version);
-        batch.add(&version, get);
-        for seq in [Sequence::Lead, Sequence::Contact] {
-            let key = self.keys.sequence(seq);
-            let mut incr = ::redis::cmd("INCR");
-            incr.arg(&key);
-            batch.add(&key, incr);
-        }
-        let history = self.keys.visitor_history(account, visitor);
-        let mut keep = ::redis::cmd("EVAL");
-        keep.arg(scripts::KEEP_HISTORY)
-            .arg(1)
-            .arg(&history)
-            .arg(retention_secs.max(1));
-        batch.add(&history, keep);
-        let mut recent = ::redis::cmd("LRANGE");
-        recent
-            .arg(&history)
-            .arg(-(crate::store::RECENT_PAGE_VIEWS as i64))
-            .arg(-1);
-        batch.add(&history, recent);
-        let replies = self.run(batch).await?;
-        let [version, lead, contact, _, recent] = <[::redis::Value; 5]>::try_from(replies)
-            .map_err(|_| corrupt("short reply to a submission's reservation"))?;
-        let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
-        let recent = Vec::<String>::from_redis_value(recent)
-            .map_err(corrupt)?
-            .into_iter()
-            .filter(|s| !s.starts_with('~'));
-        let recent = self.decode_page_views(account, recent).await?;
-        Ok(Reserved {
-            catalog_version: Option::<u64>::from_redis_value(version)
-                .map_err(corrupt)?
-                .unwrap_or(0),
-            lead: LeadId(Sequence::Lead.base() + number(lead)?),
-            contact: ContactId(Sequence::Contact.base() + number(contact)?),
-            recent,
-        })
+        let batch = self.batch();
+        let (_, reserved) = self
+            .reservation(batch, account, visitor, Some(retention_secs))
+            .await?;
+        reserved
     }
 
     async fn create_lead_from_submission(
@@ -387,4 +352,88 @@ pub(super) fn lead_from_reply(id: &str, rest: Vec<::redis::Value>) -> StoreResul
         );
     }
     lead_from_fields(lead_id(id)?, fields)
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Runs `batch` followed by a submission's reservation (the catalog version, the ids,
+    /// the browser's recent page views, and with `keep` its history kept that long): the
+    /// batch's own replies, and the reservation.
+    pub(super) async fn reservation(
+        &self,
+        mut batch: Batch,
+        account: AccountId,
+        visitor: VisitorId,
+        keep: Option<u64>,
+    ) -> StoreResult<(Vec<::redis::Value>, StoreResult<Reserved>)> {
+        let version = self.keys.catalog_version(account);
+        let mut get = ::redis::cmd("GET");
+        get.arg(&version);
+        batch.add(&version, get);
+        for seq in [Sequence::Lead, Sequence::Contact] {
+            let key = self.keys.sequence(seq);
+            let mut incr = ::redis::cmd("INCR");
+            incr.arg(&key);
+            batch.add(&key, incr);
+        }
+        let history = self.keys.visitor_history(account, visitor);
+        if let Some(retention_secs) = keep {
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(scripts::KEEP_HISTORY)
+                .arg(1)
+                .arg(&history)
+                .arg(retention_secs.max(1));
+            batch.add(&history, cmd);
+        }
+        let mut recent = ::redis::cmd("LRANGE");
+        recent
+            .arg(&history)
+            .arg(-(crate::store::RECENT_PAGE_VIEWS as i64))
+            .arg(-1);
+        batch.add(&history, recent);
+        let mut replies = self.run(batch).await?;
+        let ours = 4 + usize::from(keep.is_some());
+        if replies.len() < ours {
+            return Err(corrupt("short reply to a submission's reservation"));
+        }
+        let mine = replies.split_off(replies.len() - ours);
+        let mut mine = mine.into_iter();
+        let (Some(version), Some(lead), Some(contact)) = (mine.next(), mine.next(), mine.next())
+        else {
+            return Err(corrupt("short reply to a submission's reservation"));
+        };
+        // With `keep`, KEEP_HISTORY's reply; then the browser's recent page views.
+        let recent = mine.last();
+        let reserved = self.reserved(account, version, lead, contact, recent).await;
+        Ok((replies, reserved))
+    }
+
+    /// A reservation from its replies; the recent page views decoded with their sites'
+    /// origins.
+    async fn reserved(
+        &self,
+        account: AccountId,
+        version: ::redis::Value,
+        lead: ::redis::Value,
+        contact: ::redis::Value,
+        recent: Option<::redis::Value>,
+    ) -> StoreResult<Reserved> {
+        let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
+        let raw = recent.ok_or_else(|| corrupt("short reply to a submission's reservation"))?;
+        let raw = Vec::<String>::from_redis_value(raw)
+            .map_err(corrupt)?
+            .into_iter()
+            .filter(|s| !s.starts_with('~'));
+        let recent = self.decode_page_views(account, raw).await?;
+        Ok(Reserved {
+            catalog_version: Option::<u64>::from_redis_value(version)
+                .map_err(corrupt)?
+                .unwrap_or(0),
+            lead: LeadId(Sequence::Lead.base() + number(lead)?),
+            contact: ContactId(Sequence::Contact.base() + number(contact)?),
+            recent,
+        })
+    }
 }

@@ -32,6 +32,7 @@ mod live;
 mod origins;
 mod page_view_codec;
 mod privacy;
+mod quotas;
 mod schedule;
 mod scripts;
 mod sentinel;
@@ -244,7 +245,8 @@ where
             by_slot,
             breaker.clone(),
             origins.clone(),
-        );
+        )
+        .within(options.response_timeout);
         let durable = match options.durable_writes {
             Some(on) => on,
             None if by_slot => cluster_has_replicas(&con).await?,
@@ -276,11 +278,18 @@ where
     }
 
     /// Every round trip goes through here: refused at once while Redis is down, counted
-    /// for the request that makes it.
+    /// for the request that makes it, and given only what is left of the request's time
+    /// budget (`store::budget`): running out of it counts as Redis not answering.
     async fn guarded<T>(&self, command: impl Future<Output = RedisResult<T>>) -> StoreResult<T> {
         self.breaker.admit()?;
         round_trips::note();
-        let result = command.await;
+        let result = super::budget::bounded(self.options.response_timeout, command, || {
+            RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request's time budget for Redis ran out",
+            ))
+        })
+        .await;
         self.breaker.record(&result);
         result.map_err(redis_error)
     }

@@ -28,6 +28,7 @@ use super::breaker::Breaker;
 use super::keys::Keys;
 use super::origins::SiteOrigins;
 use super::page_view_codec;
+use super::quotas;
 use super::scripts;
 use super::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
 use super::slots::Batch;
@@ -36,9 +37,11 @@ use super::unavailable;
 use crate::domain::ids::SiteId;
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::visitor::VisitorId;
-use crate::store::{PageViewOutcome, PageViewWrite, StoreError, StoreResult, corrupt, round_trips};
+use crate::store::{
+    Charge, Charged, PageViewOutcome, PageViewWrite, StoreError, StoreResult, corrupt, round_trips,
+};
 
-type Reply = oneshot::Sender<StoreResult<PageViewOutcome>>;
+type Reply = oneshot::Sender<StoreResult<Charged<PageViewOutcome>>>;
 
 /// The most beacons sent in one pipeline.
 const MAX_BATCH: usize = 256;
@@ -64,12 +67,15 @@ pub struct PageViewWriter<C> {
     /// Statistics counters waiting for the next pipeline (`stats.rs`).
     stats: Arc<StatsBuffer>,
     origins: Arc<SiteOrigins>,
+    /// A request's time budget (`store::budget`): its page view answers 503 when the
+    /// writer has not written it by then, and is not written afterwards.
+    budget: Duration,
 }
 
 /// The sending side of one thread's writer.
 #[derive(Clone)]
 struct Writer {
-    tx: mpsc::Sender<(PageViewWrite, Reply)>,
+    tx: mpsc::Sender<(PageViewWrite, Option<Charge>, Reply)>,
 }
 
 impl<C> PageViewWriter<C>
@@ -91,6 +97,7 @@ where
             by_slot,
             breaker,
             stats: Arc::default(),
+            budget: Duration::from_secs(1),
         }
     }
 
@@ -98,15 +105,52 @@ where
         &self.stats
     }
 
+    /// Sets the budget of a request's page view (the store's response timeout).
+    pub fn within(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
     pub async fn record(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
-        self.breaker.admit()?;
+        match self.send(write, None).await? {
+            Ok(outcome) => Ok(outcome),
+            Err(_) => Err(corrupt("an uncharged page view was refused")),
+        }
+    }
+
+    /// A page view charged against quotas in the same command (`quotas.rs`).
+    pub async fn record_charged(
+        &self,
+        write: PageViewWrite,
+        charge: Charge,
+    ) -> StoreResult<Charged<PageViewOutcome>> {
+        self.send(write, Some(charge)).await
+    }
+
+    async fn send(
+        &self,
+        write: PageViewWrite,
+        charge: Option<Charge>,
+    ) -> StoreResult<Charged<PageViewOutcome>> {
+        crate::store::budget::bounded(self.budget, self.queue(write, charge), || {
+            StoreError::Unavailable("no answer from Redis within the request's budget".into())
+        })
+        .await
+    }
+
+    async fn queue(
+        &self,
+        write: PageViewWrite,
+        charge: Option<Charge>,
+    ) -> StoreResult<Charged<PageViewOutcome>> {
+        self.breaker.check()?;
         round_trips::note();
         let writer = match WRITERS.with(|w| w.borrow().get(&self.store).cloned()) {
             Some(writer) => writer,
             None => self.start_writer().await?,
         };
         let (reply, answer) = oneshot::channel();
-        let sent = writer.tx.send((write, reply)).await;
+        let sent = writer.tx.send((write, charge, reply)).await;
         if sent.is_err() {
             // The writer stopped (its runtime is gone): the next page view makes a new one.
             WRITERS.with(|w| w.borrow_mut().remove(&self.store));
@@ -146,7 +190,7 @@ async fn run<C>(
     breaker: Arc<Breaker>,
     stats: Arc<StatsBuffer>,
     origins: Arc<SiteOrigins>,
-    mut rx: mpsc::Receiver<(PageViewWrite, Reply)>,
+    mut rx: mpsc::Receiver<(PageViewWrite, Option<Charge>, Reply)>,
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
@@ -182,6 +226,9 @@ async fn run<C>(
                 rx.recv_many(&mut batch, room).now_or_never();
             }
         }
+        // A page view whose request gave up (its budget ran out while it queued) is not
+        // written after its 503.
+        batch.retain(|(_, _, reply)| !reply.is_closed());
         let mut commands = Batch::new(by_slot);
         // Ahead of the page views in the one pipeline, a few at a time so that no batch
         // waits on thousands (a page view of a browser not yet written back finds its
@@ -190,45 +237,107 @@ async fn run<C>(
         let most = if batch.is_empty() { 1024 } else { 64 };
         let stale = sightings.take_due_back(most);
         let written_back = write_back(&mut commands, &keys, &stale);
-        for (w, _) in &batch {
+        for (w, charge, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
             let recent = sightings.skip(key, pv.at, w.visit_idle_ms);
-            if recent.is_none() {
-                let seen = keys.visitor_seen(w.visitor, pv.site_id);
-                let mut set = ::redis::cmd("SET");
-                set.arg(&seen)
-                    .arg(pv.at)
-                    .arg("GET")
-                    .arg("PX")
-                    .arg(w.visit_idle_ms + SIGHTING_MARGIN_MS);
-                commands.add(&seen, set);
-            }
-            known.push(recent);
             let history = keys.visitor_history(w.account, w.visitor);
-            let mut push = ::redis::cmd("RPUSH");
             let origin = origins.for_write(&con, &keys, w.account, pv.site_id);
-            push.arg(&history)
-                .arg(page_view_codec::encode(pv, origin.as_deref()));
-            commands.add(&history, push);
+            let element = page_view_codec::encode(pv, origin.as_deref());
+            known.push(recent);
+            if let Some(charge) = charge {
+                let px = w.visit_idle_ms + SIGHTING_MARGIN_MS;
+                let cmd =
+                    quotas::page_view_command(&keys, w, charge, recent.is_none(), px, &element);
+                commands.add(&history, cmd);
+            } else {
+                if recent.is_none() {
+                    let seen = keys.visitor_seen(w.visitor, pv.site_id);
+                    let mut set = ::redis::cmd("SET");
+                    set.arg(&seen)
+                        .arg(pv.at)
+                        .arg("GET")
+                        .arg("PX")
+                        .arg(w.visit_idle_ms + SIGHTING_MARGIN_MS);
+                    commands.add(&seen, set);
+                }
+                let mut push = ::redis::cmd("RPUSH");
+                push.arg(&history).arg(element);
+                commands.add(&history, push);
+            }
             if w.watch {
                 let (key, read) = super::watches::read_command(&keys, w);
                 commands.add(&key, read);
             }
         }
         // Last in the pipeline, so that the page views' answers come first.
-        let carried = stats_writer.add(&mut commands, &keys, batch.iter().map(|(w, _)| w), &stats);
+        let carried = stats_writer.add(
+            &mut commands,
+            &keys,
+            batch.iter().map(|(w, _, _)| w),
+            &stats,
+        );
         if commands.is_empty() {
             continue;
         }
-        let result = commands.run(&con).await;
-        breaker.record(&result);
+        // While Redis is known to be down, a batch queued behind one that timed out is
+        // refused at once rather than waiting out a timeout of its own (only the breaker's
+        // probe goes through).
+        let result = match breaker.admit() {
+            Ok(()) => {
+                let result = commands.run(&con).await;
+                breaker.record(&result);
+                result
+            }
+            Err(refused) => Err(::redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                refused.to_string(),
+            ))),
+        };
         match result {
             Ok(values) => {
                 let mut values = values.into_iter().skip(written_back);
-                for ((w, reply), recent) in batch.drain(..).zip(known.drain(..)) {
+                for ((w, charge, reply), recent) in batch.drain(..).zip(known.drain(..)) {
                     let pv = &w.page_view;
                     let key = (w.visitor, pv.site_id);
+                    if let Some(charge) = charge {
+                        let outcome = match quotas::page_view_reply(values.next()) {
+                            Ok(Ok((stored, history_len))) => {
+                                let last_seen = match recent {
+                                    Some(at) => Some(at),
+                                    None => {
+                                        let latest = sightings.latest_before(key, pv.at, stored);
+                                        sightings.refreshed(key, pv.at, w.visit_idle_ms);
+                                        latest
+                                    }
+                                };
+                                Ok(Ok(PageViewOutcome {
+                                    last_seen,
+                                    history_len,
+                                    watch: None,
+                                }))
+                            }
+                            Ok(Err((index, wait_ms))) => {
+                                if let Some(before) = recent {
+                                    sightings.unsee(key, before);
+                                }
+                                Ok(Err(charge.refused(index, wait_ms)))
+                            }
+                            Err(e) => Err(e),
+                        };
+                        // The watch's reply follows the page view's, whatever its verdict.
+                        let outcome = match w.watch {
+                            true => match (outcome, values.next()) {
+                                (Ok(Ok(admitted)), watch) => {
+                                    super::watches::with_watch(Ok(admitted), watch).map(Ok)
+                                }
+                                (other, _) => other,
+                            },
+                            false => outcome,
+                        };
+                        let _ = reply.send(outcome);
+                        continue;
+                    }
                     let outcome = match recent {
                         Some(at) => parse(Ok(Some(at)), values.next()),
                         None => {
@@ -248,14 +357,14 @@ async fn run<C>(
                         true => super::watches::with_watch(outcome, values.next()),
                         false => outcome,
                     };
-                    let _ = reply.send(outcome);
+                    let _ = reply.send(outcome.map(Ok));
                 }
             }
             Err(e) => {
                 let message = e.to_string();
                 // Nothing was recorded: the page views skipped do not count, the sightings
                 // due back are tried again.
-                for ((w, _), recent) in batch.iter().zip(&known).rev() {
+                for ((w, _, _), recent) in batch.iter().zip(&known).rev() {
                     if let Some(before) = recent {
                         sightings.unsee((w.visitor, w.page_view.site_id), *before);
                     }
@@ -263,7 +372,7 @@ async fn run<C>(
                 sightings.restore(stale);
                 stats.push(carried);
                 known.clear();
-                for (_, reply) in batch.drain(..) {
+                for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(Err(unavailable(&message)));
                 }
             }

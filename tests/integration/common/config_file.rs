@@ -1,6 +1,7 @@
 //! The config file of a footfall process started by a test: one Redis, a key prefix, a
-//! cookie key, account A, fast delivery, limits off — and whatever `extra` adds (TOML
-//! tables that the base does not have, or `[[accounts]]`).
+//! cookie key, account A, fast delivery, limits and quotas off — and whatever `extra` adds
+//! (TOML tables that the base does not have, or `[[accounts]]`; an `extra` with its own
+//! `[quotas]` table replaces the base's).
 
 pub fn footfall_toml(redis_url: &str, prefix: &str, cookie_key: &str, extra: &str) -> String {
     footfall_toml_on(
@@ -39,7 +40,7 @@ poll_interval_ms = 100
 [limits]
 per_ip_per_second = 0
 per_site_per_second = 0
-
+{quotas}
 [[accounts]]
 account_id = {account}
 subdomain = "{subdomain}"
@@ -50,5 +51,24 @@ token = "{token}"
         account = super::ACCOUNT,
         subdomain = super::SUBDOMAIN,
         token = super::TOKEN,
+        quotas = if extra.contains("[quotas]") {
+            ""
+        } else {
+            QUOTAS_OFF
+        },
     )
 }
+
+/// Every quota off (the base's `[quotas]`).
+const QUOTAS_OFF: &str = "
+[quotas]
+page_views_per_second_per_address = 0
+page_views_per_second_per_site = 0
+page_views_per_second_per_account = 0
+new_visitors_per_hour_per_address = 0
+new_visitors_per_hour_per_site = 0
+new_visitors_per_hour_per_account = 0
+form_posts_per_hour_per_address = 0
+form_posts_per_hour_per_site = 0
+form_posts_per_hour_per_account = 0
+";

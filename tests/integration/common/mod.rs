@@ -75,6 +75,7 @@ pub fn test_settings(backend: Backend) -> Settings {
     s.delivery.poll_interval_ms = 100;
     s.limits.per_ip_per_second = 0;
     s.limits.per_site_per_second = 0;
+    s.quotas = footfall::config::QuotaSettings::off();
     s.accounts = vec![AccountSettings {
         account_id: ACCOUNT,
         subdomain: SUBDOMAIN.into(),

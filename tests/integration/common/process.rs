@@ -195,6 +195,11 @@ impl RedisServer {
     pub fn start_again(&mut self) {
         self.run();
     }
+
+    /// The server's process id (for `kill -STOP` / `-CONT`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 impl Drop for RedisServer {

@@ -1,0 +1,285 @@
+//! The abuse benchmark's driver (`scripts/abuse.sh`): junk to account A's site — beacons
+//! without a visitor id (2 KB URL, 2 KB referrer, 300-character title) and junk form posts,
+//! each from a new client address in `X-Forwarded-For` (footfall trusts the local proxy) —
+//! while account B runs its normal flow: a lead per browser, accepted, then its visit's
+//! first beacon, whose site-visit webhook the receiver times. B's flow runs once quiet and
+//! then under the attack, with browsers of its own addresses.
+//! `bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY`
+//! Prints `key value` lines for the script.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use footfall_bench::{Api, BROWSER, Receiver, Setup, now_ms, setup, summary};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+fn lead_of(body: &Value) -> Option<String> {
+    body["event"]["data"]["id"].as_u64().map(|l| l.to_string())
+}
+
+/// A client address of its own for each request (outside the loopback the proxy is on).
+fn address(i: u64) -> String {
+    let n = 0x0B00_0000u32.wrapping_add((i as u32).wrapping_mul(2_654_435_761) >> 8);
+    std::net::Ipv4Addr::from(n).to_string()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(BROWSER)
+        .pool_max_idle_per_host(512)
+        .pool_idle_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Answers by status of the attack's beacons and forms.
+#[derive(Default)]
+struct Tally {
+    beacons: HashMap<u16, u64>,
+    forms: HashMap<u16, u64>,
+}
+
+async fn attack(base: String, site: Setup, beacons: u64, forms: u64, concurrency: usize) -> Tally {
+    let http = client();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let referrer = format!("https://junk.example/{}", "r".repeat(2000));
+    let title = "t".repeat(300);
+    let every = (beacons / forms.max(1)).max(1);
+    futures_util::stream::iter(0..beacons + forms)
+        .map(|i| {
+            let (http, base, tally) = (http.clone(), base.clone(), tally.clone());
+            let (key, form) = (site.site_key.clone(), site.form_id.clone());
+            let (referrer, title) = (referrer.clone(), title.clone());
+            async move {
+                let is_form = forms > 0 && i % (every + 1) == every && i / (every + 1) < forms;
+                let request = if is_form {
+                    http.post(format!("{base}/v1/forms/{form}/submit"))
+                        .header("content-type", "text/plain;charset=UTF-8")
+                        .body(json!({"page": "https://shop.example/contact",
+                                     "fields": {"name": format!("Junk {i}"), "email": format!("junk{i}@junk.example"),
+                                                "phone": format!("+1555{i:07}")}}).to_string())
+                } else {
+                    http.post(format!("{base}/v1/collect"))
+                        .header("content-type", "text/plain;charset=UTF-8")
+                        .body(json!({"site": key, "url": format!("https://shop.example/{i}/{}", "u".repeat(2000)),
+                                     "referrer": referrer, "title": title}).to_string())
+                };
+                let status = match request.header("x-forwarded-for", address(i)).send().await {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0,
+                };
+                let mut t = tally.lock();
+                let map = if is_form { &mut t.forms } else { &mut t.beacons };
+                *map.entry(status).or_default() += 1;
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<()>()
+        .await;
+    Arc::try_unwrap(tally)
+        .map(Mutex::into_inner)
+        .unwrap_or_default()
+}
+
+/// B's browsers for one round: a lead each (form post from the browser's own address),
+/// accepted into the stage whose site-visit action fires.
+async fn leads(
+    b: &Api,
+    s: &Setup,
+    n: u64,
+    first: u64,
+) -> anyhow::Result<Vec<(String, String, u64)>> {
+    let http = client();
+    let mut out = Vec::new();
+    let run = rand::random::<u32>();
+    let made = futures_util::stream::iter(first..first + n)
+        .map(|i| {
+            let (http, b) = (http.clone(), b.clone());
+            let form = s.form_id.clone();
+            let stage = s.first_contact;
+            async move {
+                let ip = address(u64::from(u32::MAX) - i);
+                let name = format!("Buyer {run} {i}");
+                let r = http
+                    .post(format!("{}/v1/forms/{form}/submit", b.base))
+                    .header("x-forwarded-for", &ip)
+                    .json(&json!({"page": "https://shop.example/contact",
+                                  "fields": {"name": name, "email": format!("buyer.{run}.{i}@b.example")}}))
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status() == 201, "B's form answered {}", r.status());
+                let v: Value = r.json().await?;
+                let lead = v["lead_id"].as_u64().context("lead")?;
+                let uid = v["uid"].as_str().context("uid")?.to_owned();
+                b.post(
+                    &format!("/api/v4/leads/unsorted/{uid}/accept"),
+                    json!({"status_id": stage}),
+                )
+                .await?;
+                anyhow::Ok((lead.to_string(), v["vid"].as_str().context("vid")?.to_owned(), i))
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for m in made {
+        out.push(m?);
+    }
+    Ok(out)
+}
+
+/// One round of B's visits at `rate`: each browser's first beacon, timed, and the time
+/// from it to the webhook.
+async fn visits(
+    b: &Api,
+    s: &Setup,
+    browsers: Vec<(String, String, u64)>,
+    rate: u64,
+    receiver: &Receiver,
+) -> (Vec<f64>, Vec<f64>, usize) {
+    let http = client();
+    let sent: Arc<Mutex<Vec<(String, i64, f64)>>> = Arc::default();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (lead, vid, i) in browsers {
+        tick.tick().await;
+        let (http, sent, base, key) = (
+            http.clone(),
+            sent.clone(),
+            b.base.clone(),
+            s.site_key.clone(),
+        );
+        tasks.spawn(async move {
+            let at = now_ms();
+            let started = Instant::now();
+            let r = http
+                .post(format!("{base}/v1/collect"))
+                .header("content-type", "text/plain;charset=UTF-8")
+                .header("x-forwarded-for", address(u64::from(u32::MAX) - i))
+                .body(
+                    json!({"site": key, "vid": vid, "url": "https://shop.example/pricing"})
+                        .to_string(),
+                )
+                .send()
+                .await;
+            let took = started.elapsed().as_secs_f64() * 1000.0;
+            if r.is_ok_and(|r| r.status().is_success()) {
+                sent.lock().push((lead, at, took));
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let sent = sent.lock().clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let arrivals = receiver.arrivals();
+        let missing = sent
+            .iter()
+            .filter(|(l, _, _)| !arrivals.contains_key(l))
+            .count();
+        if missing == 0 || Instant::now() > deadline {
+            let webhook = sent
+                .iter()
+                .filter_map(|(l, at, _)| arrivals.get(l).map(|a| (a - at) as f64))
+                .collect();
+            let beacon = sent.iter().map(|(_, _, took)| *took).collect();
+            return (beacon, webhook, missing);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn report(tag: &str, beacon: Vec<f64>, webhook: Vec<f64>, missing: usize) {
+    let n = beacon.len();
+    let (b50, b99, _) = summary(beacon);
+    let (w50, w99, _) = summary(webhook);
+    println!("{tag}_visits {n}");
+    println!("{tag}_beacon_p50_ms {b50:.2}");
+    println!("{tag}_beacon_p99_ms {b99:.2}");
+    println!("{tag}_webhook_p50_ms {w50:.1}");
+    println!("{tag}_webhook_p99_ms {w99:.1}");
+    println!("{tag}_webhooks_missing {missing}");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [
+        _,
+        base,
+        token_a,
+        token_b,
+        beacons,
+        forms,
+        visits_n,
+        rate,
+        concurrency,
+    ] = args.as_slice()
+    else {
+        anyhow::bail!(
+            "usage: bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY"
+        );
+    };
+    let (beacons, forms, visits_n, rate, concurrency): (u64, u64, u64, u64, usize) = (
+        beacons.parse()?,
+        forms.parse()?,
+        visits_n.parse()?,
+        rate.parse()?,
+        concurrency.parse()?,
+    );
+    let (a, b) = (Api::new(base, token_a), Api::new(base, token_b));
+    let receiver = Receiver::start(lead_of)?;
+    let sa = setup(&a, &receiver.url).await?;
+    let sb = setup(&b, &receiver.url).await?;
+
+    let quiet = leads(&b, &sb, visits_n, 0).await?;
+    let (beacon, webhook, missing) = visits(&b, &sb, quiet, rate, &receiver).await;
+    report("quiet", beacon, webhook, missing);
+
+    println!("attack_started_ms {}", now_ms());
+    let started = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let junk = {
+        let (base, done) = (base.clone(), done.clone());
+        tokio::spawn(async move {
+            let t = attack(base, sa, beacons, forms, concurrency).await;
+            done.store(true, Ordering::Relaxed);
+            t
+        })
+    };
+    // B's rounds while the attack lasts (one at least).
+    let (mut beacon, mut webhook, mut missing) = (Vec::new(), Vec::new(), 0);
+    let mut round = 1;
+    while round == 1 || !done.load(Ordering::Relaxed) {
+        let browsers = leads(&b, &sb, visits_n, round * visits_n).await?;
+        let (bc, wh, m) = visits(&b, &sb, browsers, rate, &receiver).await;
+        beacon.extend(bc);
+        webhook.extend(wh);
+        missing += m;
+        round += 1;
+    }
+    let tally = junk.await?;
+    let took = started.elapsed().as_secs_f64();
+    println!("attack_ended_ms {}", now_ms());
+    println!("attack_seconds {took:.1}");
+    report("attack", beacon, webhook, missing);
+    let sum = |m: &HashMap<u16, u64>, ok: bool| -> u64 {
+        m.iter()
+            .filter(|(s, _)| (200..300).contains(*s) == ok)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    println!("junk_beacons_admitted {}", sum(&tally.beacons, true));
+    println!("junk_beacons_refused {}", sum(&tally.beacons, false));
+    println!("junk_forms_admitted {}", sum(&tally.forms, true));
+    println!("junk_forms_refused {}", sum(&tally.forms, false));
+    println!("junk_beacon_statuses {:?}", tally.beacons);
+    println!("junk_form_statuses {:?}", tally.forms);
+    Ok(())
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The abuse benchmark (run on demand, never part of the tests): what junk from the open
+# internet costs footfall, and what it does to an honest account beside it.
+#
+# One footfall (release build) on a Redis of its own, two accounts. Account A's site gets
+# ABUSE_BEACONS beacons without a visitor id (each with a 2 KB URL, a 2 KB referrer and a
+# 300-character title) and ABUSE_FORMS junk form posts, every request from a new client
+# address in X-Forwarded-For (footfall trusts the local proxy: server.trusted_proxies),
+# while account B runs its normal flow: a lead per browser, accepted, then the browser's
+# visit, whose site-visit webhook a local receiver times. B's flow runs once without the
+# attack and then under it. The shipped quotas and limits apply (config.toml's defaults).
+#
+# Prints: Redis memory (and keys) before, at the peak, at the end of the attack and after
+# the junk has expired; how many junk requests were admitted; B's beacon p99 and
+# visit→webhook p99 without and with the attack (target: within 2×).
+#
+# Junk visitors expire after tracking.anonymous_retention_hours (48 h shipped); the run
+# sets ABUSE_RETENTION_HOURS (default 0.02 h = 72 s) so that it ends in minutes; a
+# browser's last sighting on a site is kept for the visit gap (30 min shipped), which the
+# run sets to ABUSE_VISIT_IDLE_SECONDS (60).
+# Knobs (environment): ABUSE_BEACONS (1000000), ABUSE_FORMS (10000), ABUSE_VISITS (B's
+# browsers per round, 200), ABUSE_RATE (B's visits per second, 50), ABUSE_CONCURRENCY
+# (the attack's requests in flight, 64), ABUSE_RETENTION_HOURS (0.02).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BEACONS=${ABUSE_BEACONS:-1000000}
+FORMS=${ABUSE_FORMS:-10000}
+VISITS=${ABUSE_VISITS:-200}
+RATE=${ABUSE_RATE:-50}
+CONCURRENCY=${ABUSE_CONCURRENCY:-64}
+RETENTION_HOURS=${ABUSE_RETENTION_HOURS:-0.02}
+VISIT_IDLE=${ABUSE_VISIT_IDLE_SECONDS:-60}
+TOKEN_A=abuse-account-a-token-0000000000000001
+TOKEN_B=abuse-account-b-token-0000000000000002
+PREFIX=ffabuse
+
+say() { printf '\n== %s\n' "$*"; }
+say "building release binaries"
+cargo build --release --quiet -p footfall -p footfall-bench
+bin=target/release
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+  --maxmemory-policy noeviction >/dev/null &
+pids+=($!)
+for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+rcli() { redis-cli -p "$rport" "$@"; }
+
+fport=$(free_port)
+cat > "$work/footfall.toml" <<TOML
+[server]
+bind = "127.0.0.1:$fport"
+public_url = "http://127.0.0.1:$fport"
+trusted_proxies = ["127.0.0.1"]
+[store]
+redis_url = "redis://127.0.0.1:$rport"
+key_prefix = "$PREFIX"
+[cookies]
+keys = ["$(head -c 32 /dev/urandom | base64)"]
+[tracking]
+anonymous_retention_hours = $RETENTION_HOURS
+visit_idle_seconds = $VISIT_IDLE
+[delivery]
+allow_private_targets = true
+[demo]
+enabled = false
+[[accounts]]
+account_id = 101
+subdomain = "attacked"
+token = "$TOKEN_A"
+[[accounts]]
+account_id = 202
+subdomain = "honest"
+token = "$TOKEN_B"
+TOML
+RUST_LOG=warn $bin/footfall --config "$work/footfall.toml" >"$work/footfall.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$fport/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Redis memory and key count once a second: "unix-ms used_memory keys".
+sample() { echo "$(date +%s%3N) $(rcli info memory | awk -F: '/^used_memory:/{print $2+0}') $(rcli dbsize)"; }
+( while true; do sample; sleep 1; done ) >"$work/memory.txt" &
+pids+=($!)
+junk_keys() { rcli --scan --pattern "$PREFIX:{*}:p101" | wc -l; }
+
+say "attack: $BEACONS beacons and $FORMS forms to account A; account B: $VISITS visits a round at $RATE/s"
+before=$(sample)
+$bin/bench-abuse "http://127.0.0.1:$fport" "$TOKEN_A" "$TOKEN_B" "$BEACONS" "$FORMS" "$VISITS" "$RATE" "$CONCURRENCY" | tee "$work/out.txt"
+at_end=$(sample)
+junk_alive=$(junk_keys)
+get() { awk -v k="$1" '$1 == k {print $2}' "$work/out.txt"; }
+started=$(get attack_started_ms); ended=$(get attack_ended_ms)
+quiet_mem=$(awk -v t="$started" '$1 <= t {m=$2; k=$3} END {print m, k}' "$work/memory.txt")
+peak=$(awk -v a="$started" -v b="$ended" '$1 >= a && $1 <= b && $2 > m {m=$2; k=$3} END {print m, k}' "$work/memory.txt")
+
+wait_s=$(python3 -c "print(max(int($RETENTION_HOURS * 3600), $VISIT_IDLE + 1) + 30)")
+say "waiting ${wait_s} s for the junk to expire (anonymous retention ${RETENTION_HOURS} h, visit gap ${VISIT_IDLE} s)"
+sleep "$wait_s"
+# Let Redis's active expiry finish: until no junk history is left (or a minute more).
+for _ in $(seq 60); do [ "$(junk_keys)" -eq 0 ] && break; sleep 1; done
+after=$(sample)
+junk_left=$(junk_keys)
+unsorted_a=$(rcli hlen "$PREFIX:{a101}:unsorted")
+
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
+say "results"
+echo "Redis memory before the attack:   $(mb "$(echo "$quiet_mem" | cut -d' ' -f1)") ($(echo "$quiet_mem" | cut -d' ' -f2) keys)"
+echo "Redis memory at the attack's peak: $(mb "$(echo "$peak" | cut -d' ' -f1)") ($(echo "$peak" | cut -d' ' -f2) keys)"
+echo "Redis memory at the attack's end: $(mb "$(echo "$at_end" | cut -d' ' -f2)") ($(echo "$at_end" | cut -d' ' -f3) keys; junk browsers alive: $junk_alive)"
+echo "Redis memory after expiry:        $(mb "$(echo "$after" | cut -d' ' -f2)") ($(echo "$after" | cut -d' ' -f3) keys; junk browsers left: $junk_left)"
+echo "  (before the run, empty: $(mb "$(echo "$before" | cut -d' ' -f2)"); B's leads of every round stay, as A's admitted junk forms: $unsorted_a in A's Unsorted)"
+echo "junk beacons admitted: $(get junk_beacons_admitted) of $BEACONS (refused: $(get junk_beacons_refused); $(grep junk_beacon_statuses "$work/out.txt" | cut -d' ' -f2-))"
+echo "junk forms admitted:   $(get junk_forms_admitted) of $FORMS (refused: $(get junk_forms_refused))"
+echo "attack lasted $(get attack_seconds) s"
+q99=$(get quiet_beacon_p99_ms); a99=$(get attack_beacon_p99_ms)
+qw=$(get quiet_webhook_p99_ms); aw=$(get attack_webhook_p99_ms)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", (b > 0 ? a / b : 0)}'; }
+echo "account B, beacon p99:          ${q99} ms quiet, ${a99} ms under attack ($(ratio "$a99" "$q99"); target ≤ 2×)"
+echo "account B, visit→webhook p99:   ${qw} ms quiet, ${aw} ms under attack ($(ratio "$aw" "$qw"); target ≤ 2×)"
+echo "account B: $(get quiet_visits) + $(get attack_visits) visits, webhooks missing: $(get quiet_webhooks_missing) + $(get attack_webhooks_missing)"

@@ -1,0 +1,193 @@
+//! Quotas: how much one client address, one site and one account may send — page views
+//! per second, new visitors per hour, form posts per hour — shared by every instance
+//! because the counters live in the store.
+//!
+//! Each quota is a GCRA (generic cell rate algorithm) counter: one number per key, the
+//! "theoretical arrival time" (TAT) in microseconds. A request moves the TAT one interval
+//! (period / count) on from `max(TAT, now)` and is admitted while the TAT stays within the
+//! burst (`capacity`) of now. An empty bucket holds `burst` requests at once, then refills
+//! at `count` per period. The Redis store runs the same arithmetic in Lua
+//! (`store/redis/quotas.rs`) with Redis's clock, so that all instances agree.
+
+use std::net::IpAddr;
+
+use super::ids::SiteId;
+
+const MICROS_PER_SEC: u64 = 1_000_000;
+
+/// What is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaKind {
+    /// Page views (beacons), per second.
+    PageViews,
+    /// Beacons of a browser seen for the first time, per hour.
+    NewVisitors,
+    /// Form submissions, per hour.
+    FormPosts,
+}
+
+impl QuotaKind {
+    pub const ALL: [Self; 3] = [Self::PageViews, Self::NewVisitors, Self::FormPosts];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PageViews => "page_views",
+            Self::NewVisitors => "new_visitors",
+            Self::FormPosts => "form_posts",
+        }
+    }
+
+    /// The short name in store keys.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::PageViews => "pv",
+            Self::NewVisitors => "nv",
+            Self::FormPosts => "fp",
+        }
+    }
+}
+
+/// Whose use is counted, always inside one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// One client address (an IPv6 client per /64: `http::client::limit_key`).
+    Address(IpAddr),
+    Site(SiteId),
+    Account,
+}
+
+impl Scope {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Address(_) => "address",
+            Self::Site(_) => "site",
+            Self::Account => "account",
+        }
+    }
+
+    /// The scope's part of a store key.
+    pub fn key_part(&self) -> String {
+        match self {
+            Self::Address(ip) => format!("ip:{ip}"),
+            Self::Site(id) => format!("site:{id}"),
+            Self::Account => "all".to_owned(),
+        }
+    }
+}
+
+/// A rate: `count` per `period_secs`, `burst` of them at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Microseconds one request takes of the bucket.
+    pub interval_us: u64,
+    /// Microseconds of requests the bucket holds (`burst` intervals).
+    pub capacity_us: u64,
+}
+
+impl Limit {
+    /// `None` when `count` is 0 (the quota is off).
+    pub fn new(count: u64, period_secs: u64, burst: u64) -> Option<Self> {
+        if count == 0 {
+            return None;
+        }
+        let interval_us = (period_secs * MICROS_PER_SEC / count).max(1);
+        Some(Self {
+            interval_us,
+            capacity_us: interval_us * burst.max(1),
+        })
+    }
+
+    /// How many requests the bucket holds when empty.
+    pub fn burst(&self) -> u64 {
+        self.capacity_us / self.interval_us
+    }
+
+    /// How many requests a bucket at `tat` holds now (0 when full use has drained).
+    pub fn used(&self, tat_us: i64, now_us: i64) -> u64 {
+        let ahead = (tat_us - now_us).max(0) as u64;
+        ahead.div_ceil(self.interval_us).min(self.burst())
+    }
+}
+
+/// One quota a request is charged against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub kind: QuotaKind,
+    pub scope: Scope,
+    pub limit: Limit,
+}
+
+impl Quota {
+    /// The quota's store key inside its account (`q:<kind>:<scope>`).
+    pub fn key_suffix(&self) -> String {
+        format!("q:{}:{}", self.kind.short(), self.scope.key_part())
+    }
+}
+
+/// A request refused by a quota: which one, and how long until it admits again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverQuota {
+    pub kind: QuotaKind,
+    pub scope: &'static str,
+    pub retry_after_ms: u64,
+}
+
+/// One GCRA step: the new TAT when admitted, else the wait in microseconds.
+pub fn gcra(tat_us: i64, now_us: i64, limit: Limit) -> Result<i64, u64> {
+    let new = tat_us.max(now_us) + limit.interval_us as i64;
+    let over = new - now_us - limit.capacity_us as i64;
+    if over > 0 { Err(over as u64) } else { Ok(new) }
+}
+
+/// Charges every quota or none: the new TATs, else the quota whose wait is longest (its
+/// index) and that wait in microseconds.
+pub fn charge_all(tats: &[i64], now_us: i64, quotas: &[Quota]) -> Result<Vec<i64>, (usize, u64)> {
+    let mut worst: Option<(usize, u64)> = None;
+    let mut new = Vec::with_capacity(quotas.len());
+    for (i, (tat, q)) in tats.iter().zip(quotas).enumerate() {
+        match gcra(*tat, now_us, q.limit) {
+            Ok(t) => new.push(t),
+            Err(wait) if worst.is_none_or(|(_, w)| wait > w) => worst = Some((i, wait)),
+            Err(_) => {}
+        }
+    }
+    worst.map_or(Ok(new), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_admits_its_burst_at_once_then_refills_at_the_rate() {
+        let limit = Limit::new(10, 1, 40).unwrap(); // 10/s, 40 at once
+        assert_eq!(limit.burst(), 40);
+        let mut tat = 0;
+        let now = 1_000_000_000;
+        for _ in 0..40 {
+            tat = gcra(tat, now, limit).unwrap();
+        }
+        assert_eq!(limit.used(tat, now), 40);
+        let wait = gcra(tat, now, limit).unwrap_err();
+        assert_eq!(wait, 100_000, "one interval (100 ms) until the next");
+        // A tenth of a second later, exactly one more.
+        let later = now + 100_000;
+        tat = gcra(tat, later, limit).unwrap();
+        assert!(gcra(tat, later, limit).is_err());
+        assert_eq!(limit.used(tat, later + 10_000_000), 0);
+    }
+
+    #[test]
+    fn all_quotas_are_charged_or_none() {
+        let q = |count| Quota {
+            kind: QuotaKind::FormPosts,
+            scope: Scope::Account,
+            limit: Limit::new(count, 3600, count).unwrap(),
+        };
+        let quotas = [q(10), q(1)];
+        let now = 5_000_000;
+        let tats = charge_all(&[0, 0], now, &quotas).unwrap();
+        assert_eq!(charge_all(&tats, now, &quotas).unwrap_err().0, 1);
+        assert!(Limit::new(0, 1, 4).is_none(), "0 turns a quota off");
+    }
+}

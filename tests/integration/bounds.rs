@@ -1,0 +1,134 @@
+//! Growth an attacker cannot push without end: an account's Unsorted holds at most
+//! `limits.max_unsorted_per_account` entries (a form post beyond gets 429 and stores
+//! nothing, until someone sorts), and a lead at most `tracking.max_browsers_per_lead`
+//! browsers (the 21st by default is not linked). On both stores.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::{Backend, Receiver, Setup, TestApp, setup, submit_form, test_settings};
+
+async fn post_form(app: &TestApp, s: &Setup, name: &str) -> (StatusCode, Option<String>, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(
+            json!({"page": "https://shop.example/contact",
+                   "fields": {"name": name, "email": format!("{}@example.com", name.to_lowercase())}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn unsorted_count(app: &TestApp) -> usize {
+    let (_, list) = app.get("/api/v4/leads/unsorted").await;
+    list["_embedded"]["unsorted"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn a_full_unsorted_refuses_form_posts_until_someone_sorts() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let mut settings = test_settings(backend);
+        settings.limits.max_unsorted_per_account = 3;
+        let app = TestApp::spawn_with(settings).await;
+        let receiver = Receiver::start().await;
+        let s = setup(&app, &receiver, 0).await;
+        for name in ["Ann", "Bob", "Cid"] {
+            assert_eq!(post_form(&app, &s, name).await.0, StatusCode::CREATED);
+        }
+        let (status, retry, body) = post_form(&app, &s, "Dan").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{backend:?}: {body}");
+        assert!(retry.is_some(), "{backend:?}: Retry-After");
+        assert_eq!(unsorted_count(&app).await, 3, "{backend:?}");
+        let (_, leads) = app.get("/api/v4/leads").await;
+        assert_eq!(
+            leads["_embedded"]["leads"].as_array().map_or(0, Vec::len),
+            3,
+            "{backend:?}: the refused post made no lead"
+        );
+        // Accepting one makes room for one.
+        let (_, list) = app.get("/api/v4/leads/unsorted").await;
+        let uid = list["_embedded"]["unsorted"][0]["uid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, _) = app
+            .post(
+                &format!("/api/v4/leads/unsorted/{uid}/accept"),
+                json!({"status_id": s.pipeline.first_contact}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(post_form(&app, &s, "Dan").await.0, StatusCode::CREATED);
+        assert_eq!(
+            post_form(&app, &s, "Eve").await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_21st_browser_is_not_linked_to_a_lead_and_its_submission_is_still_recorded() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let app = TestApp::spawn_with(test_settings(backend)).await;
+        assert_eq!(app.settings.tracking.max_browsers_per_lead, 20);
+        let receiver = Receiver::start().await;
+        let s = setup(&app, &receiver, 0).await;
+        let mut vids = Vec::new();
+        for _ in 0..21 {
+            let (status, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+            assert_eq!(status, StatusCode::OK);
+            vids.push(vid.unwrap());
+        }
+        let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vids[0]), "Anna").await;
+        let links: Vec<Value> = vids[1..20]
+            .iter()
+            .map(|v| json!({"visitor_uid": v}))
+            .collect();
+        let (status, body) = app
+            .post(&format!("/api/v4/leads/{lead}/visitors"), json!(links))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        assert_eq!(body["_embedded"]["visitors"].as_array().unwrap().len(), 20);
+        // The 21st: refused by name, nothing linked.
+        let (status, body) = app
+            .post(
+                &format!("/api/v4/leads/{lead}/visitors"),
+                json!([{"visitor_uid": vids[20]}]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend:?}: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("max_browsers_per_lead"),
+            "{body}"
+        );
+        // The 21st browser's own submission is recorded (a lead of its own).
+        let (other, _, _) = submit_form(&app, &s.form_id, Some(&vids[20]), "Anna").await;
+        assert_ne!(other, lead);
+        // A browser already linked may be linked again; the known lead still has its
+        // twenty.
+        let (status, lead_body) = app
+            .post(
+                &format!("/api/v4/leads/{lead}/visitors"),
+                json!([{"visitor_uid": vids[3]}]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{lead_body}");
+        let count = lead_body["_embedded"]["visitors"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(count, 20, "{backend:?}: {lead_body}");
+    }
+}

@@ -1,0 +1,253 @@
+//! Quotas shared by every instance (`[quotas]`): two footfall processes on one Redis admit
+//! what one admits — the burst included — never twice as much; a refusal is a 429 with
+//! `Retry-After` that stores nothing; refusals are counted in `/metrics`, and the account's
+//! use is listed for the console. The embedded store keeps the same quotas.
+
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::config_file::footfall_toml;
+use crate::common::process::FootfallProcess;
+use crate::common::{self, Backend, Receiver, Setup, TestApp, setup, test_settings};
+
+/// `n` footfall processes on the shared Redis with one key prefix and `quotas`.
+fn instances(n: usize, quotas: &str) -> (Vec<FootfallProcess>, Vec<TestApp>) {
+    let prefix = common::unique_prefix();
+    let toml = footfall_toml(
+        &common::redis_url(),
+        &prefix,
+        &common::cookie_key(),
+        &format!("[quotas]\n{QUOTAS_OFF}{quotas}"),
+    );
+    let processes: Vec<_> = (0..n).map(|_| FootfallProcess::start(&toml)).collect();
+    let apps = processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut settings = test_settings(Backend::Redis);
+            settings.store.key_prefix = prefix.clone();
+            let app = TestApp::attach(p.base.clone(), settings);
+            // The first one removes the keys at the end.
+            if i == 0 { app.owning_keys() } else { app }
+        })
+        .collect();
+    (processes, apps)
+}
+
+/// Quotas off but the site's and the address's form posts; a test's own lines follow
+/// (TOML refuses a key twice, so they name keys not listed here).
+const QUOTAS_OFF: &str = "page_views_per_second_per_address = 0\n\
+    page_views_per_second_per_account = 0\n\
+    new_visitors_per_hour_per_address = 0\n\
+    new_visitors_per_hour_per_account = 0\n\
+    form_posts_per_hour_per_account = 0\n";
+
+/// Sends `n` beacons at once, spread over `apps` in turn; answers the statuses.
+async fn beacons(apps: &[TestApp], s: &Setup, n: usize, vid: Option<&str>) -> Vec<StatusCode> {
+    join_all((0..n).map(|i| {
+        let app = &apps[i % apps.len()];
+        async move {
+            app.beacon(&s.site_key, vid, "https://shop.example/")
+                .await
+                .0
+        }
+    }))
+    .await
+}
+
+async fn form_posts(apps: &[TestApp], s: &Setup, n: usize) -> Vec<reqwest::Response> {
+    join_all((0..n).map(|i| {
+        let app = &apps[i % apps.len()];
+        async move {
+            app.client
+                .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+                .header("content-type", "text/plain;charset=UTF-8")
+                .body(json!({"page": "https://shop.example/contact",
+                             "fields": {"name": format!("Junk {i}"), "email": format!("junk{i}@example.com")}})
+                    .to_string())
+                .send()
+                .await
+                .unwrap()
+        }
+    }))
+    .await
+}
+
+fn admitted(statuses: &[StatusCode]) -> usize {
+    statuses.iter().filter(|s| s.is_success()).count()
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn series(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn new_visitors_admitted_by_two_instances_are_what_one_admits() {
+    let _serial = common::HEAVY.lock().await;
+    // 12 new visitors an hour per site: an hour's worth at once, then one per 5 minutes.
+    let quotas = "new_visitors_per_hour_per_site = 12\npage_views_per_second_per_site = 0\n";
+    let receiver = Receiver::start().await;
+    let mut counts = Vec::new();
+    for n in [1, 2] {
+        let (_processes, apps) = instances(n, quotas);
+        let s = setup(&apps[0], &receiver, 0).await;
+        let statuses = beacons(&apps, &s, 40, None).await;
+        assert!(
+            statuses
+                .iter()
+                .all(|s| [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+            "{statuses:?}"
+        );
+        counts.push(admitted(&statuses));
+        // One more new browser is refused too, and gets no id.
+        let (status, vid) = apps[0]
+            .beacon(&s.site_key, None, "https://shop.example/")
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(vid.is_none());
+        let text = metrics(&apps[n - 1]).await;
+        assert!(
+            series(
+                &text,
+                "footfall_quota_refused_total{quota=\"new_visitors\",scope=\"site\"} "
+            ) > 0,
+            "refusals are counted on every instance that refused:\n{text}"
+        );
+    }
+    assert_eq!(counts, [12, 12], "one instance, then two on one Redis");
+}
+
+#[tokio::test]
+async fn a_page_view_burst_is_shared_by_two_instances() {
+    let _serial = common::HEAVY.lock().await;
+    // 2 page views a second per site, 5 seconds' worth (10) at once.
+    let quotas = "page_views_per_second_per_site = 2\npage_view_burst_seconds = 5\n";
+    let receiver = Receiver::start().await;
+    let (_processes, apps) = instances(2, quotas);
+    let s = setup(&apps[0], &receiver, 0).await;
+    let started = Instant::now();
+    let statuses = beacons(&apps, &s, 60, None).await;
+    let refill = (started.elapsed().as_secs_f64() * 2.0).ceil() as usize;
+    let n = admitted(&statuses);
+    // Ten at once, plus what the rate refilled while the 60 were answered; two separate
+    // budgets would have admitted twenty.
+    assert!(
+        (10..=10 + refill).contains(&n),
+        "{n} admitted (refill {refill})"
+    );
+    assert!(n < 20, "{n} admitted: the burst was not shared");
+    eprintln!("admitted {n} of 60, refill {refill}");
+}
+
+#[tokio::test]
+async fn a_refused_request_gets_429_with_retry_after_and_stores_nothing() {
+    let _serial = common::HEAVY.lock().await;
+    // Three form posts an hour per address.
+    let quotas = "form_posts_per_hour_per_address = 3\npage_views_per_second_per_site = 0\nnew_visitors_per_hour_per_site = 0\n";
+    let receiver = Receiver::start().await;
+    let (_processes, apps) = instances(2, quotas);
+    let s = setup(&apps[0], &receiver, 0).await;
+    let responses = form_posts(&apps, &s, 8).await;
+    let mut created = 0;
+    for r in responses {
+        match r.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait: u64 = r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=1200).contains(&wait), "Retry-After {wait}");
+                assert_eq!(
+                    r.headers()["content-type"].to_str().unwrap(),
+                    "application/problem+json"
+                );
+                let body: Value = r.json().await.unwrap();
+                assert_eq!(body["status"], 429, "{body}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created, 3);
+    let (_, list) = apps[1].get("/api/v4/leads/unsorted").await;
+    let entries = list["_embedded"]["unsorted"].as_array().map_or(0, Vec::len);
+    assert_eq!(entries, 3, "refused posts left no Unsorted entry");
+    let (_, leads) = apps[0].get("/api/v4/leads").await;
+    assert_eq!(
+        leads["_embedded"]["leads"].as_array().map_or(0, Vec::len),
+        3
+    );
+}
+
+#[tokio::test]
+async fn the_console_reads_the_accounts_use_of_its_quotas() {
+    let _serial = common::HEAVY.lock().await;
+    let quotas = "form_posts_per_hour_per_site = 50\nnew_visitors_per_hour_per_site = 100\n";
+    let receiver = Receiver::start().await;
+    let (_processes, apps) = instances(2, quotas);
+    let s = setup(&apps[0], &receiver, 0).await;
+    form_posts(&apps, &s, 4).await;
+    beacons(&apps, &s, 7, None).await;
+    let (status, body) = apps[1].get("/api/v4/quotas").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let line = |quota: &str, scope: &str| {
+        body["quotas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["quota"] == quota && q["scope"] == scope)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {quota}/{scope} in {body}"))
+    };
+    let posts = line("form_posts", "site");
+    assert_eq!(posts["used"], 4, "{posts}");
+    assert_eq!(posts["burst"], 50);
+    assert_eq!(posts["rate"], 50);
+    assert_eq!(posts["period_seconds"], 3600);
+    assert_eq!(line("new_visitors", "site")["used"], 7);
+    assert_eq!(posts["site_id"], s.site_id, "{posts}");
+    // The account's page-view quota is off here: not listed.
+    assert!(
+        !body.to_string().contains("\"scope\":\"account\""),
+        "{body}"
+    );
+    // Without a token: refused.
+    let anonymous = reqwest::get(apps[0].url("/api/v4/quotas")).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_embedded_store_keeps_the_same_quotas() {
+    let mut settings = test_settings(Backend::Memory);
+    settings.quotas.new_visitors_per_hour_per_address = 5;
+    settings.quotas.form_posts_per_hour_per_site = 2;
+    let app = TestApp::spawn_with(settings).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let apps = [app.clone()];
+    assert_eq!(admitted(&beacons(&apps, &s, 9, None).await), 5);
+    let posts = form_posts(&apps, &s, 4).await;
+    let created = posts
+        .iter()
+        .filter(|r| r.status() == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 2);
+}
