@@ -92,8 +92,8 @@ return found
     )
 });
 
-/// A browser's own keys. KEYS: its history in the account, then its last sighting on each
-/// of the account's sites. Returns the page views the history held, or -1 when there was
+/// A browser's own keys. KEYS: its history in the account, then its last sighting and its
+/// watched visit (conditional actions) on each of the account's sites. Returns the page views the history held, or -1 when there was
 /// none.
 static ERASE_HISTORY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -219,7 +219,9 @@ where
         let mut history = Call::new(&ERASE_HISTORY);
         history.key(self.keys.visitor_history(account, visitor));
         for site in &scope.sites {
-            history.key(self.keys.visitor_seen(visitor, *site));
+            history
+                .key(self.keys.visitor_seen(visitor, *site))
+                .key(self.keys.visitor_watch(visitor, *site));
         }
         let page_views: i64 = self.invoke_durable(&history).await?;
         let known = linked == 1 || page_views >= 0;
@@ -228,6 +230,32 @@ where
             page_views: page_views.max(0) as u64,
             ..Erased::default()
         })
+    }
+
+    async fn erase_notices(&self, scope: &ErasureScope, ids: &[EventId]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // The records first: an index entry left by a cut erasure points at nothing (read
+        // as absent), while a record left without its index entry would be found no more.
+        let erased = self.erase_events(ids).await?;
+        let mut batch = self.batch();
+        let index = std::iter::once(self.keys.account_events(scope.account)).chain(
+            scope
+                .handlers
+                .iter()
+                .map(|h| self.keys.dead_events(scope.account, *h)),
+        );
+        for key in index {
+            let mut zrem = ::redis::cmd("ZREM");
+            zrem.arg(&key);
+            for id in ids {
+                zrem.arg(id.as_str());
+            }
+            batch.add(&key, zrem);
+        }
+        self.run_durable(batch).await?;
+        Ok(erased)
     }
 
     async fn add_audit(&self, account: AccountId, record: &AuditRecord) -> StoreResult<()> {
