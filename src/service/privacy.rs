@@ -19,6 +19,7 @@ use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::lead::{Contact, Lead, Unsorted};
 use crate::domain::privacy::{AuditRecord, Erased, ErasureKind, Subject};
 use crate::domain::site::Site;
+use crate::domain::source::Source;
 use crate::domain::time::{DAY_SECS, Millis, now_ms};
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::tracking::{PageView, Visit};
@@ -49,8 +50,17 @@ pub struct BrowserExport {
     pub visitor_uid: VisitorId,
     /// The lead it belongs to now, if any.
     pub lead_id: Option<LeadId>,
-    pub visits: Vec<Visit>,
+    pub visits: Vec<VisitExport>,
     pub page_views: Vec<PageView>,
+}
+
+/// A visit with where it came from (landing page, referrer, campaign), as the lead's
+/// source and the statistics read it.
+#[derive(Debug, Serialize)]
+pub struct VisitExport {
+    #[serde(flatten)]
+    pub visit: Visit,
+    pub source: Source,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,7 +280,13 @@ impl Services {
             export.browsers.push(BrowserExport {
                 visitor_uid: visitor,
                 lead_id: state.lead,
-                visits,
+                visits: visits
+                    .into_iter()
+                    .map(|visit| VisitExport {
+                        source: Source::of_visit(&visit),
+                        visit,
+                    })
+                    .collect(),
                 page_views,
             });
         }
