@@ -31,6 +31,7 @@ mod safe_defaults;
 mod site_stats;
 mod site_visit_flow;
 mod store_conformance;
+mod store_conformance_erasure;
 mod store_conformance_marketing;
 mod store_writes_conformance;
 mod tenants;
