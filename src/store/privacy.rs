@@ -32,7 +32,8 @@ pub struct ErasureScope {
 
 #[async_trait]
 pub trait Privacy: Send + Sync {
-    /// Erases a lead: its hash (contacts included), timeline, Unsorted entries, the contact
+    /// Erases a lead: its hash (contacts included), the contact records of its contacts
+    /// that no other lead has, timeline, Unsorted entries, the contact
     /// index entries that point at it, its submission fingerprint, its events (records,
     /// schedule, index, dead letters — a delayed one never fires), and every browser linked
     /// to it as [`Privacy::erase_visitor`] erases one. `None` when there is no such lead.

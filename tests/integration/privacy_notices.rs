@@ -1,6 +1,6 @@
 //! A lead's erasure with an account webhook subscribed: the notices about the lead and its
 //! contacts (bodies with its name, phone, email, note text) go with it, scheduled or
-//! delivered, and the `delete_lead` notice the erasure sends is the one record left — its
+//! delivered, as does its contact's own record (a contact changed by the API), and the `delete_lead` notice the erasure sends is the one record left — its
 //! body (id and stage only) reaches a real subscriber. On both stores.
 
 use std::time::Duration;
@@ -43,7 +43,8 @@ async fn erasing_a_lead_removes_its_webhook_notices_but_the_delete_one(backend: 
         .post(
             "/api/v4/webhooks",
             json!({"destination": subscriber.url(),
-                   "settings": ["add_lead", "add_contact", "status_lead", "note_lead", "delete_lead"]}),
+                   "settings": ["add_lead", "add_contact", "update_contact", "status_lead",
+                                "note_lead", "delete_lead"]}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{hook}");
@@ -52,12 +53,23 @@ async fn erasing_a_lead_removes_its_webhook_notices_but_the_delete_one(backend: 
     let anna = plant(app, &s).await;
     let other = plant(app, &s).await;
     let name = format!("Zed{}", anna.note.trim_start_matches("note-"));
+    // Renamed by the API: a contact record of its own, and an `update_contact` notice.
+    let renamed = format!("Rec{}", anna.note.trim_start_matches("note-"));
+    let (_, card) = app.get(&format!("/api/v4/leads/{}", anna.lead)).await;
+    let contact = card["_embedded"]["contacts"][0]["id"].as_u64().unwrap();
+    let (status, body) = app
+        .patch(
+            "/api/v4/contacts",
+            json!([{"id": contact, "name": renamed}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     // The notices about Anna carry her data; some are delivered by now.
     let before = subscriber.wait_for(1, Duration::from_secs(10)).await;
     assert!(!before.is_empty(), "the subscriber heard of the new leads");
     let dump = everything(&h).await;
-    for marker in [&name, &anna.email, &anna.note] {
+    for marker in [&name, &renamed, &anna.email, &anna.note] {
         assert!(
             dump.matches(marker.as_str()).count() > 1,
             "{marker} is in a notice as well as in the lead"
@@ -91,6 +103,7 @@ async fn erasing_a_lead_removes_its_webhook_notices_but_the_delete_one(backend: 
     let dump = everything(&h).await;
     let mut markers = anna.markers();
     markers.push(name.clone());
+    markers.push(renamed.clone());
     for marker in &markers {
         assert!(
             !dump.contains(marker.as_str()),

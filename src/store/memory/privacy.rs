@@ -44,6 +44,18 @@ impl State {
         }
         self.contacts
             .retain(|(a, _), lead| !(*a == account && *lead == id));
+        for c in &lead.contacts {
+            let elsewhere = self.account_leads.get(&account).is_some_and(|ids| {
+                ids.iter().any(|l| {
+                    self.leads
+                        .get(l)
+                        .is_some_and(|other| other.contacts.iter().any(|o| o.id == c.id))
+                })
+            });
+            if !elsewhere {
+                self.contact_records.remove(&(account, c.id));
+            }
+        }
         self.submissions
             .retain(|(a, _), (lead, _, _)| !(*a == account && *lead == id));
         for link in self.lead_visitors.remove(&id).unwrap_or_default() {
