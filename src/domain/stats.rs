@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::ids::SiteId;
 use super::time::Millis;
-use super::tracking::Visit;
+use super::tracking::{PageView, Visit};
 use super::visitor::VisitorId;
 
 /// Days of statistics kept, and the longest period a request may ask for.
@@ -177,6 +177,28 @@ impl StatsDelta {
         if n > 0 {
             self.day(site, at).counts.site_visit_events += n;
         }
+    }
+
+    /// What a browser's page views and visits added to the top pages and sources (its
+    /// counters and unique browsers aside: those hold nothing of it), for an erasure to
+    /// take out again.
+    pub fn tops_of(page_views: &[PageView], visits: &[Visit]) -> Self {
+        let mut delta = Self::default();
+        for pv in page_views {
+            *delta
+                .day(pv.site_id, pv.at)
+                .pages
+                .entry(page_key(&pv.url))
+                .or_default() += 1;
+        }
+        for visit in visits {
+            *delta
+                .day(visit.site_id, visit.started_at)
+                .sources
+                .entry(source_key(visit))
+                .or_default() += 1;
+        }
+        delta
     }
 
     /// Adds another delta to this one.

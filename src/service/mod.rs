@@ -13,6 +13,7 @@ pub mod conditions;
 pub mod contact_writes;
 pub mod contacts;
 pub mod demo;
+mod erasure_traces;
 pub mod events;
 pub mod export;
 pub mod leads;

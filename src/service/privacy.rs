@@ -2,8 +2,9 @@
 //! phone), export of everything held about a subject, the audit of erasures, and the
 //! retention sweep that erases leads untouched for `privacy.lead_retention_days`.
 //!
-//! Every erasure of a lead goes through [`Services::erase_one_lead`]: the store's
-//! erasure, the live update and the account webhooks' `delete_lead` notice (the lead's id
+//! Every erasure of a lead goes through [`Services::erase_one_lead`]: its browsers' share
+//! of the top pages and sources and the account-webhook notices about it or its contacts
+//! (`erasure_traces.rs`), the store's erasure, the live update and the account webhooks' `delete_lead` notice (the lead's id
 //! and stage only: it outlives the lead as a delivery record) — so that the API, the
 //! subject erasure and the sweep all do it.
 
@@ -18,6 +19,7 @@ use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::lead::{Contact, Lead, Unsorted};
 use crate::domain::privacy::{AuditRecord, Erased, ErasureKind, Subject};
 use crate::domain::site::Site;
+use crate::domain::source::Source;
 use crate::domain::time::{DAY_SECS, Millis, now_ms};
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::tracking::{PageView, Visit};
@@ -48,8 +50,17 @@ pub struct BrowserExport {
     pub visitor_uid: VisitorId,
     /// The lead it belongs to now, if any.
     pub lead_id: Option<LeadId>,
-    pub visits: Vec<Visit>,
+    pub visits: Vec<VisitExport>,
     pub page_views: Vec<PageView>,
+}
+
+/// A visit with where it came from (landing page, referrer, campaign), as the lead's
+/// source and the statistics read it.
+#[derive(Debug, Serialize)]
+pub struct VisitExport {
+    #[serde(flatten)]
+    pub visit: Visit,
+    pub source: Source,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,7 +90,21 @@ impl Services {
     ) -> Result<Option<Erased>> {
         // Read first: the account's webhooks are told the deleted lead's id and stage.
         let before = self.store.get_leads(scope.account, &[lead]).await?.pop();
-        let erased = self.store.erase_lead(scope, lead).await?;
+        // What lies outside the lead's keys goes before them: while the lead is there, a
+        // cut erasure is found and finished by repeating it.
+        let mut notices = 0;
+        if let Some(before) = &before {
+            for link in self.store.lead_visitors(scope.account, lead).await? {
+                self.remove_browser_tops(scope.account, link.visitor)
+                    .await?;
+            }
+            let ids = self.lead_notices(scope.account, before).await?;
+            notices = self.store.erase_notices(scope, &ids).await?;
+        }
+        let mut erased = self.store.erase_lead(scope, lead).await?;
+        if let Some(erased) = &mut erased {
+            erased.events += notices;
+        }
         if erased.is_some() {
             self.live.publish(scope.account, lead, LiveKind::Erased);
             if let Some(before) = before {
@@ -128,6 +153,7 @@ impl Services {
     ) -> Result<Erased> {
         let scope = self.erasure_scope(account).await?;
         let lead = self.store.visitor(account, visitor).await?.lead;
+        self.remove_browser_tops(account, visitor).await?;
         let erased = self.store.erase_visitor(&scope, visitor).await?;
         if erased.visitors == 0 {
             return Err(Error::NotFound(format!(
@@ -254,7 +280,13 @@ impl Services {
             export.browsers.push(BrowserExport {
                 visitor_uid: visitor,
                 lead_id: state.lead,
-                visits,
+                visits: visits
+                    .into_iter()
+                    .map(|visit| VisitExport {
+                        source: Source::of_visit(&visit),
+                        visit,
+                    })
+                    .collect(),
                 page_views,
             });
         }

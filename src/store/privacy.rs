@@ -3,7 +3,7 @@
 //!
 //! An erasure reaches keys of several hash slots on Redis — the account's (lead, timeline,
 //! Unsorted entries, contact index, browser links, submission fingerprints, event index,
-//! dead letters), each browser's (history, last sightings) and each schedule shard's (the
+//! dead letters), each browser's (history, last sightings, watched visits) and each schedule shard's (the
 //! event record and its place in the schedule). Each slot's part is one atomic script;
 //! the parts run in an order that a crash cannot turn into a webhook about an erased lead,
 //! nor into an erasure that cannot be found again: the scheduled events go first, then
@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-use crate::domain::ids::{AccountId, HandlerId, LeadId, SiteId};
+use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId};
 use crate::domain::privacy::{AuditRecord, Erased};
 use crate::domain::visitor::VisitorId;
 
@@ -32,12 +32,18 @@ pub struct ErasureScope {
 
 #[async_trait]
 pub trait Privacy: Send + Sync {
-    /// Erases a lead: its hash (contacts included), timeline, Unsorted entries, the contact
+    /// Erases a lead: its hash (contacts included), the contact records of its contacts
+    /// that no other lead has, timeline, Unsorted entries, the contact
     /// index entries that point at it, its submission fingerprint, its events (records,
     /// schedule, index, dead letters — a delayed one never fires), and every browser linked
     /// to it as [`Privacy::erase_visitor`] erases one. `None` when there is no such lead.
     async fn erase_lead(&self, scope: &ErasureScope, lead: LeadId) -> StoreResult<Option<Erased>>;
-    /// Erases a browser's traces in the account: its history and last sightings, its link
+    /// Erases account-webhook notices (event records with a `notice`, whose bodies may
+    /// hold a lead's name or a contact's phone and email): records, places in the
+    /// schedule, the account's event index and dead letters. Returns how many were there.
+    async fn erase_notices(&self, scope: &ErasureScope, ids: &[EventId]) -> StoreResult<u64>;
+    /// Erases a browser's traces in the account: its history, last sightings and watched
+    /// visits, its link
     /// key, its link on every lead, the timeline entries that name it, and its id in
     /// Unsorted entries' metadata (set to null). The leads themselves stay.
     async fn erase_visitor(&self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased>;

@@ -31,6 +31,11 @@ pub struct StoredStats {
 pub trait Stats: Send + Sync {
     /// Adds counters (see the module's note on when Redis writes them).
     async fn add_stats(&self, delta: StatsDelta) -> StoreResult<()>;
+    /// Takes an erased browser's share out of the top pages and sources
+    /// ([`StatsDelta::tops_of`]): each count goes down by what it added, and an entry that
+    /// reaches 0 goes. On Redis the buffered counters are sent first, in the same round
+    /// trip, so that no later flush adds an erased name back.
+    async fn remove_tops(&self, delta: StatsDelta) -> StoreResult<()>;
     /// A site's figures over days `from..=to` (at most `domain::stats::MAX_DAYS`).
     async fn site_stats(&self, site: SiteId, from: u32, to: u32) -> StoreResult<StoredStats>;
 }

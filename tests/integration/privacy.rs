@@ -298,7 +298,18 @@ async fn the_export_holds_each_planted_item_and_nothing_of_another_subject(backe
                 .len(),
             2
         );
-        assert_eq!(export["browsers"][0]["visits"].as_array().unwrap().len(), 2);
+        let visits = export["browsers"][0]["visits"].as_array().unwrap();
+        assert_eq!(visits.len(), 2);
+        for visit in visits {
+            assert_eq!(
+                visit["source"]["url"], visit["url"],
+                "each visit's source: {visit}"
+            );
+        }
+        assert!(
+            visits.iter().any(|v| v["source"]["url"] == anna.pages[0]),
+            "{visits:?}"
+        );
         assert_eq!(export["notes"].as_array().unwrap().len(), 1);
         let events = export["events"].as_array().unwrap();
         assert_eq!(events.len(), 1, "{export}");

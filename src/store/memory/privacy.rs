@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{MemoryStore, State};
-use crate::domain::ids::{AccountId, LeadId};
+use crate::domain::ids::{AccountId, EventId, LeadId};
 use crate::domain::privacy::{AuditRecord, Erased};
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::visitor::VisitorId;
@@ -12,7 +12,8 @@ use crate::store::privacy::{AUDIT_KEPT, ErasureScope, Privacy};
 use crate::store::{StoreResult, to_json};
 
 impl State {
-    fn erase_lead(&mut self, account: AccountId, id: LeadId) -> StoreResult<Option<Erased>> {
+    fn erase_lead(&mut self, scope: &ErasureScope, id: LeadId) -> StoreResult<Option<Erased>> {
+        let account = scope.account;
         let Some(lead) = self.lead(account, id).cloned() else {
             return Ok(None);
         };
@@ -43,19 +44,35 @@ impl State {
         }
         self.contacts
             .retain(|(a, _), lead| !(*a == account && *lead == id));
+        for c in &lead.contacts {
+            let elsewhere = self.account_leads.get(&account).is_some_and(|ids| {
+                ids.iter().any(|l| {
+                    self.leads
+                        .get(l)
+                        .is_some_and(|other| other.contacts.iter().any(|o| o.id == c.id))
+                })
+            });
+            if !elsewhere {
+                self.contact_records.remove(&(account, c.id));
+            }
+        }
         self.submissions
             .retain(|(a, _), (lead, _, _)| !(*a == account && *lead == id));
         for link in self.lead_visitors.remove(&id).unwrap_or_default() {
-            let mut browser = self.erase_visitor(account, link.visitor)?;
+            let mut browser = self.erase_visitor(scope, link.visitor)?;
             browser.visitors = 1;
             erased.add(browser);
         }
         Ok(Some(erased))
     }
 
-    fn erase_visitor(&mut self, account: AccountId, visitor: VisitorId) -> StoreResult<Erased> {
+    fn erase_visitor(&mut self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased> {
+        let account = scope.account;
         let mut erased = Erased::default();
         let mut found = self.browsers.remove(&(account, visitor)).is_some();
+        for site in &scope.sites {
+            self.watches.remove(&(visitor, *site));
+        }
         if let Some(history) = self.visitors.remove(&(account, visitor)) {
             found = true;
             erased.page_views = history.page_views.len() as u64;
@@ -101,11 +118,26 @@ impl State {
 #[async_trait]
 impl Privacy for MemoryStore {
     async fn erase_lead(&self, scope: &ErasureScope, lead: LeadId) -> StoreResult<Option<Erased>> {
-        self.state.lock().erase_lead(scope.account, lead)
+        self.state.lock().erase_lead(scope, lead)
     }
 
     async fn erase_visitor(&self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased> {
-        self.state.lock().erase_visitor(scope.account, visitor)
+        self.state.lock().erase_visitor(scope, visitor)
+    }
+
+    async fn erase_notices(&self, scope: &ErasureScope, ids: &[EventId]) -> StoreResult<u64> {
+        let mut state = self.state.lock();
+        let mut erased = 0;
+        for id in ids {
+            state.unschedule(id);
+            if state.events.remove(id).is_some() {
+                erased += 1;
+            }
+        }
+        if let Some(list) = state.account_events.get_mut(&scope.account) {
+            list.retain(|e| !ids.contains(e));
+        }
+        Ok(erased)
     }
 
     async fn add_audit(&self, account: AccountId, record: &AuditRecord) -> StoreResult<()> {

@@ -1,8 +1,10 @@
 //! Statistics in memory, as Redis's `stats.rs` keeps them — but unique browsers are exact
-//! sets rather than HyperLogLogs. Days older than `MAX_DAYS` + 1 are dropped as new ones
-//! come.
+//! sets of 64-bit hashes rather than HyperLogLogs (as an HLL, they hold no visitor id in
+//! the clear: nothing for an erasure to find). Days older than `MAX_DAYS` + 1 are dropped
+//! as new ones come.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use async_trait::async_trait;
 
@@ -17,7 +19,8 @@ use crate::store::stats::{Stats, StoredStats};
 #[derive(Debug, Default)]
 pub(super) struct Day {
     counts: Counts,
-    browsers: HashSet<VisitorId>,
+    /// Hashes of the browsers seen ([`browser_hash`]).
+    browsers: HashSet<u64>,
     pages: HashMap<String, u64>,
     sources: HashMap<String, u64>,
 }
@@ -31,7 +34,7 @@ pub(super) fn add(state: &mut State, delta: StatsDelta) {
     for (key, d) in delta.days.into_iter().filter(|((_, d), _)| *d >= oldest) {
         let day = state.stats.entry(key).or_default();
         day.counts.add(&d.counts);
-        day.browsers.extend(d.browsers);
+        day.browsers.extend(d.browsers.iter().map(browser_hash));
         for (into, from) in [(&mut day.pages, d.pages), (&mut day.sources, d.sources)] {
             for (name, n) in from {
                 *into.entry(name).or_default() += n;
@@ -39,6 +42,14 @@ pub(super) fn add(state: &mut State, delta: StatsDelta) {
             keep_top(into);
         }
     }
+}
+
+/// A browser as a day's unique-browser set keeps it: a 64-bit hash (collisions among a
+/// site's daily browsers are negligible, and rarer than an HLL's error).
+fn browser_hash(visitor: &VisitorId) -> u64 {
+    let mut h = DefaultHasher::new();
+    visitor.hash(&mut h);
+    h.finish()
 }
 
 /// As Redis's ZREMRANGEBYRANK: past the limit, the least frequent (then the first by
@@ -57,6 +68,26 @@ fn keep_top(entries: &mut HashMap<String, u64>) {
 impl Stats for MemoryStore {
     async fn add_stats(&self, delta: StatsDelta) -> crate::store::StoreResult<()> {
         add(&mut self.state.lock(), delta);
+        Ok(())
+    }
+
+    async fn remove_tops(&self, delta: StatsDelta) -> crate::store::StoreResult<()> {
+        let mut state = self.state.lock();
+        for (key, d) in delta.days {
+            let Some(day) = state.stats.get_mut(&key) else {
+                continue;
+            };
+            for (from, less) in [(&mut day.pages, d.pages), (&mut day.sources, d.sources)] {
+                for (name, n) in less {
+                    if let Some(count) = from.get_mut(&name) {
+                        *count = count.saturating_sub(n);
+                        if *count == 0 {
+                            from.remove(&name);
+                        }
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

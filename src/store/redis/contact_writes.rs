@@ -95,6 +95,6 @@ where
 }
 
 /// The records hash, beside the contact index in the account's slot.
-fn records_key(index: &str) -> String {
+pub(super) fn records_key(index: &str) -> String {
     format!("{index}:records")
 }

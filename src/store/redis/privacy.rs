@@ -1,6 +1,6 @@
 //! Erasure on Redis: one script per hash slot — the schedule shards' (event records and
 //! their places in the schedule), the account's (lead, timeline, Unsorted entries, contact
-//! index, fingerprint, event index, dead letters; a browser's link and its mentions on
+//! index and contact records, fingerprint, event index, dead letters; a browser's link and its mentions on
 //! leads) and each browser's (history, last sightings). The order is in `store/privacy.rs`.
 
 use std::collections::HashMap;
@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use super::codec::links_from_fields;
+use super::contact_writes::records_key;
 use super::scripts::Call;
 use crate::domain::ids::{AccountId, EventId, LeadId};
 use crate::domain::privacy::{AuditRecord, Erased};
@@ -57,6 +58,38 @@ return {contacts, unsorted}
     )
 });
 
+/// The contact records (issue 18's `{a}:contacts:records`) of a lead's contacts that no
+/// other lead of the account has. KEYS: records, lead index, the lead. ARGV: lead prefix,
+/// lead id. Run while the lead is there, so that a repeated erasure runs it again.
+/// Returns how many records went.
+static ERASE_CONTACT_RECORDS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local function contact_ids(key)
+  local ids, n = {}, 0
+  while true do
+    local cid = redis.call('HGET', key, 'c' .. n .. 'i')
+    if not cid then return ids end
+    ids[#ids + 1] = cid
+    n = n + 1
+  end
+end
+local mine = {}
+local any = false
+for _, cid in ipairs(contact_ids(KEYS[3])) do mine[cid] = true any = true end
+if not any then return 0 end
+for _, other in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if other ~= ARGV[2] then
+    for _, cid in ipairs(contact_ids(ARGV[1] .. other)) do mine[cid] = nil end
+  end
+end
+local gone = 0
+for cid in pairs(mine) do gone = gone + redis.call('HDEL', KEYS[1], cid) end
+return gone
+"#,
+    )
+});
+
 /// A browser's traces in the account's slot. KEYS: the browser's link, lead index,
 /// Unsorted entries. ARGV: lead prefix, visitor. Every lead is looked at (the links a
 /// browser left on earlier leads are not indexed): an erasure is rare, a lead costs one
@@ -92,8 +125,8 @@ return found
     )
 });
 
-/// A browser's own keys. KEYS: its history in the account, then its last sighting on each
-/// of the account's sites. Returns the page views the history held, or -1 when there was
+/// A browser's own keys. KEYS: its history in the account, then its last sighting and its
+/// watched visit (conditional actions) on each of the account's sites. Returns the page views the history held, or -1 when there was
 /// none.
 static ERASE_HISTORY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -177,6 +210,16 @@ where
             browser.visitors = 1;
             erased.add(browser);
         }
+        let _: i64 = self
+            .invoke_durable(
+                Call::new(&ERASE_CONTACT_RECORDS)
+                    .key(records_key(&self.keys.contacts(account)))
+                    .key(self.keys.account_leads(account))
+                    .key(self.keys.lead(account, lead))
+                    .arg(self.keys.lead_prefix(account))
+                    .arg(lead.0),
+            )
+            .await?;
         let mut script = Call::new(&ERASE_LEAD);
         script
             .key(self.keys.lead(account, lead))
@@ -219,7 +262,9 @@ where
         let mut history = Call::new(&ERASE_HISTORY);
         history.key(self.keys.visitor_history(account, visitor));
         for site in &scope.sites {
-            history.key(self.keys.visitor_seen(visitor, *site));
+            history
+                .key(self.keys.visitor_seen(visitor, *site))
+                .key(self.keys.visitor_watch(visitor, *site));
         }
         let page_views: i64 = self.invoke_durable(&history).await?;
         let known = linked == 1 || page_views >= 0;
@@ -228,6 +273,32 @@ where
             page_views: page_views.max(0) as u64,
             ..Erased::default()
         })
+    }
+
+    async fn erase_notices(&self, scope: &ErasureScope, ids: &[EventId]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // The records first: an index entry left by a cut erasure points at nothing (read
+        // as absent), while a record left without its index entry would be found no more.
+        let erased = self.erase_events(ids).await?;
+        let mut batch = self.batch();
+        let index = std::iter::once(self.keys.account_events(scope.account)).chain(
+            scope
+                .handlers
+                .iter()
+                .map(|h| self.keys.dead_events(scope.account, *h)),
+        );
+        for key in index {
+            let mut zrem = ::redis::cmd("ZREM");
+            zrem.arg(&key);
+            for id in ids {
+                zrem.arg(id.as_str());
+            }
+            batch.add(&key, zrem);
+        }
+        self.run_durable(batch).await?;
+        Ok(erased)
     }
 
     async fn add_audit(&self, account: AccountId, record: &AuditRecord) -> StoreResult<()> {

@@ -174,6 +174,38 @@ where
         Ok(())
     }
 
+    async fn remove_tops(&self, delta: StatsDelta) -> StoreResult<()> {
+        let buffer = self.page_views.stats();
+        let mut batch = self.batch();
+        // The buffered counters first: a later flush must not add an erased name back.
+        let carried =
+            StatsWriter::default().add(&mut batch, &self.keys, std::iter::empty(), buffer);
+        for ((site, day), d) in delta.days {
+            for (kind, entries) in [(Kind::Pages, d.pages), (Kind::Sources, d.sources)] {
+                if entries.is_empty() {
+                    continue;
+                }
+                let set = key(&self.keys, site, day, kind);
+                for (name, n) in entries {
+                    let mut decr = ::redis::cmd("ZINCRBY");
+                    decr.arg(&set).arg(-(n as i64)).arg(name);
+                    batch.add(&set, decr);
+                }
+                let mut prune = ::redis::cmd("ZREMRANGEBYSCORE");
+                prune.arg(&set).arg("-inf").arg(0);
+                batch.add(&set, prune);
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.run(batch).await {
+            buffer.push(carried);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     async fn site_stats(&self, site: SiteId, from: u32, to: u32) -> StoreResult<StoredStats> {
         let days: Vec<u32> = (from..=to).take(MAX_DAYS as usize).collect();
         let mut batch = self.batch();

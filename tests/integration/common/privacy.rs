@@ -161,13 +161,15 @@ pub async fn redis_contents(prefix: &str) -> Vec<(String, Vec<String>)> {
             .await
             .unwrap();
         let values: Vec<String> = match kind.as_str() {
-            "string" => vec![
-                redis::cmd("GET")
+            // Bytes: a HyperLogLog (the statistics' unique browsers) is a binary string.
+            "string" => {
+                let raw: Vec<u8> = redis::cmd("GET")
                     .arg(&key)
                     .query_async(&mut con)
                     .await
-                    .unwrap(),
-            ],
+                    .unwrap();
+                vec![String::from_utf8_lossy(&raw).into_owned()]
+            }
             "hash" => redis::cmd("HGETALL")
                 .arg(&key)
                 .query_async(&mut con)

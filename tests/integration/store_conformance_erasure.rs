@@ -1,0 +1,161 @@
+//! One behaviour, two stores, for what an erasure must reach of issue 15's data: a
+//! browser's share of the top pages and sources taken out (shared entries keep the rest,
+//! entries at 0 go, buffered counters cannot add them back) and its watched visit gone —
+//! on a real Redis under a prefix of its own and on the embedded store, same answers.
+
+use crate::common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use footfall::domain::conditions::VisitWatch;
+use footfall::domain::ids::*;
+use footfall::domain::stats::{StatsDelta, day_of};
+use footfall::domain::time::now_ms;
+use footfall::domain::tracking::{PageView, Visit};
+use footfall::domain::visitor::VisitorId;
+use footfall::store::memory::MemoryStore;
+use footfall::store::redis::{RedisOptions, RedisStore};
+use footfall::store::{ErasureScope, PageViewWrite, Store};
+
+type Shared = Arc<dyn Store>;
+
+async fn redis_store() -> (Shared, String) {
+    let prefix = common::unique_prefix();
+    let store = RedisStore::connect(
+        &common::redis_url(),
+        RedisOptions {
+            key_prefix: prefix.clone(),
+            schedule_shards: 4,
+            event_retention_secs: 3600,
+            response_timeout: Duration::from_secs(2),
+            durable_writes: None,
+        },
+    )
+    .await
+    .expect("Redis is reachable");
+    (Arc::new(store), prefix)
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, prefix) = super::redis_store().await;
+                    let _keys = super::common::KeysGuard::new(&super::common::redis_url(), &prefix);
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod on_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(std::sync::Arc::new(super::MemoryStore::new())).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(an_erased_browser_leaves_the_top_lists_and_its_watch_goes);
+
+const SITE: SiteId = SiteId(7);
+
+fn write(visitor: VisitorId, at: i64, path: &str, watch: bool) -> PageViewWrite {
+    PageViewWrite {
+        account: AccountId(1),
+        visitor,
+        page_view: PageView {
+            at,
+            site_id: SITE,
+            url: format!("https://shop.example{path}"),
+            title: "T".into(),
+            referrer: String::new(),
+        },
+        visit_idle_ms: 60_000,
+        watch,
+    }
+}
+
+fn visit(at: i64, url: &str) -> Visit {
+    Visit {
+        number: 1,
+        site_id: SITE,
+        started_at: at,
+        url: url.into(),
+        title: String::new(),
+        referrer: String::new(),
+    }
+}
+
+async fn an_erased_browser_leaves_the_top_lists_and_its_watch_goes(store: Shared) {
+    let (subject, other) = (VisitorId::mint(), VisitorId::mint());
+    let now = now_ms();
+    let day = day_of(now);
+    // Both came from the newsletter to /p; the subject also saw /only, and came back
+    // from its own campaign.
+    let mut subject_views = Vec::new();
+    for (v, path) in [(other, "/p"), (subject, "/p"), (subject, "/only")] {
+        let w = write(v, now, path, false);
+        if v == subject {
+            subject_views.push(w.page_view.clone());
+        }
+        store.record_page_view(w).await.unwrap();
+    }
+    // The visits' counters after the page views: Redis's writer runs, so they wait in
+    // its buffer.
+    let mut delta = StatsDelta::default();
+    let visits = [
+        visit(now, "https://shop.example/p?utm_source=news"),
+        visit(now + 1, "https://shop.example/p?utm_source=mine"),
+    ];
+    delta.visit(&visit(now, "https://shop.example/p?utm_source=news"), false);
+    for v in &visits {
+        delta.visit(v, false);
+    }
+    store.add_stats(delta).await.unwrap();
+    let watch = VisitWatch {
+        lead: LeadId(3),
+        number: 1,
+        started_at: now,
+        referrer: String::new(),
+        landing: "https://shop.example/p?utm_source=mine".into(),
+        pages: 1,
+        fired: Vec::new(),
+    };
+    store
+        .watch_visit(subject, SITE, &watch, 60_000)
+        .await
+        .unwrap();
+
+    // At once: on Redis the visits' sources may still wait in the buffer.
+    store
+        .remove_tops(StatsDelta::tops_of(&subject_views, &visits))
+        .await
+        .unwrap();
+    let scope = ErasureScope {
+        account: AccountId(1),
+        sites: vec![SITE],
+        handlers: Vec::new(),
+    };
+    let erased = store.erase_visitor(&scope, subject).await.unwrap();
+    assert_eq!((erased.visitors, erased.page_views), (1, 2));
+
+    // Past the buffer's flush (a second): the other browser's share only.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = store.site_stats(SITE, day, day).await.unwrap();
+    assert_eq!(stats.pages, HashMap::from([("/p".to_owned(), 1)]));
+    assert_eq!(stats.sources, HashMap::from([("news".to_owned(), 1)]));
+    assert_eq!(stats.days[0].1.page_views, 3, "the counters stay");
+
+    // The watched visit is gone with the browser.
+    let seen = store
+        .record_page_view(write(subject, now + 2, "/", true))
+        .await
+        .unwrap();
+    assert_eq!(seen.watch, None);
+}
