@@ -122,6 +122,7 @@ fn event(account: u64, s: &Setup, due_at: i64) -> EventRecord {
         failures: 0,
         next_attempt_at: None,
         reason: None,
+        notice: None,
     }
 }
 

@@ -171,7 +171,9 @@ async fn main() -> anyhow::Result<()> {
         name: "Shop".into(),
         url: "https://shop.example".into(),
         hosts: vec!["shop.example".into()],
-        respect_dnt: false,
+        respect_opt_out: false,
+        consent: Default::default(),
+        consent_days: None,
         visit_idle_seconds: None,
         created_at: now,
     };
@@ -205,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
                 account: AccountId(1),
                 fingerprint: format!("f{i}"),
                 duplicate_window_secs: 1,
+                link_browser: true,
                 contact_keys: vec![format!("email:visitor{i}@example.com")],
                 unsorted: Unsorted {
                     uid,
