@@ -79,12 +79,18 @@ impl Subject {
             self.email.clone(),
             self.phone.clone(),
             self.phone_digits.clone(),
-            self.pages[0].clone(),
-            self.pages[1].clone(),
+            // Each page's own part: Redis keeps a URL relative to its site's origin.
+            page_marker(&self.pages[0]),
+            page_marker(&self.pages[1]),
             self.visitor.clone(),
             self.note.clone(),
         ]
     }
+}
+
+/// The unique last segment of a planted page's URL.
+fn page_marker(url: &str) -> String {
+    url.rsplit('/').next().unwrap_or(url).to_owned()
 }
 
 /// Plants a subject: pages viewed, a form sent from that browser, the lead accepted into
