@@ -1,37 +1,34 @@
 //! Many distinct browsers, as a real site sends them: visitor ids signed the way footfall
-//! signs them (the `cookie` crate's signed cookies, keyed with the configured master key,
-//! so the bench needs only the config, not footfall's code), and user agents drawn from a
-//! realistic mix.
+//! signs them (footfall's own signer, keyed with the configured master key and scoped to
+//! the account), and user agents drawn from a realistic mix.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use cookie::{Cookie, CookieJar, Key};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use footfall::domain::ids::AccountId;
+use footfall::domain::visitor::{VisitorId, VisitorSigner};
 use rand::{Rng, SeedableRng};
 
-/// Signs visitor ids with a footfall's `[cookies] keys[0]` and `name`.
+/// Signs visitor ids for one account with a footfall's `[cookies] keys[0]` and `name`.
 pub struct Signer {
-    key: Key,
-    name: String,
+    signer: VisitorSigner,
+    account: AccountId,
 }
 
 impl Signer {
-    pub fn new(key_base64: &str, cookie_name: &str) -> anyhow::Result<Self> {
-        let raw = STANDARD.decode(key_base64.trim())?;
-        anyhow::ensure!(raw.len() >= 32, "a cookie key has at least 32 bytes");
+    pub fn new(key_base64: &str, cookie_name: &str, account: u64) -> anyhow::Result<Self> {
+        let signer = VisitorSigner::from_base64_keys(&[key_base64.to_owned()], cookie_name)
+            .map_err(|e| anyhow::anyhow!("the cookie key: {e:?}"))?;
         Ok(Self {
-            key: Key::derive_from(&raw),
-            name: cookie_name.to_owned(),
+            signer,
+            account: AccountId(account),
         })
     }
 
     /// A new visitor id (16 random bytes, 22 characters) and its signed value.
     pub fn mint(&self, rng: &mut impl Rng) -> String {
-        let id = URL_SAFE_NO_PAD.encode(rng.random::<[u8; 16]>());
-        let mut jar = CookieJar::new();
-        jar.signed_mut(&self.key)
-            .add(Cookie::new(self.name.clone(), id));
-        jar.get(&self.name)
-            .map(|c| c.value().to_owned())
+        let raw = URL_SAFE_NO_PAD.encode(rng.random::<[u8; 16]>());
+        VisitorId::parse(&raw)
+            .map(|id| self.signer.sign(self.account, id))
             .unwrap_or_default()
     }
 }

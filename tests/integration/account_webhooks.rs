@@ -188,6 +188,21 @@ async fn a_subscriber_gets_amocrm_bodies_signed_and_bracket_encoded(backend: Bac
             .unwrap()
             .body
     );
+
+    // Deleting the lead (the privacy erasure) tells the subscriber: id and stage only.
+    let (status, _) = app.delete(&format!("/api/v4/leads/{lead}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let all = subscriber.wait_for(5, Duration::from_secs(10)).await;
+    assert_eq!(all.len(), 5, "the delete notice arrived");
+    let deleted = decode(&secret, &all[4..]);
+    let gone = &deleted[0]["leads"]["delete"][0];
+    assert_eq!(gone["id"], lead.to_string(), "{deleted:?}");
+    assert_eq!(gone["status_id"], pipeline.negotiation.to_string());
+    assert_eq!(gone["pipeline_id"], pipeline.id.to_string());
+    assert!(
+        gone.get("name").is_none(),
+        "nothing of the lead but its id and stage"
+    );
 }
 
 async fn webhooks_are_capped_checked_and_unsubscribed(backend: Backend) {

@@ -16,6 +16,8 @@ use serde_json::json;
 
 /// Ids checked against the server; they become known to it, a negligible share.
 const SAMPLE: usize = 20;
+/// The account of the bench's config (`scripts/bench.sh`): ids are signed for it.
+const BENCH_ACCOUNT: u64 = 1;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -49,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         .collect::<std::collections::HashSet<_>>()
         .len();
 
-    let signer = Signer::new(key, cookie_name)?;
+    let signer = Signer::new(key, cookie_name, BENCH_ACCOUNT)?;
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut file = std::io::BufWriter::new(std::fs::File::create(format!("{out}/vids.txt"))?);
     let mut sample = Vec::with_capacity(SAMPLE);
