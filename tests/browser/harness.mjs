@@ -43,6 +43,27 @@ export class Harness {
   }
 
   /** Runs the cleanups, newest first. */
+  /** Runs a test script's `run` under a watchdog of `seconds`: prints the verdict, the
+   * error and footfall's last log lines on a failure, and cleans up either way. */
+  async main(seconds, run) {
+    const watchdog = setTimeout(() => {
+      console.error(`${this.label} browser test: over ${seconds} s, stopping`);
+      this.killAll();
+      process.exit(1);
+    }, seconds * 1000);
+    try {
+      await run();
+      console.log(`${this.label} browser test passed`);
+    } catch (e) {
+      console.error(e.stack || String(e));
+      console.error(this.footfallLog.slice(-20).join("\n"));
+      process.exitCode = 1;
+    } finally {
+      clearTimeout(watchdog);
+      await this.cleanup();
+    }
+  }
+
   async cleanup() {
     for (const c of this.cleanups.reverse()) {
       await Promise.resolve().then(c).catch(() => {});

@@ -93,19 +93,4 @@ async function run() {
   });
 }
 
-const watchdog = setTimeout(() => {
-  console.error("privacy console browser test: over 120 s, stopping");
-  t.killAll();
-  process.exit(1);
-}, 120_000);
-try {
-  await run();
-  console.log("privacy console browser test passed");
-} catch (e) {
-  console.error(e.stack || String(e));
-  console.error(t.footfallLog.slice(-20).join("\n"));
-  process.exitCode = 1;
-} finally {
-  clearTimeout(watchdog);
-  await t.cleanup();
-}
+await t.main(120, run);

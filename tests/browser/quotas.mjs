@@ -51,19 +51,4 @@ async function run() {
   });
 }
 
-const watchdog = setTimeout(() => {
-  console.error("quotas browser test: over 90 s, stopping");
-  t.killAll();
-  process.exit(1);
-}, 90_000);
-try {
-  await run();
-  console.log("quotas browser test passed");
-} catch (e) {
-  console.error(e.stack || String(e));
-  console.error(t.footfallLog.slice(-20).join("\n"));
-  process.exitCode = 1;
-} finally {
-  clearTimeout(watchdog);
-  await t.cleanup();
-}
+await t.main(90, run);
