@@ -38,6 +38,15 @@ impl Batch {
         self.commands.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Adds another batch's commands after this one's.
+    pub fn append(&mut self, other: Batch) {
+        self.commands.extend(other.commands);
+    }
+
     pub async fn run<C>(self, con: &C) -> RedisResult<Vec<Value>>
     where
         C: ConnectionLike + Clone + Send + Sync,

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionLike;
 use ::redis::{FromRedisValue, Value};
@@ -72,30 +73,88 @@ fn expires_at(day: u32) -> u64 {
     (day as u64 + MAX_DAYS as u64 + 1) * 86_400
 }
 
-/// One page-view writer's side of the statistics: the counters of its batches, and the
+/// How often a busy page-view writer sends the counters it holds. Between two flushes the
+/// counters of every batch add up in the store's [`StatsBuffer`], so a page seen a thousand
+/// times in a second costs one `ZINCRBY`, not a thousand, and a browser one `PFADD`
+/// element: what keeps the statistics nearly free for the beacon (BENCHMARKS.md). A crash
+/// loses at most this much of them; a read of the statistics sends them first.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// One page-view writer's side of the statistics: when it last sent the buffer, and the
 /// keys it has given an expiry (each once per writer).
-#[derive(Default)]
 pub struct StatsWriter {
     expiring: HashSet<(SiteId, u32, Kind)>,
+    flushed: Instant,
+}
+
+impl Default for StatsWriter {
+    fn default() -> Self {
+        Self {
+            expiring: HashSet::new(),
+            flushed: Instant::now(),
+        }
+    }
+}
+
+/// The counters of one pipeline, settled once it has run ([`StatsPending::settle`]).
+#[must_use]
+pub struct StatsPending {
+    /// Taken from the buffer and sent in the pipeline.
+    sent: StatsDelta,
+    /// The batch's own page views, not sent yet.
+    held: StatsDelta,
+}
+
+impl StatsPending {
+    /// Puts back into the buffer what the pipeline did not write: the batch's own counters
+    /// when it was written (they wait for the next flush), the counters it carried when it
+    /// failed (its page views were not recorded, so their counters are dropped).
+    pub fn settle(self, written: bool, buffer: &StatsBuffer) {
+        if written {
+            if !self.held.is_empty() {
+                buffer.push(self.held);
+            }
+        } else if !self.sent.is_empty() {
+            buffer.push(self.sent);
+        }
+    }
 }
 
 impl StatsWriter {
-    /// Adds to `commands` the counters of a batch's page views and of the buffer; returns
-    /// the buffered part, to be put back if the pipeline fails.
+    /// The counters of a batch's page views: added to `commands` with the buffer's when a
+    /// flush is due (every [`FLUSH_EVERY`], or `now` is true), else held until the
+    /// pipeline has run.
     pub fn add<'a>(
         &mut self,
         commands: &mut Batch,
         keys: &Keys,
         page_views: impl Iterator<Item = &'a PageViewWrite>,
         buffer: &StatsBuffer,
-    ) -> StatsDelta {
-        let carried = buffer.take();
-        let mut delta = StatsDelta::default();
+        now: bool,
+    ) -> StatsPending {
+        let mut batch = StatsDelta::default();
         for w in page_views {
             let pv = &w.page_view;
-            delta.page_view(pv.site_id, pv.at, w.visitor, &pv.url);
+            batch.page_view(pv.site_id, pv.at, w.visitor, &pv.url);
         }
+        if !now && self.flushed.elapsed() < FLUSH_EVERY {
+            return StatsPending {
+                sent: StatsDelta::default(),
+                held: batch,
+            };
+        }
+        self.flushed = Instant::now();
+        let carried = buffer.take();
+        let mut delta = batch;
         delta.merge(carried.clone());
+        self.write(commands, keys, delta);
+        StatsPending {
+            sent: carried,
+            held: StatsDelta::default(),
+        }
+    }
+
+    fn write(&mut self, commands: &mut Batch, keys: &Keys, delta: StatsDelta) {
         if self.expiring.len() > 100_000 {
             self.expiring.clear();
         }
@@ -113,9 +172,10 @@ impl StatsWriter {
             }
             if !d.browsers.is_empty() {
                 let browsers = key(keys, site, day, Kind::Browsers);
+                let unique: HashSet<_> = d.browsers.iter().collect();
                 let mut add = ::redis::cmd("PFADD");
                 add.arg(&browsers);
-                for v in &d.browsers {
+                for v in unique {
                     add.arg(v.to_string());
                 }
                 commands.add(&browsers, add);
@@ -145,7 +205,29 @@ impl StatsWriter {
                 }
             }
         }
-        carried
+    }
+}
+
+impl<C> RedisStore<C>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    /// Sends this instance's buffered counters, then the commands `more` adds, in one
+    /// pipeline; returns the answers of `more`'s commands.
+    async fn after_stats_flush(&self, more: impl FnOnce(&mut Batch)) -> StoreResult<Vec<Value>> {
+        let buffer = self.page_views.stats();
+        let mut batch = self.batch();
+        let pending =
+            StatsWriter::default().add(&mut batch, &self.keys, std::iter::empty(), buffer, true);
+        let flushed = batch.len();
+        more(&mut batch);
+        if batch.is_empty() {
+            pending.settle(true, buffer);
+            return Ok(Vec::new());
+        }
+        let result = self.run(batch).await;
+        pending.settle(result.is_ok(), buffer);
+        Ok(result?.into_iter().skip(flushed).collect())
     }
 }
 
@@ -161,81 +243,67 @@ where
             return Ok(());
         }
         // No page-view writer yet on this instance: send the counters now.
-        let mut batch = self.batch();
-        let carried =
-            StatsWriter::default().add(&mut batch, &self.keys, std::iter::empty(), buffer);
-        if batch.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.run(batch).await {
-            buffer.push(carried);
-            return Err(e);
-        }
-        Ok(())
+        self.after_stats_flush(|_| ()).await.map(|_| ())
     }
 
     async fn remove_tops(&self, delta: StatsDelta) -> StoreResult<()> {
-        let buffer = self.page_views.stats();
-        let mut batch = self.batch();
-        // The buffered counters first: a later flush must not add an erased name back.
-        let carried =
-            StatsWriter::default().add(&mut batch, &self.keys, std::iter::empty(), buffer);
-        for ((site, day), d) in delta.days {
-            for (kind, entries) in [(Kind::Pages, d.pages), (Kind::Sources, d.sources)] {
-                if entries.is_empty() {
-                    continue;
+        // The buffered counters go first: a later flush must not add an erased name back.
+        let keys = &self.keys;
+        self.after_stats_flush(|batch| {
+            for ((site, day), d) in delta.days {
+                for (kind, entries) in [(Kind::Pages, d.pages), (Kind::Sources, d.sources)] {
+                    if entries.is_empty() {
+                        continue;
+                    }
+                    let set = key(keys, site, day, kind);
+                    for (name, n) in entries {
+                        let mut decr = ::redis::cmd("ZINCRBY");
+                        decr.arg(&set).arg(-(n as i64)).arg(name);
+                        batch.add(&set, decr);
+                    }
+                    let mut prune = ::redis::cmd("ZREMRANGEBYSCORE");
+                    prune.arg(&set).arg("-inf").arg(0);
+                    batch.add(&set, prune);
                 }
-                let set = key(&self.keys, site, day, kind);
-                for (name, n) in entries {
-                    let mut decr = ::redis::cmd("ZINCRBY");
-                    decr.arg(&set).arg(-(n as i64)).arg(name);
-                    batch.add(&set, decr);
-                }
-                let mut prune = ::redis::cmd("ZREMRANGEBYSCORE");
-                prune.arg(&set).arg("-inf").arg(0);
-                batch.add(&set, prune);
             }
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.run(batch).await {
-            buffer.push(carried);
-            return Err(e);
-        }
-        Ok(())
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn site_stats(&self, site: SiteId, from: u32, to: u32) -> StoreResult<StoredStats> {
         let days: Vec<u32> = (from..=to).take(MAX_DAYS as usize).collect();
-        let mut batch = self.batch();
-        let all_browsers: Vec<String> = days
-            .iter()
-            .map(|d| key(&self.keys, site, *d, Kind::Browsers))
-            .collect();
-        for day in &days {
-            let counts = key(&self.keys, site, *day, Kind::Counts);
-            let mut get = ::redis::cmd("HGETALL");
-            get.arg(&counts);
-            batch.add(&counts, get);
-            let browsers = key(&self.keys, site, *day, Kind::Browsers);
-            let mut count = ::redis::cmd("PFCOUNT");
-            count.arg(&browsers);
-            batch.add(&browsers, count);
-        }
-        let mut period = ::redis::cmd("PFCOUNT");
-        period.arg(&all_browsers);
-        batch.add(&all_browsers[0], period);
-        for kind in [Kind::Pages, Kind::Sources] {
-            let sets: Vec<String> = days
-                .iter()
-                .map(|d| key(&self.keys, site, *d, kind))
-                .collect();
-            let mut union = ::redis::cmd("ZUNION");
-            union.arg(sets.len()).arg(&sets).arg("WITHSCORES");
-            batch.add(&sets[0], union);
-        }
-        let mut replies = self.run(batch).await?.into_iter();
+        let keys = &self.keys;
+        // What this instance holds goes first, so that a read sees its own page views.
+        let replies = self
+            .after_stats_flush(|batch| {
+                let all_browsers: Vec<String> = days
+                    .iter()
+                    .map(|d| key(keys, site, *d, Kind::Browsers))
+                    .collect();
+                for day in &days {
+                    let counts = key(keys, site, *day, Kind::Counts);
+                    let mut get = ::redis::cmd("HGETALL");
+                    get.arg(&counts);
+                    batch.add(&counts, get);
+                    let browsers = key(keys, site, *day, Kind::Browsers);
+                    let mut count = ::redis::cmd("PFCOUNT");
+                    count.arg(&browsers);
+                    batch.add(&browsers, count);
+                }
+                let mut period = ::redis::cmd("PFCOUNT");
+                period.arg(&all_browsers);
+                batch.add(&all_browsers[0], period);
+                for kind in [Kind::Pages, Kind::Sources] {
+                    let sets: Vec<String> =
+                        days.iter().map(|d| key(keys, site, *d, kind)).collect();
+                    let mut union = ::redis::cmd("ZUNION");
+                    union.arg(sets.len()).arg(&sets).arg("WITHSCORES");
+                    batch.add(&sets[0], union);
+                }
+            })
+            .await?;
+        let mut replies = replies.into_iter();
         let mut next = || replies.next().ok_or_else(|| corrupt("short stats reply"));
         let mut out = StoredStats::default();
         for day in &days {
