@@ -38,6 +38,7 @@ mod site_visit_flow;
 mod store_conformance;
 mod store_conformance_erasure;
 mod store_conformance_marketing;
+mod store_conformance_quotas;
 mod store_writes_conformance;
 mod tenants;
 mod tracking;

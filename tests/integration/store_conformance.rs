@@ -2,9 +2,8 @@
 //! Redis, under a key prefix of its own) and the embedded store, and both must give the
 //! same answers — the same lists in the same order, the same expiry.
 
-use crate::common;
+pub(crate) use crate::common::stores::{Shared, conformance};
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use footfall::domain::event::EventType;
@@ -17,65 +16,13 @@ use footfall::domain::time::now_ms;
 use footfall::domain::timeline::{MoveOrigin, TimelineEntry};
 use footfall::domain::tracking::PageView;
 use footfall::domain::visitor::VisitorId;
-use footfall::store::memory::MemoryStore;
-use footfall::store::redis::{RedisOptions, RedisStore};
 use footfall::store::{
-    LeadMove, MoveOutcome, NewSubmission, PageViewWrite, RecordKind, Sequence, Store,
-    SubmissionOutcome, VisitStart, VisitorState, catalog,
+    LeadMove, MoveOutcome, NewSubmission, PageViewWrite, RecordKind, Sequence, SubmissionOutcome,
+    VisitStart, VisitorState, catalog,
 };
-
-pub(crate) type Shared = Arc<dyn Store>;
 
 /// How long finished events are kept by the stores of the expiry tests.
 const SHORT_RETENTION_SECS: u64 = 1;
-
-pub(crate) async fn redis_store(event_retention_secs: u64) -> (Shared, String) {
-    let prefix = common::unique_prefix();
-    let store = RedisStore::connect(
-        &common::redis_url(),
-        RedisOptions {
-            key_prefix: prefix.clone(),
-            schedule_shards: 4,
-            event_retention_secs,
-            response_timeout: Duration::from_secs(2),
-            durable_writes: None,
-        },
-    )
-    .await
-    .expect("Redis is reachable");
-    (Arc::new(store), prefix)
-}
-
-pub(crate) fn memory_store(event_retention_secs: u64) -> Shared {
-    Arc::new(MemoryStore::with_event_retention(Duration::from_secs(
-        event_retention_secs,
-    )))
-}
-
-/// Runs each named test against both stores (in modules `$redis` and `$memory`), which
-/// keep finished events for `$retention` seconds.
-macro_rules! conformance {
-    ($redis:ident, $memory:ident, retention $retention:expr; $($name:ident),* $(,)?) => {
-        mod $redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, prefix) = super::redis_store($retention).await;
-                    let _keys = super::common::KeysGuard::new(&super::common::redis_url(), &prefix);
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod $memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::memory_store($retention)).await;
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     on_redis, on_memory, retention 3600;

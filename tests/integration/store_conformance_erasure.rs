@@ -3,10 +3,7 @@
 //! entries at 0 go, buffered counters cannot add them back) and its watched visit gone —
 //! on a real Redis under a prefix of its own and on the embedded store, same answers.
 
-use crate::common;
-
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use footfall::domain::conditions::VisitWatch;
@@ -15,53 +12,13 @@ use footfall::domain::stats::{StatsDelta, day_of};
 use footfall::domain::time::now_ms;
 use footfall::domain::tracking::{PageView, Visit};
 use footfall::domain::visitor::VisitorId;
-use footfall::store::memory::MemoryStore;
-use footfall::store::redis::{RedisOptions, RedisStore};
-use footfall::store::{ErasureScope, PageViewWrite, Store};
+use footfall::store::{ErasureScope, PageViewWrite};
 
-type Shared = Arc<dyn Store>;
+use crate::common::stores::{Shared, conformance};
 
-async fn redis_store() -> (Shared, String) {
-    let prefix = common::unique_prefix();
-    let store = RedisStore::connect(
-        &common::redis_url(),
-        RedisOptions {
-            key_prefix: prefix.clone(),
-            schedule_shards: 4,
-            event_retention_secs: 3600,
-            response_timeout: Duration::from_secs(2),
-            durable_writes: None,
-        },
-    )
-    .await
-    .expect("Redis is reachable");
-    (Arc::new(store), prefix)
-}
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod on_redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, prefix) = super::redis_store().await;
-                    let _keys = super::common::KeysGuard::new(&super::common::redis_url(), &prefix);
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod on_memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(std::sync::Arc::new(super::MemoryStore::new())).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(an_erased_browser_leaves_the_top_lists_and_its_watch_goes);
+conformance!(
+    on_redis, on_memory, retention 3600;
+    an_erased_browser_leaves_the_top_lists_and_its_watch_goes);
 
 const SITE: SiteId = SiteId(7);
 

@@ -2,9 +2,6 @@
 //! site-visit actions) and per-site statistics — on a real Redis under a prefix of its own
 //! and on the embedded store, with the same answers.
 
-use crate::common;
-
-use std::sync::Arc;
 use std::time::Duration;
 
 use footfall::domain::conditions::VisitWatch;
@@ -12,53 +9,13 @@ use footfall::domain::ids::*;
 use footfall::domain::stats::{Counts, StatsDelta, day_of};
 use footfall::domain::tracking::{PageView, Visit};
 use footfall::domain::visitor::VisitorId;
-use footfall::store::memory::MemoryStore;
-use footfall::store::redis::{RedisOptions, RedisStore};
-use footfall::store::{PageViewWrite, Store};
+use footfall::store::PageViewWrite;
 
-type Shared = Arc<dyn Store>;
+use crate::common::stores::{Shared, conformance};
 
-async fn redis_store() -> (Shared, String) {
-    let prefix = common::unique_prefix();
-    let store = RedisStore::connect(
-        &common::redis_url(),
-        RedisOptions {
-            key_prefix: prefix.clone(),
-            schedule_shards: 4,
-            event_retention_secs: 3600,
-            response_timeout: Duration::from_secs(2),
-            durable_writes: None,
-        },
-    )
-    .await
-    .expect("Redis is reachable");
-    (Arc::new(store), prefix)
-}
+conformance!(
+    on_redis, on_memory, retention 3600;
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod on_redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, prefix) = super::redis_store().await;
-                    let _keys = super::common::KeysGuard::new(&super::common::redis_url(), &prefix);
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod on_memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(std::sync::Arc::new(super::MemoryStore::new())).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(
     a_watched_visit_counts_its_page_views_and_each_action_is_claimed_once,
     statistics_add_up_per_day_with_unique_browsers_of_the_period,
 );

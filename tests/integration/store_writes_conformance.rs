@@ -8,29 +8,11 @@ use footfall::domain::timeline::TimelineEntry;
 use footfall::domain::visitor::VisitorId;
 use footfall::store::{ContactRecordData, ContactWrite, LeadCreated, NewLead, SubmissionOutcome};
 
-use crate::common;
-use crate::store_conformance::{
-    ACCOUNT, Shared, lead, memory_store, redis_store, submission, submit,
-};
+use crate::common::stores::{Shared, conformance};
+use crate::store_conformance::{ACCOUNT, lead, submission, submit};
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn on_redis() {
-                let (store, prefix) = super::redis_store(60).await;
-                let _keys = super::common::KeysGuard::new(&super::common::redis_url(), &prefix);
-                super::$name(store).await;
-            }
-            #[tokio::test]
-            async fn on_the_embedded_store() {
-                super::$name(super::memory_store(60)).await;
-            }
-        }
-    )*};
-}
-
-on_both_stores!(
+conformance!(
+    on_redis, on_the_embedded_store, retention 60;
     an_api_lead_is_stored_with_its_timeline_and_browser,
     a_contact_change_reaches_its_leads_and_moves_its_lookups,
 );

@@ -1,13 +1,16 @@
 //! Quotas on Redis: GCRA counters (`domain::quota`) in the account's slot, charged with
 //! Redis's clock (`TIME`) so that every instance agrees, all-or-nothing in one script.
 //!
-//! The charge rides the work it guards, in the same script and round trip: a page view
-//! goes through the page-view writer's pipeline as one `EVAL` that charges, then sets the
-//! sighting and appends to the history (`charged_page_view`); a submission's reservation
+//! The charge rides the work it guards, in the same script and round trip: the charged
+//! page views of a page-view writer's batch go through its pipeline as one `EVAL` that
+//! reads each counter once, charges and records page view by page view, and writes each
+//! counter once (`CHARGED_PAGE_VIEWS`); a submission's reservation
 //! charges, checks the Unsorted bound and keeps the browser's history in one script. A
 //! refused request writes nothing. These scripts cross slots (the account's and the
 //! browser's), which one server or a Sentinel-watched primary allows; on a Redis Cluster
 //! the charge is a round trip of its own before the work (a page view then takes two).
+
+use std::collections::HashMap;
 
 use ::redis::FromRedisValue;
 use ::redis::aio::ConnectionLike;
@@ -59,24 +62,58 @@ fn charge_only() -> String {
     format!("{CHARGE_LUA}local refused = charge(n) if refused then return refused end return {{0}}")
 }
 
-/// A charged page view. KEYS: the counters, the sighting, the history. ARGV after the
-/// counters': whether to set the sighting (1/0), the page view's time, the sighting's
-/// PX, the encoded page view. Returns `{0, previous sighting, history length}` or
-/// `{i, wait_ms}`.
-fn charged_page_view() -> String {
-    format!(
-        "{CHARGE_LUA}{}",
-        r#"
-local refused = charge(n)
-if refused then return refused end
-local previous = false
-if ARGV[base + 1] == '1' then
-  previous = redis.call('SET', KEYS[n + 1], ARGV[base + 2], 'GET', 'PX', ARGV[base + 3])
+/// The charged page views of one writer batch, in one script: the counters are read once,
+/// charged page view by page view in order (each all-or-nothing, exactly as one script
+/// per page view would), and written once — so their cost per beacon falls as batches
+/// fill. KEYS: the n distinct counters, then per page view its sighting and history.
+/// ARGV[1] is n; ARGV[2i], ARGV[2i+1] the interval and capacity (µs) of counter i; then
+/// per page view: its number of counters m, their indexes, whether to set the sighting
+/// (1/0), the page view's time, the sighting's PX, the encoded page view. Returns per page
+/// view `{0, previous sighting, history length}` or `{j, wait_ms}` for its j-th counter.
+const CHARGED_PAGE_VIEWS: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = tonumber(ARGV[1])
+local tats, used = {}, {}
+for i = 1, n do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat < now then tat = now end
+  tats[i] = tat
 end
-return {0, previous, redis.call('RPUSH', KEYS[n + 2], ARGV[base + 4])}
-"#
-    )
-}
+local out = {}
+local a, k = 2 * n + 2, n + 1
+while a <= #ARGV do
+  local m = tonumber(ARGV[a])
+  local worst, wait = 0, 0
+  for j = 1, m do
+    local i = tonumber(ARGV[a + j])
+    local over = tats[i] + tonumber(ARGV[2 * i]) - now - tonumber(ARGV[2 * i + 1])
+    if over > wait then worst, wait = j, over end
+  end
+  local p = a + m
+  if worst > 0 then
+    out[#out + 1] = {worst, math.ceil(wait / 1000)}
+  else
+    for j = 1, m do
+      local i = tonumber(ARGV[a + j])
+      tats[i] = tats[i] + tonumber(ARGV[2 * i])
+      used[i] = true
+    end
+    local previous = false
+    if ARGV[p + 1] == '1' then
+      previous = redis.call('SET', KEYS[k], ARGV[p + 2], 'GET', 'PX', ARGV[p + 3])
+    end
+    out[#out + 1] = {0, previous, redis.call('RPUSH', KEYS[k + 1], ARGV[p + 4])}
+  end
+  a, k = p + 5, k + 2
+end
+for i = 1, n do
+  if used[i] then
+    redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
+  end
+end
+return out
+"#;
 
 /// A charged reservation's guard. KEYS: the counters, the account's Unsorted, the
 /// browser's history (not on a cluster, where the reservation keeps it). ARGV after the counters': the Unsorted bound (0: none), the
@@ -100,7 +137,6 @@ return {0}
 }
 
 static CHARGE_ONLY: std::sync::LazyLock<String> = std::sync::LazyLock::new(charge_only);
-static CHARGED_PAGE_VIEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(charged_page_view);
 static CHARGED_RESERVATION: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(charged_reservation);
 
@@ -122,23 +158,77 @@ fn eval(script: &str, keys: &Keys, charge: &Charge, more_keys: &[&str]) -> Cmd {
     cmd
 }
 
-/// The page-view writer's command of a charged page view (see `charged_page_view`).
-pub fn page_view_command(
-    keys: &Keys,
-    write: &PageViewWrite,
-    charge: &Charge,
-    set_sighting: bool,
-    px: i64,
-    element: &str,
-) -> Cmd {
-    let seen = keys.visitor_seen(write.visitor, write.page_view.site_id);
-    let history = keys.visitor_history(write.account, write.visitor);
-    let mut cmd = eval(&CHARGED_PAGE_VIEW, keys, charge, &[&seen, &history]);
-    cmd.arg(if set_sighting { 1 } else { 0 })
-        .arg(write.page_view.at)
-        .arg(px)
-        .arg(element);
-    cmd
+/// The charged page views of a writer's batch, gathered into one command
+/// (`CHARGED_PAGE_VIEWS`).
+#[derive(Default)]
+pub struct ChargedPageViews {
+    /// The distinct counters: key, interval and capacity (µs).
+    counters: Vec<(String, u64, u64)>,
+    index: HashMap<String, usize>,
+    /// Per page view: its sighting and history.
+    keys: Vec<String>,
+    args: Vec<String>,
+}
+
+impl ChargedPageViews {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Adds a page view charged against `charge`.
+    pub fn add(
+        &mut self,
+        keys: &Keys,
+        write: &PageViewWrite,
+        charge: &Charge,
+        set_sighting: bool,
+        px: i64,
+        element: String,
+    ) {
+        self.args.push(charge.quotas.len().to_string());
+        for q in &charge.quotas {
+            let key = keys.quota(charge.account, q);
+            let next = self.counters.len() + 1;
+            let i = *self.index.entry(key.clone()).or_insert_with(|| {
+                self.counters
+                    .push((key, q.limit.interval_us, q.limit.capacity_us));
+                next
+            });
+            self.args.push(i.to_string());
+        }
+        self.keys
+            .push(keys.visitor_seen(write.visitor, write.page_view.site_id));
+        self.keys
+            .push(keys.visitor_history(write.account, write.visitor));
+        self.args.push(u8::from(set_sighting).to_string());
+        self.args.push(write.page_view.at.to_string());
+        self.args.push(px.to_string());
+        self.args.push(element);
+    }
+
+    /// The one command, and a key of it (for the pipeline; these never run on a cluster).
+    pub fn command(self) -> (String, Cmd) {
+        let mut cmd = ::redis::cmd("EVAL");
+        cmd.arg(CHARGED_PAGE_VIEWS)
+            .arg(self.counters.len() + self.keys.len());
+        for (key, _, _) in &self.counters {
+            cmd.arg(key);
+        }
+        cmd.arg(&self.keys).arg(self.counters.len());
+        for (_, interval, capacity) in &self.counters {
+            cmd.arg(interval).arg(capacity);
+        }
+        cmd.arg(&self.args);
+        (self.keys[0].clone(), cmd)
+    }
+}
+
+/// The answers of `ChargedPageViews`'s command, one per page view in order.
+pub fn page_view_replies(value: Option<Value>) -> StoreResult<std::vec::IntoIter<Value>> {
+    let value = value.ok_or_else(|| corrupt("short pipeline reply"))?;
+    Ok(Vec::<Value>::from_redis_value(value)
+        .map_err(corrupt)?
+        .into_iter())
 }
 
 /// A charged page view's answer: the previous sighting and the history's length, or the
@@ -174,17 +264,10 @@ fn verdict(value: Value) -> StoreResult<Result<(), (Option<usize>, u64)>> {
     }
 }
 
-/// How long a client waits when the account's Unsorted is full: someone must sort it.
-const UNSORTED_FULL_RETRY_MS: u64 = 3_600_000;
-
 fn refusal(charge: &Charge, index: Option<usize>, wait_ms: u64) -> crate::domain::quota::OverQuota {
     match index {
         Some(i) => charge.refused(i, wait_ms),
-        None => crate::domain::quota::OverQuota {
-            kind: crate::domain::quota::QuotaKind::FormPosts,
-            scope: "unsorted",
-            retry_after_ms: UNSORTED_FULL_RETRY_MS,
-        },
+        None => crate::domain::quota::OverQuota::UNSORTED_FULL,
     }
 }
 

@@ -237,6 +237,10 @@ async fn run<C>(
         let most = if batch.is_empty() { 1024 } else { 64 };
         let stale = sightings.take_due_back(most);
         let written_back = write_back(&mut commands, &keys, &stale);
+        // The charged page views go in one script, ahead of the others' commands and the
+        // watch reads (`quotas.rs`).
+        let mut charged = quotas::ChargedPageViews::default();
+        let mut rest = Batch::new(by_slot);
         for (w, charge, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
@@ -247,9 +251,7 @@ async fn run<C>(
             known.push(recent);
             if let Some(charge) = charge {
                 let px = w.visit_idle_ms + SIGHTING_MARGIN_MS;
-                let cmd =
-                    quotas::page_view_command(&keys, w, charge, recent.is_none(), px, &element);
-                commands.add(&history, cmd);
+                charged.add(&keys, w, charge, recent.is_none(), px, element);
             } else {
                 if recent.is_none() {
                     let seen = keys.visitor_seen(w.visitor, pv.site_id);
@@ -259,25 +261,33 @@ async fn run<C>(
                         .arg("GET")
                         .arg("PX")
                         .arg(w.visit_idle_ms + SIGHTING_MARGIN_MS);
-                    commands.add(&seen, set);
+                    rest.add(&seen, set);
                 }
                 let mut push = ::redis::cmd("RPUSH");
                 push.arg(&history).arg(element);
-                commands.add(&history, push);
+                rest.add(&history, push);
             }
             if w.watch {
                 let (key, read) = super::watches::read_command(&keys, w);
-                commands.add(&key, read);
+                rest.add(&key, read);
             }
         }
+        let any_charged = !charged.is_empty();
+        if any_charged {
+            let (key, script) = charged.command();
+            commands.add(&key, script);
+        }
+        commands.append(rest);
         // Last in the pipeline, so that the page views' answers come first.
-        let carried = stats_writer.add(
+        let counted = stats_writer.add(
             &mut commands,
             &keys,
             batch.iter().map(|(w, _, _)| w),
             &stats,
+            batch.is_empty(),
         );
         if commands.is_empty() {
+            counted.settle(true, &stats);
             continue;
         }
         // While Redis is known to be down, a batch queued behind one that timed out is
@@ -294,14 +304,23 @@ async fn run<C>(
                 refused.to_string(),
             ))),
         };
+        counted.settle(result.is_ok(), &stats);
         match result {
             Ok(values) => {
                 let mut values = values.into_iter().skip(written_back);
+                let mut charged_replies = match any_charged {
+                    true => quotas::page_view_replies(values.next()),
+                    false => Ok(Vec::new().into_iter()),
+                };
                 for ((w, charge, reply), recent) in batch.drain(..).zip(known.drain(..)) {
                     let pv = &w.page_view;
                     let key = (w.visitor, pv.site_id);
                     if let Some(charge) = charge {
-                        let outcome = match quotas::page_view_reply(values.next()) {
+                        let reply_of_charge = match &mut charged_replies {
+                            Ok(replies) => quotas::page_view_reply(replies.next()),
+                            Err(e) => Err(corrupt(e.to_string())),
+                        };
+                        let outcome = match reply_of_charge {
                             Ok(Ok((stored, history_len))) => {
                                 let last_seen = match recent {
                                     Some(at) => Some(at),
@@ -370,7 +389,6 @@ async fn run<C>(
                     }
                 }
                 sightings.restore(stale);
-                stats.push(carried);
                 known.clear();
                 for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(Err(unavailable(&message)));
