@@ -22,8 +22,10 @@
 #             Redis Cluster.
 # Knobs (environment): DURATION, CONNECTIONS, ROUNDS, VISITORS, DISTINCT, AGENTS,
 # FORM_RATE, FORM_SECONDS, LATENCY_VISITS, LATENCY_RATE, MEMORY_VISITORS, JOBS, JOB_RATE,
-# GROWTH (e.g. "10000 100000 1000000"), ONLY (e.g. ONLY=beacon,memory), and FOOTFALL
-# (another footfall binary to measure, e.g. an older build, against the same baselines).
+# GROWTH (e.g. "10000 100000 1000000"), ONLY (e.g. ONLY=beacon,memory), FOOTFALL
+# (another footfall binary to measure, e.g. an older build, against the same baselines),
+# and BEFORE (an older build measured beside this one in the beacon part, round by round:
+# the A/B of a change in one run; its config leaves out [quotas], which it predates).
 # The drivers talk to footfall through its public HTTP API and config only (but lateness,
 # which writes its schedule through this workspace's store code).
 set -euo pipefail
@@ -87,14 +89,15 @@ start_redis() { # port [extra args]
   pids+=($!)
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
 }
-footfall_config() { # port store-line
+footfall_config() { # port store-line [before]
+  local quotas=1 prefix=ffbench; [ "${3:-}" = before ] && quotas=0 prefix=ffbefore
   cat <<TOML
 [server]
 bind = "127.0.0.1:$1"
 public_url = "http://127.0.0.1:$1"
 [store]
 $2
-key_prefix = "ffbench"
+key_prefix = "$prefix"
 [cookies]
 keys = ["$COOKIE_KEY"]
 name = "$COOKIE_NAME"
@@ -103,6 +106,8 @@ allow_private_targets = true
 [limits]
 per_ip_per_second = 0
 per_site_per_second = 0
+TOML
+  [ $quotas = 1 ] && cat <<TOML
 [quotas]
 # On (their charge rides every beacon and form, as in production), high enough that the
 # load from one address is never refused.
@@ -115,15 +120,17 @@ new_visitors_per_hour_per_account = 1000000000
 form_posts_per_hour_per_address = 1000000000
 form_posts_per_hour_per_site = 1000000000
 form_posts_per_hour_per_account = 1000000000
+TOML
+  cat <<TOML
 [[accounts]]
 account_id = 1
 subdomain = "bench"
 token = "$TOKEN"
 TOML
 }
-start_footfall() { # port store-line
-  footfall_config "$1" "$2" > "$work/footfall-$1.toml"
-  RUST_LOG=warn "${FOOTFALL:-$bin/footfall}" --config "$work/footfall-$1.toml" > "$work/footfall-$1.log" 2>&1 &
+start_footfall() { # port store-line [binary before]
+  footfall_config "$1" "$2" "${4:-}" > "$work/footfall-$1.toml"
+  RUST_LOG=warn "${3:-${FOOTFALL:-$bin/footfall}}" --config "$work/footfall-$1.toml" > "$work/footfall-$1.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$1/healthz"
 }
@@ -226,6 +233,11 @@ if want beacon || want distinct || want forms || want latency || want lateness |
   ff_pid=${pids[-1]}
   ff="http://127.0.0.1:$ff_port"
 fi
+if want beacon && [ -n "${BEFORE:-}" ]; then
+  before_port=$(free_port)
+  start_footfall "$before_port" "redis_url = \"$redis_url\"" "$BEFORE" before
+  before_pid=${pids[-1]}
+fi
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); redis $(redis-server --version | cut -d' ' -f3 | cut -d= -f2); wrk -t1 -c$CONNECTIONS -d${DURATION}s"
 
@@ -248,7 +260,15 @@ if want beacon; then
   T_URL=([bare]="http://127.0.0.1:$bare_port/v1/collect" [incr]="http://127.0.0.1:$incr_port/v1/collect" [footfall]="$ff/v1/collect")
   T_LUA=([bare]=bench/beacon.lua [incr]=bench/beacon.lua [footfall]=bench/beacon.lua)
   T_ENV=()
-  compare "bare incr footfall" "footfall/incr footfall/bare incr/bare"
+  labels="bare incr footfall" pairs="footfall/incr footfall/bare incr/bare"
+  if [ -n "${BEFORE:-}" ]; then
+    echo "before: $BEFORE, measured in the same rounds"
+    $bin/bench-prepare "http://127.0.0.1:$before_port" "$TOKEN" "$VISITORS" "$work/bodies-before.txt"
+    T_URL[before]="http://127.0.0.1:$before_port/v1/collect"; T_LUA[before]=bench/beacon.lua
+    T_ENV[before]="BODIES=$work/bodies-before.txt"; T_PID[before]=$before_pid
+    labels="$labels before" pairs="footfall/incr before/incr $pairs"
+  fi
+  compare "$labels" "$pairs"
   echo "targets: footfall/incr ≥ 1.0 ($(at_least "${RATIO[footfall/incr]}" 1.0)); footfall p99 ≤ 3 ms ($(at_most "${P99[footfall]}" 3))"
 fi
 

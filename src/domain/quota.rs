@@ -132,6 +132,16 @@ pub struct OverQuota {
     pub retry_after_ms: u64,
 }
 
+impl OverQuota {
+    /// The account's Unsorted holds its most entries (`limits.max_unsorted_per_account`):
+    /// the client waits an hour, for someone to sort it.
+    pub const UNSORTED_FULL: OverQuota = OverQuota {
+        kind: QuotaKind::FormPosts,
+        scope: "unsorted",
+        retry_after_ms: 3_600_000,
+    };
+}
+
 /// One GCRA step: the new TAT when admitted, else the wait in microseconds.
 pub fn gcra(tat_us: i64, now_us: i64, limit: Limit) -> Result<i64, u64> {
     let new = tat_us.max(now_us) + limit.interval_us as i64;

@@ -13,12 +13,13 @@ use crate::domain::form::ContactDetails;
 use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, UnsortedUid};
 use crate::domain::lead::UnsortedMetadata;
 use crate::domain::pipeline::Stage;
+use crate::domain::quota::OverQuota;
 use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::MAX_URL;
 use crate::domain::validation::FieldError;
 use crate::domain::visitor::VisitorId;
-use crate::store::LinkOutcome;
+use crate::store::{Charge, LinkOutcome};
 
 /// The fingerprint of an API submission: the site's form, the browser and the contact.
 fn api_fingerprint(form: &FormId, visitor: VisitorId, contact: &ContactDetails) -> String {
@@ -211,12 +212,35 @@ impl Services {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
+        // Unsorted is bounded as for the site's forms: a request that would overfill it
+        // is refused before its first entry, and each entry leaves room for the rest.
+        let most = self.settings.limits.max_unsorted_per_account;
+        let count = checked.len() as u64;
+        if most > 0 && count > most {
+            Self::admitted(Err::<(), _>(OverQuota::UNSORTED_FULL))?;
+        }
         let mut done = Vec::with_capacity(checked.len());
-        for (e, status, contact, visitor) in checked {
-            let reserved = self
-                .store
-                .reserve_submission(account, visitor, self.retention_secs())
-                .await?;
+        for (i, (e, status, contact, visitor)) in checked.into_iter().enumerate() {
+            let bound = match most {
+                0 => 0,
+                most => most - (count - 1 - i as u64),
+            };
+            // The site's quotas do not apply to the account's own backend.
+            let no_quotas = Charge {
+                account,
+                quotas: Vec::new(),
+            };
+            let reserved = Self::admitted(
+                self.store
+                    .reserve_submission_charged(
+                        account,
+                        visitor,
+                        self.retention_secs(),
+                        no_quotas,
+                        bound,
+                    )
+                    .await?,
+            )?;
             let (lead_id, contact_id) = (reserved.lead, reserved.contact);
             let now = now_ms();
             // The campaign of the browser's latest visit, on whichever site it was.

@@ -1,6 +1,6 @@
 //! Growth an attacker cannot push without end: an account's Unsorted holds at most
 //! `limits.max_unsorted_per_account` entries (a form post beyond gets 429 and stores
-//! nothing, until someone sorts), and a lead at most `tracking.max_browsers_per_lead`
+//! nothing, until someone sorts; so does the API's `POST /leads/unsorted/forms`), and a lead at most `tracking.max_browsers_per_lead`
 //! browsers (the 21st by default is not linked). On both stores.
 
 use reqwest::StatusCode;
@@ -71,6 +71,64 @@ async fn a_full_unsorted_refuses_form_posts_until_someone_sorts() {
         assert_eq!(post_form(&app, &s, "Dan").await.0, StatusCode::CREATED);
         assert_eq!(
             post_form(&app, &s, "Eve").await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+}
+
+/// `POST /leads/unsorted/forms` with one entry per name.
+fn api_entries(pipeline: u64, names: &[&str]) -> Value {
+    Value::Array(
+        names
+            .iter()
+            .map(|name| {
+                json!({
+                    "source_uid": "backend", "source_name": "Backend", "pipeline_id": pipeline,
+                    "created_at": 1_700_000_000,
+                    "metadata": {"form_id": "backend", "form_name": "Backend",
+                        "form_page": "https://shop.example/", "form_sent_at": 1_700_000_000},
+                    "_embedded": {"leads": [{"name": format!("Order from {name}")}],
+                        "contacts": [{"name": name, "custom_fields_values": [{"field_code": "EMAIL",
+                            "values": [{"value": format!("{}@example.com", name.to_lowercase())}]}]}]}
+                })
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_api_cannot_overfill_unsorted_either_and_a_refused_request_adds_nothing() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let mut settings = test_settings(backend);
+        settings.limits.max_unsorted_per_account = 3;
+        let app = TestApp::spawn_with(settings).await;
+        let receiver = Receiver::start().await;
+        let s = setup(&app, &receiver, 0).await;
+        let path = "/api/v4/leads/unsorted/forms";
+        let (status, body) = app
+            .post(path, api_entries(s.pipeline.id, &["Ann", "Bob"]))
+            .await;
+        assert!(status.is_success(), "{backend:?}: {body}");
+        // Two more would make four: refused whole, before its first entry.
+        let (status, body) = app
+            .post(path, api_entries(s.pipeline.id, &["Cid", "Dan"]))
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{backend:?}: {body}");
+        assert_eq!(
+            body["status"], 429,
+            "{backend:?}: a problem document: {body}"
+        );
+        assert_eq!(unsorted_count(&app).await, 2, "{backend:?}");
+        // More than the bound in one request never fits.
+        let many = ["Eve", "Fay", "Gus", "Hal"];
+        let (status, _) = app.post(path, api_entries(s.pipeline.id, &many)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
+        let (status, body) = app.post(path, api_entries(s.pipeline.id, &["Cid"])).await;
+        assert!(status.is_success(), "{backend:?}: {body}");
+        assert_eq!(unsorted_count(&app).await, 3, "{backend:?}");
+        // Full: the site's form is refused too.
+        assert_eq!(
+            post_form(&app, &s, "Ivy").await.0,
             StatusCode::TOO_MANY_REQUESTS
         );
     }

@@ -8,7 +8,7 @@ use super::{MemoryStore, State};
 use std::time::Duration;
 
 use crate::domain::ids::{AccountId, LeadId};
-use crate::domain::quota::{OverQuota, Quota, QuotaKind, charge_all};
+use crate::domain::quota::{OverQuota, Quota, charge_all};
 use crate::domain::time::Millis;
 use crate::domain::visitor::VisitorId;
 use crate::store::quotas::{Charge, Charged, LinkOutcome, Quotas};
@@ -16,9 +16,6 @@ use crate::store::{Leads, PageViewOutcome, PageViewWrite, Reserved, StoreResult,
 
 /// Counters beyond this many make the store forget the drained ones.
 const PRUNE_ABOVE: usize = 100_000;
-
-/// How long a client waits when the account's Unsorted is full (as on Redis).
-const UNSORTED_FULL_RETRY_MS: u64 = 3_600_000;
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -73,11 +70,7 @@ impl Quotas for MemoryStore {
             let mut state = self.state.lock();
             let entries = state.unsorted.get(&account).map_or(0, Vec::len) as u64;
             if max_unsorted > 0 && entries >= max_unsorted {
-                return Ok(Err(OverQuota {
-                    kind: QuotaKind::FormPosts,
-                    scope: "unsorted",
-                    retry_after_ms: UNSORTED_FULL_RETRY_MS,
-                }));
+                return Ok(Err(OverQuota::UNSORTED_FULL));
             }
             if let Err(refused) = state.charge(&charge) {
                 return Ok(Err(refused));
