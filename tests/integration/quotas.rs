@@ -251,3 +251,31 @@ async fn the_embedded_store_keeps_the_same_quotas() {
         .count();
     assert_eq!(created, 2);
 }
+
+#[tokio::test]
+async fn page_views_are_still_charged_after_redis_forgets_its_scripts() {
+    let _serial = common::HEAVY.lock().await;
+    // 2 page views a second per site, 3 at once; a restarted server or a promoted replica
+    // has no scripts: the writer loads its charge script again.
+    let quotas = "page_views_per_second_per_site = 2\npage_view_burst_seconds = 1\n";
+    let receiver = Receiver::start().await;
+    let (_processes, apps) = instances(1, quotas);
+    let s = setup(&apps[0], &receiver, 0).await;
+    let first = beacons(&apps, &s, 1, None).await;
+    assert_eq!(first, [StatusCode::OK]);
+    let mut redis = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis).unwrap();
+    let statuses = beacons(&apps, &s, 6, None).await;
+    // Two a second: of six at once, the bucket's two (and what refilled since the first).
+    let n = admitted(&statuses);
+    assert!((1..=3).contains(&n), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "no 503: {statuses:?}"
+    );
+}

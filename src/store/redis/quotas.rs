@@ -1,20 +1,23 @@
 //! Quotas on Redis: GCRA counters (`domain::quota`) in the account's slot, charged with
 //! Redis's clock (`TIME`) so that every instance agrees, all-or-nothing in one script.
 //!
-//! The charge rides the work it guards, in the same script and round trip: the charged
-//! page views of a page-view writer's batch go through its pipeline as one `EVAL` that
-//! reads each counter once, charges and records page view by page view, and writes each
-//! counter once (`CHARGED_PAGE_VIEWS`); a submission's reservation
-//! charges, checks the Unsorted bound and keeps the browser's history in one script. A
-//! refused request writes nothing. These scripts cross slots (the account's and the
-//! browser's), which one server or a Sentinel-watched primary allows; on a Redis Cluster
-//! the charge is a round trip of its own before the work (a page view then takes two).
+//! A submission's charge rides the work it guards, in the same script and round trip: its
+//! reservation charges, checks the Unsorted bound and keeps the browser's history in one
+//! script (on a Redis Cluster, whose scripts stay in one slot, the guard is a round trip
+//! of its own). Page views are charged by their writer a batch at a time
+//! (`CHARGE_BATCH`): one script per account reads each counter once, charges page view
+//! by page view in order — each all-or-nothing, exactly as one at a time — and writes
+//! each counter once; then the admitted page views are written by the usual pipeline.
+//! Two round trips per batch instead of one, but the page views stay native commands
+//! (in a script each cost Redis five times as much: BENCHMARKS.md). A refused request
+//! writes nothing.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use ::redis::FromRedisValue;
 use ::redis::aio::ConnectionLike;
-use ::redis::{Cmd, Value};
+use ::redis::{Cmd, Script, Value};
 use async_trait::async_trait;
 
 use super::RedisStore;
@@ -22,7 +25,7 @@ use super::keys::Keys;
 use super::lead_scripts;
 use super::scripts::Call;
 use crate::domain::ids::{AccountId, LeadId};
-use crate::domain::quota::Quota;
+use crate::domain::quota::{Quota, QuotaKind, Scope};
 use crate::domain::time::Millis;
 use crate::domain::visitor::VisitorId;
 use crate::store::quotas::{Charge, Charged, LinkOutcome, Quotas};
@@ -57,57 +60,50 @@ local n = tonumber(ARGV[1])
 local base = 2 * n + 1
 "#;
 
-/// A charge alone. KEYS, ARGV: as `charge`. Returns `{0}` or `{i, wait_ms}`.
-fn charge_only() -> String {
-    format!("{CHARGE_LUA}local refused = charge(n) if refused then return refused end return {{0}}")
-}
-
-/// The charged page views of one writer batch, in one script: the counters are read once,
-/// charged page view by page view in order (each all-or-nothing, exactly as one script
-/// per page view would), and written once — so their cost per beacon falls as batches
-/// fill. KEYS: the n distinct counters, then per page view its sighting and history.
-/// ARGV[1] is n; ARGV[2i], ARGV[2i+1] the interval and capacity (µs) of counter i; then
-/// per page view: its number of counters m, their indexes, whether to set the sighting
-/// (1/0), the page view's time, the sighting's PX, the encoded page view. Returns per page
-/// view `{0, previous sighting, history length}` or `{j, wait_ms}` for its j-th counter.
-const CHARGED_PAGE_VIEWS: &str = r#"
+/// The charges of one account's page views in a writer batch, page views with the same
+/// counters in a group. KEYS: the account's distinct counters. ARGV[2i-1], ARGV[2i]: the
+/// interval and capacity (µs) of counter i; then per group its number of page views c, of
+/// counters m, and their indexes. A group is charged as its page views would be one after
+/// another (the first k admitted, each taking one interval of every counter; the rest
+/// refused, which takes nothing). Returns three numbers per group: k, and for the
+/// refused, `j, wait_ms` of their j-th counter, the one that waits longest (`0, 0` when
+/// all are admitted).
+pub static CHARGE_BATCH: LazyLock<Script> = LazyLock::new(|| Script::new(CHARGE_BATCH_LUA));
+const CHARGE_BATCH_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = tonumber(ARGV[1])
-local tats, used = {}, {}
-for i = 1, n do
+local tats, interval, capacity, used = {}, {}, {}, {}
+for i = 1, #KEYS do
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
   if tat < now then tat = now end
-  tats[i] = tat
+  tats[i], interval[i], capacity[i] = tat, tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
 end
-local out = {}
-local a, k = 2 * n + 2, n + 1
-while a <= #ARGV do
-  local m = tonumber(ARGV[a])
+local out, a, n = {}, 2 * #KEYS + 1, #ARGV
+while a <= n do
+  local c, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local k = c
+  for j = 1, m do
+    local i = tonumber(ARGV[a + 1 + j])
+    local room = math.floor((now + capacity[i] - tats[i]) / interval[i])
+    if room < k then k = room end
+  end
+  if k < 0 then k = 0 end
   local worst, wait = 0, 0
   for j = 1, m do
-    local i = tonumber(ARGV[a + j])
-    local over = tats[i] + tonumber(ARGV[2 * i]) - now - tonumber(ARGV[2 * i + 1])
-    if over > wait then worst, wait = j, over end
-  end
-  local p = a + m
-  if worst > 0 then
-    out[#out + 1] = {worst, math.ceil(wait / 1000)}
-  else
-    for j = 1, m do
-      local i = tonumber(ARGV[a + j])
-      tats[i] = tats[i] + tonumber(ARGV[2 * i])
+    local i = tonumber(ARGV[a + 1 + j])
+    if k > 0 then
+      tats[i] = tats[i] + k * interval[i]
       used[i] = true
     end
-    local previous = false
-    if ARGV[p + 1] == '1' then
-      previous = redis.call('SET', KEYS[k], ARGV[p + 2], 'GET', 'PX', ARGV[p + 3])
-    end
-    out[#out + 1] = {0, previous, redis.call('RPUSH', KEYS[k + 1], ARGV[p + 4])}
+    local over = tats[i] + interval[i] - now - capacity[i]
+    if k < c and over > wait then worst, wait = j, over end
   end
-  a, k = p + 5, k + 2
+  out[#out + 1] = k
+  out[#out + 1] = worst
+  out[#out + 1] = math.ceil(wait / 1000)
+  a = a + m + 2
 end
-for i = 1, n do
+for i = 1, #KEYS do
   if used[i] then
     redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
   end
@@ -136,7 +132,6 @@ return {0}
     )
 }
 
-static CHARGE_ONLY: std::sync::LazyLock<String> = std::sync::LazyLock::new(charge_only);
 static CHARGED_RESERVATION: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(charged_reservation);
 
@@ -158,98 +153,97 @@ fn eval(script: &str, keys: &Keys, charge: &Charge, more_keys: &[&str]) -> Cmd {
     cmd
 }
 
-/// The charged page views of a writer's batch, gathered into one command
-/// (`CHARGED_PAGE_VIEWS`).
-#[derive(Default)]
-pub struct ChargedPageViews {
+/// One account's charges of the page views in a writer's batch, gathered into one command
+/// (`CHARGE_BATCH`).
+pub struct ChargeBatch {
+    account: AccountId,
     /// The distinct counters: key, interval and capacity (µs).
     counters: Vec<(String, u64, u64)>,
-    index: HashMap<String, usize>,
-    /// Per page view: its sighting and history.
-    keys: Vec<String>,
-    args: Vec<String>,
+    index: HashMap<(QuotaKind, Scope), usize>,
+    /// Page views with the same counters: the counters' indexes (from 1), and the page
+    /// views' places in the writer's batch.
+    groups: Vec<(Vec<usize>, Vec<usize>)>,
+    group_of: HashMap<Vec<usize>, usize>,
 }
 
-impl ChargedPageViews {
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+/// A page view's verdict: admitted, or refused by the counter at that index of its
+/// charge, for that long (ms).
+pub type Verdict = Result<(), (usize, u64)>;
+
+impl ChargeBatch {
+    pub fn new(account: AccountId) -> Self {
+        Self {
+            account,
+            counters: Vec::new(),
+            index: HashMap::new(),
+            groups: Vec::new(),
+            group_of: HashMap::new(),
+        }
     }
 
-    /// Adds a page view charged against `charge`.
-    pub fn add(
-        &mut self,
-        keys: &Keys,
-        write: &PageViewWrite,
-        charge: &Charge,
-        set_sighting: bool,
-        px: i64,
-        element: String,
-    ) {
-        self.args.push(charge.quotas.len().to_string());
+    pub fn account(&self) -> AccountId {
+        self.account
+    }
+
+    /// Adds the charge of the page view at `place` in the batch (of this account).
+    pub fn add(&mut self, keys: &Keys, charge: &Charge, place: usize) {
+        let mut counters = Vec::with_capacity(charge.quotas.len());
         for q in &charge.quotas {
-            let key = keys.quota(charge.account, q);
             let next = self.counters.len() + 1;
-            let i = *self.index.entry(key.clone()).or_insert_with(|| {
+            let i = *self.index.entry((q.kind, q.scope)).or_insert_with(|| {
+                let key = keys.quota(self.account, q);
                 self.counters
                     .push((key, q.limit.interval_us, q.limit.capacity_us));
                 next
             });
-            self.args.push(i.to_string());
+            counters.push(i);
         }
-        self.keys
-            .push(keys.visitor_seen(write.visitor, write.page_view.site_id));
-        self.keys
-            .push(keys.visitor_history(write.account, write.visitor));
-        self.args.push(u8::from(set_sighting).to_string());
-        self.args.push(write.page_view.at.to_string());
-        self.args.push(px.to_string());
-        self.args.push(element);
+        let group = match self.group_of.get(&counters) {
+            Some(&g) => g,
+            None => {
+                self.group_of.insert(counters.clone(), self.groups.len());
+                self.groups.push((counters, Vec::new()));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[group].1.push(place);
     }
 
-    /// The one command, and a key of it (for the pipeline; these never run on a cluster).
-    pub fn command(self) -> (String, Cmd) {
-        let mut cmd = ::redis::cmd("EVAL");
-        cmd.arg(CHARGED_PAGE_VIEWS)
-            .arg(self.counters.len() + self.keys.len());
+    /// The one command (`EVALSHA`: the writer loads the script on `NOSCRIPT`), and a key
+    /// of it (the account's slot on a cluster).
+    pub fn command(&self) -> (&str, Cmd) {
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(CHARGE_BATCH.get_hash()).arg(self.counters.len());
         for (key, _, _) in &self.counters {
             cmd.arg(key);
         }
-        cmd.arg(&self.keys).arg(self.counters.len());
         for (_, interval, capacity) in &self.counters {
             cmd.arg(interval).arg(capacity);
         }
-        cmd.arg(&self.args);
-        (self.keys[0].clone(), cmd)
+        for (counters, places) in &self.groups {
+            cmd.arg(places.len()).arg(counters.len()).arg(counters);
+        }
+        let key = self.counters.first().map_or("", |(k, _, _)| k.as_str());
+        (key, cmd)
     }
-}
 
-/// The answers of `ChargedPageViews`'s command, one per page view in order.
-pub fn page_view_replies(value: Option<Value>) -> StoreResult<std::vec::IntoIter<Value>> {
-    let value = value.ok_or_else(|| corrupt("short pipeline reply"))?;
-    Ok(Vec::<Value>::from_redis_value(value)
-        .map_err(corrupt)?
-        .into_iter())
-}
-
-/// A charged page view's answer: the previous sighting and the history's length, or the
-/// refusing counter's index and wait (ms).
-pub type PageViewReply = Result<(Option<i64>, u64), (usize, u64)>;
-
-/// Reads the answer of a charged page view.
-pub fn page_view_reply(value: Option<Value>) -> StoreResult<PageViewReply> {
-    let value = value.ok_or_else(|| corrupt("short pipeline reply"))?;
-    let mut items = Vec::<Value>::from_redis_value(value)
-        .map_err(corrupt)?
-        .into_iter();
-    let head = i64::from_redis_value(items.next().unwrap_or(Value::Nil)).map_err(corrupt)?;
-    let second = items.next().unwrap_or(Value::Nil);
-    if head > 0 {
-        let wait = u64::from_redis_value(second).map_err(corrupt)?;
-        return Ok(Err((head as usize - 1, wait)));
+    /// The verdict on each page view, by its place in the batch, from the command's
+    /// answer.
+    pub fn verdicts(&self, value: Value) -> StoreResult<Vec<(usize, Verdict)>> {
+        let flat = Vec::<i64>::from_redis_value(value).map_err(corrupt)?;
+        if flat.len() != 3 * self.groups.len() {
+            return Err(corrupt("quota batch reply"));
+        }
+        let mut out = Vec::new();
+        for ((_, places), answer) in self.groups.iter().zip(flat.chunks_exact(3)) {
+            let admitted = answer[0].max(0) as usize;
+            let refused = (answer[1].max(1) as usize - 1, answer[2].max(0) as u64);
+            for (n, &place) in places.iter().enumerate() {
+                out.push((place, if n < admitted { Ok(()) } else { Err(refused) }));
+            }
+        }
+        Ok(out)
     }
-    let previous = Option::<i64>::from_redis_value(second).map_err(corrupt)?;
-    let len = u64::from_redis_value(items.next().unwrap_or(Value::Nil)).map_err(corrupt)?;
-    Ok(Ok((previous, len)))
 }
 
 /// `{0}` / `{i, wait}` / `{-1}` of a charge: admitted, refused by counter i, or Unsorted
@@ -271,19 +265,6 @@ fn refusal(charge: &Charge, index: Option<usize>, wait_ms: u64) -> crate::domain
     }
 }
 
-impl<C> RedisStore<C>
-where
-    C: ConnectionLike + Clone + Send + Sync + 'static,
-{
-    /// A charge in a round trip of its own (a Redis Cluster, whose scripts stay in one
-    /// slot).
-    async fn charge_alone(&self, charge: &Charge) -> StoreResult<Charged<()>> {
-        let cmd = eval(&CHARGE_ONLY, &self.keys, charge, &[]);
-        let value: Value = self.query(&cmd).await?;
-        Ok(verdict(value)?.map_err(|(i, wait)| refusal(charge, i, wait)))
-    }
-}
-
 #[async_trait]
 impl<C> Quotas for RedisStore<C>
 where
@@ -295,12 +276,6 @@ where
         charge: Charge,
     ) -> StoreResult<Charged<PageViewOutcome>> {
         if charge.quotas.is_empty() {
-            return self.record_page_view(write).await.map(Ok);
-        }
-        if self.by_slot {
-            if let Err(refused) = self.charge_alone(&charge).await? {
-                return Ok(Err(refused));
-            }
             return self.record_page_view(write).await.map(Ok);
         }
         self.page_views.record_charged(write, charge).await

@@ -13,6 +13,7 @@ use ::redis::cluster_routing::Slot;
 use ::redis::{Cmd, RedisResult, Value};
 use futures_util::future::try_join_all;
 
+#[derive(Clone)]
 pub struct Batch {
     /// A cluster: commands are grouped by the slot of their key.
     by_slot: bool,
@@ -40,11 +41,6 @@ impl Batch {
 
     pub fn len(&self) -> usize {
         self.commands.len()
-    }
-
-    /// Adds another batch's commands after this one's.
-    pub fn append(&mut self, other: Batch) {
-        self.commands.extend(other.commands);
     }
 
     pub async fn run<C>(self, con: &C) -> RedisResult<Vec<Value>>

@@ -8,7 +8,9 @@
 //!
 //! A page view is two commands — refresh the visitor's last sighting on the site (and
 //! read the one before), append to the history — or only the append when the writer's
-//! sightings (`sightings.rs`, with the crash contract) know the visit is running.
+//! sightings (`sightings.rs`, with the crash contract) know the visit is running. Page
+//! views charged against quotas are charged first, a batch at a time in a pipeline of its
+//! own (`quotas.rs`); only the admitted ones are written.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -229,6 +231,31 @@ async fn run<C>(
         // A page view whose request gave up (its budget ran out while it queued) is not
         // written after its 503.
         batch.retain(|(_, _, reply)| !reply.is_closed());
+        // The quotas first: a refused page view is answered at once and not written.
+        if batch.iter().any(|(_, charge, _)| charge.is_some()) {
+            match charge(&con, &keys, by_slot, &breaker, &batch).await {
+                Ok(verdicts) => {
+                    batch = batch
+                        .drain(..)
+                        .zip(verdicts)
+                        .filter_map(|(item, verdict)| match verdict {
+                            Ok(()) => Some(item),
+                            Err(refused) => {
+                                let _ = item.2.send(Ok(Err(refused)));
+                                None
+                            }
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (_, _, reply) in batch.drain(..) {
+                        let _ = reply.send(Err(unavailable(&message)));
+                    }
+                    continue;
+                }
+            }
+        }
         let mut commands = Batch::new(by_slot);
         // Ahead of the page views in the one pipeline, a few at a time so that no batch
         // waits on thousands (a page view of a browser not yet written back finds its
@@ -237,47 +264,32 @@ async fn run<C>(
         let most = if batch.is_empty() { 1024 } else { 64 };
         let stale = sightings.take_due_back(most);
         let written_back = write_back(&mut commands, &keys, &stale);
-        // The charged page views go in one script, ahead of the others' commands and the
-        // watch reads (`quotas.rs`).
-        let mut charged = quotas::ChargedPageViews::default();
-        let mut rest = Batch::new(by_slot);
-        for (w, charge, _) in &batch {
+        for (w, _, _) in &batch {
             let pv = &w.page_view;
             let key = (w.visitor, pv.site_id);
             let recent = sightings.skip(key, pv.at, w.visit_idle_ms);
+            known.push(recent);
+            if recent.is_none() {
+                let seen = keys.visitor_seen(w.visitor, pv.site_id);
+                let mut set = ::redis::cmd("SET");
+                set.arg(&seen)
+                    .arg(pv.at)
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(w.visit_idle_ms + SIGHTING_MARGIN_MS);
+                commands.add(&seen, set);
+            }
             let history = keys.visitor_history(w.account, w.visitor);
             let origin = origins.for_write(&con, &keys, w.account, pv.site_id);
-            let element = page_view_codec::encode(pv, origin.as_deref());
-            known.push(recent);
-            if let Some(charge) = charge {
-                let px = w.visit_idle_ms + SIGHTING_MARGIN_MS;
-                charged.add(&keys, w, charge, recent.is_none(), px, element);
-            } else {
-                if recent.is_none() {
-                    let seen = keys.visitor_seen(w.visitor, pv.site_id);
-                    let mut set = ::redis::cmd("SET");
-                    set.arg(&seen)
-                        .arg(pv.at)
-                        .arg("GET")
-                        .arg("PX")
-                        .arg(w.visit_idle_ms + SIGHTING_MARGIN_MS);
-                    rest.add(&seen, set);
-                }
-                let mut push = ::redis::cmd("RPUSH");
-                push.arg(&history).arg(element);
-                rest.add(&history, push);
-            }
+            let mut push = ::redis::cmd("RPUSH");
+            push.arg(&history)
+                .arg(page_view_codec::encode(pv, origin.as_deref()));
+            commands.add(&history, push);
             if w.watch {
                 let (key, read) = super::watches::read_command(&keys, w);
-                rest.add(&key, read);
+                commands.add(&key, read);
             }
         }
-        let any_charged = !charged.is_empty();
-        if any_charged {
-            let (key, script) = charged.command();
-            commands.add(&key, script);
-        }
-        commands.append(rest);
         // Last in the pipeline, so that the page views' answers come first.
         let counted = stats_writer.add(
             &mut commands,
@@ -290,73 +302,14 @@ async fn run<C>(
             counted.settle(true, &stats);
             continue;
         }
-        // While Redis is known to be down, a batch queued behind one that timed out is
-        // refused at once rather than waiting out a timeout of its own (only the breaker's
-        // probe goes through).
-        let result = match breaker.admit() {
-            Ok(()) => {
-                let result = commands.run(&con).await;
-                breaker.record(&result);
-                result
-            }
-            Err(refused) => Err(::redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                refused.to_string(),
-            ))),
-        };
+        let result = send(&con, &breaker, commands).await;
         counted.settle(result.is_ok(), &stats);
         match result {
             Ok(values) => {
                 let mut values = values.into_iter().skip(written_back);
-                let mut charged_replies = match any_charged {
-                    true => quotas::page_view_replies(values.next()),
-                    false => Ok(Vec::new().into_iter()),
-                };
-                for ((w, charge, reply), recent) in batch.drain(..).zip(known.drain(..)) {
+                for ((w, _, reply), recent) in batch.drain(..).zip(known.drain(..)) {
                     let pv = &w.page_view;
                     let key = (w.visitor, pv.site_id);
-                    if let Some(charge) = charge {
-                        let reply_of_charge = match &mut charged_replies {
-                            Ok(replies) => quotas::page_view_reply(replies.next()),
-                            Err(e) => Err(corrupt(e.to_string())),
-                        };
-                        let outcome = match reply_of_charge {
-                            Ok(Ok((stored, history_len))) => {
-                                let last_seen = match recent {
-                                    Some(at) => Some(at),
-                                    None => {
-                                        let latest = sightings.latest_before(key, pv.at, stored);
-                                        sightings.refreshed(key, pv.at, w.visit_idle_ms);
-                                        latest
-                                    }
-                                };
-                                Ok(Ok(PageViewOutcome {
-                                    last_seen,
-                                    history_len,
-                                    watch: None,
-                                }))
-                            }
-                            Ok(Err((index, wait_ms))) => {
-                                if let Some(before) = recent {
-                                    sightings.unsee(key, before);
-                                }
-                                Ok(Err(charge.refused(index, wait_ms)))
-                            }
-                            Err(e) => Err(e),
-                        };
-                        // The watch's reply follows the page view's, whatever its verdict.
-                        let outcome = match w.watch {
-                            true => match (outcome, values.next()) {
-                                (Ok(Ok(admitted)), watch) => {
-                                    super::watches::with_watch(Ok(admitted), watch).map(Ok)
-                                }
-                                (other, _) => other,
-                            },
-                            false => outcome,
-                        };
-                        let _ = reply.send(outcome);
-                        continue;
-                    }
                     let outcome = match recent {
                         Some(at) => parse(Ok(Some(at)), values.next()),
                         None => {
@@ -396,6 +349,78 @@ async fn run<C>(
             }
         }
     }
+}
+
+/// Runs a pipeline, unless the breaker knows Redis is down: then a batch queued behind
+/// one that timed out is refused at once rather than waiting out a timeout of its own
+/// (only the breaker's probe goes through).
+async fn send<C>(con: &C, breaker: &Breaker, commands: Batch) -> RedisResult<Vec<Value>>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    match breaker.admit() {
+        Ok(()) => {
+            let result = commands.run(con).await;
+            breaker.record(&result);
+            result
+        }
+        Err(refused) => Err(::redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            refused.to_string(),
+        ))),
+    }
+}
+
+/// The verdict on each page view of a batch (one without a charge is admitted): one
+/// script per account (`quotas::ChargeBatch`), all in one pipeline.
+async fn charge<C>(
+    con: &C,
+    keys: &Keys,
+    by_slot: bool,
+    breaker: &Breaker,
+    batch: &[(PageViewWrite, Option<Charge>, Reply)],
+) -> StoreResult<Vec<Charged<()>>>
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let mut accounts: Vec<quotas::ChargeBatch> = Vec::new();
+    for (place, (w, charge, _)) in batch.iter().enumerate() {
+        let Some(charge) = charge else { continue };
+        let at = match accounts.iter().position(|c| c.account() == w.account) {
+            Some(at) => at,
+            None => {
+                accounts.push(quotas::ChargeBatch::new(w.account));
+                accounts.len() - 1
+            }
+        };
+        accounts[at].add(keys, charge, place);
+    }
+    let mut commands = Batch::new(by_slot);
+    for charges in &accounts {
+        let (key, cmd) = charges.command();
+        commands.add(key, cmd);
+    }
+    let values = match send(con, breaker, commands.clone()).await {
+        // A server without the script (restarted, or a promoted replica) gets it, once.
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            let loaded = quotas::CHARGE_BATCH.load_async(&mut con.clone()).await;
+            match loaded {
+                Ok(_) => send(con, breaker, commands).await,
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    }
+    .map_err(|e| unavailable(&e.to_string()))?;
+    let mut verdicts: Vec<Charged<()>> = vec![Ok(()); batch.len()];
+    for (charges, value) in accounts.iter().zip(values) {
+        for (place, verdict) in charges.verdicts(value)? {
+            if let (Err((index, wait_ms)), Some(charge)) = (verdict, &batch[place].1) {
+                verdicts[place] = Err(charge.refused(index, wait_ms));
+            }
+        }
+    }
+    Ok(verdicts)
 }
 
 /// Adds a command per sighting that Redis holds older than the writer, to set it unless
