@@ -1,6 +1,5 @@
 //! The [`Quotas`] aggregate: counters shared by every instance (`domain::quota`), charged
-//! in the same round trip as the work they guard, all-or-nothing — a refused request
-//! changes nothing (no page view, no history, no counter moved). Growth bounds live here
+//! with the work they guard, all-or-nothing — a refused request changes nothing (no page view, no history, no counter moved). Growth bounds live here
 //! too: Unsorted entries per account, browsers per lead.
 
 use async_trait::async_trait;
@@ -47,7 +46,8 @@ pub type Charged<T> = Result<T, OverQuota>;
 
 #[async_trait]
 pub trait Quotas: Send + Sync {
-    /// `Visitors::record_page_view` if every quota of `charge` admits it: one round trip.
+    /// `Visitors::record_page_view` if every quota of `charge` admits it (on Redis the
+    /// page-view writer charges its batch, then writes what was admitted).
     async fn record_page_view_charged(
         &self,
         write: PageViewWrite,
