@@ -24,8 +24,9 @@
 # FORM_RATE, FORM_SECONDS, LATENCY_VISITS, LATENCY_RATE, MEMORY_VISITORS, JOBS, JOB_RATE,
 # GROWTH (e.g. "10000 100000 1000000"), ONLY (e.g. ONLY=beacon,memory), FOOTFALL
 # (another footfall binary to measure, e.g. an older build, against the same baselines),
-# and BEFORE (an older build measured beside this one in the beacon part, round by round:
-# the A/B of a change in one run; its config leaves out [quotas], which it predates).
+# and BEFORE (other builds, space-separated, measured beside this one in the beacon part,
+# round by round: the A/B of a change in one run; a build that refuses the config's
+# [quotas], which it predates, gets the config without it).
 # The drivers talk to footfall through its public HTTP API and config only (but lateness,
 # which writes its schedule through this workspace's store code).
 set -euo pipefail
@@ -89,8 +90,8 @@ start_redis() { # port [extra args]
   pids+=($!)
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
 }
-footfall_config() { # port store-line [before]
-  local quotas=1 prefix=ffbench; [ "${3:-}" = before ] && quotas=0 prefix=ffbefore
+footfall_config() { # port store-line [quotas: 1 or 0] [key prefix]
+  local quotas=${3:-1} prefix=${4:-ffbench}
   cat <<TOML
 [server]
 bind = "127.0.0.1:$1"
@@ -128,8 +129,8 @@ subdomain = "bench"
 token = "$TOKEN"
 TOML
 }
-start_footfall() { # port store-line [binary before]
-  footfall_config "$1" "$2" "${4:-}" > "$work/footfall-$1.toml"
+start_footfall() { # port store-line [binary quotas prefix]
+  footfall_config "$1" "$2" "${4:-1}" "${5:-ffbench}" > "$work/footfall-$1.toml"
   RUST_LOG=warn "${3:-${FOOTFALL:-$bin/footfall}}" --config "$work/footfall-$1.toml" > "$work/footfall-$1.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$1/healthz"
@@ -233,10 +234,17 @@ if want beacon || want distinct || want forms || want latency || want lateness |
   ff_pid=${pids[-1]}
   ff="http://127.0.0.1:$ff_port"
 fi
-if want beacon && [ -n "${BEFORE:-}" ]; then
-  before_port=$(free_port)
-  start_footfall "$before_port" "redis_url = \"$redis_url\"" "$BEFORE" before
-  before_pid=${pids[-1]}
+# Each build of BEFORE, by its file name: its port and process.
+declare -A B_PORT B_PID
+if want beacon; then
+  for build in ${BEFORE:-}; do
+    name=$(basename "$build"); port=$(free_port)
+    footfall_config "$port" "redis_url = \"$redis_url\"" 1 "ff$name" > "$work/check.toml"
+    quotas=1; "$build" --config "$work/check.toml" check-config >/dev/null 2>&1 || quotas=0
+    start_footfall "$port" "redis_url = \"$redis_url\"" "$build" "$quotas" "ff$name"
+    B_PORT[$name]=$port; B_PID[$name]=${pids[-1]}
+    echo "before: $build (quotas $([ $quotas = 1 ] && echo on || echo "unknown to it")), measured in the same rounds"
+  done
 fi
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); redis $(redis-server --version | cut -d' ' -f3 | cut -d= -f2); wrk -t1 -c$CONNECTIONS -d${DURATION}s"
@@ -261,13 +269,12 @@ if want beacon; then
   T_LUA=([bare]=bench/beacon.lua [incr]=bench/beacon.lua [footfall]=bench/beacon.lua)
   T_ENV=()
   labels="bare incr footfall" pairs="footfall/incr footfall/bare incr/bare"
-  if [ -n "${BEFORE:-}" ]; then
-    echo "before: $BEFORE, measured in the same rounds"
-    $bin/bench-prepare "http://127.0.0.1:$before_port" "$TOKEN" "$VISITORS" "$work/bodies-before.txt"
-    T_URL[before]="http://127.0.0.1:$before_port/v1/collect"; T_LUA[before]=bench/beacon.lua
-    T_ENV[before]="BODIES=$work/bodies-before.txt"; T_PID[before]=$before_pid
-    labels="$labels before" pairs="footfall/incr before/incr $pairs"
-  fi
+  for name in "${!B_PORT[@]}"; do
+    $bin/bench-prepare "http://127.0.0.1:${B_PORT[$name]}" "$TOKEN" "$VISITORS" "$work/bodies-$name.txt"
+    T_URL[$name]="http://127.0.0.1:${B_PORT[$name]}/v1/collect"; T_LUA[$name]=bench/beacon.lua
+    T_ENV[$name]="BODIES=$work/bodies-$name.txt"; T_PID[$name]=${B_PID[$name]}
+    labels="$labels $name" pairs="$pairs $name/incr"
+  done
   compare "$labels" "$pairs"
   echo "targets: footfall/incr ≥ 1.0 ($(at_least "${RATIO[footfall/incr]}" 1.0)); footfall p99 ≤ 3 ms ($(at_most "${P99[footfall]}" 3))"
 fi
