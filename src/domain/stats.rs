@@ -150,6 +150,11 @@ impl StatsDelta {
         self.days.is_empty()
     }
 
+    /// The browsers of its page views, with repeats.
+    pub fn browser_count(&self) -> usize {
+        self.days.values().map(|d| d.browsers.len()).sum()
+    }
+
     fn day(&mut self, site: SiteId, at: Millis) -> &mut DayDelta {
         self.days.entry((site, day_of(at))).or_default()
     }

@@ -4,7 +4,7 @@
 //! day. Written by the page-view writer ([`StatsWriter`]), inside its pipelines.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionLike;
@@ -25,17 +25,31 @@ use crate::store::{PageViewWrite, StoreResult, corrupt};
 #[derive(Default)]
 pub struct StatsBuffer {
     pending: Mutex<StatsDelta>,
+    /// How many browsers (with repeats) the pending counters hold: a buffer of
+    /// [`FLUSH_AT`] is sent before its second is up, so that no flush is large enough to
+    /// hold up its worker's requests (or Redis) for long.
+    browsers: AtomicUsize,
     /// A page-view writer runs (and will send the buffer within its tick).
     writing: AtomicBool,
 }
 
+/// The most browsers a buffer holds before it is sent.
+const FLUSH_AT: usize = 2048;
+
 impl StatsBuffer {
     pub fn push(&self, delta: StatsDelta) {
+        self.browsers
+            .fetch_add(delta.browser_count(), Ordering::Relaxed);
         self.pending.lock().merge(delta);
     }
 
     pub fn take(&self) -> StatsDelta {
+        self.browsers.store(0, Ordering::Relaxed);
         std::mem::take(&mut *self.pending.lock())
+    }
+
+    fn full(&self) -> bool {
+        self.browsers.load(Ordering::Relaxed) >= FLUSH_AT
     }
 
     pub fn writer_started(&self) {
@@ -73,7 +87,8 @@ fn expires_at(day: u32) -> u64 {
     (day as u64 + MAX_DAYS as u64 + 1) * 86_400
 }
 
-/// How often a busy page-view writer sends the counters it holds. Between two flushes the
+/// How often a busy page-view writer sends the counters it holds (or sooner, at
+/// [`FLUSH_AT`] browsers). Between two flushes the
 /// counters of every batch add up in the store's [`StatsBuffer`], so a page seen a thousand
 /// times in a second costs one `ZINCRBY`, not a thousand, and a browser one `PFADD`
 /// element: what keeps the statistics nearly free for the beacon (BENCHMARKS.md). A crash
@@ -137,7 +152,7 @@ impl StatsWriter {
             let pv = &w.page_view;
             batch.page_view(pv.site_id, pv.at, w.visitor, &pv.url);
         }
-        if !now && self.flushed.elapsed() < FLUSH_EVERY {
+        if !now && self.flushed.elapsed() < FLUSH_EVERY && !buffer.full() {
             return StatsPending {
                 sent: StatsDelta::default(),
                 held: batch,
