@@ -19,8 +19,12 @@
 # browser's last sighting on a site is kept for the visit gap (30 min shipped), which the
 # run sets to ABUSE_VISIT_IDLE_SECONDS (60).
 # Knobs (environment): ABUSE_BEACONS (1000000), ABUSE_FORMS (10000), ABUSE_VISITS (B's
-# browsers per round, 200), ABUSE_RATE (B's visits per second, 50), ABUSE_CONCURRENCY
-# (the attack's requests in flight, 64), ABUSE_RETENTION_HOURS (0.02).
+# browsers per round, 200), ABUSE_RATE (B's visits per second, 50), ABUSE_ATTACK_RATE
+# (the attack's requests per second, 10000: five times what the site's page-view quota
+# admits; 0 sends as fast as ABUSE_CONCURRENCY requests in flight allow, which on a
+# two-core machine shared by the attacker, footfall and Redis measures the machine's
+# saturation more than footfall), ABUSE_CONCURRENCY (the attack's requests in flight,
+# 256), ABUSE_RETENTION_HOURS (0.02).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +32,8 @@ BEACONS=${ABUSE_BEACONS:-1000000}
 FORMS=${ABUSE_FORMS:-10000}
 VISITS=${ABUSE_VISITS:-200}
 RATE=${ABUSE_RATE:-50}
-CONCURRENCY=${ABUSE_CONCURRENCY:-64}
+CONCURRENCY=${ABUSE_CONCURRENCY:-256}
+ATTACK_RATE=${ABUSE_ATTACK_RATE:-10000}
 RETENTION_HOURS=${ABUSE_RETENTION_HOURS:-0.02}
 VISIT_IDLE=${ABUSE_VISIT_IDLE_SECONDS:-60}
 TOKEN_A=abuse-account-a-token-0000000000000001
@@ -94,9 +99,9 @@ sample() { echo "$(date +%s%3N) $(rcli info memory | awk -F: '/^used_memory:/{pr
 pids+=($!)
 junk_keys() { rcli --scan --pattern "$PREFIX:{*}:p101" | wc -l; }
 
-say "attack: $BEACONS beacons and $FORMS forms to account A; account B: $VISITS visits a round at $RATE/s"
+say "attack: $BEACONS beacons and $FORMS forms to account A ($([ "$ATTACK_RATE" = 0 ] && echo "closed loop, $CONCURRENCY in flight" || echo "$ATTACK_RATE/s")); account B: $VISITS visits a round at $RATE/s"
 before=$(sample)
-$bin/bench-abuse "http://127.0.0.1:$fport" "$TOKEN_A" "$TOKEN_B" "$BEACONS" "$FORMS" "$VISITS" "$RATE" "$CONCURRENCY" | tee "$work/out.txt"
+$bin/bench-abuse "http://127.0.0.1:$fport" "$TOKEN_A" "$TOKEN_B" "$BEACONS" "$FORMS" "$VISITS" "$RATE" "$CONCURRENCY" "$ATTACK_RATE" | tee "$work/out.txt"
 at_end=$(sample)
 junk_alive=$(junk_keys)
 get() { awk -v k="$1" '$1 == k {print $2}' "$work/out.txt"; }

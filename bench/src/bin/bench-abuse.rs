@@ -45,8 +45,17 @@ struct Tally {
     forms: HashMap<u16, u64>,
 }
 
-async fn attack(base: String, site: Setup, beacons: u64, forms: u64, concurrency: usize) -> Tally {
+/// The attack: `beacons` and `forms` as fast as `concurrency` requests in flight allow, or
+/// at `rate` requests a second (open loop) when it is not 0.
+async fn attack(
+    base: String,
+    site: Setup,
+    (beacons, forms): (u64, u64),
+    concurrency: usize,
+    rate: u64,
+) -> Tally {
     let http = client();
+    let started = tokio::time::Instant::now();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let referrer = format!("https://junk.example/{}", "r".repeat(2000));
     let title = "t".repeat(300);
@@ -57,6 +66,10 @@ async fn attack(base: String, site: Setup, beacons: u64, forms: u64, concurrency
             let (key, form) = (site.site_key.clone(), site.form_id.clone());
             let (referrer, title) = (referrer.clone(), title.clone());
             async move {
+                if rate > 0 {
+                    let due = started + std::time::Duration::from_secs_f64(i as f64 / rate as f64);
+                    tokio::time::sleep_until(due).await;
+                }
                 let is_form = forms > 0 && i % (every + 1) == every && i / (every + 1) < forms;
                 let request = if is_form {
                     http.post(format!("{base}/v1/forms/{form}/submit"))
@@ -220,12 +233,14 @@ async fn main() -> anyhow::Result<()> {
         visits_n,
         rate,
         concurrency,
+        attack_rate,
     ] = args.as_slice()
     else {
         anyhow::bail!(
-            "usage: bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY"
+            "usage: bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY ATTACK_RATE"
         );
     };
+    let attack_rate: u64 = attack_rate.parse()?;
     let (beacons, forms, visits_n, rate, concurrency): (u64, u64, u64, u64, usize) = (
         beacons.parse()?,
         forms.parse()?,
@@ -248,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
     let junk = {
         let (base, done) = (base.clone(), done.clone());
         tokio::spawn(async move {
-            let t = attack(base, sa, beacons, forms, concurrency).await;
+            let t = attack(base, sa, (beacons, forms), concurrency, attack_rate).await;
             done.store(true, Ordering::Relaxed);
             t
         })
