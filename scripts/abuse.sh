@@ -24,7 +24,8 @@
 # admits; 0 sends as fast as ABUSE_CONCURRENCY requests in flight allow, which on a
 # two-core machine shared by the attacker, footfall and Redis measures the machine's
 # saturation more than footfall), ABUSE_CONCURRENCY (the attack's requests in flight,
-# 256), ABUSE_RETENTION_HOURS (0.02).
+# 256), ABUSE_RETENTION_HOURS (0.02), ABUSE_REDIS_ARGS (more arguments for the Redis
+# server, e.g. "--lazyfree-lazy-expire yes").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,7 +58,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
-  --maxmemory-policy noeviction >/dev/null &
+  --maxmemory-policy noeviction ${ABUSE_REDIS_ARGS:-} >/dev/null &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 rcli() { redis-cli -p "$rport" "$@"; }
