@@ -54,17 +54,19 @@ impl RateLimits {
 
     /// Counts per address, and per /64 for IPv6 (`client::limit_key`).
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Problem> {
-        self.check(self.per_ip.as_ref(), &super::client::limit_key(ip))
+        let key = super::client::limit_key(ip);
+        self.check(self.per_ip.as_ref(), &key, "flood guard: per address")
     }
 
     pub fn check_site(&self, site: SiteId) -> Result<(), Problem> {
-        self.check(self.per_site.as_ref(), &site)
+        self.check(self.per_site.as_ref(), &site, "flood guard: per site")
     }
 
     fn check<K: std::hash::Hash + Eq + Clone>(
         &self,
         limiter: Option<&DefaultKeyedRateLimiter<K>>,
         key: &K,
+        limit: &str,
     ) -> Result<(), Problem> {
         let Some(limiter) = limiter else {
             return Ok(());
@@ -72,7 +74,7 @@ impl RateLimits {
         limiter.check_key(key).map_err(|not_until| {
             metrics::counter!("footfall_rate_limited_total").increment(1);
             let wait = not_until.wait_time_from(self.clock.now());
-            Problem::too_many_requests(wait.as_secs_f64().ceil() as u64)
+            Problem::too_many_requests(wait.as_secs_f64().ceil() as u64, limit)
         })
     }
 }

@@ -125,12 +125,14 @@ impl Problem {
         Self::invalid(vec![FieldError::new(field, message)])
     }
 
-    pub fn too_many_requests(wait_secs: u64) -> Self {
+    /// A 429 naming the limit that refused (a quota, or an instance's flood guard), so
+    /// that a client and an operator can tell them apart.
+    pub fn too_many_requests(wait_secs: u64, limit: &str) -> Self {
         Self {
             retry_after: Some(wait_secs.max(1)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many requests; slow down and retry later",
+                format!("too many requests ({limit}); slow down and retry later"),
             )
         }
     }
@@ -209,9 +211,13 @@ impl From<service::Error> for Problem {
             E::Invalid(errors) => Self::invalid(errors),
             E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
             E::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
-            E::OverQuota(refused) => {
-                Self::too_many_requests(crate::service::quotas::retry_after_secs(&refused))
-            }
+            E::OverQuota(refused) => Self::too_many_requests(
+                crate::service::quotas::retry_after_secs(&refused),
+                &match refused.scope {
+                    "unsorted" => "the account's Unsorted is full".to_owned(),
+                    scope => format!("quota: {} per {scope}", refused.kind.code()),
+                },
+            ),
             E::Store(e) => e.into(),
         }
     }

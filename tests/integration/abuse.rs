@@ -142,10 +142,15 @@ async fn public_requests_over_the_per_address_limit_get_429_with_retry_after() {
     let (accepted, refused) = burst(&app, &s.site_key, 30, None).await;
     assert_burst(accepted, &refused, 12, started.elapsed());
     // Forms count against the same address.
-    let (status, headers, _) =
+    let (status, headers, body) =
         submit_with(&app, &s.form_id, &[], json!({"fields": {"name": "Flood"}})).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(!header(&headers, "retry-after").is_empty());
+    // The answer names the limit: this instance's flood guard, not a shared quota.
+    assert!(
+        body.to_string().contains("flood guard: per address"),
+        "{body}"
+    );
     // The management API is not a public endpoint: it still answers.
     let (status, _) = app.get("/api/v4/sites").await;
     assert_eq!(status, StatusCode::OK);

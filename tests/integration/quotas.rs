@@ -182,6 +182,13 @@ async fn a_refused_request_gets_429_with_retry_after_and_stores_nothing() {
                 );
                 let body: Value = r.json().await.unwrap();
                 assert_eq!(body["status"], 429, "{body}");
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("quota: form_posts per address"),
+                    "the answer names the quota: {body}"
+                );
             }
             other => panic!("unexpected {other}"),
         }

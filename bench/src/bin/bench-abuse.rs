@@ -126,8 +126,9 @@ async fn leads(
                                   "fields": {"name": name, "email": format!("buyer.{run}.{i}@b.example")}}))
                     .send()
                     .await?;
-                anyhow::ensure!(r.status() == 201, "B's form answered {}", r.status());
+                let status = r.status();
                 let v: Value = r.json().await?;
+                anyhow::ensure!(status == 201, "B's form from {ip} answered {status}: {v}");
                 let lead = v["lead_id"].as_u64().context("lead")?;
                 let uid = v["uid"].as_str().context("uid")?.to_owned();
                 b.post(
