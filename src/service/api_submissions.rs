@@ -230,17 +230,7 @@ impl Services {
                 account,
                 quotas: Vec::new(),
             };
-            let reserved = Self::admitted(
-                self.store
-                    .reserve_submission_charged(
-                        account,
-                        visitor,
-                        self.retention_secs(),
-                        no_quotas,
-                        bound,
-                    )
-                    .await?,
-            )?;
+            let reserved = self.reserve(visitor, no_quotas, bound).await?;
             let (lead_id, contact_id) = (reserved.lead, reserved.contact);
             let now = now_ms();
             // The campaign of the browser's latest visit, on whichever site it was.

@@ -33,7 +33,7 @@ use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::MAX_URL;
 use crate::domain::visitor::VisitorId;
-use crate::store::{NewSubmission, Reserved, SubmissionOutcome};
+use crate::store::{Charge, NewSubmission, Reserved, SubmissionOutcome};
 
 /// How long an identical submission of the same browser folds into the first.
 const DUPLICATE_WINDOW_SECS: u64 = 600;
@@ -120,17 +120,8 @@ impl Services {
             self.visitor_of(account, s.vid, s.cookie_vid)
         };
         let charge = self.charge(QuotaKind::FormPosts, account, form.site_id, s.client);
-        let reserved = Self::admitted(
-            self.store
-                .reserve_submission_charged(
-                    account,
-                    visitor,
-                    self.retention_secs(),
-                    charge,
-                    self.settings.limits.max_unsorted_per_account,
-                )
-                .await?,
-        )?;
+        let most = self.settings.limits.max_unsorted_per_account;
+        let reserved = self.reserve(visitor, charge, most).await?;
         let version = reserved.catalog_version;
         if version != snapshot.version {
             snapshot = self
@@ -188,6 +179,23 @@ impl Services {
             visitor: (!s.without_consent).then(|| self.signer.sign(account, visitor)),
             success_url: form.success_url.clone(),
         })
+    }
+
+    /// A submission's reservation for `visitor`, if `charge`'s quotas admit it and the
+    /// account's Unsorted holds fewer than `most` entries (0: no bound); else 429.
+    pub(super) async fn reserve(
+        &self,
+        visitor: VisitorId,
+        charge: Charge,
+        most: u64,
+    ) -> Result<Reserved> {
+        let account = charge.account;
+        let retention = self.retention_secs();
+        Self::admitted(
+            self.store
+                .reserve_submission_charged(account, visitor, retention, charge, most)
+                .await?,
+        )
     }
 
     /// The atomic step of a submission, then what it announces and fires. A known

@@ -34,14 +34,20 @@ async fn unsorted_count(app: &TestApp) -> usize {
     list["_embedded"]["unsorted"].as_array().map_or(0, Vec::len)
 }
 
+/// An app whose accounts' Unsorted holds at most three entries, and its account set up.
+async fn unsorted_of_three(backend: Backend) -> (TestApp, Receiver, Setup) {
+    let mut settings = test_settings(backend);
+    settings.limits.max_unsorted_per_account = 3;
+    let app = TestApp::spawn_with(settings).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    (app, receiver, s)
+}
+
 #[tokio::test]
 async fn a_full_unsorted_refuses_form_posts_until_someone_sorts() {
     for backend in [Backend::Memory, Backend::Redis] {
-        let mut settings = test_settings(backend);
-        settings.limits.max_unsorted_per_account = 3;
-        let app = TestApp::spawn_with(settings).await;
-        let receiver = Receiver::start().await;
-        let s = setup(&app, &receiver, 0).await;
+        let (app, _receiver, s) = unsorted_of_three(backend).await;
         for name in ["Ann", "Bob", "Cid"] {
             assert_eq!(post_form(&app, &s, name).await.0, StatusCode::CREATED);
         }
@@ -99,11 +105,7 @@ fn api_entries(pipeline: u64, names: &[&str]) -> Value {
 #[tokio::test]
 async fn the_api_cannot_overfill_unsorted_either_and_a_refused_request_adds_nothing() {
     for backend in [Backend::Memory, Backend::Redis] {
-        let mut settings = test_settings(backend);
-        settings.limits.max_unsorted_per_account = 3;
-        let app = TestApp::spawn_with(settings).await;
-        let receiver = Receiver::start().await;
-        let s = setup(&app, &receiver, 0).await;
+        let (app, _receiver, s) = unsorted_of_three(backend).await;
         let path = "/api/v4/leads/unsorted/forms";
         let (status, body) = app
             .post(path, api_entries(s.pipeline.id, &["Ann", "Bob"]))

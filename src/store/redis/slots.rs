@@ -13,7 +13,6 @@ use ::redis::cluster_routing::Slot;
 use ::redis::{Cmd, RedisResult, Value};
 use futures_util::future::try_join_all;
 
-#[derive(Clone)]
 pub struct Batch {
     /// A cluster: commands are grouped by the slot of their key.
     by_slot: bool,

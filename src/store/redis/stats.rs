@@ -4,7 +4,7 @@
 //! day. Written by the page-view writer ([`StatsWriter`]), inside its pipelines.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::ConnectionLike;
@@ -25,31 +25,26 @@ use crate::store::{PageViewWrite, StoreResult, corrupt};
 #[derive(Default)]
 pub struct StatsBuffer {
     pending: Mutex<StatsDelta>,
-    /// How many browsers (with repeats) the pending counters hold: a buffer of
-    /// [`FLUSH_AT`] is sent before its second is up, so that no flush is large enough to
-    /// hold up its worker's requests (or Redis) for long.
-    browsers: AtomicUsize,
     /// A page-view writer runs (and will send the buffer within its tick).
     writing: AtomicBool,
 }
 
-/// The most browsers a buffer holds before it is sent.
+/// The most browsers (with repeats) a buffer holds before it is sent, sooner than its
+/// second: so that no flush is large enough to hold up its worker's requests (or Redis)
+/// for long.
 const FLUSH_AT: usize = 2048;
 
 impl StatsBuffer {
     pub fn push(&self, delta: StatsDelta) {
-        self.browsers
-            .fetch_add(delta.browser_count(), Ordering::Relaxed);
         self.pending.lock().merge(delta);
     }
 
     pub fn take(&self) -> StatsDelta {
-        self.browsers.store(0, Ordering::Relaxed);
         std::mem::take(&mut *self.pending.lock())
     }
 
     fn full(&self) -> bool {
-        self.browsers.load(Ordering::Relaxed) >= FLUSH_AT
+        self.pending.lock().browser_count() >= FLUSH_AT
     }
 
     pub fn writer_started(&self) {

@@ -395,17 +395,19 @@ where
         };
         accounts[at].add(keys, charge, place);
     }
-    let mut commands = Batch::new(by_slot);
-    for charges in &accounts {
-        let (key, cmd) = charges.command();
-        commands.add(key, cmd);
-    }
-    let values = match send(con, breaker, commands.clone()).await {
+    let commands = || {
+        let mut commands = Batch::new(by_slot);
+        for charges in &accounts {
+            let (key, cmd) = charges.command();
+            commands.add(key, cmd);
+        }
+        commands
+    };
+    let values = match send(con, breaker, commands()).await {
         // A server without the script (restarted, or a promoted replica) gets it, once.
         Err(e) if e.code() == Some("NOSCRIPT") => {
-            let loaded = quotas::CHARGE_BATCH.load_async(&mut con.clone()).await;
-            match loaded {
-                Ok(_) => send(con, breaker, commands).await,
+            match quotas::CHARGE_BATCH.load_async(&mut con.clone()).await {
+                Ok(_) => send(con, breaker, commands()).await,
                 Err(e) => Err(e),
             }
         }
