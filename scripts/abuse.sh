@@ -11,7 +11,8 @@
 # attack and then under it. The shipped quotas and limits apply (config.toml's defaults).
 #
 # Prints: Redis memory (and keys) before, at the peak, at the end of the attack and after
-# the junk has expired; how many junk requests were admitted; B's beacon p99 and
+# the junk has expired; how many junk requests were admitted; the cores that footfall,
+# Redis and the load generator used during the attack; B's beacon p99 and
 # visit→webhook p99 without and with the attack (target: within 2×).
 #
 # Junk visitors expire after tracking.anonymous_retention_hours (48 h shipped); the run
@@ -25,7 +26,10 @@
 # two-core machine shared by the attacker, footfall and Redis measures the machine's
 # saturation more than footfall), ABUSE_CONCURRENCY (the attack's requests in flight,
 # 256), ABUSE_RETENTION_HOURS (0.02), ABUSE_REDIS_ARGS (more arguments for the Redis
-# server, e.g. "--lazyfree-lazy-expire yes").
+# server, e.g. "--lazyfree-lazy-expire yes"), ABUSE_ATTACKER_NICE (the attacking process's
+# niceness, 19: on this one machine the load generator, footfall, Redis and B share two
+# cores, and at 19 the scheduler runs the attacker when they are idle, as an attacker's
+# own machine would; 0 makes it compete with them as an equal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +40,7 @@ RATE=${ABUSE_RATE:-50}
 CONCURRENCY=${ABUSE_CONCURRENCY:-256}
 ATTACK_RATE=${ABUSE_ATTACK_RATE:-10000}
 RETENTION_HOURS=${ABUSE_RETENTION_HOURS:-0.02}
+ATTACKER_NICE=${ABUSE_ATTACKER_NICE:-19}
 VISIT_IDLE=${ABUSE_VISIT_IDLE_SECONDS:-60}
 TOKEN_A=abuse-account-a-token-0000000000000001
 TOKEN_B=abuse-account-b-token-0000000000000002
@@ -99,10 +104,19 @@ sample() { echo "$(date +%s%3N) $(rcli info memory | awk -F: '/^used_memory:/{pr
 ( while true; do sample; sleep 1; done ) >"$work/memory.txt" &
 pids+=($!)
 junk_keys() { rcli --scan --pattern "$PREFIX:{*}:p101" | wc -l; }
+# CPU once a second, in clock ticks: "unix-ms footfall redis B's-driver machine-busy" (the
+# attacker reports its own).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+( while true; do
+    b=$(pgrep -f "bench-abuse http" | head -1 || true)
+    echo "$(date +%s%3N) $(ticks "${pids[1]}") $(ticks "${pids[0]}") $([ -n "$b" ] && ticks "$b" || echo 0) $(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat)"
+    sleep 1
+  done ) >"$work/cpu.txt" &
+pids+=($!)
 
 say "attack: $BEACONS beacons and $FORMS forms to account A ($([ "$ATTACK_RATE" = 0 ] && echo "closed loop, $CONCURRENCY in flight" || echo "$ATTACK_RATE/s")); account B: $VISITS visits a round at $RATE/s"
 before=$(sample)
-$bin/bench-abuse "http://127.0.0.1:$fport" "$TOKEN_A" "$TOKEN_B" "$BEACONS" "$FORMS" "$VISITS" "$RATE" "$CONCURRENCY" "$ATTACK_RATE" | tee "$work/out.txt"
+$bin/bench-abuse "http://127.0.0.1:$fport" "$TOKEN_A" "$TOKEN_B" "$BEACONS" "$FORMS" "$VISITS" "$RATE" "$CONCURRENCY" "$ATTACK_RATE" "$ATTACKER_NICE" | tee "$work/out.txt"
 at_end=$(sample)
 junk_alive=$(junk_keys)
 get() { awk -v k="$1" '$1 == k {print $2}' "$work/out.txt"; }
@@ -129,6 +143,14 @@ echo "  (before the run, empty: $(mb "$(echo "$before" | cut -d' ' -f2)"); B's l
 echo "junk beacons admitted: $(get junk_beacons_admitted) of $BEACONS (refused: $(get junk_beacons_refused); $(grep junk_beacon_statuses "$work/out.txt" | cut -d' ' -f2-))"
 echo "junk forms admitted:   $(get junk_forms_admitted) of $FORMS (refused: $(get junk_forms_refused))"
 echo "attack lasted $(get attack_seconds) s"
+# Cores used during the attack, from the CPU samples nearest its start and end.
+cores() {
+  awk -v a="$started" -v b="$ended" -v hz="$(getconf CLK_TCK)" '
+    $1 >= a && !s {s = 1; t0 = $1; f0 = $2; r0 = $3; x0 = $4; m0 = $5}
+    $1 <= b {t1 = $1; f1 = $2; r1 = $3; x1 = $4; m1 = $5}
+    END {d = (t1 - t0) / 1000 * hz; if (d > 0) printf "footfall %.2f, Redis %.2f, B'"'"'s driver %.2f, the attacker %.2f, the whole machine %.2f of %d", (f1 - f0) / d, (r1 - r0) / d, (x1 - x0) / d, '"$(get attacker_cpu_seconds)"' / ((t1 - t0) / 1000), (m1 - m0) / d, '"$(nproc)"'}' "$work/cpu.txt"
+}
+echo "cores busy during the attack: $(cores)"
 q99=$(get quiet_beacon_p99_ms); a99=$(get attack_beacon_p99_ms)
 qw=$(get quiet_webhook_p99_ms); aw=$(get attack_webhook_p99_ms)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", (b > 0 ? a / b : 0)}'; }

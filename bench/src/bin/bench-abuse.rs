@@ -4,12 +4,12 @@
 //! while account B runs its normal flow: a lead per browser, accepted, then its visit's
 //! first beacon, whose site-visit webhook the receiver times. B's flow runs once quiet and
 //! then under the attack, with browsers of its own addresses.
-//! `bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY`
-//! Prints `key value` lines for the script.
+//! `bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY
+//! ATTACK_RATE ATTACKER_NICE`; the attack runs in a process of its own (the same binary,
+//! `bench-abuse attack …`) at that niceness. Prints `key value` lines for the script.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -49,7 +49,7 @@ struct Tally {
 /// at `rate` requests a second (open loop) when it is not 0.
 async fn attack(
     base: String,
-    site: Setup,
+    (site_key, form_id): (String, String),
     (beacons, forms): (u64, u64),
     concurrency: usize,
     rate: u64,
@@ -63,7 +63,7 @@ async fn attack(
     futures_util::stream::iter(0..beacons + forms)
         .map(|i| {
             let (http, base, tally) = (http.clone(), base.clone(), tally.clone());
-            let (key, form) = (site.site_key.clone(), site.form_id.clone());
+            let (key, form) = (site_key.clone(), form_id.clone());
             let (referrer, title) = (referrer.clone(), title.clone());
             async move {
                 if rate > 0 {
@@ -221,70 +221,22 @@ fn report(tag: &str, beacon: Vec<f64>, webhook: Vec<f64>, missing: usize) {
     println!("{tag}_webhooks_missing {missing}");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let [
-        _,
-        base,
-        token_a,
-        token_b,
-        beacons,
-        forms,
-        visits_n,
-        rate,
-        concurrency,
-        attack_rate,
-    ] = args.as_slice()
-    else {
+/// The attacker's process: `bench-abuse attack FOOTFALL_URL SITE_KEY FORM_ID BEACONS
+/// FORMS CONCURRENCY ATTACK_RATE`; prints the tally.
+async fn attacker(args: &[String]) -> anyhow::Result<()> {
+    let [base, site_key, form_id, beacons, forms, concurrency, rate] = args else {
         anyhow::bail!(
-            "usage: bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY ATTACK_RATE"
+            "usage: bench-abuse attack FOOTFALL_URL SITE_KEY FORM_ID BEACONS FORMS CONCURRENCY ATTACK_RATE"
         );
     };
-    let attack_rate: u64 = attack_rate.parse()?;
-    let (beacons, forms, visits_n, rate, concurrency): (u64, u64, u64, u64, usize) = (
-        beacons.parse()?,
-        forms.parse()?,
-        visits_n.parse()?,
-        rate.parse()?,
+    let tally = attack(
+        base.clone(),
+        (site_key.clone(), form_id.clone()),
+        (beacons.parse()?, forms.parse()?),
         concurrency.parse()?,
-    );
-    let (a, b) = (Api::new(base, token_a), Api::new(base, token_b));
-    let receiver = Receiver::start(lead_of)?;
-    let sa = setup(&a, &receiver.url).await?;
-    let sb = setup(&b, &receiver.url).await?;
-
-    let quiet = leads(&b, &sb, visits_n, 0).await?;
-    let (beacon, webhook, missing) = visits(&b, &sb, quiet, rate, &receiver).await;
-    report("quiet", beacon, webhook, missing);
-
-    println!("attack_started_ms {}", now_ms());
-    let started = Instant::now();
-    let done = Arc::new(AtomicBool::new(false));
-    let junk = {
-        let (base, done) = (base.clone(), done.clone());
-        tokio::spawn(async move {
-            let t = attack(base, sa, (beacons, forms), concurrency, attack_rate).await;
-            done.store(true, Ordering::Relaxed);
-            t
-        })
-    };
-    // B's rounds while the attack lasts (one at least).
-    let (mut beacon, mut webhook, mut missing) = (Vec::new(), Vec::new(), 0);
-    let mut round = 1;
-    while round == 1 || !done.load(Ordering::Relaxed) {
-        let browsers = leads(&b, &sb, visits_n, round * visits_n).await?;
-        let (bc, wh, m) = visits(&b, &sb, browsers, rate, &receiver).await;
-        beacon.extend(bc);
-        webhook.extend(wh);
-        missing += m;
-        round += 1;
-    }
-    let tally = junk.await?;
-    let took = started.elapsed().as_secs_f64();
-    println!("attack_ended_ms {}", now_ms());
-    println!("attack_seconds {took:.1}");
-    report("attack", beacon, webhook, missing);
+        rate.parse()?,
+    )
+    .await;
     let sum = |m: &HashMap<u16, u64>, ok: bool| -> u64 {
         m.iter()
             .filter(|(s, _)| (200..300).contains(*s) == ok)
@@ -297,5 +249,88 @@ async fn main() -> anyhow::Result<()> {
     println!("junk_forms_refused {}", sum(&tally.forms, false));
     println!("junk_beacon_statuses {:?}", tally.beacons);
     println!("junk_form_statuses {:?}", tally.forms);
+    println!("attacker_cpu_seconds {:.2}", cpu_seconds()?);
+    Ok(())
+}
+
+/// This process's CPU time so far (user and system), from `/proc/self/stat` in clock
+/// ticks of 1/100 s.
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after_name = stat.rsplit_once(')').context("/proc/self/stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of the file: the 12th and 13th after the name.
+    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?;
+    Ok(ticks as f64 / 100.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "attack") {
+        return attacker(&args[2..]).await;
+    }
+    let [
+        _,
+        base,
+        token_a,
+        token_b,
+        beacons,
+        forms,
+        visits_n,
+        rate,
+        concurrency,
+        attack_rate,
+        attacker_nice,
+    ] = args.as_slice()
+    else {
+        anyhow::bail!(
+            "usage: bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY ATTACK_RATE ATTACKER_NICE"
+        );
+    };
+    let (visits_n, rate): (u64, u64) = (visits_n.parse()?, rate.parse()?);
+    let (a, b) = (Api::new(base, token_a), Api::new(base, token_b));
+    let receiver = Receiver::start(lead_of)?;
+    let sa = setup(&a, &receiver.url).await?;
+    let sb = setup(&b, &receiver.url).await?;
+
+    let quiet = leads(&b, &sb, visits_n, 0).await?;
+    let (beacon, webhook, missing) = visits(&b, &sb, quiet, rate, &receiver).await;
+    report("quiet", beacon, webhook, missing);
+
+    // The attacker is a process of its own, at the niceness asked: B's requests and their
+    // timing must not queue behind its tasks, and at 19 the machine's scheduler runs it
+    // after footfall, Redis and B — as an attacker's own machine would.
+    println!("attack_started_ms {}", now_ms());
+    let started = Instant::now();
+    let mut junk = tokio::process::Command::new("nice")
+        .arg("-n")
+        .arg(attacker_nice)
+        .arg(std::env::current_exe()?)
+        .arg("attack")
+        .args([base, &sa.site_key, &sa.form_id, beacons, forms, concurrency])
+        .arg(attack_rate)
+        .spawn()
+        .context("starting the attacker")?;
+    // B's rounds while the attack lasts (one at least).
+    let (mut beacon, mut webhook, mut missing) = (Vec::new(), Vec::new(), 0);
+    let mut round = 1;
+    let status = loop {
+        let browsers = leads(&b, &sb, visits_n, round * visits_n).await?;
+        let (bc, wh, m) = visits(&b, &sb, browsers, rate, &receiver).await;
+        beacon.extend(bc);
+        webhook.extend(wh);
+        missing += m;
+        round += 1;
+        if let Some(status) = junk.try_wait()? {
+            break status;
+        }
+    };
+    anyhow::ensure!(status.success(), "the attacker failed: {status}");
+    let took = started.elapsed().as_secs_f64();
+    println!("attack_ended_ms {}", now_ms());
+    println!("attack_seconds {took:.1}");
+    report("attack", beacon, webhook, missing);
     Ok(())
 }
