@@ -19,6 +19,10 @@
 # sets ABUSE_RETENTION_HOURS (default 0.02 h = 72 s) so that it ends in minutes; a
 # browser's last sighting on a site is kept for the visit gap (30 min shipped), which the
 # run sets to ABUSE_VISIT_IDLE_SECONDS (60).
+# B's flow runs 2 rounds before the attack (a quiet p99 of 400 samples) and then rounds
+# a second apart while the attack lasts; each of its browsers posts B's form, so B's whole
+# run must stay under its own site's form quota (5 000 an hour shipped; about 4 400 at
+# the defaults: for a longer attack, fewer ABUSE_VISITS).
 # Knobs (environment): ABUSE_BEACONS (1000000), ABUSE_FORMS (10000), ABUSE_VISITS (B's
 # browsers per round, 200), ABUSE_RATE (B's visits per second, 50), ABUSE_ATTACK_RATE
 # (the attack's requests per second, 10000: five times what the site's page-view quota
