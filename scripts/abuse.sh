@@ -7,12 +7,14 @@
 # 300-character title) and ABUSE_FORMS junk form posts, every request from a new client
 # address in X-Forwarded-For (footfall trusts the local proxy: server.trusted_proxies),
 # while account B runs its normal flow: a lead per browser, accepted, then the browser's
-# visit, whose site-visit webhook a local receiver times. B's flow runs once without the
-# attack and then under it. The shipped quotas and limits apply (config.toml's defaults).
+# visit, whose site-visit webhook a local receiver times. B's flow runs two rounds
+# without the attack and then rounds under it. The shipped quotas and limits apply
+# (config.toml's defaults).
 #
 # Prints: Redis memory (and keys) before, at the peak, at the end of the attack and after
 # the junk has expired; how many junk requests were admitted; the cores that footfall,
-# Redis and the load generator used during the attack; B's beacon p99 and
+# Redis, B's driver and the attacker used during the attack, and the whole machine's;
+# B's beacon p99 and
 # visit→webhook p99 without and with the attack (target: within 2×).
 #
 # Junk visitors expire after tracking.anonymous_retention_hours (48 h shipped); the run
@@ -21,8 +23,8 @@
 # run sets to ABUSE_VISIT_IDLE_SECONDS (60).
 # B's flow runs 2 rounds before the attack (a quiet p99 of 400 samples) and then rounds
 # a second apart while the attack lasts; each of its browsers posts B's form, so B's whole
-# run must stay under its own site's form quota (5 000 an hour shipped; about 4 400 at
-# the defaults: for a longer attack, fewer ABUSE_VISITS).
+# run must stay under its own site's form quota (5 000 an hour shipped; about 4 800 at
+# the defaults, one round short of it: for a longer attack, fewer ABUSE_VISITS).
 # Knobs (environment): ABUSE_BEACONS (1000000), ABUSE_FORMS (10000), ABUSE_VISITS (B's
 # browsers per round, 200), ABUSE_RATE (B's visits per second, 50), ABUSE_ATTACK_RATE
 # (the attack's requests per second, 10000: five times what the site's page-view quota
@@ -110,7 +112,8 @@ pids+=($!)
 junk_keys() { rcli --scan --pattern "$PREFIX:{*}:p101" | wc -l; }
 # CPU once a second, in clock ticks: "unix-ms footfall redis B's-driver machine-busy" (the
 # attacker reports its own).
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# utime + stime: fields 14 and 15, the 12th and 13th after the name (which may hold spaces).
+ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13} END {if (NR == 0) print 0}'; }
 ( while true; do
     b=$(pgrep -f "bench-abuse http" | head -1 || true)
     echo "$(date +%s%3N) $(ticks "${pids[1]}") $(ticks "${pids[0]}") $([ -n "$b" ] && ticks "$b" || echo 0) $(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat)"
@@ -124,7 +127,9 @@ $bin/bench-abuse "http://127.0.0.1:$fport" "$TOKEN_A" "$TOKEN_B" "$BEACONS" "$FO
 at_end=$(sample)
 junk_alive=$(junk_keys)
 get() { awk -v k="$1" '$1 == k {print $2}' "$work/out.txt"; }
-started=$(get attack_started_ms); ended=$(get attack_ended_ms)
+# The attack's window: from the attacker's start to its own end (B's last round may end
+# later).
+started=$(get attack_started_ms); ended=$(get attacker_ended_ms)
 quiet_mem=$(awk -v t="$started" '$1 <= t {m=$2; k=$3} END {print m, k}' "$work/memory.txt")
 peak=$(awk -v a="$started" -v b="$ended" '$1 >= a && $1 <= b && $2 > m {m=$2; k=$3} END {print m, k}' "$work/memory.txt")
 
@@ -146,13 +151,17 @@ echo "Redis memory after expiry:        $(mb "$(echo "$after" | cut -d' ' -f2)")
 echo "  (before the run, empty: $(mb "$(echo "$before" | cut -d' ' -f2)"); B's leads of every round stay, as A's admitted junk forms: $unsorted_a in A's Unsorted)"
 echo "junk beacons admitted: $(get junk_beacons_admitted) of $BEACONS (refused: $(get junk_beacons_refused); $(grep junk_beacon_statuses "$work/out.txt" | cut -d' ' -f2-))"
 echo "junk forms admitted:   $(get junk_forms_admitted) of $FORMS (refused: $(get junk_forms_refused))"
-echo "attack lasted $(get attack_seconds) s"
+echo "attack lasted $(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.1f", (b - a) / 1000}') s"
 # Cores used during the attack, from the CPU samples nearest its start and end.
 cores() {
-  awk -v a="$started" -v b="$ended" -v hz="$(getconf CLK_TCK)" '
+  awk -v a="$started" -v b="$ended" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
+      -v attacker="$(get attacker_cpu_ticks)" '
     $1 >= a && !s {s = 1; t0 = $1; f0 = $2; r0 = $3; x0 = $4; m0 = $5}
     $1 <= b {t1 = $1; f1 = $2; r1 = $3; x1 = $4; m1 = $5}
-    END {d = (t1 - t0) / 1000 * hz; if (d > 0) printf "footfall %.2f, Redis %.2f, B'"'"'s driver %.2f, the attacker %.2f, the whole machine %.2f of %d", (f1 - f0) / d, (r1 - r0) / d, (x1 - x0) / d, '"$(get attacker_cpu_seconds)"' / ((t1 - t0) / 1000), (m1 - m0) / d, '"$(nproc)"'}' "$work/cpu.txt"
+    END {
+      d = (t1 - t0) / 1000 * hz
+      if (d > 0) printf "footfall %.2f, Redis %.2f, B'"'"'s driver %.2f, the attacker %.2f, the whole machine %.2f of %d", (f1 - f0) / d, (r1 - r0) / d, (x1 - x0) / d, attacker / ((b - a) / 1000 * hz), (m1 - m0) / d, cores
+    }' "$work/cpu.txt"
 }
 echo "cores busy during the attack: $(cores)"
 q99=$(get quiet_beacon_p99_ms); a99=$(get attack_beacon_p99_ms)

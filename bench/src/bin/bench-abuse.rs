@@ -280,20 +280,20 @@ async fn attacker(args: &[String]) -> anyhow::Result<()> {
     println!("junk_forms_refused {}", sum(&tally.forms, false));
     println!("junk_beacon_statuses {:?}", tally.beacons);
     println!("junk_form_statuses {:?}", tally.forms);
-    println!("attacker_cpu_seconds {:.2}", cpu_seconds()?);
+    println!("attacker_ended_ms {}", now_ms());
+    println!("attacker_cpu_ticks {}", cpu_ticks()?);
     Ok(())
 }
 
-/// This process's CPU time so far (user and system), from `/proc/self/stat` in clock
-/// ticks of 1/100 s.
-fn cpu_seconds() -> anyhow::Result<f64> {
+/// This process's CPU time so far (user and system) in clock ticks, from
+/// `/proc/self/stat`.
+fn cpu_ticks() -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let after_name = stat.rsplit_once(')').context("/proc/self/stat")?.1;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14 and 15 of the file: the 12th and 13th after the name.
-    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
-        + fields.get(12).context("stime")?.parse::<u64>()?;
-    Ok(ticks as f64 / 100.0)
+    Ok(fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?)
 }
 
 #[tokio::main]
