@@ -7,15 +7,13 @@
 # 300-character title) and ABUSE_FORMS junk form posts, every request from a new client
 # address in X-Forwarded-For (footfall trusts the local proxy: server.trusted_proxies),
 # while account B runs its normal flow: a lead per browser, accepted, then the browser's
-# visit, whose site-visit webhook a local receiver times. B's flow runs two rounds
-# without the attack and then rounds under it. The shipped quotas and limits apply
-# (config.toml's defaults).
+# visit, whose site-visit webhook a local receiver times (rounds of it before and during
+# the attack: below). The shipped quotas and limits apply (config.toml's defaults).
 #
 # Prints: Redis memory (and keys) before, at the peak, at the end of the attack and after
 # the junk has expired; how many junk requests were admitted; the cores that footfall,
 # Redis, B's driver and the attacker used during the attack, and the whole machine's;
-# B's beacon p99 and
-# visit→webhook p99 without and with the attack (target: within 2×).
+# B's beacon p99 and visit→webhook p99 without and with the attack (target: within 2×).
 #
 # Junk visitors expire after tracking.anonymous_retention_hours (48 h shipped); the run
 # sets ABUSE_RETENTION_HOURS (default 0.02 h = 72 s) so that it ends in minutes; a
