@@ -12,6 +12,10 @@
 //! a handler that never answers cannot keep one past its lease); so does, on shutdown,
 //! every waiting event (for another instance). Only a queue of [`MAX_WAITING`](super::lanes::MAX_WAITING) events
 //! sends the next one back to the schedule for a second or two.
+//!
+//! A webhook that has left is recorded even through a Redis failover: while the store is
+//! unavailable, the save is tried again until its lease nears its end, so that the event
+//! is not claimed and sent a second time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::body::prepare;
-use super::lanes::{Lanes, Place, Turn};
+use super::lanes::{Lanes, Place, Turn, Waiting};
 use super::retry::RetryPolicy;
 use super::sender::{FORM, JSON, Sender};
 use crate::domain::account_webhook::AccountWebhook;
@@ -34,13 +38,20 @@ use crate::domain::time::now_ms;
 use crate::domain::timeline::TimelineEntry;
 use crate::service::Services;
 use crate::service::live::LiveKind;
-use crate::store::{StoreResult, catalog};
+use crate::store::{StoreError, StoreResult, catalog};
 
 /// The most events claimed at once.
 const CLAIM_BATCH: usize = 128;
 
 /// How long an event waits (plus up to as much again) when its handler's queue is full.
 const BUSY_RETRY_MS: i64 = 1000;
+
+/// What a lease keeps in hand after a delivery's last step: a clock or a pause of this
+/// instance's must not let another claim send the event while this one still records it.
+const LEASE_MARGIN_MS: i64 = 1000;
+
+/// The first pause before saving a sent event's outcome again (doubling up to a second).
+const RECORD_RETRY_MS: i64 = 50;
 
 /// Where one event is sent.
 struct Target {
@@ -58,6 +69,8 @@ pub struct Scheduler {
     sender: Sender,
     policy: RetryPolicy,
     lease_ms: i64,
+    /// The store's response timeout: the time one save may take.
+    store_timeout_ms: i64,
     poll: Duration,
     slots: Arc<Semaphore>,
     concurrency: usize,
@@ -85,6 +98,7 @@ impl Scheduler {
         };
         Ok(Arc::new(Self {
             lease_ms: d.lease_seconds as i64 * 1000,
+            store_timeout_ms: services.settings.store.response_timeout_ms as i64,
             poll: Duration::from_millis(d.poll_interval_ms),
             slots: Arc::new(Semaphore::new(d.concurrency)),
             concurrency: d.concurrency,
@@ -112,12 +126,8 @@ impl Scheduler {
             }
             let want = free.min(CLAIM_BATCH);
             let now = now_ms();
-            let claimed = match self
-                .services
-                .store
-                .claim_due(now, now + self.lease_ms, want)
-                .await
-            {
+            let lease_until = now + self.lease_ms;
+            let claimed = match self.services.store.claim_due(now, lease_until, want).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim due events; retrying in 1 s");
@@ -137,7 +147,7 @@ impl Scheduler {
                 let this = self.clone();
                 tokio::spawn(async move {
                     let id = event.id.clone();
-                    if let Err(e) = this.process(event).await {
+                    if let Err(e) = this.process(event, lease_until).await {
                         tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
                     }
                     drop(permit);
@@ -173,12 +183,12 @@ impl Scheduler {
     /// Delivers a claimed event now, queues it behind its handler's deliveries in flight,
     /// or puts it back for later; a delivery that ends takes the handler's next waiting
     /// event.
-    async fn process(&self, event: EventRecord) -> StoreResult<()> {
+    async fn process(&self, event: EventRecord, lease_until: i64) -> StoreResult<()> {
         let store = &*self.services.store;
         if !event.state.is_pending() {
             return store.save_event(&event).await;
         }
-        match self.place(event) {
+        match self.place(event, lease_until) {
             Place::Queued => Ok(()),
             Place::Full(event) if self.stopping.load(Ordering::Relaxed) => {
                 self.put_back(event, now_ms()).await
@@ -188,16 +198,22 @@ impl Scheduler {
                 let wait = rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS);
                 self.put_back(event, now_ms() + wait).await
             }
-            Place::Turn(mut event, mut turn) => loop {
-                let id = event.id.clone();
-                if let Err(e) = self.deliver(event).await {
-                    tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+            Place::Turn(mut event, mut turn) => {
+                let mut lease_until = lease_until;
+                loop {
+                    let id = event.id.clone();
+                    if let Err(e) = self.deliver(event, lease_until).await {
+                        tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+                    }
+                    match self.next_in_turn(turn).await {
+                        Some((next, same)) => {
+                            lease_until = self.lease_end(next.deliver_by);
+                            (event, turn) = (next.event, same);
+                        }
+                        None => return Ok(()),
+                    }
                 }
-                match self.next_in_turn(turn).await {
-                    Some((next, same)) => (event, turn) = (next, same),
-                    None => return Ok(()),
-                }
-            },
+            }
         }
     }
 
@@ -207,13 +223,13 @@ impl Scheduler {
     async fn next_in_turn<'a>(
         &self,
         mut turn: Turn<'a, EventRecord>,
-    ) -> Option<(EventRecord, Turn<'a, EventRecord>)> {
+    ) -> Option<(Waiting<EventRecord>, Turn<'a, EventRecord>)> {
         loop {
             let (waiting, same) = turn.next()?;
             turn = same;
             let now = now_ms();
             if !self.stopping.load(Ordering::Relaxed) && now <= waiting.deliver_by {
-                return Some((waiting.event, turn));
+                return Some((waiting, turn));
             }
             let id = waiting.event.id.clone();
             if let Err(e) = self.put_back(waiting.event, now).await {
@@ -250,7 +266,7 @@ impl Scheduler {
     }
 
     /// Delivers one event in its handler's turn and records the attempt.
-    async fn deliver(&self, mut event: EventRecord) -> StoreResult<()> {
+    async fn deliver(&self, mut event: EventRecord, lease_until: i64) -> StoreResult<()> {
         let store = &*self.services.store;
         let Some(target) = self.target(&event).await? else {
             let what = if event.notice.is_some() {
@@ -293,22 +309,11 @@ impl Scheduler {
         tracing::info!(event = %event.id, handler = %target.name, status = ?sent.attempt.status,
             latency_ms = sent.attempt.latency_ms, error = ?sent.attempt.error, "delivery attempt");
         event.attempts.push(sent.attempt);
-        let health = target.handler.filter(|_| event.notice.is_none());
         if ok {
-            if let Some(handler) = health {
-                store
-                    .note_handler_success(event.account_id, handler)
-                    .await?;
-            }
             event.state = DeliveryState::Delivered;
             event.next_attempt_at = None;
             event.reason = None;
         } else {
-            if let Some(handler) = health {
-                store
-                    .note_handler_failure(event.account_id, handler, now)
-                    .await?;
-            }
             event.failures += 1;
             let wait = (!sent.gone)
                 .then(|| self.policy.next_wait(event.failures, sent.retry_after))
@@ -330,11 +335,48 @@ impl Scheduler {
                 }
             }
         }
-        store.save_event(&event).await?;
+        self.record(&event, lease_until).await?;
         self.services
             .live
             .publish(event.account_id, event.lead_id, LiveKind::Delivery);
+        // The handler's health, for the console: a note lost to an outage is not worth
+        // holding the slot for.
+        if let Some(handler) = target.handler.filter(|_| event.notice.is_none()) {
+            let noted = if ok {
+                store.note_handler_success(event.account_id, handler).await
+            } else {
+                store
+                    .note_handler_failure(event.account_id, handler, now)
+                    .await
+            };
+            if let Err(e) = noted {
+                tracing::warn!(event = %event.id, error = %e, "the handler's health could not be noted");
+            }
+        }
         Ok(())
+    }
+
+    /// Saves the outcome of an attempt that was sent. While the store is unavailable it
+    /// tries again, pausing longer each time, for as long as a save can still end before
+    /// the lease does.
+    async fn record(&self, event: &EventRecord, lease_until: i64) -> StoreResult<()> {
+        let last_start = lease_until - LEASE_MARGIN_MS - self.store_timeout_ms;
+        let mut pause = RECORD_RETRY_MS;
+        loop {
+            match self.services.store.save_event(event).await {
+                Err(StoreError::Unavailable(e)) if now_ms() + pause <= last_start => {
+                    tracing::debug!(event = %event.id, error = %e, pause_ms = pause, "saving a sent event again");
+                    tokio::time::sleep(Duration::from_millis(pause as u64)).await;
+                    pause = (pause * 2).min(1000);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The end of the lease of an event that must be delivered by `deliver_by`.
+    fn lease_end(&self, deliver_by: i64) -> i64 {
+        deliver_by + self.services.settings.delivery.timeout_ms as i64 + LEASE_MARGIN_MS
     }
 
     /// Where an event goes: its handler's URL and secret, or its account webhook's
@@ -365,11 +407,11 @@ impl Scheduler {
 
     /// A turn now, unless the event's handler or account has its share in flight: then a
     /// place in its handler's queue (the event moves there), unless that is full.
-    fn place(&self, event: EventRecord) -> Place<'_, EventRecord> {
+    fn place(&self, event: EventRecord, lease_until: i64) -> Place<'_, EventRecord> {
         // An account's webhooks (handler 0 on their events) share one lane.
         let handler = (event.account_id, event.handler_id);
         let d = &self.services.settings.delivery;
-        let deliver_by = now_ms() + self.lease_ms - d.timeout_ms as i64 - 1000;
+        let deliver_by = lease_until - d.timeout_ms as i64 - LEASE_MARGIN_MS;
         let queue = !self.stopping.load(Ordering::Relaxed);
         self.lanes.place(handler, event, deliver_by, queue)
     }

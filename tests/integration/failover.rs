@@ -9,6 +9,7 @@
 
 use crate::common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -151,6 +152,18 @@ async fn failover_under_load(
         counts
     };
     let duplicates = counts.values().filter(|c| **c > 1).count();
+    // Events first sent in the second before the kill: their records may not have reached
+    // a replica when the primary died (replication is asynchronous).
+    let mut first_sent: HashMap<String, Instant> = HashMap::new();
+    for r in receiver.received() {
+        first_sent
+            .entry(r.header("webhook-id").to_owned())
+            .or_insert(r.at);
+    }
+    let sent_just_before = first_sent
+        .values()
+        .filter(|at| **at <= killed && killed.duration_since(**at) <= Duration::from_secs(1))
+        .count();
 
     // Every form that got a 2xx is in the store.
     let saved: Vec<u64> = samples
@@ -183,7 +196,8 @@ async fn failover_under_load(
     println!(
         "{what}: failover complete {failed_over:?} after the SIGKILL; footfall answered 503 \
          {} times over {:?} (of {} answers); {} forms saved, {} lost; {} of {JOBS} webhooks \
-         delivered, {} more than once; instance A delivered {}, B {}",
+         delivered, {} more than once ({sent_just_before} first sent in the second before \
+         the kill); instance A delivered {}, B {}",
         report.unavailable,
         report.unavailable_for,
         report.answers,
@@ -211,8 +225,11 @@ async fn failover_under_load(
         .collect();
     assert!(
         late.is_empty(),
-        "footfall answers 2xx again once the failover is over; {} answers after it were not",
-        late.len()
+        "footfall answers 2xx again once the failover is over; {} answers after it were not: {:?}",
+        late.len(),
+        late.iter()
+            .map(|x| (x.sent.duration_since(killed), x.status))
+            .collect::<Vec<_>>()
     );
     assert!(
         samples.iter().any(|x| x.sent > settled),
@@ -225,11 +242,13 @@ async fn failover_under_load(
         "forms acknowledged with a 2xx are gone"
     );
     assert_eq!(report.delivered, JOBS, "some webhooks were never delivered");
-    // A duplicate is an attempt in flight whose record did not survive: at most what
-    // both instances can have in flight at once.
+    // A duplicate is an attempt whose record did not survive: one in flight at the kill
+    // (at most what both instances can have in flight at once), or one recorded in the
+    // moments before it that the replica had not received yet.
     assert!(
-        report.duplicates <= 2 * 64,
-        "{} duplicates is more than the attempts in flight",
+        report.duplicates <= 2 * 64 + sent_just_before,
+        "{} duplicates is more than the attempts in flight (128) and the {sent_just_before} \
+         first sent in the second before the kill",
         report.duplicates
     );
     assert_instance_never_restarted(&mut a, pid_a);

@@ -517,3 +517,49 @@ async fn footfall_killed_mid_delivery_and_restarted_delivers_every_job() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A webhook that has left while Redis goes down is recorded once Redis is back, within
+/// its lease, and not sent a second time when the lease ends (it was, before: the record
+/// failed at once and the lease brought the event back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_sent_while_redis_is_down_is_recorded_when_it_is_back_and_not_sent_again() {
+    const LEASE_SECONDS: u64 = 10;
+    let mut redis = RedisServer::start(true);
+    let deployment = Deployment::on(redis.url());
+    let lease = LEASE_SECONDS.to_string();
+    let process = FootfallProcess::start_with_env(
+        &deployment.toml,
+        &[
+            ("FOOTFALL__DELIVERY__LEASE_SECONDS", lease.as_str()),
+            ("FOOTFALL__STORE__RESPONSE_TIMEOUT_MS", "500"),
+        ],
+    );
+    let app = deployment.client(&process);
+    let receiver = Receiver::start().await;
+    // The handler holds the webhook while Redis goes down.
+    receiver.script([Reply::Slow(Duration::from_millis(1500))]);
+    let s = setup(&app, &receiver, 0).await;
+    let lead = fire_one(&app, &s).await;
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    let claimed = Instant::now();
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    redis.start_again();
+    // footfall finds Redis back at its breaker's next probe.
+    let back = Instant::now() + Duration::from_secs(5);
+    while app.get(&format!("/api/v4/leads/{lead}")).await.0 != StatusCode::OK {
+        assert!(Instant::now() < back, "footfall did not find Redis back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let event = event_when(&app, lead, "delivered", Duration::from_secs(5)).await;
+    assert_eq!(event["state"], "delivered", "{event}");
+    // Past the lease, with time for a claim and a delivery.
+    let past_lease = Duration::from_secs(LEASE_SECONDS + 3);
+    tokio::time::sleep(past_lease.saturating_sub(claimed.elapsed())).await;
+    assert_eq!(
+        receiver.count(),
+        1,
+        "the webhook was sent again after its lease"
+    );
+}

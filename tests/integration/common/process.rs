@@ -48,9 +48,14 @@ pub struct FootfallProcess {
 
 impl FootfallProcess {
     pub fn start(config_toml: &str) -> Self {
+        Self::start_with_env(config_toml, &[])
+    }
+
+    /// Starts with `FOOTFALL__…` overrides of the configuration.
+    pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Self {
         let config = temp_path("config.toml");
         std::fs::write(&config, config_toml).unwrap();
-        Self::start_file_with_env(&config, &[])
+        Self::start_file_with_env(&config, env)
     }
 
     /// Starts with a config file of the test's own (removed when the process is dropped)
