@@ -9,7 +9,7 @@
 
 use crate::common;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -152,17 +152,20 @@ async fn failover_under_load(
         counts
     };
     let duplicates = counts.values().filter(|c| **c > 1).count();
-    // Events first sent in the second before the kill: their records may not have reached
-    // a replica when the primary died (replication is asynchronous).
-    let mut first_sent: HashMap<String, Instant> = HashMap::new();
-    for r in receiver.received() {
-        first_sent
-            .entry(r.header("webhook-id").to_owned())
-            .or_insert(r.at);
-    }
-    let sent_just_before = first_sent
-        .values()
-        .filter(|at| **at <= killed && killed.duration_since(**at) <= Duration::from_secs(1))
+    // Sent, and footfall said it could not record them (no replica confirmed the record in
+    // time, say): the lease brings such an event back, and it is sent again.
+    let unrecorded: HashSet<String> = [&a, &b]
+        .iter()
+        .flat_map(|p| p.warnings())
+        .filter(|line| line.contains("delivery could not be recorded"))
+        .filter_map(|line| {
+            let v: Value = serde_json::from_str(&line).ok()?;
+            Some(v["event"].as_str()?.to_owned())
+        })
+        .collect();
+    let unexplained = counts
+        .iter()
+        .filter(|(id, c)| **c > 1 && !unrecorded.contains(*id))
         .count();
 
     // Every form that got a 2xx is in the store.
@@ -196,8 +199,8 @@ async fn failover_under_load(
     println!(
         "{what}: failover complete {failed_over:?} after the SIGKILL; footfall answered 503 \
          {} times over {:?} (of {} answers); {} forms saved, {} lost; {} of {JOBS} webhooks \
-         delivered, {} more than once ({sent_just_before} first sent in the second before \
-         the kill); instance A delivered {}, B {}",
+         delivered, {} more than once ({} of them not recorded, as footfall logged); instance \
+         A delivered {}, B {}",
         report.unavailable,
         report.unavailable_for,
         report.answers,
@@ -205,6 +208,7 @@ async fn failover_under_load(
         report.forms_lost,
         report.delivered,
         report.duplicates,
+        report.duplicates - unexplained,
         delivered_by(&apps[0]).await,
         delivered_by(&apps[1]).await,
     );
@@ -242,13 +246,12 @@ async fn failover_under_load(
         "forms acknowledged with a 2xx are gone"
     );
     assert_eq!(report.delivered, JOBS, "some webhooks were never delivered");
-    // A duplicate is an attempt whose record did not survive: one in flight at the kill
-    // (at most what both instances can have in flight at once), or one recorded in the
-    // moments before it that the replica had not received yet.
+    // A duplicate is an attempt whose record footfall could not make (and said so), or one
+    // whose claim died with the primary while it was in flight (at most what both
+    // instances can have in flight at once): records wait for a replica, claims do not.
     assert!(
-        report.duplicates <= 2 * 64 + sent_just_before,
-        "{} duplicates is more than the attempts in flight (128) and the {sent_just_before} \
-         first sent in the second before the kill",
+        unexplained <= 2 * 64,
+        "{unexplained} of {} duplicates were recorded, and more than the attempts in flight",
         report.duplicates
     );
     assert_instance_never_restarted(&mut a, pid_a);

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -44,6 +44,8 @@ pub struct FootfallProcess {
     child: Child,
     pub base: String,
     config: PathBuf,
+    /// Its warnings and errors so far (JSON log lines).
+    warnings: Arc<parking_lot::Mutex<Vec<String>>>,
 }
 
 impl FootfallProcess {
@@ -77,6 +79,8 @@ impl FootfallProcess {
         // Reads the logs until the process ends (so that its pipe never fills up); with
         // FOOTFALL_TEST_LOGS set, shows them.
         let show = std::env::var_os("FOOTFALL_TEST_LOGS").is_some();
+        let warnings = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let kept = warnings.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 // Warnings and errors always show in the test's output.
@@ -84,6 +88,9 @@ impl FootfallProcess {
                     line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"");
                 if show || warns {
                     eprintln!("footfall: {line}");
+                }
+                if warns {
+                    kept.lock().push(line.clone());
                 }
                 if line.contains("footfall is listening") {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
@@ -98,7 +105,13 @@ impl FootfallProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
             config,
+            warnings,
         }
+    }
+
+    /// The warnings and errors it logged so far (JSON lines).
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().clone()
     }
 
     pub fn pid(&self) -> u32 {
