@@ -11,7 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n== %s\n' "$*"; }
+suite_started=$(date +%s)
+# A section's title, and the seconds since the suite started.
+say() { printf '\n== %s (at %d s)\n' "$*" $(( $(date +%s) - suite_started )); }
 have() { command -v "$1" >/dev/null 2>&1; }
 apt_install() {
   local sudo=""
@@ -20,7 +22,6 @@ apt_install() {
 }
 
 say "prerequisites"
-suite_started=$(date +%s)
 have redis-server || apt_install redis-server
 # The browsers: Debian's packages, no browser download.
 MINIBROWSER=/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser
