@@ -1,8 +1,9 @@
 // The console's Quotas tab, in a real browser (headless Chromium through playwright-core)
 // against the real footfall binary with the shipped config.toml: a site gets page views of
 // three new browsers, and the tab shows the site's new-visitor bucket holding three, read
-// from GET /api/v4/quotas. (The site's new visitors are set to 100 an hour, so that the
-// bucket drains one every 36 s: the shipped 200 000 drain three in 54 ms.)
+// from GET /api/v4/quotas; and, in a 1280-pixel window, every tab of the console is in
+// sight. (The site's new visitors are set to 100 an hour, so that the bucket drains one
+// every 36 s: the shipped 200 000 drain three in 54 ms.)
 //
 // Run: node tests/browser/quotas.mjs (after `cargo build`).
 
@@ -38,6 +39,12 @@ async function run() {
     await page.locator("#token").fill(TOKEN);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.locator("[data-tab=quotas]").click({ timeout: WAIT });
+  });
+  await step("every tab is in sight in a 1280-pixel window (Playwright's default)", async () => {
+    const width = page.viewportSize().width;
+    const nav = await page.locator("nav.tabs-main").evaluate((n) => ({ need: n.scrollWidth, have: n.clientWidth }));
+    check(width === 1280, `the window is ${width} pixels wide`);
+    check(nav.need <= nav.have, `the tabs need ${nav.need} pixels and have ${nav.have}`);
   });
   await step("the site's new-visitor bucket holds the three browsers", async () => {
     const row = page.locator(`tr[data-quota=new_visitors][data-scope=site][data-site-id="${site.id}"]`);
