@@ -158,4 +158,4 @@ grep -v '^{"timestamp"' "$quotas_log" || true
 rm -f "$quotas_log"
 [ "$quotas_ok" -eq 0 ] || { echo "the quotas browser test failed"; exit 1; }
 
-say "all tests passed in $(( $(date +%s) - suite_started )) s"
+say "all tests passed"

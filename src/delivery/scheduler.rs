@@ -13,9 +13,11 @@
 //! every waiting event (for another instance). Only a queue of [`MAX_WAITING`](super::lanes::MAX_WAITING) events
 //! sends the next one back to the schedule for a second or two.
 //!
-//! A webhook that has left is recorded even through a Redis failover: while the store is
-//! unavailable, the save is tried again until its lease nears its end, so that the event
-//! is not claimed and sent a second time.
+//! A delivered webhook is recorded through a short Redis outage or failover: while the
+//! store is unavailable the record is tried again for as long as the event's lease leaves
+//! room (each try cut at the lease's margin), so that the event is not claimed and sent a
+//! second time. A longer outage, or a failover that loses the claim itself, may still
+//! send it again; a sent webhook that could not be recorded is logged as such.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,8 +52,11 @@ const BUSY_RETRY_MS: i64 = 1000;
 /// instance's must not let another claim send the event while this one still records it.
 const LEASE_MARGIN_MS: i64 = 1000;
 
-/// The first pause before saving a sent event's outcome again (doubling up to a second).
+/// The first pause before saving a delivered event's record again (doubling each time).
 const RECORD_RETRY_MS: i64 = 50;
+
+/// The longest pause between two tries of a record.
+const RECORD_RETRY_MAX_MS: i64 = 1000;
 
 /// Where one event is sent.
 struct Target {
@@ -69,7 +74,7 @@ pub struct Scheduler {
     sender: Sender,
     policy: RetryPolicy,
     lease_ms: i64,
-    /// The store's response timeout: the time one save may take.
+    /// The store's response timeout: the room a try of a record needs.
     store_timeout_ms: i64,
     poll: Duration,
     slots: Arc<Semaphore>,
@@ -148,7 +153,7 @@ impl Scheduler {
                 tokio::spawn(async move {
                     let id = event.id.clone();
                     if let Err(e) = this.process(event, lease_until).await {
-                        tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+                        tracing::warn!(event = %id, error = %e, "an event could not be delivered; the lease will bring it back");
                     }
                     drop(permit);
                 });
@@ -203,7 +208,7 @@ impl Scheduler {
                 loop {
                     let id = event.id.clone();
                     if let Err(e) = self.deliver(event, lease_until).await {
-                        tracing::warn!(event = %id, error = %e, "delivery could not be recorded; the lease will bring it back");
+                        tracing::warn!(event = %id, error = %e, "an event could not be delivered; the lease will bring it back");
                     }
                     match self.next_in_turn(turn).await {
                         Some((next, same)) => {
@@ -335,12 +340,8 @@ impl Scheduler {
                 }
             }
         }
-        self.record(&event, lease_until).await?;
-        self.services
-            .live
-            .publish(event.account_id, event.lead_id, LiveKind::Delivery);
-        // The handler's health, for the console: a note lost to an outage is not worth
-        // holding the slot for.
+        // The handler's health, for the console, before the record that tells the event's
+        // state; a note lost to an outage is not worth holding the slot for.
         if let Some(handler) = target.handler.filter(|_| event.notice.is_none()) {
             let noted = if ok {
                 store.note_handler_success(event.account_id, handler).await
@@ -353,25 +354,43 @@ impl Scheduler {
                 tracing::warn!(event = %event.id, error = %e, "the handler's health could not be noted");
             }
         }
+        if let Err(e) = self.record(&event, lease_until).await {
+            tracing::warn!(event = %event.id, error = %e, "a sent webhook could not be recorded; its lease will send it again");
+            return Ok(());
+        }
+        self.services
+            .live
+            .publish(event.account_id, event.lead_id, LiveKind::Delivery);
         Ok(())
     }
 
-    /// Saves the outcome of an attempt that was sent. While the store is unavailable it
-    /// tries again, pausing longer each time, for as long as a save can still end before
-    /// the lease does.
+    /// Saves the outcome of an attempt that was sent. A delivery's record is tried again
+    /// while the store is unavailable, pausing longer each time, as long as the lease
+    /// leaves room for a try (each cut at the lease's margin). Only a delivery's: that it
+    /// was delivered stays true whoever holds the event by then, while a failed attempt's
+    /// record is worth no more than the retry its lease brings anyway.
     async fn record(&self, event: &EventRecord, lease_until: i64) -> StoreResult<()> {
-        let last_start = lease_until - LEASE_MARGIN_MS - self.store_timeout_ms;
+        let store = &*self.services.store;
+        let mut result = store.save_event(event).await;
+        let deadline = lease_until - LEASE_MARGIN_MS;
         let mut pause = RECORD_RETRY_MS;
-        loop {
-            match self.services.store.save_event(event).await {
-                Err(StoreError::Unavailable(e)) if now_ms() + pause <= last_start => {
-                    tracing::debug!(event = %event.id, error = %e, pause_ms = pause, "saving a sent event again");
-                    tokio::time::sleep(Duration::from_millis(pause as u64)).await;
-                    pause = (pause * 2).min(1000);
-                }
-                result => return result,
-            }
+        while matches!(result, Err(StoreError::Unavailable(_)))
+            && event.state == DeliveryState::Delivered
+            && now_ms() + pause + self.store_timeout_ms <= deadline
+        {
+            tracing::debug!(event = %event.id, pause_ms = pause, "saving a delivered event's record again");
+            tokio::time::sleep(Duration::from_millis(pause as u64)).await;
+            pause = (pause * 2).min(RECORD_RETRY_MAX_MS);
+            let left = Duration::from_millis((deadline - now_ms()).max(0) as u64);
+            result = tokio::time::timeout(left, store.save_event(event))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(
+                        "the lease ran out before the record was saved".into(),
+                    ))
+                });
         }
+        result
     }
 
     /// The end of the lease of an event that must be delivered by `deliver_by`.

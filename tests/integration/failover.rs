@@ -3,9 +3,11 @@
 //! — on a Redis Cluster with a replica per primary, and on a primary with two replicas
 //! watched by three Sentinels. Asserted on outcomes: the replica is promoted, footfall
 //! answers throughout (2xx or 503, and only 2xx once the failover is over), every form
-//! that got a 2xx is in the store afterwards, every webhook is delivered, no instance
-//! restarted. The figures (how long footfall answered 503, how many, duplicates) are
-//! printed, not asserted: they depend on the machine.
+//! that got a 2xx is in the store afterwards, every webhook is delivered, every webhook
+//! delivered twice is explained (footfall logged that it could not record it, or it was in
+//! flight when its claim died), no instance restarted. The figures (how long footfall
+//! answered 503, how many, duplicates) are printed, not asserted: they depend on the
+//! machine.
 
 use crate::common;
 
@@ -31,6 +33,8 @@ const JOBS: usize = 1000;
 const JOB_DELAY_SECONDS: u64 = 8;
 /// Concurrent browsers of the load, spread over both instances.
 const CLIENTS: usize = 6;
+/// What both instances can have in flight at once (`delivery.concurrency`, 64, each).
+const IN_FLIGHT: usize = 2 * 64;
 /// A Redis command's time limit (durable writes wait half of it for a replica): generous,
 /// as this machine's two cores are shared with others; a failover is seen as refused
 /// connections and `MOVED`, not as timeouts.
@@ -157,7 +161,7 @@ async fn failover_under_load(
     let unrecorded: HashSet<String> = [&a, &b]
         .iter()
         .flat_map(|p| p.warnings())
-        .filter(|line| line.contains("delivery could not be recorded"))
+        .filter(|line| line.contains("a sent webhook could not be recorded"))
         .filter_map(|line| {
             let v: Value = serde_json::from_str(&line).ok()?;
             Some(v["event"].as_str()?.to_owned())
@@ -250,9 +254,17 @@ async fn failover_under_load(
     // whose claim died with the primary while it was in flight (at most what both
     // instances can have in flight at once): records wait for a replica, claims do not.
     assert!(
-        unexplained <= 2 * 64,
-        "{unexplained} of {} duplicates were recorded, and more than the attempts in flight",
+        unexplained <= IN_FLIGHT,
+        "{unexplained} of {} duplicates had no warning that their record failed: more than \
+         the {IN_FLIGHT} attempts that can be in flight",
         report.duplicates
+    );
+    // A record fails only while the primary has no replica to confirm it: a failover's
+    // seconds, not the whole run.
+    assert!(
+        report.duplicates - unexplained <= JOBS / 2,
+        "{} of {JOBS} webhooks were sent twice because their records failed",
+        report.duplicates - unexplained
     );
     assert_instance_never_restarted(&mut a, pid_a);
     assert_instance_never_restarted(&mut b, pid_b);
