@@ -213,7 +213,10 @@ async fn a_silent_receiver_ends_in_the_dead_letter_and_replay_delivers() {
     let (_, handlers) = app.get("/api/v4/handlers").await;
     assert_eq!(handlers["_embedded"]["handlers"][0]["failing"], false);
 
-    // A delivered event is replayed on request too; a pending one is refused.
+    // A delivered event is replayed on request too; a pending one is refused. (The
+    // receiver fails the replayed attempt, so that the event is still pending, its next
+    // attempt a second away, whether or not the scheduler has taken it yet.)
+    receiver.script([Reply::Status(503)]);
     let (status, _) = app
         .post(
             &format!("/api/v4/webhook_events/{event_id}/replay"),
