@@ -188,7 +188,7 @@ impl Scheduler {
     /// Delivers a claimed event now, queues it behind its handler's deliveries in flight,
     /// or puts it back for later; a delivery that ends takes the handler's next waiting
     /// event.
-    async fn process(&self, event: EventRecord, lease_until: i64) -> StoreResult<()> {
+    async fn process(&self, event: EventRecord, mut lease_until: i64) -> StoreResult<()> {
         let store = &*self.services.store;
         if !event.state.is_pending() {
             return store.save_event(&event).await;
@@ -203,22 +203,19 @@ impl Scheduler {
                 let wait = rand::rng().random_range(BUSY_RETRY_MS..2 * BUSY_RETRY_MS);
                 self.put_back(event, now_ms() + wait).await
             }
-            Place::Turn(mut event, mut turn) => {
-                let mut lease_until = lease_until;
-                loop {
-                    let id = event.id.clone();
-                    if let Err(e) = self.deliver(event, lease_until).await {
-                        tracing::warn!(event = %id, error = %e, "an event could not be delivered; the lease will bring it back");
-                    }
-                    match self.next_in_turn(turn).await {
-                        Some((next, same)) => {
-                            lease_until = self.lease_end(next.deliver_by);
-                            (event, turn) = (next.event, same);
-                        }
-                        None => return Ok(()),
-                    }
+            Place::Turn(mut event, mut turn) => loop {
+                let id = event.id.clone();
+                if let Err(e) = self.deliver(event, lease_until).await {
+                    tracing::warn!(event = %id, error = %e, "an event could not be delivered; the lease will bring it back");
                 }
-            }
+                match self.next_in_turn(turn).await {
+                    Some((next, same)) => {
+                        lease_until = next.deliver_by + self.attempt_room();
+                        (event, turn) = (next.event, same);
+                    }
+                    None => return Ok(()),
+                }
+            },
         }
     }
 
@@ -393,9 +390,10 @@ impl Scheduler {
         result
     }
 
-    /// The end of the lease of an event that must be delivered by `deliver_by`.
-    fn lease_end(&self, deliver_by: i64) -> i64 {
-        deliver_by + self.services.settings.delivery.timeout_ms as i64 + LEASE_MARGIN_MS
+    /// What a lease keeps for an attempt that starts at the latest: the delivery timeout
+    /// and the margin. An event is delivered by its lease's end less this.
+    fn attempt_room(&self) -> i64 {
+        self.services.settings.delivery.timeout_ms as i64 + LEASE_MARGIN_MS
     }
 
     /// Where an event goes: its handler's URL and secret, or its account webhook's
@@ -429,8 +427,7 @@ impl Scheduler {
     fn place(&self, event: EventRecord, lease_until: i64) -> Place<'_, EventRecord> {
         // An account's webhooks (handler 0 on their events) share one lane.
         let handler = (event.account_id, event.handler_id);
-        let d = &self.services.settings.delivery;
-        let deliver_by = lease_until - d.timeout_ms as i64 - LEASE_MARGIN_MS;
+        let deliver_by = lease_until - self.attempt_room();
         let queue = !self.stopping.load(Ordering::Relaxed);
         self.lanes.place(handler, event, deliver_by, queue)
     }

@@ -544,9 +544,7 @@ async fn a_webhook_sent_while_redis_is_down_is_recorded_when_it_is_back_and_not_
     let lead = fire_one(&app, &s).await;
     assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
     let received = Instant::now();
-    redis.stop();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    redis.start_again();
+    tokio::task::block_in_place(|| redis.crash_and_restart(Duration::from_millis(2500)));
     // footfall finds Redis back at its breaker's next probe.
     let back = Instant::now() + Duration::from_secs(5);
     while app.get(&format!("/api/v4/leads/{lead}")).await.0 != StatusCode::OK {
