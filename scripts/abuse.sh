@@ -33,7 +33,8 @@
 # server, e.g. "--lazyfree-lazy-expire yes"), ABUSE_ATTACKER_NICE (the attacking process's
 # niceness, 19: on this one machine the load generator, footfall, Redis and B share two
 # cores, and at 19 the scheduler runs the attacker when they are idle, as an attacker's
-# own machine would; 0 makes it compete with them as an equal).
+# own machine would; 0 makes it compete with them as an equal), FOOTFALL (another build of
+# footfall to measure, e.g. an older commit's: the same harness, a run of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,7 +100,8 @@ account_id = 202
 subdomain = "honest"
 token = "$TOKEN_B"
 TOML
-RUST_LOG=warn $bin/footfall --config "$work/footfall.toml" >"$work/footfall.log" 2>&1 &
+echo "footfall: ${FOOTFALL:-$bin/footfall}"
+RUST_LOG=warn "${FOOTFALL:-$bin/footfall}" --config "$work/footfall.toml" >"$work/footfall.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$fport/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -153,6 +153,7 @@ impl Application {
             forms: Default::default(),
             snapshots: Default::default(),
             scheduler_wake: Arc::new(Notify::new()),
+            quota_gate: Default::default(),
             demo,
             shutdown: CancellationToken::new(),
         });

@@ -127,19 +127,29 @@ impl Quota {
 /// A request refused by a quota: which one, and how long until it admits again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverQuota {
-    pub kind: QuotaKind,
-    pub scope: &'static str,
-    pub retry_after_ms: u64,
+    /// The quota that refused; none when the account's Unsorted is full.
+    pub quota: Option<Quota>,
+    /// Microseconds until the quota admits again, by the store's clock.
+    pub wait_us: u64,
 }
 
 impl OverQuota {
     /// The account's Unsorted holds its most entries (`limits.max_unsorted_per_account`):
     /// the client waits an hour, for someone to sort it.
     pub const UNSORTED_FULL: OverQuota = OverQuota {
-        kind: QuotaKind::FormPosts,
-        scope: "unsorted",
-        retry_after_ms: 3_600_000,
+        quota: None,
+        wait_us: 3_600 * MICROS_PER_SEC,
     };
+
+    /// What was counted (`form_posts` for a full Unsorted).
+    pub fn kind(&self) -> QuotaKind {
+        self.quota.map_or(QuotaKind::FormPosts, |q| q.kind)
+    }
+
+    /// Whose use: `address`, `site`, `account`, or `unsorted` for a full Unsorted.
+    pub fn scope(&self) -> &'static str {
+        self.quota.map_or("unsorted", |q| q.scope.code())
+    }
 }
 
 /// One GCRA step: the new TAT when admitted, else the wait in microseconds.
@@ -162,6 +172,69 @@ pub fn charge_all(tats: &[i64], now_us: i64, quotas: &[Quota]) -> Result<Vec<i64
         }
     }
     worst.map_or(Ok(new), Err)
+}
+
+/// A shared quota (a site's or an account's) that the store has found full, as one
+/// instance sees it. A full GCRA bucket admits one request per interval, from the moment
+/// its refusal named on: the instance passes one request per such slot on to the store
+/// and refuses the others itself, which the store would refuse too. `next_us` is a lower
+/// bound of the store's next slot (a refusal's wait counts from when the request was
+/// sent, before the store looked), so the instance errs towards asking the store. A slot
+/// that goes unused means demand fell below the rate and the bucket is refilling: then
+/// the instance forgets the bucket and asks the store about every request again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullBucket {
+    /// The earliest moment the store admits the next request (µs, this instance's clock).
+    next_us: i64,
+    interval_us: i64,
+}
+
+/// What a full bucket says of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// This slot is free: the request goes to the store (`FullBucket::take`).
+    Free,
+    /// The store would refuse it: the next slot is this many microseconds away.
+    Taken { wait_us: u64 },
+    /// A slot went unused: the bucket is refilling, and no longer known to be full.
+    Refilling,
+}
+
+impl FullBucket {
+    /// The bucket of `limit` that refused a request sent at `sent_us`, waiting `wait_us`.
+    pub fn refused(sent_us: i64, wait_us: u64, limit: Limit) -> Self {
+        Self {
+            next_us: sent_us + wait_us as i64,
+            interval_us: limit.interval_us as i64,
+        }
+    }
+
+    /// Another refusal of the store: the next slot is no earlier than it says.
+    pub fn refused_again(&mut self, sent_us: i64, wait_us: u64) {
+        self.next_us = self.next_us.max(sent_us + wait_us as i64);
+    }
+
+    pub fn slot(&self, now_us: i64) -> Slot {
+        if now_us < self.next_us {
+            Slot::Taken {
+                wait_us: (self.next_us - now_us) as u64,
+            }
+        } else if now_us < self.next_us + self.interval_us {
+            Slot::Free
+        } else {
+            Slot::Refilling
+        }
+    }
+
+    /// A request passed on in the free slot: the next one is an interval later.
+    pub fn take(&mut self) {
+        self.next_us += self.interval_us;
+    }
+
+    /// The store refused a passed request for another quota: its slot was not used.
+    pub fn give_back(&mut self) {
+        self.next_us -= self.interval_us;
+    }
 }
 
 #[cfg(test)]
@@ -199,5 +272,29 @@ mod tests {
         let tats = charge_all(&[0, 0], now, &quotas).unwrap();
         assert_eq!(charge_all(&tats, now, &quotas).unwrap_err().0, 1);
         assert!(Limit::new(0, 1, 4).is_none(), "0 turns a quota off");
+    }
+
+    #[test]
+    fn a_full_bucket_passes_one_request_per_interval_and_forgets_itself_when_a_slot_goes_unused() {
+        let limit = Limit::new(2000, 1, 8000).unwrap(); // 500 µs a request
+        // Refused at 1 000 µs, the store's next slot 300 µs later.
+        let mut full = FullBucket::refused(1_000, 300, limit);
+        assert_eq!(full.slot(1_100), Slot::Taken { wait_us: 200 });
+        assert_eq!(full.slot(1_300), Slot::Free);
+        full.take();
+        assert_eq!(full.slot(1_400), Slot::Taken { wait_us: 400 });
+        // The next slot is 1 800–2 300 µs: a request late in it still takes it...
+        assert_eq!(full.slot(2_299), Slot::Free);
+        full.take();
+        // ... and one that finds a whole slot gone by forgets the bucket.
+        assert_eq!(full.slot(2_800), Slot::Refilling);
+        // A passed request that the store refused elsewhere gives its slot back; a later
+        // refusal only moves the next slot later.
+        full.give_back();
+        assert_eq!(full.slot(1_900), Slot::Free);
+        full.refused_again(1_000, 100);
+        assert_eq!(full.slot(1_900), Slot::Free);
+        full.refused_again(1_900, 400);
+        assert_eq!(full.slot(1_900), Slot::Taken { wait_us: 400 });
     }
 }

@@ -213,9 +213,9 @@ impl From<service::Error> for Problem {
             E::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             E::OverQuota(refused) => Self::too_many_requests(
                 crate::service::quotas::retry_after_secs(&refused),
-                &match refused.scope {
+                &match refused.scope() {
                     "unsorted" => "the account's Unsorted is full".to_owned(),
-                    scope => format!("quota: {} per {scope}", refused.kind.code()),
+                    scope => format!("quota: {} per {scope}", refused.kind().code()),
                 },
             ),
             E::Store(e) => e.into(),

@@ -217,7 +217,7 @@ impl Services {
         let most = self.settings.limits.max_unsorted_per_account;
         let count = checked.len() as u64;
         if most > 0 && count > most {
-            Self::admitted(Err::<(), _>(OverQuota::UNSORTED_FULL))?;
+            return Err(Self::refused(OverQuota::UNSORTED_FULL));
         }
         let mut done = Vec::with_capacity(checked.len());
         for (i, (e, status, contact, visitor)) in checked.into_iter().enumerate() {

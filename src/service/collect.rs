@@ -104,7 +104,11 @@ impl Services {
             visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
             watch: self.may_watch(site.account_id),
         };
-        let outcome = Self::admitted(self.store.record_page_view_charged(write, charge).await?)?;
+        let outcome = self
+            .charged(charge, |charge| {
+                self.store.record_page_view_charged(write, charge)
+            })
+            .await?;
         // A history may pass its cap by a tenth: then the one page view whose push made
         // it exactly that long (each push answers a new length) trims it back. Trimming on
         // every page view past the cap would queue a trim per beacon under load.

@@ -57,6 +57,8 @@ pub struct Services {
     /// Wakes this instance's scheduler when an event is due sooner than it planned.
     pub scheduler_wake: Arc<Notify>,
     pub live: Live,
+    /// Shared quotas the store found full, refused here until they refill.
+    pub quota_gate: quotas::QuotaGate,
     /// The sample site and inbox, when `demo.enabled`.
     pub demo: Option<demo::Demo>,
     /// Cancelled when the service is asked to stop: live streams end, the scheduler
@@ -78,7 +80,7 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
     /// A quota refused the request (`service::quotas`).
-    #[error("over the {} quota of the {}", .0.kind.code(), .0.scope)]
+    #[error("over the {} quota of the {}", .0.kind().code(), .0.scope())]
     OverQuota(crate::domain::quota::OverQuota),
     #[error(transparent)]
     Store(#[from] StoreError),

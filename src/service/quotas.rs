@@ -3,20 +3,29 @@
 //! (`footfall_quota_refused_total{quota,scope}`), and an account's use for the console.
 //!
 //! The counters live in the store, so every instance shares them (burst included); the
-//! charge rides the store round trip of the work it guards (`store::quotas`). The
-//! per-instance limits of `[limits]` (`http::limits`) are another thing: an in-memory
-//! flood guard in front of everything, so that a flood from one address costs the store
-//! nothing.
+//! charge rides the store round trip of the work it guards (`store::quotas`). What the
+//! store refused teaches the instance too: a site's or an account's bucket that the store
+//! found full is this instance's [`QuotaGate`] until it refills, and requests the store
+//! would refuse are refused here, before a page view is built or the store asked — an
+//! attack from rotating addresses over a site's quota costs the store one request per
+//! slot of the quota's rate, not one per junk request. The per-instance limits of
+//! `[limits]` (`http::limits`) are another thing: an in-memory flood guard in front of
+//! everything, so that a flood from one address costs the store nothing.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::LazyLock;
+use std::time::Instant;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Error, Result, Services};
 use crate::domain::ids::{AccountId, SiteId};
-use crate::domain::quota::{OverQuota, Quota, QuotaKind, Scope};
-use crate::store::{Charge, Charged};
+use crate::domain::quota::{FullBucket, OverQuota, Quota, QuotaKind, Scope, Slot};
+use crate::store::{Charge, Charged, StoreResult};
 
 /// One quota's use now.
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,14 +78,32 @@ impl Services {
         charge
     }
 
-    /// The answer of a charged step: refused requests are counted and answered 429.
-    pub(super) fn admitted<T>(charged: Charged<T>) -> Result<T> {
-        charged.map_err(|refused| {
-            metrics::counter!("footfall_quota_refused_total",
-                "quota" => refused.kind.code(), "scope" => refused.scope)
-            .increment(1);
-            Error::OverQuota(refused)
-        })
+    /// `work` (a store step charged with `charge`) unless this instance already knows a
+    /// shared quota of the charge to be full; a refused request is counted and answered
+    /// 429 either way.
+    pub(super) async fn charged<T, F>(
+        &self,
+        charge: Charge,
+        work: impl FnOnce(Charge) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = StoreResult<Charged<T>>>,
+    {
+        let account = charge.account;
+        let passed = self.quota_gate.pass(&charge).map_err(Self::refused)?;
+        let answer = work(charge).await?;
+        if let Err(refused) = &answer {
+            self.quota_gate.refused(account, passed, refused);
+        }
+        answer.map_err(Self::refused)
+    }
+
+    /// A refusal, counted.
+    pub(super) fn refused(refused: OverQuota) -> Error {
+        metrics::counter!("footfall_quota_refused_total",
+            "quota" => refused.kind().code(), "scope" => refused.scope())
+        .increment(1);
+        Error::OverQuota(refused)
     }
 
     /// An account's use of its quotas (the account's and each of its sites').
@@ -117,5 +144,101 @@ impl Services {
 
 /// Seconds a refused client waits (`Retry-After`).
 pub fn retry_after_secs(refused: &OverQuota) -> u64 {
-    refused.retry_after_ms.div_ceil(1000).max(1)
+    refused.wait_us.div_ceil(1_000_000).max(1)
+}
+
+/// This instance's full buckets of shared quotas (`domain::quota::FullBucket`): a site's
+/// and an account's, which an attack from many addresses fills. An address's quota is
+/// left to the store: rotating addresses would leave a bucket here per address, and a
+/// flood from one address meets the instance's flood guard first.
+#[derive(Default)]
+pub struct QuotaGate {
+    full: Mutex<HashMap<(AccountId, QuotaKind, Scope), FullBucket>>,
+}
+
+/// A request the gate passed on: when it was sent, and the full buckets whose slots it
+/// took (given back when the store refuses it for another quota).
+pub struct Passed {
+    sent_us: i64,
+    took: Vec<Quota>,
+}
+
+/// Microseconds on this instance's monotonic clock.
+fn clock_us() -> i64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    START.elapsed().as_micros() as i64
+}
+
+fn shared(quota: &Quota) -> bool {
+    matches!(quota.scope, Scope::Site(_) | Scope::Account)
+}
+
+impl QuotaGate {
+    /// Passes a request whose shared quotas hold a free slot (taking it), or refuses it
+    /// with the longest wait among its full buckets.
+    pub fn pass(&self, charge: &Charge) -> Result<Passed, OverQuota> {
+        let sent_us = clock_us();
+        let mut full = self.full.lock();
+        if full.is_empty() {
+            return Ok(Passed {
+                sent_us,
+                took: Vec::new(),
+            });
+        }
+        let mut free = Vec::new();
+        let mut worst: Option<OverQuota> = None;
+        for quota in charge.quotas.iter().filter(|q| shared(q)) {
+            let key = (charge.account, quota.kind, quota.scope);
+            let Some(bucket) = full.get(&key) else {
+                continue;
+            };
+            match bucket.slot(sent_us) {
+                Slot::Free => free.push(*quota),
+                Slot::Taken { wait_us } if worst.is_none_or(|w| wait_us > w.wait_us) => {
+                    worst = Some(OverQuota {
+                        quota: Some(*quota),
+                        wait_us,
+                    });
+                }
+                Slot::Taken { .. } => {}
+                Slot::Refilling => {
+                    full.remove(&key);
+                }
+            }
+        }
+        if let Some(refused) = worst {
+            return Err(refused);
+        }
+        for quota in &free {
+            if let Some(bucket) = full.get_mut(&(charge.account, quota.kind, quota.scope)) {
+                bucket.take();
+            }
+        }
+        Ok(Passed {
+            sent_us,
+            took: free,
+        })
+    }
+
+    /// The store refused a request the gate passed: the slots it took are given back,
+    /// and the refusing quota's bucket, if shared, is known full.
+    pub fn refused(&self, account: AccountId, passed: Passed, refused: &OverQuota) {
+        let refusing = refused.quota.filter(shared);
+        if passed.took.is_empty() && refusing.is_none() {
+            return;
+        }
+        let mut full = self.full.lock();
+        for quota in &passed.took {
+            if let Some(bucket) = full.get_mut(&(account, quota.kind, quota.scope)) {
+                bucket.give_back();
+            }
+        }
+        if let Some(quota) = refusing {
+            full.entry((account, quota.kind, quota.scope))
+                .and_modify(|b| b.refused_again(passed.sent_us, refused.wait_us))
+                .or_insert_with(|| {
+                    FullBucket::refused(passed.sent_us, refused.wait_us, quota.limit)
+                });
+        }
+    }
 }

@@ -191,11 +191,11 @@ impl Services {
     ) -> Result<Reserved> {
         let account = charge.account;
         let retention = self.retention_secs();
-        Self::admitted(
+        self.charged(charge, |charge| {
             self.store
                 .reserve_submission_charged(account, visitor, retention, charge, most)
-                .await?,
-        )
+        })
+        .await
     }
 
     /// The atomic step of a submission, then what it announces and fires. A known

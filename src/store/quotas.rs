@@ -18,13 +18,11 @@ pub struct Charge {
 }
 
 impl Charge {
-    /// The refusal of the quota at `index`, waiting `wait_ms`.
-    pub fn refused(&self, index: usize, wait_ms: u64) -> OverQuota {
-        let q = self.quotas.get(index).or(self.quotas.first());
+    /// The refusal of the quota at `index`, waiting `wait_us`.
+    pub fn refused(&self, index: usize, wait_us: u64) -> OverQuota {
         OverQuota {
-            kind: q.map_or(crate::domain::quota::QuotaKind::PageViews, |q| q.kind),
-            scope: q.map_or("account", |q| q.scope.code()),
-            retry_after_ms: wait_ms.max(1),
+            quota: self.quotas.get(index).or(self.quotas.first()).copied(),
+            wait_us: wait_us.max(1),
         }
     }
 }

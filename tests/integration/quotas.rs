@@ -10,14 +10,18 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::config_file::footfall_toml;
-use crate::common::process::FootfallProcess;
+use crate::common::process::{FootfallProcess, RedisServer};
 use crate::common::{self, Backend, Receiver, Setup, TestApp, setup, test_settings};
 
 /// `n` footfall processes on the shared Redis with one key prefix and `quotas`.
 fn instances(n: usize, quotas: &str) -> (Vec<FootfallProcess>, Vec<TestApp>) {
+    instances_on(&common::redis_url(), n, quotas)
+}
+
+fn instances_on(redis_url: &str, n: usize, quotas: &str) -> (Vec<FootfallProcess>, Vec<TestApp>) {
     let prefix = common::unique_prefix();
     let toml = footfall_toml(
-        &common::redis_url(),
+        redis_url,
         &prefix,
         &common::cookie_key(),
         &format!("[quotas]\n{QUOTAS_OFF}{quotas}"),
@@ -29,6 +33,7 @@ fn instances(n: usize, quotas: &str) -> (Vec<FootfallProcess>, Vec<TestApp>) {
         .map(|(i, p)| {
             let mut settings = test_settings(Backend::Redis);
             settings.store.key_prefix = prefix.clone();
+            settings.store.redis_url = redis_url.to_owned();
             let app = TestApp::attach(p.base.clone(), settings);
             // The first one removes the keys at the end.
             if i == 0 { app.owning_keys() } else { app }
@@ -154,6 +159,133 @@ async fn a_page_view_burst_is_shared_by_two_instances() {
     );
     assert!(n < 20, "{n} admitted: the burst was not shared");
     eprintln!("admitted {n} of 60, refill {refill}");
+}
+
+/// Every command Redis receives while `work` runs (`redis-cli monitor`), a line each.
+async fn commands_during<F: std::future::Future>(
+    redis: &RedisServer,
+    work: F,
+) -> (F::Output, String) {
+    let mut monitor = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "monitor"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs");
+    let mut stdout = monitor.stdout.take().unwrap();
+    // MONITOR answers OK once it is on.
+    let mut ok = [0u8; 3];
+    std::io::Read::read_exact(&mut stdout, &mut ok).unwrap();
+    let out = work.await;
+    // A command that marks the end of what `work` sent.
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("ECHO")
+        .arg("end-of-work")
+        .query(&mut con)
+        .map(|_: String| ())
+        .unwrap();
+    let mut lines = String::new();
+    let mut reader = std::io::BufReader::new(stdout);
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut line).unwrap() == 0
+            || line.contains("end-of-work")
+        {
+            break;
+        }
+        lines.push_str(&line);
+    }
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    (out, lines)
+}
+
+#[tokio::test]
+async fn a_site_found_full_is_refused_by_the_instance_without_asking_redis() {
+    let _serial = common::HEAVY.lock().await;
+    let redis = RedisServer::start(false);
+    // 12 new visitors an hour per site, all at once; then one per 5 minutes.
+    let quotas = "new_visitors_per_hour_per_site = 12
+page_views_per_second_per_site = 0
+";
+    let receiver = Receiver::start().await;
+    let (_processes, apps) = instances_on(&redis.url(), 1, quotas);
+    let s = setup(&apps[0], &receiver, 0).await;
+    let (_, vid) = apps[0]
+        .beacon(&s.site_key, None, "https://shop.example/")
+        .await;
+    let vid = vid.expect("the first new browser is admitted");
+    assert_eq!(admitted(&beacons(&apps, &s, 11, None).await), 11);
+    // Redis refuses the next new browser, and the instance learns the site is full.
+    assert_eq!(
+        beacons(&apps, &s, 1, None).await,
+        [StatusCode::TOO_MANY_REQUESTS]
+    );
+    let (statuses, commands) = commands_during(&redis, beacons(&apps, &s, 200, None)).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let charges = commands
+        .lines()
+        .filter(|l| l.contains(":q:nv:site:"))
+        .count();
+    assert_eq!(
+        charges, 0,
+        "200 refusals asked Redis {charges} times:\n{commands}"
+    );
+    // A browser seen before is not held back by the new-visitor quota.
+    let known = apps[0]
+        .beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    assert!(known.0.is_success(), "{known:?}");
+    let text = metrics(&apps[0]).await;
+    assert_eq!(
+        series(
+            &text,
+            "footfall_quota_refused_total{quota=\"new_visitors\",scope=\"site\"} "
+        ),
+        201,
+        "every refusal is counted, whoever made it:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_site_found_full_still_admits_its_rate() {
+    let _serial = common::HEAVY.lock().await;
+    // 20 page views a second per site, a second's worth at once; a beacon every ~5 ms for
+    // three seconds from one instance: the burst, then every slot of the rate.
+    let quotas = "page_views_per_second_per_site = 20\npage_view_burst_seconds = 1\n";
+    let receiver = Receiver::start().await;
+    let (_processes, apps) = instances(1, quotas);
+    let s = setup(&apps[0], &receiver, 0).await;
+    let (_, vid) = apps[0]
+        .beacon(&s.site_key, None, "https://shop.example/")
+        .await;
+    let vid = vid.expect("the first beacon is admitted");
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        statuses.push(
+            apps[0]
+                .beacon(&s.site_key, Some(&vid), "https://shop.example/")
+                .await
+                .0,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = admitted(&statuses) + 1;
+    let most = 20 + (20.0 * elapsed).floor() as usize;
+    // What the bucket admits in the time (a slot may straddle the end); one slot in two
+    // lost would leave ~50.
+    assert!(
+        (most - 3..=most + 1).contains(&n),
+        "{n} admitted of {}, the bucket allows {most} in {elapsed:.2} s",
+        statuses.len() + 1
+    );
 }
 
 #[tokio::test]

@@ -75,9 +75,9 @@ async fn page_views_charged_together_are_admitted_up_to_each_burst_all_or_nothin
                 assert_eq!(stored.len(), 1, "page view {i} admitted and stored");
             }
             Err(refused) => {
-                assert!(refused.retry_after_ms > 0, "page view {i}: {refused:?}");
+                assert!(refused.wait_us > 0, "page view {i}: {refused:?}");
                 assert!(
-                    ["address", "site"].contains(&refused.scope),
+                    ["address", "site"].contains(&refused.scope()),
                     "page view {i}: {refused:?}"
                 );
                 assert!(stored.is_empty(), "page view {i} refused, yet stored");

@@ -36,7 +36,7 @@ impl State {
             .map(|k| self.quotas.get(k).copied().unwrap_or(0))
             .collect();
         let new = charge_all(&tats, now, &charge.quotas)
-            .map_err(|(i, wait_us)| charge.refused(i, wait_us.div_ceil(1000)))?;
+            .map_err(|(i, wait_us)| charge.refused(i, wait_us))?;
         if self.quotas.len() > PRUNE_ABOVE {
             self.quotas.retain(|_, tat| *tat > now);
         }

@@ -35,7 +35,7 @@ use crate::store::{
 
 /// `charge(n)`: KEYS[1..n] are quota counters, ARGV[1] is n, ARGV[2i], ARGV[2i+1] the
 /// interval and capacity (µs) of counter i. Charges all or none; `nil` when admitted,
-/// else `{i, wait_ms}` for the counter that waits longest.
+/// else `{i, wait_us}` for the counter that waits longest.
 const CHARGE_LUA: &str = r#"
 local function charge(n)
   local t = redis.call('TIME')
@@ -50,7 +50,7 @@ local function charge(n)
     if over > wait then worst, wait = i, over end
     tats[i] = new
   end
-  if worst > 0 then return {worst, math.ceil(wait / 1000)} end
+  if worst > 0 then return {worst, wait} end
   for i = 1, n do
     redis.call('SET', KEYS[i], string.format('%d', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000) + 1)
   end
@@ -66,7 +66,7 @@ local base = 2 * n + 1
 /// counters m, and their indexes. A group is charged as its page views would be one after
 /// another (the first k admitted, each taking one interval of every counter; the rest
 /// refused, which takes nothing). Returns three numbers per group: k, and for the
-/// refused, `j, wait_ms` of their j-th counter, the one that waits longest (`0, 0` when
+/// refused, `j, wait_us` of their j-th counter, the one that waits longest (`0, 0` when
 /// all are admitted).
 pub static CHARGE_BATCH: LazyLock<Script> = LazyLock::new(|| Script::new(CHARGE_BATCH_LUA));
 const CHARGE_BATCH_LUA: &str = r#"
@@ -100,7 +100,7 @@ while a <= n do
   end
   out[#out + 1] = k
   out[#out + 1] = worst
-  out[#out + 1] = math.ceil(wait / 1000)
+  out[#out + 1] = wait
   a = a + m + 2
 end
 for i = 1, #KEYS do
@@ -113,7 +113,7 @@ return out
 
 /// A charged reservation's guard. KEYS: the counters, the account's Unsorted, the
 /// browser's history (not on a cluster, where the reservation keeps it). ARGV after the counters': the Unsorted bound (0: none), the
-/// history's retention. Returns `{0}`, `{i, wait_ms}`, or `{-1}` when Unsorted is full.
+/// history's retention. Returns `{0}`, `{i, wait_us}`, or `{-1}` when Unsorted is full.
 fn charged_reservation() -> String {
     format!(
         "{CHARGE_LUA}{}",
@@ -258,9 +258,9 @@ fn verdict(value: Value) -> StoreResult<Result<(), (Option<usize>, u64)>> {
     }
 }
 
-fn refusal(charge: &Charge, index: Option<usize>, wait_ms: u64) -> crate::domain::quota::OverQuota {
+fn refusal(charge: &Charge, index: Option<usize>, wait_us: u64) -> crate::domain::quota::OverQuota {
     match index {
-        Some(i) => charge.refused(i, wait_ms),
+        Some(i) => charge.refused(i, wait_us),
         None => crate::domain::quota::OverQuota::UNSORTED_FULL,
     }
 }

@@ -417,8 +417,8 @@ where
     let mut verdicts: Vec<Charged<()>> = vec![Ok(()); batch.len()];
     for (charges, value) in accounts.iter().zip(values) {
         for (place, verdict) in charges.verdicts(value)? {
-            if let (Err((index, wait_ms)), Some(charge)) = (verdict, &batch[place].1) {
-                verdicts[place] = Err(charge.refused(index, wait_ms));
+            if let (Err((index, wait_us)), Some(charge)) = (verdict, &batch[place].1) {
+                verdicts[place] = Err(charge.refused(index, wait_us));
             }
         }
     }
