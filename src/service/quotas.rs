@@ -89,13 +89,16 @@ impl Services {
     where
         F: Future<Output = StoreResult<Charged<T>>>,
     {
-        let account = charge.account;
         let passed = self.quota_gate.pass(&charge).map_err(Self::refused)?;
-        let answer = work(charge).await?;
-        if let Err(refused) = &answer {
-            self.quota_gate.refused(account, passed, refused);
+        let answer = work(charge).await;
+        match &answer {
+            Ok(Ok(_)) => {}
+            Ok(Err(refused)) => self.quota_gate.not_admitted(passed, Some(refused)),
+            // Unanswered (maybe charged after all): the slots are freed, erring towards
+            // asking the store, so that an outage leaves no bucket full here.
+            Err(_) => self.quota_gate.not_admitted(passed, None),
         }
-        answer.map_err(Self::refused)
+        answer?.map_err(Self::refused)
     }
 
     /// A refusal, counted.
@@ -158,7 +161,9 @@ pub struct QuotaGate {
 
 /// A request the gate passed on: when it was sent, and the full buckets whose slots it
 /// took (given back when the store refuses it for another quota).
+#[derive(Debug)]
 pub struct Passed {
+    account: AccountId,
     sent_us: i64,
     took: Vec<Quota>,
 }
@@ -177,10 +182,14 @@ impl QuotaGate {
     /// Passes a request whose shared quotas hold a free slot (taking it), or refuses it
     /// with the longest wait among its full buckets.
     pub fn pass(&self, charge: &Charge) -> Result<Passed, OverQuota> {
-        let sent_us = clock_us();
+        self.pass_at(charge, clock_us())
+    }
+
+    fn pass_at(&self, charge: &Charge, sent_us: i64) -> Result<Passed, OverQuota> {
         let mut full = self.full.lock();
         if full.is_empty() {
             return Ok(Passed {
+                account: charge.account,
                 sent_us,
                 took: Vec::new(),
             });
@@ -215,15 +224,17 @@ impl QuotaGate {
             }
         }
         Ok(Passed {
+            account: charge.account,
             sent_us,
             took: free,
         })
     }
 
-    /// The store refused a request the gate passed: the slots it took are given back,
-    /// and the refusing quota's bucket, if shared, is known full.
-    pub fn refused(&self, account: AccountId, passed: Passed, refused: &OverQuota) {
-        let refusing = refused.quota.filter(shared);
+    /// The store did not admit a request the gate passed: the slots it took are given
+    /// back, and the quota that `refused` it, if shared, is known full.
+    pub fn not_admitted(&self, passed: Passed, refused: Option<&OverQuota>) {
+        let account = passed.account;
+        let refusing = refused.and_then(|r| r.quota.filter(shared).map(|q| (q, r.wait_us)));
         if passed.took.is_empty() && refusing.is_none() {
             return;
         }
@@ -233,12 +244,70 @@ impl QuotaGate {
                 bucket.give_back();
             }
         }
-        if let Some(quota) = refusing {
+        if let Some((quota, wait_us)) = refusing {
             full.entry((account, quota.kind, quota.scope))
-                .and_modify(|b| b.refused_again(passed.sent_us, refused.wait_us))
-                .or_insert_with(|| {
-                    FullBucket::refused(passed.sent_us, refused.wait_us, quota.limit)
-                });
+                .and_modify(|b| b.refused_again(passed.sent_us, wait_us))
+                .or_insert_with(|| FullBucket::refused(passed.sent_us, wait_us, quota.limit));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::quota::Limit;
+
+    fn quota(scope: Scope, per_second: u64) -> Quota {
+        Quota {
+            kind: QuotaKind::PageViews,
+            scope,
+            limit: Limit::new(per_second, 1, per_second).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_full_site_passes_a_request_per_slot_and_takes_back_slots_the_store_did_not_use() {
+        let site = quota(Scope::Site(SiteId(7)), 1000); // a slot per millisecond
+        let address = quota(Scope::Address([192, 0, 2, 1].into()), 20);
+        let charge = Charge {
+            account: AccountId(1),
+            quotas: vec![address, site],
+        };
+        let gate = QuotaGate::default();
+        // Nothing known: everything is passed on.
+        let first = gate.pass_at(&charge, 0).unwrap();
+        assert!(first.took.is_empty());
+        // The store refused it for the site, its next slot 400 µs on.
+        let refusal = OverQuota {
+            quota: Some(site),
+            wait_us: 400,
+        };
+        gate.not_admitted(first, Some(&refusal));
+        let refused = gate.pass_at(&charge, 100).unwrap_err();
+        assert_eq!(
+            refused,
+            OverQuota {
+                quota: Some(site),
+                wait_us: 300
+            }
+        );
+        // The slot from 400 µs: one request takes it, the next waits for the one after.
+        let passed = gate.pass_at(&charge, 500).unwrap();
+        assert_eq!(passed.took, [site]);
+        assert_eq!(gate.pass_at(&charge, 600).unwrap_err().wait_us, 800);
+        // Unanswered (Redis down): the slot is free again.
+        gate.not_admitted(passed, None);
+        let passed = gate.pass_at(&charge, 600).unwrap();
+        // Refused by the address's quota: the site's slot was not used either, and an
+        // address's bucket is not kept here.
+        let by_address = OverQuota {
+            quota: Some(address),
+            wait_us: 50_000,
+        };
+        gate.not_admitted(passed, Some(&by_address));
+        assert!(gate.pass_at(&charge, 700).is_ok());
+        // A whole slot unused: the site is refilling, and forgotten.
+        assert!(gate.pass_at(&charge, 3_000).unwrap().took.is_empty());
+        assert!(gate.full.lock().is_empty());
     }
 }

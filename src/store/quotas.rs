@@ -1,6 +1,7 @@
 //! The [`Quotas`] aggregate: counters shared by every instance (`domain::quota`), charged
-//! with the work they guard, all-or-nothing — a refused request changes nothing (no page view, no history, no counter moved). Growth bounds live here
-//! too: Unsorted entries per account, browsers per lead.
+//! with the work they guard, all-or-nothing — a refused request changes nothing (no page
+//! view, no history, no counter moved). Growth bounds live here too: Unsorted entries per
+//! account, browsers per lead.
 
 use async_trait::async_trait;
 
@@ -64,8 +65,6 @@ pub trait Quotas: Send + Sync {
         max_unsorted: u64,
     ) -> StoreResult<Charged<Reserved>>;
 
-    /// The TAT of each quota (microseconds, 0 for an empty bucket) and the store's clock
-    /// (microseconds): the account's use, for the console.
     /// `Leads::link_visitor`, unless the lead holds `most` browsers already besides this
     /// one (0: no bound): one atomic step.
     #[allow(clippy::too_many_arguments)]
@@ -79,6 +78,8 @@ pub trait Quotas: Send + Sync {
         most: u64,
     ) -> StoreResult<LinkOutcome>;
 
+    /// The TAT of each quota (microseconds, 0 for an empty bucket) and the store's clock
+    /// (microseconds): the account's use, for the console.
     async fn quota_levels(
         &self,
         account: AccountId,
