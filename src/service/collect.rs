@@ -95,17 +95,18 @@ impl Services {
         }
         let (visitor, minted) = self.visitor_of(site.account_id, beacon.vid, beacon.cookie_vid);
         let now = now_ms();
-        let page_view = PageView::new(now, site.id, page, beacon.title, beacon.referrer);
         let charge = self.page_view_charge(site.account_id, site.id, beacon.client, minted);
-        let write = PageViewWrite {
-            account: site.account_id,
-            visitor,
-            page_view,
-            visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
-            watch: self.may_watch(site.account_id),
-        };
+        // Built once the instance's quota gate has passed the request: a refusal costs
+        // no page view.
         let outcome = self
             .charged(charge, |charge| {
+                let write = PageViewWrite {
+                    account: site.account_id,
+                    visitor,
+                    page_view: PageView::new(now, site.id, page, beacon.title, beacon.referrer),
+                    visit_idle_ms: site.visit_idle_ms(self.settings.tracking.visit_idle_seconds),
+                    watch: self.may_watch(site.account_id),
+                };
                 self.store.record_page_view_charged(write, charge)
             })
             .await?;
