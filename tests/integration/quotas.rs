@@ -281,7 +281,10 @@ async fn a_site_found_full_still_admits_its_rate() {
     let most = 20 + (20.0 * elapsed).floor() as usize;
     // What the bucket admits in the time (a slot may straddle the end); one slot in two
     // lost would leave ~50.
-    eprintln!("admitted {n} of {}, the bucket allows {most}", statuses.len() + 1);
+    eprintln!(
+        "admitted {n} of {}, the bucket allows {most}",
+        statuses.len() + 1
+    );
     assert!(
         (most - 3..=most + 1).contains(&n),
         "{n} admitted of {}, the bucket allows {most} in {elapsed:.2} s",
