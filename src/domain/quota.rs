@@ -129,7 +129,8 @@ impl Quota {
 pub struct OverQuota {
     /// The quota that refused; none when the account's Unsorted is full.
     pub quota: Option<Quota>,
-    /// Microseconds until the quota admits again, by the store's clock.
+    /// Microseconds until the quota admits again: the store's answer, or this instance's
+    /// lower bound of it (`FullBucket`).
     pub wait_us: u64,
 }
 
@@ -179,15 +180,26 @@ pub fn charge_all(tats: &[i64], now_us: i64, quotas: &[Quota]) -> Result<Vec<i64
 /// its refusal named on: the instance passes one request per such slot on to the store
 /// and refuses the others itself, which the store would refuse too. `next_us` is a lower
 /// bound of the store's next slot (a refusal's wait counts from when the request was
-/// sent, before the store looked), so the instance errs towards asking the store. A slot
-/// that goes unused means demand fell below the rate and the bucket is refilling: then
-/// the instance forgets the bucket and asks the store about every request again.
+/// sent, before the store looked), so the instance errs towards asking the store.
+///
+/// The instance forgets the bucket, and asks the store about every request again, when a
+/// slot goes unused (demand fell below the rate: the bucket is refilling) or when the
+/// store's word is older than [`FULL_BUCKET_TRUSTED_US`]: a slot taken by a request that
+/// never reached the store and was not given back, or a step of Redis's clock, then
+/// costs at most that long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FullBucket {
     /// The earliest moment the store admits the next request (µs, this instance's clock).
     next_us: i64,
     interval_us: i64,
+    /// When the store first said so (µs, this instance's clock).
+    learned_us: i64,
 }
+
+/// How long an instance trusts the store's word that a bucket is full (µs): long enough
+/// that re-learning it (a few requests passed on until the store refuses one) is rare
+/// under attack, short enough that what an error keeps from honest clients is a second.
+pub const FULL_BUCKET_TRUSTED_US: i64 = 1_000_000;
 
 /// What a full bucket says of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,8 +208,8 @@ pub enum Slot {
     Free,
     /// The store would refuse it: the next slot is this many microseconds away.
     Taken { wait_us: u64 },
-    /// A slot went unused: the bucket is refilling, and no longer known to be full.
-    Refilling,
+    /// No longer known to be full: a slot went unused, or the store's word is too old.
+    Unknown,
 }
 
 impl FullBucket {
@@ -206,6 +218,7 @@ impl FullBucket {
         Self {
             next_us: sent_us + wait_us as i64,
             interval_us: limit.interval_us as i64,
+            learned_us: sent_us,
         }
     }
 
@@ -215,14 +228,16 @@ impl FullBucket {
     }
 
     pub fn slot(&self, now_us: i64) -> Slot {
-        if now_us < self.next_us {
+        if now_us - self.learned_us >= FULL_BUCKET_TRUSTED_US
+            || now_us >= self.next_us + self.interval_us
+        {
+            Slot::Unknown
+        } else if now_us < self.next_us {
             Slot::Taken {
                 wait_us: (self.next_us - now_us) as u64,
             }
-        } else if now_us < self.next_us + self.interval_us {
-            Slot::Free
         } else {
-            Slot::Refilling
+            Slot::Free
         }
     }
 
@@ -231,7 +246,8 @@ impl FullBucket {
         self.next_us += self.interval_us;
     }
 
-    /// The store refused a passed request for another quota: its slot was not used.
+    /// A passed request did not use its slot (the store refused it for another quota,
+    /// or never answered): the slot is free again.
     pub fn give_back(&mut self) {
         self.next_us -= self.interval_us;
     }
@@ -287,7 +303,7 @@ mod tests {
         assert_eq!(full.slot(2_299), Slot::Free);
         full.take();
         // ... and one that finds a whole slot gone by forgets the bucket.
-        assert_eq!(full.slot(2_800), Slot::Refilling);
+        assert_eq!(full.slot(2_800), Slot::Unknown);
         // A passed request that the store refused elsewhere gives its slot back; a later
         // refusal only moves the next slot later.
         full.give_back();
@@ -296,5 +312,13 @@ mod tests {
         assert_eq!(full.slot(1_900), Slot::Free);
         full.refused_again(1_900, 400);
         assert_eq!(full.slot(1_900), Slot::Taken { wait_us: 400 });
+        // However full it stays, the store's word is trusted for a second at most.
+        for now in (1_900..1_000_000).step_by(500) {
+            if full.slot(now) == Slot::Free {
+                full.take();
+            }
+        }
+        assert_ne!(full.slot(1_000_000), Slot::Unknown, "{full:?}");
+        assert_eq!(full.slot(1_001_000), Slot::Unknown);
     }
 }

@@ -5,10 +5,11 @@
 //! The counters live in the store, so every instance shares them (burst included); the
 //! charge rides the store round trip of the work it guards (`store::quotas`). What the
 //! store refused teaches the instance too: a site's or an account's bucket that the store
-//! found full is this instance's [`QuotaGate`] until it refills, and requests the store
-//! would refuse are refused here, before a page view is built or the store asked — an
-//! attack from rotating addresses over a site's quota costs the store one request per
-//! slot of the quota's rate, not one per junk request. The per-instance limits of
+//! found full is this instance's [`QuotaGate`] until it refills (for a second at most),
+//! and requests the store would refuse are refused here, before a page view is built or
+//! the store asked — an attack from rotating addresses over a site's quota costs the
+//! store about one request per slot of the quota's rate on each instance, not one per
+//! junk request. The per-instance limits of
 //! `[limits]` (`http::limits`) are another thing: an in-memory flood guard in front of
 //! everything, so that a flood from one address costs the store nothing.
 
@@ -91,12 +92,12 @@ impl Services {
     {
         let passed = self.quota_gate.pass(&charge).map_err(Self::refused)?;
         let answer = work(charge).await;
+        // Dropped unsettled (no answer, or this request cancelled), it gives its slots
+        // back, erring towards asking the store.
         match &answer {
-            Ok(Ok(_)) => {}
-            Ok(Err(refused)) => self.quota_gate.not_admitted(passed, Some(refused)),
-            // Unanswered (maybe charged after all): the slots are freed, erring towards
-            // asking the store, so that an outage leaves no bucket full here.
-            Err(_) => self.quota_gate.not_admitted(passed, None),
+            Ok(Ok(_)) => passed.admitted(),
+            Ok(Err(refused)) => passed.refused(refused),
+            Err(_) => drop(passed),
         }
         answer?.map_err(Self::refused)
     }
@@ -153,16 +154,18 @@ pub fn retry_after_secs(refused: &OverQuota) -> u64 {
 /// This instance's full buckets of shared quotas (`domain::quota::FullBucket`): a site's
 /// and an account's, which an attack from many addresses fills. An address's quota is
 /// left to the store: rotating addresses would leave a bucket here per address, and a
-/// flood from one address meets the instance's flood guard first.
-#[derive(Default)]
+/// flood from one address meets the instance's flood guard first. Buckets no longer
+/// known full are swept as requests come, so the map holds only those of the last second.
+#[derive(Debug, Default)]
 pub struct QuotaGate {
     full: Mutex<HashMap<(AccountId, QuotaKind, Scope), FullBucket>>,
 }
 
 /// A request the gate passed on: when it was sent, and the full buckets whose slots it
-/// took (given back when the store refuses it for another quota).
+/// took. Unless the store admitted it, the slots are given back (when it is dropped).
 #[derive(Debug)]
-pub struct Passed {
+pub struct Passed<'a> {
+    gate: &'a QuotaGate,
     account: AccountId,
     sent_us: i64,
     took: Vec<Quota>,
@@ -181,73 +184,87 @@ fn shared(quota: &Quota) -> bool {
 impl QuotaGate {
     /// Passes a request whose shared quotas hold a free slot (taking it), or refuses it
     /// with the longest wait among its full buckets.
-    pub fn pass(&self, charge: &Charge) -> Result<Passed, OverQuota> {
+    pub fn pass(&self, charge: &Charge) -> Result<Passed<'_>, OverQuota> {
         self.pass_at(charge, clock_us())
     }
 
-    fn pass_at(&self, charge: &Charge, sent_us: i64) -> Result<Passed, OverQuota> {
+    fn pass_at(&self, charge: &Charge, sent_us: i64) -> Result<Passed<'_>, OverQuota> {
+        let mut passed = Passed {
+            gate: self,
+            account: charge.account,
+            sent_us,
+            took: Vec::new(),
+        };
         let mut full = self.full.lock();
         if full.is_empty() {
-            return Ok(Passed {
-                account: charge.account,
-                sent_us,
-                took: Vec::new(),
-            });
+            return Ok(passed);
         }
-        let mut free = Vec::new();
+        full.retain(|_, bucket| bucket.slot(sent_us) != Slot::Unknown);
         let mut worst: Option<OverQuota> = None;
         for quota in charge.quotas.iter().filter(|q| shared(q)) {
-            let key = (charge.account, quota.kind, quota.scope);
-            let Some(bucket) = full.get(&key) else {
+            let Some(bucket) = full.get(&(charge.account, quota.kind, quota.scope)) else {
                 continue;
             };
             match bucket.slot(sent_us) {
-                Slot::Free => free.push(*quota),
+                Slot::Free => passed.took.push(*quota),
                 Slot::Taken { wait_us } if worst.is_none_or(|w| wait_us > w.wait_us) => {
                     worst = Some(OverQuota {
                         quota: Some(*quota),
                         wait_us,
                     });
                 }
-                Slot::Taken { .. } => {}
-                Slot::Refilling => {
-                    full.remove(&key);
-                }
+                Slot::Taken { .. } | Slot::Unknown => {}
             }
         }
         if let Some(refused) = worst {
+            passed.took.clear();
             return Err(refused);
         }
-        for quota in &free {
+        for quota in &passed.took {
             if let Some(bucket) = full.get_mut(&(charge.account, quota.kind, quota.scope)) {
                 bucket.take();
             }
         }
-        Ok(Passed {
-            account: charge.account,
-            sent_us,
-            took: free,
-        })
+        Ok(passed)
+    }
+}
+
+impl Passed<'_> {
+    /// The store admitted the request: its slots are used.
+    pub fn admitted(mut self) {
+        self.took.clear();
     }
 
-    /// The store did not admit a request the gate passed: the slots it took are given
-    /// back, and the quota that `refused` it, if shared, is known full.
-    pub fn not_admitted(&self, passed: Passed, refused: Option<&OverQuota>) {
-        let account = passed.account;
-        let refusing = refused.and_then(|r| r.quota.filter(shared).map(|q| (q, r.wait_us)));
-        if passed.took.is_empty() && refusing.is_none() {
+    /// The store refused the request: its slots are given back, and the quota that
+    /// refused it, if shared, is known full.
+    pub fn refused(mut self, refused: &OverQuota) {
+        let refusing = refused.quota.filter(shared);
+        if self.took.is_empty() && refusing.is_none() {
             return;
         }
-        let mut full = self.full.lock();
-        for quota in &passed.took {
-            if let Some(bucket) = full.get_mut(&(account, quota.kind, quota.scope)) {
+        let mut full = self.gate.full.lock();
+        self.give_back(&mut full);
+        if let Some(quota) = refusing {
+            full.entry((self.account, quota.kind, quota.scope))
+                .and_modify(|b| b.refused_again(self.sent_us, refused.wait_us))
+                .or_insert_with(|| FullBucket::refused(self.sent_us, refused.wait_us, quota.limit));
+        }
+    }
+
+    fn give_back(&mut self, full: &mut HashMap<(AccountId, QuotaKind, Scope), FullBucket>) {
+        for quota in self.took.drain(..) {
+            if let Some(bucket) = full.get_mut(&(self.account, quota.kind, quota.scope)) {
                 bucket.give_back();
             }
         }
-        if let Some((quota, wait_us)) = refusing {
-            full.entry((account, quota.kind, quota.scope))
-                .and_modify(|b| b.refused_again(passed.sent_us, wait_us))
-                .or_insert_with(|| FullBucket::refused(passed.sent_us, wait_us, quota.limit));
+    }
+}
+
+impl Drop for Passed<'_> {
+    fn drop(&mut self) {
+        if !self.took.is_empty() {
+            let gate = self.gate;
+            self.give_back(&mut gate.full.lock());
         }
     }
 }
@@ -278,11 +295,10 @@ mod tests {
         let first = gate.pass_at(&charge, 0).unwrap();
         assert!(first.took.is_empty());
         // The store refused it for the site, its next slot 400 µs on.
-        let refusal = OverQuota {
+        first.refused(&OverQuota {
             quota: Some(site),
             wait_us: 400,
-        };
-        gate.not_admitted(first, Some(&refusal));
+        });
         let refused = gate.pass_at(&charge, 100).unwrap_err();
         assert_eq!(
             refused,
@@ -295,19 +311,48 @@ mod tests {
         let passed = gate.pass_at(&charge, 500).unwrap();
         assert_eq!(passed.took, [site]);
         assert_eq!(gate.pass_at(&charge, 600).unwrap_err().wait_us, 800);
-        // Unanswered (Redis down): the slot is free again.
-        gate.not_admitted(passed, None);
+        // Unanswered, or cancelled on the way: the slot is free again.
+        drop(passed);
         let passed = gate.pass_at(&charge, 600).unwrap();
         // Refused by the address's quota: the site's slot was not used either, and an
         // address's bucket is not kept here.
-        let by_address = OverQuota {
+        passed.refused(&OverQuota {
             quota: Some(address),
             wait_us: 50_000,
-        };
-        gate.not_admitted(passed, Some(&by_address));
-        assert!(gate.pass_at(&charge, 700).is_ok());
+        });
+        let passed = gate.pass_at(&charge, 700).unwrap();
+        // Admitted: the slot is used.
+        passed.admitted();
+        assert!(gate.pass_at(&charge, 800).is_err());
         // A whole slot unused: the site is refilling, and forgotten.
         assert!(gate.pass_at(&charge, 3_000).unwrap().took.is_empty());
         assert!(gate.full.lock().is_empty());
+    }
+
+    #[test]
+    fn a_free_slot_is_not_taken_when_another_bucket_refuses() {
+        let site = quota(Scope::Site(SiteId(7)), 1000);
+        let account = quota(Scope::Account, 100); // a slot per 10 ms
+        let charge = Charge {
+            account: AccountId(1),
+            quotas: vec![site, account],
+        };
+        let gate = QuotaGate::default();
+        let wait = |quota, wait_us| OverQuota {
+            quota: Some(quota),
+            wait_us,
+        };
+        gate.pass_at(&charge, 0).unwrap().refused(&wait(site, 0));
+        gate.pass_at(&charge, 0)
+            .unwrap()
+            .refused(&wait(account, 5_000));
+        // The site's slot is free, the account's not: refused, and the site's slot stays.
+        assert_eq!(
+            gate.pass_at(&charge, 100).unwrap_err(),
+            wait(account, 4_900)
+        );
+        let full = gate.full.lock();
+        let bucket = full[&(AccountId(1), QuotaKind::PageViews, Scope::Site(SiteId(7)))];
+        assert_eq!(bucket.slot(100), Slot::Free);
     }
 }

@@ -167,7 +167,7 @@ pub struct ChargeBatch {
 }
 
 /// A page view's verdict: admitted, or refused by the counter at that index of its
-/// charge, for that long (ms).
+/// charge, for that long (µs).
 pub type Verdict = Result<(), (usize, u64)>;
 
 impl ChargeBatch {
