@@ -30,7 +30,9 @@
 # two-core machine shared by the attacker, footfall and Redis measures the machine's
 # saturation more than footfall), ABUSE_CONCURRENCY (the attack's requests in flight,
 # 256), ABUSE_RETENTION_HOURS (0.02), ABUSE_REDIS_ARGS (more arguments for the Redis
-# server, e.g. "--lazyfree-lazy-expire yes"), ABUSE_ATTACKER_NICE (the attacking process's
+# server, e.g. "--lazyfree-lazy-expire yes" or "--slowlog-log-slower-than 1000"),
+# ABUSE_REDIS_NICE (the Redis server's niceness, 0: e.g. -10 to stand for a Redis on a
+# machine of its own), ABUSE_ATTACKER_NICE (the attacking process's
 # niceness, 19: on this one machine the load generator, footfall, Redis and B share two
 # cores, and at 19 the scheduler runs the attacker when they are idle, as an attacker's
 # own machine would; 0 makes it compete with them as an equal), FOOTFALL (another build of
@@ -67,7 +69,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+nice -n "${ABUSE_REDIS_NICE:-0}" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
   --maxmemory-policy noeviction ${ABUSE_REDIS_ARGS:-} >/dev/null &
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
