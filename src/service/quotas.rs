@@ -1,6 +1,8 @@
 //! Quotas of the public endpoints (`domain::quota`, `[quotas]`): which counters a page
 //! view or a form post is charged against, the refusals counted in `/metrics`
-//! (`footfall_quota_refused_total{quota,scope}`), and an account's use for the console.
+//! (`footfall_quota_refused_total{quota,scope}`; of them, those the instance made
+//! without asking the store: `footfall_quota_refused_here_total`), and an account's use
+//! for the console.
 //!
 //! The counters live in the store, so every instance shares them (burst included); the
 //! charge rides the store round trip of the work it guards (`store::quotas`). What the
@@ -90,7 +92,10 @@ impl Services {
     where
         F: Future<Output = StoreResult<Charged<T>>>,
     {
-        let passed = self.quota_gate.pass(&charge).map_err(Self::refused)?;
+        let passed = self.quota_gate.pass(&charge).map_err(|refused| {
+            metrics::counter!("footfall_quota_refused_here_total").increment(1);
+            Self::refused(refused)
+        })?;
         let answer = work(charge).await;
         // Dropped unsettled (no answer, or this request cancelled), it gives its slots
         // back, erring towards asking the store.

@@ -268,6 +268,11 @@ page_views_per_second_per_site = 0
         201,
         "every refusal is counted, whoever made it:\n{text}"
     );
+    assert_eq!(
+        series(&text, "footfall_quota_refused_here_total "),
+        200,
+        "the instance's own refusals are counted apart:\n{text}"
+    );
 }
 
 #[tokio::test]
