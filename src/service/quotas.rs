@@ -11,9 +11,9 @@
 //! and requests the store would refuse are refused here, before a page view is built or
 //! the store asked — an attack from rotating addresses over a site's quota costs the
 //! store about one request per slot of the quota's rate on each instance, not one per
-//! junk request. The per-instance limits of
-//! `[limits]` (`http::limits`) are another thing: an in-memory flood guard in front of
-//! everything, so that a flood from one address costs the store nothing.
+//! junk request. The per-instance limits of `[limits]` (`http::limits`) are another
+//! thing: an in-memory flood guard in front of everything, so that a flood from one
+//! address costs the store nothing.
 
 use std::collections::HashMap;
 use std::future::Future;
