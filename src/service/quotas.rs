@@ -163,7 +163,14 @@ pub fn retry_after_secs(refused: &OverQuota) -> u64 {
 /// known full are swept as requests come, so the map holds only those of the last second.
 #[derive(Debug, Default)]
 pub struct QuotaGate {
-    full: Mutex<HashMap<(AccountId, QuotaKind, Scope), FullBucket>>,
+    full: Mutex<HashMap<BucketKey, FullBucket>>,
+}
+
+/// A shared quota of one account.
+type BucketKey = (AccountId, QuotaKind, Scope);
+
+fn bucket_key(account: AccountId, quota: &Quota) -> BucketKey {
+    (account, quota.kind, quota.scope)
 }
 
 /// A request the gate passed on: when it was sent, and the full buckets whose slots it
@@ -207,7 +214,7 @@ impl QuotaGate {
         full.retain(|_, bucket| bucket.slot(sent_us) != Slot::Unknown);
         let mut worst: Option<OverQuota> = None;
         for quota in charge.quotas.iter().filter(|q| shared(q)) {
-            let Some(bucket) = full.get(&(charge.account, quota.kind, quota.scope)) else {
+            let Some(bucket) = full.get(&bucket_key(charge.account, quota)) else {
                 continue;
             };
             match bucket.slot(sent_us) {
@@ -226,7 +233,7 @@ impl QuotaGate {
             return Err(refused);
         }
         for quota in &passed.took {
-            if let Some(bucket) = full.get_mut(&(charge.account, quota.kind, quota.scope)) {
+            if let Some(bucket) = full.get_mut(&bucket_key(charge.account, quota)) {
                 bucket.take();
             }
         }
@@ -250,15 +257,15 @@ impl Passed<'_> {
         let mut full = self.gate.full.lock();
         self.give_back(&mut full);
         if let Some(quota) = refusing {
-            full.entry((self.account, quota.kind, quota.scope))
+            full.entry(bucket_key(self.account, &quota))
                 .and_modify(|b| b.refused_again(self.sent_us, refused.wait_us))
                 .or_insert_with(|| FullBucket::refused(self.sent_us, refused.wait_us, quota.limit));
         }
     }
 
-    fn give_back(&mut self, full: &mut HashMap<(AccountId, QuotaKind, Scope), FullBucket>) {
+    fn give_back(&mut self, full: &mut HashMap<BucketKey, FullBucket>) {
         for quota in self.took.drain(..) {
-            if let Some(bucket) = full.get_mut(&(self.account, quota.kind, quota.scope)) {
+            if let Some(bucket) = full.get_mut(&bucket_key(self.account, &quota)) {
                 bucket.give_back();
             }
         }

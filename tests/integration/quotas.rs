@@ -228,9 +228,7 @@ async fn a_site_found_full_is_refused_by_the_instance_without_asking_redis() {
     let _serial = common::HEAVY.lock().await;
     let redis = RedisServer::start(false);
     // 12 new visitors an hour per site, all at once; then one per 5 minutes.
-    let quotas = "new_visitors_per_hour_per_site = 12
-page_views_per_second_per_site = 0
-";
+    let quotas = "new_visitors_per_hour_per_site = 12\npage_views_per_second_per_site = 0\n";
     let receiver = Receiver::start().await;
     let (_processes, apps) = instances_on(&redis.url(), 1, quotas);
     let s = setup(&apps[0], &receiver, 0).await;
