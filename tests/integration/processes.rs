@@ -47,7 +47,7 @@ async fn a_killed_instance_leaves_its_jobs_to_the_other() {
     let apps = [deployment.client(&a), deployment.client(&b)];
     let receiver = Receiver::start().await;
     // A slow receiver keeps many deliveries in flight at the moment of the kill.
-    receiver.script([Reply::Slow(Duration::from_millis(300)); 1000]);
+    receiver.script([Reply::Slow(Duration::from_millis(100)); 1000]);
     // Due 10 s after each visit: every job is scheduled before the first one fires.
     let s = setup(&apps[0], &receiver, 10).await;
 
