@@ -16,3 +16,12 @@ pub mod http;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+
+/// The one way to build an HTTP client in footfall's processes (the webhook sender, the
+/// tests, the benchmarks): reqwest's TLS is rustls with ring, installed here as the
+/// process's provider first, since reqwest refuses to build a client without one.
+pub fn http_client() -> reqwest::ClientBuilder {
+    // Installed once per process; a second call finds it there.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}

@@ -34,7 +34,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Self {
-        let client = reqwest::Client::builder()
+        let client = footfall::http_client()
             .user_agent(BROWSER)
             .pool_max_idle_per_host(256)
             // Below actix's 5 s keep-alive, so no request goes out on a closing connection.

@@ -42,7 +42,7 @@ impl Sender {
         trusted_prefix: Option<String>,
     ) -> Result<Self, reqwest::Error> {
         let builder = || {
-            reqwest::Client::builder()
+            crate::http_client()
                 .timeout(timeout)
                 .connect_timeout(connect_timeout(timeout))
                 .redirect(reqwest::redirect::Policy::none())

@@ -114,7 +114,7 @@ async fn init_writes_a_config_that_checks_and_serves_the_walk_through() {
             ("FOOTFALL__TRACKING__VISIT_IDLE_SECONDS", "1"),
         ],
     );
-    let client = reqwest::Client::new();
+    let client = footfall::http_client().build().unwrap();
     let base = process.base.clone();
     let call = async |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
         let mut request = client

@@ -75,7 +75,7 @@ async fn with_redis_stopped_the_beacon_the_form_and_the_api_answer_503_within_on
     submit_form(&app, &s.form_id, Some(&vid), "Linked Browser").await;
 
     // A burst of 1 500 beacons; Redis stops while it is still being answered.
-    let burst_client = reqwest::Client::builder()
+    let burst_client = footfall::http_client()
         .user_agent(common::BROWSER)
         .timeout(Duration::from_secs(30))
         .build()

@@ -63,7 +63,7 @@ fn load(
     let mut tasks = tokio::task::JoinSet::new();
     let bases: Vec<String> = apps.iter().map(|a| a.base.clone()).collect();
     for c in 0..CLIENTS {
-        let client = reqwest::Client::builder()
+        let client = footfall::http_client()
             .user_agent(common::BROWSER)
             .timeout(Duration::from_secs(15))
             .pool_idle_timeout(Duration::from_secs(2))

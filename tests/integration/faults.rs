@@ -134,7 +134,7 @@ fn load(
     let samples = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
-        let client = reqwest::Client::builder()
+        let client = footfall::http_client()
             .user_agent(common::BROWSER)
             .timeout(Duration::from_secs(15))
             .pool_idle_timeout(Duration::from_secs(2))

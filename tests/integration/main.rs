@@ -41,5 +41,6 @@ mod store_conformance_marketing;
 mod store_conformance_quotas;
 mod store_writes_conformance;
 mod tenants;
+mod tls;
 mod tracking;
 mod trigger_conditions;

@@ -401,7 +401,12 @@ async fn the_console_reads_the_accounts_use_of_its_quotas() {
         "{body}"
     );
     // Without a token: refused.
-    let anonymous = reqwest::get(apps[0].url("/api/v4/quotas")).await.unwrap();
+    let anonymous = apps[0]
+        .client
+        .get(apps[0].url("/api/v4/quotas"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 

@@ -32,7 +32,7 @@ fn address(i: u64) -> String {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    footfall::http_client()
         .user_agent(BROWSER)
         .pool_max_idle_per_host(512)
         .pool_idle_timeout(Duration::from_secs(2))

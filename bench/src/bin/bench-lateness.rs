@@ -73,7 +73,7 @@ fn black_hole() -> anyhow::Result<String> {
 /// The floor: a timer per event, an HTTP POST at its time.
 async fn baseline(n: usize, rate: f64, span_ms: i64) -> anyhow::Result<f64> {
     let baseline = Receiver::start(event_of)?;
-    let client = reqwest::Client::new();
+    let client = footfall::http_client().build()?;
     let start = now_ms() + 2000;
     let mut due = HashMap::with_capacity(n);
     let mut tasks = tokio::task::JoinSet::new();

@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
 
-    let client = reqwest::Client::builder()
+    let client = footfall::http_client()
         .pool_max_idle_per_host(256)
         .pool_idle_timeout(Duration::from_secs(2))
         .build()?;

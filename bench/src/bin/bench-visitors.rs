@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     file.flush()?;
 
     // The server must take these ids as its own: 204, not 200 with a new id.
-    let client = reqwest::Client::builder().user_agent(BROWSER).build()?;
+    let client = footfall::http_client().user_agent(BROWSER).build()?;
     for vid in &sample {
         let body =
             json!({"site": site_key, "vid": vid, "url": "https://shop.example/", "title": "Shop"});

@@ -168,7 +168,7 @@ impl TestApp {
 
     /// Talks to a footfall that runs elsewhere (a process of the test's own).
     pub fn attach(base: String, settings: Settings) -> Self {
-        let client = reqwest::Client::builder()
+        let client = footfall::http_client()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(BROWSER)
             .timeout(Duration::from_secs(10))

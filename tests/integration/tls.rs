@@ -1,0 +1,253 @@
+//! Webhooks over HTTPS, as handlers on the internet take them: the footfall binary's
+//! rustls (with ring) completes a handshake with a handler whose certificate chains to a
+//! root the system trusts (`SSL_CERT_FILE`, as rustls-native-certs reads it), and refuses
+//! one whose certificate does not. The receivers are Python's own HTTPS server, with
+//! certificates made by the `openssl` command.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::config_file::footfall_toml;
+use crate::common::process::FootfallProcess;
+use crate::common::unique_prefix;
+use crate::common::{Backend, TestApp, cookie_key, redis_url, submit_form, test_settings};
+
+/// An HTTPS receiver: prints its port, then `WEBHOOK <webhook-id>` for each POST.
+const RECEIVER: &str = r#"
+import http.server, ssl, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        print("WEBHOOK", self.headers.get("webhook-id"), flush=True)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print("PORT", server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate authority `name` in `dir` (name.pem, name.key), and a server certificate
+/// for 127.0.0.1 signed by it (name-server.pem, name-server.key).
+fn authority_and_server(dir: &Path, name: &str) {
+    let (ca, ca_key) = (format!("{name}.pem"), format!("{name}.key"));
+    let (leaf, leaf_key, csr) = (
+        format!("{name}-server.pem"),
+        format!("{name}-server.key"),
+        format!("{name}-server.csr"),
+    );
+    let ext = format!("{name}-server.ext");
+    std::fs::write(
+        dir.join(&ext),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &leaf_key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &leaf,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
+/// A Python HTTPS receiver with `name`'s server certificate; its port, and its lines.
+struct TlsReceiver {
+    child: Child,
+    port: u16,
+    lines: mpsc::Receiver<String>,
+}
+
+impl TlsReceiver {
+    fn start(dir: &Path, name: &str) -> Self {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(RECEIVER)
+            .arg(dir.join(format!("{name}-server.pem")))
+            .arg(dir.join(format!("{name}-server.key")))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let first = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+        let port = first.strip_prefix("PORT ").unwrap().parse().unwrap();
+        Self { child, port, lines }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/hook", self.port)
+    }
+}
+
+impl Drop for TlsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory of the test's own, removed at the end.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_reaches_an_https_handler_the_system_trusts_and_no_other() {
+    let dir = TempDir(std::env::temp_dir().join(format!("footfall-tls-{}", unique_prefix())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    authority_and_server(&dir.0, "trusted");
+    authority_and_server(&dir.0, "stranger");
+    let trusted = TlsReceiver::start(&dir.0, "trusted");
+    let stranger = TlsReceiver::start(&dir.0, "stranger");
+
+    // The process trusts the first authority only.
+    let prefix = unique_prefix();
+    let toml = footfall_toml(&redis_url(), &prefix, &cookie_key(), "");
+    let roots = dir.0.join("trusted.pem");
+    let process =
+        FootfallProcess::start_with_env(&toml, &[("SSL_CERT_FILE", roots.to_str().unwrap())]);
+    let mut settings = test_settings(Backend::Redis);
+    settings.store.key_prefix = prefix;
+    let app = TestApp::attach(process.base.clone(), settings);
+
+    let pipeline = app.pipeline().await;
+    let site = app
+        .create(
+            "sites",
+            json!({"name": "TLS shop", "url": "https://shop.example"}),
+        )
+        .await;
+    let form = app
+        .create(
+            "forms",
+            json!({"name": "Contact", "site_id": site["id"], "pipeline_id": pipeline.id}),
+        )
+        .await;
+    for (code, url) in [("trusted", trusted.url()), ("stranger", stranger.url())] {
+        app.create(
+            "handlers",
+            json!({"code": code, "name": code, "webhook_url": url, "settings": {}}),
+        )
+        .await;
+        app.create(
+            "actions",
+            json!({"pipeline_id": pipeline.id, "status_ids": [pipeline.unsorted],
+                   "event": "lead_added", "handler": code}),
+        )
+        .await;
+    }
+    submit_form(&app, form["id"].as_str().unwrap(), None, "Tess").await;
+
+    let line = tokio::task::block_in_place(|| trusted.lines.recv_timeout(Duration::from_secs(10)))
+        .expect("the trusted handler got the webhook over HTTPS");
+    assert!(line.starts_with("WEBHOOK "), "{line}");
+
+    // The other handler's certificate chains to no trusted root: refused, and said so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let (_, events) = app.get("/api/v4/webhook_events?limit=250").await;
+        let error = events["_embedded"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|e| e["attempts"].as_array().cloned().unwrap_or_default())
+            .find_map(|a| a["error"].as_str().map(str::to_owned));
+        if let Some(error) = error {
+            break error;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the untrusted handler was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(
+        stranger.lines.try_recv().is_err(),
+        "the untrusted handler was sent the webhook"
+    );
+}
