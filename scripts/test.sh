@@ -3,8 +3,8 @@
 # suite and the black-box tests (real Redis, real webhook receivers, real processes), the
 # tracker's size check, the example receivers, the container environment, and the browser
 # tests in Chromium, Firefox and WebKit side by side. Installs what it needs when missing:
-# redis-server, openssl, chromium, firefox-esr, webkit2gtk-driver and xvfb from Debian's packages,
-# geckodriver from crates.io (built once, kept in ~/.cargo/bin), playwright-core, terser
+# redis-server, openssl, chromium, firefox-esr, webkit2gtk-driver and xvfb from Debian's
+# packages, geckodriver from crates.io (built once, kept in ~/.cargo/bin), playwright-core, terser
 # and RapiDoc from npm, standardwebhooks from PyPI and npm, the amoCRM client library
 # aioamocrm and the bracket parser querystring-parser from PyPI (pinned in
 # tests/client/requirements.txt).
@@ -111,7 +111,7 @@ if [ -n "$gecko_build" ]; then
   wait "$gecko_build" || { cat /tmp/footfall-geckodriver-build.log; echo "geckodriver did not build"; exit 1; }
 fi
 # Each test is a browser and a footfall of its own, and most of a test is waiting for a
-# page: five run at once on two cores (measured: 37 s for the nine, against 69 s for the
+# page: BROWSER_JOBS (five) run at once on two cores (measured: 37 s for the nine, against 69 s for the
 # engines side by side and the rest one by one). Each one's output, without footfall's own
 # log lines, is printed when all have ended, then the names of those that failed.
 BROWSER_TESTS=(
@@ -126,19 +126,25 @@ BROWSER_TESTS=(
   "campaign source, a page condition and Insights|node tests/browser/marketing.mjs"
   "the console's Quotas tab|node tests/browser/quotas.mjs"
 )
+BROWSER_JOBS=5
 logs=$(mktemp -d)
 started=$(date +%s)
 declare -A test_of=()
 failed=()
 # Waits for one test to end, and notes it if it failed.
 reap() {
-  local pid=""
-  wait -n -p pid || failed+=("${test_of[$pid]}")
+  local pid status=0
+  wait -n -p pid || status=$?
+  # 127: no test left to wait for, though some were not seen to end.
+  [ -n "${pid:-}" ] || { echo "lost track of a browser test (wait: $status)"; exit 1; }
+  [ "$status" -eq 0 ] || failed+=("${test_of[$pid]}")
   unset "test_of[$pid]"
 }
 for i in "${!BROWSER_TESTS[@]}"; do
-  while [ ${#test_of[@]} -ge 5 ]; do reap; done
-  bash -c "${BROWSER_TESTS[$i]#*|}" >"$logs/$i.log" 2>&1 &
+  while [ ${#test_of[@]} -ge "$BROWSER_JOBS" ]; do reap; done
+  # In a subshell of its own, which exits normally even when the test dies of a signal
+  # (bash forgets a job killed by a signal, and `wait -n` would never see it).
+  { bash -c "${BROWSER_TESTS[$i]#*|}" >"$logs/$i.log" 2>&1; } &
   test_of[$!]=${BROWSER_TESTS[$i]%%|*}
 done
 while [ ${#test_of[@]} -gt 0 ]; do reap; done

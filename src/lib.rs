@@ -19,7 +19,7 @@ pub mod telemetry;
 
 /// The one way to build an HTTP client in footfall's processes (the webhook sender, the
 /// tests, the benchmarks): reqwest's TLS is rustls with ring, installed here as the
-/// process's provider first, since reqwest refuses to build a client without one.
+/// process's provider first, since reqwest panics when it builds a client without one.
 pub fn http_client() -> reqwest::ClientBuilder {
     // Installed once per process; a second call finds it there.
     let _ = rustls::crypto::ring::default_provider().install_default();
