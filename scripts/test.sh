@@ -58,7 +58,8 @@ echo "redis: $(redis-server --version | cut -d' ' -f3)"
 
 say "format and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+# The whole workspace: the benchmarks' drivers and baselines (bench/) too.
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 say "unit, conformance and black-box tests"
 # The client libraries the tests drive footfall with, pinned: aioamocrm, and the account
