@@ -18,33 +18,9 @@ use crate::common::config_file::footfall_toml;
 use crate::common::process::free_port;
 use crate::common::raw_receiver::RawReceiver;
 use crate::common::{
-    Backend, Receiver, TOKEN, TestApp, cookie_key, redis_url, submit_form, test_settings,
-    unique_prefix,
+    Backend, Receiver, TOKEN, TestApp, cookie_key, first_attempt_error, handler_on_lead_added,
+    redis_url, site_and_form, submit_form, test_settings, unique_prefix,
 };
-
-/// A site and a form of the token's account; returns (site key, form id).
-async fn site_and_form(app: &TestApp, token: &str, host: &str) -> (String, String) {
-    let pipelines = app.get_as(token, "/api/v4/leads/pipelines").await;
-    let pipeline = pipelines.body["_embedded"]["pipelines"][0]["id"].clone();
-    let site = app
-        .create_as(
-            token,
-            "sites",
-            json!({"name": host, "url": format!("https://{host}")}),
-        )
-        .await;
-    let form = app
-        .create_as(
-            token,
-            "forms",
-            json!({"name": "Contact", "site_id": site["id"], "pipeline_id": pipeline}),
-        )
-        .await;
-    (
-        site["key"].as_str().unwrap().to_owned(),
-        form["id"].as_str().unwrap().to_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_ignore_proxy_variables_and_their_urls_and_secrets_stay_out_of_the_logs() {
@@ -70,45 +46,21 @@ async fn webhooks_ignore_proxy_variables_and_their_urls_and_secrets_stay_out_of_
     let closed = format!("http://127.0.0.1:{}/hooks/closed-hook-t0ken", free_port());
     let mut secrets = Vec::new();
     for (code, url) in [("reachable", &reachable), ("closed", &closed)] {
-        let handler = app
-            .create(
-                "handlers",
-                json!({"code": code, "name": code, "webhook_url": url, "settings": {}}),
-            )
-            .await;
+        let handler = handler_on_lead_added(&app, &pipeline, code, url).await;
         secrets.push(handler["secret"].as_str().unwrap().to_owned());
-        app.create(
-            "actions",
-            json!({"pipeline_id": pipeline.id, "status_ids": [pipeline.unsorted],
-                   "event": "lead_added", "handler": code}),
-        )
-        .await;
     }
     submit_form(&app, &form, None, "Anna").await;
 
     // The reachable handler got its webhook directly; the proxy saw nothing.
     assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
     // The closed one failed at least once (its error text is what reqwest reports).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let failed = loop {
-        let (_, events) = app.get("/api/v4/webhook_events?limit=250").await;
-        let attempt = events["_embedded"]["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|e| e["attempts"].as_array().cloned().unwrap_or_default())
-            .find(|a| a["error"].is_string());
-        if let Some(a) = attempt {
-            break a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the closed handler was never tried"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let error = first_attempt_error(
+        &app,
+        "/api/v4/webhook_events?limit=250",
+        "the closed handler's failed attempt",
+    )
+    .await;
     assert!(proxy.received().is_empty(), "{:?}", proxy.received());
-    let error = failed["error"].as_str().unwrap_or_default();
     assert!(!error.contains("closed-hook-t0ken"), "{error}");
 
     let lines = process.stop();

@@ -8,14 +8,14 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-use serde_json::json;
+use std::time::Duration;
 
 use crate::common::config_file::footfall_toml;
 use crate::common::process::FootfallProcess;
-use crate::common::{Backend, TestApp, cookie_key, redis_url, submit_form, test_settings};
-use crate::common::{KeysGuard, unique_prefix};
+use crate::common::{
+    Backend, KeysGuard, TOKEN, TestApp, cookie_key, first_attempt_error, handler_on_lead_added,
+    redis_url, site_and_form, submit_form, test_settings, unique_prefix,
+};
 
 /// An HTTPS receiver: prints its port, then `WEBHOOK <webhook-id>` for each POST.
 const RECEIVER: &str = r#"
@@ -164,64 +164,25 @@ async fn a_webhook_reaches_an_https_handler_the_system_trusts_and_no_other() {
     let app = TestApp::attach(process.base.clone(), settings);
 
     let pipeline = app.pipeline().await;
-    let site = app
-        .create(
-            "sites",
-            json!({"name": "TLS shop", "url": "https://shop.example"}),
-        )
-        .await;
-    let form = app
-        .create(
-            "forms",
-            json!({"name": "Contact", "site_id": site["id"], "pipeline_id": pipeline.id}),
-        )
-        .await;
-    let mut handler_ids = Vec::new();
-    for (code, url) in [("trusted", trusted.url()), ("stranger", stranger.url())] {
-        let handler = app
-            .create(
-                "handlers",
-                json!({"code": code, "name": code, "webhook_url": url, "settings": {}}),
-            )
-            .await;
-        handler_ids.push(handler["id"].as_u64().unwrap());
-        app.create(
-            "actions",
-            json!({"pipeline_id": pipeline.id, "status_ids": [pipeline.unsorted],
-                   "event": "lead_added", "handler": code}),
-        )
-        .await;
-    }
-    submit_form(&app, form["id"].as_str().unwrap(), None, "Tess").await;
+    let (_, form) = site_and_form(&app, TOKEN, "shop.example").await;
+    handler_on_lead_added(&app, &pipeline, "trusted", &trusted.url()).await;
+    let stranger_id =
+        handler_on_lead_added(&app, &pipeline, "stranger", &stranger.url()).await["id"]
+            .as_u64()
+            .unwrap();
+    submit_form(&app, &form, None, "Tess").await;
 
     let line = tokio::task::block_in_place(|| trusted.lines.recv_timeout(Duration::from_secs(10)))
         .expect("the trusted handler got the webhook over HTTPS");
     assert!(line.starts_with("WEBHOOK "), "{line}");
 
     // The other handler's certificate chains to no trusted root: refused, and said so.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let error = loop {
-        let (_, events) = app
-            .get(&format!(
-                "/api/v4/webhook_events?handler_id={}",
-                handler_ids[1]
-            ))
-            .await;
-        let error = events["_embedded"]["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|e| e["attempts"].as_array().cloned().unwrap_or_default())
-            .find_map(|a| a["error"].as_str().map(str::to_owned));
-        if let Some(error) = error {
-            break error;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the untrusted handler was never tried"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let error = first_attempt_error(
+        &app,
+        &format!("/api/v4/webhook_events?handler_id={stranger_id}"),
+        "failed attempt of the untrusted handler",
+    )
+    .await;
     // rustls's verdict on a chain to no trusted root.
     assert!(error.contains("UnknownIssuer"), "{error}");
     assert!(

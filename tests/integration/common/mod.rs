@@ -336,6 +336,76 @@ pub struct Setup {
     pub pipeline: Pipeline,
 }
 
+/// A site and a form of the token's account; returns (site key, form id).
+pub async fn site_and_form(app: &TestApp, token: &str, host: &str) -> (String, String) {
+    let pipelines = app.get_as(token, "/api/v4/leads/pipelines").await;
+    let pipeline = pipelines.body["_embedded"]["pipelines"][0]["id"].clone();
+    let site = app
+        .create_as(
+            token,
+            "sites",
+            json!({"name": host, "url": format!("https://{host}")}),
+        )
+        .await;
+    let form = app
+        .create_as(
+            token,
+            "forms",
+            json!({"name": "Contact", "site_id": site["id"], "pipeline_id": pipeline}),
+        )
+        .await;
+    (
+        site["key"].as_str().unwrap().to_owned(),
+        form["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A handler `code` at `url`, with a `lead_added` action on the pipeline's Unsorted stage;
+/// the handler as created (its secret shown once).
+pub async fn handler_on_lead_added(
+    app: &TestApp,
+    pipeline: &Pipeline,
+    code: &str,
+    url: &str,
+) -> Value {
+    let handler = app
+        .create(
+            "handlers",
+            json!({"code": code, "name": code, "webhook_url": url, "settings": {}}),
+        )
+        .await;
+    app.create(
+        "actions",
+        json!({"pipeline_id": pipeline.id, "status_ids": [pipeline.unsorted],
+               "event": "lead_added", "handler": code}),
+    )
+    .await;
+    handler
+}
+
+/// The error of the first failed webhook attempt among the events of `events` (a
+/// `/api/v4/webhook_events` query), waiting up to 10 s for one; panics naming `what`.
+pub async fn first_attempt_error(app: &TestApp, events: &str, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = app.get(events).await;
+        let error = body["_embedded"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|e| e["attempts"].as_array().cloned().unwrap_or_default())
+            .find_map(|a| a["error"].as_str().map(str::to_owned));
+        if let Some(error) = error {
+            return error;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Steps 1–3: a site (shop.example, also serving blog.example), a form, a handler at the
 /// receiver and a site-visit action on "First contact" for https://shop.example.
 pub async fn setup(app: &TestApp, receiver: &Receiver, delay_seconds: u64) -> Setup {
