@@ -1,7 +1,9 @@
-//! Fair delivery between accounts, through the real binary: one account's handlers that
+//! Fairness between accounts, through the real binary: one account's handlers that
 //! accept a connection and never answer hold at most the account's share of the delivery
-//! slots, and another account's webhook goes out at once.
+//! slots, and another account's webhook goes out at once; one account's page views go to
+//! Redis through writers (connections) of their own, never queued with another's.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::common::accounts::{ACCOUNT_B, SUBDOMAIN_B, TOKEN_B};
 use crate::common::config_file::footfall_toml;
-use crate::common::process::FootfallProcess;
+use crate::common::process::{FootfallProcess, RedisServer};
 use crate::common::{
     self, KeysGuard, Receiver, TOKEN, TestApp, cookie_key, redis_url, submit_form, test_settings,
     unique_prefix,
@@ -220,5 +222,88 @@ async fn one_accounts_black_hole_handlers_do_not_delay_another_accounts_webhook(
         held(),
         8,
         "account A never holds more than its share, even after more of its events came"
+    );
+}
+
+/// The Redis clients (`address:port`) that appended page views to a history of `account`
+/// in `commands`, lines of `redis-cli monitor`: `time [db address] "RPUSH" "key" …`.
+fn page_view_writers(commands: &str, account: u64) -> BTreeSet<String> {
+    let history = format!(":p{account}");
+    commands
+        .lines()
+        .filter_map(|line| {
+            let (client, command) = line.split_once('[')?.1.split_once(']')?;
+            let key = command
+                .trim()
+                .strip_prefix("\"RPUSH\" \"")?
+                .split('"')
+                .next()?;
+            key.ends_with(&history).then(|| {
+                client
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_accounts_page_views_go_to_redis_apart_from_another_accounts() {
+    // A Redis of its own, whose every command the test reads.
+    let redis = RedisServer::start(false);
+    let prefix = unique_prefix();
+    let config = footfall_toml(
+        &redis.url(),
+        &prefix,
+        &cookie_key(),
+        &format!(
+            "[[accounts]]\naccount_id = {ACCOUNT_B}\nsubdomain = \"{SUBDOMAIN_B}\"\ntoken = \"{TOKEN_B}\"\n"
+        ),
+    );
+    let process = FootfallProcess::start(&config);
+    let mut settings = test_settings(common::Backend::Redis);
+    settings.store.key_prefix = prefix.clone();
+    settings.store.redis_url = redis.url();
+    let app = TestApp::attach(process.base.clone(), settings);
+    let a = tenant(&app, TOKEN, "a-shop.example", &[]).await;
+    let b = tenant(&app, TOKEN_B, "b-shop.example", &[]).await;
+
+    // Both accounts' new browsers at once, on the process's one HTTP worker.
+    let browsers = |t: &Tenant| {
+        let url = format!("https://{}/", t.host);
+        let app = app.clone();
+        let site_key = t.site_key.clone();
+        async move {
+            let beacons = (0..30).map(|_| app.beacon(&site_key, None, &url));
+            futures_util::future::join_all(beacons).await
+        }
+    };
+    let ((a_sent, b_sent), commands) = redis
+        .commands_during(futures_util::future::join(browsers(&a), browsers(&b)))
+        .await;
+    for (status, vid) in a_sent.iter().chain(&b_sent) {
+        assert_eq!(*status, StatusCode::OK);
+        assert!(vid.is_some());
+    }
+    let (a_writers, b_writers) = (
+        page_view_writers(&commands, common::ACCOUNT),
+        page_view_writers(&commands, ACCOUNT_B),
+    );
+    assert!(
+        !a_writers.is_empty() && !b_writers.is_empty(),
+        "both accounts' page views were written:\n{commands}"
+    );
+    // One HTTP worker: one writer each, however many page views came at once.
+    assert_eq!(
+        (a_writers.len(), b_writers.len()),
+        (1, 1),
+        "a burst of page views opened a connection each: {a_writers:?}, {b_writers:?}"
+    );
+    assert!(
+        a_writers.is_disjoint(&b_writers),
+        "account A's page views went to Redis from {a_writers:?}, B's from {b_writers:?}: \
+         one account's batch holds up the other's"
     );
 }

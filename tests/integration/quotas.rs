@@ -161,60 +161,6 @@ async fn a_page_view_burst_is_shared_by_two_instances() {
     eprintln!("admitted {n} of 60, refill {refill}");
 }
 
-/// Every command Redis receives while `work` runs (`redis-cli monitor`), a line each.
-async fn commands_during<F: std::future::Future>(
-    redis: &RedisServer,
-    work: F,
-) -> (F::Output, String) {
-    use std::io::BufRead;
-    use std::sync::mpsc;
-    use std::time::Duration;
-    let mut monitor = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "monitor"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("redis-cli runs");
-    let stdout = monitor.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| {
-        lines
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("redis-cli monitor said nothing for 10 s ({what})"))
-    };
-    // MONITOR answers OK once it is on.
-    assert_eq!(next("its OK"), "OK");
-    let out = work.await;
-    // A command that marks the end of what `work` sent.
-    let mut con = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let _: String = redis::cmd("ECHO")
-        .arg("end-of-work")
-        .query(&mut con)
-        .unwrap();
-    let mut seen = String::new();
-    loop {
-        let line = next("the end of the work");
-        if line.contains("end-of-work") {
-            break;
-        }
-        seen.push_str(&line);
-        seen.push('\n');
-    }
-    let _ = monitor.kill();
-    let _ = monitor.wait();
-    (out, seen)
-}
-
 /// The charge scripts sent to Redis that name a counter (not the commands they run).
 fn charges_of(commands: &str, counter: &str) -> usize {
     commands
@@ -242,7 +188,7 @@ async fn a_site_found_full_is_refused_by_the_instance_without_asking_redis() {
         beacons(&apps, &s, 1, None).await,
         [StatusCode::TOO_MANY_REQUESTS]
     );
-    let (statuses, commands) = commands_during(&redis, beacons(&apps, &s, 200, None)).await;
+    let (statuses, commands) = redis.commands_during(beacons(&apps, &s, 200, None)).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
@@ -301,7 +247,7 @@ async fn a_site_found_full_still_admits_its_rate() {
         }
         (statuses, last_sent)
     };
-    let ((statuses, last_sent), commands) = commands_during(&redis, send).await;
+    let ((statuses, last_sent), commands) = redis.commands_during(send).await;
     let sent = statuses.len() + 1;
     let n = admitted(&statuses) + 1;
     // The burst, and a slot of the rate each 50 ms: at least until the last beacon was

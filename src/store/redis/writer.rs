@@ -2,9 +2,13 @@
 //! pipeline (one per slot on a cluster). Under load this turns N round trips into one,
 //! which is what lets the beacon keep up with a bare one-command handler.
 //!
-//! Each thread that records page views (each HTTP worker) gets a writer of its own, with
-//! its own Redis connection, made on first use: a page view never leaves its worker's
-//! thread, so no beacon pays for waking another thread and being woken back.
+//! Each thread that records page views (each HTTP worker) gets a writer per account, each
+//! with its own Redis connection, made on first use: a page view never leaves its worker's
+//! thread, so no beacon pays for waking another thread and being woken back; and one
+//! account's batch, however large (an attacked site's admitted junk: pipelines of ~100 KB),
+//! holds up neither another account's batch in the writer nor its commands on the
+//! connection (Redis serves its connections in turn). Up to [`MAX_LANES`] accounts a thread
+//! have writers of their own; more share them (BENCHMARKS.md, "A writer per account").
 //!
 //! A page view is two commands — refresh the visitor's last sighting on the site (and
 //! read the one before), append to the history — or only the append when the writer's
@@ -36,7 +40,7 @@ use super::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
 use super::slots::Batch;
 use super::stats::{StatsBuffer, StatsWriter};
 use super::unavailable;
-use crate::domain::ids::SiteId;
+use crate::domain::ids::{AccountId, SiteId};
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::visitor::VisitorId;
 use crate::store::{
@@ -52,9 +56,33 @@ const MAX_BATCH: usize = 256;
 pub type Connect<C> =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = RedisResult<C>> + Send>> + Send + Sync>;
 
+/// The most writers (each a Redis connection) a thread keeps for one store: accounts take
+/// them in the order they first record a page view on the thread, each its own up to this
+/// many, and the next ones share them in turn.
+const MAX_LANES: usize = 16;
+
 thread_local! {
     /// This thread's writers, by store (tests run several stores in one process).
-    static WRITERS: RefCell<HashMap<u64, Writer>> = RefCell::new(HashMap::new());
+    static WRITERS: RefCell<HashMap<u64, Lanes>> = RefCell::new(HashMap::new());
+}
+
+/// One store's writers on one thread, and which account writes through which.
+#[derive(Default)]
+struct Lanes {
+    of_account: HashMap<AccountId, usize>,
+    writers: HashMap<usize, Writer>,
+}
+
+impl Lanes {
+    fn of(&mut self, account: AccountId) -> usize {
+        let next = self.of_account.len() % MAX_LANES;
+        *self.of_account.entry(account).or_insert(next)
+    }
+}
+
+/// This thread's lanes of `store`.
+fn lanes<T>(store: u64, f: impl FnOnce(&mut Lanes) -> T) -> T {
+    WRITERS.with(|w| f(w.borrow_mut().entry(store).or_default()))
 }
 
 static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
@@ -147,15 +175,19 @@ where
     ) -> StoreResult<Charged<PageViewOutcome>> {
         self.breaker.check()?;
         round_trips::note();
-        let writer = match WRITERS.with(|w| w.borrow().get(&self.store).cloned()) {
-            Some(writer) => writer,
-            None => self.start_writer().await?,
-        };
+        // Made at once, so that the page views of a burst find it rather than each opening
+        // a connection of its own.
+        let (lane, writer) = lanes(self.store, |l| {
+            let lane = l.of(write.account);
+            let writer = l.writers.entry(lane).or_insert_with(|| self.start_writer());
+            (lane, writer.clone())
+        });
         let (reply, answer) = oneshot::channel();
         let sent = writer.tx.send((write, charge, reply)).await;
         if sent.is_err() {
-            // The writer stopped (its runtime is gone): the next page view makes a new one.
-            WRITERS.with(|w| w.borrow_mut().remove(&self.store));
+            // The writer stopped (it could not connect, or its runtime is gone): the next
+            // page view makes a new one.
+            lanes(self.store, |l| l.writers.remove(&lane));
             return Err(StoreError::Unavailable("page-view writer stopped".into()));
         }
         answer
@@ -163,14 +195,11 @@ where
             .map_err(|_| StoreError::Unavailable("page-view writer stopped".into()))?
     }
 
-    /// This thread's writer: a connection and a task on this thread's runtime.
-    async fn start_writer(&self) -> StoreResult<Writer> {
-        let con = (self.connect)()
-            .await
-            .map_err(|e| unavailable(&e.to_string()))?;
+    /// A writer on this thread's runtime: a task that connects, then writes what it is sent.
+    fn start_writer(&self) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(
-            con,
+            self.connect.clone(),
             self.keys.clone(),
             self.by_slot,
             self.breaker.clone(),
@@ -178,15 +207,12 @@ where
             self.origins.clone(),
             rx,
         ));
-        self.stats.writer_started();
-        let writer = Writer { tx };
-        WRITERS.with(|w| w.borrow_mut().insert(self.store, writer.clone()));
-        Ok(writer)
+        Writer { tx }
     }
 }
 
 async fn run<C>(
-    con: C,
+    connect: Connect<C>,
     keys: Keys,
     by_slot: bool,
     breaker: Arc<Breaker>,
@@ -196,6 +222,19 @@ async fn run<C>(
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
+    let con = match connect().await {
+        Ok(con) => con,
+        Err(e) => {
+            // The page views sent meanwhile get the reason; the next one makes a new writer.
+            let message = e.to_string();
+            rx.close();
+            while let Ok((_, _, reply)) = rx.try_recv() {
+                let _ = reply.send(Err(unavailable(&message)));
+            }
+            return;
+        }
+    };
+    stats.writer_started();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Per page view of the batch: the latest sighting this writer knows, when it refreshed
     // the one in Redis lately.

@@ -214,6 +214,57 @@ impl RedisServer {
         self.run();
     }
 
+    /// Every command Redis receives while `work` runs (`redis-cli monitor`), a line each.
+    pub async fn commands_during<F: std::future::Future>(&self, work: F) -> (F::Output, String) {
+        use std::io::BufRead;
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let mut monitor = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "monitor"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("redis-cli runs");
+        let stdout = monitor.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = |what: &str| {
+            lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("redis-cli monitor said nothing for 10 s ({what})"))
+        };
+        // MONITOR answers OK once it is on.
+        assert_eq!(next("its OK"), "OK");
+        let out = work.await;
+        // A command that marks the end of what `work` sent.
+        let mut con = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: String = redis::cmd("ECHO")
+            .arg("end-of-work")
+            .query(&mut con)
+            .unwrap();
+        let mut seen = String::new();
+        loop {
+            let line = next("the end of the work");
+            if line.contains("end-of-work") {
+                break;
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        let _ = monitor.kill();
+        let _ = monitor.wait();
+        (out, seen)
+    }
+
     /// The server's process id (for `kill -STOP` / `-CONT`).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
