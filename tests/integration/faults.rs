@@ -563,3 +563,43 @@ async fn a_webhook_sent_while_redis_is_down_is_recorded_when_it_is_back_and_not_
         "the webhook was sent again after its lease"
     );
 }
+
+#[tokio::test]
+async fn a_page_view_writer_that_could_not_connect_leaves_no_503_after_redis_is_back() {
+    // Kept on disk, so that the site is still there when Redis is back.
+    let mut redis = RedisServer::start(true);
+    let deployment = Deployment::on(redis.url());
+    let process = deployment.start();
+    let app = deployment.client(&process);
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    // No page view yet, so the worker has no writer; but the instance knows the site now
+    // (a page of another origin is refused after the site is read).
+    let foreign = app
+        .beacon(&s.site_key, None, "https://elsewhere.example/")
+        .await;
+    assert!(foreign.0.is_client_error(), "{foreign:?}");
+    let beacon = || app.beacon(&s.site_key, None, "https://shop.example/");
+    redis.stop();
+    // The worker's first writer is made while Redis is away, and cannot connect.
+    assert_eq!(beacon().await.0, StatusCode::SERVICE_UNAVAILABLE);
+    redis.start_again();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.client.get(app.url("/readyz")).send().await;
+        if r.is_ok_and(|r| r.status() == StatusCode::OK) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "footfall did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Ready again: the first page view is written (a new writer), not refused by the
+    // one that failed.
+    let (status, vid) = beacon().await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the first page view after Redis came back"
+    );
+    assert!(vid.is_some());
+}

@@ -4,8 +4,8 @@
 //! day. Written by the page-view writer ([`StatsWriter`]), inside its pipelines.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
 
 use ::redis::aio::ConnectionLike;
 use ::redis::{FromRedisValue, Value};
@@ -27,6 +27,9 @@ pub struct StatsBuffer {
     pending: Mutex<StatsDelta>,
     /// A page-view writer runs (and will send the buffer within its tick).
     writing: AtomicBool,
+    /// When a writer last sent the buffer (ms): one flush per [`FLUSH_EVERY`] for the
+    /// store, however many writers (one per worker and account) hold page views.
+    flushed_ms: AtomicI64,
 }
 
 /// The most browsers (with repeats) a buffer holds before it is sent, sooner than its
@@ -45,6 +48,17 @@ impl StatsBuffer {
 
     fn full(&self) -> bool {
         self.pending.lock().browser_count() >= FLUSH_AT
+    }
+
+    /// Whether a flush is due, and if so, marks it made.
+    fn flush_due(&self) -> bool {
+        let now = now_ms();
+        let last = self.flushed_ms.load(Ordering::Relaxed);
+        now - last >= FLUSH_EVERY.as_millis() as i64
+            && self
+                .flushed_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     pub fn writer_started(&self) {
@@ -90,20 +104,11 @@ fn expires_at(day: u32) -> u64 {
 /// loses at most this much of them; a read of the statistics sends them first.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// One page-view writer's side of the statistics: when it last sent the buffer, and the
-/// keys it has given an expiry (each once per writer).
+/// One page-view writer's side of the statistics: the keys it has given an expiry (each
+/// once per writer).
+#[derive(Default)]
 pub struct StatsWriter {
     expiring: HashSet<(SiteId, u32, Kind)>,
-    flushed: Instant,
-}
-
-impl Default for StatsWriter {
-    fn default() -> Self {
-        Self {
-            expiring: HashSet::new(),
-            flushed: Instant::now(),
-        }
-    }
 }
 
 /// The counters of one pipeline, settled once it has run ([`StatsPending::settle`]).
@@ -132,8 +137,8 @@ impl StatsPending {
 
 impl StatsWriter {
     /// The counters of a batch's page views: added to `commands` with the buffer's when a
-    /// flush is due (every [`FLUSH_EVERY`], or `now` is true), else held until the
-    /// pipeline has run.
+    /// flush is due (the store's every [`FLUSH_EVERY`], or `now` is true), else held until
+    /// the pipeline has run.
     pub fn add<'a>(
         &mut self,
         commands: &mut Batch,
@@ -147,13 +152,12 @@ impl StatsWriter {
             let pv = &w.page_view;
             batch.page_view(pv.site_id, pv.at, w.visitor, &pv.url);
         }
-        if !now && self.flushed.elapsed() < FLUSH_EVERY && !buffer.full() {
+        if !now && !buffer.full() && !buffer.flush_due() {
             return StatsPending {
                 sent: StatsDelta::default(),
                 held: batch,
             };
         }
-        self.flushed = Instant::now();
         let carried = buffer.take();
         let mut delta = batch;
         delta.merge(carried.clone());

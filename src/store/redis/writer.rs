@@ -7,8 +7,9 @@
 //! thread, so no beacon pays for waking another thread and being woken back; and one
 //! account's batch, however large (an attacked site's admitted junk: pipelines of ~100 KB),
 //! holds up neither another account's batch in the writer nor its commands on the
-//! connection (Redis serves its connections in turn). Up to [`MAX_LANES`] accounts a thread
-//! have writers of their own; more share them (BENCHMARKS.md, "A writer per account").
+//! connection (Redis serves its connections in turn). A thread has at most [`MAX_LANES`]
+//! writers: the 17th account to write on it shares the first's, the 18th the second's…
+//! (BENCHMARKS.md, "A writer per account").
 //!
 //! A page view is two commands — refresh the visitor's last sighting on the site (and
 //! read the one before), append to the history — or only the append when the writer's
@@ -87,7 +88,8 @@ fn lanes<T>(store: u64, f: impl FnOnce(&mut Lanes) -> T) -> T {
 
 static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 
-/// The page-view writers of one store: one per thread that records page views.
+/// The page-view writers of one store: on each thread that records page views, one per
+/// account (up to [`MAX_LANES`]).
 pub struct PageViewWriter<C> {
     store: u64,
     connect: Connect<C>,
@@ -102,7 +104,7 @@ pub struct PageViewWriter<C> {
     budget: Duration,
 }
 
-/// The sending side of one thread's writer.
+/// The sending side of a writer.
 #[derive(Clone)]
 struct Writer {
     tx: mpsc::Sender<(PageViewWrite, Option<Charge>, Reply)>,
@@ -180,14 +182,25 @@ where
         let (lane, writer) = lanes(self.store, |l| {
             let lane = l.of(write.account);
             let writer = l.writers.entry(lane).or_insert_with(|| self.start_writer());
+            if writer.tx.is_closed() {
+                // It could not connect: this page view tries a new one.
+                *writer = self.start_writer();
+            }
             (lane, writer.clone())
         });
         let (reply, answer) = oneshot::channel();
         let sent = writer.tx.send((write, charge, reply)).await;
         if sent.is_err() {
             // The writer stopped (it could not connect, or its runtime is gone): the next
-            // page view makes a new one.
-            lanes(self.store, |l| l.writers.remove(&lane));
+            // page view makes a new one (unless another has already).
+            lanes(self.store, |l| {
+                if l.writers
+                    .get(&lane)
+                    .is_some_and(|w| w.tx.same_channel(&writer.tx))
+                {
+                    l.writers.remove(&lane);
+                }
+            });
             return Err(StoreError::Unavailable("page-view writer stopped".into()));
         }
         answer
@@ -228,7 +241,7 @@ async fn run<C>(
             // The page views sent meanwhile get the reason; the next one makes a new writer.
             let message = e.to_string();
             rx.close();
-            while let Ok((_, _, reply)) = rx.try_recv() {
+            while let Some((_, _, reply)) = rx.recv().await {
                 let _ = reply.send(Err(unavailable(&message)));
             }
             return;
@@ -335,7 +348,7 @@ async fn run<C>(
             &keys,
             batch.iter().map(|(w, _, _)| w),
             &stats,
-            batch.is_empty(),
+            false,
         );
         if commands.is_empty() {
             counted.settle(true, &stats);
