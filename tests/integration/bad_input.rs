@@ -1358,6 +1358,23 @@ async fn the_api_refuses_bodies_that_are_not_json_with_415() {
     }
 }
 
+/// Found by `fuzz_api_paths_and_query_strings`: a page this far cost an overflow (a
+/// panic in a debug build, a wrapped count in a release one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_page_number_there_is_gets_an_empty_page() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    submit_form(&app, &s.form_id, None, "Anna").await;
+    let last = u64::MAX;
+    for path in ["/api/v4/leads", "/api/v4/webhook_events"] {
+        for limit in ["", "&limit=250"] {
+            let (status, body) = app.get(&format!("{path}?page={last}{limit}")).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{path}: {body}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepting_an_unsorted_lead_with_a_body_that_is_not_json_gets_415() {
     let app = TestApp::spawn(Backend::Redis).await;

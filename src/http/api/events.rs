@@ -156,7 +156,7 @@ async fn list_events(
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
     let paging = Paging::new(q.page, q.limit)?;
-    let wanted = paging.page * paging.limit + 1;
+    let wanted = paging.wanted();
     let matched = services
         .search_events(auth.0.id, &q.filter(), wanted)
         .await?

@@ -226,8 +226,7 @@ async fn list_leads(
     params.with();
     let (filter, order) = lead_query(&mut params)?;
     params.finish()?;
-    // Enough matches for this page and one more (to know whether a next page exists).
-    let wanted = paging.page * paging.limit + 1;
+    let wanted = paging.wanted();
     let leads = services
         .search_leads(auth.0.id, &filter, wanted, order)
         .await?;

@@ -272,6 +272,12 @@ impl Paging {
         Ok(self)
     }
 
+    /// How many matches a search collects: enough for this page and one more (to know
+    /// whether a next page exists); any page number is an answer, never an overflow.
+    pub fn wanted(&self) -> usize {
+        self.page.saturating_mul(self.limit).saturating_add(1)
+    }
+
     /// This page of `items`, and whether another page follows.
     pub fn slice<T>(&self, items: Vec<T>) -> (Vec<T>, bool) {
         let total = items.len();
