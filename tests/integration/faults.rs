@@ -190,6 +190,18 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// How long after `since` footfall's `/readyz` says ready (within 20 s, or the test fails).
+async fn ready_again(app: &TestApp, since: Instant) -> Duration {
+    while since.elapsed() < Duration::from_secs(20) {
+        let r = app.client.get(app.url("/readyz")).send().await;
+        if r.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return since.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("footfall did not become ready again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_anything() {
     let _serial = common::HEAVY.lock().await;
@@ -215,16 +227,7 @@ async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_a
     redis.start_again();
 
     // footfall reconnects by itself: ready again, then the load gets through again.
-    let mut ready_after = None;
-    while started_at.elapsed() < Duration::from_secs(20) {
-        let r = app.client.get(app.url("/readyz")).send().await;
-        if r.is_ok_and(|r| r.status() == StatusCode::OK) {
-            ready_after = Some(started_at.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ready_after = ready_after.expect("footfall did not become ready again");
+    let ready_after = ready_again(&app, started_at).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
     while let Some(done) = tasks.join_next().await {
@@ -584,15 +587,7 @@ async fn a_page_view_writer_that_could_not_connect_leaves_no_503_after_redis_is_
     // The worker's first writer is made while Redis is away, and cannot connect.
     assert_eq!(beacon().await.0, StatusCode::SERVICE_UNAVAILABLE);
     redis.start_again();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = app.client.get(app.url("/readyz")).send().await;
-        if r.is_ok_and(|r| r.status() == StatusCode::OK) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "footfall did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ready_again(&app, Instant::now()).await;
     // Ready again: the first page view is written (a new writer), not refused by the
     // one that failed.
     let (status, vid) = beacon().await;

@@ -2,7 +2,7 @@
 //! Redis Cluster works (`keys.rs`): everything of an account's leads and catalog shares
 //! the account's slot, so each multi-key step is one Lua script (`scripts.rs`,
 //! `lead_scripts.rs`); a browser's keys share its own slot; page views are
-//! group-committed (`writer.rs`, with `sightings.rs`).
+//! group-committed (`writer/`, with `sightings.rs`).
 //!
 //! Generic over the connection: a `ConnectionManager` (one server, reconnects by itself),
 //! a cluster connection (follows `MOVED`/`ASK` and the new slot map after a failover), or
