@@ -57,6 +57,7 @@ conformance!(
     a_browsers_link_expires_with_the_retention_unless_a_visit_refreshes_it,
     an_anonymous_first_visit_keeps_its_history_briefly,
     due_events_are_claimed_with_a_lease,
+    a_claim_takes_every_shards_due_events_in_one_round_trip,
     finished_events_leave_the_schedule,
     fired_events_go_on_their_leads_timelines,
     events_fired_together_are_listed_newest_first,
@@ -1512,6 +1513,38 @@ async fn due_events_are_claimed_with_a_lease(store: Shared) {
     expected.sort();
     assert_eq!(ids, expected);
     assert_eq!(store.next_due().await.unwrap(), Some(now + 20_000));
+}
+
+async fn a_claim_takes_every_shards_due_events_in_one_round_trip(store: Shared) {
+    let now = 1_000_000;
+    let events: Vec<EventRecord> = (0..40).map(|_| event(now - 5, 1)).collect();
+    for e in &events {
+        store.save_event(e).await.unwrap();
+    }
+    // Forty random ids fill every shard of the Redis store (4 in these tests); one server
+    // takes them all in one script, however many shards (the embedded store makes none).
+    let (first, trips) =
+        footfall::store::round_trips::counted(store.claim_due(now, now + 1_000, 25)).await;
+    let first = first.unwrap();
+    assert!(trips <= 1, "a claim made {trips} round trips");
+    assert_eq!(
+        first.len(),
+        25,
+        "a claim takes exactly `max` when more are due"
+    );
+    let second = store.claim_due(now, now + 1_000, 25).await.unwrap();
+    assert_eq!(second.len(), 15);
+    let mut ids: Vec<&EventId> = first.iter().chain(&second).map(|e| &e.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "each event claimed once");
+    assert!(
+        store
+            .claim_due(now, now + 1_000, 25)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn finished_events_leave_the_schedule(store: Shared) {

@@ -153,22 +153,28 @@ where
         let shards = self.keys.shards();
         // Start at a different shard each time so that no shard waits behind the others.
         let first = rand::random_range(0..shards);
+        let order: Vec<u32> = (0..shards).map(|i| (first + i) % shards).collect();
+        // One round trip for every shard on one server; a cluster's shards are in slots of
+        // their own, which one script cannot span.
+        let calls: Vec<&[u32]> = if self.by_slot {
+            order.chunks(1).collect()
+        } else {
+            vec![&order]
+        };
         let mut claimed = Vec::new();
-        for i in 0..shards {
+        for shards in calls {
             if claimed.len() >= max {
                 break;
             }
-            let shard = (first + i) % shards;
-            let raw: Vec<String> = self
-                .invoke(
-                    scripts::CLAIM_DUE
-                        .key(self.keys.schedule(shard))
-                        .arg(now)
-                        .arg(lease_until)
-                        .arg(max - claimed.len())
-                        .arg(self.keys.event_prefix(shard)),
-                )
-                .await?;
+            let mut call = scripts::CLAIM_DUE.prepare_invoke();
+            for &shard in shards {
+                call.key(self.keys.schedule(shard));
+            }
+            call.arg(now).arg(lease_until).arg(max - claimed.len());
+            for &shard in shards {
+                call.arg(self.keys.event_prefix(shard));
+            }
+            let raw: Vec<String> = self.invoke(&call).await?;
             for s in raw {
                 claimed.push(from_json::<EventRecord>(&s)?);
             }

@@ -174,21 +174,29 @@ return out
     )
 });
 
-/// Claims due events of one schedule shard: each is leased (its score moved to the lease
-/// end) and returned with its record. An id without a record is dropped.
-/// KEYS: schedule. ARGV: now, lease end, max, event key prefix.
+/// Claims due events of schedule shards, in the order given, up to `max` in all: each is
+/// leased (its score moved to the lease end) and returned with its record. An id without
+/// a record is dropped. One call takes every shard on one server; on a cluster, whose
+/// shards are in slots of their own, one call per shard.
+/// KEYS: the shards' schedules. ARGV: now, lease end, max, then each shard's event key
+/// prefix.
 pub static CLAIM_DUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local left = tonumber(ARGV[3])
 local out = {}
-for _, id in ipairs(ids) do
-  local record = redis.call('GET', ARGV[4] .. id)
-  if record then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    out[#out + 1] = record
-  else
-    redis.call('ZREM', KEYS[1], id)
+for i, schedule in ipairs(KEYS) do
+  if left <= 0 then break end
+  local ids = redis.call('ZRANGEBYSCORE', schedule, '-inf', ARGV[1], 'LIMIT', 0, left)
+  for _, id in ipairs(ids) do
+    local record = redis.call('GET', ARGV[3 + i] .. id)
+    if record then
+      redis.call('ZADD', schedule, ARGV[2], id)
+      out[#out + 1] = record
+      left = left - 1
+    else
+      redis.call('ZREM', schedule, id)
+    end
   end
 end
 return out
