@@ -86,13 +86,7 @@ static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 /// account (up to [`MAX_LANES`]).
 pub struct PageViewWriter<C> {
     store: u64,
-    connect: Connect<C>,
-    keys: Keys,
-    by_slot: bool,
-    breaker: Arc<Breaker>,
-    /// Statistics counters waiting for the next pipeline (`stats.rs`).
-    stats: Arc<StatsBuffer>,
-    origins: Arc<SiteOrigins>,
+    shared: task::Shared<C>,
     /// A request's time budget (`store::budget`): its page view answers 503 when the
     /// writer has not written it by then, and is not written afterwards.
     budget: Duration,
@@ -116,19 +110,21 @@ where
         origins: Arc<SiteOrigins>,
     ) -> Self {
         Self {
-            origins,
             store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
-            connect,
-            keys,
-            by_slot,
-            breaker,
-            stats: Arc::default(),
+            shared: task::Shared {
+                connect,
+                keys,
+                by_slot,
+                breaker,
+                stats: Arc::default(),
+                origins,
+            },
             budget: Duration::from_secs(1),
         }
     }
 
     pub fn stats(&self) -> &StatsBuffer {
-        &self.stats
+        &self.shared.stats
     }
 
     /// Sets the budget of a request's page view (the store's response timeout).
@@ -169,7 +165,7 @@ where
         write: PageViewWrite,
         charge: Option<Charge>,
     ) -> StoreResult<Charged<PageViewOutcome>> {
-        self.breaker.check()?;
+        self.shared.breaker.check()?;
         round_trips::note();
         // Made at once, so that the page views of a burst find it rather than each opening
         // a connection of its own.
@@ -205,15 +201,7 @@ where
     /// A writer on this thread's runtime: a task that connects, then writes what it is sent.
     fn start_writer(&self) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(task::run(
-            self.connect.clone(),
-            self.keys.clone(),
-            self.by_slot,
-            self.breaker.clone(),
-            self.stats.clone(),
-            self.origins.clone(),
-            rx,
-        ));
+        tokio::spawn(task::run(self.shared.clone(), rx));
         Writer { tx }
     }
 }

@@ -29,17 +29,32 @@ use crate::store::redis::stats::{StatsBuffer, StatsWriter};
 use crate::store::redis::unavailable;
 use crate::store::{Charge, Charged, PageViewOutcome, PageViewWrite, StoreResult, corrupt};
 
+/// What every writer of a store shares.
+#[derive(Clone)]
+pub(super) struct Shared<C> {
+    pub connect: Connect<C>,
+    pub keys: Keys,
+    pub by_slot: bool,
+    pub breaker: Arc<Breaker>,
+    /// Statistics counters waiting for the next pipeline (`stats.rs`).
+    pub stats: Arc<StatsBuffer>,
+    pub origins: Arc<SiteOrigins>,
+}
+
 pub(super) async fn run<C>(
-    connect: Connect<C>,
-    keys: Keys,
-    by_slot: bool,
-    breaker: Arc<Breaker>,
-    stats: Arc<StatsBuffer>,
-    origins: Arc<SiteOrigins>,
+    shared: Shared<C>,
     mut rx: mpsc::Receiver<(PageViewWrite, Option<Charge>, Reply)>,
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
+    let Shared {
+        connect,
+        keys,
+        by_slot,
+        breaker,
+        stats,
+        origins,
+    } = shared;
     let con = match connect().await {
         Ok(con) => con,
         Err(e) => {
