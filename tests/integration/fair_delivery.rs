@@ -304,3 +304,56 @@ async fn one_accounts_page_views_go_to_redis_apart_from_another_accounts() {
          one account's batch holds up the other's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_requests_and_the_scheduler_go_to_redis_on_connections_of_their_own() {
+    // A Redis of its own, whose every command the test reads.
+    let redis = RedisServer::start(false);
+    let prefix = unique_prefix();
+    let process = FootfallProcess::start(&footfall_toml(&redis.url(), &prefix, &cookie_key(), ""));
+    let mut settings = test_settings(common::Backend::Redis);
+    settings.store.key_prefix = prefix.clone();
+    settings.store.redis_url = redis.url();
+    let app = TestApp::attach(process.base.clone(), settings);
+    let a = tenant(&app, TOKEN, "a-shop.example", &[]).await;
+    let url = format!("https://{}/", a.host);
+    // The worker's first round trips open its connection.
+    assert_eq!(app.beacon(&a.site_key, None, &url).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // New browsers (each starts a visit in a request) while the scheduler polls (every
+    // 100 ms in the test config).
+    let (sent, commands) = redis
+        .commands_during(async {
+            let beacons = (0..20).map(|_| app.beacon(&a.site_key, None, &url));
+            let sent = futures_util::future::join_all(beacons).await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            sent
+        })
+        .await;
+    assert!(sent.iter().all(|(status, _)| *status == StatusCode::OK));
+    let clients = |wanted: &dyn Fn(&str) -> bool| -> BTreeSet<String> {
+        commands
+            .lines()
+            .filter_map(|line| {
+                let (client, command) = line.split_once('[')?.1.split_once(']')?;
+                let client = client.split_whitespace().nth(1).filter(|c| *c != "lua")?;
+                wanted(command).then(|| client.to_owned())
+            })
+            .collect()
+    };
+    // A visit's start: the script on the browser's history of account A.
+    let history = format!(":p{}\" ", common::ACCOUNT);
+    let requests = clients(&|c| c.trim_start().starts_with("\"EVAL\"") && c.contains(&history));
+    // The scheduler's claims and looks at the schedule.
+    let scheduler = clients(&|c| c.contains("}:due\""));
+    assert!(
+        !requests.is_empty() && !scheduler.is_empty(),
+        "visits started and the scheduler polled:\n{commands}"
+    );
+    assert!(
+        requests.is_disjoint(&scheduler),
+        "the worker's requests went to Redis from {requests:?}, the scheduler's claims from \
+         {scheduler:?}: every answer read on one thread and handed to the other"
+    );
+}

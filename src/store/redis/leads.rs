@@ -72,7 +72,7 @@ where
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.guarded(pipe.query_async(&mut self.con.clone())).await
+        self.guarded(pipe.query_async(&mut self.con())).await
     }
 }
 

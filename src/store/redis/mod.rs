@@ -7,7 +7,8 @@
 //! Generic over the connection: a `ConnectionManager` (one server, reconnects by itself),
 //! a cluster connection (follows `MOVED`/`ASK` and the new slot map after a failover), or
 //! a connection to the primary Redis Sentinel names (`sentinel.rs`, follows a failover) —
-//! all implement `ConnectionLike`. Every round trip goes through `guarded`: the breaker
+//! all implement `ConnectionLike`. Each thread makes its round trips on a connection of
+//! its own (`per_thread.rs`), and every round trip goes through `guarded`: the breaker
 //! refuses at once while Redis is down, and the request's round trips are counted
 //! (`store::round_trips`).
 //!
@@ -31,6 +32,7 @@ mod leads;
 mod live;
 mod origins;
 mod page_view_codec;
+mod per_thread;
 mod privacy;
 mod quotas;
 mod schedule;
@@ -58,6 +60,7 @@ pub use sentinel::SentinelConnection;
 
 use self::breaker::Breaker;
 use self::durable::Pool;
+use self::per_thread::PerThread;
 use self::scripts::Call;
 use self::sentinel::Locator;
 use self::slots::{Batch, replicas_confirmed};
@@ -95,7 +98,10 @@ enum PubSub {
 }
 
 pub struct RedisStore<C> {
+    /// The connection of a thread whose own is not open yet (`per_thread.rs`).
     con: C,
+    /// Each thread's own connection.
+    threads: PerThread<C>,
     keys: Keys,
     options: RedisOptions,
     description: String,
@@ -265,16 +271,22 @@ where
         );
         Ok(Self {
             con,
+            threads: PerThread::new(connect.clone()),
             keys,
             options,
             description,
             page_views,
             origins,
             pubsub,
-            durable: wait_ms.map(|ms| Pool::new(connect, ms)),
+            durable: wait_ms.map(|ms| Pool::new(connect.clone(), ms)),
             by_slot,
             breaker,
         })
+    }
+
+    /// The connection of this thread's round trips: its own once open (`per_thread.rs`).
+    fn con(&self) -> C {
+        self.threads.get().unwrap_or_else(|| self.con.clone())
     }
 
     /// Every round trip goes through here: refused at once while Redis is down, counted
@@ -295,12 +307,11 @@ where
     }
 
     async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> StoreResult<T> {
-        self.guarded(script.invoke_async(&mut self.con.clone()))
-            .await
+        self.guarded(script.invoke_async(&mut self.con())).await
     }
 
     async fn run(&self, batch: Batch) -> StoreResult<Vec<::redis::Value>> {
-        self.guarded(batch.run(&self.con)).await
+        self.guarded(batch.run(&self.con())).await
     }
 
     /// A batch of a write the user would notice: with durable writes, each of its
@@ -328,7 +339,9 @@ where
     /// the write fails unless a replica confirms it in time.
     async fn invoke_durable<T: FromRedisValue>(&self, call: &Call<'_>) -> StoreResult<T> {
         let Some(pool) = &self.durable else {
-            let (reply, _) = self.guarded(durable_script(&self.con, call, None)).await?;
+            let (reply, _) = self
+                .guarded(durable_script(&self.con(), call, None))
+                .await?;
             return T::from_redis_value(reply).map_err(super::corrupt);
         };
         let (reply, confirmed) = self
@@ -358,7 +371,7 @@ where
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
-        self.guarded(cmd.query_async(&mut self.con.clone())).await
+        self.guarded(cmd.query_async(&mut self.con())).await
     }
 }
 

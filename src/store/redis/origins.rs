@@ -117,7 +117,7 @@ where
         missing.dedup();
         if !missing.is_empty() {
             let records = self
-                .guarded(read(&mut self.con.clone(), &self.keys, account, &missing))
+                .guarded(read(&mut self.con(), &self.keys, account, &missing))
                 .await?;
             self.origins.learn(account, &missing, records);
         }

@@ -313,8 +313,7 @@ where
             .arg(0)
             .arg(AUDIT_KEPT - 1)
             .ignore();
-        self.guarded(pipe.query_async::<()>(&mut self.con.clone()))
-            .await
+        self.guarded(pipe.query_async::<()>(&mut self.con())).await
     }
 
     async fn audit(&self, account: AccountId) -> StoreResult<Vec<AuditRecord>> {

@@ -83,9 +83,7 @@ where
             .arg(0)
             .arg(-1)
             .arg("REV");
-        let (ids,): (Vec<String>,) = self
-            .guarded(pipe.query_async(&mut self.con.clone()))
-            .await?;
+        let (ids,): (Vec<String>,) = self.guarded(pipe.query_async(&mut self.con())).await?;
         Ok(ids.into_iter().map(EventId).collect())
     }
 }

@@ -47,7 +47,8 @@ type Reply = oneshot::Sender<StoreResult<Charged<PageViewOutcome>>>;
 /// The most beacons sent in one pipeline.
 const MAX_BATCH: usize = 256;
 
-/// Opens a Redis connection of the store's kind (for a thread's writer).
+/// Opens a Redis connection of the store's kind (for a writer, a thread's round trips, a
+/// durable write).
 pub type Connect<C> =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = RedisResult<C>> + Send>> + Send + Sync>;
 
