@@ -311,6 +311,18 @@ async fn a_workers_requests_and_the_scheduler_go_to_redis_on_connections_of_thei
     let redis = RedisServer::start(false);
     let prefix = unique_prefix();
     let process = FootfallProcess::start(&footfall_toml(&redis.url(), &prefix, &cookie_key(), ""));
+    // The connections footfall opened before its first request: the store's shared one
+    // among them.
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+    let opened_at_start: BTreeSet<String> = list
+        .lines()
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("addr=")))
+        .map(str::to_owned)
+        .collect();
     let mut settings = test_settings(common::Backend::Redis);
     settings.store.key_prefix = prefix.clone();
     settings.store.redis_url = redis.url();
@@ -350,6 +362,11 @@ async fn a_workers_requests_and_the_scheduler_go_to_redis_on_connections_of_thei
     assert!(
         !requests.is_empty() && !scheduler.is_empty(),
         "visits started and the scheduler polled:\n{commands}"
+    );
+    assert!(
+        requests.is_disjoint(&opened_at_start),
+        "the worker's requests went to Redis from {requests:?}, among the connections \
+         opened before any request ({opened_at_start:?}): not on one of the worker's own"
     );
     assert!(
         requests.is_disjoint(&scheduler),

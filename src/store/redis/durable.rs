@@ -1,7 +1,7 @@
 //! The connections of durable writes. `WAIT` blocks the connection it is sent on until a
 //! replica answers, and every command queued behind it on that connection waits too: on
-//! the store's shared (multiplexed) connection, one lagging replica would hold up every
-//! page view and read. So each durable write takes a connection of its own from this pool
+//! a thread's (multiplexed) connection, one lagging replica would hold up every request
+//! of the thread. So each durable write takes a connection of its own from this pool
 //! for its one pipeline (the write, then `WAIT 1`), and gives it back after.
 
 use ::redis::RedisResult;

@@ -98,7 +98,8 @@ enum PubSub {
 }
 
 pub struct RedisStore<C> {
-    /// The connection of a thread whose own is not open yet (`per_thread.rs`).
+    /// The connection of a thread whose own is not open yet, or that has none (not a
+    /// single-threaded runtime's; the store's start): `per_thread.rs`.
     con: C,
     /// Each thread's own connection.
     threads: PerThread<C>,
@@ -270,8 +271,8 @@ where
             }
         );
         Ok(Self {
+            threads: PerThread::new(connect.clone(), con.clone()),
             con,
-            threads: PerThread::new(connect.clone()),
             keys,
             options,
             description,

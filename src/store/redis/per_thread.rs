@@ -1,24 +1,25 @@
 //! Each thread's own Redis connection for the round trips of the work it runs (a worker's
 //! requests, the scheduler on the main thread), made on the thread's first round trip.
 //!
-//! A connection's reader runs as a task on the runtime that opened it. Over the store's one
-//! shared connection, opened on the main thread, every answer to a worker's request was read
-//! on the main thread and handed back to the worker: two threads to be scheduled per round
-//! trip, which on a busy machine cost milliseconds each (BENCHMARKS.md, "A Redis connection
-//! per thread"). A thread's own connection is read where its requests wait. Only
-//! single-threaded runtimes (actix's workers and main thread) get one: on a multi-threaded
-//! runtime the reader could run on any of its threads.
+//! A redis-rs connection's reader runs as a task on the runtime that opened (or last
+//! reopened) it. Over one connection shared by every thread, an answer to a worker's
+//! request would be read on another thread and handed back: two threads to be scheduled
+//! per round trip, which on a busy machine costs milliseconds (BENCHMARKS.md, "A Redis
+//! connection per thread"). A thread's own connection is read where its requests wait.
+//! Only single-threaded runtimes (actix's workers and main thread) get one: on a
+//! multi-threaded runtime the reader could run on any of its threads.
 //!
-//! The shared connection serves a thread's round trips while its own is being opened, for
-//! a second after opening it failed, and once the runtime that opened it has stopped (the
-//! next round trip then opens another). A thread's connection lasts as long as the store
-//! and the thread's runtime, and is tried with a `PING` every 100 ms (`CHECK_EVERY`).
+//! The store's shared connection serves a thread's round trips while its own is being
+//! opened, for a second after opening it failed, and once the runtime that opened it has
+//! stopped (the next round trip then opens another). Every connection here, the shared one
+//! included, is tried with a `PING` every 100 ms (`keep_tried`) for as long as the store
+//! lasts, and a thread's own also ends with its runtime.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use ::redis::RedisResult;
@@ -34,20 +35,21 @@ thread_local! {
 
 static NEXT_STORE: AtomicU64 = AtomicU64::new(1);
 
-/// How long a thread uses the shared connection after opening its own failed.
+/// How long a thread uses the shared connection after an attempt to open its own failed
+/// (an attempt: the connection's own timeout and retries).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// How often a thread's connection is tried with a `PING`. Over RESP2 a connection learns
-/// that Redis dropped it (a restart, a failover) only from a command that fails, and it
+/// How often a connection is tried with a `PING`. Over RESP2 a connection learns that
+/// Redis dropped it (a restart, a failover) only from a command that fails, and it
 /// reconnects after that; the `PING` is that command, so that it is not a request's (whose
 /// failure would answer 503 and open the store's breaker for every thread).
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// A thread's connection to one store: being opened, then open, until the task that holds
-/// it ends (`gone`).
+/// it ends (`gone`, and the connection dropped with the task).
 struct Entry {
     gone: Arc<AtomicBool>,
-    /// An `Arc<OnceLock<C>>` of the store's kind of connection.
+    /// An `Arc<OnceLock<Weak<C>>>` of the store's kind of connection.
     open: Box<dyn Any>,
 }
 
@@ -64,7 +66,7 @@ impl Drop for Holder {
 pub struct PerThread<C> {
     store: u64,
     connect: Connect<C>,
-    /// Dropped with the store, which ends its threads' connections.
+    /// Dropped with the store, which ends the tasks that hold its connections.
     alive: Arc<()>,
 }
 
@@ -72,11 +74,14 @@ impl<C> PerThread<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    pub fn new(connect: Connect<C>) -> Self {
+    /// Also keeps `shared`, the store's connection for threads without their own, tried.
+    pub fn new(connect: Connect<C>, shared: C) -> Self {
+        let alive = Arc::new(());
+        tokio::spawn(keep_tried(shared, Arc::downgrade(&alive)));
         Self {
             store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
             connect,
-            alive: Arc::new(()),
+            alive,
         }
     }
 
@@ -92,10 +97,11 @@ where
             if let Some(entry) = all.get(&self.store)
                 && !entry.gone.load(Ordering::Relaxed)
             {
-                let open = entry.open.downcast_ref::<Arc<OnceLock<C>>>()?;
-                return open.get().cloned();
+                let open = entry.open.downcast_ref::<Arc<OnceLock<Weak<C>>>>();
+                debug_assert!(open.is_some(), "a store's connections are of one kind");
+                return open?.get()?.upgrade().map(|con| (*con).clone());
             }
-            // Connections whose task ended (this one's, or a dropped store's) are let go.
+            // Entries whose task ended (this store's, or a dropped store's) are let go.
             all.retain(|_, entry| !entry.gone.load(Ordering::Relaxed));
             let (open, gone) = (Arc::new(OnceLock::new()), Arc::new(AtomicBool::new(false)));
             all.insert(
@@ -116,29 +122,31 @@ where
     }
 }
 
-/// Opens a thread's connection and keeps it tried while the store lasts; after a failed
-/// open, waits `RETRY_AFTER` before letting the next round trip try again.
-async fn hold<C>(
-    connect: Connect<C>,
-    open: Arc<OnceLock<C>>,
-    holder: Holder,
-    store: std::sync::Weak<()>,
-) where
+/// Opens a thread's connection and holds it, tried, while the store lasts; after a failed
+/// open, waits `RETRY_AFTER` before the next round trip may try again.
+async fn hold<C>(connect: Connect<C>, open: Arc<OnceLock<Weak<C>>>, holder: Holder, store: Weak<()>)
+where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     match connect().await {
-        Ok(mut con) => {
-            let _ = open.set(con.clone());
+        Ok(con) => {
+            let con = Arc::new(con);
+            let _ = open.set(Arc::downgrade(&con));
             drop(open);
-            while store.strong_count() > 0 {
-                tokio::time::sleep(CHECK_EVERY).await;
-                let _: RedisResult<()> = ::redis::cmd("PING").query_async(&mut con).await;
-            }
+            keep_tried((*con).clone(), store).await;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "could not open a thread's Redis connection; the shared one serves the thread meanwhile");
+            tracing::warn!(error = %e, "could not open a thread's Redis connection");
             tokio::time::sleep(RETRY_AFTER).await;
         }
     }
     drop(holder);
+}
+
+/// Sends `con` a `PING` every `CHECK_EVERY` while the store lasts.
+async fn keep_tried<C: ConnectionLike + Clone>(mut con: C, store: Weak<()>) {
+    while store.strong_count() > 0 {
+        tokio::time::sleep(CHECK_EVERY).await;
+        let _: RedisResult<()> = ::redis::cmd("PING").query_async(&mut con).await;
+    }
 }

@@ -4,8 +4,9 @@
 //! The [`Locator`] (one per store) asks the Sentinels for the primary (redis-rs's
 //! `SentinelClient`, which also checks that the address it gets answers `ROLE` as a
 //! primary), and asks a Sentinel every `WATCH_MS` which address the primary has: when the
-//! Sentinels name another primary, it locates it and its epoch moves. Each [`SentinelConnection`] (the store's, and one per page-view
-//! writer) holds a multiplexed connection to the primary of one epoch; it drops it when
+//! Sentinels name another primary, it locates it and its epoch moves. Each
+//! [`SentinelConnection`] (the store's shared one, each thread's, each page-view writer's)
+//! holds a multiplexed connection to the primary of one epoch; it drops it when
 //! the epoch moves on, or when a command finds the server gone or demoted (`READONLY`),
 //! and the next command connects to the primary the Sentinels name then. The command
 //! that met the failure fails (the request answers 503; the client retries), so a write
