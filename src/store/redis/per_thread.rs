@@ -12,8 +12,9 @@
 //! The store's shared connection serves a thread's round trips while its own is being
 //! opened, for a second after opening it failed, and once the runtime that opened it has
 //! stopped (the next round trip then opens another). Every connection here, the shared one
-//! included, is tried with a `PING` every 100 ms (`keep_tried`) for as long as the store
-//! lasts, and a thread's own also ends with its runtime.
+//! included, is tried with a `PING` every 100 ms, and again as soon as it has reconnected
+//! after a failure (`keep_tried`, which the page-view writers' connections use too), for
+//! as long as the store lasts; a thread's own also ends with its runtime.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use ::redis::RedisResult;
 use ::redis::aio::ConnectionLike;
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::time::Instant;
 
 use super::writer::Connect;
 
@@ -44,6 +46,10 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// reconnects after that; the `PING` is that command, so that it is not a request's (whose
 /// failure would answer 503 and open the store's breaker for every thread).
 const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// The least time between two `PING`s of a connection that failed (a Sentinel connection,
+/// which connects again on every command, would otherwise be tried without a pause).
+const RETRY_GAP: Duration = Duration::from_millis(50);
 
 /// A thread's connection to one store: being opened, then open, until the task that holds
 /// it ends (`gone`, and the connection dropped with the task).
@@ -143,10 +149,20 @@ where
     drop(holder);
 }
 
-/// Sends `con` a `PING` every `CHECK_EVERY` while the store lasts.
-async fn keep_tried<C: ConnectionLike + Clone>(mut con: C, store: Weak<()>) {
-    while store.strong_count() > 0 {
-        tokio::time::sleep(CHECK_EVERY).await;
-        let _: RedisResult<()> = ::redis::cmd("PING").query_async(&mut con).await;
+/// Sends `con` a `PING` every `CHECK_EVERY` while its owner (a store, a page-view writer)
+/// lasts; after a failed one, the next as soon as the connection's reconnecting is over
+/// (at most one every `RETRY_GAP`). A redis-rs connection manager whose reconnecting
+/// failed (Redis still away) keeps that failure for the next command, and starts
+/// reconnecting again only then: were a request (or a writer's batch) that command once
+/// Redis is back, it would answer 503 and open the breaker again.
+pub(super) async fn keep_tried<C: ConnectionLike + Clone>(mut con: C, owner: Weak<()>) {
+    while owner.strong_count() > 0 {
+        let sent = Instant::now();
+        let answer: RedisResult<()> = ::redis::cmd("PING").query_async(&mut con).await;
+        let pause = match answer {
+            Ok(()) => CHECK_EVERY,
+            Err(_) => RETRY_GAP.saturating_sub(sent.elapsed()),
+        };
+        tokio::time::sleep(pause).await;
     }
 }

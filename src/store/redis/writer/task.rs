@@ -21,6 +21,7 @@ use crate::store::redis::breaker::Breaker;
 use crate::store::redis::keys::Keys;
 use crate::store::redis::origins::SiteOrigins;
 use crate::store::redis::page_view_codec;
+use crate::store::redis::per_thread::keep_tried;
 use crate::store::redis::quotas;
 use crate::store::redis::scripts;
 use crate::store::redis::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
@@ -67,6 +68,11 @@ pub(super) async fn run<C>(
             return;
         }
     };
+    // Tried while the writer lasts, as each thread's connection is: a writer idle across a
+    // Redis restart would otherwise find its connection dead, or still failed, with its
+    // next batch, and open the breaker for everyone.
+    let alive = Arc::new(());
+    tokio::spawn(keep_tried(con.clone(), Arc::downgrade(&alive)));
     stats.writer_started();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Per page view of the batch: the latest sighting this writer knows, when it refreshed
