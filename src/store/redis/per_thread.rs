@@ -12,9 +12,10 @@
 //! The store's shared connection serves a thread's round trips while its own is being
 //! opened, for a second after opening it failed, and once the runtime that opened it has
 //! stopped (the next round trip then opens another). Every connection here, the shared one
-//! included, is tried with a `PING` every 100 ms, and again as soon as it has reconnected
-//! after a failure (`keep_tried`, which the page-view writers' connections use too), for
-//! as long as the store lasts; a thread's own also ends with its runtime.
+//! included, is tried with a `PING` every 100 ms, and after a failed one again once the
+//! reconnecting it set off is over (`keep_tried`, which the page-view writers' connections
+//! use too, each second), for as long as the store lasts; a thread's own also ends with its
+//! runtime.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -47,9 +48,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// failure would answer 503 and open the store's breaker for every thread).
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
-/// The least time between two `PING`s of a connection that failed (a Sentinel connection,
-/// which connects again on every command, would otherwise be tried without a pause).
-const RETRY_GAP: Duration = Duration::from_millis(50);
+/// The least time between two `PING`s of a connection that failed: a reconnecting
+/// connection manager takes longer (its retries wait 100 ms and more), but a connection
+/// that fails at once (a Sentinel connection connects again on each command after a
+/// failure; a cluster with a primary down; Redis loading its data) would be tried without
+/// a pause.
+const RETRY_GAP: Duration = Duration::from_millis(100);
 
 /// A thread's connection to one store: being opened, then open, until the task that holds
 /// it ends (`gone`, and the connection dropped with the task).
@@ -83,7 +87,7 @@ where
     /// Also keeps `shared`, the store's connection for threads without their own, tried.
     pub fn new(connect: Connect<C>, shared: C) -> Self {
         let alive = Arc::new(());
-        tokio::spawn(keep_tried(shared, Arc::downgrade(&alive)));
+        tokio::spawn(keep_tried(shared, Arc::downgrade(&alive), CHECK_EVERY));
         Self {
             store: NEXT_STORE.fetch_add(1, Ordering::Relaxed),
             connect,
@@ -139,7 +143,7 @@ where
             let con = Arc::new(con);
             let _ = open.set(Arc::downgrade(&con));
             drop(open);
-            keep_tried((*con).clone(), store).await;
+            keep_tried((*con).clone(), store, CHECK_EVERY).await;
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not open a thread's Redis connection");
@@ -149,18 +153,22 @@ where
     drop(holder);
 }
 
-/// Sends `con` a `PING` every `CHECK_EVERY` while its owner (a store, a page-view writer)
-/// lasts; after a failed one, the next as soon as the connection's reconnecting is over
-/// (at most one every `RETRY_GAP`). A redis-rs connection manager whose reconnecting
-/// failed (Redis still away) keeps that failure for the next command, and starts
-/// reconnecting again only then: were a request (or a writer's batch) that command once
-/// Redis is back, it would answer 503 and open the breaker again.
-pub(super) async fn keep_tried<C: ConnectionLike + Clone>(mut con: C, owner: Weak<()>) {
+/// Sends `con` a `PING` every `every` while its owner (a store, a page-view writer) lasts,
+/// and after a failed one the next at once, though not sooner than `RETRY_GAP` after it.
+/// A redis-rs connection manager whose reconnecting failed (Redis still away) keeps that
+/// failure for the next command, and starts reconnecting again only then; the next `PING`
+/// is that command and waits for the reconnecting, so that no failure is left for a
+/// request (or a writer's batch) to meet once Redis is back, which would answer 503 and
+/// open the breaker again.
+pub(super) async fn keep_tried<C>(mut con: C, owner: Weak<()>, every: Duration)
+where
+    C: ConnectionLike + Clone,
+{
     while owner.strong_count() > 0 {
         let sent = Instant::now();
         let answer: RedisResult<()> = ::redis::cmd("PING").query_async(&mut con).await;
         let pause = match answer {
-            Ok(()) => CHECK_EVERY,
+            Ok(()) => every,
             Err(_) => RETRY_GAP.saturating_sub(sent.elapsed()),
         };
         tokio::time::sleep(pause).await;

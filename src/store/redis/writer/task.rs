@@ -42,6 +42,11 @@ pub(super) struct Shared<C> {
     pub origins: Arc<SiteOrigins>,
 }
 
+/// How often a writer's connection is tried (`per_thread::keep_tried`): less often than a
+/// thread's, as a thread has up to 16 writers, and a busy writer's connection is tried by
+/// its batches anyway; a restart shorter than this may cost an idle writer's next batch.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
 pub(super) async fn run<C>(
     shared: Shared<C>,
     mut rx: mpsc::Receiver<(PageViewWrite, Option<Charge>, Reply)>,
@@ -72,7 +77,7 @@ pub(super) async fn run<C>(
     // Redis restart would otherwise find its connection dead, or still failed, with its
     // next batch, and open the breaker for everyone.
     let alive = Arc::new(());
-    tokio::spawn(keep_tried(con.clone(), Arc::downgrade(&alive)));
+    tokio::spawn(keep_tried(con.clone(), Arc::downgrade(&alive), CHECK_EVERY));
     stats.writer_started();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Per page view of the batch: the latest sighting this writer knows, when it refreshed
