@@ -2,13 +2,22 @@
 //! replica answers, and every command queued behind it on that connection waits too: on
 //! a thread's (multiplexed) connection, one lagging replica would hold up every request
 //! of the thread. So each durable write takes a connection of its own from this pool
-//! for its one pipeline (the write, then `WAIT 1`), and gives it back after.
+//! for its one pipeline (the write, then `WAIT 1`), and gives it back after. Here too:
+//! whether durable writes are on when the config leaves it to Redis (a connected
+//! replica), how long they wait, and the script call they run.
 
-use ::redis::RedisResult;
+use std::time::Duration;
+
+use ::redis::aio::ConnectionLike;
+use ::redis::{RedisResult, Value};
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::redis_error;
+use super::scripts::Call;
+use super::slots::replicas_confirmed;
 use super::writer::Connect;
+use crate::store::StoreResult;
 
 /// Durable writes in flight at once per store; more wait for a connection.
 pub const DURABLE_CONNECTIONS: usize = 16;
@@ -48,5 +57,122 @@ impl<C> Pool<C> {
 
     pub fn put(&self, con: C) {
         self.idle.lock().push(con);
+    }
+}
+
+/// The longest a durable write waits for a replica: half the response timeout, so that
+/// the answer "no replica in time" arrives before the command itself times out (which
+/// would count as Redis being down).
+pub(super) fn wait_ms(response_timeout: Duration) -> u64 {
+    (response_timeout.as_millis() as u64 / 2).max(1)
+}
+
+/// Runs a script call, followed by `WAIT 1 <wait_ms>` in the same pipeline when asked;
+/// loads the script and runs it again when the server does not have it (a promoted
+/// replica, a restarted server). Returns the script's answer and whether a replica
+/// confirmed it.
+pub(super) async fn durable_script<C>(
+    con: &C,
+    call: &Call<'_>,
+    wait_ms: Option<u64>,
+) -> RedisResult<(Value, bool)>
+where
+    C: ConnectionLike + Clone + Send + Sync,
+{
+    let mut pipe = ::redis::pipe();
+    pipe.add_command(call.evalsha());
+    if let Some(ms) = wait_ms {
+        pipe.cmd("WAIT").arg(1).arg(ms);
+    }
+    pipe.ignore_errors();
+    let mut con = con.clone();
+    let mut loaded = false;
+    loop {
+        let mut values: Vec<Value> = pipe.query_async(&mut con).await?;
+        let confirmed = wait_ms.is_none() || replicas_confirmed(values.pop());
+        let reply = values.pop().unwrap_or(Value::Nil);
+        match reply {
+            Value::ServerError(e) if e.code() == "NOSCRIPT" && !loaded => {
+                call.script.load_async(&mut con).await?;
+                loaded = true;
+            }
+            Value::ServerError(e) => return Err(e.into()),
+            reply => return Ok((reply, confirmed)),
+        }
+    }
+}
+
+/// Whether a server (or the primary Sentinel names) has a connected replica.
+pub(super) async fn server_has_replicas<C>(con: &C) -> StoreResult<bool>
+where
+    C: ConnectionLike + Clone + Send + Sync,
+{
+    let info: String = ::redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut con.clone())
+        .await
+        .map_err(redis_error)?;
+    Ok(connected_replicas(&info) > 0)
+}
+
+/// Whether any primary of a cluster has a connected replica: `INFO replication` is sent
+/// to every primary (redis-rs routes it so), and the answers are searched.
+pub(super) async fn cluster_has_replicas<C>(con: &C) -> StoreResult<bool>
+where
+    C: ConnectionLike + Clone + Send + Sync,
+{
+    let answers: Value = ::redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut con.clone())
+        .await
+        .map_err(redis_error)?;
+    let mut texts = Vec::new();
+    collect_texts(answers, &mut texts);
+    Ok(texts.iter().any(|info| connected_replicas(info) > 0))
+}
+
+/// The text answers inside a (per-node) answer.
+fn collect_texts(value: Value, out: &mut Vec<String>) {
+    match value {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::SimpleString(s) => out.push(s),
+        Value::VerbatimString { text, .. } => out.push(text),
+        Value::Array(items) | Value::Set(items) => {
+            items.into_iter().for_each(|v| collect_texts(v, out))
+        }
+        Value::Map(pairs) => pairs.into_iter().for_each(|(k, v)| {
+            collect_texts(k, out);
+            collect_texts(v, out);
+        }),
+        _ => {}
+    }
+}
+
+/// `connected_slaves` of an `INFO replication` answer.
+fn connected_replicas(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_counted_from_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1\r\n";
+        assert_eq!(connected_replicas(info), 2);
+        assert_eq!(
+            connected_replicas("role:master\r\nconnected_slaves:0\r\n"),
+            0
+        );
+    }
+
+    #[test]
+    fn a_durable_write_waits_less_than_a_command_may_take() {
+        assert_eq!(wait_ms(Duration::from_millis(1000)), 500);
+        assert_eq!(wait_ms(Duration::from_millis(1)), 1);
     }
 }

@@ -50,20 +50,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::{
-    AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation, Value,
-};
+use ::redis::{AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 use async_trait::async_trait;
 
 pub use keys::Keys;
 pub use sentinel::SentinelConnection;
 
 use self::breaker::Breaker;
-use self::durable::Pool;
+use self::durable::{Pool, cluster_has_replicas, durable_script, server_has_replicas, wait_ms};
 use self::per_thread::PerThread;
 use self::scripts::Call;
 use self::sentinel::Locator;
-use self::slots::{Batch, replicas_confirmed};
+use self::slots::Batch;
 use self::writer::{Connect, PageViewWriter};
 use super::{Store, StoreError, StoreResult, round_trips};
 
@@ -79,13 +77,6 @@ pub struct RedisOptions {
     pub response_timeout: Duration,
     /// Whether durable writes wait for a replica; `None`: when Redis reports one at start.
     pub durable_writes: Option<bool>,
-}
-
-/// The longest a durable write waits for a replica: half the response timeout, so that
-/// the answer "no replica in time" arrives before the command itself times out (which
-/// would count as Redis being down).
-fn wait_ms(response_timeout: Duration) -> u64 {
-    (response_timeout.as_millis() as u64 / 2).max(1)
 }
 
 /// Where live updates are subscribed to.
@@ -376,95 +367,6 @@ where
     }
 }
 
-/// Runs a script call, followed by `WAIT 1 <wait_ms>` in the same pipeline when asked;
-/// loads the script and runs it again when the server does not have it (a promoted
-/// replica, a restarted server). Returns the script's answer and whether a replica
-/// confirmed it.
-async fn durable_script<C>(
-    con: &C,
-    call: &Call<'_>,
-    wait_ms: Option<u64>,
-) -> RedisResult<(Value, bool)>
-where
-    C: ConnectionLike + Clone + Send + Sync,
-{
-    let mut pipe = ::redis::pipe();
-    pipe.add_command(call.evalsha());
-    if let Some(ms) = wait_ms {
-        pipe.cmd("WAIT").arg(1).arg(ms);
-    }
-    pipe.ignore_errors();
-    let mut con = con.clone();
-    let mut loaded = false;
-    loop {
-        let mut values: Vec<Value> = pipe.query_async(&mut con).await?;
-        let confirmed = wait_ms.is_none() || replicas_confirmed(values.pop());
-        let reply = values.pop().unwrap_or(Value::Nil);
-        match reply {
-            Value::ServerError(e) if e.code() == "NOSCRIPT" && !loaded => {
-                call.script.load_async(&mut con).await?;
-                loaded = true;
-            }
-            Value::ServerError(e) => return Err(e.into()),
-            reply => return Ok((reply, confirmed)),
-        }
-    }
-}
-
-/// Whether a server (or the primary Sentinel names) has a connected replica.
-async fn server_has_replicas<C>(con: &C) -> StoreResult<bool>
-where
-    C: ConnectionLike + Clone + Send + Sync,
-{
-    let info: String = ::redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut con.clone())
-        .await
-        .map_err(redis_error)?;
-    Ok(connected_replicas(&info) > 0)
-}
-
-/// Whether any primary of a cluster has a connected replica: `INFO replication` is sent
-/// to every primary (redis-rs routes it so), and the answers are searched.
-async fn cluster_has_replicas<C>(con: &C) -> StoreResult<bool>
-where
-    C: ConnectionLike + Clone + Send + Sync,
-{
-    let answers: Value = ::redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut con.clone())
-        .await
-        .map_err(redis_error)?;
-    let mut texts = Vec::new();
-    collect_texts(answers, &mut texts);
-    Ok(texts.iter().any(|info| connected_replicas(info) > 0))
-}
-
-/// The text answers inside a (per-node) answer.
-fn collect_texts(value: Value, out: &mut Vec<String>) {
-    match value {
-        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(&bytes).into_owned()),
-        Value::SimpleString(s) => out.push(s),
-        Value::VerbatimString { text, .. } => out.push(text),
-        Value::Array(items) | Value::Set(items) => {
-            items.into_iter().for_each(|v| collect_texts(v, out))
-        }
-        Value::Map(pairs) => pairs.into_iter().for_each(|(k, v)| {
-            collect_texts(k, out);
-            collect_texts(v, out);
-        }),
-        _ => {}
-    }
-}
-
-/// `connected_slaves` of an `INFO replication` answer.
-fn connected_replicas(info: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 #[async_trait]
 impl<C> Store for RedisStore<C>
 where
@@ -476,26 +378,5 @@ where
 
     async fn ping(&self) -> StoreResult<()> {
         self.query::<String>(&::redis::cmd("PING")).await.map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replicas_are_counted_from_info_replication() {
-        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1\r\n";
-        assert_eq!(connected_replicas(info), 2);
-        assert_eq!(
-            connected_replicas("role:master\r\nconnected_slaves:0\r\n"),
-            0
-        );
-    }
-
-    #[test]
-    fn a_durable_write_waits_less_than_a_command_may_take() {
-        assert_eq!(wait_ms(Duration::from_millis(1000)), 500);
-        assert_eq!(wait_ms(Duration::from_millis(1)), 1);
     }
 }
