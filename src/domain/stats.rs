@@ -3,7 +3,7 @@
 //! sources of a period. Counters are gathered as [`StatsDelta`]s (one per page-view batch,
 //! visit, submission or firing) and added up by the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -133,8 +133,8 @@ impl Counts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DayDelta {
     pub counts: Counts,
-    /// Browsers seen (unique browsers are counted from these).
-    pub browsers: Vec<VisitorId>,
+    /// Browsers seen, each once (unique browsers are counted from these).
+    pub browsers: HashSet<VisitorId>,
     pub pages: HashMap<String, u64>,
     pub sources: HashMap<String, u64>,
 }
@@ -150,9 +150,13 @@ impl StatsDelta {
         self.days.is_empty()
     }
 
-    /// The browsers of its page views, with repeats.
-    pub fn browser_count(&self) -> usize {
-        self.days.values().map(|d| d.browsers.len()).sum()
+    /// How many entries a write of it sends: its distinct browsers, pages and sources
+    /// (a page seen a thousand times is one entry).
+    pub fn entries(&self) -> usize {
+        self.days
+            .values()
+            .map(|d| d.browsers.len() + d.pages.len() + d.sources.len())
+            .sum()
     }
 
     fn day(&mut self, site: SiteId, at: Millis) -> &mut DayDelta {
@@ -162,7 +166,7 @@ impl StatsDelta {
     pub fn page_view(&mut self, site: SiteId, at: Millis, visitor: VisitorId, url: &str) {
         let day = self.day(site, at);
         day.counts.page_views += 1;
-        day.browsers.push(visitor);
+        day.browsers.insert(visitor);
         *day.pages.entry(page_key(url)).or_default() += 1;
     }
 

@@ -32,9 +32,10 @@ pub struct StatsBuffer {
     flushed_ms: AtomicI64,
 }
 
-/// The most browsers (with repeats) a buffer holds before it is sent, sooner than its
-/// second: so that no flush is large enough to hold up its worker's requests (or Redis)
-/// for long.
+/// The most entries (distinct browsers, pages and sources of a day) a buffer holds
+/// before it is sent, sooner than its second: so that no flush is large enough to hold up
+/// its worker's requests (or Redis) for long. Repeats do not count: they add nothing to a
+/// flush, and counting them sent a busy site's counters many times a second.
 const FLUSH_AT: usize = 2048;
 
 impl StatsBuffer {
@@ -47,7 +48,7 @@ impl StatsBuffer {
     }
 
     fn full(&self) -> bool {
-        self.pending.lock().browser_count() >= FLUSH_AT
+        self.pending.lock().entries() >= FLUSH_AT
     }
 
     /// Whether a flush is due, and if so, marks it made.
@@ -97,7 +98,7 @@ fn expires_at(day: u32) -> u64 {
 }
 
 /// How often a busy page-view writer sends the counters it holds (or sooner, at
-/// [`FLUSH_AT`] browsers). Between two flushes the
+/// [`FLUSH_AT`] entries). Between two flushes the
 /// counters of every batch add up in the store's [`StatsBuffer`], so a page seen a thousand
 /// times in a second costs one `ZINCRBY`, not a thousand, and a browser one `PFADD`
 /// element: what keeps the statistics nearly free for the beacon (BENCHMARKS.md). A crash
@@ -186,10 +187,9 @@ impl StatsWriter {
             }
             if !d.browsers.is_empty() {
                 let browsers = key(keys, site, day, Kind::Browsers);
-                let unique: HashSet<_> = d.browsers.iter().collect();
                 let mut add = ::redis::cmd("PFADD");
                 add.arg(&browsers);
-                for v in unique {
+                for v in &d.browsers {
                     add.arg(v.to_string());
                 }
                 commands.add(&browsers, add);
@@ -346,4 +346,32 @@ fn scored(value: Value) -> StoreResult<HashMap<String, u64>> {
         .into_iter()
         .map(|(name, score)| (name, score.max(0.0) as u64))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::visitor::VisitorId;
+
+    const NOON: i64 = 1_764_676_800_000;
+
+    #[test]
+    fn repeats_do_not_fill_the_buffer_distinct_entries_do() {
+        let buffer = StatsBuffer::default();
+        let few = [VisitorId::mint(), VisitorId::mint(), VisitorId::mint()];
+        let mut delta = StatsDelta::default();
+        for i in 0..10 * FLUSH_AT {
+            delta.page_view(SiteId(1), NOON, few[i % 3], "https://shop.example/a");
+        }
+        buffer.push(delta);
+        assert!(!buffer.full(), "10 × {FLUSH_AT} page views of 3 browsers");
+
+        let mut delta = StatsDelta::default();
+        for i in 0..FLUSH_AT / 2 {
+            let page = format!("https://shop.example/{i}");
+            delta.page_view(SiteId(1), NOON, VisitorId::mint(), &page);
+        }
+        buffer.push(delta);
+        assert!(buffer.full(), "{} browsers on as many pages", FLUSH_AT / 2);
+    }
 }
