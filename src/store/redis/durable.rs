@@ -102,22 +102,10 @@ where
     }
 }
 
-/// Whether a server (or the primary Sentinel names) has a connected replica.
-pub(super) async fn server_has_replicas<C>(con: &C) -> StoreResult<bool>
-where
-    C: ConnectionLike + Clone + Send + Sync,
-{
-    let info: String = ::redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut con.clone())
-        .await
-        .map_err(redis_error)?;
-    Ok(connected_replicas(&info) > 0)
-}
-
-/// Whether any primary of a cluster has a connected replica: `INFO replication` is sent
-/// to every primary (redis-rs routes it so), and the answers are searched.
-pub(super) async fn cluster_has_replicas<C>(con: &C) -> StoreResult<bool>
+/// Whether the primary has a connected replica: on one server (or the primary Sentinel
+/// names) its `INFO replication` answer is searched; on a cluster the command goes to every
+/// primary (redis-rs routes it so) and any of their answers counts.
+pub(super) async fn has_replicas<C>(con: &C) -> StoreResult<bool>
 where
     C: ConnectionLike + Clone + Send + Sync,
 {

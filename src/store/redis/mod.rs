@@ -57,7 +57,7 @@ pub use keys::Keys;
 pub use sentinel::SentinelConnection;
 
 use self::breaker::Breaker;
-use self::durable::{Pool, cluster_has_replicas, durable_script, server_has_replicas, wait_ms};
+use self::durable::{Pool, durable_script, has_replicas, wait_ms};
 use self::per_thread::PerThread;
 use self::scripts::Call;
 use self::sentinel::Locator;
@@ -247,8 +247,7 @@ where
         .within(options.response_timeout);
         let durable = match options.durable_writes {
             Some(on) => on,
-            None if by_slot => cluster_has_replicas(&con).await?,
-            None => server_has_replicas(&con).await?,
+            None => has_replicas(&con).await?,
         };
         let wait_ms = durable.then(|| wait_ms(options.response_timeout));
         tracing::info!(
