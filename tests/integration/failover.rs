@@ -402,3 +402,61 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
     let body: Value = retried.json().await.unwrap();
     assert!(body["lead_id"].as_u64().is_some(), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_writes_connection_idle_across_a_redis_restart_does_not_fail_the_next_form() {
+    let _serial = common::HEAVY.lock().await;
+    let mut redis = SentinelDeployment::start(1);
+    // A primary and its replica only: nothing fails over, the primary comes back.
+    for sentinel in &mut redis.sentinels {
+        sentinel.kill();
+    }
+    let primary = redis.nodes[0].port;
+    let deployment = Deployment::on_store(&format!(
+        "redis_url = \"redis://127.0.0.1:{primary}\"\nresponse_timeout_ms = 2000"
+    ));
+    let process = deployment.start();
+    let app = deployment.client(&process);
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let post_form = |name: &str| {
+        app.client
+            .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(json!({"fields": {"name": name, "email": common::email_of(name)}}).to_string())
+            .send()
+    };
+    // Durable writes are on (the primary has a replica): this form took a connection of
+    // the durable writes' own, which then stays idle.
+    assert_eq!(
+        post_form("Before").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+
+    // The primary restarts with its data (saved first), its replica syncs again.
+    assert_eq!(redis_cli(primary, &["save"]), "OK");
+    redis.nodes[0].restart();
+    wait_until("the replica to sync again", Duration::from_secs(20), || {
+        replicas_online(primary) == 1
+    });
+    let mut ready = false;
+    for _ in 0..200 {
+        let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "footfall did not become ready again");
+    // A user's next form comes a while later: by then every connection footfall keeps,
+    // those of the durable writes included, has found out about the restart by itself.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = post_form("After").await.unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        after.text().await
+    );
+}

@@ -5,7 +5,12 @@
 //! for its one pipeline (the write, then `WAIT 1`), and gives it back after. Here too:
 //! whether durable writes are on when the config leaves it to Redis (a connected
 //! replica), how long they wait, and the script call they run.
+//!
+//! A pooled connection is tried with a `PING` each second for as long as the pool lasts
+//! (`per_thread::keep_tried`, as the page-view writers' are): one left idle across a Redis
+//! restart would otherwise fail the next durable write with a 503.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::ConnectionLike;
@@ -13,6 +18,7 @@ use ::redis::{RedisResult, Value};
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::per_thread::keep_tried;
 use super::redis_error;
 use super::scripts::Call;
 use super::slots::replicas_confirmed;
@@ -22,21 +28,30 @@ use crate::store::StoreResult;
 /// Durable writes in flight at once per store; more wait for a connection.
 pub const DURABLE_CONNECTIONS: usize = 16;
 
+/// How often a pooled connection is tried: as a page-view writer's.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
 pub struct Pool<C> {
     connect: Connect<C>,
     idle: Mutex<Vec<C>>,
     permits: Semaphore,
     /// How long a durable write waits for a replica.
     pub wait_ms: u64,
+    /// Dropped with the pool, which ends the tries of its connections.
+    alive: Arc<()>,
 }
 
-impl<C> Pool<C> {
+impl<C> Pool<C>
+where
+    C: ConnectionLike + Clone + Send + 'static,
+{
     pub fn new(connect: Connect<C>, wait_ms: u64) -> Self {
         Self {
             connect,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(DURABLE_CONNECTIONS),
             wait_ms,
+            alive: Arc::new(()),
         }
     }
 
@@ -50,7 +65,15 @@ impl<C> Pool<C> {
         let idle = self.idle.lock().pop();
         let con = match idle {
             Some(con) => con,
-            None => (self.connect)().await?,
+            None => {
+                let con = (self.connect)().await?;
+                tokio::spawn(keep_tried(
+                    con.clone(),
+                    Arc::downgrade(&self.alive),
+                    CHECK_EVERY,
+                ));
+                con
+            }
         };
         Ok((con, permit))
     }
