@@ -12,7 +12,8 @@
 #
 # Prints: Redis memory (and keys) before, at the peak, at the end of the attack and after
 # the junk has expired; how many junk requests were admitted; the cores that footfall,
-# Redis, B's driver and the attacker used during the attack, and the whole machine's;
+# Redis, B's driver and the attacker used during the attack, and the whole machine's; the
+# hypervisor's steal before and during the attack (a virtual machine's own stalls);
 # B's beacon p99 and visit→webhook p99 without and with the attack (target: within 2×).
 #
 # Junk visitors expire after tracking.anonymous_retention_hours (48 h shipped); the run
@@ -35,8 +36,10 @@
 # machine of its own), ABUSE_ATTACKER_NICE (the attacking process's
 # niceness, 19: on this one machine the load generator, footfall, Redis and B share two
 # cores, and at 19 the scheduler runs the attacker when they are idle, as an attacker's
-# own machine would; 0 makes it compete with them as an equal), FOOTFALL (another build of
-# footfall to measure, e.g. an older commit's: the same harness, a run of its own).
+# own machine would; 0 makes it compete with them as an equal; idle runs it under Linux's
+# SCHED_IDLE policy, which any other thread that wakes preempts at once), FOOTFALL
+# (another build of footfall to measure, e.g. an older commit's: the same harness, a run
+# of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,17 +115,19 @@ sample() { echo "$(date +%s%3N) $(rcli info memory | awk -F: '/^used_memory:/{pr
 ( while true; do sample; sleep 1; done ) >"$work/memory.txt" &
 pids+=($!)
 junk_keys() { rcli --scan --pattern "$PREFIX:{*}:p101" | wc -l; }
-# CPU once a second, in clock ticks: "unix-ms footfall redis B's-driver machine-busy" (the
-# attacker reports its own).
+# CPU once a second, in clock ticks: "unix-ms footfall redis B's-driver machine-busy steal"
+# (the attacker reports its own; steal: the time the hypervisor ran something else while
+# this machine's CPUs had work, a virtual machine's stalls that show in every p99).
 # utime + stime: fields 14 and 15, the 12th and 13th after the name (which may hold spaces).
 ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13} END {if (NR == 0) print 0}'; }
 ( while true; do
     b=$(pgrep -f "bench-abuse http" | head -1 || true)
-    echo "$(date +%s%3N) $(ticks "${pids[1]}") $(ticks "${pids[0]}") $([ -n "$b" ] && ticks "$b" || echo 0) $(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat)"
+    echo "$(date +%s%3N) $(ticks "${pids[1]}") $(ticks "${pids[0]}") $([ -n "$b" ] && ticks "$b" || echo 0) $(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $9}' /proc/stat)"
     sleep 1
   done ) >"$work/cpu.txt" &
 pids+=($!)
 
+driver_started=$(date +%s%3N)
 say "attack: $BEACONS beacons and $FORMS forms to account A ($([ "$ATTACK_RATE" = 0 ] && echo "closed loop, $CONCURRENCY in flight" || echo "$ATTACK_RATE/s")); account B: $VISITS visits a round at $RATE/s"
 before=$(sample)
 $bin/bench-abuse "http://127.0.0.1:$fport" "$TOKEN_A" "$TOKEN_B" "$BEACONS" "$FORMS" "$VISITS" "$RATE" "$CONCURRENCY" "$ATTACK_RATE" "$ATTACKER_NICE" | tee "$work/out.txt"
@@ -166,6 +171,14 @@ cores() {
     }' "$work/cpu.txt"
 }
 echo "cores busy during the attack: $(cores)"
+# The hypervisor's steal over a window, in cores.
+steal() {
+  awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" '
+    $1 >= a && !s {s = 1; t0 = $1; s0 = $6}
+    $1 <= b {t1 = $1; s1 = $6}
+    END {d = (t1 - t0) / 1000 * hz; if (d > 0) printf "%.2f", (s1 - s0) / d}' "$work/cpu.txt"
+}
+echo "cores taken by the hypervisor (steal): $(steal "$driver_started" "$started") before the attack, $(steal "$started" "$ended") during it"
 q99=$(get quiet_beacon_p99_ms); a99=$(get attack_beacon_p99_ms)
 qw=$(get quiet_webhook_p99_ms); aw=$(get attack_webhook_p99_ms)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", (b > 0 ? a / b : 0)}'; }

@@ -140,6 +140,10 @@ start_footfall() { # port store-line [binary quotas prefix]
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 redis_commands() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 redis_reads() { awk '/^syscr/ {print $2}' "/proc/$1/io"; }
+# Time the hypervisor ran something else while this machine's CPUs had work (steal, in
+# clock ticks summed over the CPUs): a virtual machine's stalls, which no process here
+# can shorten, show in every p99 measured meanwhile.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 field() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 
 # wrk against one URL; prints "req/s p50 p99 errors" and leaves the full output in
@@ -183,10 +187,10 @@ compare() { # labels ratios
     for target in $order; do
       local url=${T_URL[$target]} pid=${T_PID[$target]}
       WRK_SCRIPT=${T_LUA[$target]} WRK_ENV=${T_ENV[$target]:-} run_wrk "$url" 3 > /dev/null   # warm-up
-      local cpu0 rcpu0 cmd0 reads0 cpu1 rcpu1 cmd1 reads1 rps p50 p99 errors requests line
-      cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port"); reads0=$(redis_reads "$redis_pid")
+      local cpu0 rcpu0 cmd0 reads0 steal0 cpu1 rcpu1 cmd1 reads1 steal1 rps p50 p99 errors requests line
+      cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port"); reads0=$(redis_reads "$redis_pid"); steal0=$(steal_ticks)
       read -r rps p50 p99 errors < <(WRK_SCRIPT=${T_LUA[$target]} WRK_ENV=${T_ENV[$target]:-} run_wrk "$url" "$DURATION")
-      cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port"); reads1=$(redis_reads "$redis_pid")
+      cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port"); reads1=$(redis_reads "$redis_pid"); steal1=$(steal_ticks)
       requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
       per() { echo "scale=1; ($2 - $1) * 1000000 / $hz / $requests" | bc; }
       line=$(printf "round %s %-10s %9.0f req/s  p50 %-8s p99 %-8s errors %s  CPU/request: server %s µs" \
@@ -194,7 +198,7 @@ compare() { # labels ratios
       if [ "$pid" != "${T_PID[bare]:-none}" ]; then
         line="$line, redis $(per "$rcpu0" "$rcpu1") µs; redis commands/request $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc) in $(echo "scale=1; ($cmd1 - $cmd0) / ($reads1 - $reads0 + 1)" | bc) per read"
       fi
-      echo "$line"
+      echo "$line; host steal $(awk -v a="$steal0" -v b="$steal1" -v hz="$hz" -v d="$DURATION" 'BEGIN {printf "%.2f", (b - a) / hz / d}') cores"
       [ "$errors" = 0 ] || echo "!! $target answered $errors errors in round $round: its figures are not valid"
       total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
       rate[$target]=$rps

@@ -6,7 +6,8 @@
 //! quiet and then rounds under the attack, with browsers of its own addresses.
 //! `bench-abuse FOOTFALL_URL TOKEN_A TOKEN_B BEACONS FORMS VISITS RATE CONCURRENCY
 //! ATTACK_RATE ATTACKER_NICE`; the attack runs in a process of its own (the same binary,
-//! `bench-abuse attack …`) at that niceness. Prints `key value` lines for the script.
+//! `bench-abuse attack …`) at that niceness, or under SCHED_IDLE for `idle`. Prints
+//! `key value` lines for the script.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -339,9 +340,19 @@ async fn main() -> anyhow::Result<()> {
     // timing must not queue behind its tasks, and at 19 the machine's scheduler runs it
     // after footfall, Redis and B — as an attacker's own machine would.
     println!("attack_started_ms {}", now_ms());
-    let mut junk = tokio::process::Command::new("nice")
-        .arg("-n")
-        .arg(attacker_nice)
+    // `idle`: Linux's SCHED_IDLE policy, which runs the attacker only on a core that
+    // nothing else wants and lets any other thread that wakes take it over at once; a
+    // niceness still shares a core with them for a time slice.
+    let mut command = if attacker_nice == "idle" {
+        let mut c = tokio::process::Command::new("chrt");
+        c.args(["--idle", "0"]);
+        c
+    } else {
+        let mut c = tokio::process::Command::new("nice");
+        c.args(["-n", attacker_nice]);
+        c
+    };
+    let mut junk = command
         .arg(std::env::current_exe()?)
         .arg("attack")
         .args([base, &sa.site_key, &sa.form_id, beacons, forms, concurrency])
