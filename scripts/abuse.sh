@@ -176,7 +176,7 @@ steal() {
   awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" '
     $1 >= a && !s {s = 1; t0 = $1; s0 = $6}
     $1 <= b {t1 = $1; s1 = $6}
-    END {d = (t1 - t0) / 1000 * hz; if (d > 0) printf "%.2f", (s1 - s0) / d}' "$work/cpu.txt"
+    END {d = (t1 - t0) / 1000 * hz; if (d > 0) printf "%.2f", (s1 - s0) / d; else printf "n/a"}' "$work/cpu.txt"
 }
 echo "cores taken by the hypervisor (steal): $(steal "$driver_started" "$started") before the attack, $(steal "$started" "$ended") during it"
 q99=$(get quiet_beacon_p99_ms); a99=$(get attack_beacon_p99_ms)

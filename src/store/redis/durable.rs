@@ -6,7 +6,7 @@
 //! whether durable writes are on when the config leaves it to Redis (a connected
 //! replica), how long they wait, and the script call they run.
 //!
-//! A pooled connection is tried with a `PING` each second for as long as the pool lasts
+//! A pooled connection is tried with a `PING` each second for as long as it is kept
 //! (`per_thread::keep_tried`, as the page-view writers' are): one left idle across a Redis
 //! restart would otherwise fail the next durable write with a 503.
 
@@ -33,12 +33,18 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Pool<C> {
     connect: Connect<C>,
-    idle: Mutex<Vec<C>>,
+    idle: Mutex<Vec<Pooled<C>>>,
     permits: Semaphore,
     /// How long a durable write waits for a replica.
     pub wait_ms: u64,
-    /// Dropped with the pool, which ends the tries of its connections.
-    alive: Arc<()>,
+}
+
+/// A connection of the pool, tried for as long as it is kept: in the pool or by the write
+/// that took it. Dropped (a write cancelled midway, or the pool with it), its tries end,
+/// and with them the last clone of the connection.
+pub struct Pooled<C> {
+    pub con: C,
+    _tried: Arc<()>,
 }
 
 impl<C> Pool<C>
@@ -51,35 +57,31 @@ where
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(DURABLE_CONNECTIONS),
             wait_ms,
-            alive: Arc::new(()),
         }
     }
 
     /// A connection no other durable write uses meanwhile (made on first need), and the
     /// permit that counts it; give it back with [`Pool::put`] (a write cancelled midway
     /// just drops it).
-    pub async fn take(&self) -> RedisResult<(C, SemaphorePermit<'_>)> {
+    pub async fn take(&self) -> RedisResult<(Pooled<C>, SemaphorePermit<'_>)> {
         let permit = self.permits.acquire().await.map_err(|_| {
             ::redis::RedisError::from((::redis::ErrorKind::Client, "durable pool closed"))
         })?;
         let idle = self.idle.lock().pop();
-        let con = match idle {
-            Some(con) => con,
+        let pooled = match idle {
+            Some(pooled) => pooled,
             None => {
                 let con = (self.connect)().await?;
-                tokio::spawn(keep_tried(
-                    con.clone(),
-                    Arc::downgrade(&self.alive),
-                    CHECK_EVERY,
-                ));
-                con
+                let tried = Arc::new(());
+                tokio::spawn(keep_tried(con.clone(), Arc::downgrade(&tried), CHECK_EVERY));
+                Pooled { con, _tried: tried }
             }
         };
-        Ok((con, permit))
+        Ok((pooled, permit))
     }
 
-    pub fn put(&self, con: C) {
-        self.idle.lock().push(con);
+    pub fn put(&self, pooled: Pooled<C>) {
+        self.idle.lock().push(pooled);
     }
 }
 
@@ -179,6 +181,42 @@ mod tests {
             connected_replicas("role:master\r\nconnected_slaves:0\r\n"),
             0
         );
+    }
+
+    /// Needs the Redis on 127.0.0.1:6379 (`scripts/test.sh` starts one).
+    #[tokio::test]
+    async fn a_connection_that_a_cancelled_write_drops_is_closed() {
+        let client = ::redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let opener = client.clone();
+        let connect: Connect<::redis::aio::MultiplexedConnection> = Arc::new(move || {
+            let opener = opener.clone();
+            Box::pin(async move { opener.get_multiplexed_async_connection().await })
+        });
+        let pool = Pool::new(connect, 500);
+        let (pooled, permit) = pool.take().await.unwrap();
+        let id: i64 = ::redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut pooled.con.clone())
+            .await
+            .unwrap();
+        // What a write cancelled midway (its request's budget ran out) leaves: neither
+        // given back nor closed by hand.
+        drop((pooled, permit));
+        let mut probe = client.get_multiplexed_async_connection().await.unwrap();
+        for _ in 0..50 {
+            let listed: String = ::redis::cmd("CLIENT")
+                .arg("LIST")
+                .arg("ID")
+                .arg(id)
+                .query_async(&mut probe)
+                .await
+                .unwrap();
+            if listed.trim().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the dropped connection {id} is still open after 5 s");
     }
 
     #[test]

@@ -313,9 +313,9 @@ where
         };
         let (values, confirmed) = self
             .guarded(async {
-                let (con, _permit) = pool.take().await?;
-                let result = batch.run_waiting(&con, Some(pool.wait_ms)).await;
-                pool.put(con);
+                let (pooled, _permit) = pool.take().await?;
+                let result = batch.run_waiting(&pooled.con, Some(pool.wait_ms)).await;
+                pool.put(pooled);
                 result
             })
             .await?;
@@ -337,9 +337,9 @@ where
         };
         let (reply, confirmed) = self
             .guarded(async {
-                let (con, _permit) = pool.take().await?;
-                let result = durable_script(&con, call, Some(pool.wait_ms)).await;
-                pool.put(con);
+                let (pooled, _permit) = pool.take().await?;
+                let result = durable_script(&pooled.con, call, Some(pool.wait_ms)).await;
+                pool.put(pooled);
                 result
             })
             .await?;
