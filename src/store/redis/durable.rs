@@ -183,10 +183,13 @@ mod tests {
         );
     }
 
-    /// Needs the Redis on 127.0.0.1:6379 (`scripts/test.sh` starts one).
+    /// On the tests' Redis: 127.0.0.1:6379 (`scripts/test.sh` starts one), or
+    /// `FOOTFALL_TEST_REDIS_URL`.
     #[tokio::test]
     async fn a_connection_that_a_cancelled_write_drops_is_closed() {
-        let client = ::redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let url = std::env::var("FOOTFALL_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let client = ::redis::Client::open(url).unwrap();
         let opener = client.clone();
         let connect: Connect<::redis::aio::MultiplexedConnection> = Arc::new(move || {
             let opener = opener.clone();
