@@ -194,16 +194,10 @@ async fn with_redis_stopped_the_beacon_the_form_and_the_api_answer_503_within_on
 
     // Running again: ready, and the linked browser's page view goes in.
     drop(_continue);
-    let mut ready = false;
-    for _ in 0..100 {
-        let r = app.client.get(app.url("/readyz")).send().await.unwrap();
-        if r.status() == StatusCode::OK {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "footfall did not become ready again");
+    assert!(
+        app.ready_within(Duration::from_secs(10)).await,
+        "footfall did not become ready again"
+    );
     let (status, _) = app
         .beacon(&s.site_key, Some(&vid), "https://shop.example/again")
         .await;

@@ -358,6 +358,17 @@ async fn a_sentinel_primary_killed_under_load_fails_over_without_losing_a_form_o
     assert!(report.answers > 0);
 }
 
+/// A form post as t.js sends it, of a new contact `name`; its answer whatever the status.
+async fn post_form(app: &TestApp, form_id: &str, name: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/v1/forms/{form_id}/submit")))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(json!({"fields": {"name": name, "email": common::email_of(name)}}).to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering() {
     let _serial = common::HEAVY.lock().await;
@@ -371,21 +382,14 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
     let app = deployment.client(&process);
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
-    let post_form = |name: &str| {
-        app.client
-            .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
-            .header("content-type", "text/plain;charset=UTF-8")
-            .body(json!({"fields": {"name": name, "email": common::email_of(name)}}).to_string())
-            .send()
-    };
     assert_eq!(
-        post_form("Before").await.unwrap().status(),
+        post_form(&app, &s.form_id, "Before").await.status(),
         StatusCode::CREATED
     );
 
     redis.nodes[1].freeze();
     let started = Instant::now();
-    let refused = post_form("Frozen").await.unwrap();
+    let refused = post_form(&app, &s.form_id, "Frozen").await;
     let waited = started.elapsed();
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     let (status, _) = app.beacon(&s.site_key, None, "https://shop.example/").await;
@@ -397,7 +401,7 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
     println!("a form with its replica frozen: 503 after {waited:?}");
 
     // The client retries, as the 503 asks: the submission is saved once.
-    let retried = post_form("Frozen").await.unwrap();
+    let retried = post_form(&app, &s.form_id, "Frozen").await;
     assert!(retried.status().is_success(), "{}", retried.status());
     let body: Value = retried.json().await.unwrap();
     assert!(body["lead_id"].as_u64().is_some(), "{body}");
@@ -419,17 +423,10 @@ async fn a_durable_writes_connection_idle_across_a_redis_restart_does_not_fail_t
     let app = deployment.client(&process);
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
-    let post_form = |name: &str| {
-        app.client
-            .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
-            .header("content-type", "text/plain;charset=UTF-8")
-            .body(json!({"fields": {"name": name, "email": common::email_of(name)}}).to_string())
-            .send()
-    };
     // Durable writes are on (the primary has a replica): this form took a connection of
     // the durable writes' own, which then stays idle.
     assert_eq!(
-        post_form("Before").await.unwrap().status(),
+        post_form(&app, &s.form_id, "Before").await.status(),
         StatusCode::CREATED
     );
 
@@ -439,20 +436,14 @@ async fn a_durable_writes_connection_idle_across_a_redis_restart_does_not_fail_t
     wait_until("the replica to sync again", Duration::from_secs(20), || {
         replicas_online(primary) == 1
     });
-    let mut ready = false;
-    for _ in 0..200 {
-        let r = app.client.get(app.url("/readyz")).send().await.unwrap();
-        if r.status() == StatusCode::OK {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "footfall did not become ready again");
+    assert!(
+        app.ready_within(Duration::from_secs(20)).await,
+        "footfall did not become ready again"
+    );
     // A user's next form comes a while later: by then every connection footfall keeps,
     // those of the durable writes included, has found out about the restart by itself.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = post_form("After").await.unwrap();
+    let after = post_form(&app, &s.form_id, "After").await;
     assert_eq!(
         after.status(),
         StatusCode::CREATED,

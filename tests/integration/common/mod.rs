@@ -193,6 +193,19 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Whether `/readyz` answers 200 within `within` (asked every 100 ms).
+    pub async fn ready_within(&self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            let r = self.client.get(self.url("/readyz")).send().await.unwrap();
+            if r.status() == StatusCode::OK {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// The absolute link footfall answers for `path` (`_links`).
     pub fn link(&self, path: &str) -> String {
         format!(
