@@ -264,3 +264,60 @@ async fn plain_html_form_redirects_to_the_success_url() {
         1
     );
 }
+
+/// Forgets every script on the tests' Redis, as a restarted server or a promoted replica
+/// has: each script's next call is answered `NOSCRIPT`.
+fn redis_forgets_its_scripts() {
+    let mut redis = redis::Client::open(common::redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis).unwrap();
+}
+
+/// The scripts go to Redis by hash; a server that has forgotten them gets them again, and
+/// each step runs once: the visits are counted once, one webhook per visit, one timeline
+/// entry per webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_holds_when_redis_has_forgotten_its_scripts() {
+    let app = spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+
+    redis_forgets_its_scripts();
+    let (status, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    assert_eq!(status, StatusCode::OK);
+    let vid = vid.unwrap();
+    redis_forgets_its_scripts();
+    let (lead_id, uid, _) = common::submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    redis_forgets_its_scripts();
+    let (status, body) = app
+        .post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    for visit in [2, 3] {
+        idle().await;
+        redis_forgets_its_scripts();
+        let (status, _) = app
+            .beacon(&s.site_key, Some(&vid), "https://shop.example/pricing")
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let received = receiver.wait_for(visit - 1, Duration::from_secs(5)).await;
+        assert_eq!(received.len(), visit - 1);
+        assert_eq!(received[visit - 2].json()["meta"]["visit"]["number"], visit);
+    }
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{lead_id}/timeline")).await;
+    let fired = timeline["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "event_fired")
+        .count();
+    assert_eq!(fired, 2, "{timeline}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 2);
+}

@@ -4,7 +4,7 @@
 //! of the thread. So each durable write takes a connection of its own from this pool
 //! for its one pipeline (the write, then `WAIT 1`), and gives it back after. Here too:
 //! whether durable writes are on when the config leaves it to Redis (a connected
-//! replica), how long they wait, and the script call they run.
+//! replica), and how long they wait.
 //!
 //! A pooled connection is tried with a `PING` each second for as long as it is kept
 //! (`per_thread::keep_tried`, as the page-view writers' are): one left idle across a Redis
@@ -20,8 +20,6 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::per_thread::keep_tried;
 use super::redis_error;
-use super::scripts::Call;
-use super::slots::replicas_confirmed;
 use super::writer::Connect;
 use crate::store::StoreResult;
 
@@ -90,41 +88,6 @@ where
 /// would count as Redis being down).
 pub(super) fn wait_ms(response_timeout: Duration) -> u64 {
     (response_timeout.as_millis() as u64 / 2).max(1)
-}
-
-/// Runs a script call, followed by `WAIT 1 <wait_ms>` in the same pipeline when asked;
-/// loads the script and runs it again when the server does not have it (a promoted
-/// replica, a restarted server). Returns the script's answer and whether a replica
-/// confirmed it.
-pub(super) async fn durable_script<C>(
-    con: &C,
-    call: &Call<'_>,
-    wait_ms: Option<u64>,
-) -> RedisResult<(Value, bool)>
-where
-    C: ConnectionLike + Clone + Send + Sync,
-{
-    let mut pipe = ::redis::pipe();
-    pipe.add_command(call.evalsha());
-    if let Some(ms) = wait_ms {
-        pipe.cmd("WAIT").arg(1).arg(ms);
-    }
-    pipe.ignore_errors();
-    let mut con = con.clone();
-    let mut loaded = false;
-    loop {
-        let mut values: Vec<Value> = pipe.query_async(&mut con).await?;
-        let confirmed = wait_ms.is_none() || replicas_confirmed(values.pop());
-        let reply = values.pop().unwrap_or(Value::Nil);
-        match reply {
-            Value::ServerError(e) if e.code() == "NOSCRIPT" && !loaded => {
-                call.script.load_async(&mut con).await?;
-                loaded = true;
-            }
-            Value::ServerError(e) => return Err(e.into()),
-            reply => return Ok((reply, confirmed)),
-        }
-    }
 }
 
 /// Whether the primary has a connected replica: on one server (or the primary Sentinel

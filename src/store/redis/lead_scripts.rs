@@ -180,10 +180,12 @@ return 1
 });
 
 /// The lead of a browser with the account's catalog version, the link kept for another
-/// `ttl`: sent with EVAL in the batch that starts a visit. KEYS: the browser's link,
+/// `ttl`: sent in the batch that starts a visit. KEYS: the browser's link,
 /// catalog version. ARGV: lead prefix, ttl secs. Returns {version, lead id or "", the lead
 /// hash's fields and values…}.
-pub const LEAD_OF_BROWSER: &str = r#"
+pub static LEAD_OF_BROWSER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 local version = redis.call('GET', KEYS[2]) or '0'
 local lead = redis.call('GET', KEYS[1])
 if not lead then return {version, ''} end
@@ -191,10 +193,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 local out = {version, lead}
 for _, item in ipairs(redis.call('HGETALL', ARGV[1] .. lead)) do out[#out + 1] = item end
 return out
-"#;
+"#,
+    )
+});
 
 /// Appends a timeline entry when the lead exists (an entry never outlives its lead, nor
-/// lands on another account's). KEYS: lead, timeline. ARGV: entry JSON. Sent with EVAL,
-/// alone or in a batch.
-pub const APPEND_IF_LEAD: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
-    redis.call('RPUSH', KEYS[2], ARGV[1]) end return 0";
+/// lands on another account's). KEYS: lead, timeline. ARGV: entry JSON. Sent alone or in
+/// a batch.
+pub static APPEND_IF_LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 1 then \
+    redis.call('RPUSH', KEYS[2], ARGV[1]) end return 0",
+    )
+});

@@ -276,12 +276,10 @@ where
         lead: LeadId,
         entry: &TimelineEntry,
     ) -> StoreResult<()> {
-        self.query::<()>(
-            ::redis::cmd("EVAL")
-                .arg(lead_scripts::APPEND_IF_LEAD)
-                .arg(2)
-                .arg(self.keys.lead(account, lead))
-                .arg(self.keys.lead_timeline(account, lead))
+        self.invoke::<()>(
+            lead_scripts::APPEND_IF_LEAD
+                .key(self.keys.lead(account, lead))
+                .key(self.keys.lead_timeline(account, lead))
                 .arg(to_json(entry)?),
         )
         .await
@@ -380,12 +378,10 @@ where
         }
         let history = self.keys.visitor_history(account, visitor);
         if let Some(retention_secs) = keep {
-            let mut cmd = ::redis::cmd("EVAL");
-            cmd.arg(scripts::KEEP_HISTORY)
-                .arg(1)
+            batch
+                .script(&history, &scripts::KEEP_HISTORY, 1)
                 .arg(&history)
                 .arg(retention_secs.max(1));
-            batch.add(&history, cmd);
         }
         let mut recent = ::redis::cmd("LRANGE");
         recent

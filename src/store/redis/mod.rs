@@ -50,14 +50,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::{AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
+use ::redis::{
+    AsyncConnectionConfig, FromRedisValue, RedisError, RedisResult, ScriptInvocation, Value,
+};
 use async_trait::async_trait;
 
 pub use keys::Keys;
 pub use sentinel::SentinelConnection;
 
 use self::breaker::Breaker;
-use self::durable::{Pool, durable_script, has_replicas, wait_ms};
+use self::durable::{Pool, has_replicas, wait_ms};
 use self::per_thread::PerThread;
 use self::scripts::Call;
 use self::sentinel::Locator;
@@ -325,27 +327,12 @@ where
         Ok(values)
     }
 
-    /// A script of a write the user would notice: with durable writes, `EVALSHA` and
-    /// `WAIT 1` in one pipeline (one round trip, on a connection of its own: `durable.rs`);
-    /// the write fails unless a replica confirms it in time.
-    async fn invoke_durable<T: FromRedisValue>(&self, call: &Call<'_>) -> StoreResult<T> {
-        let Some(pool) = &self.durable else {
-            let (reply, _) = self
-                .guarded(durable_script(&self.con(), call, None))
-                .await?;
-            return T::from_redis_value(reply).map_err(super::corrupt);
-        };
-        let (reply, confirmed) = self
-            .guarded(async {
-                let (pooled, _permit) = pool.take().await?;
-                let result = durable_script(&pooled.con, call, Some(pool.wait_ms)).await;
-                pool.put(pooled);
-                result
-            })
-            .await?;
-        if !confirmed {
-            return Err(self.unconfirmed(pool.wait_ms));
-        }
+    /// A script of a write the user would notice: a batch of one call
+    /// ([`Self::run_durable`]).
+    async fn invoke_durable<T: FromRedisValue>(&self, call: &Call<'static>) -> StoreResult<T> {
+        let mut batch = self.batch();
+        batch.call(call);
+        let reply = self.run_durable(batch).await?.pop().unwrap_or(Value::Nil);
         T::from_redis_value(reply).map_err(super::corrupt)
     }
 

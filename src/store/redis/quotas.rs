@@ -24,6 +24,7 @@ use super::RedisStore;
 use super::keys::Keys;
 use super::lead_scripts;
 use super::scripts::Call;
+use super::slots::Batch;
 use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::quota::{Quota, QuotaKind, Scope};
 use crate::domain::time::Millis;
@@ -114,8 +115,8 @@ return out
 /// A charged reservation's guard. KEYS: the counters, the account's Unsorted, the
 /// browser's history (not on a cluster, where the reservation keeps it). ARGV after the counters': the Unsorted bound (0: none), the
 /// history's retention. Returns `{0}`, `{i, wait_us}`, or `{-1}` when Unsorted is full.
-fn charged_reservation() -> String {
-    format!(
+static CHARGED_RESERVATION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
         "{CHARGE_LUA}{}",
         r#"
 local most = tonumber(ARGV[base + 1])
@@ -129,17 +130,23 @@ if history then
 end
 return {0}
 "#
-    )
-}
+    ))
+});
 
-static CHARGED_RESERVATION: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(charged_reservation);
-
-/// An `EVAL` of `script` with the charge's counters first, then `keys`; the counters'
-/// arguments, then `args` are added by the caller.
-fn eval(script: &str, keys: &Keys, charge: &Charge, more_keys: &[&str]) -> Cmd {
-    let mut cmd = ::redis::cmd("EVAL");
-    cmd.arg(script).arg(charge.quotas.len() + more_keys.len());
+/// Adds a call of the reservation's guard to `batch`, with the charge's counters first,
+/// then `more_keys` (the first of them, the account's Unsorted, decides the slot); the
+/// counters' arguments are added, the rest by the caller.
+fn add_guard<'b>(
+    batch: &'b mut Batch,
+    keys: &Keys,
+    charge: &Charge,
+    more_keys: &[&str],
+) -> &'b mut Cmd {
+    let cmd = batch.script(
+        more_keys[0],
+        &CHARGED_RESERVATION,
+        charge.quotas.len() + more_keys.len(),
+    );
     for q in &charge.quotas {
         cmd.arg(keys.quota(charge.account, q));
     }
@@ -209,11 +216,10 @@ impl ChargeBatch {
         self.groups[group].1.push(place);
     }
 
-    /// The one command (`EVALSHA`: the writer loads the script on `NOSCRIPT`), and a key
-    /// of it (the account's slot on a cluster).
-    pub fn command(&self) -> (&str, Cmd) {
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(CHARGE_BATCH.get_hash()).arg(self.counters.len());
+    /// Adds the one command to `commands`, in the account's slot.
+    pub fn add_to(&self, commands: &mut Batch) {
+        let key = self.counters.first().map_or("", |(k, _, _)| k.as_str());
+        let cmd = commands.script(key, &CHARGE_BATCH, self.counters.len());
         for (key, _, _) in &self.counters {
             cmd.arg(key);
         }
@@ -223,8 +229,6 @@ impl ChargeBatch {
         for (counters, places) in &self.groups {
             cmd.arg(places.len()).arg(counters.len()).arg(counters);
         }
-        let key = self.counters.first().map_or("", |(k, _, _)| k.as_str());
-        (key, cmd)
     }
 
     /// The verdict on each page view, by its place in the batch, from the command's
@@ -298,11 +302,13 @@ where
         let unsorted = self.keys.unsorted(account);
         let history = self.keys.visitor_history(account, visitor);
         if self.by_slot {
-            let mut guard = eval(&CHARGED_RESERVATION, &self.keys, &charge, &[&unsorted]);
             // On a cluster the guard stays in the account's slot: the history is kept by
             // the reservation that follows.
-            guard.arg(max_unsorted).arg(0);
-            let value: Value = self.query(&guard).await?;
+            let mut batch = self.batch();
+            add_guard(&mut batch, &self.keys, &charge, &[&unsorted])
+                .arg(max_unsorted)
+                .arg(0);
+            let value = self.run(batch).await?.pop().unwrap_or(Value::Nil);
             if let Err((i, wait)) = verdict(value)? {
                 return Ok(Err(refusal(&charge, i, wait)));
             }
@@ -311,15 +317,10 @@ where
                 .await
                 .map(Ok);
         }
-        let mut guard = eval(
-            &CHARGED_RESERVATION,
-            &self.keys,
-            &charge,
-            &[&unsorted, &history],
-        );
-        guard.arg(max_unsorted).arg(retention_secs.max(1));
         let mut batch = self.batch();
-        batch.add(&unsorted, guard);
+        add_guard(&mut batch, &self.keys, &charge, &[&unsorted, &history])
+            .arg(max_unsorted)
+            .arg(retention_secs.max(1));
         let (mut replies, reserved) = self.reservation(batch, account, visitor, None).await?;
         let verdict = verdict(replies.remove(0))?;
         match verdict {

@@ -98,13 +98,11 @@ where
         for event in events {
             self.save_commands(&mut batch, event)?;
             let timeline = self.keys.lead_timeline(event.account_id, event.lead_id);
-            let mut push = ::redis::cmd("EVAL");
-            push.arg(lead_scripts::APPEND_IF_LEAD)
-                .arg(2)
+            batch
+                .script(&timeline, &lead_scripts::APPEND_IF_LEAD, 2)
                 .arg(self.keys.lead(event.account_id, event.lead_id))
                 .arg(&timeline)
                 .arg(to_json(&event.fired_entry())?);
-            batch.add(&timeline, push);
         }
         if batch.is_empty() {
             return Ok(());

@@ -6,10 +6,9 @@ use std::sync::LazyLock;
 
 use ::redis::{Cmd, Script, ToRedisArgs};
 
-/// A script call that can go into a pipeline, where redis-rs's `ScriptInvocation` cannot:
-/// `EVALSHA` by the script's hash (the store loads the script on `NOSCRIPT`, as a promoted
-/// replica may not have it). Used for the writes that wait for a replica in the same round
-/// trip (`RedisStore::invoke_durable`).
+/// A script call built before its keys are all known, for a batch (`Batch::call`), where
+/// it goes as `EVALSHA` by the script's hash. Used for the writes that wait for a replica in
+/// the same round trip (`RedisStore::invoke_durable`).
 pub struct Call<'a> {
     pub script: &'a Script,
     keys: Vec<Vec<u8>>,
@@ -35,6 +34,11 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// The key that decides the call's slot on a cluster: its first.
+    pub fn first_key(&self) -> &[u8] {
+        self.keys.first().map_or(&[], Vec::as_slice)
+    }
+
     pub fn evalsha(&self) -> Cmd {
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(self.keys.len());
@@ -46,10 +50,13 @@ impl<'a> Call<'a> {
 }
 
 /// Sets a visitor's last sighting unless a later one is set, with an expiry: the page-view
-/// writer's write-back, sent with EVAL inside its pipelines. KEYS: sighting. ARGV: time,
-/// ttl in ms.
-pub const SET_SIGHTING_IF_LATER: &str = "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) \
-    then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
+/// writer's write-back, sent inside its pipelines. KEYS: sighting. ARGV: time, ttl in ms.
+pub static SET_SIGHTING_IF_LATER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) \
+    then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0",
+    )
+});
 
 /// A browser's history is its meta element (`~visits`) at the head, then its page views
 /// oldest first (each appended with RPUSH). These helpers are shared by the scripts below.
@@ -74,25 +81,24 @@ local function trim(key, keep)
 end
 "#;
 
-/// How many visits the browser has made. KEYS: history. Returns the count. Sent with
-/// EVAL in a batch.
-pub static READ_VISITS: LazyLock<String> = LazyLock::new(|| {
-    format!(
+/// How many visits the browser has made. KEYS: history. Returns the count. Sent in a
+/// batch.
+pub static READ_VISITS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
         "{HISTORY_LUA}{}",
         r#"
 local has, visits = read_visits(KEYS[1])
 return visits
 "#
-    )
+    ))
 });
 
 /// Counts a new visit, trims the history, refreshes its expiry and tells the visit's
 /// number. KEYS: history. ARGV: ttl seconds, page views kept, anonymous ttl seconds.
 /// A first visit gets the anonymous ttl unless the history already has a longer one (a
-/// link to a lead gave it); a returning browser gets the full ttl. Sent with EVAL in a
-/// batch.
-pub static START_VISIT: LazyLock<String> = LazyLock::new(|| {
-    format!(
+/// link to a lead gave it); a returning browser gets the full ttl. Sent in a batch.
+pub static START_VISIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
         "{HISTORY_LUA}{}",
         r#"
 local has, visits = read_visits(KEYS[1])
@@ -107,17 +113,21 @@ elseif redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then
 end
 return visits
 "#
-    )
+    ))
 });
 
 /// A browser linked to a lead keeps its history the full retention: extends the
 /// history's expiry, or starts an empty one (visit count 0) that a first visit will not
-/// shorten. KEYS: history. ARGV: ttl seconds. Sent with EVAL in the submission's batch.
-pub const KEEP_HISTORY: &str = r#"
+/// shorten. KEYS: history. ARGV: ttl seconds. Sent in the submission's batch.
+pub static KEEP_HISTORY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], '~0') end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
-"#;
+"#,
+    )
+});
 
 /// Keeps the newest page views of a history (and its meta). KEYS: history. ARGV: kept.
 pub static TRIM_HISTORY: LazyLock<Script> = LazyLock::new(|| {

@@ -37,23 +37,19 @@ where
     ) -> StoreResult<VisitStart> {
         let history = self.keys.visitor_history(account, visitor);
         let browser = self.keys.browser(account, visitor);
-        let mut count = ::redis::cmd("EVAL");
-        count
-            .arg(scripts::START_VISIT.as_str())
-            .arg(1)
+        let mut batch = self.batch();
+        batch
+            .script(&history, &scripts::START_VISIT, 1)
             .arg(&history)
             .arg(retention_secs)
             .arg(max_page_views.max(1))
             .arg(anonymous_secs.max(1));
-        let mut lead = ::redis::cmd("EVAL");
-        lead.arg(lead_scripts::LEAD_OF_BROWSER)
-            .arg(2)
+        batch
+            .script(&browser, &lead_scripts::LEAD_OF_BROWSER, 2)
             .arg(&browser)
             .arg(self.keys.catalog_version(account))
             .arg(self.keys.lead_prefix(account))
             .arg(retention_secs.max(1));
-        let mut batch = self.batch();
-        batch.add(&history, count).add(&browser, lead);
         let mut replies = self.run(batch).await?.into_iter();
         let (Some(number), Some(lead)) = (replies.next(), replies.next()) else {
             return Err(corrupt("short reply to a visit's start"));
@@ -80,15 +76,13 @@ where
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
         let history = self.keys.visitor_history(account, visitor);
         let browser = self.keys.browser(account, visitor);
-        let mut visits = ::redis::cmd("EVAL");
-        visits
-            .arg(scripts::READ_VISITS.as_str())
-            .arg(1)
+        let mut batch = self.batch();
+        batch
+            .script(&history, &scripts::READ_VISITS, 1)
             .arg(&history);
         let mut lead = ::redis::cmd("GET");
         lead.arg(&browser);
-        let mut batch = self.batch();
-        batch.add(&history, visits).add(&browser, lead);
+        batch.add(&browser, lead);
         let replies = self.run(batch).await?;
         let [visits, lead] = <[::redis::Value; 2]>::try_from(replies)
             .map_err(|_| corrupt("short reply to a browser's state"))?;

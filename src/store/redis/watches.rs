@@ -2,16 +2,17 @@
 //! its sighting — `m` the visit (JSON), `s` its start, `n` its page views so far, and a
 //! field `f<action>` per conditional action fired in it. A page view of an account with
 //! conditional actions reads and counts it inside the page-view writer's pipeline
-//! ([`read_command`]), so a watched visit costs no extra round trip per page view.
+//! ([`add_read`]), so a watched visit costs no extra round trip per page view.
 
 use std::sync::LazyLock;
 
 use ::redis::aio::ConnectionLike;
-use ::redis::{Cmd, FromRedisValue, Script, Value};
+use ::redis::{FromRedisValue, Script, Value};
 use async_trait::async_trait;
 
 use super::RedisStore;
 use super::keys::Keys;
+use super::slots::Batch;
 use crate::domain::conditions::VisitWatch;
 use crate::domain::ids::{ActionId, SiteId};
 use crate::domain::time::Millis;
@@ -19,10 +20,14 @@ use crate::domain::visitor::VisitorId;
 use crate::store::{PageViewWrite, StoreResult, Watches, corrupt, from_json, to_json};
 
 /// Counts a page view in the visit's watch and returns it, or false when the visit is
-/// not watched. KEYS: watch. ARGV: ttl ms. Sent with EVAL in the page-view pipeline.
-const READ_WATCH: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return false end \
+/// not watched. KEYS: watch. ARGV: ttl ms. Sent in the page-view pipeline.
+static READ_WATCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return false end \
     redis.call('HINCRBY', KEYS[1], 'n', 1) redis.call('PEXPIRE', KEYS[1], ARGV[1]) \
-    return redis.call('HGETALL', KEYS[1])";
+    return redis.call('HGETALL', KEYS[1])",
+    )
+});
 
 /// Replaces the watch. KEYS: watch. ARGV: ttl ms, visit JSON, start, pages, then the
 /// fired actions' fields.
@@ -52,18 +57,16 @@ fn fired_field(action: ActionId) -> String {
     format!("f{action}")
 }
 
-/// The page-view writer's command for a page view that asks for its visit's watch.
-pub(super) fn read_command(keys: &Keys, write: &PageViewWrite) -> (String, Cmd) {
+/// Adds the page-view writer's command for a page view that asks for its visit's watch.
+pub(super) fn add_read(commands: &mut Batch, keys: &Keys, write: &PageViewWrite) {
     let key = keys.visitor_watch(write.visitor, write.page_view.site_id);
-    let mut eval = ::redis::cmd("EVAL");
-    eval.arg(READ_WATCH)
-        .arg(1)
+    commands
+        .script(&key, &READ_WATCH, 1)
         .arg(&key)
         .arg(write.visit_idle_ms.max(1));
-    (key, eval)
 }
 
-/// The watch from the reply to [`read_command`].
+/// The watch from the reply to [`add_read`]'s command.
 pub(super) fn watch_from_reply(reply: Option<Value>) -> StoreResult<Option<VisitWatch>> {
     let reply = reply.ok_or_else(|| corrupt("short pipeline reply"))?;
     let Some(fields) = Option::<Vec<String>>::from_redis_value(reply).map_err(corrupt)? else {

@@ -169,8 +169,7 @@ pub(super) async fn run<C>(
                 .arg(page_view_codec::encode(pv, origin.as_deref()));
             commands.add(&history, push);
             if w.watch {
-                let (key, read) = crate::store::redis::watches::read_command(&keys, w);
-                commands.add(&key, read);
+                crate::store::redis::watches::add_read(&mut commands, &keys, w);
             }
         }
         // Last in the pipeline, so that the page views' answers come first.
@@ -278,25 +277,13 @@ where
         };
         accounts[at].add(keys, charge, place);
     }
-    let commands = || {
-        let mut commands = Batch::new(by_slot);
-        for charges in &accounts {
-            let (key, cmd) = charges.command();
-            commands.add(key, cmd);
-        }
-        commands
-    };
-    let values = match send(con, breaker, commands()).await {
-        // A server without the script (restarted, or a promoted replica) gets it, once.
-        Err(e) if e.code() == Some("NOSCRIPT") => {
-            match quotas::CHARGE_BATCH.load_async(&mut con.clone()).await {
-                Ok(_) => send(con, breaker, commands()).await,
-                Err(e) => Err(e),
-            }
-        }
-        other => other,
+    let mut commands = Batch::new(by_slot);
+    for charges in &accounts {
+        charges.add_to(&mut commands);
     }
-    .map_err(|e| unavailable(&e.to_string()))?;
+    let values = send(con, breaker, commands)
+        .await
+        .map_err(|e| unavailable(&e.to_string()))?;
     let mut verdicts: Vec<Charged<()>> = vec![Ok(()); batch.len()];
     for (charges, value) in accounts.iter().zip(values) {
         for (place, verdict) in charges.verdicts(value)? {
@@ -323,13 +310,11 @@ fn write_back(
         let ttl = sighting.latest + sighting.idle_ms + SIGHTING_MARGIN_MS - now;
         if ttl > 0 {
             let seen = keys.visitor_seen(visitor, site);
-            let mut eval = ::redis::cmd("EVAL");
-            eval.arg(scripts::SET_SIGHTING_IF_LATER)
-                .arg(1)
+            commands
+                .script(&seen, &scripts::SET_SIGHTING_IF_LATER, 1)
                 .arg(&seen)
                 .arg(sighting.latest)
                 .arg(ttl);
-            commands.add(&seen, eval);
             added += 1;
         }
     }
