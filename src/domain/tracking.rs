@@ -149,6 +149,21 @@ pub struct Visit {
     pub referrer: String,
 }
 
+impl Visit {
+    /// The visit a page view starts, as its page view is stored (title cleaned, only an
+    /// external referrer kept): numbered by the store.
+    pub fn started_by(pv: PageView) -> Self {
+        Self {
+            number: 0,
+            site_id: pv.site_id,
+            started_at: pv.at,
+            url: pv.url,
+            title: pv.title,
+            referrer: pv.referrer,
+        }
+    }
+}
+
 /// The visits a visitor's page views (oldest first) make, by the same idle rule that
 /// starts them; `count` is how many visits the visitor has made in all, which numbers
 /// them (the latest is number `count`, even when older page views were trimmed away).
@@ -164,14 +179,7 @@ pub fn group_visits(
         let seen = last_seen.iter_mut().find(|(site, _)| *site == pv.site_id);
         let previous = seen.as_ref().map(|(_, at)| *at);
         if starts_new_visit(previous, pv.at, idle_ms(pv.site_id)) {
-            visits.push(Visit {
-                number: 0,
-                site_id: pv.site_id,
-                started_at: pv.at,
-                url: pv.url.clone(),
-                title: pv.title.clone(),
-                referrer: pv.referrer.clone(),
-            });
+            visits.push(Visit::started_by(pv.clone()));
         }
         match seen {
             Some((_, at)) => *at = pv.at,

@@ -14,9 +14,7 @@ use super::{Error, Result, Services};
 use crate::domain::ids::AccountId;
 use crate::domain::site::Site;
 use crate::domain::time::{DAY_SECS, now_ms};
-use crate::domain::tracking::{
-    MAX_TITLE, MAX_URL, PageUrl, PageView, Visit, host_of, starts_new_visit,
-};
+use crate::domain::tracking::{PageUrl, PageView, Visit, host_of, starts_new_visit};
 use crate::domain::visitor::VisitorId;
 use crate::store::PageViewWrite;
 
@@ -128,15 +126,11 @@ impl Services {
             self.check_watch(site, visitor, watch, page).await?;
         }
         if new_visit {
-            let visit = Visit {
-                number: 0,
-                site_id: site.id,
-                started_at: now,
-                url: page.url.to_owned(),
-                title: beacon.title.chars().take(MAX_TITLE).collect(),
-                referrer: beacon.referrer.chars().take(MAX_URL).collect(),
-            };
-            self.start_visit(site, visitor, visit).await?;
+            // The visit as its page view was stored: the timeline, the webhook and the
+            // statistics see the same one.
+            let first = PageView::new(now, site.id, page, beacon.title, beacon.referrer);
+            self.start_visit(site, visitor, Visit::started_by(first))
+                .await?;
         }
         // Kept once: every page view counts here, and a labelled lookup per beacon shows.
         static RECORDED: std::sync::LazyLock<metrics::Counter> = std::sync::LazyLock::new(

@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+use footfall::domain::stats::{date_of, day_of};
+use footfall::domain::time::now_ms;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::common;
 use crate::common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
 
 async fn first_and_last_touch_reach_the_entry_the_lead_the_webhook_and_the_macros(
@@ -152,4 +155,75 @@ async fn api_submission_source_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_submission_source_on_the_embedded_store() {
     an_api_submission_with_the_visitor_uid_keeps_the_visits_campaign(Backend::Memory).await;
+}
+
+/// A visit that starts from a page of the site itself (a tab left open past the visit
+/// gap) came from nowhere else: the webhook, the lead's timeline and the site's sources
+/// show the same visit, as its first page view was stored — no internal referrer, the
+/// title cleaned and cut.
+async fn a_visit_from_the_sites_own_page_is_direct_everywhere(backend: Backend) {
+    let mut settings = test_settings(backend);
+    settings.tracking.visit_idle_seconds = 1;
+    let app = TestApp::spawn_with(settings).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (lead, vid) = common::linked_lead(&app, &s, "Vera").await;
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let title = format!("Back\u{7}{}", "x".repeat(400));
+    let body = json!({"site": s.site_key, "vid": vid, "url": "https://shop.example/cart",
+                      "referrer": "https://shop.example/old-tab", "title": title});
+    let response = app
+        .client
+        .post(app.url("/v1/collect"))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let hook = receiver.wait_for(1, Duration::from_secs(10)).await[0].json();
+    let visit = &hook["meta"]["visit"];
+    let cleaned: String = format!("Back {}", "x".repeat(400))
+        .chars()
+        .take(300)
+        .collect();
+    assert_eq!(visit["referrer"], "", "{hook}");
+    assert_eq!(visit["title"], cleaned.as_str());
+    assert_eq!(visit["source"]["referrer"], "");
+
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{lead}/timeline")).await;
+    let stored = timeline["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "visit" && i["url"] == "https://shop.example/cart")
+        .unwrap_or_else(|| panic!("no visit of the cart in {timeline}"))
+        .clone();
+    for field in ["referrer", "title"] {
+        assert_eq!(stored[field], visit[field], "{field}: {stored} vs {visit}");
+    }
+    assert_eq!(stored["number"], visit["number"]);
+
+    // The site's one visit of the day counted, from no source.
+    let today = date_of(day_of(now_ms()));
+    let path = format!("/api/v4/sites/{}/stats?from={today}&to={today}", s.site_id);
+    let stats = common::stats_until(&app, &path, |b| b["days"][0]["visits"] == 1).await;
+    assert_eq!(stats["days"][0]["visits"], 1, "{stats}");
+    assert_eq!(
+        stats["top_sources"],
+        json!([{"name": "(direct)", "count": 1}]),
+        "{stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_from_the_sites_own_page_is_direct_on_redis() {
+    a_visit_from_the_sites_own_page_is_direct_everywhere(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_from_the_sites_own_page_is_direct_on_the_embedded_store() {
+    a_visit_from_the_sites_own_page_is_direct_everywhere(Backend::Memory).await;
 }

@@ -6,28 +6,12 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use footfall::domain::stats::{date_of, day_of};
 use footfall::domain::time::now_ms;
 
-use crate::common::{Backend, Receiver, TestApp, setup, submit_form, test_settings};
-
-/// Redis gets the counters of visits, forms and firings with the next page-view pipeline
-/// or within the writer's one-second tick: the figures are read until they settle.
-async fn stats_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..50 {
-        let (status, body) = app.get(path).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if done(&body) {
-            return body;
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    last
-}
+use crate::common::{Backend, Receiver, TestApp, setup, stats_until, submit_form, test_settings};
 
 async fn a_days_figures_count_what_browsers_did(backend: Backend) {
     let mut settings = test_settings(backend);

@@ -545,3 +545,19 @@ pub fn signature_verifies(secret: &str, received: &Received) -> bool {
         .split(' ')
         .any(|s| s == expected)
 }
+
+/// Redis gets the counters of visits, forms and firings with the next page-view pipeline
+/// or within the writer's one-second tick: the figures are read until they settle.
+pub async fn stats_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if done(&body) {
+            return body;
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last
+}
