@@ -26,7 +26,8 @@
 # (another footfall binary to measure, e.g. an older build, against the same baselines),
 # and BEFORE (other builds, space-separated, measured beside this one in the beacon part,
 # round by round: the A/B of a change in one run; a build that refuses the config's
-# [quotas], which it predates, gets the config without it).
+# [quotas], which it predates, gets the config without it), COMMANDS=1 (after each
+# measurement, Redis's busiest commands per request: calls and µs, from its commandstats).
 # The drivers talk to footfall through its public HTTP API and config only (but lateness,
 # which writes its schedule through this workspace's store code).
 set -euo pipefail
@@ -140,6 +141,16 @@ start_footfall() { # port store-line [binary quotas prefix]
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 redis_commands() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 redis_reads() { awk '/^syscr/ {print $2}' "/proc/$1/io"; }
+# Redis's commandstats as "command calls usec" lines (commands run inside scripts
+# included: a script call's time holds theirs), into file $2.
+redis_cmdstats() { redis-cli -p "$1" info commandstats | tr -d '\r' |
+  sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' > "$2"; }
+# The commands that took Redis most time between two commandstats files, per request.
+cmdstats_per_request() { # before after requests
+  awk -v n="$3" 'NR == FNR {c[$1] = $2; u[$1] = $3; next}
+    {dc = $2 - c[$1]; du = $3 - u[$1]; if (dc > 0) printf "%s %.2f %.2f\n", $1, dc / n, du / n}' "$1" "$2" |
+    sort -k3 -gr | head -8 | awk '{printf "%s%s %s calls %s µs", (NR > 1 ? "; " : "  redis per request: "), $1, $2, $3} END {print ""}'
+}
 # Time the hypervisor ran something else while this machine's CPUs had work (steal, in
 # clock ticks summed over the CPUs): a virtual machine's stalls, which no process here
 # can shorten, show in every p99 measured meanwhile.
@@ -188,6 +199,7 @@ compare() { # labels ratios
       local url=${T_URL[$target]} pid=${T_PID[$target]}
       WRK_SCRIPT=${T_LUA[$target]} WRK_ENV=${T_ENV[$target]:-} run_wrk "$url" 3 > /dev/null   # warm-up
       local cpu0 rcpu0 cmd0 reads0 steal0 cpu1 rcpu1 cmd1 reads1 steal1 rps p50 p99 errors requests line
+      [ -n "${COMMANDS:-}" ] && redis_cmdstats "$redis_port" "$work/cmdstats0"
       cpu0=$(cpu_ticks "$pid"); rcpu0=$(cpu_ticks "$redis_pid"); cmd0=$(redis_commands "$redis_port"); reads0=$(redis_reads "$redis_pid"); steal0=$(steal_ticks)
       read -r rps p50 p99 errors < <(WRK_SCRIPT=${T_LUA[$target]} WRK_ENV=${T_ENV[$target]:-} run_wrk "$url" "$DURATION")
       cpu1=$(cpu_ticks "$pid"); rcpu1=$(cpu_ticks "$redis_pid"); cmd1=$(redis_commands "$redis_port"); reads1=$(redis_reads "$redis_pid"); steal1=$(steal_ticks)
@@ -199,6 +211,10 @@ compare() { # labels ratios
         line="$line, redis $(per "$rcpu0" "$rcpu1") µs; redis commands/request $(echo "scale=2; ($cmd1 - $cmd0) / $requests" | bc) in $(echo "scale=1; ($cmd1 - $cmd0) / ($reads1 - $reads0 + 1)" | bc) per read"
       fi
       echo "$line; host steal $(awk -v a="$steal0" -v b="$steal1" -v hz="$hz" -v d="$DURATION" 'BEGIN {printf "%.2f", (b - a) / hz / d}') cores"
+      if [ -n "${COMMANDS:-}" ] && [ "$pid" != "${T_PID[bare]:-none}" ]; then
+        redis_cmdstats "$redis_port" "$work/cmdstats1"
+        cmdstats_per_request "$work/cmdstats0" "$work/cmdstats1" "$requests"
+      fi
       [ "$errors" = 0 ] || echo "!! $target answered $errors errors in round $round: its figures are not valid"
       total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
       rate[$target]=$rps
