@@ -356,7 +356,7 @@ async fn a_workers_requests_and_the_scheduler_go_to_redis_on_connections_of_thei
     };
     // A visit's start: the script on the browser's history of account A.
     let history = format!(":p{}\" ", common::ACCOUNT);
-    let requests = clients(&|c| c.trim_start().starts_with("\"EVAL\"") && c.contains(&history));
+    let requests = clients(&|c| c.trim_start().starts_with("\"EVALSHA\"") && c.contains(&history));
     // The scheduler's claims and looks at the schedule.
     let scheduler = clients(&|c| c.contains("}:due\""));
     assert!(
