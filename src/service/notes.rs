@@ -79,12 +79,26 @@ impl Services {
         let lead = self.lead(account, lead).await?;
         let mut created = Vec::with_capacity(notes.len());
         for note in notes {
-            let entry = note.entry(self.store.next_id(Sequence::Note).await?);
-            self.store.append_timeline(account, lead.id, &entry).await?;
-            created.push(entry);
+            created.push(self.add_note(account, lead.id, note).await?);
         }
-        self.live.publish(account, lead.id, LiveKind::Note);
         Ok(created)
+    }
+
+    /// One note on a lead that exists: its timeline entry, the live stream and the
+    /// account's webhooks (`note_lead`).
+    async fn add_note(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        note: NewNote,
+    ) -> Result<TimelineEntry> {
+        let entry = note.entry(self.store.next_id(Sequence::Note).await?);
+        self.store.append_timeline(account, lead, &entry).await?;
+        self.live.publish(account, lead, LiveKind::Note);
+        if let Some(change) = Change::note(lead, &entry) {
+            self.notify_account(account, change).await?;
+        }
+        Ok(entry)
     }
 
     /// amoCRM's `POST /leads/notes`: notes on several leads, each naming its lead. Every
@@ -112,13 +126,7 @@ impl Services {
         }
         let mut created = Vec::with_capacity(notes.len());
         for (lead, note) in notes {
-            let entry = note.entry(self.store.next_id(Sequence::Note).await?);
-            self.store.append_timeline(account, lead, &entry).await?;
-            self.live.publish(account, lead, LiveKind::Note);
-            if let Some(change) = Change::note(lead, &entry) {
-                self.notify_account(account, change).await?;
-            }
-            created.push((lead, entry));
+            created.push((lead, self.add_note(account, lead, note).await?));
         }
         Ok(created)
     }

@@ -34,6 +34,7 @@ on_both_stores!(
     a_private_destination_is_refused,
     a_failing_subscriber_gets_retries_then_a_dead_letter_and_a_replay,
     contact_unsorted_and_rename_notices_reach_only_their_subscribers,
+    a_note_on_one_leads_route_is_told_as_on_the_batch_route,
 );
 
 /// The deliveries decoded by the Python subscriber's libraries (verifying each signature).
@@ -442,4 +443,50 @@ async fn contact_unsorted_and_rename_notices_reach_only_their_subscribers(backen
     assert_eq!(one("unsorted", "add")["lead_id"], lead.to_string());
     assert_eq!(one("unsorted", "delete")["action"], "accept");
     assert_eq!(one("leads", "update")["name"], "Renamed");
+}
+
+/// `POST /leads/{id}/notes` (the route a handler logs back into its lead with) tells the
+/// subscriber as `POST /leads/notes` does: one `note_lead` notice per note.
+async fn a_note_on_one_leads_route_is_told_as_on_the_batch_route(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let subscriber = Receiver::start().await;
+    let (status, hook) = app
+        .post(
+            "/api/v4/webhooks",
+            json!({"destination": subscriber.url(), "settings": ["note_lead"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let pipeline = app.pipeline().await;
+    let (status, added) = app
+        .post(
+            "/api/v4/leads",
+            json!([{"name": "Order", "pipeline_id": pipeline.id}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let lead = added["_embedded"]["leads"][0]["id"].as_u64().unwrap();
+
+    let (status, body) = app
+        .post(
+            &format!("/api/v4/leads/{lead}/notes"),
+            json!([{"note_type": "common", "params": {"text": "Sent the SMS"}},
+                   {"note_type": "common", "params": {"text": "Delivered"}}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let received = subscriber.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 2, "one notice per note");
+    let mut texts: Vec<String> = decode(&secret, &received)
+        .iter()
+        .map(|b| {
+            let note = &b["leads"]["note"][0]["note"];
+            assert_eq!(note["element_id"], lead.to_string(), "{b}");
+            note["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["Delivered", "Sent the SMS"]);
 }
