@@ -127,7 +127,7 @@ impl PageView {
 
 /// A title cut to `MAX_TITLE` characters, control characters as spaces; copied as it is
 /// when it needs neither (most do).
-fn clean_title(title: &str) -> String {
+pub fn clean_title(title: &str) -> String {
     if title.len() <= MAX_TITLE && !title.contains(char::is_control) {
         return title.to_owned();
     }

@@ -27,7 +27,7 @@ use crate::domain::lead::Lead;
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::source::Source;
 use crate::domain::time::{Millis, now_ms, to_secs};
-use crate::domain::tracking::Visit;
+use crate::domain::tracking::{Visit, clean_title};
 use crate::domain::visitor::VisitorId;
 
 /// How often a page view may have this instance check that its copy of an account's
@@ -260,7 +260,7 @@ impl Services {
                     visit: Some(VisitMeta {
                         url: page.url.to_owned(),
                         referrer: watch.referrer.clone(),
-                        title: page.title.to_owned(),
+                        title: clean_title(page.title),
                         number: watch.number,
                         started_at: to_secs(watch.started_at),
                         source: Some(Source::of_landing(

@@ -171,17 +171,16 @@ async fn a_visit_from_the_sites_own_page_is_direct_everywhere(backend: Backend) 
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let title = format!("Back\u{7}{}", "x".repeat(400));
-    let body = json!({"site": s.site_key, "vid": vid, "url": "https://shop.example/cart",
-                      "referrer": "https://shop.example/old-tab", "title": title});
-    let response = app
-        .client
-        .post(app.url("/v1/collect"))
-        .header("content-type", "text/plain;charset=UTF-8")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .beacon_from(
+            &s.site_key,
+            Some(&vid),
+            "https://shop.example/cart",
+            "https://shop.example/old-tab",
+            &title,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 
     let hook = receiver.wait_for(1, Duration::from_secs(10)).await[0].json();
     let visit = &hook["meta"]["visit"];

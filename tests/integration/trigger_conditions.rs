@@ -279,8 +279,17 @@ async fn mid_visit_webhook_reports_the_page_and_the_visit(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
-    app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing?x=1")
-        .await;
+    // The page's title is reported as the timeline stores it: control characters as
+    // spaces, cut to 300 characters.
+    let title = format!("Plans\n{}", "p".repeat(400));
+    app.beacon_from(
+        &s.site_key,
+        Some(&vid),
+        "https://shop.example/pricing?x=1",
+        "https://shop.example/",
+        &title,
+    )
+    .await;
     let received = receiver.wait_for(1, Duration::from_secs(10)).await;
     let body = received[0].json();
     assert_eq!(body["event"]["data"]["id"], lead);
@@ -288,6 +297,11 @@ async fn mid_visit_webhook_reports_the_page_and_the_visit(backend: Backend) {
     assert_eq!(visit["url"], "https://shop.example/pricing?x=1");
     assert_eq!(visit["referrer"], "https://www.google.com/");
     assert_eq!(visit["number"], 1);
+    let cleaned: String = format!("Plans {}", "p".repeat(400))
+        .chars()
+        .take(300)
+        .collect();
+    assert_eq!(visit["title"], cleaned.as_str());
     // Conditions are shown on the action; removing them restores the plain trigger.
     let (status, body) = app
         .patch(

@@ -275,7 +275,21 @@ impl TestApp {
         vid: Option<&str>,
         url: &str,
     ) -> (StatusCode, Option<String>) {
-        let body = json!({"site": site_key, "vid": vid, "url": url, "referrer": "https://www.google.com/", "title": "Page"});
+        self.beacon_from(site_key, vid, url, "https://www.google.com/", "Page")
+            .await
+    }
+
+    /// A beacon with its referrer and title; returns its status and the minted id.
+    pub async fn beacon_from(
+        &self,
+        site_key: &str,
+        vid: Option<&str>,
+        url: &str,
+        referrer: &str,
+        title: &str,
+    ) -> (StatusCode, Option<String>) {
+        let body =
+            json!({"site": site_key, "vid": vid, "url": url, "referrer": referrer, "title": title});
         let response = self
             .client
             .post(self.url("/v1/collect"))
