@@ -171,8 +171,11 @@ impl Services {
             link_browser: !s.without_consent,
             ..submission
         };
-        let Stored { lead_id, uid } = self.store_submission(&submission, &snapshot).await?;
-        self.count_submission(site.id, now).await;
+        let Stored { lead_id, uid, new } = self.store_submission(&submission, &snapshot).await?;
+        // A repeat folded into the lead it made already is not a submission of its own.
+        if new {
+            self.count_submission(site.id, now).await;
+        }
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,
@@ -233,7 +236,11 @@ impl Services {
                 }
             };
         metrics::counter!("footfall_form_submissions_total", "outcome" => outcome).increment(1);
-        Ok(Stored { lead_id, uid })
+        Ok(Stored {
+            lead_id,
+            uid,
+            new: outcome != "duplicate",
+        })
     }
 
     /// The form's site, pipeline and the pipeline's Unsorted stage, as the snapshot has them.
@@ -272,6 +279,8 @@ impl Services {
 pub(super) struct Stored {
     pub(super) lead_id: LeadId,
     pub(super) uid: Option<UnsortedUid>,
+    /// A new lead; false for a repeat folded into the lead it made already.
+    pub(super) new: bool,
 }
 
 /// What every submission brings, from a form or from the API.

@@ -163,6 +163,14 @@ async fn a_double_submission_folds_into_the_first() {
     assert_eq!(unsorted(&app, "").await.len(), 1);
     let (_, leads) = app.get("/api/v4/leads").await;
     assert_eq!(leads["_embedded"]["leads"].as_array().unwrap().len(), 1);
+    // The site's figures count one submission, as the lead is one.
+    let path = format!("/api/v4/sites/{}/stats", s.site_id);
+    let today = |b: &Value| b["days"][29]["form_submissions"].clone();
+    common::stats_until(&app, &path, |b| today(b) != 0).await;
+    // Past the next flush of the statistics, where a second count would land.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (_, stats) = app.get(&path).await;
+    assert_eq!(today(&stats), 1, "{stats}");
 }
 
 #[tokio::test]
