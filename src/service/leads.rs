@@ -23,13 +23,6 @@ use crate::store::{LeadMove, MoveOutcome, catalog};
 /// The most leads read from the store in one round trip while searching.
 const SEARCH_CHUNK: usize = 250;
 
-/// A change of a lead through the API: a new name and/or a move.
-pub struct LeadChange {
-    pub name: Option<String>,
-    pub pipeline_id: Option<PipelineId>,
-    pub status_id: Option<StatusId>,
-}
-
 impl Services {
     /// A lead of the account, or NotFound (also for another account's lead).
     pub async fn lead(&self, account: AccountId, id: LeadId) -> Result<Lead> {
@@ -102,92 +95,32 @@ impl Services {
             .ok_or_else(|| Error::NotFound(format!("pipeline {id} does not exist")))
     }
 
-    /// Renames and/or moves a lead.
-    pub async fn change_lead(
+    /// The stage a lead is moved to, checked: a status of the pipeline, and not Unsorted
+    /// (but for a lead being created there).
+    pub(super) async fn target_stage(
         &self,
         account: AccountId,
-        id: LeadId,
-        change: LeadChange,
-    ) -> Result<Lead> {
-        let mut lead = self.lead(account, id).await?;
-        if change.status_id.is_none() && change.pipeline_id.is_some() {
+        pipeline_id: PipelineId,
+        status_id: StatusId,
+        kind: MoveKind,
+    ) -> Result<Stage> {
+        let pipeline = self.pipeline(account, pipeline_id).await?;
+        let status = pipeline.status(status_id).ok_or_else(|| {
+            Error::invalid(
+                "status_id",
+                format!("pipeline {} has no status {status_id}", pipeline.id),
+            )
+        })?;
+        if status.status_type == StatusType::Unsorted && kind != MoveKind::Created {
             return Err(Error::invalid(
                 "status_id",
-                "is required when pipeline_id is given",
+                "a lead cannot be moved into Unsorted",
             ));
         }
-        if let Some(name) = change.name {
-            let name = crate::domain::validation::name("name", &name).map_err(Error::Invalid)?;
-            let now = now_ms();
-            self.store.rename_lead(account, id, &name, now).await?;
-            lead.name = name;
-            lead.updated_at = now;
-            self.notify_account(account, Change::LeadUpdated(lead.clone()))
-                .await?;
-        }
-        if let Some(status) = change.status_id {
-            let moved = self
-                .move_lead(
-                    account,
-                    id,
-                    change.pipeline_id,
-                    status,
-                    MoveKind::Moved,
-                    None,
-                )
-                .await?;
-            lead = Lead {
-                name: lead.name,
-                ..moved
-            };
-        }
-        Ok(lead)
-    }
-
-    /// amoCRM's batch update: every lead must exist before any changes; then each is
-    /// changed in turn, as `change_lead` does (errors name the item: `[1].status_id`).
-    pub async fn change_leads(
-        &self,
-        account: AccountId,
-        changes: Vec<(LeadId, LeadChange)>,
-    ) -> Result<Vec<Lead>> {
-        let ids: Vec<LeadId> = changes.iter().map(|(id, _)| *id).collect();
-        let found = self.store.get_leads(account, &ids).await?;
-        let missing: Vec<_> = ids
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| !found.iter().any(|l| l.id == **id))
-            .map(|(i, id)| {
-                crate::domain::validation::FieldError::new(
-                    format!("[{i}].id"),
-                    format!("lead {id} does not exist"),
-                )
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::Invalid(missing));
-        }
-        let mut changed = Vec::with_capacity(changes.len());
-        for (i, (id, change)) in changes.into_iter().enumerate() {
-            let lead = self
-                .change_lead(account, id, change)
-                .await
-                .map_err(|e| match e {
-                    Error::Invalid(es) => Error::Invalid(
-                        es.into_iter()
-                            .map(|f| {
-                                crate::domain::validation::FieldError::new(
-                                    format!("[{i}].{}", f.field),
-                                    f.message,
-                                )
-                            })
-                            .collect(),
-                    ),
-                    other => other,
-                })?;
-            changed.push(lead);
-        }
-        Ok(changed)
+        Ok(Stage {
+            pipeline_id: pipeline.id,
+            status_id,
+        })
     }
 
     /// Moves a lead to a stage and fires what the move triggers. With `unsorted` the move
@@ -202,25 +135,10 @@ impl Services {
         unsorted: Option<(UnsortedUid, Stage)>,
     ) -> Result<Lead> {
         let mut lead = self.lead(account, id).await?;
-        let pipeline = self
-            .pipeline(account, pipeline_id.unwrap_or(lead.pipeline_id))
+        let pipeline_id = pipeline_id.unwrap_or(lead.pipeline_id);
+        let to = self
+            .target_stage(account, pipeline_id, status_id, kind)
             .await?;
-        let status = pipeline.status(status_id).ok_or_else(|| {
-            Error::invalid(
-                "status_id",
-                format!("pipeline {} has no status {status_id}", pipeline.id),
-            )
-        })?;
-        if status.status_type == StatusType::Unsorted && kind != MoveKind::Created {
-            return Err(Error::invalid(
-                "status_id",
-                "a lead cannot be moved into Unsorted",
-            ));
-        }
-        let to = Stage {
-            pipeline_id: pipeline.id,
-            status_id,
-        };
         let now = now_ms();
         let by = match kind {
             MoveKind::Accepted => MoveOrigin::Accept,
@@ -275,16 +193,35 @@ impl Services {
         status_id: Option<StatusId>,
     ) -> Result<Lead> {
         let entry = self.unsorted_entry(account, uid).await?;
+        let status_id = match status_id {
+            Some(s) => s,
+            None => self
+                .pipeline(account, entry.pipeline_id)
+                .await?
+                .first_working_stage()
+                .ok_or_else(|| {
+                    Error::Conflict("the pipeline has no stage to accept into".into())
+                })?,
+        };
+        let to = Stage {
+            pipeline_id: entry.pipeline_id,
+            status_id,
+        };
+        self.accept_entry(account, &entry, to).await
+    }
+
+    /// Moves an Unsorted entry's lead out of Unsorted into `to`, if it still stands there,
+    /// and settles the entry.
+    pub(super) async fn accept_entry(
+        &self,
+        account: AccountId,
+        entry: &Unsorted,
+        to: Stage,
+    ) -> Result<Lead> {
         let pipeline = self.pipeline(account, entry.pipeline_id).await?;
         let unsorted = pipeline
             .unsorted()
             .ok_or_else(|| Error::Conflict("the pipeline has no Unsorted stage".into()))?;
-        let status_id = match status_id {
-            Some(s) => s,
-            None => pipeline.first_working_stage().ok_or_else(|| {
-                Error::Conflict("the pipeline has no stage to accept into".into())
-            })?,
-        };
         let expect = Stage {
             pipeline_id: pipeline.id,
             status_id: unsorted.id,
@@ -293,13 +230,13 @@ impl Services {
             .move_lead(
                 account,
                 entry.lead_id,
-                Some(pipeline.id),
-                status_id,
+                Some(to.pipeline_id),
+                to.status_id,
                 MoveKind::Accepted,
-                Some((uid.clone(), expect)),
+                Some((entry.uid.clone(), expect)),
             )
             .await?;
-        self.notify_account(account, Change::unsorted_settled(&entry, "accept"))
+        self.notify_account(account, Change::unsorted_settled(entry, "accept"))
             .await?;
         Ok(lead)
     }

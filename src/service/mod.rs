@@ -16,6 +16,7 @@ pub mod demo;
 mod erasure_traces;
 pub mod events;
 pub mod export;
+pub mod lead_changes;
 pub mod leads;
 pub mod live;
 pub mod manage;

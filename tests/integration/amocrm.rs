@@ -34,6 +34,7 @@ on_both_stores!(
     a_site_backend_adds_a_lead_with_the_visitors_uid_linking_its_browser,
     the_account_event_log_is_amocrms,
     contacts_are_listed_with_phone_email_and_leads,
+    a_patch_out_of_unsorted_accepts_the_entry,
 );
 
 pub(crate) fn ids(body: &Value, name: &str) -> Vec<u64> {
@@ -237,6 +238,39 @@ async fn leads_are_updated_in_a_batch_and_amocrm_fields_are_ignored(backend: Bac
             "{bad}: {problem}"
         );
     }
+    // A later item's bad stage refuses the whole batch before anything is written: the
+    // first lead neither renamed nor moved; a lead's own patch likewise.
+    let (status, problem) = app
+        .patch(
+            "/api/v4/leads",
+            json!([{"id": a, "name": "Moved?", "status_id": s.pipeline.first_contact},
+                   {"id": b, "status_id": 4242}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(
+        validation_paths(&problem),
+        [("1".to_owned(), "status_id".to_owned())]
+    );
+    let (status, problem) = app
+        .patch(
+            &format!("/api/v4/leads/{a}"),
+            json!({"name": "Renamed?", "status_id": 4242}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let (_, a_now) = app.get(&format!("/api/v4/leads/{a}")).await;
+    assert_eq!(a_now["name"], "Anna's order", "{a_now}");
+    assert_eq!(a_now["status_id"], s.pipeline.first_contact);
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{a}/timeline")).await;
+    let moves = timeline["_embedded"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "moved")
+        .count();
+    assert_eq!(moves, 1, "only the accept moved it: {timeline}");
+
     let response = app
         .client
         .patch(app.url("/api/v4/leads"))
@@ -681,4 +715,55 @@ async fn contacts_are_listed_with_phone_email_and_leads(backend: Backend) {
         let (status, _) = app.get(&path).await;
         assert_eq!(status, expected, "{path}");
     }
+}
+
+/// Moving a lead that stands in Unsorted with `PATCH /leads/{id}` (or the batch) is an
+/// accept: the entry is settled, its action fires, and the entry can be neither accepted
+/// nor declined again.
+async fn a_patch_out_of_unsorted_accepts_the_entry(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (lead, uid, _) = submit_form(&app, &s.form_id, None, "Anna").await;
+    let (other, other_uid, _) = submit_form(&app, &s.form_id, None, "Boris").await;
+
+    let (status, body) = app
+        .patch(
+            &format!("/api/v4/leads/{lead}"),
+            json!({"status_id": s.pipeline.first_contact}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .patch(
+            "/api/v4/leads",
+            json!([{"id": other, "status_id": s.pipeline.negotiation}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, listed) = app.get("/api/v4/leads/unsorted").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "no entry left: {listed}");
+    for path in [
+        format!("/api/v4/leads/unsorted/{uid}/accept"),
+        format!("/api/v4/leads/unsorted/{other_uid}/accept"),
+    ] {
+        let (status, body) = app.post(&path, json!({})).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let (status, _) = app
+        .delete(&format!("/api/v4/leads/unsorted/{uid}/decline"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, view) = app.get(&format!("/api/v4/leads/{lead}")).await;
+    assert_eq!(view["status_id"], s.pipeline.first_contact, "{view}");
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{lead}/timeline")).await;
+    assert!(
+        timeline["_embedded"]["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["type"] == "moved" && i["by"] == "accept"),
+        "the move is an accept: {timeline}"
+    );
 }

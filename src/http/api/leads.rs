@@ -18,7 +18,7 @@ use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::service::leads::LeadChange;
+use crate::service::lead_changes::LeadChange;
 use serde_json::Value;
 
 pub fn routes(cfg: &mut ServiceConfig) {

@@ -1,0 +1,174 @@
+//! Changing leads through the API (`PATCH /leads/{id}`, `PATCH /leads`): a new name and/or
+//! a move. Every change of a request is checked — the name, the target stage, the lead's
+//! existence — before any is written, so a refused request changes nothing. A lead still in
+//! Unsorted that is moved is accepted (its entry settled), as the accept route would.
+
+use super::{Error, Result, Services};
+use crate::domain::account_webhook::Change;
+use crate::domain::action::MoveKind;
+use crate::domain::ids::{AccountId, LeadId, PipelineId, StatusId};
+use crate::domain::lead::{Lead, Unsorted};
+use crate::domain::pipeline::Stage;
+use crate::domain::time::now_ms;
+use crate::domain::validation::{self, FieldError};
+
+/// A change of a lead through the API: a new name and/or a move.
+pub struct LeadChange {
+    pub name: Option<String>,
+    pub pipeline_id: Option<PipelineId>,
+    pub status_id: Option<StatusId>,
+}
+
+/// A change that passed its checks: what is left is to write it.
+struct Checked {
+    lead: Lead,
+    name: Option<String>,
+    to: Option<Stage>,
+    /// The lead's Unsorted entry, when the move takes it out of Unsorted.
+    entry: Option<Unsorted>,
+}
+
+impl Services {
+    /// Renames and/or moves a lead.
+    pub async fn change_lead(
+        &self,
+        account: AccountId,
+        id: LeadId,
+        change: LeadChange,
+    ) -> Result<Lead> {
+        let lead = self.lead(account, id).await?;
+        let checked = self.check_change(account, lead, change).await?;
+        self.apply_change(account, checked).await
+    }
+
+    /// amoCRM's batch update: every lead must exist and every change pass its checks
+    /// before any is written (errors name the item: `[1].status_id`); then each is
+    /// applied in turn.
+    pub async fn change_leads(
+        &self,
+        account: AccountId,
+        changes: Vec<(LeadId, LeadChange)>,
+    ) -> Result<Vec<Lead>> {
+        let ids: Vec<LeadId> = changes.iter().map(|(id, _)| *id).collect();
+        let mut found = self.store.get_leads(account, &ids).await?;
+        let mut errors = Vec::new();
+        let mut checked = Vec::with_capacity(changes.len());
+        for (i, (id, change)) in changes.into_iter().enumerate() {
+            let Some(at) = found.iter().position(|l| l.id == id) else {
+                errors.push(FieldError::new(
+                    format!("[{i}].id"),
+                    format!("lead {id} does not exist"),
+                ));
+                continue;
+            };
+            // A lead named twice is changed twice, the second time as the first left it.
+            let lead = found[at].clone();
+            match self.check_change(account, lead, change).await {
+                Ok(c) => {
+                    if let Some(to) = c.to {
+                        found[at].pipeline_id = to.pipeline_id;
+                        found[at].status_id = to.status_id;
+                    }
+                    checked.push(c);
+                }
+                Err(Error::Invalid(es)) => errors.extend(
+                    es.into_iter()
+                        .map(|f| FieldError::new(format!("[{i}].{}", f.field), f.message)),
+                ),
+                Err(other) => return Err(other),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let mut changed = Vec::with_capacity(checked.len());
+        for c in checked {
+            changed.push(self.apply_change(account, c).await?);
+        }
+        Ok(changed)
+    }
+
+    /// Checks a change against the lead and the catalog, writing nothing.
+    async fn check_change(
+        &self,
+        account: AccountId,
+        lead: Lead,
+        change: LeadChange,
+    ) -> Result<Checked> {
+        if change.status_id.is_none() && change.pipeline_id.is_some() {
+            return Err(Error::invalid(
+                "status_id",
+                "is required when pipeline_id is given",
+            ));
+        }
+        let name = change
+            .name
+            .map(|n| validation::name("name", &n))
+            .transpose()
+            .map_err(Error::Invalid)?;
+        let (to, entry) = match change.status_id {
+            None => (None, None),
+            Some(status) => {
+                let pipeline_id = change.pipeline_id.unwrap_or(lead.pipeline_id);
+                let to = self
+                    .target_stage(account, pipeline_id, status, MoveKind::Moved)
+                    .await?;
+                (Some(to), self.unsorted_entry_of(account, &lead).await?)
+            }
+        };
+        Ok(Checked {
+            lead,
+            name,
+            to,
+            entry,
+        })
+    }
+
+    async fn apply_change(&self, account: AccountId, checked: Checked) -> Result<Lead> {
+        let Checked {
+            mut lead,
+            name,
+            to,
+            entry,
+        } = checked;
+        if let Some(name) = name {
+            let now = now_ms();
+            self.store.rename_lead(account, lead.id, &name, now).await?;
+            lead.name = name;
+            lead.updated_at = now;
+            self.notify_account(account, Change::LeadUpdated(lead.clone()))
+                .await?;
+        }
+        if let Some(to) = to {
+            let moved = match entry {
+                Some(entry) => self.accept_entry(account, &entry, to).await?,
+                None => {
+                    self.move_lead(
+                        account,
+                        lead.id,
+                        Some(to.pipeline_id),
+                        to.status_id,
+                        MoveKind::Moved,
+                        None,
+                    )
+                    .await?
+                }
+            };
+            lead = Lead {
+                name: lead.name,
+                ..moved
+            };
+        }
+        Ok(lead)
+    }
+
+    /// The Unsorted entry of a lead that stands in its pipeline's Unsorted stage.
+    async fn unsorted_entry_of(&self, account: AccountId, lead: &Lead) -> Result<Option<Unsorted>> {
+        let pipeline = self.pipeline(account, lead.pipeline_id).await?;
+        if pipeline.unsorted().is_none_or(|u| u.id != lead.status_id) {
+            return Ok(None);
+        }
+        let entries = self.store.list_unsorted(account).await?;
+        Ok(entries.into_iter().find(|e| e.lead_id == lead.id))
+    }
+}
