@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError, web};
 use serde::Deserialize;
 
 use super::body::{media_type, parse_json, read_body};
@@ -232,11 +232,12 @@ async fn submit(
         return Err(Problem::not_found("no form has this id"));
     }
     let html_form = media_type(&req).as_deref() == Some("application/x-www-form-urlencoded");
+    let form_id = FormId(form_id);
     let result = submit_parsed(
         &services,
         &limits,
         &client,
-        FormId(form_id),
+        form_id.clone(),
         &body,
         html_form,
     )
@@ -245,7 +246,23 @@ async fn submit(
         Ok(response) => Ok(response),
         // A plain HTML form navigated here: answer a page a person can read.
         Err(problem) if html_form => Ok(error_page(&problem)),
-        Err(problem) => Err(problem),
+        // t.js reads the problem (its `footfall:error` event) only with the CORS headers,
+        // given when the page is on one of the form's site's hosts.
+        Err(problem) => {
+            let mut response = problem.error_response();
+            if services.form_allows_origin(&form_id, client.origin).await
+                && let Some(origin) = client.origin.and_then(|o| HeaderValue::from_str(o).ok())
+            {
+                let headers = response.headers_mut();
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                headers.insert(
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+                headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            Ok(response)
+        }
     }
 }
 
@@ -264,7 +281,9 @@ async fn submit_parsed(
         let page = fields
             .remove("ff_page")
             .unwrap_or_else(|| client.referer.to_owned());
-        (fields, vid, page, false)
+        // t.js's fallback post of a browser without consent says so.
+        let without_consent = fields.remove("ff_nc").is_some_and(|v| v == "1");
+        (fields, vid, page, without_consent)
     } else {
         let form: FormBody = parse_json(body)?;
         (text_fields(form.fields)?, form.vid, form.page, form.nc)
@@ -360,7 +379,11 @@ fn error_page(problem: &Problem) -> HttpResponse {
             .collect();
         format!("<ul>{list}</ul>")
     };
-    HttpResponse::build(problem.status)
+    let mut response = HttpResponse::build(problem.status);
+    if let Some(secs) = problem.retry_after {
+        response.insert_header((header::RETRY_AFTER, secs.to_string()));
+    }
+    response
         .content_type("text/html; charset=utf-8")
         .body(page_html(
             "The form could not be sent",

@@ -92,6 +92,28 @@ impl Services {
             .ok_or_else(|| Error::NotFound("no form has this id".into()))
     }
 
+    /// Whether a page at `origin` may read the form's answers: the origin is one of the
+    /// form's site's hosts (false for an unknown form or site, or no origin).
+    pub async fn form_allows_origin(&self, id: &FormId, origin: Option<&str>) -> bool {
+        let Some(origin) = origin else { return false };
+        let Ok(form) = self.form_for_submission(id).await else {
+            return false;
+        };
+        let snapshot = match self.snapshots.cached(form.account_id) {
+            Some(s) => s,
+            None => match self
+                .snapshots
+                .get(&*self.store, form.account_id, None)
+                .await
+            {
+                Ok(s) => s,
+                Err(_) => return false,
+            },
+        };
+        Self::form_targets(&form, &snapshot)
+            .is_ok_and(|(site, _, _)| Self::check_origin(site, Some(origin)).is_ok())
+    }
+
     pub async fn submit_form(&self, form: &Form, s: Submission<'_>) -> Result<SubmitOutcome> {
         let account = form.account_id;
         // Checked against this instance's snapshot of the catalog, then again when the

@@ -113,7 +113,7 @@
           f.__ff = 1;
           // The browser's own post carries the same fields as the JSON one.
           skip.forEach(function (el) { el.disabled = true; });
-          [["ff_vid", vid], ["ff_page", location.href]].forEach(function (p) {
+          [["ff_vid", vid], ["ff_page", location.href], ["ff_nc", on ? "" : 1]].forEach(function (p) {
             var i = d.createElement("input");
             i.type = "hidden"; i.name = p[0]; i.value = p[1] || "";
             f.appendChild(i);

@@ -262,3 +262,49 @@ async fn declining_an_entry_closes_its_lead_as_lost() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.count(), 0);
 }
+
+/// A form's refusal reaches t.js on a page of the form's site (its `footfall:error`
+/// event reads the problem, which a cross-origin fetch sees only with the CORS headers),
+/// and only there.
+#[tokio::test]
+async fn a_refused_form_is_readable_by_its_sites_pages_only() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let refused = async |origin: &str| {
+        let response = app
+            .client
+            .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+            .header("origin", origin)
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(
+                json!({"vid": null, "page": "https://shop.example/contact",
+                         "fields": {"name": "Anna", "email": "not an address"}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        (
+            response.status(),
+            header("access-control-allow-origin"),
+            header("access-control-allow-credentials"),
+            header("content-type"),
+        )
+    };
+    let (status, allow, credentials, kind) = refused("https://blog.example").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(allow.as_deref(), Some("https://blog.example"));
+    assert_eq!(credentials.as_deref(), Some("true"));
+    assert_eq!(kind.as_deref(), Some("application/problem+json"));
+    let (status, allow, credentials, _) = refused("https://evil.example").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!((allow, credentials), (None, None));
+    assert_eq!(unsorted(&app, "").await.len(), 0);
+}

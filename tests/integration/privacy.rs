@@ -433,52 +433,79 @@ async fn the_embedded_store_drops_finished_events_after_their_retention() {
 }
 
 async fn a_form_sent_without_consent_is_recorded_but_links_no_browser(backend: Backend) {
-    let h = spawn(backend).await;
-    let app = &h.app;
-    let receiver = Receiver::start().await;
-    let s = setup(app, &receiver, 0).await;
-    // A browser that was tracked before (its id is in the page), then withdrew consent.
-    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
-    let vid = vid.unwrap();
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
-        .header("content-type", "text/plain")
-        .body(
-            json!({"vid": vid, "nc": true, "page": "https://shop.example/contact",
-                   "fields": {"name": "Anna", "email": "anna@example.com"}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    assert!(
-        response.headers().get("set-cookie").is_none(),
-        "a cookie was set"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["vid"], Value::Null, "{body}");
-    let lead = body["lead_id"].as_u64().unwrap();
-    let metadata = first_unsorted_metadata(app).await;
-    assert_eq!(metadata["visitor_uid"], Value::Null, "{metadata}");
-    let (status, lead) = app.get(&format!("/api/v4/leads/{lead}")).await;
-    assert_eq!(status, StatusCode::OK, "{lead}");
-    assert_eq!(lead["_embedded"]["visitors"], json!([]), "{lead}");
-    // The browser's own history (its page view) stays; no link to a lead exists.
-    let visitor = &vid[vid.len() - 22..];
-    let dump = everything(&h).await;
-    for link in [
-        format!("\"v:{visitor}\""),
-        format!(":b:{visitor}"),
-        format!("VisitorLink {{ visitor: VisitorId({visitor})"),
-        format!("({visitor}), (LeadId"),
-    ] {
+    // As t.js sends it (JSON, `nc`), and as its fallback posts it when that fails (an HTML
+    // form post, `ff_nc`).
+    for html in [false, true] {
+        let h = spawn(backend).await;
+        let app = &h.app;
+        let receiver = Receiver::start().await;
+        let s = setup(app, &receiver, 0).await;
+        // A browser that was tracked before (its id is in the page), then withdrew consent.
+        let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+        let vid = vid.unwrap();
+        let post = app
+            .client
+            .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)));
+        let post = if html {
+            post.form(&[
+                ("name", "Anna"),
+                ("email", "anna@example.com"),
+                ("ff_vid", &vid),
+                ("ff_page", "https://shop.example/contact"),
+                ("ff_nc", "1"),
+            ])
+        } else {
+            post.header("content-type", "text/plain").body(
+                json!({"vid": vid, "nc": true, "page": "https://shop.example/contact",
+                       "fields": {"name": "Anna", "email": "anna@example.com"}})
+                .to_string(),
+            )
+        };
+        let response = post.send().await.unwrap();
+        let expected = if html {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::CREATED
+        };
+        assert_eq!(response.status(), expected, "html {html}");
         assert!(
-            !dump.contains(&link),
-            "{link} in\n{}",
-            context(&dump, &link)
+            response.headers().get("set-cookie").is_none(),
+            "html {html}: a cookie was set"
         );
+        if !html {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["vid"], Value::Null, "{body}");
+        }
+        let metadata = first_unsorted_metadata(app).await;
+        assert_eq!(
+            metadata["visitor_uid"],
+            Value::Null,
+            "html {html}: {metadata}"
+        );
+        let (_, entries) = app.get("/api/v4/leads/unsorted").await;
+        let lead = entries["_embedded"]["unsorted"][0]["_embedded"]["leads"][0]["id"].clone();
+        let (status, lead) = app.get(&format!("/api/v4/leads/{lead}")).await;
+        assert_eq!(status, StatusCode::OK, "{lead}");
+        assert_eq!(
+            lead["_embedded"]["visitors"],
+            json!([]),
+            "html {html}: {lead}"
+        );
+        // The browser's own history (its page view) stays; no link to a lead exists.
+        let visitor = &vid[vid.len() - 22..];
+        let dump = everything(&h).await;
+        for link in [
+            format!("\"v:{visitor}\""),
+            format!(":b:{visitor}"),
+            format!("VisitorLink {{ visitor: VisitorId({visitor})"),
+            format!("({visitor}), (LeadId"),
+        ] {
+            assert!(
+                !dump.contains(&link),
+                "html {html}: {link} in\n{}",
+                context(&dump, &link)
+            );
+        }
     }
 }
 

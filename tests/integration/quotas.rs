@@ -304,6 +304,22 @@ async fn a_refused_request_gets_429_with_retry_after_and_stores_nothing() {
         }
     }
     assert_eq!(created, 3);
+    // A plain HTML form over the quota gets a page a person can read, with the same wait.
+    let response = apps[0]
+        .client
+        .post(apps[0].url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .form(&[("name", "Anna"), ("email", "anna@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1200).contains(&wait), "Retry-After {wait}");
+    assert!(response.text().await.unwrap().starts_with("<!doctype html>"));
     let (_, list) = apps[1].get("/api/v4/leads/unsorted").await;
     let entries = list["_embedded"]["unsorted"].as_array().map_or(0, Vec::len);
     assert_eq!(entries, 3, "refused posts left no Unsorted entry");
