@@ -165,7 +165,7 @@ impl Services {
             Some(visitor) => {
                 let r = self
                     .store
-                    .reserve_submission(account, visitor, self.retention_secs())
+                    .reserve_submission(account, Some(visitor), self.retention_secs())
                     .await?;
                 (r.lead, vec![r.contact])
             }

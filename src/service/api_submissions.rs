@@ -5,9 +5,7 @@
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
-
-use super::submissions::Incoming;
+use super::submissions::{Incoming, fingerprint};
 use super::{Error, Result, Services};
 use crate::domain::form::ContactDetails;
 use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, UnsortedUid};
@@ -20,22 +18,6 @@ use crate::domain::tracking::MAX_URL;
 use crate::domain::validation::FieldError;
 use crate::domain::visitor::VisitorId;
 use crate::store::{Charge, LinkOutcome};
-
-/// The fingerprint of an API submission: the site's form, the browser and the contact.
-fn api_fingerprint(form: &FormId, visitor: VisitorId, contact: &ContactDetails) -> String {
-    let digest = Sha256::digest(
-        [
-            "api",
-            form.as_str(),
-            &visitor.encode(),
-            &contact.name,
-            contact.phone.as_deref().unwrap_or(""),
-            contact.email.as_deref().unwrap_or(""),
-        ]
-        .join("\u{1f}"),
-    );
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// A form submission a site's backend sends through the API (amoCRM's
 /// `POST /leads/unsorted/forms`), its fields parsed at the edge.
@@ -182,25 +164,21 @@ impl Services {
                     }))
                 })
                 .ok();
-            let visitor = match &e.visitor_uid {
-                None => Some(VisitorId::mint()),
-                Some(signed) => {
-                    match self
-                        .known_visitor(account, signed, "metadata.visitor_uid")
-                        .await
-                    {
-                        Ok(v) => Some(v),
-                        Err(Error::Invalid(es)) => {
-                            item_errors.extend(es);
-                            None
-                        }
-                        Err(other) => return Err(other),
-                    }
+            // No visitor id: a lead from the backend alone, linked to no browser.
+            let mut browser = None;
+            if let Some(signed) = &e.visitor_uid {
+                match self
+                    .known_visitor(account, signed, "metadata.visitor_uid")
+                    .await
+                {
+                    Ok(v) => browser = Some(v),
+                    Err(Error::Invalid(es)) => item_errors.extend(es),
+                    Err(other) => return Err(other),
                 }
-            };
-            match (unsorted, contact, visitor) {
-                (Some(status), Some(contact), Some(visitor)) if item_errors.is_empty() => {
-                    checked.push((e, status, contact, visitor));
+            }
+            match (unsorted, contact) {
+                (Some(status), Some(contact)) if item_errors.is_empty() => {
+                    checked.push((e, status, contact, browser));
                 }
                 _ => errors.extend(
                     item_errors
@@ -220,7 +198,7 @@ impl Services {
             return Err(Self::refused(OverQuota::UNSORTED_FULL));
         }
         let mut done = Vec::with_capacity(checked.len());
-        for (i, (e, status, contact, visitor)) in checked.into_iter().enumerate() {
+        for (i, (e, status, contact, browser)) in checked.into_iter().enumerate() {
             let bound = match most {
                 0 => 0,
                 most => most - (count - 1 - i as u64),
@@ -230,7 +208,7 @@ impl Services {
                 account,
                 quotas: Vec::new(),
             };
-            let reserved = self.reserve(visitor, no_quotas, bound).await?;
+            let reserved = self.reserve(browser, no_quotas, bound).await?;
             let (lead_id, contact_id) = (reserved.lead, reserved.contact);
             let now = now_ms();
             // The campaign of the browser's latest visit, on whichever site it was.
@@ -260,9 +238,9 @@ impl Services {
                         pipeline_id: e.pipeline_id,
                         status_id: status,
                     },
-                    fingerprint: api_fingerprint(&e.form_id, visitor, &contact),
+                    fingerprint: fingerprint(&["api", e.form_id.as_str()], browser, &contact),
                     contact: &contact,
-                    visitor,
+                    browser,
                     at: now,
                 },
                 UnsortedMetadata {
@@ -271,7 +249,7 @@ impl Services {
                     form_page: e.form_page.chars().take(MAX_URL).collect(),
                     ip: self.settings.privacy.ip_mode.apply_text(&e.ip),
                     referer: e.referer.chars().take(MAX_URL).collect(),
-                    visitor_uid: Some(visitor.encode()),
+                    visitor_uid: browser.map(|v| v.encode()),
                     form_sent_at: e.form_sent_at.unwrap_or_else(|| to_secs(now)),
                     duplicate_of_lead_id: None,
                     utm,

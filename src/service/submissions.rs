@@ -39,17 +39,19 @@ use crate::store::{Charge, NewSubmission, Reserved, SubmissionOutcome};
 const DUPLICATE_WINDOW_SECS: u64 = 600;
 
 /// The fingerprint of a submission: the form, the browser and the contact as sent.
-fn fingerprint(form: &Form, visitor: VisitorId, contact: &ContactDetails) -> String {
-    let digest = Sha256::digest(
-        [
-            form.id.as_str(),
-            &visitor.encode(),
-            &contact.name,
-            contact.phone.as_deref().unwrap_or(""),
-            contact.email.as_deref().unwrap_or(""),
-        ]
-        .join("\u{1f}"),
-    );
+pub(super) fn fingerprint(
+    source: &[&str],
+    browser: Option<VisitorId>,
+    contact: &ContactDetails,
+) -> String {
+    let browser = browser.map(|v| v.encode()).unwrap_or_default();
+    let parts = source.iter().copied().chain([
+        browser.as_str(),
+        &contact.name,
+        contact.phone.as_deref().unwrap_or(""),
+        contact.email.as_deref().unwrap_or(""),
+    ]);
+    let digest = Sha256::digest(parts.collect::<Vec<_>>().join("\u{1f}"));
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -134,16 +136,12 @@ impl Services {
             });
         }
         let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
-        // Without consent, a throwaway id stands in for the browser (for the fingerprint):
-        // it is never linked, stored in the entry, nor answered.
-        let (visitor, _) = if s.without_consent {
-            (VisitorId::mint(), true)
-        } else {
-            self.visitor_of(account, s.vid, s.cookie_vid)
-        };
+        // Without consent the submission has no browser: none is linked, kept, stored in
+        // the entry nor answered.
+        let browser = (!s.without_consent).then(|| self.visitor_of(account, s.vid, s.cookie_vid).0);
         let charge = self.charge(QuotaKind::FormPosts, account, form.site_id, s.client);
         let most = self.settings.limits.max_unsorted_per_account;
-        let reserved = self.reserve(visitor, charge, most).await?;
+        let reserved = self.reserve(browser, charge, most).await?;
         let version = reserved.catalog_version;
         if version != snapshot.version {
             snapshot = self
@@ -172,9 +170,9 @@ impl Services {
                     pipeline_id: pipeline.id,
                     status_id: unsorted.id,
                 },
-                fingerprint: fingerprint(form, visitor, &contact),
+                fingerprint: fingerprint(&[form.id.as_str()], browser, &contact),
                 contact: &contact,
-                visitor,
+                browser,
                 at: now,
             },
             UnsortedMetadata {
@@ -183,16 +181,12 @@ impl Services {
                 form_page: page,
                 ip: self.settings.privacy.ip_mode.apply_text(s.ip),
                 referer: s.referer.chars().take(MAX_URL).collect(),
-                visitor_uid: (!s.without_consent).then(|| visitor.encode()),
+                visitor_uid: browser.map(|v| v.encode()),
                 form_sent_at: to_secs(now),
                 duplicate_of_lead_id: None,
                 utm,
             },
         );
-        let submission = NewSubmission {
-            link_browser: !s.without_consent,
-            ..submission
-        };
         let Stored { lead_id, uid, new } = self.store_submission(&submission, &snapshot).await?;
         // A repeat folded into the lead it made already is not a submission of its own.
         if new {
@@ -201,16 +195,16 @@ impl Services {
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,
-            visitor: (!s.without_consent).then(|| self.signer.sign(account, visitor)),
+            visitor: browser.map(|v| self.signer.sign(account, v)),
             success_url: form.success_url.clone(),
         })
     }
 
-    /// A submission's reservation for `visitor`, if `charge`'s quotas admit it and the
+    /// A submission's reservation (for its `browser`, if it has one), if `charge`'s quotas admit it and the
     /// account's Unsorted holds fewer than `most` entries (0: no bound); else 429.
     pub(super) async fn reserve(
         &self,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         charge: Charge,
         most: u64,
     ) -> Result<Reserved> {
@@ -218,7 +212,7 @@ impl Services {
         let retention = self.retention_secs();
         self.charged(charge, |charge| {
             self.store
-                .reserve_submission_charged(account, visitor, retention, charge, most)
+                .reserve_submission_charged(account, browser, retention, charge, most)
         })
         .await
     }
@@ -314,7 +308,9 @@ pub(super) struct Incoming<'a> {
     pub(super) stage: Stage,
     pub(super) fingerprint: String,
     pub(super) contact: &'a ContactDetails,
-    pub(super) visitor: VisitorId,
+    /// The submitting browser, linked to the lead; none without consent, or from the API
+    /// without a visitor id.
+    pub(super) browser: Option<VisitorId>,
     pub(super) at: crate::domain::time::Millis,
 }
 
@@ -360,8 +356,9 @@ impl Services {
                     is_main: true,
                 }],
             },
-            visitor: i.visitor,
-            link_browser: true,
+            // A submission without a browser records a throwaway one, never linked.
+            visitor: i.browser.unwrap_or_else(VisitorId::mint),
+            link_browser: i.browser.is_some(),
             at: i.at,
             link_retention_secs: self.retention_secs(),
         }

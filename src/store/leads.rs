@@ -29,8 +29,9 @@ pub struct NewSubmission {
     pub lead: Lead,
     pub unsorted: Unsorted,
     pub visitor: VisitorId,
-    /// False for a form sent without the visitor's consent: recorded, but no browser is
-    /// linked to the lead.
+    /// False for a submission without a browser (a form sent without the visitor's
+    /// consent, a backend's without a visitor id): recorded, but no browser is linked to
+    /// the lead, and `visitor` is a throwaway id.
     pub link_browser: bool,
     pub at: Millis,
     /// The browser's history and its link to the lead are kept this long from now on,
@@ -104,13 +105,13 @@ pub const RECENT_PAGE_VIEWS: usize = 100;
 #[async_trait]
 pub trait Leads: Send + Sync {
     /// Before a submission's atomic step, in one round trip: the ids of its lead and
-    /// contact, the catalog version, and the submitting browser's history kept for
-    /// `retention_secs` (it is about to belong to a lead, whatever shorter expiry an
-    /// anonymous first visit gave it).
+    /// contact, the catalog version, and, when it has a browser, the browser's recent page
+    /// views and its history kept for `retention_secs` (it is about to belong to a lead,
+    /// whatever shorter expiry an anonymous first visit gave it).
     async fn reserve_submission(
         &self,
         account: AccountId,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         retention_secs: u64,
     ) -> StoreResult<Reserved>;
     /// Records a form submission (see [`NewSubmission`]).

@@ -59,7 +59,7 @@ pub trait Quotas: Send + Sync {
     async fn reserve_submission_charged(
         &self,
         account: AccountId,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         retention_secs: u64,
         charge: Charge,
         max_unsorted: u64,

@@ -35,6 +35,7 @@ on_both_stores!(
     the_account_event_log_is_amocrms,
     contacts_are_listed_with_phone_email_and_leads,
     a_patch_out_of_unsorted_accepts_the_entry,
+    a_backend_lead_without_a_visitor_id_links_no_browser_and_folds_a_repeat,
 );
 
 pub(crate) fn ids(body: &Value, name: &str) -> Vec<u64> {
@@ -766,4 +767,30 @@ async fn a_patch_out_of_unsorted_accepts_the_entry(backend: Backend) {
             .any(|i| i["type"] == "moved" && i["by"] == "accept"),
         "the move is an accept: {timeline}"
     );
+}
+
+/// A site's backend that sends a form without t.js's visitor id makes a lead of no
+/// browser: none linked, no `visitor_uid` in the entry; sent again, it folds into the first.
+async fn a_backend_lead_without_a_visitor_id_links_no_browser_and_folds_a_repeat(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let mut leads = Vec::new();
+    for _ in 0..2 {
+        let (status, created) = app
+            .post(
+                "/api/v4/leads/unsorted/forms",
+                incoming(s.pipeline.id, None, "Anna"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        leads.push(created["_embedded"]["unsorted"][0]["_embedded"]["leads"][0]["id"].clone());
+    }
+    assert_eq!(leads[0], leads[1], "the repeat folded into the first lead");
+    let (_, listed) = app.get("/api/v4/leads/unsorted").await;
+    let entries = listed["_embedded"]["unsorted"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert!(entries[0]["metadata"]["visitor_uid"].is_null(), "{listed}");
+    let (_, card) = app.get(&format!("/api/v4/leads/{}", leads[0])).await;
+    assert_eq!(card["_embedded"]["visitors"], json!([]), "{card}");
 }

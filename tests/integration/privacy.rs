@@ -461,6 +461,7 @@ async fn a_form_sent_without_consent_is_recorded_but_links_no_browser(backend: B
                 .to_string(),
             )
         };
+        let again = post.try_clone().unwrap();
         let response = post.send().await.unwrap();
         let expected = if html {
             StatusCode::SEE_OTHER
@@ -476,13 +477,17 @@ async fn a_form_sent_without_consent_is_recorded_but_links_no_browser(backend: B
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["vid"], Value::Null, "{body}");
         }
+        // Sent twice (a double click), it folds into one lead.
+        let (_, entries) = app.get("/api/v4/leads/unsorted").await;
+        assert_eq!(again.send().await.unwrap().status(), expected);
+        let (_, after) = app.get("/api/v4/leads/unsorted").await;
+        assert_eq!(after, entries, "html {html}: the repeat made an entry");
         let metadata = first_unsorted_metadata(app).await;
         assert_eq!(
             metadata["visitor_uid"],
             Value::Null,
             "html {html}: {metadata}"
         );
-        let (_, entries) = app.get("/api/v4/leads/unsorted").await;
         let lead = entries["_embedded"]["unsorted"][0]["_embedded"]["leads"][0]["id"].clone();
         let (status, lead) = app.get(&format!("/api/v4/leads/{lead}")).await;
         assert_eq!(status, StatusCode::OK, "{lead}");

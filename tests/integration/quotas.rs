@@ -319,7 +319,13 @@ async fn a_refused_request_gets_429_with_retry_after_and_stores_nothing() {
         .parse()
         .unwrap();
     assert!((1..=1200).contains(&wait), "Retry-After {wait}");
-    assert!(response.text().await.unwrap().starts_with("<!doctype html>"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .starts_with("<!doctype html>")
+    );
     let (_, list) = apps[1].get("/api/v4/leads/unsorted").await;
     let entries = list["_embedded"]["unsorted"].as_array().map_or(0, Vec::len);
     assert_eq!(entries, 3, "refused posts left no Unsorted entry");

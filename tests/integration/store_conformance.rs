@@ -171,7 +171,7 @@ pub(crate) fn submission(lead: u64, email: &str, visitor: VisitorId, at: i64) ->
 /// recorded.
 pub(crate) async fn submit(store: &Shared, s: &NewSubmission) -> SubmissionOutcome {
     store
-        .reserve_submission(s.account, s.visitor, s.link_retention_secs)
+        .reserve_submission(s.account, Some(s.visitor), s.link_retention_secs)
         .await
         .unwrap();
     store.create_lead_from_submission(s).await.unwrap()

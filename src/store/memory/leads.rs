@@ -127,7 +127,7 @@ impl Leads for MemoryStore {
     async fn reserve_submission(
         &self,
         account: AccountId,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         retention_secs: u64,
     ) -> StoreResult<Reserved> {
         use crate::store::Catalog;
@@ -136,17 +136,23 @@ impl Leads for MemoryStore {
         let catalog_version = self.catalog_version(account).await?;
         // As Redis's KEEP_HISTORY: a browser about to be linked keeps the full retention.
         let mut state = self.state.lock();
-        let v = state.visitor_mut(account, visitor);
-        v.expires = Some(Instant::now() + Duration::from_secs(retention_secs.max(1)));
-        let from = v
-            .page_views
-            .len()
-            .saturating_sub(crate::store::RECENT_PAGE_VIEWS);
+        let recent = match browser {
+            Some(visitor) => {
+                let v = state.visitor_mut(account, visitor);
+                v.expires = Some(Instant::now() + Duration::from_secs(retention_secs.max(1)));
+                let from = v
+                    .page_views
+                    .len()
+                    .saturating_sub(crate::store::RECENT_PAGE_VIEWS);
+                v.page_views[from..].to_vec()
+            }
+            None => Vec::new(),
+        };
         Ok(Reserved {
             lead,
             contact,
             catalog_version,
-            recent: v.page_views[from..].to_vec(),
+            recent,
         })
     }
 

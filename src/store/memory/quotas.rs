@@ -61,7 +61,7 @@ impl Quotas for MemoryStore {
     async fn reserve_submission_charged(
         &self,
         account: AccountId,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         retention_secs: u64,
         charge: Charge,
         max_unsorted: u64,
@@ -76,7 +76,7 @@ impl Quotas for MemoryStore {
                 return Ok(Err(refused));
             }
         }
-        self.reserve_submission(account, visitor, retention_secs)
+        self.reserve_submission(account, browser, retention_secs)
             .await
             .map(Ok)
     }

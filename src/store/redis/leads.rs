@@ -84,12 +84,12 @@ where
     async fn reserve_submission(
         &self,
         account: AccountId,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         retention_secs: u64,
     ) -> StoreResult<Reserved> {
         let batch = self.batch();
         let (_, reserved) = self
-            .reservation(batch, account, visitor, Some(retention_secs))
+            .reservation(batch, account, browser, Some(retention_secs))
             .await?;
         reserved
     }
@@ -357,13 +357,13 @@ where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     /// Runs `batch` followed by a submission's reservation (the catalog version, the ids,
-    /// the browser's recent page views, and with `keep` its history kept that long): the
-    /// batch's own replies, and the reservation.
+    /// and for a browser its recent page views, with `keep` its history kept that long):
+    /// the batch's own replies, and the reservation.
     pub(super) async fn reservation(
         &self,
         mut batch: Batch,
         account: AccountId,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         keep: Option<u64>,
     ) -> StoreResult<(Vec<::redis::Value>, StoreResult<Reserved>)> {
         let version = self.keys.catalog_version(account);
@@ -376,21 +376,25 @@ where
             incr.arg(&key);
             batch.add(&key, incr);
         }
-        let history = self.keys.visitor_history(account, visitor);
-        if let Some(retention_secs) = keep {
-            batch
-                .script(&history, &scripts::KEEP_HISTORY, 1)
+        let mut ours = 3;
+        if let Some(visitor) = browser {
+            let history = self.keys.visitor_history(account, visitor);
+            if let Some(retention_secs) = keep {
+                batch
+                    .script(&history, &scripts::KEEP_HISTORY, 1)
+                    .arg(&history)
+                    .arg(retention_secs.max(1));
+                ours += 1;
+            }
+            let mut recent = ::redis::cmd("LRANGE");
+            recent
                 .arg(&history)
-                .arg(retention_secs.max(1));
+                .arg(-(crate::store::RECENT_PAGE_VIEWS as i64))
+                .arg(-1);
+            batch.add(&history, recent);
+            ours += 1;
         }
-        let mut recent = ::redis::cmd("LRANGE");
-        recent
-            .arg(&history)
-            .arg(-(crate::store::RECENT_PAGE_VIEWS as i64))
-            .arg(-1);
-        batch.add(&history, recent);
         let mut replies = self.run(batch).await?;
-        let ours = 4 + usize::from(keep.is_some());
         if replies.len() < ours {
             return Err(corrupt("short reply to a submission's reservation"));
         }
@@ -400,14 +404,14 @@ where
         else {
             return Err(corrupt("short reply to a submission's reservation"));
         };
-        // With `keep`, KEEP_HISTORY's reply; then the browser's recent page views.
-        let recent = mine.last();
+        // For a browser: with `keep`, KEEP_HISTORY's reply; then its recent page views.
+        let recent = browser.and(mine.last());
         let reserved = self.reserved(account, version, lead, contact, recent).await;
         Ok((replies, reserved))
     }
 
-    /// A reservation from its replies; the recent page views decoded with their sites'
-    /// origins.
+    /// A reservation from its replies; the recent page views (none without a browser)
+    /// decoded with their sites' origins.
     async fn reserved(
         &self,
         account: AccountId,
@@ -417,12 +421,16 @@ where
         recent: Option<::redis::Value>,
     ) -> StoreResult<Reserved> {
         let number = |v: ::redis::Value| u64::from_redis_value(v).map_err(corrupt);
-        let raw = recent.ok_or_else(|| corrupt("short reply to a submission's reservation"))?;
-        let raw = Vec::<String>::from_redis_value(raw)
-            .map_err(corrupt)?
-            .into_iter()
-            .filter(|s| !s.starts_with('~'));
-        let recent = self.decode_page_views(account, raw).await?;
+        let recent = match recent {
+            Some(raw) => {
+                let raw = Vec::<String>::from_redis_value(raw)
+                    .map_err(corrupt)?
+                    .into_iter()
+                    .filter(|s| !s.starts_with('~'));
+                self.decode_page_views(account, raw).await?
+            }
+            None => Vec::new(),
+        };
         Ok(Reserved {
             catalog_version: Option::<u64>::from_redis_value(version)
                 .map_err(corrupt)?

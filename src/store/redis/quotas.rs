@@ -288,19 +288,18 @@ where
     async fn reserve_submission_charged(
         &self,
         account: AccountId,
-        visitor: VisitorId,
+        browser: Option<VisitorId>,
         retention_secs: u64,
         charge: Charge,
         max_unsorted: u64,
     ) -> StoreResult<Charged<Reserved>> {
         if charge.quotas.is_empty() && max_unsorted == 0 {
             return self
-                .reserve_submission(account, visitor, retention_secs)
+                .reserve_submission(account, browser, retention_secs)
                 .await
                 .map(Ok);
         }
         let unsorted = self.keys.unsorted(account);
-        let history = self.keys.visitor_history(account, visitor);
         if self.by_slot {
             // On a cluster the guard stays in the account's slot: the history is kept by
             // the reservation that follows.
@@ -313,15 +312,19 @@ where
                 return Ok(Err(refusal(&charge, i, wait)));
             }
             return self
-                .reserve_submission(account, visitor, retention_secs)
+                .reserve_submission(account, browser, retention_secs)
                 .await
                 .map(Ok);
         }
+        // One round trip: the guard keeps the browser's history once it admits.
+        let history = browser.map(|v| self.keys.visitor_history(account, v));
+        let mut keys = vec![unsorted.as_str()];
+        keys.extend(history.as_deref());
         let mut batch = self.batch();
-        add_guard(&mut batch, &self.keys, &charge, &[&unsorted, &history])
+        add_guard(&mut batch, &self.keys, &charge, &keys)
             .arg(max_unsorted)
             .arg(retention_secs.max(1));
-        let (mut replies, reserved) = self.reservation(batch, account, visitor, None).await?;
+        let (mut replies, reserved) = self.reservation(batch, account, browser, None).await?;
         let verdict = verdict(replies.remove(0))?;
         match verdict {
             Err((i, wait)) => Ok(Err(refusal(&charge, i, wait))),
