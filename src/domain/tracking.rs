@@ -16,6 +16,12 @@ pub const MAX_URL: usize = 2048;
 /// Longest page title kept, in characters.
 pub const MAX_TITLE: usize = 300;
 
+/// `s` cut to at most `max` bytes, at a character's boundary: how a referrer or a form
+/// page longer than [`MAX_URL`] is kept.
+pub fn cut_to_bytes(s: &str, max: usize) -> &str {
+    &s[..s.floor_char_boundary(max)]
+}
+
 /// The host of an absolute http(s) URL or origin (`https://shop.example:8443/x` →
 /// `shop.example`), without a full parse: the hot path only compares hosts.
 pub fn host_of(url: &str) -> Option<&str> {
@@ -197,6 +203,16 @@ pub fn group_visits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_keeps_whole_characters_within_the_bytes() {
+        let cyrillic = "я".repeat(1500); // 3 000 bytes
+        let cut = cut_to_bytes(&cyrillic, MAX_URL);
+        assert_eq!(cut.len(), 2048);
+        assert!(cyrillic.starts_with(cut));
+        assert_eq!(cut_to_bytes("ab", MAX_URL), "ab");
+        assert_eq!(cut_to_bytes("aя", 2), "a");
+    }
 
     fn pv(at: Millis, site: u64, path: &str) -> PageView {
         PageView {

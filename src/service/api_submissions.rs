@@ -14,7 +14,7 @@ use crate::domain::pipeline::Stage;
 use crate::domain::quota::OverQuota;
 use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
-use crate::domain::tracking::MAX_URL;
+use crate::domain::tracking::{MAX_URL, cut_to_bytes};
 use crate::domain::validation::FieldError;
 use crate::domain::visitor::VisitorId;
 use crate::store::{Charge, LinkOutcome};
@@ -246,9 +246,9 @@ impl Services {
                 UnsortedMetadata {
                     form_id: e.form_id.clone(),
                     form_name: e.form_name.clone(),
-                    form_page: e.form_page.chars().take(MAX_URL).collect(),
+                    form_page: cut_to_bytes(&e.form_page, MAX_URL).to_owned(),
                     ip: self.settings.privacy.ip_mode.apply_text(&e.ip),
-                    referer: e.referer.chars().take(MAX_URL).collect(),
+                    referer: cut_to_bytes(&e.referer, MAX_URL).to_owned(),
                     visitor_uid: browser.map(|v| v.encode()),
                     form_sent_at: e.form_sent_at.unwrap_or_else(|| to_secs(now)),
                     duplicate_of_lead_id: None,

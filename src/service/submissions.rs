@@ -31,7 +31,7 @@ use crate::domain::quota::QuotaKind;
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
-use crate::domain::tracking::MAX_URL;
+use crate::domain::tracking::{MAX_URL, cut_to_bytes};
 use crate::domain::visitor::VisitorId;
 use crate::store::{Charge, NewSubmission, Reserved, SubmissionOutcome};
 
@@ -152,7 +152,8 @@ impl Services {
         let (site, pipeline, unsorted) = Self::form_targets(form, &snapshot)?;
         Self::check_origin(site, s.origin)?;
         // Capped where stored, as a page view's URL is.
-        let page = match parse_web_url(s.page).filter(|_| s.page.len() <= MAX_URL) {
+        // The page as stored (normalised: percent-encoding can triple it) is what is capped.
+        let page = match parse_web_url(s.page).filter(|p| p.as_str().len() <= MAX_URL) {
             Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
             _ => String::new(),
         };
@@ -180,7 +181,7 @@ impl Services {
                 form_name: form.name.clone(),
                 form_page: page,
                 ip: self.settings.privacy.ip_mode.apply_text(s.ip),
-                referer: s.referer.chars().take(MAX_URL).collect(),
+                referer: cut_to_bytes(s.referer, MAX_URL).to_owned(),
                 visitor_uid: browser.map(|v| v.encode()),
                 form_sent_at: to_secs(now),
                 duplicate_of_lead_id: None,

@@ -308,3 +308,42 @@ async fn a_refused_form_is_readable_by_its_sites_pages_only() {
     assert_eq!((allow, credentials), (None, None));
     assert_eq!(unsorted(&app, "").await.len(), 0);
 }
+
+/// A form's page and referrer are kept to 2 048 bytes as stored: a page that percent-
+/// encoding takes past it is dropped, a referrer cut at a character's boundary.
+#[tokio::test]
+async fn a_forms_page_and_referrer_are_kept_within_2048_bytes() {
+    let app = TestApp::spawn(Backend::Redis).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    // 2 021 bytes as typed, 6 021 percent-encoded.
+    let page = format!("https://shop.example/{}", "я".repeat(1000));
+    let body = json!({"vid": null, "page": page, "fields": {"name": "Anna", "phone": "+7 900 1"}});
+    let (status, created) = post_form(&app, &s.form_id, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let entries = unsorted(&app, "").await;
+    assert_eq!(entries[0]["metadata"]["form_page"], "", "{:?}", entries[0]);
+
+    let referer = format!("https://www.google.com/search?q={}", "я".repeat(1500));
+    let (status, added) = app
+        .post(
+            "/api/v4/leads/unsorted/forms",
+            json!([{"source_uid": "x", "source_name": "x", "pipeline_id": s.pipeline.id,
+                    "metadata": {"form_id": "f", "form_name": "F", "referer": referer,
+                                 "form_page": referer},
+                    "_embedded": {"contacts": [{"name": "Boris"}]}}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let uid = added["_embedded"]["unsorted"][0]["uid"].as_str().unwrap();
+    let (_, entry) = app.get(&format!("/api/v4/leads/unsorted/{uid}")).await;
+    for field in ["referer", "form_page"] {
+        let kept = entry["metadata"][field].as_str().unwrap();
+        assert!(
+            kept.len() <= 2048 && kept.len() > 2040,
+            "{field}: {} bytes",
+            kept.len()
+        );
+        assert!(referer.starts_with(kept), "{field}");
+    }
+}
