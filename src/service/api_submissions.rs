@@ -95,8 +95,25 @@ impl Services {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
+        // All or none: a request whose browsers would pass the bound links none of them
+        // (a link made meanwhile by another request is still refused by the store).
+        let most = self.settings.tracking.max_browsers_per_lead;
+        let linked = self.store.lead_visitors(account, lead).await?;
+        let current: Vec<VisitorId> = linked
+            .iter()
+            .filter(|l| l.until.is_none())
+            .map(|l| l.visitor)
+            .collect();
+        let mut new: Vec<VisitorId> = Vec::new();
+        for v in &visitors {
+            if !current.contains(v) && !new.contains(v) {
+                new.push(*v);
+            }
+        }
+        if most > 0 && (current.len() + new.len()) as u64 > most {
+            return Err(Self::lead_full(lead, most));
+        }
         for visitor in visitors {
-            let most = self.settings.tracking.max_browsers_per_lead;
             let outcome = self
                 .store
                 .link_visitor_bounded(
@@ -113,15 +130,17 @@ impl Services {
                 LinkOutcome::NotFound => {
                     return Err(Error::NotFound(format!("lead {lead} does not exist")));
                 }
-                LinkOutcome::Full => {
-                    return Err(Error::Conflict(format!(
-                        "lead {lead} has {most} browsers already (tracking.max_browsers_per_lead)"
-                    )));
-                }
+                LinkOutcome::Full => return Err(Self::lead_full(lead, most)),
             };
             self.announce_link(account, lead, previous);
         }
         Ok(self.store.lead_visitors(account, lead).await?)
+    }
+
+    fn lead_full(lead: LeadId, most: u64) -> Error {
+        Error::Conflict(format!(
+            "lead {lead} would have more than {most} browsers (tracking.max_browsers_per_lead)"
+        ))
     }
 
     /// amoCRM's `POST /leads/unsorted/forms`: each entry a contact, a lead in Unsorted

@@ -150,13 +150,27 @@ async fn the_21st_browser_is_not_linked_to_a_lead_and_its_submission_is_still_re
             vids.push(vid.unwrap());
         }
         let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vids[0]), "Anna").await;
-        let links: Vec<Value> = vids[1..20]
-            .iter()
-            .map(|v| json!({"visitor_uid": v}))
-            .collect();
-        let (status, body) = app
-            .post(&format!("/api/v4/leads/{lead}/visitors"), json!(links))
-            .await;
+        let link = async |vids: &[String]| {
+            let links: Vec<Value> = vids.iter().map(|v| json!({"visitor_uid": v})).collect();
+            app.post(&format!("/api/v4/leads/{lead}/visitors"), json!(links))
+                .await
+        };
+        let linked = async || {
+            let (_, card) = app.get(&format!("/api/v4/leads/{lead}")).await;
+            card["_embedded"]["visitors"].as_array().map_or(0, Vec::len)
+        };
+        let (status, body) = link(&vids[1..19]).await;
+        assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
+        assert_eq!(linked().await, 19);
+        // Two more would pass the bound: neither is linked.
+        let (status, body) = link(&vids[19..21]).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend:?}: {body}");
+        assert_eq!(
+            linked().await,
+            19,
+            "{backend:?}: a request over the bound linked some"
+        );
+        let (status, body) = link(&vids[19..20]).await;
         assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
         assert_eq!(body["_embedded"]["visitors"].as_array().unwrap().len(), 20);
         // The 21st: refused by name, nothing linked.
