@@ -74,7 +74,8 @@ impl PageCondition {
 pub struct Conditions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<PageCondition>,
-    /// The browser's n-th visit to the site, counting its visits before the form.
+    /// The browser's n-th visit to the account's sites (visits are counted per account),
+    /// counting its visits before the form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_visit_number: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
