@@ -80,9 +80,15 @@ async fn deleting_a_lead_leaves_nothing_of_it_and_its_delayed_event_never_fires(
     assert_eq!(received[0].json()["event"]["data"]["id"], other.lead);
     assert_all_there(&h, &other).await;
 
-    // The audit names the kind and counts, not the subject.
+    // The audit names the kind and counts, not the subject; it is a list as the others
+    // are (paged, unknown parameters refused).
     let (status, audit) = app.get("/api/v4/privacy/audit").await;
     assert_eq!(status, StatusCode::OK, "{audit}");
+    assert_eq!(audit["_page"], 1, "{audit}");
+    let (status, _) = app.get("/api/v4/privacy/audit?page=2").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, problem) = app.get("/api/v4/privacy/audit?bogus=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let records = audit["_embedded"]["audit"].as_array().unwrap();
     assert_eq!(records.len(), 1, "{audit}");
     let record = &records[0];

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::{Auth, Refused};
+use super::query::ListParams;
+use super::{Auth, Paging, Refused, listing, page_of};
 use crate::domain::event_record::EventRecord;
 use crate::domain::ids::LeadId;
 use crate::domain::lead::{Contact, Lead, Unsorted};
@@ -173,29 +174,23 @@ impl AuditView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditItems {
-    audit: Vec<AuditView>,
-}
+listing!(AuditList, AuditItems, audit, AuditView);
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditList {
-    #[serde(rename = "_embedded")]
-    #[schema(rename = "_embedded")]
-    embedded: AuditItems,
-}
-
-/// The account's erasures, newest first (the newest 10 000). No personal data.
-#[utoipa::path(tag = "privacy",
+/// The account's erasures, newest first (the newest 10 000), a page at a time; 204 when
+/// there are none. No personal data.
+#[utoipa::path(tag = "privacy", params(Paging),
     responses((status = 200, description = "OK", body = AuditList), Refused))]
 #[get("/privacy/audit")]
-async fn list_audit(auth: Auth, services: web::Data<Services>) -> Result<HttpResponse, Problem> {
+async fn list_audit(
+    auth: Auth,
+    req: HttpRequest,
+    params: ListParams,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, Problem> {
+    let paging = params.paging_only()?;
     let records = services.privacy_audit(auth.0.id).await?;
-    Ok(HttpResponse::Ok().json(AuditList {
-        embedded: AuditItems {
-            audit: records.iter().map(AuditView::of).collect(),
-        },
-    }))
+    let items = records.iter().map(AuditView::of).collect();
+    Ok(page_of::<AuditList>(&req, paging, items))
 }
 
 /// Whose data to export: exactly one of these.
