@@ -22,7 +22,7 @@ use crate::domain::action::Action;
 use crate::domain::conditions::{LeadHistory, VisitWatch, path_and_query};
 use crate::domain::event::EventType;
 use crate::domain::event_record::VisitMeta;
-use crate::domain::ids::{AccountId, LeadId};
+use crate::domain::ids::AccountId;
 use crate::domain::lead::Lead;
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::source::Source;
@@ -158,8 +158,15 @@ impl Services {
         if !cached.actions.iter().any(waits) {
             return Ok(());
         }
-        // Something may fire: the lead as it stands now, and the catalog as it is now.
-        let Some(lead) = self.lead_now(site.account_id, watch.lead).await? else {
+        // Something may fire: the browser's lead as it stands now, and the catalog as it
+        // is now. A browser that left the watched lead since the visit began (a form sent
+        // for someone else) fires nothing for it.
+        let Some(lead) = self
+            .store
+            .browser_lead(site.account_id, visitor, self.retention_secs())
+            .await?
+            .filter(|l| l.id == watch.lead)
+        else {
             return Ok(());
         };
         let snapshot = self
@@ -189,15 +196,6 @@ impl Services {
         }
         self.fire_conditional(site, &lead, watch, &page, firing, &snapshot)
             .await
-    }
-
-    async fn lead_now(&self, account: AccountId, id: LeadId) -> Result<Option<Lead>> {
-        Ok(self
-            .store
-            .get_leads(account, &[id])
-            .await?
-            .into_iter()
-            .next())
     }
 
     /// The actions among `waiting` whose conditions all hold at this page view.

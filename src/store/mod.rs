@@ -289,6 +289,14 @@ pub trait Visitors: Send + Sync {
         anonymous_secs: u64,
         max_page_views: u64,
     ) -> StoreResult<VisitStart>;
+    /// The lead the browser is linked to now, as it stands (its link kept another
+    /// `retention_secs`, as a visit's start keeps it).
+    async fn browser_lead(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+    ) -> StoreResult<Option<Lead>>;
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState>;
     /// The visitor's page views, oldest first.
     async fn page_views(

@@ -313,6 +313,48 @@ async fn mid_visit_webhook_reports_the_page_and_the_visit(backend: Backend) {
     assert!(body.get("conditions").is_none(), "{body}");
 }
 
+/// A browser that sends a form for someone else in the middle of a watched visit leaves
+/// the watched lead: a page that meets the action's conditions afterwards fires nothing
+/// for that lead (its contact is not the one browsing).
+async fn a_browser_that_left_the_watched_lead_fires_nothing_for_it(backend: Backend) {
+    let mut settings = test_settings(backend);
+    settings.tracking.visit_idle_seconds = 1;
+    let app = TestApp::spawn_with(settings).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (status, body) = app
+        .patch(
+            &format!("/api/v4/actions/{}", s.action_id),
+            json!({"conditions": {"page": {"match": "starts_with", "value": "/pricing"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (anna, vid) = crate::common::linked_lead(&app, &s, "Anna").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    let (boris, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Boris").await;
+    assert_ne!(boris, anna);
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing")
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        app.events_of(anna).await.is_empty(),
+        "fired for Anna's lead"
+    );
+    assert_eq!(receiver.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_left_the_watched_lead_on_redis() {
+    a_browser_that_left_the_watched_lead_fires_nothing_for_it(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_left_the_watched_lead_on_the_embedded_store() {
+    a_browser_that_left_the_watched_lead_fires_nothing_for_it(Backend::Memory).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mid_visit_webhook_on_redis() {
     mid_visit_webhook_reports_the_page_and_the_visit(Backend::Redis).await;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::MemoryStore;
 use crate::domain::ids::AccountId;
+use crate::domain::lead::Lead;
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 use crate::store::{
@@ -78,6 +79,21 @@ impl Visitors for MemoryStore {
             lead,
             catalog_version,
         })
+    }
+
+    async fn browser_lead(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+    ) -> StoreResult<Option<Lead>> {
+        let mut state = self.state.lock();
+        let lead = state.browser_lead(account, visitor);
+        if let Some(lead) = lead {
+            let keep = Instant::now() + Duration::from_secs(retention_secs);
+            state.browsers.insert((account, visitor), (lead, keep));
+        }
+        Ok(lead.and_then(|id| state.lead(account, id)).cloned())
     }
 
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {

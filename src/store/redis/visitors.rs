@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::leads::lead_from_reply;
 use super::{RedisStore, lead_scripts, scripts};
 use crate::domain::ids::{AccountId, LeadId};
+use crate::domain::lead::Lead;
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 use crate::store::{
@@ -55,22 +56,30 @@ where
             return Err(corrupt("short reply to a visit's start"));
         };
         let number = u32::from_redis_value(number).map_err(corrupt)?;
-        let mut lead = Vec::<::redis::Value>::from_redis_value(lead)
-            .map_err(corrupt)?
-            .into_iter();
-        let (Some(version), Some(id)) = (lead.next(), lead.next()) else {
-            return Err(corrupt("short reply to a browser's lead"));
-        };
-        let catalog_version = String::from_redis_value(version)
-            .map_err(corrupt)?
-            .parse()
-            .map_err(corrupt)?;
-        let id = String::from_redis_value(id).map_err(corrupt)?;
+        let (catalog_version, lead) = browser_lead_from_reply(lead)?;
         Ok(VisitStart {
             number,
-            lead: lead_from_reply(&id, lead.collect())?,
+            lead,
             catalog_version,
         })
+    }
+
+    async fn browser_lead(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+    ) -> StoreResult<Option<Lead>> {
+        let reply: ::redis::Value = self
+            .invoke(
+                lead_scripts::LEAD_OF_BROWSER
+                    .key(self.keys.browser(account, visitor))
+                    .key(self.keys.catalog_version(account))
+                    .arg(self.keys.lead_prefix(account))
+                    .arg(retention_secs.max(1)),
+            )
+            .await?;
+        Ok(browser_lead_from_reply(reply)?.1)
     }
 
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
@@ -124,4 +133,20 @@ where
         )
         .await
     }
+}
+
+/// `LEAD_OF_BROWSER`'s answer: the catalog version, and the browser's lead.
+fn browser_lead_from_reply(reply: ::redis::Value) -> StoreResult<(u64, Option<Lead>)> {
+    let mut reply = Vec::<::redis::Value>::from_redis_value(reply)
+        .map_err(corrupt)?
+        .into_iter();
+    let (Some(version), Some(id)) = (reply.next(), reply.next()) else {
+        return Err(corrupt("short reply to a browser's lead"));
+    };
+    let catalog_version = String::from_redis_value(version)
+        .map_err(corrupt)?
+        .parse()
+        .map_err(corrupt)?;
+    let id = String::from_redis_value(id).map_err(corrupt)?;
+    Ok((catalog_version, lead_from_reply(&id, reply.collect())?))
 }
