@@ -282,6 +282,26 @@ async fn a_browser_moving_to_a_newer_lead_is_recorded_on_both_timelines(backend:
     assert_eq!(urls(&new), ["https://shop.example/as-boris"]);
     let (_, lead) = app.get(&format!("/api/v4/leads/{first}")).await;
     assert!(lead["_embedded"]["visitors"][0]["until"].is_i64(), "{lead}");
+
+    // Linking the browser again to the lead it belongs to changes nothing: Boris's lead
+    // still sees only its own time, not Anna's page views.
+    let (_, before) = app.get(&format!("/api/v4/leads/{second}")).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v4/leads/{second}/visitors"),
+            json!([{"visitor_uid": vid}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, after) = app.get(&format!("/api/v4/leads/{second}")).await;
+    assert_eq!(
+        after["_embedded"]["visitors"],
+        before["_embedded"]["visitors"]
+    );
+    assert_eq!(
+        urls(&timeline(&app, second).await),
+        ["https://shop.example/as-boris"]
+    );
 }
 
 async fn page_view_history_is_capped_per_browser(backend: Backend) {

@@ -36,6 +36,17 @@ impl State {
         at: Millis,
         keep: Duration,
     ) -> Option<LeadId> {
+        // Linked to this lead already: the link stays as it is (its window too), kept longer.
+        let current = self.lead_visitors.get(&lead).is_some_and(|links| {
+            links
+                .iter()
+                .any(|l| l.visitor == visitor && l.until.is_none())
+        });
+        if current && self.browser_lead(account, visitor) == Some(lead) {
+            self.browsers
+                .insert((account, visitor), (lead, Instant::now() + keep));
+            return None;
+        }
         let previous = self
             .browser_lead(account, visitor)
             .filter(|p| *p != lead && self.lead(account, *p).is_some());

@@ -21,6 +21,11 @@ end
 -- false. `browser` is the browser's link key in the account's slot, kept `ttl` seconds.
 local function link(prefix, browser, v, lead, at, ttl)
   local prev = redis.call('GET', browser)
+  -- Linked to this lead already: the link stays as it is (its window too), kept longer.
+  if prev == lead and redis.call('HEXISTS', prefix .. lead, 'v:' .. v) == 1 then
+    redis.call('EXPIRE', browser, ttl)
+    return false
+  end
   if prev == lead or (prev and redis.call('EXISTS', prefix .. prev) == 0) then prev = false end
   local old = prev and redis.call('HGET', prefix .. prev, 'v:' .. v)
   local linked, s = string.match(old or '', '^(%d*)|(%d*)|')
