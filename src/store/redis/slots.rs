@@ -4,7 +4,10 @@
 //!
 //! A script goes in as `EVALSHA`, its hash in place of its text: a server that lacks the
 //! script (restarted, or a promoted replica) answers `NOSCRIPT` to that command alone, which
-//! therefore did not run; the batch loads the script and sends those commands once more.
+//! therefore did not run; the batch loads the script and sends those commands once more —
+//! after the batch's other commands, so a batch must not count on a script call running
+//! before a later command of its own (the page-view writer counts the sightings it writes
+//! back itself, whichever runs first).
 //!
 //! A durable batch ends each pipeline with `WAIT 1 <ms>`: on the same connection as the
 //! writes before it (a cluster routes the pipeline by its keyed commands), so that it
@@ -287,7 +290,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_wait_answer_tells_whether_a_replica_confirmed() {
+    async fn a_waiting_batch_answers_its_commands_and_whether_a_replica_confirmed() {
         let con = connection().await;
         let replicas = super::super::durable::has_replicas(&con).await.unwrap();
         let key = format!("ff-test:{}", uuid::Uuid::new_v4());

@@ -199,8 +199,17 @@ pub(super) async fn run<C>(
                                 .next()
                                 .ok_or_else(|| corrupt("short pipeline reply"))
                                 .and_then(|v| Option::<i64>::from_redis_value(v).map_err(corrupt));
-                            let last_seen =
-                                stored.map(|stored| sightings.latest_before(key, pv.at, stored));
+                            // A sighting written back in this pipeline counts whichever of
+                            // the two ran first (a write-back resent after NOSCRIPT runs
+                            // after the page views: `slots.rs`).
+                            let back = stale
+                                .iter()
+                                .find(|(k, _)| *k == key)
+                                .map(|(_, s)| s.latest)
+                                .filter(|latest| *latest <= pv.at);
+                            let last_seen = stored.map(|stored| {
+                                sightings.latest_before(key, pv.at, stored.max(back))
+                            });
                             if last_seen.is_ok() {
                                 sightings.refreshed(key, pv.at, w.visit_idle_ms);
                             }
