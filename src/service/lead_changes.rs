@@ -1,15 +1,17 @@
 //! Changing leads through the API (`PATCH /leads/{id}`, `PATCH /leads`): a new name and/or
 //! a move. Every change of a request is checked — the name, the target stage, the lead's
 //! existence — before any is written, so a refused request changes nothing. A lead still in
-//! Unsorted that is moved is accepted (its entry settled), as the accept route would.
+//! Unsorted that is moved is accepted (its entry settled), as the accept route would; moved
+//! to Lost, it is declined, as the decline route would.
 
 use super::{Error, Result, Services};
 use crate::domain::account_webhook::Change;
 use crate::domain::action::MoveKind;
 use crate::domain::ids::{AccountId, LeadId, PipelineId, StatusId};
 use crate::domain::lead::{Lead, Unsorted};
-use crate::domain::pipeline::Stage;
+use crate::domain::pipeline::{LOST, Stage};
 use crate::domain::time::now_ms;
+use crate::domain::timeline::TimelineEntry;
 use crate::domain::validation::{self, FieldError};
 
 /// A change of a lead through the API: a new name and/or a move.
@@ -141,6 +143,16 @@ impl Services {
         }
         if let Some(to) = to {
             let moved = match entry {
+                // Out of Unsorted into Lost is a decline; into any other stage, an accept.
+                Some(entry)
+                    if to
+                        == (Stage {
+                            pipeline_id: entry.pipeline_id,
+                            status_id: LOST,
+                        }) =>
+                {
+                    self.decline(account, &entry.uid).await?
+                }
                 Some(entry) => self.accept_entry(account, &entry, to).await?,
                 None => {
                     self.move_lead(
@@ -162,13 +174,21 @@ impl Services {
         Ok(lead)
     }
 
-    /// The Unsorted entry of a lead that stands in its pipeline's Unsorted stage.
+    /// The Unsorted entry of a lead that stands in its pipeline's Unsorted stage: the one
+    /// its creation names on its timeline.
     async fn unsorted_entry_of(&self, account: AccountId, lead: &Lead) -> Result<Option<Unsorted>> {
         let pipeline = self.pipeline(account, lead.pipeline_id).await?;
         if pipeline.unsorted().is_none_or(|u| u.id != lead.status_id) {
             return Ok(None);
         }
-        let entries = self.store.list_unsorted(account).await?;
-        Ok(entries.into_iter().find(|e| e.lead_id == lead.id))
+        let timeline = self.store.timeline(account, lead.id).await?;
+        let Some(uid) = timeline.into_iter().find_map(|e| match e {
+            TimelineEntry::LeadCreated { unsorted_uid, .. } => Some(unsorted_uid),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        let entry = self.store.get_unsorted(account, &uid).await?;
+        Ok(entry.filter(|e| e.lead_id == lead.id))
     }
 }

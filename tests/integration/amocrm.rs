@@ -719,14 +719,15 @@ async fn contacts_are_listed_with_phone_email_and_leads(backend: Backend) {
 }
 
 /// Moving a lead that stands in Unsorted with `PATCH /leads/{id}` (or the batch) is an
-/// accept: the entry is settled, its action fires, and the entry can be neither accepted
-/// nor declined again.
+/// accept (a decline when the stage is Lost): the entry is settled, recorded as such on
+/// the lead's timeline, and can be neither accepted nor declined again.
 async fn a_patch_out_of_unsorted_accepts_the_entry(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
     let (lead, uid, _) = submit_form(&app, &s.form_id, None, "Anna").await;
     let (other, other_uid, _) = submit_form(&app, &s.form_id, None, "Boris").await;
+    let (lost, _, _) = submit_form(&app, &s.form_id, None, "Vera").await;
 
     let (status, body) = app
         .patch(
@@ -738,10 +739,22 @@ async fn a_patch_out_of_unsorted_accepts_the_entry(backend: Backend) {
     let (status, body) = app
         .patch(
             "/api/v4/leads",
-            json!([{"id": other, "status_id": s.pipeline.negotiation}]),
+            json!([{"id": other, "status_id": s.pipeline.negotiation},
+                   {"id": lost, "status_id": 143}]),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, timeline) = app.get(&format!("/api/v4/leads/{lost}/timeline")).await;
+    assert!(
+        timeline["_embedded"]["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["type"] == "declined"),
+        "a move to Lost out of Unsorted is a decline: {timeline}"
+    );
+    let (_, view) = app.get(&format!("/api/v4/leads/{lost}")).await;
+    assert_eq!(view["status_id"], 143, "{view}");
 
     let (status, listed) = app.get("/api/v4/leads/unsorted").await;
     assert_eq!(status, StatusCode::NO_CONTENT, "no entry left: {listed}");
