@@ -151,8 +151,8 @@ impl Services {
         }
         let (site, pipeline, unsorted) = Self::form_targets(form, &snapshot)?;
         Self::check_origin(site, s.origin)?;
-        // Capped where stored, as a page view's URL is.
-        // The page as stored (normalised: percent-encoding can triple it) is what is capped.
+        // Capped where stored, as a page view's URL is: normalised (percent-encoding can
+        // triple it), as it is stored.
         let page = match parse_web_url(s.page).filter(|p| p.as_str().len() <= MAX_URL) {
             Some(p) if site.allows_host(p.host_str().unwrap_or_default()) => p.to_string(),
             _ => String::new(),
@@ -227,37 +227,40 @@ impl Services {
         snapshot: &Snapshot,
     ) -> Result<Stored> {
         let account = submission.account;
-        let (lead_id, uid, outcome) =
-            match self.store.create_lead_from_submission(submission).await? {
-                SubmissionOutcome::Duplicate { lead, uid } => (lead, uid, "duplicate"),
-                SubmissionOutcome::Created {
-                    previous_lead,
-                    duplicate_of,
-                } => {
-                    self.announce_link(account, submission.lead.id, previous_lead);
-                    self.fire_on_move(&submission.lead, MoveKind::Created, None, Some(snapshot))
-                        .await?;
-                    for change in Change::submitted(submission) {
-                        self.notify_with(account, snapshot, change).await?;
-                    }
-                    let outcome = if duplicate_of.is_some() {
-                        "possible_duplicate"
-                    } else {
-                        "created"
-                    };
-                    (
-                        submission.lead.id,
-                        Some(submission.unsorted.uid.clone()),
-                        outcome,
-                    )
+        let (stored, outcome) = match self.store.create_lead_from_submission(submission).await? {
+            SubmissionOutcome::Duplicate { lead, uid } => {
+                let stored = Stored {
+                    lead_id: lead,
+                    uid,
+                    new: false,
+                };
+                (stored, "duplicate")
+            }
+            SubmissionOutcome::Created {
+                previous_lead,
+                duplicate_of,
+            } => {
+                self.announce_link(account, submission.lead.id, previous_lead);
+                self.fire_on_move(&submission.lead, MoveKind::Created, None, Some(snapshot))
+                    .await?;
+                for change in Change::submitted(submission) {
+                    self.notify_with(account, snapshot, change).await?;
                 }
-            };
+                let outcome = if duplicate_of.is_some() {
+                    "possible_duplicate"
+                } else {
+                    "created"
+                };
+                let stored = Stored {
+                    lead_id: submission.lead.id,
+                    uid: Some(submission.unsorted.uid.clone()),
+                    new: true,
+                };
+                (stored, outcome)
+            }
+        };
         metrics::counter!("footfall_form_submissions_total", "outcome" => outcome).increment(1);
-        Ok(Stored {
-            lead_id,
-            uid,
-            new: outcome != "duplicate",
-        })
+        Ok(stored)
     }
 
     /// The form's site, pipeline and the pipeline's Unsorted stage, as the snapshot has them.

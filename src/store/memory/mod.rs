@@ -167,6 +167,20 @@ impl State {
             .map(|(lead, _)| *lead)
     }
 
+    /// The lead a browser belongs to, as it stands, its link kept another
+    /// `retention_secs` (as Redis's LEAD_OF_BROWSER keeps it).
+    fn kept_browser_lead(
+        &mut self,
+        account: AccountId,
+        visitor: VisitorId,
+        retention_secs: u64,
+    ) -> Option<Lead> {
+        let lead = self.browser_lead(account, visitor)?;
+        let keep = Instant::now() + Duration::from_secs(retention_secs);
+        self.browsers.insert((account, visitor), (lead, keep));
+        self.lead(account, lead).cloned()
+    }
+
     fn visitor(&self, account: AccountId, visitor: VisitorId) -> Option<&Visitor> {
         self.visitors
             .get(&(account, visitor))

@@ -67,12 +67,7 @@ impl Visitors for MemoryStore {
         let excess = v.page_views.len().saturating_sub(max_page_views as usize);
         v.page_views.drain(..excess);
         let number = v.visits;
-        let keep = Instant::now() + Duration::from_secs(retention_secs);
-        let lead = state.browser_lead(account, visitor);
-        if let Some(lead) = lead {
-            state.browsers.insert((account, visitor), (lead, keep));
-        }
-        let lead = lead.and_then(|id| state.lead(account, id)).cloned();
+        let lead = state.kept_browser_lead(account, visitor, retention_secs);
         let catalog_version = state.catalog_versions.get(&account).copied().unwrap_or(0);
         Ok(VisitStart {
             number,
@@ -87,13 +82,10 @@ impl Visitors for MemoryStore {
         visitor: VisitorId,
         retention_secs: u64,
     ) -> StoreResult<Option<Lead>> {
-        let mut state = self.state.lock();
-        let lead = state.browser_lead(account, visitor);
-        if let Some(lead) = lead {
-            let keep = Instant::now() + Duration::from_secs(retention_secs);
-            state.browsers.insert((account, visitor), (lead, keep));
-        }
-        Ok(lead.and_then(|id| state.lead(account, id)).cloned())
+        Ok(self
+            .state
+            .lock()
+            .kept_browser_lead(account, visitor, retention_secs))
     }
 
     async fn visitor(&self, account: AccountId, visitor: VisitorId) -> StoreResult<VisitorState> {
