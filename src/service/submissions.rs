@@ -360,9 +360,7 @@ impl Services {
                     is_main: true,
                 }],
             },
-            // A submission without a browser records a throwaway one, never linked.
-            visitor: i.browser.unwrap_or_else(VisitorId::mint),
-            link_browser: i.browser.is_some(),
+            browser: i.browser,
             at: i.at,
             link_retention_secs: self.retention_secs(),
         }

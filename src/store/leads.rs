@@ -28,11 +28,10 @@ pub struct NewSubmission {
     /// The lead to create (in the pipeline's Unsorted stage, its contact main).
     pub lead: Lead,
     pub unsorted: Unsorted,
-    pub visitor: VisitorId,
-    /// False for a submission without a browser (a form sent without the visitor's
-    /// consent, a backend's without a visitor id): recorded, but no browser is linked to
-    /// the lead, and `visitor` is a throwaway id.
-    pub link_browser: bool,
+    /// The submitting browser, linked to the lead; none for a form sent without the
+    /// visitor's consent or a backend's without a visitor id (recorded, linked to no
+    /// browser).
+    pub browser: Option<VisitorId>,
     pub at: Millis,
     /// The browser's history and its link to the lead are kept this long from now on,
     /// whatever shorter expiry an anonymous first visit gave the history.

@@ -51,6 +51,7 @@ conformance!(
     visits_are_numbered_and_tell_the_linked_lead,
     visits_tell_the_catalog_version,
     linking_a_visitor_returns_its_previous_lead,
+    a_submission_without_a_browser_links_none,
     trimming_the_history_keeps_the_visitors_lead_and_visits,
     one_browser_in_two_accounts_is_two_visitors,
     histories_expire_with_the_retention_of_their_last_visit,
@@ -156,8 +157,7 @@ fn submission_in(
         contact_keys: vec![format!("email:{email}"), format!("phone:{lead}")],
         lead: lead_in(account, lead, at),
         unsorted: entry_in(account, lead, at),
-        visitor,
-        link_browser: true,
+        browser: Some(visitor),
         at,
         link_retention_secs: 3600,
     }
@@ -171,7 +171,7 @@ pub(crate) fn submission(lead: u64, email: &str, visitor: VisitorId, at: i64) ->
 /// recorded.
 pub(crate) async fn submit(store: &Shared, s: &NewSubmission) -> SubmissionOutcome {
     store
-        .reserve_submission(s.account, Some(s.visitor), s.link_retention_secs)
+        .reserve_submission(s.account, s.browser, s.link_retention_secs)
         .await
         .unwrap();
     store.create_lead_from_submission(s).await.unwrap()
@@ -1311,6 +1311,35 @@ async fn linking_a_visitor_returns_its_previous_lead(store: Shared) {
     // A browser linked before its first page view (minted by the form) has no history yet.
     assert!(store.page_views(ACCOUNT, v).await.unwrap().is_empty());
     assert_eq!(store.visitor(ACCOUNT, v).await.unwrap().visits, 0);
+}
+
+async fn a_submission_without_a_browser_links_none(store: Shared) {
+    let s = NewSubmission {
+        browser: None,
+        ..submission(1, "a@b.co", VisitorId::mint(), 1)
+    };
+    assert_eq!(
+        submit(&store, &s).await,
+        SubmissionOutcome::Created {
+            previous_lead: None,
+            duplicate_of: None
+        }
+    );
+    assert_eq!(store.lead_ids(ACCOUNT).await.unwrap(), [LeadId(1)]);
+    assert!(
+        store
+            .lead_visitors(ACCOUNT, LeadId(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let timeline = store.timeline(ACCOUNT, LeadId(1)).await.unwrap();
+    assert!(
+        !timeline
+            .iter()
+            .any(|e| matches!(e, TimelineEntry::VisitorLinked { .. })),
+        "{timeline:?}"
+    );
 }
 
 async fn trimming_the_history_keeps_the_visitors_lead_and_visits(store: Shared) {

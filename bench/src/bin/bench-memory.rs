@@ -207,7 +207,6 @@ async fn main() -> anyhow::Result<()> {
                 account: AccountId(1),
                 fingerprint: format!("f{i}"),
                 duplicate_window_secs: 1,
-                link_browser: true,
                 contact_keys: vec![format!("email:visitor{i}@example.com")],
                 unsorted: Unsorted {
                     uid,
@@ -230,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
                     contact_id,
                 },
                 lead,
-                visitor: v,
+                browser: Some(v),
                 at: now,
                 link_retention_secs: RETENTION,
             };

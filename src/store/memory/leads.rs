@@ -216,11 +216,9 @@ impl Leads for MemoryStore {
                 state.contacts.insert(index, lead.id);
             }
         }
-        let previous_lead = if s.link_browser {
-            state.link_browser(s.account, s.visitor, lead.id, s.at, keep)
-        } else {
-            None
-        };
+        let previous_lead = s
+            .browser
+            .and_then(|v| state.link_browser(s.account, v, lead.id, s.at, keep));
         state
             .submissions
             .insert(key, (lead.id, Some(s.unsorted.uid.clone()), expires));

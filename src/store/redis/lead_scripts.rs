@@ -64,9 +64,10 @@ end
 /// A form submission: everything is read before the first write. An empty visitor links
 /// no browser (a form sent without consent). KEYS: fingerprint,
 /// contact index, new lead, its timeline, the account's lead index, Unsorted entries, the
-/// browser's link. ARGV: lead prefix, now, duplicate window secs, pipeline, visitor, lead
-/// id, uid, Unsorted JSON, LeadCreated JSON, FormSubmitted JSON, won status, lost status,
-/// link ttl secs, n contact keys, the contact keys, then the lead's hash fields.
+/// browser's link (any key of the account's slot without a browser). ARGV: lead prefix,
+/// now, duplicate window secs, pipeline, visitor, lead id, uid, Unsorted JSON, LeadCreated
+/// JSON, won status, lost status, link ttl secs, n contact keys, the contact keys, then
+/// the lead's hash fields.
 /// Returns {'duplicate', lead, uid or ''} or {'created', lead, previous or '', the open
 /// lead of the contact or ''}. A known contact's open lead is never touched: the new
 /// entry's JSON gets its id in `"duplicate_of_lead_id":null`, and the contact keys that
@@ -82,11 +83,11 @@ if first then
   return {'duplicate', lead, uid}
 end
 local prefix, at, window, pipeline, v, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local won, lost, ttl = ARGV[11], ARGV[12], ARGV[13]
-local nkeys = tonumber(ARGV[14])
+local won, lost, ttl = ARGV[10], ARGV[11], ARGV[12]
+local nkeys = tonumber(ARGV[13])
 local dup = false
 for i = 1, nkeys do
-  local known = redis.call('HGET', KEYS[2], ARGV[14 + i])
+  local known = redis.call('HGET', KEYS[2], ARGV[13 + i])
   local cur = known and not dup and stage_of(prefix .. known)
   if cur and cur[1] == pipeline and cur[2] ~= won and cur[2] ~= lost then dup = known end
 end
@@ -95,7 +96,7 @@ if dup then
   entry = string.gsub(entry, '"duplicate_of_lead_id":null', '"duplicate_of_lead_id":' .. dup, 1)
 end
 local fields = {}
-for i = 15 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 14 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[3], unpack(fields))
 -- The fingerprint's key, so that an erasure of the lead finds it.
 redis.call('HSET', KEYS[3], 'f', KEYS[1])
@@ -103,8 +104,8 @@ redis.call('RPUSH', KEYS[4], ARGV[9])
 redis.call('ZADD', KEYS[5], id, id)
 redis.call('HSET', KEYS[6], ARGV[7], entry)
 for i = 1, nkeys do
-  if not dup or redis.call('HGET', KEYS[2], ARGV[14 + i]) ~= dup then
-    redis.call('HSET', KEYS[2], ARGV[14 + i], id)
+  if not dup or redis.call('HGET', KEYS[2], ARGV[13 + i]) ~= dup then
+    redis.call('HSET', KEYS[2], ARGV[13 + i], id)
   end
 end
 local prev = false

@@ -104,11 +104,6 @@ where
             form_id: s.unsorted.metadata.form_id.clone(),
             unsorted_uid: s.unsorted.uid.clone(),
         })?;
-        let submitted = to_json(&TimelineEntry::FormSubmitted {
-            at: s.at,
-            form_id: s.unsorted.metadata.form_id.clone(),
-            visitor: s.visitor,
-        })?;
         let mut script = Call::new(&lead_scripts::SUBMIT);
         script
             .key(self.keys.submission(account, &s.fingerprint))
@@ -117,21 +112,20 @@ where
             .key(self.keys.lead_timeline(account, lead.id))
             .key(self.keys.account_leads(account))
             .key(self.keys.unsorted(account))
-            .key(self.keys.browser(account, s.visitor))
+            // Without a browser the script reads no link: the new lead stands in its place.
+            .key(match s.browser {
+                Some(v) => self.keys.browser(account, v),
+                None => self.keys.lead(account, lead.id),
+            })
             .arg(self.keys.lead_prefix(account))
             .arg(s.at)
             .arg(s.duplicate_window_secs.max(1))
             .arg(lead.pipeline_id.0)
-            .arg(if s.link_browser {
-                s.visitor.encode()
-            } else {
-                String::new()
-            })
+            .arg(s.browser.map(|v| v.encode()).unwrap_or_default())
             .arg(lead.id.0)
             .arg(s.unsorted.uid.as_str())
             .arg(to_json(&s.unsorted)?)
             .arg(created)
-            .arg(submitted)
             .arg(WON.0)
             .arg(LOST.0)
             .arg(s.link_retention_secs.max(1))
