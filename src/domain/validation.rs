@@ -17,6 +17,11 @@ impl FieldError {
             message: message.into(),
         }
     }
+
+    /// The error of one item of a batch, named by its place (`[1].status_id`).
+    pub fn of_item(self, i: usize) -> Self {
+        Self::new(format!("[{i}].{}", self.field), self.message)
+    }
 }
 
 /// The longest name of anything, in characters.

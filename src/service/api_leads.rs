@@ -71,10 +71,7 @@ impl Services {
         for (i, lead) in leads.into_iter().enumerate() {
             match self.check_api_lead(account, &snapshot, lead).await {
                 Ok(c) => checked.push(c),
-                Err(Error::Invalid(es)) => errors.extend(
-                    es.into_iter()
-                        .map(|f| FieldError::new(format!("[{i}].{}", f.field), f.message)),
-                ),
+                Err(Error::Invalid(es)) => errors.extend(es.into_iter().map(|f| f.of_item(i))),
                 Err(other) => return Err(other),
             }
         }

@@ -199,11 +199,7 @@ impl Services {
                 (Some(status), Some(contact)) if item_errors.is_empty() => {
                     checked.push((e, status, contact, browser));
                 }
-                _ => errors.extend(
-                    item_errors
-                        .into_iter()
-                        .map(|f| FieldError::new(format!("[{i}].{}", f.field), f.message)),
-                ),
+                _ => errors.extend(item_errors.into_iter().map(|f| f.of_item(i))),
             }
         }
         if !errors.is_empty() {

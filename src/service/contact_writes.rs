@@ -36,10 +36,7 @@ impl Services {
         for (i, fields) in contacts.iter().enumerate() {
             match ContactDetails::parse(fields, &[]) {
                 Ok(d) => parsed.push(d),
-                Err(es) => errors.extend(
-                    es.into_iter()
-                        .map(|f| FieldError::new(format!("[{i}].{}", f.field), f.message)),
-                ),
+                Err(es) => errors.extend(es.into_iter().map(|f| f.of_item(i))),
             }
         }
         if !errors.is_empty() {
@@ -118,10 +115,7 @@ impl Services {
             }
             match ContactDetails::parse(&fields, &[]) {
                 Ok(details) => writes.push((current, details)),
-                Err(es) => errors.extend(
-                    es.into_iter()
-                        .map(|f| FieldError::new(format!("[{i}].{}", f.field), f.message)),
-                ),
+                Err(es) => errors.extend(es.into_iter().map(|f| f.of_item(i))),
             }
         }
         if !errors.is_empty() {

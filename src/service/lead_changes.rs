@@ -26,8 +26,8 @@ struct Checked {
     lead: Lead,
     name: Option<String>,
     to: Option<Stage>,
-    /// The lead's Unsorted entry, when the move takes it out of Unsorted.
-    entry: Option<Unsorted>,
+    /// The lead's Unsorted entry and that stage, when the move takes it out of Unsorted.
+    entry: Option<(Unsorted, Stage)>,
 }
 
 impl Services {
@@ -73,10 +73,7 @@ impl Services {
                     }
                     checked.push(c);
                 }
-                Err(Error::Invalid(es)) => errors.extend(
-                    es.into_iter()
-                        .map(|f| FieldError::new(format!("[{i}].{}", f.field), f.message)),
-                ),
+                Err(Error::Invalid(es)) => errors.extend(es.into_iter().map(|f| f.of_item(i))),
                 Err(other) => return Err(other),
             }
         }
@@ -111,11 +108,23 @@ impl Services {
         let (to, entry) = match change.status_id {
             None => (None, None),
             Some(status) => {
-                let pipeline_id = change.pipeline_id.unwrap_or(lead.pipeline_id);
-                let to = self
-                    .target_stage(account, pipeline_id, status, MoveKind::Moved)
-                    .await?;
-                (Some(to), self.unsorted_entry_of(account, &lead).await?)
+                // The lead's pipeline: where it stands, and the target unless another is named.
+                let current = self.pipeline(account, lead.pipeline_id).await?;
+                let to = match change.pipeline_id.filter(|p| *p != current.id) {
+                    Some(other) => {
+                        let other = self.pipeline(account, other).await?;
+                        Self::stage_in(&other, status, MoveKind::Moved)?
+                    }
+                    None => Self::stage_in(&current, status, MoveKind::Moved)?,
+                };
+                let entry = match Self::unsorted_stage(&current) {
+                    Ok(stage) if stage.status_id == lead.status_id => self
+                        .unsorted_entry_of(account, lead.id)
+                        .await?
+                        .map(|e| (e, stage)),
+                    _ => None,
+                };
+                (Some(to), entry)
             }
         };
         Ok(Checked {
@@ -144,16 +153,16 @@ impl Services {
         if let Some(to) = to {
             let moved = match entry {
                 // Out of Unsorted into Lost is a decline; into any other stage, an accept.
-                Some(entry)
+                Some((entry, _))
                     if to
                         == (Stage {
                             pipeline_id: entry.pipeline_id,
                             status_id: LOST,
                         }) =>
                 {
-                    self.decline(account, &entry.uid).await?
+                    self.decline_entry(account, &entry).await?
                 }
-                Some(entry) => self.accept_entry(account, &entry, to).await?,
+                Some((entry, expect)) => self.accept_entry(account, &entry, expect, to).await?,
                 None => {
                     self.move_lead(
                         account,
@@ -174,14 +183,14 @@ impl Services {
         Ok(lead)
     }
 
-    /// The Unsorted entry of a lead that stands in its pipeline's Unsorted stage: the one
-    /// its creation names on its timeline.
-    async fn unsorted_entry_of(&self, account: AccountId, lead: &Lead) -> Result<Option<Unsorted>> {
-        let pipeline = self.pipeline(account, lead.pipeline_id).await?;
-        if pipeline.unsorted().is_none_or(|u| u.id != lead.status_id) {
-            return Ok(None);
-        }
-        let timeline = self.store.timeline(account, lead.id).await?;
+    /// The Unsorted entry of a lead that stands in Unsorted: the one its creation names on
+    /// its timeline.
+    async fn unsorted_entry_of(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+    ) -> Result<Option<Unsorted>> {
+        let timeline = self.store.timeline(account, lead).await?;
         let Some(uid) = timeline.into_iter().find_map(|e| match e {
             TimelineEntry::LeadCreated { unsorted_uid, .. } => Some(unsorted_uid),
             _ => None,
@@ -189,6 +198,6 @@ impl Services {
             return Ok(None);
         };
         let entry = self.store.get_unsorted(account, &uid).await?;
-        Ok(entry.filter(|e| e.lead_id == lead.id))
+        Ok(entry.filter(|e| e.lead_id == lead))
     }
 }

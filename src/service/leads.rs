@@ -105,6 +105,15 @@ impl Services {
         kind: MoveKind,
     ) -> Result<Stage> {
         let pipeline = self.pipeline(account, pipeline_id).await?;
+        Self::stage_in(&pipeline, status_id, kind)
+    }
+
+    /// `target_stage` in a pipeline already read.
+    pub(super) fn stage_in(
+        pipeline: &Pipeline,
+        status_id: StatusId,
+        kind: MoveKind,
+    ) -> Result<Stage> {
         let status = pipeline.status(status_id).ok_or_else(|| {
             Error::invalid(
                 "status_id",
@@ -193,39 +202,41 @@ impl Services {
         status_id: Option<StatusId>,
     ) -> Result<Lead> {
         let entry = self.unsorted_entry(account, uid).await?;
+        let pipeline = self.pipeline(account, entry.pipeline_id).await?;
         let status_id = match status_id {
             Some(s) => s,
-            None => self
-                .pipeline(account, entry.pipeline_id)
-                .await?
-                .first_working_stage()
-                .ok_or_else(|| {
-                    Error::Conflict("the pipeline has no stage to accept into".into())
-                })?,
+            None => pipeline.first_working_stage().ok_or_else(|| {
+                Error::Conflict("the pipeline has no stage to accept into".into())
+            })?,
         };
         let to = Stage {
             pipeline_id: entry.pipeline_id,
             status_id,
         };
-        self.accept_entry(account, &entry, to).await
+        let expect = Self::unsorted_stage(&pipeline)?;
+        self.accept_entry(account, &entry, expect, to).await
     }
 
-    /// Moves an Unsorted entry's lead out of Unsorted into `to`, if it still stands there,
-    /// and settles the entry.
+    /// A pipeline's Unsorted stage, where an entry's lead stands until it is settled.
+    pub(super) fn unsorted_stage(pipeline: &Pipeline) -> Result<Stage> {
+        let unsorted = pipeline
+            .unsorted()
+            .ok_or_else(|| Error::Conflict("the pipeline has no Unsorted stage".into()))?;
+        Ok(Stage {
+            pipeline_id: pipeline.id,
+            status_id: unsorted.id,
+        })
+    }
+
+    /// Moves an Unsorted entry's lead out of its Unsorted stage (`expect`) into `to`, if
+    /// it still stands there, and settles the entry.
     pub(super) async fn accept_entry(
         &self,
         account: AccountId,
         entry: &Unsorted,
+        expect: Stage,
         to: Stage,
     ) -> Result<Lead> {
-        let pipeline = self.pipeline(account, entry.pipeline_id).await?;
-        let unsorted = pipeline
-            .unsorted()
-            .ok_or_else(|| Error::Conflict("the pipeline has no Unsorted stage".into()))?;
-        let expect = Stage {
-            pipeline_id: pipeline.id,
-            status_id: unsorted.id,
-        };
         let lead = self
             .move_lead(
                 account,
@@ -244,11 +255,16 @@ impl Services {
     /// Declines an Unsorted entry: the entry goes, its lead is closed as lost.
     pub async fn decline(&self, account: AccountId, uid: &UnsortedUid) -> Result<Lead> {
         let entry = self.unsorted_entry(account, uid).await?;
+        self.decline_entry(account, &entry).await
+    }
+
+    pub(super) async fn decline_entry(&self, account: AccountId, entry: &Unsorted) -> Result<Lead> {
+        let uid = &entry.uid;
         let lost = Stage {
             pipeline_id: entry.pipeline_id,
             status_id: LOST,
         };
-        let from = match self.store.decline(&entry, lost, now_ms()).await? {
+        let from = match self.store.decline(entry, lost, now_ms()).await? {
             MoveOutcome::Moved { from } => from,
             _ => {
                 return Err(Error::NotFound(format!(
@@ -258,7 +274,7 @@ impl Services {
         };
         self.live.publish(account, entry.lead_id, LiveKind::Moved);
         let lead = self.lead(account, entry.lead_id).await?;
-        self.notify_account(account, Change::unsorted_settled(&entry, "decline"))
+        self.notify_account(account, Change::unsorted_settled(entry, "decline"))
             .await?;
         let moved = Change::LeadStatusChanged {
             lead: lead.clone(),

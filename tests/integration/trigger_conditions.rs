@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, Receiver, TestApp, items, setup, submit_form, test_settings};
+use crate::common::{Backend, Receiver, Setup, TestApp, items, setup, submit_form, test_settings};
 
 /// A step of a row, and the number of the lead's events expected after it (`None`: not
 /// checked, where the answer would depend on the machine's speed).
@@ -262,12 +262,8 @@ async fn conditions_table_on_the_embedded_store() {
 
 /// The webhook of an action that fired mid-visit reports the page it fired at and the
 /// visit it belongs to.
-async fn mid_visit_webhook_reports_the_page_and_the_visit(backend: Backend) {
-    let mut settings = test_settings(backend);
-    settings.tracking.visit_idle_seconds = 1;
-    let app = TestApp::spawn_with(settings).await;
-    let receiver = Receiver::start().await;
-    let s = setup(&app, &receiver, 0).await;
+/// The setup's action waits for a page under /pricing.
+async fn wait_for_pricing(app: &TestApp, s: &Setup) {
     let (status, body) = app
         .patch(
             &format!("/api/v4/actions/{}", s.action_id),
@@ -275,6 +271,15 @@ async fn mid_visit_webhook_reports_the_page_and_the_visit(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn mid_visit_webhook_reports_the_page_and_the_visit(backend: Backend) {
+    let mut settings = test_settings(backend);
+    settings.tracking.visit_idle_seconds = 1;
+    let app = TestApp::spawn_with(settings).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    wait_for_pricing(&app, &s).await;
     let (lead, vid) = crate::common::linked_lead(&app, &s, "Anna").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
@@ -322,13 +327,7 @@ async fn a_browser_that_left_the_watched_lead_fires_nothing_for_it(backend: Back
     let app = TestApp::spawn_with(test_settings(backend)).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
-    let (status, body) = app
-        .patch(
-            &format!("/api/v4/actions/{}", s.action_id),
-            json!({"conditions": {"page": {"match": "starts_with", "value": "/pricing"}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for_pricing(&app, &s).await;
     // A fresh browser linked to Anna's lead: its first page view starts the watched visit.
     let (anna, vid) = crate::common::linked_lead(&app, &s, "Anna").await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
@@ -422,13 +421,7 @@ async fn a_watched_visit_costs_extra_round_trips_only_where_an_action_may_fire()
     let (_process, app) = start(&crate::common::redis_url());
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
-    let (status, body) = app
-        .patch(
-            &format!("/api/v4/actions/{}", s.action_id),
-            json!({"conditions": {"page": {"match": "starts_with", "value": "/pricing"}}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for_pricing(&app, &s).await;
     let (lead, vid) = crate::common::linked_lead(&app, &s, "Anna").await;
     let (_, warm) = crate::common::linked_lead(&app, &s, "Boris").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -437,10 +437,7 @@ pub fn validate_all<T, U>(
     for (i, item) in items.into_iter().enumerate() {
         match check(item) {
             Ok(v) => ok.push(v),
-            Err(es) => errors.extend(
-                es.into_iter()
-                    .map(|e| FieldError::new(format!("[{i}].{}", e.field), e.message)),
-            ),
+            Err(es) => errors.extend(es.into_iter().map(|f| f.of_item(i))),
         }
     }
     if errors.is_empty() {

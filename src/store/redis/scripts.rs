@@ -4,15 +4,15 @@
 
 use std::sync::LazyLock;
 
-use ::redis::{Cmd, Script, ToRedisArgs};
+use ::redis::{Script, ToRedisArgs};
 
 /// A script call built before its keys are all known, for a batch (`Batch::call`), where
 /// it goes as `EVALSHA` by the script's hash. Used for the writes that wait for a replica in
 /// the same round trip (`RedisStore::invoke_durable`).
 pub struct Call<'a> {
     pub script: &'a Script,
-    keys: Vec<Vec<u8>>,
-    args: Vec<Vec<u8>>,
+    pub keys: Vec<Vec<u8>>,
+    pub args: Vec<Vec<u8>>,
 }
 
 impl<'a> Call<'a> {
@@ -32,20 +32,6 @@ impl<'a> Call<'a> {
     pub fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
         self.args.extend(arg.to_redis_args());
         self
-    }
-
-    /// The key that decides the call's slot on a cluster: its first.
-    pub fn first_key(&self) -> &[u8] {
-        self.keys.first().map_or(&[], Vec::as_slice)
-    }
-
-    pub fn evalsha(&self) -> Cmd {
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(self.script.get_hash()).arg(self.keys.len());
-        for part in self.keys.iter().chain(&self.args) {
-            cmd.arg(part.as_slice());
-        }
-        cmd
     }
 }
 

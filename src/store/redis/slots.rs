@@ -52,14 +52,19 @@ impl Batch {
     }
 
     /// Adds a command; `key` (one of its keys) decides its slot on a cluster.
-    pub fn add(&mut self, key: &str, cmd: Cmd) -> &mut Self {
+    pub fn add(&mut self, key: impl AsRef<[u8]>, cmd: Cmd) -> &mut Self {
         self.push(key, cmd, None);
         self
     }
 
     /// Adds a call of `script` with `keys` keys, `key` among them: the command
     /// (`EVALSHA <hash> <keys>`) is returned for its keys, then its arguments.
-    pub fn script(&mut self, key: &str, script: &'static Script, keys: usize) -> &mut Cmd {
+    pub fn script(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        script: &'static Script,
+        keys: usize,
+    ) -> &mut Cmd {
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(script.get_hash()).arg(keys);
         self.push(key, cmd, Some(script))
@@ -67,19 +72,24 @@ impl Batch {
 
     /// Adds a script call built as a [`Call`]; its first key decides its slot.
     pub fn call(&mut self, call: &Call<'static>) -> &mut Self {
-        let slot = self.by_slot.then(|| Slot::for_key(call.first_key()));
-        self.commands.push(Command {
-            slot,
-            cmd: call.evalsha(),
-            script: Some(call.script),
-        });
+        let first = call.keys.first().map_or(&[][..], Vec::as_slice);
+        let cmd = self.script(first, call.script, call.keys.len());
+        for part in call.keys.iter().chain(&call.args) {
+            cmd.arg(part.as_slice());
+        }
         self
     }
 
-    fn push(&mut self, key: &str, cmd: Cmd, script: Option<&'static Script>) -> &mut Cmd {
+    fn push(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        cmd: Cmd,
+        script: Option<&'static Script>,
+    ) -> &mut Cmd {
         let slot = self.by_slot.then(|| Slot::for_key(key));
+        let at = self.commands.len();
         self.commands.push(Command { slot, cmd, script });
-        &mut self.commands.last_mut().expect("just pushed").cmd
+        &mut self.commands[at].cmd
     }
 
     pub fn is_empty(&self) -> bool {
@@ -119,8 +129,7 @@ impl Batch {
         if !not_run.is_empty() {
             let mut again = Batch::new(by_slot);
             let mut places = Vec::with_capacity(not_run.len());
-            for (place, command) in not_run {
-                let script = command.script.expect("only script calls are not run");
+            for (place, script, command) in not_run {
                 let loaded = again
                     .commands
                     .iter()
@@ -149,17 +158,26 @@ impl Batch {
     /// The pipelines: one on a single server (every slot is `None`), one per slot on a
     /// cluster; each ends with `WAIT` when asked. Every error comes back in its command's place.
     fn into_groups(self, wait_ms: Option<u64>) -> Vec<Group> {
+        let new_group = |slot| Group {
+            slot,
+            places: Vec::new(),
+            pipe: ::redis::pipe(),
+        };
         let mut groups: Vec<Group> = Vec::new();
+        // Only a cluster needs the map from slot to pipeline.
         let mut by_slot: HashMap<Option<Slot>, usize> = HashMap::new();
         for (place, command) in self.commands.into_iter().enumerate() {
-            let at = *by_slot.entry(command.slot).or_insert_with(|| {
-                groups.push(Group {
-                    slot: command.slot,
-                    places: Vec::new(),
-                    pipe: ::redis::pipe(),
-                });
-                groups.len() - 1
-            });
+            let at = if self.by_slot {
+                *by_slot.entry(command.slot).or_insert_with(|| {
+                    groups.push(new_group(command.slot));
+                    groups.len() - 1
+                })
+            } else {
+                if groups.is_empty() {
+                    groups.push(new_group(None));
+                }
+                0
+            };
             groups[at].places.push((place, command.script));
             groups[at].pipe.add_command(command.cmd);
         }
@@ -205,14 +223,22 @@ where
 }
 
 /// The script calls that a server answered `NOSCRIPT` (it lacked the script, so they did
-/// not run), with their places in the batch.
-fn not_run(groups: &[Group], values: &[Value]) -> Vec<(usize, Command)> {
+/// not run), with their places in the batch and their scripts.
+fn not_run(groups: &[Group], values: &[Value]) -> Vec<(usize, &'static Script, Command)> {
     let mut out = Vec::new();
     for group in groups {
         for (&(place, script), cmd) in group.places.iter().zip(group.pipe.cmd_iter()) {
-            if script.is_some() && is_noscript(&values[place]) {
+            if let Some(script) = script.filter(|_| is_noscript(&values[place])) {
                 let (slot, cmd) = (group.slot, cmd.clone());
-                out.push((place, Command { slot, cmd, script }));
+                out.push((
+                    place,
+                    script,
+                    Command {
+                        slot,
+                        cmd,
+                        script: Some(script),
+                    },
+                ));
             }
         }
     }
