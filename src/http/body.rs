@@ -33,7 +33,8 @@ pub struct BodyTimeout(pub std::time::Duration);
 const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the whole body, refusing more than `limit` bytes, and answering 408 when it has
-/// not all arrived within the body timeout.
+/// not all arrived within the body timeout. The request's store budget starts once it has:
+/// the time a client takes to send its body is not the store's.
 pub async fn read_body<S>(
     req: &HttpRequest,
     payload: &mut S,
@@ -45,14 +46,16 @@ where
     let timeout = req
         .app_data::<BodyTimeout>()
         .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
-    tokio::time::timeout(timeout, read_body_unbounded(req, payload, limit))
+    let body = tokio::time::timeout(timeout, read_body_unbounded(req, payload, limit))
         .await
         .map_err(|_| {
             Problem::new(
                 StatusCode::REQUEST_TIMEOUT,
                 format!("the body did not arrive within {} ms", timeout.as_millis()),
             )
-        })?
+        })??;
+    crate::store::budget::restart();
+    Ok(body)
 }
 
 async fn read_body_unbounded<S>(

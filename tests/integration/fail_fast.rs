@@ -203,3 +203,39 @@ async fn with_redis_stopped_the_beacon_the_form_and_the_api_answer_503_within_on
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+/// A client that takes longer to send its body than the store's response timeout is not
+/// the store's failure: its own request is served, and the breaker that would answer
+/// every other request 503 stays closed. (The budget used to start before the body was
+/// read, so such a body used up the budget, its first round trip was cut off at once and
+/// counted as Redis not answering.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_slower_than_the_response_timeout_neither_fails_nor_opens_the_breaker() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut settings = test_settings(Backend::Redis);
+    settings.store.response_timeout_ms = 300;
+    let app = TestApp::spawn_with(settings).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let body = json!({"site": s.site_key, "url": "https://shop.example/slow"}).to_string();
+    let (first, rest) = body.split_at(10);
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/collect HTTP/1.1\r\nhost: x\r\nuser-agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0\r\n\
+         content-type: text/plain\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{first}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // At once after it: the breaker is closed.
+    let (status, _) = app.beacon(&s.site_key, None, "https://shop.example/next").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get("/api/v4/leads").await;
+    assert!(status.is_success(), "{status}");
+}

@@ -284,18 +284,26 @@ where
 
     /// Every round trip goes through here: refused at once while Redis is down, counted
     /// for the request that makes it, and given only what is left of the request's time
-    /// budget (`store::budget`): running out of it counts as Redis not answering.
+    /// budget (`store::budget`): running out of it counts as Redis not answering, unless
+    /// the request had spent more than half of it elsewhere (then the cut-off says more
+    /// about that request than about Redis, and the breaker stays as it was).
     async fn guarded<T>(&self, command: impl Future<Output = RedisResult<T>>) -> StoreResult<T> {
         self.breaker.admit()?;
         round_trips::note();
-        let result = super::budget::bounded(self.options.response_timeout, command, || {
+        let total = self.options.response_timeout;
+        let starved = super::budget::left(total).is_some_and(|left| left < total / 2);
+        let mut cut_off = false;
+        let result = super::budget::bounded(total, command, || {
+            cut_off = true;
             RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the request's time budget for Redis ran out",
             ))
         })
         .await;
-        self.breaker.record(&result);
+        if !(starved && cut_off) {
+            self.breaker.record(&result);
+        }
         result.map_err(redis_error)
     }
 
