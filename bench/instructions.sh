@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Instructions per beacon, counted by callgrind in footfall and in Redis: a figure that
-# does not move with the machine's load (req/s on a shared machine does), for the A/B of
-# two builds of the beacon's path.
+# Instructions per beacon (or per form submission), counted by callgrind in footfall and
+# in Redis: a figure that does not move with the machine's load (req/s on a shared machine
+# does), for the A/B of two builds of the beacon's or the form's path.
 #   bench/instructions.sh [FOOTFALL_BINARY]      (default target/release/footfall)
+#   WHAT=form bench/instructions.sh              (forms: a new contact each, JSON, of the
+#                                                 known visitors' browsers)
 # Knobs: KEEP (a folder for footfall's callgrind file), N (beacons counted, default 2000), VISITORS (known visitors cycled, default 1000;
 # more than 4 096 leaves every id out of the worker's memos). The beacons are sent one at
 # a time on one keep-alive connection (so no group commit joins them: the count is a
@@ -23,7 +25,10 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-[ -x target/debug/bench-prepare ] || cargo build --quiet -p footfall-bench --bin bench-prepare
+WHAT=${WHAT:-beacon}
+case "$WHAT" in beacon | form) ;; *) echo "WHAT is beacon or form" >&2; exit 2 ;; esac
+[ -x target/debug/bench-prepare ] && [ -x target/debug/bench-form ] ||
+  cargo build --quiet -p footfall-bench --bin bench-prepare --bin bench-form
 redis_port=$(free_port)
 valgrind --tool=callgrind --callgrind-out-file="$work/redis.%p" \
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
@@ -48,6 +53,18 @@ poll_interval_ms = 600000
 [limits]
 per_ip_per_second = 0
 per_site_per_second = 0
+max_unsorted_per_account = 0
+[quotas]
+# On (their charge rides every beacon and form, as in production), never refusing.
+page_views_per_second_per_address = 10000000
+page_views_per_second_per_site = 10000000
+page_views_per_second_per_account = 10000000
+new_visitors_per_hour_per_address = 1000000000
+new_visitors_per_hour_per_site = 1000000000
+new_visitors_per_hour_per_account = 1000000000
+form_posts_per_hour_per_address = 1000000000
+form_posts_per_hour_per_site = 1000000000
+form_posts_per_hour_per_account = 1000000000
 [[accounts]]
 account_id = 1
 subdomain = "bench"
@@ -58,19 +75,30 @@ RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/footfall.%p"
 ff_pid=$!; pids+=($ff_pid)
 for _ in $(seq 300); do curl -fs "http://127.0.0.1:$ff_port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 target/debug/bench-prepare "http://127.0.0.1:$ff_port" "$TOKEN" "$VISITORS" "$work/bodies.txt" >/dev/null
+form_id=""
+[ "$WHAT" = form ] && form_id=$(target/debug/bench-form "http://127.0.0.1:$ff_port" "$TOKEN")
 
 send() { # count
-  python3 - "$ff_port" "$work/bodies.txt" "$1" <<'PY'
-import http.client, sys
-port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+  python3 - "$ff_port" "$work/bodies.txt" "$1" "$form_id" <<'PY'
+import http.client, json, os, sys
+port, path, n, form = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 bodies = open(path).read().splitlines()
 ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
 con = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for i in range(n):
-    con.request("POST", "/v1/collect", body=bodies[i % len(bodies)].encode(),
+    body, target = bodies[i % len(bodies)], "/v1/collect"
+    if form:  # the bench's form body (bench-rate's json mode), a new contact each
+        vid, k = json.loads(body)["vid"], f"{os.getpid()}.{i}"
+        body = json.dumps({"vid": vid, "page": "https://shop.example/contact?utm_source=newsletter",
+            "fields": {"name": "Olivia Smith", "email": f"olivia.{k}@example.org",
+                "phone": f"+44 20 {i // 10000 % 10000:04} {i % 10000:04}", "company": "Acme Logistics",
+                "message": "Hello, we are looking for a quote for 40 units delivered to our Lyon warehouse.",
+                "consent": True}})
+        target = f"/v1/forms/{form}/submit"
+    con.request("POST", target, body=body.encode(),
                 headers={"content-type": "text/plain;charset=UTF-8", "user-agent": ua})
     r = con.getresponse(); r.read()
-    assert r.status in (200, 204), r.status
+    assert r.status in (200, 201, 204), r.status
 PY
 }
 send "$VISITORS"
@@ -89,5 +117,5 @@ total() { # pid: the instructions of its last dump
 ff_ir=$(total "$ff_pid"); redis_ir=$(total "$redis_pid")
 # KEEP=DIR keeps footfall's counts for callgrind_annotate.
 [ -n "${KEEP:-}" ] && cp "$(ls -t "$work"/footfall.* | head -1)" "$KEEP/"
-echo "$N beacons of $VISITORS known visitors, one at a time: footfall $((ff_ir / N)) instructions per beacon, Redis $((redis_ir / N)) (the INFO and counter commands included), $(echo "scale=2; ($c1 - $c0 - 1) / $N" | bc) Redis commands per beacon"
+echo "$N ${WHAT}s of $VISITORS known visitors, one at a time: footfall $((ff_ir / N)) instructions per $WHAT, Redis $((redis_ir / N)) (the INFO and counter commands included), $(echo "scale=2; ($c1 - $c0 - 1) / $N" | bc) Redis commands per $WHAT"
 echo "Redis commands since the start (warm-up included): $(paste -sd' ' "$work/commandstats.txt")"
