@@ -451,3 +451,53 @@ async fn a_durable_writes_connection_idle_across_a_redis_restart_does_not_fail_t
         after.text().await
     );
 }
+
+/// The history keys (`…:{browser}:p<account>`) on a Redis server.
+async fn history_keys(port: u16) -> Vec<String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg("*}:p[0-9]*")
+        .query_async(&mut con)
+        .await
+        .unwrap()
+}
+
+/// A lead's erasure that no replica confirmed (503 after its first step ran) is finished
+/// by sending it again, browser history included: the step that removes the lead's links
+/// to its browsers, which the repeat finds them by, runs after the browsers' histories
+/// are gone. (It used to run first, and the repeat answered 204 with the history kept.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_erasure_cut_short_is_finished_by_sending_it_again() {
+    let _serial = common::HEAVY.lock().await;
+    let redis = SentinelDeployment::start(1);
+    let deployment = Deployment::on_store(&format!(
+        "redis_url = \"redis://127.0.0.1:{}\"\nresponse_timeout_ms = 1000",
+        redis.nodes[0].port
+    ));
+    let process = deployment.start();
+    let app = deployment.client(&process);
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/a").await;
+    let (lead, _, _) = common::submit_form(&app, &s.form_id, vid.as_deref(), "Erin Erased").await;
+    assert_eq!(history_keys(redis.nodes[0].port).await.len(), 1);
+
+    redis.nodes[1].freeze();
+    let (status, _) = app.delete(&format!("/api/v4/leads/{lead}"), None).await;
+    redis.nodes[1].thaw();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // Sent again as a 503 asks (shortly: the breaker may hold a moment).
+    let mut repeat = None;
+    for _ in 0..20 {
+        let (status, body) = app.delete(&format!("/api/v4/leads/{lead}"), None).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            repeat = Some((status, body));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (status, body) = repeat.expect("the repeat was answered 503 for 5 s");
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(history_keys(redis.nodes[0].port).await, Vec::<String>::new());
+}

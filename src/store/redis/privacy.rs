@@ -249,6 +249,17 @@ where
 
     async fn erase_visitor(&self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased> {
         let account = scope.account;
+        // The history first: a lead's erasure finds its browsers by their links, so the
+        // links go last, and an erasure cut short between the two is finished by its
+        // repeat.
+        let mut history = Call::new(&ERASE_HISTORY);
+        history.key(self.keys.visitor_history(account, visitor));
+        for site in &scope.sites {
+            history
+                .key(self.keys.visitor_seen(visitor, *site))
+                .key(self.keys.visitor_watch(visitor, *site));
+        }
+        let page_views: i64 = self.invoke_durable(&history).await?;
         let linked: i64 = self
             .invoke_durable(
                 Call::new(&ERASE_BROWSER_LINKS)
@@ -259,14 +270,6 @@ where
                     .arg(visitor.encode()),
             )
             .await?;
-        let mut history = Call::new(&ERASE_HISTORY);
-        history.key(self.keys.visitor_history(account, visitor));
-        for site in &scope.sites {
-            history
-                .key(self.keys.visitor_seen(visitor, *site))
-                .key(self.keys.visitor_watch(visitor, *site));
-        }
-        let page_views: i64 = self.invoke_durable(&history).await?;
         let known = linked == 1 || page_views >= 0;
         Ok(Erased {
             visitors: u64::from(known),
