@@ -204,6 +204,17 @@ async def steps(amo, base):
 
     await batch_update()
 
+    @step("leads.update of a lead as fetched (with=contacts): the library sends back every field it read")
+    async def fetched_and_sent_back():
+        lead = await amo.leads.get(anna, with_="contacts")
+        lead.name = "Anna's order, again"
+        refs = await amo.leads.update([lead])
+        assert [r.id for r in refs] == [anna], refs
+        again = await amo.leads.get(anna)
+        assert again.name == "Anna's order, again" and again.created_at == lead.created_at, again
+
+    await fetched_and_sent_back()
+
     @step("leads.get_page filtered by status (filter[statuses]), by id, ordered")
     async def filtered():
         page = await amo.leads.get_page(filter={"statuses": [{"pipeline_id": pid, "status_id": second}]})

@@ -252,7 +252,8 @@ async fn get_lead(
 }
 
 /// Changes to a lead: a move (which fires the stages' actions) or a new name. amoCRM's
-/// fields that footfall has no use for are accepted and ignored.
+/// fields that footfall has no use for are accepted and ignored, and so is every field of
+/// a lead as footfall answers it: client libraries send a fetched lead back whole.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // amoCRM's fields are read to be accepted, and then ignored
@@ -282,6 +283,32 @@ pub struct LeadPatch {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     custom_fields_values: Option<Value>,
+    #[serde(default)]
+    created_at: Option<i64>,
+    #[serde(default)]
+    created_by: Option<u64>,
+    #[serde(default)]
+    closed_at: Option<i64>,
+    #[serde(default)]
+    loss_reason_id: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    tags_to_add: Option<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    tags_to_delete: Option<Value>,
+    /// As answered (`account_id`, `source`, `_embedded`, `_links`): read-only, ignored.
+    #[serde(default)]
+    account_id: Option<u64>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    source: Option<Value>,
+    #[serde(rename = "_embedded", default)]
+    #[schema(rename = "_embedded", value_type = Option<Object>)]
+    embedded: Option<Value>,
+    #[serde(rename = "_links", default)]
+    #[schema(rename = "_links", value_type = Option<Object>)]
+    links: Option<Value>,
 }
 
 impl LeadPatch {
