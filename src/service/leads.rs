@@ -274,6 +274,9 @@ impl Services {
         };
         self.live.publish(account, entry.lead_id, LiveKind::Moved);
         let lead = self.lead(account, entry.lead_id).await?;
+        // Lost's actions fire for a declined lead as for one moved there.
+        self.fire_on_move(&lead, MoveKind::Moved, Some(from), None)
+            .await?;
         self.notify_account(account, Change::unsorted_settled(entry, "decline"))
             .await?;
         let moved = Change::LeadStatusChanged {

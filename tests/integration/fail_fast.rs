@@ -234,7 +234,9 @@ async fn a_body_slower_than_the_response_timeout_neither_fails_nor_opens_the_bre
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // At once after it: the breaker is closed.
-    let (status, _) = app.beacon(&s.site_key, None, "https://shop.example/next").await;
+    let (status, _) = app
+        .beacon(&s.site_key, None, "https://shop.example/next")
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = app.get("/api/v4/leads").await;
     assert!(status.is_success(), "{status}");

@@ -479,7 +479,9 @@ async fn a_lead_erasure_cut_short_is_finished_by_sending_it_again() {
     let app = deployment.client(&process);
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
-    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/a").await;
+    let (_, vid) = app
+        .beacon(&s.site_key, None, "https://shop.example/a")
+        .await;
     let (lead, _, _) = common::submit_form(&app, &s.form_id, vid.as_deref(), "Erin Erased").await;
     assert_eq!(history_keys(redis.nodes[0].port).await.len(), 1);
 
@@ -499,5 +501,8 @@ async fn a_lead_erasure_cut_short_is_finished_by_sending_it_again() {
     }
     let (status, body) = repeat.expect("the repeat was answered 503 for 5 s");
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert_eq!(history_keys(redis.nodes[0].port).await, Vec::<String>::new());
+    assert_eq!(
+        history_keys(redis.nodes[0].port).await,
+        Vec::<String>::new()
+    );
 }

@@ -285,3 +285,44 @@ async fn lead_added_fires_when_a_lead_is_created_in_or_accepted_into_the_stage()
         (Some(1), Some("lead_added"))
     );
 }
+
+/// A lead that enters Lost fires Lost's actions however it gets there: moved from a
+/// working stage, declined from Unsorted, or patched from Unsorted into Lost (which
+/// declines its entry). A decline used to move the lead and send the account's
+/// `status_lead` without firing the stage's actions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_entering_lost_fires_its_actions_whether_moved_or_declined() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let app = TestApp::spawn(backend).await;
+        let receiver = Receiver::start().await;
+        let b = board(&app, &receiver, false).await;
+        let lost = 143;
+        app.create(
+            "actions",
+            json!({"pipeline_id": b.pipeline, "status_ids": [lost], "event": "lead_status_changed",
+            "handler": "crm"}),
+        )
+        .await;
+        let (moved, uid, _) = submit_form(&app, &b.form, None, "Moved Away").await;
+        app.post(
+            &format!("/api/v4/leads/unsorted/{uid}/accept"),
+            json!({"status_id": b.stage[0]}),
+        )
+        .await;
+        move_to(&app, moved, lost).await;
+        let (declined, uid, _) = submit_form(&app, &b.form, None, "Declined Early").await;
+        let (status, body) = app
+            .delete(&format!("/api/v4/leads/unsorted/{uid}/decline"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (patched, _, _) = submit_form(&app, &b.form, None, "Patched Out").await;
+        move_to(&app, patched, lost).await;
+        for lead in [moved, declined, patched] {
+            assert_eq!(
+                new_events(&app, lead, &mut 0).await,
+                [(14, "went_to_trigger".to_owned())],
+                "lead {lead} ({backend:?})"
+            );
+        }
+    }
+}
