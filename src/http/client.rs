@@ -104,9 +104,7 @@ impl ProxyTrust {
         let Some(header) = forwarded_for.filter(|_| peer_trusted) else {
             return canonical(peer);
         };
-        let mut hops = header
-            .rsplit(',')
-            .map(|h| h.trim().parse::<IpAddr>().ok().map(canonical));
+        let mut hops = header.rsplit(',').map(hop);
         if self.proxies.is_empty() {
             // The old boolean: one proxy, which appended the client's address last.
             return hops.next().flatten().unwrap_or(canonical(peer));
@@ -123,6 +121,16 @@ impl ProxyTrust {
         }
         last
     }
+}
+
+/// One hop of `X-Forwarded-For`: an address, or an address with its port (as some
+/// gateways write it); `None` for anything else.
+fn hop(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    text.parse::<IpAddr>()
+        .or_else(|_| text.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .map(canonical)
 }
 
 /// The key a client's rate limits and quotas count under: its address, or for IPv6 its
@@ -142,7 +150,15 @@ impl<'a> Client<'a> {
         let peer = req
             .peer_addr()
             .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-        let ip = trust.client(peer, header(HeaderName::from_static("x-forwarded-for")));
+        // Every line of the header, in order: a proxy may add its own line after one the
+        // client wrote, and the right-most hops are the ones to believe.
+        let forwarded: Vec<_> = req
+            .headers()
+            .get_all(HeaderName::from_static("x-forwarded-for"))
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        let ip = trust.client(peer, forwarded.as_deref());
         let cookie_vid = req
             .headers()
             .get_all(header::COOKIE)
@@ -182,6 +198,8 @@ mod tests {
         assert_eq!(client("203.0.113.7"), ip("203.0.113.7"));
         assert_eq!(client("garbage, 203.0.113.7"), ip("203.0.113.7"));
         assert_eq!(client("10.0.0.1"), ip("10.0.0.1"));
+        assert_eq!(client("6.6.6.6, 203.0.113.7:4711"), ip("203.0.113.7"));
+        assert_eq!(client("[2001:db8::7]:443, 10.0.0.9"), ip("2001:db8::7"));
         // An untrusted peer's header is ignored.
         assert_eq!(
             trust.client(ip("198.51.100.1"), Some("1.2.3.4")),
