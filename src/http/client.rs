@@ -15,10 +15,11 @@ use actix_web::http::header::{self, HeaderName};
 
 pub struct Client<'a> {
     pub ip: IpAddr,
+    /// The page's origin; none when the request names none or an opaque one (`null`).
     pub origin: Option<&'a str>,
     pub user_agent: &'a str,
     pub referer: &'a str,
-    /// The signed visitor id of the server-set cookie.
+    /// The signed visitor id of the server-set cookie; none from an opaque origin.
     pub cookie_vid: Option<&'a str>,
     /// `DNT: 1` or `Sec-GPC: 1`.
     pub do_not_track: bool,
@@ -167,12 +168,17 @@ impl<'a> Client<'a> {
             .filter_map(Result::ok)
             .find(|c| c.name() == cookie_name)
             .and_then(|c| c.value_raw());
+        // A page of no origin (a sandboxed frame, a `data:` page) may be anyone's: the
+        // browser's cookie does not name its visitor there, or any page could post as it.
+        let origin = header(header::ORIGIN);
+        let opaque = origin == Some("null");
+        let cookie_vid = cookie_vid.filter(|_| !opaque);
         let flag = |name: &'static str| {
             header(HeaderName::from_static(name)).is_some_and(|v| v.trim() == "1")
         };
         Self {
             ip,
-            origin: header(header::ORIGIN).filter(|o| *o != "null"),
+            origin: origin.filter(|_| !opaque),
             user_agent: header(header::USER_AGENT).unwrap_or_default(),
             referer: header(header::REFERER).unwrap_or_default(),
             cookie_vid,

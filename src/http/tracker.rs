@@ -192,9 +192,10 @@ struct FormBody {
     #[serde(default)]
     page: String,
     fields: HashMap<String, serde_json::Value>,
-    /// Sent without the visitor's consent (t.js): link no browser.
+    /// t.js says whether the visitor consented: `true`, sent without consent (link no
+    /// browser); `false`, with it. Absent: not said.
     #[serde(default)]
-    nc: bool,
+    nc: Option<bool>,
 }
 
 /// Field values as text: numbers and booleans as written, anything else refused.
@@ -274,19 +275,21 @@ async fn submit_parsed(
     body: &[u8],
     html_form: bool,
 ) -> Result<HttpResponse, Problem> {
-    let (fields, vid, page, without_consent) = if html_form {
+    let (fields, vid, page, consent) = if html_form {
         let mut fields: HashMap<String, String> = serde_urlencoded::from_bytes(body)
             .map_err(|e| Problem::bad_request(format!("the form body could not be read: {e}")))?;
         let vid = fields.remove("ff_vid").filter(|v| !v.is_empty());
         let page = fields
             .remove("ff_page")
             .unwrap_or_else(|| client.referer.to_owned());
-        // t.js's fallback post of a browser without consent says so.
-        let without_consent = fields.remove("ff_nc").is_some_and(|v| v == "1");
-        (fields, vid, page, without_consent)
+        // t.js's fallback post says whether the browser consented ("1": not); a form
+        // posted without t.js says nothing.
+        let consent = fields.remove("ff_nc").map(|v| v != "1");
+        (fields, vid, page, consent)
     } else {
         let form: FormBody = parse_json(body)?;
-        (text_fields(form.fields)?, form.vid, form.page, form.nc)
+        let consent = form.nc.map(|nc| !nc);
+        (text_fields(form.fields)?, form.vid, form.page, consent)
     };
     let form = services.form_for_submission(&form_id).await?;
     limits.check_site(form.site_id)?;
@@ -301,7 +304,8 @@ async fn submit_parsed(
                 referer: client.referer,
                 ip: &client.ip.to_string(),
                 origin: client.origin,
-                without_consent,
+                consent,
+                opted_out: client.do_not_track,
                 client: super::client::limit_key(client.ip),
             },
         )

@@ -27,6 +27,7 @@ use crate::domain::form::{ContactDetails, Form, HONEYPOT_FIELD};
 use crate::domain::ids::{AccountId, FormId, LeadId, UnsortedUid};
 use crate::domain::lead::{Contact, Lead, Unsorted, UnsortedMetadata};
 use crate::domain::pipeline::{Pipeline, Stage, Status};
+use crate::domain::privacy::Consent;
 use crate::domain::quota::QuotaKind;
 use crate::domain::site::{Site, parse_web_url};
 use crate::domain::source::current_visit_source;
@@ -65,9 +66,12 @@ pub struct Submission<'a> {
     pub referer: &'a str,
     pub ip: &'a str,
     pub origin: Option<&'a str>,
-    /// Sent without the visitor's consent (t.js's `nc`): the lead is recorded, but no
-    /// browser is linked, minted or given a cookie.
-    pub without_consent: bool,
+    /// Whether the visitor consented, as t.js says (`nc`); none when the post did not
+    /// come through t.js. Without consent the lead is recorded, but no browser is linked,
+    /// minted or given a cookie.
+    pub consent: Option<bool>,
+    /// The browser asks not to be tracked (`DNT`, `Sec-GPC`).
+    pub opted_out: bool,
     /// The client's address as quotas count it (`http::client::limit_key`).
     pub client: std::net::IpAddr,
 }
@@ -137,8 +141,15 @@ impl Services {
         }
         let contact = form.parse_contact(&s.fields).map_err(Error::Invalid)?;
         // Without consent the submission has no browser: none is linked, kept, stored in
-        // the entry nor answered.
-        let browser = (!s.without_consent).then(|| self.visitor_of(account, s.vid, s.cookie_vid).0);
+        // the entry nor answered. Consent is the page's to give, and t.js says whether it
+        // was; a site that asks for consent takes a post t.js did not send (scripts off,
+        // t.js not loaded yet) as sent without it, and so does a site that honours the
+        // browser's opt-out.
+        let consented = |site: &Site| {
+            s.consent.unwrap_or(site.consent != Consent::Required)
+                && !(site.respect_opt_out && s.opted_out)
+        };
+        let mut browser = consented(site).then(|| self.visitor_of(account, s.vid, s.cookie_vid).0);
         let charge = self.charge(QuotaKind::FormPosts, account, form.site_id, s.client);
         let most = self.settings.limits.max_unsorted_per_account;
         let reserved = self.reserve(browser, charge, most).await?;
@@ -151,6 +162,9 @@ impl Services {
         }
         let (site, pipeline, unsorted) = Self::form_targets(form, &snapshot)?;
         Self::check_origin(site, s.origin)?;
+        if !consented(site) {
+            browser = None;
+        }
         // Capped where stored, as a page view's URL is: normalised (percent-encoding can
         // triple it), as it is stored.
         let page = match parse_web_url(s.page).filter(|p| p.as_str().len() <= MAX_URL) {
@@ -161,7 +175,7 @@ impl Services {
         let idle_ms = site.visit_idle_ms(self.settings.tracking.visit_idle_seconds);
         let utm = current_visit_source(&reserved.recent, site.id, idle_ms)
             .map(|s| s.utm)
-            .filter(|u| !u.is_empty());
+            .filter(|u| !u.is_empty() && browser.is_some());
         let submission = self.new_submission(
             reserved,
             Incoming {

@@ -37,6 +37,7 @@ both_stores!(
     the_export_holds_each_planted_item_and_nothing_of_another_subject,
     retention_erases_an_untouched_lead_and_keeps_a_fresh_one,
     a_form_sent_without_consent_is_recorded_but_links_no_browser,
+    a_post_that_did_not_come_through_t_js_with_consent_links_no_browser,
     a_sites_consent_and_opt_out_reach_its_snippet,
 );
 
@@ -602,4 +603,100 @@ async fn a_sites_consent_and_opt_out_reach_its_snippet(backend: Backend) {
             "{path}"
         );
     }
+}
+
+/// The visitor ids of the account's Unsorted entries, newest first.
+async fn entry_browsers(app: &TestApp) -> Vec<Value> {
+    let (_, body) = app.get("/api/v4/leads/unsorted").await;
+    let mut entries = body["_embedded"]["unsorted"].as_array().unwrap().clone();
+    entries.sort_by_key(|e| std::cmp::Reverse(e["_embedded"]["leads"][0]["id"].as_u64()));
+    entries
+        .iter()
+        .map(|e| e["metadata"]["visitor_uid"].clone())
+        .collect()
+}
+
+/// Consent is the page's to give, through t.js: a form posted without it (before t.js
+/// loaded, with scripts off) on a site that asks for consent, or from a browser whose
+/// opt-out the site honours, links no browser and sets no cookie, even when the browser
+/// carries footfall's cookie; and a page of no origin (a sandboxed frame anyone can put
+/// on their page) cannot post as the browser whose cookie it carries.
+async fn a_post_that_did_not_come_through_t_js_with_consent_links_no_browser(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let vid = vid.unwrap();
+    let cookie = format!("{}={vid}", h.services.settings.cookies.name);
+    let site = format!("/api/v4/sites/{}", s.site_id);
+    let submit = app.url(&format!("/v1/forms/{}/submit", s.form_id));
+    let json_post = |name: &str, vid: Option<&str>| {
+        app.client
+            .post(&submit)
+            .header("content-type", "text/plain")
+            .header("cookie", &cookie)
+            // As t.js sends it, with consent.
+            .body(json!({"vid": vid, "nc": false, "fields": {"name": name}}).to_string())
+    };
+
+    let (status, body) = app.patch(&site, json!({"consent": "required"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A plain HTML post, the cookie sent along.
+    let response = app
+        .client
+        .post(&submit)
+        .header("cookie", &cookie)
+        .form(&[("name", "Plain Post")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(entry_browsers(app).await, [Value::Null]);
+    // t.js with consent sends the page's id: linked.
+    let answer: Value = json_post("With Consent", Some(&vid))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["vid"].is_string(), "{answer}");
+    let raw = |v: &Value| v.as_str().is_some_and(|raw| vid.ends_with(raw));
+    assert!(raw(&entry_browsers(app).await[0]));
+
+    let (status, body) = app
+        .patch(&site, json!({"consent": "none", "respect_opt_out": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let response = json_post("Opted Out", Some(&vid))
+        .header("sec-gpc", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(entry_browsers(app).await[0], Value::Null);
+
+    // No origin: the cookie does not name the browser (a new one is minted).
+    let (status, body) = app.patch(&site, json!({"respect_opt_out": false})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: Value = json_post("Sandboxed Frame", None)
+        .header("origin", "null")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let minted = entry_browsers(app).await[0].clone();
+    assert!(minted.is_string() && !raw(&minted), "{minted} {answer}");
+    // From the site's own page the cookie names it.
+    json_post("Same Browser", None)
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(raw(&entry_browsers(app).await[0]));
 }
