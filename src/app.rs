@@ -15,6 +15,7 @@ use utoipa_actix_web::AppExt;
 use crate::config::Settings;
 use crate::delivery::scheduler::Scheduler;
 use crate::domain::ids::AccountId;
+use crate::domain::quota::AddressTags;
 use crate::domain::time::DAY_SECS;
 use crate::domain::visitor::VisitorSigner;
 use crate::http;
@@ -143,6 +144,7 @@ impl Application {
             }
             _ => None,
         };
+        let address_tags = AddressTags::new(signer.derive("quota addresses"));
         let services = Arc::new(Services {
             settings: settings.clone(),
             live: Live::start(store.clone()),
@@ -154,6 +156,7 @@ impl Application {
             snapshots: Default::default(),
             scheduler_wake: Arc::new(Notify::new()),
             quota_gate: Default::default(),
+            address_tags,
             demo,
             shutdown: CancellationToken::new(),
         });

@@ -47,11 +47,35 @@ impl QuotaKind {
     }
 }
 
+/// A client address as the quotas count it: a keyed hash of it (SipHash-2-4 under a
+/// secret derived from the cookie key), so that the store never holds an address, and
+/// instances that share the key count one address under one tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressTag(pub u64);
+
+/// Makes [`AddressTag`]s.
+pub struct AddressTags(siphasher::sip::SipHasher24);
+
+impl AddressTags {
+    pub fn new(secret: [u8; 16]) -> Self {
+        Self(siphasher::sip::SipHasher24::new_with_key(&secret))
+    }
+
+    /// The tag of a client's limit key (`http::client::limit_key`).
+    pub fn of(&self, ip: IpAddr) -> AddressTag {
+        let tag = match ip {
+            IpAddr::V4(v4) => self.0.hash(&v4.octets()),
+            IpAddr::V6(v6) => self.0.hash(&v6.octets()),
+        };
+        AddressTag(tag)
+    }
+}
+
 /// Whose use is counted, always inside one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// One client address (an IPv6 client per /64: `http::client::limit_key`).
-    Address(IpAddr),
+    /// One client address (an IPv6 client per /64), by its tag.
+    Address(AddressTag),
     Site(SiteId),
     Account,
 }
@@ -68,7 +92,7 @@ impl Scope {
     /// The scope's part of a store key.
     pub fn key_part(&self) -> String {
         match self {
-            Self::Address(ip) => format!("ip:{ip}"),
+            Self::Address(tag) => format!("addr:{:016x}", tag.0),
             Self::Site(id) => format!("site:{id}"),
             Self::Account => "all".to_owned(),
         }

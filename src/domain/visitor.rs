@@ -138,6 +138,19 @@ impl VisitorSigner {
         }
     }
 
+    /// A secret for another use (`purpose`), derived from the signing key: instances
+    /// that share the cookie key share it.
+    pub fn derive(&self, purpose: &str) -> [u8; 16] {
+        let mut secret = [0u8; 16];
+        if let Some(first) = self.verifiers.first() {
+            let mut mac = first.clone();
+            mac.update(b"derive:");
+            mac.update(purpose.as_bytes());
+            secret.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+        }
+        secret
+    }
+
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
     }

@@ -60,6 +60,8 @@ pub struct Services {
     pub live: Live,
     /// Shared quotas the store found full, refused here until they refill.
     pub quota_gate: quotas::QuotaGate,
+    /// Client addresses as the quotas count them.
+    pub address_tags: crate::domain::quota::AddressTags,
     /// The sample site and inbox, when `demo.enabled`.
     pub demo: Option<demo::Demo>,
     /// Cancelled when the service is asked to stop: live streams end, the scheduler

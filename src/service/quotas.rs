@@ -57,10 +57,12 @@ impl Services {
         site: SiteId,
         client: IpAddr,
     ) -> Charge {
-        let scopes = [Scope::Address(client), Scope::Site(site), Scope::Account];
         Charge {
             account,
-            quotas: self.settings.quotas.quotas(kind, &scopes),
+            quotas: self
+                .settings
+                .quotas
+                .quotas(kind, &self.scopes(site, client)),
         }
     }
 
@@ -72,13 +74,18 @@ impl Services {
         client: IpAddr,
         minted: bool,
     ) -> Charge {
-        let mut charge = self.charge(QuotaKind::PageViews, account, site, client);
+        let scopes = self.scopes(site, client);
+        let mut quotas = self.settings.quotas.quotas(QuotaKind::PageViews, &scopes);
         if minted {
-            let scopes = [Scope::Address(client), Scope::Site(site), Scope::Account];
-            let more = self.settings.quotas.quotas(QuotaKind::NewVisitors, &scopes);
-            charge.quotas.extend(more);
+            quotas.extend(self.settings.quotas.quotas(QuotaKind::NewVisitors, &scopes));
         }
-        charge
+        Charge { account, quotas }
+    }
+
+    /// Who a request from `client` to `site` is counted against.
+    fn scopes(&self, site: SiteId, client: IpAddr) -> [Scope; 3] {
+        let client = Scope::Address(self.address_tags.of(client));
+        [client, Scope::Site(site), Scope::Account]
     }
 
     /// `work` (a store step charged with `charge`) unless this instance already knows a
@@ -284,7 +291,7 @@ impl Drop for Passed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::quota::Limit;
+    use crate::domain::quota::{AddressTag, Limit};
 
     fn quota(scope: Scope, per_second: u64) -> Quota {
         Quota {
@@ -297,7 +304,7 @@ mod tests {
     #[test]
     fn a_full_site_passes_a_request_per_slot_and_takes_back_slots_the_store_did_not_use() {
         let site = quota(Scope::Site(SiteId(7)), 1000); // a slot per millisecond
-        let address = quota(Scope::Address([192, 0, 2, 1].into()), 20);
+        let address = quota(Scope::Address(AddressTag(1)), 20);
         let charge = Charge {
             account: AccountId(1),
             quotas: vec![address, site],

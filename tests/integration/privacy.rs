@@ -38,6 +38,7 @@ both_stores!(
     retention_erases_an_untouched_lead_and_keeps_a_fresh_one,
     a_form_sent_without_consent_is_recorded_but_links_no_browser,
     a_post_that_did_not_come_through_t_js_with_consent_links_no_browser,
+    the_quotas_count_a_client_without_keeping_its_address,
     a_sites_consent_and_opt_out_reach_its_snippet,
 );
 
@@ -699,4 +700,52 @@ async fn a_post_that_did_not_come_through_t_js_with_consent_links_no_browser(bac
         .await
         .unwrap();
     assert!(raw(&entry_browsers(app).await[0]));
+}
+
+/// The quotas count each client address in the store, shared by every instance, but
+/// under a keyed hash of it: the Unsorted entry's `ip` (as `privacy.ip_mode` says) is the
+/// only address footfall keeps. The counters used to be keyed by the address itself.
+async fn the_quotas_count_a_client_without_keeping_its_address(backend: Backend) {
+    let h = spawn_with(backend, |settings| {
+        settings.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+        settings.quotas.page_views_per_second_per_address = 1;
+        settings.quotas.page_view_burst_seconds = 2;
+        settings.limits.per_ip_per_second = 0;
+    })
+    .await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, 0).await;
+    let beacon = |url: &str| {
+        app.client
+            .post(app.url("/v1/collect"))
+            .header("content-type", "text/plain")
+            .header("x-forwarded-for", "203.0.113.77")
+            .body(json!({"site": s.site_key, "url": url}).to_string())
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(
+            beacon(&format!("https://shop.example/{i}"))
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        2,
+        "the address's quota counts: {statuses:?}"
+    );
+    let dump = everything(&h).await;
+    assert!(
+        !dump.contains("203.0.113.77"),
+        "{}",
+        context(&dump, "203.0.113.77")
+    );
+    assert!(!dump.contains("113.77"), "{}", context(&dump, "113.77"));
 }

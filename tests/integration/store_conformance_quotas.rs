@@ -4,12 +4,10 @@
 //! each all-or-nothing: a page view one counter refuses takes nothing from the others and
 //! stores nothing.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use futures_util::future::join_all;
 
 use footfall::domain::ids::*;
-use footfall::domain::quota::{Limit, Quota, QuotaKind, Scope};
+use footfall::domain::quota::{AddressTag, Limit, Quota, QuotaKind, Scope};
 use footfall::domain::time::now_ms;
 use footfall::domain::tracking::PageView;
 use footfall::domain::visitor::VisitorId;
@@ -38,7 +36,7 @@ async fn page_views_charged_together_are_admitted_up_to_each_burst_all_or_nothin
     // Three addresses of two page views each at once, a site of five: ten page views
     // from each address in turn, all sent at the same moment. Were a refused page view
     // charged to the site, the first address's eight refusals would spend it.
-    let address = |i: usize| IpAddr::V4(Ipv4Addr::new(203, 0, 113, (i / 10) as u8 + 1));
+    let address = |i: usize| AddressTag((i / 10) as u64 + 1);
     let visitors: Vec<VisitorId> = (0..30).map(|_| VisitorId::mint()).collect();
     let now = now_ms();
     let answers = join_all(visitors.iter().enumerate().map(|(i, v)| {

@@ -37,5 +37,8 @@ impl State {
         }
         self.browsers.retain(|_, (_, until)| *until > now);
         self.submissions.retain(|_, (_, _, until)| *until > now);
+        // Drained quota counters say nothing a missing one would not.
+        let now_us = super::quotas::now_us();
+        self.quotas.retain(|_, tat| *tat > now_us);
     }
 }

@@ -17,7 +17,7 @@ use crate::store::{Leads, PageViewOutcome, PageViewWrite, Reserved, StoreResult,
 /// Counters beyond this many make the store forget the drained ones.
 const PRUNE_ABOVE: usize = 100_000;
 
-fn now_us() -> i64 {
+pub(super) fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
