@@ -5,7 +5,7 @@
 
 use super::{Result, Services};
 use crate::domain::event_record::EventRecord;
-use crate::domain::ids::{AccountId, ContactId, EventId};
+use crate::domain::ids::{AccountId, ContactId, EventId, LeadId};
 use crate::domain::lead::Lead;
 use crate::domain::stats::StatsDelta;
 use crate::domain::visitor::VisitorId;
@@ -38,12 +38,22 @@ impl Services {
         lead: &Lead,
     ) -> Result<Vec<EventId>> {
         let contacts: Vec<ContactId> = lead.contacts.iter().map(|c| c.id).collect();
+        self.notices_about(account, Some(lead.id), &contacts).await
+    }
+
+    /// The account's webhook notices about `lead` or one of `contacts`.
+    pub(super) async fn notices_about(
+        &self,
+        account: AccountId,
+        lead: Option<LeadId>,
+        contacts: &[ContactId],
+    ) -> Result<Vec<EventId>> {
         let about = |e: &EventRecord| {
             e.notice.is_some()
-                && (e.lead_id == lead.id
+                && (Some(e.lead_id) == lead
                     || e.body
                         .as_deref()
-                        .is_some_and(|body| names_contact(body, &contacts)))
+                        .is_some_and(|body| names_contact(body, contacts)))
         };
         let ids = self.store.event_ids(account).await?;
         let mut found = Vec::new();

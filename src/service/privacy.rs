@@ -15,7 +15,7 @@ use super::{Error, Result, Services};
 use crate::domain::account_webhook::Change;
 use crate::domain::event_record::EventRecord;
 use crate::domain::handler::Handler;
-use crate::domain::ids::{AccountId, LeadId};
+use crate::domain::ids::{AccountId, ContactId, LeadId};
 use crate::domain::lead::{Contact, Lead, Unsorted};
 use crate::domain::privacy::{AuditRecord, Erased, ErasureKind, Subject};
 use crate::domain::site::Site;
@@ -182,6 +182,18 @@ impl Services {
                 erased.add(one);
             }
         }
+        // Contacts the API made without a lead, and the notices that name them.
+        let lone: Vec<ContactId> = self
+            .subject_records(account, subject)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if !lone.is_empty() {
+            let notices = self.notices_about(account, None, &lone).await?;
+            erased.events += self.store.erase_notices(&scope, &notices).await?;
+            erased.contacts += self.store.erase_contact_records(account, &lone).await?;
+        }
         self.audit_erasure(account, by, subject.kind(), erased)
             .await?;
         Ok(erased)
@@ -212,6 +224,22 @@ impl Services {
             );
         }
         Ok(leads)
+    }
+
+    /// The contact records of an email or phone subject (none for a lead or a browser):
+    /// the API's contacts, with or without a lead.
+    async fn subject_records(&self, account: AccountId, subject: &Subject) -> Result<Vec<Contact>> {
+        if matches!(subject, Subject::Lead(_) | Subject::Visitor(_)) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .store
+            .contact_records(account)
+            .await?
+            .into_iter()
+            .map(|r| r.contact)
+            .filter(|c| subject.names(c))
+            .collect())
     }
 
     /// Everything held about a subject. A lead subject that does not exist is NotFound;
@@ -260,6 +288,22 @@ impl Services {
                 if !visitors.contains(&link.visitor) {
                     visitors.push(link.visitor);
                 }
+            }
+        }
+        // The API's contacts too, with the account webhooks' notices that name them.
+        let records = self.subject_records(account, subject).await?;
+        if !records.is_empty() {
+            let ids: Vec<ContactId> = records.iter().map(|c| c.id).collect();
+            let notices = self.notices_about(account, None, &ids).await?;
+            for event in self.store.get_events(&notices).await? {
+                if !export.events.iter().any(|e| e.id == event.id) {
+                    export.events.push(event);
+                }
+            }
+        }
+        for contact in records {
+            if !export.contacts.iter().any(|k| k.id == contact.id) {
+                export.contacts.push(contact);
             }
         }
         export.unsorted = unsorted

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::StoreResult;
-use crate::domain::ids::{AccountId, LeadId};
+use crate::domain::ids::{AccountId, ContactId, LeadId};
 use crate::domain::lead::Contact;
 use crate::domain::time::Millis;
 
@@ -40,4 +40,10 @@ pub trait ContactWrites: Send + Sync {
     async fn save_contact(&self, write: &ContactWrite) -> StoreResult<()>;
     /// The account's contact records, in no particular order.
     async fn contact_records(&self, account: AccountId) -> StoreResult<Vec<ContactRecordData>>;
+    /// Erases contact records (of contacts on no lead); how many there were.
+    async fn erase_contact_records(
+        &self,
+        account: AccountId,
+        ids: &[ContactId],
+    ) -> StoreResult<u64>;
 }

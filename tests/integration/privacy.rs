@@ -39,6 +39,7 @@ both_stores!(
     a_form_sent_without_consent_is_recorded_but_links_no_browser,
     a_post_that_did_not_come_through_t_js_with_consent_links_no_browser,
     the_quotas_count_a_client_without_keeping_its_address,
+    a_contact_without_a_lead_is_exported_and_erased_by_its_email,
     a_sites_consent_and_opt_out_reach_its_snippet,
 );
 
@@ -748,4 +749,74 @@ async fn the_quotas_count_a_client_without_keeping_its_address(backend: Backend)
         context(&dump, "203.0.113.77")
     );
     assert!(!dump.contains("113.77"), "{}", context(&dump, "113.77"));
+}
+
+/// A contact the API made without a lead (`POST /contacts`) is the subject's too: the
+/// export by its email holds it, the erasure by its email takes it and the account
+/// webhook's notice that named it. Both used to look only at leads' contacts: the export
+/// was empty and the erasure answered all zeros with the contact kept.
+async fn a_contact_without_a_lead_is_exported_and_erased_by_its_email(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let subscriber = Receiver::start().await;
+    let (status, body) = app
+        .post(
+            "/api/v4/webhooks",
+            json!({"destination": subscriber.url(), "settings": ["add_contact"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let marker = format!("zed.{}@example.com", rand_marker());
+    let email = json!({"field_code": "EMAIL", "values": [{"value": marker}]});
+    let (status, body) = app
+        .post(
+            "/api/v4/contacts",
+            json!([{"name": "Zed Alone", "custom_fields_values": [email]}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, other) = app
+        .post("/api/v4/contacts", json!([{"name": "Other Person"}]))
+        .await;
+    // The notice's form body holds it encoded.
+    let encoded = marker.replace('@', "%40");
+    let dump = everything(&h).await;
+    assert!(
+        dump.contains(&marker) && dump.contains(&encoded),
+        "the record and the notice"
+    );
+
+    let (status, export) = app
+        .get(&format!("/api/v4/privacy/export?email={marker}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{export}");
+    let contacts = export["contacts"].as_array().unwrap();
+    assert_eq!(contacts.len(), 1, "{export}");
+    assert_eq!(contacts[0]["name"], "Zed Alone");
+    assert!(
+        export["events"].to_string().contains(&encoded),
+        "the notice: {export}"
+    );
+
+    let (status, body) = app
+        .post("/api/v4/privacy/erase", json!({"email": marker}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["erased"]["contacts"], 1, "{body}");
+    let dump = everything(&h).await;
+    assert!(!dump.contains(&marker), "{}", context(&dump, &marker));
+    assert!(!dump.contains(&encoded), "{}", context(&dump, &encoded));
+    let (_, listed) = app.get("/api/v4/contacts").await;
+    let names: Vec<&str> = listed["_embedded"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Other Person"], "{other}");
+}
+
+fn rand_marker() -> u64 {
+    use rand::Rng;
+    rand::rng().random()
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::MemoryStore;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ContactId};
 use crate::store::{ContactRecordData, ContactWrite, ContactWrites, StoreResult};
 
 #[async_trait]
@@ -53,5 +53,17 @@ impl ContactWrites for MemoryStore {
             .filter(|((a, _), _)| *a == account)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+
+    async fn erase_contact_records(
+        &self,
+        account: AccountId,
+        ids: &[ContactId],
+    ) -> StoreResult<u64> {
+        let mut state = self.state.lock();
+        Ok(ids
+            .iter()
+            .filter(|id| state.contact_records.remove(&(account, **id)).is_some())
+            .count() as u64)
     }
 }

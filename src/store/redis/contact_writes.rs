@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use super::scripts::Call;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, ContactId};
 use crate::store::{
     ContactRecordData, ContactWrite, ContactWrites, StoreResult, from_json, to_json,
 };
@@ -91,6 +91,27 @@ where
             .query(::redis::cmd("HVALS").arg(records_key(&self.keys.contacts(account))))
             .await?;
         raw.iter().map(|s| from_json(s)).collect()
+    }
+
+    async fn erase_contact_records(
+        &self,
+        account: AccountId,
+        ids: &[ContactId],
+    ) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let records = records_key(&self.keys.contacts(account));
+        let mut batch = self.batch();
+        let mut hdel = ::redis::cmd("HDEL");
+        hdel.arg(&records)
+            .arg(ids.iter().map(|c| c.0).collect::<Vec<_>>());
+        batch.add(&records, hdel);
+        let reply = self.run_durable(batch).await?.pop();
+        Ok(match reply {
+            Some(::redis::Value::Int(n)) => n.max(0) as u64,
+            _ => 0,
+        })
     }
 }
 
