@@ -568,3 +568,55 @@ async fn junk_visitors_keys_carry_the_short_expiry_until_linked_or_returning() {
         "{ttls:?}"
     );
 }
+
+/// A first page view's history has an expiry from the moment it is written, before its
+/// visit's start (a second round trip) gives it the anonymous one: a start that never
+/// came (a failure between the two) used to leave the history without any expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_whose_visit_never_started_still_expires() {
+    use footfall::domain::ids::{AccountId, SiteId};
+    use footfall::domain::tracking::PageView;
+    use footfall::domain::visitor::VisitorId;
+    use footfall::store::PageViewWrite;
+    let (store, prefix) = common::stores::redis_store(3600).await;
+    let visitor = VisitorId::mint();
+    let write = |path: &str| PageViewWrite {
+        account: AccountId(7),
+        visitor,
+        page_view: PageView {
+            at: footfall::domain::time::now_ms(),
+            site_id: SiteId(1),
+            url: format!("https://shop.example{path}"),
+            title: "T".into(),
+            referrer: String::new(),
+        },
+        visit_idle_ms: 1_800_000,
+        watch: false,
+    };
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let history = format!("{prefix}:{{{visitor}}}:p7");
+    let ttl = |con: &mut redis::aio::MultiplexedConnection| {
+        let mut con = con.clone();
+        let history = history.clone();
+        async move {
+            redis::cmd("TTL")
+                .arg(&history)
+                .query_async::<i64>(&mut con)
+                .await
+                .unwrap()
+        }
+    };
+    store.record_page_view(write("/")).await.unwrap();
+    let first = ttl(&mut con).await;
+    assert!((1800..=1800 + 3600).contains(&first), "{first}");
+    // The start gives it the anonymous retention, even one shorter than the provisional
+    // expiry; later page views of the visit leave that alone.
+    store
+        .start_visit(AccountId(7), visitor, 86_400, 1_000, 1_000)
+        .await
+        .unwrap();
+    store.record_page_view(write("/next")).await.unwrap();
+    let started = ttl(&mut con).await;
+    assert!((998..=1_000).contains(&started), "{started}");
+}

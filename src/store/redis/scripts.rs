@@ -81,8 +81,10 @@ return visits
 
 /// Counts a new visit, trims the history, refreshes its expiry and tells the visit's
 /// number. KEYS: history. ARGV: ttl seconds, page views kept, anonymous ttl seconds.
-/// A first visit gets the anonymous ttl unless the history already has a longer one (a
-/// link to a lead gave it); a returning browser gets the full ttl. Sent in a batch.
+/// A first visit gets the anonymous ttl unless a link to a lead gave the history a
+/// longer one (a link leaves a visit count: `KEEP_HISTORY`; the provisional expiry of a
+/// history its page views alone made is replaced); a returning browser gets the full
+/// ttl. Sent in a batch.
 pub static START_VISIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{HISTORY_LUA}{}",
@@ -94,7 +96,7 @@ else redis.call('LPUSH', KEYS[1], '~' .. visits) end
 trim(KEYS[1], tonumber(ARGV[2]))
 if visits > 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
-elseif redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then
+elseif not has or redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
 return visits
@@ -103,12 +105,14 @@ return visits
 });
 
 /// A browser linked to a lead keeps its history the full retention: extends the
-/// history's expiry, or starts an empty one (visit count 0) that a first visit will not
-/// shorten. KEYS: history. ARGV: ttl seconds. Sent in the submission's batch.
+/// history's expiry, or starts an empty one, and gives it a visit count (0 when it has
+/// none yet) so that a first visit will not shorten it. KEYS: history. ARGV: ttl
+/// seconds. Sent in the submission's batch.
 pub static KEEP_HISTORY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], '~0') end
+local meta = redis.call('LINDEX', KEYS[1], 0)
+if not meta or string.sub(meta, 1, 1) ~= '~' then redis.call('LPUSH', KEYS[1], '~0') end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 "#,

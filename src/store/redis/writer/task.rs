@@ -25,6 +25,10 @@ use crate::store::redis::per_thread::keep_tried;
 use crate::store::redis::quotas;
 use crate::store::redis::scripts;
 use crate::store::redis::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
+
+/// How long past the visit gap a history that no visit start has given an expiry yet is
+/// kept (the start gives it one at once; this is for a start that failed).
+const PROVISIONAL_TTL_SECS: i64 = 3600;
 use crate::store::redis::slots::Batch;
 use crate::store::redis::stats::{StatsBuffer, StatsWriter};
 use crate::store::redis::unavailable;
@@ -168,6 +172,17 @@ pub(super) async fn run<C>(
             push.arg(&history)
                 .arg(page_view_codec::encode(pv, origin.as_deref()));
             commands.add(&history, push);
+            if recent.is_none() {
+                // A history this push made has no expiry until its visit's start gives
+                // it one; should the start never come (a failure between the two), it
+                // goes an hour after the visit gap rather than never.
+                let mut expire = ::redis::cmd("EXPIRE");
+                expire
+                    .arg(&history)
+                    .arg(w.visit_idle_ms / 1000 + PROVISIONAL_TTL_SECS)
+                    .arg("NX");
+                commands.add(&history, expire);
+            }
             if w.watch {
                 crate::store::redis::watches::add_read(&mut commands, &keys, w);
             }
@@ -213,7 +228,9 @@ pub(super) async fn run<C>(
                             if last_seen.is_ok() {
                                 sightings.refreshed(key, pv.at, w.visit_idle_ms);
                             }
-                            parse(last_seen, values.next())
+                            let outcome = parse(last_seen, values.next());
+                            values.next(); // the provisional expiry's
+                            outcome
                         }
                     };
                     let outcome = match w.watch {
