@@ -404,6 +404,34 @@ impl Settings {
 
     /// Whether `server.bind` is a loopback address (`localhost` counts; a name footfall
     /// cannot tell is taken as public).
+    /// Why footfall can be reached from beyond this machine, if it can: it listens on a
+    /// public address, or browsers reach it at a public URL (through a proxy).
+    pub fn reachable_from_afar(&self) -> Option<String> {
+        if !self.binds_loopback_only() {
+            return Some(format!(
+                "server.bind = \"{}\" listens beyond loopback",
+                self.server.bind
+            ));
+        }
+        let public_host = url::Url::parse(&self.server.public_url)
+            .ok()
+            .and_then(|u| u.host().map(|h| h.to_owned()))
+            .is_some_and(|host| match host {
+                url::Host::Ipv4(ip) => !ip.is_loopback(),
+                url::Host::Ipv6(ip) => !ip.is_loopback(),
+                url::Host::Domain(d) => {
+                    let d = d.to_ascii_lowercase();
+                    d != "localhost" && !d.ends_with(".localhost")
+                }
+            });
+        public_host.then(|| {
+            format!(
+                "server.public_url = \"{}\" is reached beyond loopback (through a proxy)",
+                self.server.public_url
+            )
+        })
+    }
+
     pub fn binds_loopback_only(&self) -> bool {
         let bind = self.server.bind.trim();
         if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {

@@ -103,16 +103,17 @@ impl Settings {
             }
             if let Some(other) = tokens.insert(token, a.account_id) {
                 return invalid(format!(
-                    "accounts {other} and {} have the same token: each account needs a token                      of its own (e.g. `openssl rand -hex 20`)",
+                    "accounts {other} and {} have the same token: each account needs a token \
+                     of its own (e.g. `openssl rand -hex 20`)",
                     a.account_id
                 ));
             }
         }
-        if !self.binds_loopback_only() {
-            let bind = &self.server.bind;
+        if let Some(afar) = self.reachable_from_afar() {
             for a in &accounts {
                 let token = a.token.expose_secret();
-                let fix = "set a token of its own of at least 32 characters (`footfall init`                            writes one), or bind to 127.0.0.1";
+                let fix = "set a token of its own of at least 32 characters (`footfall init` \
+                           writes one), or keep footfall on loopback";
                 if token == DEMO_TOKEN {
                     let whose = if self.demo.enabled && a.account_id == self.demo.account_id {
                         "the demo's account (demo.enabled = true) has".to_owned()
@@ -120,19 +121,25 @@ impl Settings {
                         format!("accounts[{}] has", a.account_id)
                     };
                     return invalid(format!(
-                        "server.bind = \"{bind}\" listens beyond loopback while {whose} the \
-                         published demo token: set demo.enabled = false, or {fix}"
+                        "{afar} while {whose} the published demo token: set \
+                         demo.enabled = false, or {fix}"
                     ));
                 }
                 if token.len() < MIN_PUBLIC_TOKEN_CHARS {
                     return invalid(format!(
-                        "server.bind = \"{bind}\" listens beyond loopback while the token of \
-                         account {} has {} characters: {fix}",
+                        "{afar} while the token of account {} has {} characters: {fix}",
                         a.account_id,
                         token.chars().count()
                     ));
                 }
             }
+        }
+        if self.uses_redis() && self.delivery.event_retention_days == 0 {
+            return invalid(
+                "delivery.event_retention_days must be at least 1 with Redis (a record's \
+                 expiry cannot be 0 there)"
+                    .into(),
+            );
         }
         if self.uses_redis() && self.cookies.keys.is_empty() {
             return invalid(

@@ -92,6 +92,44 @@ fn each_unsafe_configuration_is_refused_with_what_to_change() {
     // Loopback keeps the zero-setup short tokens working.
     let (ok, printed) = check(&[DEMO_OFF], &[(1, "short-but-8")]);
     assert!(ok, "{printed}");
+    // Listening on loopback behind a proxy that browsers reach at a public URL is
+    // reaching beyond loopback too (a `*.localhost` name is not).
+    let behind_proxy = ("FOOTFALL__SERVER__PUBLIC_URL", "https://t.shop.example");
+    let (ok, printed) = check(&[behind_proxy], &[]);
+    assert!(!ok);
+    assert!(
+        printed.contains("server.public_url") && printed.contains("published demo token"),
+        "{printed}"
+    );
+    let (ok, printed) = check(&[behind_proxy, DEMO_OFF], &[(1, "short-but-8")]);
+    assert!(!ok && printed.contains("11 characters"), "{printed}");
+    let (ok, printed) = check(&[behind_proxy, DEMO_OFF], &[(1, LONG_A)]);
+    assert!(ok, "{printed}");
+    let local = (
+        "FOOTFALL__SERVER__PUBLIC_URL",
+        "http://t.shop.localhost:8080",
+    );
+    let (ok, printed) = check(&[local], &[]);
+    assert!(ok, "{printed}");
+    // A message reads as one sentence (no run of spaces from a broken line).
+    let (_, printed) = check(&[DEMO_OFF], &[(1, LONG_A), (2, LONG_A)]);
+    let message = printed
+        .lines()
+        .find(|l| l.contains("the same token"))
+        .unwrap()
+        .trim();
+    assert!(!message.contains("  "), "{message}");
+    // Finished events kept 0 days: a Redis record cannot expire in 0 s.
+    let redis = ("FOOTFALL__STORE__REDIS_URL", "redis://127.0.0.1:6379");
+    let key = (
+        "FOOTFALL__COOKIES__KEYS",
+        "c2VjcmV0LWtleS1vZi1hdC1sZWFzdC0zMi1ieXRlcy0wMTIz",
+    );
+    let zero = ("FOOTFALL__DELIVERY__EVENT_RETENTION_DAYS", "0");
+    let (ok, printed) = check(&[redis, key, zero], &[]);
+    assert!(!ok && printed.contains("event_retention_days"), "{printed}");
+    let (ok, printed) = check(&[redis, key], &[]);
+    assert!(ok, "{printed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
