@@ -23,12 +23,13 @@ pub fn cut_to_bytes(s: &str, max: usize) -> &str {
 }
 
 /// The host of an absolute http(s) URL or origin (`https://shop.example:8443/x` →
-/// `shop.example`), without a full parse: the hot path only compares hosts.
+/// `shop.example`), without a full parse: the hot path only compares hosts. The authority
+/// ends where a browser ends it: `\` counts as `/` in an http(s) URL.
 pub fn host_of(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = rest.split(['/', '\\', '?', '#']).next()?;
     let host = authority.rsplit('@').next()?;
     let host = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next()?,
@@ -264,6 +265,17 @@ mod tests {
             Some("shop.example")
         );
         assert_eq!(host_of("http://[::1]:8080/"), Some("::1"));
+        // As a browser (and the url crate) reads it: the host is evil.example.
+        assert_eq!(
+            host_of("https://evil.example\\@shop.example/login"),
+            Some("evil.example")
+        );
+        assert_eq!(
+            url::Url::parse("https://evil.example\\@shop.example/login")
+                .unwrap()
+                .host_str(),
+            Some("evil.example")
+        );
         assert_eq!(host_of("ftp://shop.example"), None);
         assert_eq!(host_of("https:///path"), None);
         assert_eq!(host_of(""), None);
