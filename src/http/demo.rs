@@ -7,6 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
+use subtle::ConstantTimeEq;
+
 use super::body::read_body;
 use super::problem::Problem;
 use crate::delivery::signature;
@@ -51,6 +53,9 @@ async fn page(req: HttpRequest, services: web::Data<Services>) -> Result<HttpRes
         .body(html))
 }
 
+/// How far a webhook's timestamp may be from now (Standard Webhooks' default).
+const TOLERANCE_SECS: i64 = 300;
+
 async fn inbox(
     req: HttpRequest,
     mut payload: web::Payload,
@@ -74,9 +79,17 @@ async fn inbox(
         header("webhook-signature"),
     );
     let handler: Option<Handler> = services.record(demo.account.id, demo.handler_id).await?;
+    // As a Standard Webhooks verifier: a signature compared in constant time, and a
+    // timestamp within five minutes of now, so that a captured webhook cannot be
+    // replayed later.
+    let fresh = |ts: i64| (ts - now_ms() / 1000).abs() <= TOLERANCE_SECS;
     let signature_valid = match (handler, timestamp.parse::<i64>()) {
-        (Some(h), Ok(ts)) => signature::sign(&h.secret, &id, ts, &text)
-            .is_ok_and(|expected| sent.split(' ').any(|s| s == expected)),
+        (Some(h), Ok(ts)) if fresh(ts) => {
+            signature::sign(&h.secret, &id, ts, &text).is_ok_and(|expected| {
+                sent.split(' ')
+                    .any(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())))
+            })
+        }
         _ => false,
     };
     // Only the demo handler's own webhooks: anything else would let anyone fill the

@@ -186,7 +186,38 @@ async fn the_demo_inbox_takes_only_webhooks_signed_with_the_demo_handler_s_secre
         let response = post(headers).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
+    // Signed with the handler's secret: taken while fresh, refused once five minutes
+    // old (a captured webhook cannot be replayed into the inbox for ever).
+    let handlers = app.get_as(DEMO_TOKEN, "/api/v4/handlers").await;
+    let handler = handlers.body["_embedded"]["handlers"][0]["id"].clone();
+    let rotated = app
+        .patch_as(
+            DEMO_TOKEN,
+            &format!("/api/v4/handlers/{handler}"),
+            json!({"rotate_secret": true}),
+        )
+        .await;
+    let secret = rotated.body["secret"].as_str().unwrap().to_owned();
+    let body = json!({"event": {"data": {"id": 1}}}).to_string();
+    let now: i64 = now.parse().unwrap();
+    for (id, at, expected) in [
+        ("msg_fresh", now, StatusCode::OK),
+        ("msg_stale", now - 301, StatusCode::UNAUTHORIZED),
+        ("msg_ahead", now + 301, StatusCode::UNAUTHORIZED),
+    ] {
+        let signature = footfall::delivery::signature::sign(&secret, id, at, &body).unwrap();
+        let response = post(vec![
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", at.to_string()),
+            ("webhook-signature", signature),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(response.status(), expected, "{id}");
+    }
     let inbox = app.get_as(DEMO_TOKEN, "/api/v4/demo/inbox").await;
     assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.text);
     assert!(!inbox.text.contains("msg_1"), "{}", inbox.text);
+    assert!(inbox.text.contains("msg_fresh"), "{}", inbox.text);
+    assert!(!inbox.text.contains("msg_stale"), "{}", inbox.text);
 }
