@@ -38,10 +38,14 @@ impl Services {
         Ok(hooks)
     }
 
-    /// Subscribes a destination (at most [`MAX_WEBHOOKS`] per account); the answer has
-    /// the secret, shown this once. A destination already subscribed gets the settings
-    /// and sort sent, keeping its id and secret.
-    pub async fn add_webhook(&self, account: AccountId, new: NewWebhook) -> Result<AccountWebhook> {
+    /// Subscribes a destination (at most [`MAX_WEBHOOKS`] per account), and whether it
+    /// is new (its secret is shown this once). A destination already subscribed gets the
+    /// settings and sort sent, keeping its id and secret.
+    pub async fn add_webhook(
+        &self,
+        account: AccountId,
+        new: NewWebhook,
+    ) -> Result<(AccountWebhook, bool)> {
         let url = check_url(
             new.destination.trim(),
             self.settings.delivery.allow_private_targets,
@@ -51,7 +55,9 @@ impl Services {
         let destination = url.to_string();
         let hooks = self.webhooks(account).await?;
         let count = hooks.len();
-        let hook = match hooks.into_iter().find(|h| h.destination == destination) {
+        let existing = hooks.into_iter().find(|h| h.destination == destination);
+        let created = existing.is_none();
+        let hook = match existing {
             Some(existing) => AccountWebhook {
                 settings: new.settings,
                 sort: new.sort,
@@ -76,14 +82,12 @@ impl Services {
             }
         };
         catalog::put(&*self.store, &hook).await?;
-        Ok(hook)
+        Ok((hook, created))
     }
 
     /// Unsubscribes a destination (amoCRM's `DELETE /webhooks` with `destination`).
     pub async fn delete_webhook(&self, account: AccountId, destination: &str) -> Result<()> {
-        let wanted = url::Url::parse(destination.trim())
-            .map(|u| u.to_string())
-            .unwrap_or_else(|_| destination.trim().to_owned());
+        let wanted = destination_as_stored(destination);
         let hook = self
             .webhooks(account)
             .await?
@@ -100,12 +104,16 @@ impl Services {
         Ok(())
     }
 
-    /// A webhook's notices, newest first, with their attempts.
+    /// A webhook's notices, newest first, with their attempts; NotFound for a webhook
+    /// the account does not have.
     pub async fn webhook_deliveries(
         &self,
         account: AccountId,
         webhook: u64,
     ) -> Result<Vec<EventRecord>> {
+        if !self.webhooks(account).await?.iter().any(|h| h.id == webhook) {
+            return Err(Error::NotFound(format!("webhook {webhook} does not exist")));
+        }
         let ids = self.store.event_ids(account).await?;
         let mut found = Vec::new();
         for chunk in ids.chunks(250).take(DELIVERIES_SCANNED / 250) {
@@ -186,4 +194,10 @@ impl Services {
         self.scheduler_wake.notify_one();
         Ok(())
     }
+}
+
+/// A destination as it is stored (the URL parser's form: `https://x.example` is
+/// `https://x.example/`), for finding a webhook by what a client typed.
+pub fn destination_as_stored(typed: &str) -> String {
+    url::Url::parse(typed.trim()).map_or_else(|_| typed.trim().to_owned(), |u| u.to_string())
 }

@@ -33,9 +33,11 @@ export function webhooksView() {
       const settings = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
       try {
         const hook = await post("/api/v4/webhooks", { destination: destination.value.trim(), settings, sort: Number(sort.value || 0) });
-        mount(secret, h("div.card.notice",
-          h("strong", `Webhook ${hook.id} subscribed. Its signing secret, shown this once:`),
-          h("div.mono", hook.secret), copyButton(hook.secret, "Copy secret")));
+        mount(secret, hook.secret
+          ? h("div.card.notice",
+            h("strong", `Webhook ${hook.id} subscribed. Its signing secret, shown this once:`),
+            h("div.mono", hook.secret), copyButton(hook.secret, "Copy secret"))
+          : h("div.card.notice", h("strong", `Webhook ${hook.id} was subscribed already: its changes are updated, its secret is the one shown when it was created.`)));
         destination.value = "";
         await refresh();
       } catch (err) {

@@ -18,7 +18,7 @@ use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::service::account_webhooks::NewWebhook;
+use crate::service::account_webhooks::{NewWebhook, destination_as_stored};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_webhooks)
@@ -89,7 +89,11 @@ async fn list_webhooks(
     mut params: ListParams,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let destinations = params.filter_strings("destination")?;
+    let destinations: Vec<String> = params
+        .filter_strings("destination")?
+        .iter()
+        .map(|d| destination_as_stored(d))
+        .collect();
     params.finish()?;
     let hooks: Vec<WebhookView> = services
         .webhooks(auth.0.id)
@@ -159,8 +163,8 @@ async fn add_webhook(
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
     let new = check_webhook(body.0).map_err(Problem::invalid)?;
-    let hook = services.add_webhook(auth.0.id, new).await?;
-    Ok(HttpResponse::Ok().json(WebhookView::of(&hook, true)))
+    let (hook, created) = services.add_webhook(auth.0.id, new).await?;
+    Ok(HttpResponse::Ok().json(WebhookView::of(&hook, created)))
 }
 
 /// The webhook to unsubscribe.
