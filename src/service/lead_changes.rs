@@ -112,7 +112,14 @@ impl Services {
                 let current = self.pipeline(account, lead.pipeline_id).await?;
                 let to = match change.pipeline_id.filter(|p| *p != current.id) {
                     Some(other) => {
-                        let other = self.pipeline(account, other).await?;
+                        // A pipeline the account does not have is this change's mistake,
+                        // named with its item (a batch's other items are checked too).
+                        let other = match self.pipeline(account, other).await {
+                            Err(Error::NotFound(message)) => {
+                                return Err(Error::invalid("pipeline_id", message));
+                            }
+                            found => found?,
+                        };
                         Self::stage_in(&other, status, MoveKind::Moved)?
                     }
                     None => Self::stage_in(&current, status, MoveKind::Moved)?,

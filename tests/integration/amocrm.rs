@@ -228,6 +228,10 @@ async fn leads_are_updated_in_a_batch_and_amocrm_fields_are_ignored(backend: Bac
         (json!([{"id": a, "name": 5}]), "[0].name"),
         (json!([{"name": "No id"}]), "[0].id"),
         (json!([{"id": a, "status_id": 4242}]), "[0].status_id"),
+        (
+            json!([{"id": a, "status_id": 4242, "pipeline_id": 999_999}]),
+            "[0].pipeline_id",
+        ),
         (json!([{"id": a, "colour": "red"}]), "[0]"),
     ] {
         let (status, problem) = app.patch("/api/v4/leads", bad.clone()).await;
