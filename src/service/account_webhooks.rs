@@ -111,7 +111,12 @@ impl Services {
         account: AccountId,
         webhook: u64,
     ) -> Result<Vec<EventRecord>> {
-        if !self.webhooks(account).await?.iter().any(|h| h.id == webhook) {
+        if !self
+            .webhooks(account)
+            .await?
+            .iter()
+            .any(|h| h.id == webhook)
+        {
             return Err(Error::NotFound(format!("webhook {webhook} does not exist")));
         }
         let ids = self.store.event_ids(account).await?;

@@ -97,6 +97,25 @@ async fn contacts_are_added_and_listed_without_a_lead(backend: Backend) {
         codes,
         [("PHONE", "+7 900 000-00-01"), ("EMAIL", "vera@example.com")]
     );
+    // The account's own fields, of any kind (a select's enum_id, a number, a checkbox),
+    // are accepted and ignored; a phone written as a number is its digits.
+    let (status, added) = app
+        .post(
+            "/api/v4/contacts",
+            json!([{"name": "Sasha", "custom_fields_values": [
+                {"field_id": 5, "values": [{"enum_id": 3}]},
+                {"field_id": 6, "values": [{"value": 42}]},
+                {"field_id": 7, "values": [{"value": true}]},
+                {"field_code": "PHONE", "values": [{"value": 79000000002_u64, "enum_code": "WORK"}]}]}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    let sasha = ids(&added, "contacts")[0].clone();
+    let (_, one) = app.get(&format!("/api/v4/contacts/{sasha}")).await;
+    assert_eq!(
+        one["custom_fields_values"][0]["values"][0]["value"], "79000000002",
+        "{one}"
+    );
 }
 
 async fn a_contacts_change_reaches_its_leads_and_duplicate_detection(backend: Backend) {

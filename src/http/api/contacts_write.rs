@@ -82,11 +82,7 @@ impl ContactIn {
             ..ContactPatch::default()
         };
         for cf in self.custom_fields_values.iter().flatten() {
-            let value = cf
-                .values
-                .first()
-                .map(|v| v.value.clone())
-                .unwrap_or_default();
+            let value = cf.values.first().and_then(|v| v.text()).unwrap_or_default();
             match cf.field_code.as_deref() {
                 Some("PHONE") => patch.phone = Some(value),
                 Some("EMAIL") => patch.email = Some(value),

@@ -118,13 +118,30 @@ pub struct CustomFieldValue {
     pub(super) values: Vec<CustomFieldItem>,
 }
 
+/// One value of a custom field: text, a number, a flag, or none (a select field's
+/// `enum_id`); footfall reads the text of `PHONE` and `EMAIL` and ignores the rest.
 #[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // the values' enums are accepted, and ignored
 pub struct CustomFieldItem {
-    #[schema(example = "+7 900 123-45-67")]
-    pub(super) value: String,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "+7 900 123-45-67")]
+    value: Option<serde_json::Value>,
+    #[serde(default)]
+    enum_id: Option<u64>,
     #[serde(default)]
     #[schema(example = "WORK")]
     enum_code: Option<String>,
+}
+
+impl CustomFieldItem {
+    /// The value as text (a number as written); none for another kind of value.
+    pub(super) fn text(&self) -> Option<String> {
+        match self.value.as_ref()? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
 }
 
 impl NewEntryContact {
@@ -166,11 +183,8 @@ pub(super) fn contact_fields(
             Some("EMAIL") => "email",
             _ => continue,
         };
-        if let Some(first) = cf.values.first() {
-            let _kind = &first.enum_code;
-            fields
-                .entry(key.to_owned())
-                .or_insert_with(|| first.value.clone());
+        if let Some(text) = cf.values.first().and_then(CustomFieldItem::text) {
+            fields.entry(key.to_owned()).or_insert(text);
         }
     }
     fields
