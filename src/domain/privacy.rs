@@ -38,14 +38,13 @@ impl IpMode {
         }
     }
 
-    /// An address given as text (an API client's metadata): truncated when it parses,
-    /// dropped when it does not (text that is not an address cannot be truncated).
+    /// An address given as text (an API client's metadata): kept as this mode keeps an
+    /// address when it parses, dropped when it does not (text that is not an address is
+    /// not kept as one, whatever its length).
     pub fn apply_text(self, ip: &str) -> String {
-        match (self, ip.trim().parse::<IpAddr>()) {
-            (Self::Full, _) => ip.to_owned(),
-            (_, Ok(addr)) => self.apply(addr),
-            (_, Err(_)) => String::new(),
-        }
+        ip.trim()
+            .parse::<IpAddr>()
+            .map_or_else(|_| String::new(), |addr| self.apply(addr))
     }
 }
 
@@ -226,6 +225,9 @@ mod tests {
         assert_eq!(IpMode::None.apply(v4), "");
         assert_eq!(IpMode::Truncate.apply_text("not an ip"), "");
         assert_eq!(IpMode::Truncate.apply_text("203.0.113.57"), "203.0.113.0");
+        assert_eq!(IpMode::Full.apply_text(" 203.0.113.57 "), "203.0.113.57");
+        assert_eq!(IpMode::Full.apply_text(&"x".repeat(100_000)), "");
+        assert_eq!(IpMode::None.apply_text("203.0.113.57"), "");
     }
 
     #[test]

@@ -95,7 +95,17 @@ impl Services {
         let known = self.contacts(account).await?;
         let mut errors = Vec::new();
         let mut writes = Vec::with_capacity(changes.len());
+        let mut named = std::collections::HashSet::new();
         for (i, (id, patch)) in changes.into_iter().enumerate() {
+            // Each item is checked against the contact as stored: a contact named twice
+            // would have its second change undo the first.
+            if !named.insert(id) {
+                errors.push(FieldError::new(
+                    format!("[{i}].id"),
+                    format!("contact {id} is named by an earlier item: change it in one item"),
+                ));
+                continue;
+            }
             let Some(current) = known.iter().find(|r| r.contact.id == id) else {
                 errors.push(FieldError::new(
                     format!("[{i}].id"),

@@ -215,6 +215,14 @@ async fn bad_contacts_are_refused_by_name(backend: Backend) {
             json!({"name": ""}),
             "name",
         ),
+        // One contact in two items: the second would undo the first.
+        (
+            "patch",
+            "/api/v4/contacts",
+            json!([{"id": kept, "custom_fields_values": [email("new@example.com")]},
+                   {"id": kept, "name": "Z"}]),
+            "[1].id",
+        ),
     ] {
         let (status, problem) = match method {
             "post" => app.post(path, body.clone()).await,
