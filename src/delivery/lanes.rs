@@ -129,14 +129,14 @@ impl<T> Lanes<T> {
         Place::Full(event)
     }
 
-    /// The waiting events whose `deliver_by` has passed. Each queue is in the order of
-    /// its claims, so they are at its front.
-    pub fn take_stale(&self, now: i64) -> Vec<T> {
+    /// The waiting events whose `deliver_by` has passed, each with it. Each queue is in
+    /// the order of its claims, so they are at its front.
+    pub fn take_stale(&self, now: i64) -> Vec<(T, i64)> {
         let mut inner = self.inner.lock();
         let mut stale = Vec::new();
         inner.handlers.retain(|_, lane| {
             while lane.waiting.front().is_some_and(|w| w.deliver_by < now) {
-                stale.extend(lane.waiting.pop_front().map(|w| w.event));
+                stale.extend(lane.waiting.pop_front().map(|w| (w.event, w.deliver_by)));
             }
             lane.in_flight > 0 || !lane.waiting.is_empty()
         });
@@ -322,7 +322,7 @@ mod tests {
         assert!(matches!(lanes.place(key(1, 1), 5, 30, true), Place::Queued));
         let mut stale = lanes.take_stale(25);
         stale.sort_unstable();
-        assert_eq!(stale, [3, 4]);
+        assert_eq!(stale, [(3, 10), (4, 20)]);
         assert!(
             !lanes.inner.lock().handlers.contains_key(&key(1, 3)),
             "a lane with nothing in flight or waiting goes"

@@ -52,6 +52,12 @@ const BUSY_RETRY_MS: i64 = 1000;
 /// instance's must not let another claim send the event while this one still records it.
 const LEASE_MARGIN_MS: i64 = 1000;
 
+/// Whether an event put back to the schedule at `now` is saved before its claim's lease
+/// ends (with the margin a save may take), and so cannot overwrite a later claim.
+fn worth_putting_back(lease_until: i64, now: i64) -> bool {
+    now + LEASE_MARGIN_MS < lease_until
+}
+
 /// The first pause before saving a delivered event's record again (doubling each time).
 const RECORD_RETRY_MS: i64 = 50;
 
@@ -252,7 +258,15 @@ impl Scheduler {
         metrics::counter!("footfall_scheduler_expired_total").increment(stale.len() as u64);
         let this = self.clone();
         tokio::spawn(async move {
-            for event in stale {
+            for (event, deliver_by) in stale {
+                // Saved one at a time, a long list outlives the later events' leases:
+                // such an event is due again, maybe claimed again already, and a save of
+                // this claim's copy would overwrite the new claim's. Its lease brings it
+                // back; it is left alone.
+                let lease_until = deliver_by + this.attempt_room();
+                if !worth_putting_back(lease_until, now_ms()) {
+                    continue;
+                }
                 let id = event.id.clone();
                 if let Err(e) = this.put_back(event, now).await {
                     tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
@@ -462,5 +476,17 @@ impl Scheduler {
             .live
             .publish(event.account_id, event.lead_id, LiveKind::Delivery);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_put_back_only_while_its_lease_outlasts_the_save() {
+        assert!(worth_putting_back(10_000, 8_000));
+        assert!(!worth_putting_back(10_000, 9_000), "within the margin");
+        assert!(!worth_putting_back(10_000, 12_000), "the lease has ended");
     }
 }
