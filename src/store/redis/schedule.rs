@@ -171,8 +171,16 @@ where
                 call.arg(self.keys.event_prefix(shard));
             }
             let raw: Vec<String> = self.invoke(&call).await?;
+            // One record this build cannot read (written by a newer one during a rolling
+            // deploy, say) stays leased and comes back with its lease: it holds up
+            // neither the others claimed with it nor the next claims.
             for s in raw {
-                claimed.push(from_json::<EventRecord>(&s)?);
+                match from_json::<EventRecord>(&s) {
+                    Ok(event) => claimed.push(event),
+                    Err(e) => {
+                        tracing::error!(error = %e, "an event record could not be read; left to its lease")
+                    }
+                }
             }
         }
         Ok(claimed)
