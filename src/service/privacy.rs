@@ -16,7 +16,7 @@ use crate::domain::account_webhook::Change;
 use crate::domain::event_record::EventRecord;
 use crate::domain::handler::Handler;
 use crate::domain::ids::{AccountId, ContactId, LeadId};
-use crate::domain::lead::{Contact, Lead, Unsorted};
+use crate::domain::lead::{Contact, Lead, Unsorted, VisitorLink};
 use crate::domain::privacy::{AuditRecord, Erased, ErasureKind, Subject};
 use crate::domain::site::Site;
 use crate::domain::source::Source;
@@ -261,8 +261,11 @@ impl Services {
             events: Vec::new(),
             notes: Vec::new(),
         };
-        let mut visitors: Vec<VisitorId> = match subject {
-            Subject::Visitor(v) => vec![*v],
+        // Each browser with the subject's links to it: a lead's part of a browser is what
+        // its link covers (the browser may have moved to another person's lead since); a
+        // browser asked for by its id is the subject's whole (no links).
+        let mut visitors: Vec<(VisitorId, Vec<VisitorLink>)> = match subject {
+            Subject::Visitor(v) => vec![(*v, Vec::new())],
             _ => Vec::new(),
         };
         let unsorted = self.store.list_unsorted(account).await?;
@@ -285,8 +288,9 @@ impl Services {
             }
             export.events.extend(self.store.get_events(&events).await?);
             for link in self.store.lead_visitors(account, lead.id).await? {
-                if !visitors.contains(&link.visitor) {
-                    visitors.push(link.visitor);
+                match visitors.iter_mut().find(|(v, _)| *v == link.visitor) {
+                    Some((_, links)) => links.push(link),
+                    None => visitors.push((link.visitor, vec![link])),
                 }
             }
         }
@@ -312,18 +316,31 @@ impl Services {
                 leads.iter().any(|l| l.id == u.lead_id)
                     || visitors
                         .iter()
-                        .any(|v| u.metadata.visitor_uid.as_deref() == Some(v.encode().as_str()))
+                        .filter(|(_, links)| links.is_empty())
+                        .any(|(v, _)| {
+                            u.metadata.visitor_uid.as_deref() == Some(v.encode().as_str())
+                        })
             })
             .collect();
-        for visitor in visitors {
+        for (visitor, links) in visitors {
+            let covered = |at: Millis| links.is_empty() || links.iter().any(|l| l.covers(at));
             let state = self.store.visitor(account, visitor).await?;
             let (page_views, visits) = self.browsing(account, visitor).await?;
-            if page_views.is_empty() && state.lead.is_none() && state.visits == 0 {
+            let page_views: Vec<PageView> =
+                page_views.into_iter().filter(|pv| covered(pv.at)).collect();
+            let visits: Vec<Visit> = visits
+                .into_iter()
+                .filter(|v| covered(v.started_at))
+                .collect();
+            let lead_id = state
+                .lead
+                .filter(|lead| links.is_empty() || leads.iter().any(|l| l.id == *lead));
+            if page_views.is_empty() && visits.is_empty() && lead_id.is_none() {
                 continue;
             }
             export.browsers.push(BrowserExport {
                 visitor_uid: visitor,
-                lead_id: state.lead,
+                lead_id,
                 visits: visits
                     .into_iter()
                     .map(|visit| VisitExport {

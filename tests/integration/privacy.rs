@@ -40,6 +40,7 @@ both_stores!(
     a_post_that_did_not_come_through_t_js_with_consent_links_no_browser,
     the_quotas_count_a_client_without_keeping_its_address,
     a_contact_without_a_lead_is_exported_and_erased_by_its_email,
+    a_subjects_export_holds_only_its_part_of_a_shared_browser,
     a_sites_consent_and_opt_out_reach_its_snippet,
 );
 
@@ -819,4 +820,57 @@ async fn a_contact_without_a_lead_is_exported_and_erased_by_its_email(backend: B
 fn rand_marker() -> u64 {
     use rand::Rng;
     rand::rng().random()
+}
+
+/// A browser that moved to another person's lead (the same computer, another person's
+/// form) is in the first person's export only for the time its link to their lead
+/// covers: not the later browsing, not the other lead's id, not the other's Unsorted
+/// entry. The whole history and the current lead used to be exported.
+async fn a_subjects_export_holds_only_its_part_of_a_shared_browser(backend: Backend) {
+    let h = spawn(backend).await;
+    let app = &h.app;
+    let receiver = Receiver::start().await;
+    let s = setup(app, &receiver, 0).await;
+    let (_, vid) = app
+        .beacon(&s.site_key, None, "https://shop.example/anna-was-here")
+        .await;
+    let vid = vid.unwrap();
+    let (anna, _, _) = crate::common::submit_form(app, &s.form_id, Some(&vid), "Anna Shared").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (boris, _, _) =
+        crate::common::submit_form(app, &s.form_id, Some(&vid), "Boris Shared").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    app.beacon(
+        &s.site_key,
+        Some(&vid),
+        "https://shop.example/boris-was-here",
+    )
+    .await;
+    let email = crate::common::email_of("Anna Shared");
+    let (status, export) = app
+        .get(&format!("/api/v4/privacy/export?email={email}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{export}");
+    let text = export.to_string();
+    assert!(text.contains("anna-was-here"), "{export}");
+    assert!(!text.contains("boris-was-here"), "{export}");
+    assert_eq!(export["browsers"].as_array().unwrap().len(), 1, "{export}");
+    assert_eq!(export["browsers"][0]["lead_id"], Value::Null, "{export}");
+    let entries: Vec<u64> = export["unsorted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["lead_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(entries, [anna], "not Boris's ({boris}): {export}");
+    // By the browser's id, all of it is the subject's.
+    let uid: String = url::form_urlencoded::byte_serialize(vid.as_bytes()).collect();
+    let (_, by_browser) = app
+        .get(&format!("/api/v4/privacy/export?visitor_uid={uid}"))
+        .await;
+    assert!(
+        by_browser.to_string().contains("boris-was-here"),
+        "{by_browser}"
+    );
+    assert_eq!(by_browser["browsers"][0]["lead_id"], boris, "{by_browser}");
 }
