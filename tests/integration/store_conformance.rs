@@ -1930,3 +1930,36 @@ async fn an_unreadable_event_record_does_not_hold_up_the_others_claimed_with_it(
     let claimed = store.claim_due(now, now + 1_000, 10).await.unwrap();
     assert_eq!(claimed, std::slice::from_ref(&good));
 }
+
+/// Redis only (the embedded store drops them every few seconds): an account's event
+/// index loses ids past the retention when an event ends, not only when someone reads
+/// the list — an account whose lists nobody opened kept every id it ever fired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_index_is_pruned_when_events_end() {
+    let (store, prefix) = crate::common::stores::redis_store(3600).await;
+    let now = now_ms();
+    let old = event(now - 2 * 3_600_000, 1);
+    store.save_event(&old).await.unwrap();
+    let client = redis::Client::open(crate::common::redis_url()).unwrap();
+    let con = client.get_multiplexed_async_connection().await.unwrap();
+    let index = format!("{prefix}:{{a{}}}:events", ACCOUNT.0);
+    let ids = |mut con: redis::aio::MultiplexedConnection| {
+        let index = index.clone();
+        async move {
+            redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(0)
+                .arg(-1)
+                .query_async::<Vec<String>>(&mut con)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(ids(con.clone()).await, [old.id.0.clone()]);
+    let done = EventRecord {
+        state: DeliveryState::Delivered,
+        ..event(now, 1)
+    };
+    store.save_event(&done).await.unwrap();
+    assert_eq!(ids(con).await, [done.id.0.clone()]);
+}

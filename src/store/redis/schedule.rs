@@ -61,6 +61,16 @@ where
             .add(&schedule, queue)
             .add(&events, index)
             .add(&dead, dead_set);
+        // An event's end prunes the account's index as its reads do (by creation time),
+        // so that an account whose lists nobody reads does not keep every id for ever.
+        if !event.state.is_pending() {
+            let mut prune = ::redis::cmd("ZREMRANGEBYSCORE");
+            prune
+                .arg(&events)
+                .arg("-inf")
+                .arg(format!("({}", self.horizon()));
+            batch.add(&events, prune);
+        }
         Ok(())
     }
 
