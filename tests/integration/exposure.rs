@@ -620,3 +620,68 @@ async fn a_history_whose_visit_never_started_still_expires() {
     let started = ttl(&mut con).await;
     assert!((998..=1_000).contains(&started), "{started}");
 }
+
+/// A day's top pages that an erasure emptied (and so Redis deleted) and a later page
+/// view made again still expire with their day: every flush gives the keys it touches
+/// their expiry unless they have one. A page-view writer gave each key its expiry once,
+/// so the key made again was kept for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statistics_key_made_again_after_an_erasure_still_expires() {
+    use footfall::domain::ids::{AccountId, SiteId};
+    use footfall::domain::stats::StatsDelta;
+    use footfall::domain::tracking::PageView;
+    use footfall::domain::visitor::VisitorId;
+    use footfall::store::PageViewWrite;
+    let (store, prefix) = common::stores::redis_store(3600).await;
+    let site = SiteId(rand::random::<u32>() as u64);
+    let visitor = VisitorId::mint();
+    let at = footfall::domain::time::now_ms();
+    let page_view = PageView {
+        at,
+        site_id: site,
+        url: "https://shop.example/only-page".into(),
+        title: "T".into(),
+        referrer: String::new(),
+    };
+    let write = || PageViewWrite {
+        account: AccountId(7),
+        visitor,
+        page_view: page_view.clone(),
+        visit_idle_ms: 1_800_000,
+        watch: false,
+    };
+    let day = (at / 86_400_000) as u64;
+    let pages = format!("{prefix}:{{s{site}}}:st:p:{day}");
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let con = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl = || {
+        let mut con = con.clone();
+        let pages = pages.clone();
+        async move {
+            redis::cmd("TTL")
+                .arg(&pages)
+                .query_async::<i64>(&mut con)
+                .await
+                .unwrap()
+        }
+    };
+    // The page-view writer's own flush (once a second), as under load.
+    store.record_page_view(write()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    store.record_page_view(write()).await.unwrap();
+    assert!(ttl().await > 0, "{}", ttl().await);
+    // The browser's erasure takes its page out: the only entry, so the key goes.
+    let mut delta = StatsDelta::default();
+    delta.page_view(site, at, visitor, &page_view.url);
+    store.remove_tops(delta.clone()).await.unwrap();
+    store.remove_tops(delta).await.unwrap();
+    assert_eq!(ttl().await, -2, "the key is gone");
+    store.record_page_view(write()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    store.record_page_view(write()).await.unwrap();
+    assert!(
+        ttl().await > 0,
+        "made again without an expiry: {}",
+        ttl().await
+    );
+}

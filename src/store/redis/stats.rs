@@ -3,7 +3,7 @@
 //! its `MAX_TOP_ENTRIES` most frequent). Every key expires `MAX_DAYS` + 1 days after its
 //! day. Written by the page-view writer ([`StatsWriter`]), inside its pipelines.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -105,12 +105,9 @@ fn expires_at(day: u32) -> u64 {
 /// loses at most this much of them; a read of the statistics sends them first.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// One page-view writer's side of the statistics: the keys it has given an expiry (each
-/// once per writer).
+/// One page-view writer's side of the statistics: what a flush sends.
 #[derive(Default)]
-pub struct StatsWriter {
-    expiring: HashSet<(SiteId, u32, Kind)>,
-}
+pub struct StatsWriter;
 
 /// The counters of one pipeline, settled once it has run ([`StatsPending::settle`]).
 #[must_use]
@@ -170,9 +167,6 @@ impl StatsWriter {
     }
 
     fn write(&mut self, commands: &mut Batch, keys: &Keys, delta: StatsDelta) {
-        if self.expiring.len() > 100_000 {
-            self.expiring.clear();
-        }
         let oldest = oldest_kept(now_ms());
         for ((site, day), d) in delta.days.into_iter().filter(|((_, d), _)| *d >= oldest) {
             let mut touched = Vec::new();
@@ -210,11 +204,16 @@ impl StatsWriter {
                 commands.add(&set, trim);
                 touched.push(kind);
             }
+            // Each key a flush touches gets its day's expiry unless it has one: a key
+            // a failed flush or an erasure's pruning emptied (and so deleted) and a later
+            // one made again is not kept for ever.
+            let mut given = Vec::with_capacity(4);
             for kind in touched {
-                if self.expiring.insert((site, day, kind)) {
+                if !given.contains(&kind) {
+                    given.push(kind);
                     let k = key(keys, site, day, kind);
                     let mut expire = ::redis::cmd("EXPIREAT");
-                    expire.arg(&k).arg(expires_at(day));
+                    expire.arg(&k).arg(expires_at(day)).arg("NX");
                     commands.add(&k, expire);
                 }
             }
