@@ -197,7 +197,7 @@ impl Scheduler {
     async fn process(&self, event: EventRecord, mut lease_until: i64) -> StoreResult<()> {
         let store = &*self.services.store;
         if !event.state.is_pending() {
-            return store.save_event(&event).await;
+            return store.update_event(&event).await;
         }
         match self.place(event, lease_until) {
             Place::Queued => Ok(()),
@@ -278,7 +278,7 @@ impl Scheduler {
     /// Saves a claimed event undelivered, due again at `at` (which ends this claim's lease).
     async fn put_back(&self, mut event: EventRecord, at: i64) -> StoreResult<()> {
         event.next_attempt_at = Some(at);
-        self.services.store.save_event(&event).await
+        self.services.store.update_event(&event).await
     }
 
     /// Delivers one event in its handler's turn and records the attempt.
@@ -382,7 +382,7 @@ impl Scheduler {
     /// record is worth no more than the retry its lease brings anyway.
     async fn record(&self, event: &EventRecord, lease_until: i64) -> StoreResult<()> {
         let store = &*self.services.store;
-        let mut result = store.save_event(event).await;
+        let mut result = store.update_event(event).await;
         let deadline = lease_until - LEASE_MARGIN_MS;
         let mut pause = RECORD_RETRY_MS;
         while matches!(result, Err(StoreError::Unavailable(_)))
@@ -393,7 +393,7 @@ impl Scheduler {
             tokio::time::sleep(Duration::from_millis(pause as u64)).await;
             pause = (pause * 2).min(RECORD_RETRY_MAX_MS);
             let left = Duration::from_millis((deadline - now_ms()).max(0) as u64);
-            result = tokio::time::timeout(left, store.save_event(event))
+            result = tokio::time::timeout(left, store.update_event(event))
                 .await
                 .unwrap_or_else(|_| {
                     Err(StoreError::Unavailable(
@@ -456,7 +456,7 @@ impl Scheduler {
         event.state = state;
         event.next_attempt_at = None;
         event.reason = Some(reason.to_owned());
-        store.save_event(&event).await?;
+        store.update_event(&event).await?;
         if state == DeliveryState::Cancelled {
             store
                 .append_timeline(

@@ -120,7 +120,7 @@ impl Services {
         event.failures = 0;
         event.next_attempt_at = Some(now_ms());
         event.reason = None;
-        self.store.save_event(&event).await?;
+        self.store.update_event(&event).await?;
         self.scheduler_wake.notify_one();
         tracing::info!(event = %event.id, "event replayed");
         Ok(event)

@@ -323,6 +323,10 @@ pub trait Schedule: Send + Sync {
     /// Stores an event's new state; a pending one is put in the schedule at its next time,
     /// a finished one kept for the event retention.
     async fn save_event(&self, event: &EventRecord) -> StoreResult<()>;
+    /// Stores the new state of an event already stored, as `save_event` — nothing when its
+    /// record is gone (an erasure took it while it was being delivered: a save must not
+    /// bring it back).
+    async fn update_event(&self, event: &EventRecord) -> StoreResult<()>;
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>>;
     /// The events among `ids` that still exist, in the order asked (one round trip).
     async fn get_events(&self, ids: &[EventId]) -> StoreResult<Vec<EventRecord>>;

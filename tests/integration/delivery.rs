@@ -429,3 +429,43 @@ async fn a_busy_handlers_webhooks_beyond_its_share_arrive_in_the_order_of_their_
     let visited: Vec<u64> = leads.iter().map(|(lead, _)| *lead).collect();
     assert_eq!(order, visited);
 }
+
+/// A lead erased while its webhook is on its way: the attempt's outcome, saved when it
+/// ends, does not bring the erased event back, so it is neither listed nor sent again.
+/// (The save after a failed attempt used to write the record back as `retrying`: its
+/// body, with the erased lead's data, went out again and stayed for 30 days.)
+async fn an_event_in_flight_when_its_lead_is_erased_is_not_brought_back(backend: Backend) {
+    let app = TestApp::spawn_with(settings(backend, |s| {
+        s.delivery.timeout_ms = 800;
+        s.delivery.retry_schedule_seconds = vec![1, 1];
+    }))
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Slow(Duration::from_secs(2))]);
+    let s = setup(&app, &receiver, 0).await;
+    let (lead_id, vid) = linked_lead(&app, &s, "Anna").await;
+    app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
+        .await;
+    let event_id = app.events_of(lead_id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(5)).await.len(), 1);
+    let (status, body) = app.delete(&format!("/api/v4/leads/{lead_id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // The attempt times out (0.8 s), its retry would be a second later.
+    tokio::time::sleep(Duration::from_millis(2800)).await;
+    let (status, event) = app.get(&format!("/api/v4/webhook_events/{event_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{event}");
+    assert_eq!(receiver.count(), 1, "sent again after its lead was erased");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_in_flight_when_its_lead_is_erased_is_not_brought_back_on_redis() {
+    an_event_in_flight_when_its_lead_is_erased_is_not_brought_back(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_in_flight_when_its_lead_is_erased_is_not_brought_back_on_the_embedded_store() {
+    an_event_in_flight_when_its_lead_is_erased_is_not_brought_back(Backend::Memory).await;
+}

@@ -53,6 +53,14 @@ impl Schedule for MemoryStore {
         Ok(())
     }
 
+    async fn update_event(&self, event: &EventRecord) -> StoreResult<()> {
+        let mut state = self.state.lock();
+        if state.event(&event.id, Instant::now()).is_some() {
+            self.save(&mut state, event);
+        }
+        Ok(())
+    }
+
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<EventRecord>> {
         Ok(self.state.lock().event(id, Instant::now()).cloned())
     }

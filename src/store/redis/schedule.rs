@@ -2,8 +2,10 @@
 //! (`{j<n>}`); the account's event index and dead letters are sorted sets by creation
 //! time in the account's slot.
 
-use ::redis::FromRedisValue;
+use std::sync::LazyLock;
+
 use ::redis::aio::ConnectionLike;
+use ::redis::{FromRedisValue, Script};
 use async_trait::async_trait;
 
 use super::slots::Batch;
@@ -13,13 +15,36 @@ use crate::domain::ids::{AccountId, EventId, HandlerId};
 use crate::domain::time::{Millis, now_ms};
 use crate::store::{Schedule, StoreResult, corrupt, from_json, to_json};
 
+/// An event's new state, if its record is still there. KEYS: record, schedule (one
+/// slot). ARGV: json, expiry seconds (0: none), schedule score ('': out of the
+/// schedule), id. Returns 1 when saved.
+static UPDATE_EVENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1])
+else redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+if ARGV[3] == '' then redis.call('ZREM', KEYS[2], ARGV[4])
+else redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
+return 1
+"#,
+    )
+});
+
 impl<C> RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
     /// The commands that store an event's state: its record, its place in the schedule,
-    /// the account's index and the handler's dead letters.
-    fn save_commands(&self, batch: &mut Batch, event: &EventRecord) -> StoreResult<()> {
+    /// the account's index and the handler's dead letters. `kept_only`: the record and
+    /// its place only if the record is still there (`Schedule::update_event`; the index
+    /// and dead letters skip ids whose records are gone).
+    fn save_commands(
+        &self,
+        batch: &mut Batch,
+        event: &EventRecord,
+        kept_only: bool,
+    ) -> StoreResult<()> {
         let (record, schedule) = (
             self.keys.event(&event.id),
             self.keys.schedule(self.keys.shard_of(&event.id)),
@@ -56,11 +81,28 @@ where
         };
         dead_set.arg(id);
         // The record and its place in the schedule share a slot and go first.
-        batch
-            .add(&record, set)
-            .add(&schedule, queue)
-            .add(&events, index)
-            .add(&dead, dead_set);
+        if kept_only {
+            let pending = event.state.is_pending();
+            batch
+                .script(&record, &UPDATE_EVENT, 2)
+                .arg(&record)
+                .arg(&schedule)
+                .arg(to_json(event)?)
+                .arg(if pending {
+                    0
+                } else {
+                    self.options.event_retention_secs
+                })
+                .arg(if pending {
+                    event.next_attempt_at.unwrap_or(event.due_at).to_string()
+                } else {
+                    String::new()
+                })
+                .arg(id);
+        } else {
+            batch.add(&record, set).add(&schedule, queue);
+        }
+        batch.add(&events, index).add(&dead, dead_set);
         // An event's end prunes the account's index as its reads do (by creation time),
         // so that an account whose lists nobody reads does not keep every id for ever.
         if !event.state.is_pending() {
@@ -106,7 +148,7 @@ where
     async fn add_events(&self, events: &[EventRecord]) -> StoreResult<()> {
         let mut batch = self.batch();
         for event in events {
-            self.save_commands(&mut batch, event)?;
+            self.save_commands(&mut batch, event, false)?;
             let timeline = self.keys.lead_timeline(event.account_id, event.lead_id);
             batch
                 .script(&timeline, &lead_scripts::APPEND_IF_LEAD, 2)
@@ -122,7 +164,13 @@ where
 
     async fn save_event(&self, event: &EventRecord) -> StoreResult<()> {
         let mut batch = self.batch();
-        self.save_commands(&mut batch, event)?;
+        self.save_commands(&mut batch, event, false)?;
+        self.run_durable(batch).await.map(drop)
+    }
+
+    async fn update_event(&self, event: &EventRecord) -> StoreResult<()> {
+        let mut batch = self.batch();
+        self.save_commands(&mut batch, event, true)?;
         self.run_durable(batch).await.map(drop)
     }
 
