@@ -22,6 +22,9 @@ pub struct Problem {
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<u64>,
+    /// The `request_id` each item of the request was sent with (by index), for
+    /// `validation-errors`; an item without one is named by its index.
+    pub request_ids: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +40,8 @@ struct Body<'a> {
     validation_errors: Vec<ValidationGroup<'a>>,
 }
 
-/// amoCRM's errors of one item of a request (`request_id` is its index).
+/// amoCRM's errors of one item of a request (`request_id`: the one it was sent with, or
+/// its index).
 #[derive(Serialize)]
 struct ValidationGroup<'a> {
     request_id: String,
@@ -52,11 +56,23 @@ struct ValidationError<'a> {
 }
 
 /// Groups footfall's field errors as amoCRM's `validation-errors`: `[1].name` is
-/// `request_id` "1", `path` "name"; a field outside any item belongs to request "0".
-fn validation_groups(errors: &[FieldError]) -> Vec<ValidationGroup<'_>> {
+/// `request_id` "1" (or the one item 1 was sent with), `path` "name"; a field outside
+/// any item belongs to request "0".
+fn validation_groups<'a>(
+    errors: &'a [FieldError],
+    request_ids: &[String],
+) -> Vec<ValidationGroup<'a>> {
     let mut groups: Vec<ValidationGroup<'_>> = Vec::new();
     for e in errors {
-        let (request_id, path) = split_item(&e.field);
+        let (index, path) = split_item(&e.field);
+        let request_id = match index {
+            Some(index) => index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| request_ids.get(i))
+                .map_or(index, String::as_str),
+            None => "0",
+        };
         let code = if e.message == "is required" {
             "NotBlank"
         } else if e.message.starts_with("invalid type") {
@@ -80,14 +96,15 @@ fn validation_groups(errors: &[FieldError]) -> Vec<ValidationGroup<'_>> {
     groups
 }
 
-/// `[3].a.b` → ("3", "a.b"); `a.b` → ("0", "a.b").
-fn split_item(field: &str) -> (&str, &str) {
+/// `[3].a.b` → (Some("3"), "a.b"); `a.b` → (None, "a.b").
+fn split_item(field: &str) -> (Option<&str>, &str) {
     field
         .strip_prefix('[')
         .and_then(|rest| rest.split_once(']'))
         .filter(|(index, _)| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
-        .map(|(index, path)| (index, path.strip_prefix('.').unwrap_or(path)))
-        .unwrap_or(("0", field))
+        .map_or((None, field), |(index, path)| {
+            (Some(index), path.strip_prefix('.').unwrap_or(path))
+        })
 }
 
 impl Problem {
@@ -97,6 +114,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            request_ids: Vec::new(),
         }
     }
 
@@ -119,6 +137,13 @@ impl Problem {
             errors,
             ..Self::new(StatusCode::BAD_REQUEST, detail)
         }
+    }
+
+    /// Names a batch's items in `validation-errors` by the `request_id` each was sent
+    /// with (`request_ids[i]`, as `api::request_id_of` reads them).
+    pub fn of_items(mut self, request_ids: &[String]) -> Self {
+        self.request_ids = request_ids.to_vec();
+        self
     }
 
     pub fn field(field: &str, message: impl Into<String>) -> Self {
@@ -157,7 +182,7 @@ impl ResponseError for Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             errors: &self.errors,
-            validation_errors: validation_groups(&self.errors),
+            validation_errors: validation_groups(&self.errors, &self.request_ids),
         };
         let mut response = HttpResponse::build(self.status);
         response.insert_header((
@@ -243,7 +268,7 @@ mod tests {
             FieldError::new("[1].price", "invalid type: string, expected u64"),
             FieldError::new("filter[foo]", "is not a parameter of this list"),
         ];
-        let groups = validation_groups(&errors);
+        let groups = validation_groups(&errors, &[]);
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].request_id, "1");
         assert_eq!(groups[0].errors[0].path, "name");
@@ -251,5 +276,9 @@ mod tests {
         assert_eq!(groups[0].errors[1].code, "InvalidType");
         assert_eq!(groups[1].request_id, "0");
         assert_eq!(groups[1].errors[0].path, "filter[foo]");
+        // Items sent with request ids are named by them.
+        let named = validation_groups(&errors, &["a".into(), "site-1".into()]);
+        assert_eq!(named[0].request_id, "site-1");
+        assert_eq!(named[1].request_id, "0", "outside any item");
     }
 }

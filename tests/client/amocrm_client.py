@@ -311,6 +311,15 @@ async def steps(amo, base):
             assert [i.path for i in e.errors] == ["metadata.visitor_uid"], e.errors
         else:
             raise AssertionError("a forged visitor_uid was accepted")
+        # The caller's own request_id names its item, as the library documents.
+        try:
+            await amo.request("POST", "leads", json=[
+                {"name": "Fine", "request_id": "site-1"},
+                {"name": "Bad stage", "status_id": 4242, "request_id": "site-2"}])
+        except ValidationError as e:
+            assert [(i.request_id, i.path) for i in e.errors] == [("site-2", "status_id")], e.errors
+        else:
+            raise AssertionError("a lead in an unknown stage was accepted")
 
     await refused()
 

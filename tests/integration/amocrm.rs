@@ -505,9 +505,10 @@ async fn a_site_backend_adds_a_lead_with_the_visitors_uid_linking_its_browser(ba
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        // Named by the request_id the item was sent with, as amoCRM names it.
         assert_eq!(
             validation_paths(&problem),
-            [("0".to_owned(), "metadata.visitor_uid".to_owned())],
+            [("r1".to_owned(), "metadata.visitor_uid".to_owned())],
             "{problem}"
         );
     }
@@ -810,4 +811,48 @@ async fn a_backend_lead_without_a_visitor_id_links_no_browser_and_folds_a_repeat
     assert!(entries[0]["metadata"]["visitor_uid"].is_null(), "{listed}");
     let (_, card) = app.get(&format!("/api/v4/leads/{}", leads[0])).await;
     assert_eq!(card["_embedded"]["visitors"], json!([]), "{card}");
+}
+
+/// An account has at most 50 pipelines, amoCRM's bound, which also keeps the list on the
+/// one page amoCRM's clients read (their `pipelines.list()` does not page); a pipeline
+/// without Unsorted (`is_unsorted_on: false`) is refused rather than made with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_has_at_most_fifty_pipelines_each_with_unsorted() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let pipeline =
+        |i: usize| json!({"name": format!("P{i}"), "_embedded": {"statuses": [{"name": "Met"}]}});
+    // The default pipeline and 49 more.
+    let (status, body) = app
+        .post(
+            "/api/v4/leads/pipelines",
+            Value::Array((0..49).map(pipeline).collect()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, problem) = app
+        .post("/api/v4/leads/pipelines", json!([pipeline(50)]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("at most 50"),
+        "{problem}"
+    );
+    let (_, listed) = app.get("/api/v4/leads/pipelines").await;
+    assert_eq!(
+        listed["_embedded"]["pipelines"].as_array().unwrap().len(),
+        50
+    );
+    assert!(listed["_links"]["next"].is_null(), "{}", listed["_links"]);
+
+    let other = TestApp::spawn(Backend::Memory).await;
+    let mut without_unsorted = pipeline(1);
+    without_unsorted["is_unsorted_on"] = json!(false);
+    let (status, problem) = other
+        .post("/api/v4/leads/pipelines", json!([without_unsorted]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "[0].is_unsorted_on",
+        "{problem}"
+    );
 }

@@ -11,7 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::contacts::ContactView;
 use super::unsorted_forms::{CustomFieldValue, contact_fields};
-use super::{Auth, Link, Refused, check_name, validate_all};
+use super::{Auth, Link, Refused, check_name, request_ids, validate_all};
 use crate::domain::ids::ContactId;
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
@@ -148,16 +148,7 @@ async fn add_contacts(
     body: ApiJson<Vec<ContactIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids: Vec<String> = body
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, c)| match &c.request_id {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => i.to_string(),
-        })
-        .collect();
+    let request_ids = request_ids(&body.0, |c| c.request_id.as_ref());
     let contacts = validate_all(body.0, |c| {
         let mut errors = Vec::new();
         if let Some(name) = &c.name {
@@ -172,11 +163,13 @@ async fn add_contacts(
             c.last_name.as_deref(),
             c.custom_fields_values.as_deref().unwrap_or_default(),
         ))
-    })?;
+    })
+    .map_err(|p| p.of_items(&request_ids))?;
     let base = services.settings.server.public_url.trim_end_matches('/');
     let added = services
         .add_contacts(auth.0.id, contacts)
-        .await?
+        .await
+        .map_err(|e| Problem::from(e).of_items(&request_ids))?
         .into_iter()
         .zip(request_ids)
         .map(|(r, request_id)| AddedContact {

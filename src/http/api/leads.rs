@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::query::{self, ListParams};
-use super::{Auth, DEFAULT_LIMIT, MAX_LIMIT, Paging, Refused, listing, page_of, validate_all};
+use super::{
+    Auth, DEFAULT_LIMIT, MAX_LIMIT, Paging, Refused, listing, page_of, request_ids, validate_all,
+};
 use crate::domain::ids::{LeadId, PipelineId, StatusId};
 use crate::domain::lead::{Lead, LeadFilter, LeadOrder, VisitorLink};
 use crate::domain::pipeline::Stage;
@@ -330,11 +332,16 @@ async fn update_leads(
     body: ApiJson<Vec<LeadPatch>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
+    let request_ids = request_ids(&body.0, |p| p.request_id.as_ref());
     let changes = validate_all(body.0, |p| match p.id {
         Some(id) => Ok((LeadId(id), p.change())),
         None => Err(vec![FieldError::new("id", "is required")]),
-    })?;
-    let leads = services.change_leads(auth.0.id, changes).await?;
+    })
+    .map_err(|p| p.of_items(&request_ids))?;
+    let leads = services
+        .change_leads(auth.0.id, changes)
+        .await
+        .map_err(|e| Problem::from(e).of_items(&request_ids))?;
     Ok(HttpResponse::Ok().json(LeadBatch::of(
         leads.iter().map(|l| LeadView::of(l, None)).collect(),
     )))

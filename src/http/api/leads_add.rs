@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::unsorted_forms::{CustomFieldValue, contact_fields};
-use super::{Auth, Link, Refused, check_name, validate_all};
+use super::{Auth, Link, Refused, check_name, request_ids, validate_all};
 use crate::domain::ids::{ContactId, PipelineId, StatusId};
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
@@ -154,15 +154,6 @@ fn check_lead(l: NewLeadIn, complex: bool) -> Result<ApiLead, Vec<FieldError>> {
     })
 }
 
-/// The `request_id` a client sent for an item, or its place in the request.
-fn request_id(sent: &Option<Value>, i: usize) -> String {
-    match sent {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => i.to_string(),
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SelfLink {
     #[serde(rename = "self")]
@@ -212,14 +203,13 @@ async fn add_leads(
     body: ApiJson<Vec<NewLeadIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids: Vec<String> = body
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, l)| request_id(&l.request_id, i))
-        .collect();
-    let leads = validate_all(body.0, |l| check_lead(l, false))?;
-    let added = services.add_leads(auth.0.id, leads).await?;
+    let request_ids = request_ids(&body.0, |l| l.request_id.as_ref());
+    let leads =
+        validate_all(body.0, |l| check_lead(l, false)).map_err(|p| p.of_items(&request_ids))?;
+    let added = services
+        .add_leads(auth.0.id, leads)
+        .await
+        .map_err(|e| Problem::from(e).of_items(&request_ids))?;
     let leads = added
         .iter()
         .zip(request_ids)
@@ -261,14 +251,13 @@ async fn add_leads_complex(
     body: ApiJson<Vec<NewLeadIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids: Vec<String> = body
-        .0
-        .iter()
-        .enumerate()
-        .map(|(i, l)| request_id(&l.request_id, i))
-        .collect();
-    let leads = validate_all(body.0, |l| check_lead(l, true))?;
-    let added = services.add_leads(auth.0.id, leads).await?;
+    let request_ids = request_ids(&body.0, |l| l.request_id.as_ref());
+    let leads =
+        validate_all(body.0, |l| check_lead(l, true)).map_err(|p| p.of_items(&request_ids))?;
+    let added = services
+        .add_leads(auth.0.id, leads)
+        .await
+        .map_err(|e| Problem::from(e).of_items(&request_ids))?;
     let answer: Vec<ComplexAdded> = added
         .iter()
         .zip(request_ids)

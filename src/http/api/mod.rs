@@ -418,6 +418,20 @@ pub fn page_of<L: Listing + Serialize>(
 
 /// Checks every item of a creation request; errors name the item (`[1].url`). Nothing
 /// is created unless every item is valid.
+/// The `request_id` a client sent for each item (amoCRM's: text or a number), or the
+/// item's place in the request.
+pub fn request_ids<T>(items: &[T], sent: impl Fn(&T) -> Option<&serde_json::Value>) -> Vec<String> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match sent(item) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => i.to_string(),
+        })
+        .collect()
+}
+
 pub fn validate_all<T, U>(
     items: Vec<T>,
     mut check: impl FnMut(T) -> Result<U, Vec<FieldError>>,

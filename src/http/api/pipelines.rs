@@ -233,7 +233,11 @@ async fn get_status(
     Ok(HttpResponse::Ok().json(StatusView::of(&pipeline, index, status)))
 }
 
-/// Creates pipelines: Unsorted, the given stages in order, then won (142) and lost (143).
+/// The most pipelines an account has (amoCRM's bound).
+const MAX_PIPELINES: usize = 50;
+
+/// Creates pipelines: Unsorted, the given stages in order, then won (142) and lost (143);
+/// at most 50 per account.
 #[utoipa::path(tag = "pipelines", request_body = Vec<NewPipeline>,
     responses((status = 200, description = "OK", body = PipelineBatch), Refused))]
 #[post("/leads/pipelines")]
@@ -242,9 +246,25 @@ async fn create_pipelines(
     body: ApiJson<Vec<NewPipeline>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
+    let existing: Vec<Pipeline> = services.records(auth.0.id).await?;
+    let mut count = existing.len();
     let checked = validate_all(body.0, |p| {
         let mut errors = Vec::new();
         let name = check_name("name", &p.name, &mut errors);
+        // amoCRM's own bound, which also keeps the list on the one page its clients read.
+        count += 1;
+        if count > MAX_PIPELINES {
+            errors.push(FieldError::new(
+                "name",
+                format!("an account has at most {MAX_PIPELINES} pipelines"),
+            ));
+        }
+        if p.is_unsorted_on == Some(false) {
+            errors.push(FieldError::new(
+                "is_unsorted_on",
+                "footfall's pipelines always have an Unsorted stage, where forms put their leads",
+            ));
+        }
         let stages = p.embedded.statuses;
         if stages.is_empty() || stages.len() > 30 {
             errors.push(FieldError::new(

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::unsorted::{IdRef, UnsortedEmbedded};
-use super::{Auth, Refused, check_name, validate_all};
+use super::{Auth, Refused, check_name, request_ids, validate_all};
 use crate::domain::ids::{FormId, PipelineId, is_token_like};
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
@@ -273,10 +273,12 @@ async fn add_unsorted_forms(
     body: ApiJson<Vec<NewFormEntry>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let entries = validate_all(body.0, check_form_entry)?;
+    let request_ids = request_ids(&body.0, |e| e.request_id.as_ref());
+    let entries = validate_all(body.0, check_form_entry).map_err(|p| p.of_items(&request_ids))?;
     let created: Vec<CreatedEntryView> = services
         .submit_api_forms(auth.0.id, entries)
-        .await?
+        .await
+        .map_err(|e| Problem::from(e).of_items(&request_ids))?
         .into_iter()
         .map(|c| CreatedEntryView {
             uid: c.uid.map(|u| u.to_string()),
