@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
+use actix_web::ResponseError;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
@@ -14,8 +15,9 @@ use actix_web::middleware::Next;
 use metrics::{Counter, Histogram};
 use tracing::Instrument;
 
+use super::problem::Problem;
 use crate::domain::ids::{is_token_like, random_token};
-use crate::store::round_trips;
+use crate::store::{durability, round_trips};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -86,7 +88,7 @@ fn record(method: &Method, route: String, status: u16, seconds: f64, round_trips
 
 pub async fn observe(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = req
         .headers()
@@ -97,9 +99,19 @@ pub async fn observe(
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %id, method = %method, path = %req.path());
     let started = Instant::now();
-    let work = crate::store::budget::from_now(next.call(req).instrument(span.clone()));
-    let (res, round_trips) = round_trips::counted(work).await;
-    let mut res = res?;
+    let work = crate::store::budget::from_now(durability::tracked(
+        next.call(req).instrument(span.clone()),
+    ));
+    let ((res, unconfirmed), round_trips) = round_trips::counted(work).await;
+    let res = res?;
+    // A write no replica confirmed: what the request did stands, and it answers 503.
+    let mut res =
+        if unconfirmed && !res.status().is_client_error() && !res.status().is_server_error() {
+            let (req, _) = res.into_parts();
+            ServiceResponse::new(req, Problem::unconfirmed().error_response()).map_into_right_body()
+        } else {
+            res.map_into_left_body()
+        };
     let elapsed = started.elapsed().as_secs_f64();
     let status = res.status();
     let route = res

@@ -146,6 +146,19 @@ impl Problem {
         self
     }
 
+    /// A request whose write no replica confirmed in time (`store::durability`): a 503
+    /// that asks for the retry the write is safe against.
+    pub fn unconfirmed() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the write was made but no replica confirmed it in time; retry shortly \
+                 (a retry does not repeat it)",
+            )
+        }
+    }
+
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::invalid(vec![FieldError::new(field, message)])
     }

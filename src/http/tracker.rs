@@ -244,6 +244,11 @@ async fn submit(
     )
     .await;
     match result {
+        // A write no replica confirmed: the person's page says so (the API's answer is
+        // made 503 by `observe`).
+        Ok(_) if html_form && crate::store::durability::noted() => {
+            Ok(error_page(&Problem::unconfirmed()))
+        }
         Ok(response) => Ok(response),
         // A plain HTML form navigated here: answer a page a person can read.
         Err(problem) if html_form => Ok(error_page(&problem)),

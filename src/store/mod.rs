@@ -32,6 +32,7 @@
 pub mod budget;
 pub mod catalog;
 pub mod contact_writes;
+pub mod durability;
 pub mod lead_writes;
 pub mod leads;
 pub mod memory;

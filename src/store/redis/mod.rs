@@ -316,9 +316,15 @@ where
     }
 
     /// A batch of a write the user would notice: with durable writes, each of its
-    /// pipelines waits for a replica, and the write fails unless one confirms it.
+    /// pipelines waits for a replica. One no replica confirms fails outside a request,
+    /// and inside one stands, the request answering 503 at its end (`store::durability`;
+    /// its later writes do not wait again).
     async fn run_durable(&self, batch: Batch) -> StoreResult<Vec<::redis::Value>> {
-        let Some(pool) = &self.durable else {
+        let Some(pool) = self
+            .durable
+            .as_ref()
+            .filter(|_| !super::durability::noted())
+        else {
             return self.run(batch).await;
         };
         let (values, confirmed) = self
@@ -330,7 +336,10 @@ where
             })
             .await?;
         if !confirmed {
-            return Err(self.unconfirmed(pool.wait_ms));
+            let error = self.unconfirmed(pool.wait_ms);
+            if !super::durability::note() {
+                return Err(error);
+            }
         }
         Ok(values)
     }

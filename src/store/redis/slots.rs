@@ -140,6 +140,9 @@ impl Batch {
                 places.push(place);
                 again.commands.push(command);
             }
+            // Waited for in vain already, the write is unconfirmed whatever the resend's
+            // wait says: it does not wait again (the request's budget is not spent twice).
+            let wait_ms = wait_ms.filter(|_| confirmed);
             let groups = again.into_groups(wait_ms);
             let (answers, again_confirmed) = send(&groups, places.len(), con, wait_ms).await?;
             confirmed &= again_confirmed;
