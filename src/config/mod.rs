@@ -402,8 +402,6 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Whether `server.bind` is a loopback address (`localhost` counts; a name footfall
-    /// cannot tell is taken as public).
     /// Why footfall can be reached from beyond this machine, if it can: it listens on a
     /// public address, or browsers reach it at a public URL (through a proxy).
     pub fn reachable_from_afar(&self) -> Option<String> {
@@ -432,6 +430,8 @@ impl Settings {
         })
     }
 
+    /// Whether `server.bind` is a loopback address (`localhost` counts; a name footfall
+    /// cannot tell is taken as public).
     pub fn binds_loopback_only(&self) -> bool {
         let bind = self.server.bind.trim();
         if let Ok(addr) = bind.parse::<std::net::SocketAddr>() {

@@ -52,10 +52,10 @@ const BUSY_RETRY_MS: i64 = 1000;
 /// instance's must not let another claim send the event while this one still records it.
 const LEASE_MARGIN_MS: i64 = 1000;
 
-/// Whether an event put back to the schedule at `now` is saved before its claim's lease
-/// ends (with the margin a save may take), and so cannot overwrite a later claim.
-fn worth_putting_back(lease_until: i64, now: i64) -> bool {
-    now + LEASE_MARGIN_MS < lease_until
+/// Whether a save started at `now`, which may take the store's response timeout, ends
+/// (with the margin) before a lease that ends at `lease_until`.
+fn saved_within_lease(lease_until: i64, now: i64, store_timeout_ms: i64) -> bool {
+    now + store_timeout_ms + LEASE_MARGIN_MS < lease_until
 }
 
 /// The first pause before saving a delivered event's record again (doubling each time).
@@ -239,6 +239,10 @@ impl Scheduler {
             if !self.stopping.load(Ordering::Relaxed) && now <= waiting.deliver_by {
                 return Some((waiting, turn));
             }
+            // Past its lease it may be another claim's already: left to the lease.
+            if !self.worth_putting_back(waiting.deliver_by, now) {
+                continue;
+            }
             let id = waiting.event.id.clone();
             if let Err(e) = self.put_back(waiting.event, now).await {
                 tracing::warn!(event = %id, error = %e, "could not put an event back; the lease will bring it back");
@@ -263,8 +267,7 @@ impl Scheduler {
                 // such an event is due again, maybe claimed again already, and a save of
                 // this claim's copy would overwrite the new claim's. Its lease brings it
                 // back; it is left alone.
-                let lease_until = deliver_by + this.attempt_room();
-                if !worth_putting_back(lease_until, now_ms()) {
+                if !this.worth_putting_back(deliver_by, now_ms()) {
                     continue;
                 }
                 let id = event.id.clone();
@@ -273,6 +276,12 @@ impl Scheduler {
                 }
             }
         });
+    }
+
+    /// Whether a waiting event (to be delivered by `deliver_by`) put back at `now` is
+    /// saved before its claim's lease ends, so that it cannot overwrite a later claim.
+    fn worth_putting_back(&self, deliver_by: i64, now: i64) -> bool {
+        saved_within_lease(deliver_by + self.attempt_room(), now, self.store_timeout_ms)
     }
 
     /// Saves a claimed event undelivered, due again at `at` (which ends this claim's lease).
@@ -298,7 +307,14 @@ impl Scheduler {
             metrics::histogram!("footfall_scheduler_lateness_seconds").record(lateness);
         }
         let body = match event.body.clone() {
-            Some(body) => body,
+            // A retry, whose record an erasure of its lead may have taken since the claim
+            // (it waited in its handler's lane): not sent then.
+            Some(body) => {
+                if store.get_event(&event.id).await?.is_none() {
+                    return Ok(());
+                }
+                body
+            }
             None => match prepare(&self.services, &mut event).await? {
                 Ok(body) => {
                     event.body = Some(body.clone());
@@ -485,8 +501,14 @@ mod tests {
 
     #[test]
     fn an_event_is_put_back_only_while_its_lease_outlasts_the_save() {
-        assert!(worth_putting_back(10_000, 8_000));
-        assert!(!worth_putting_back(10_000, 9_000), "within the margin");
-        assert!(!worth_putting_back(10_000, 12_000), "the lease has ended");
+        assert!(saved_within_lease(10_000, 7_000, 1_000));
+        assert!(
+            !saved_within_lease(10_000, 8_500, 1_000),
+            "within the save's time"
+        );
+        assert!(
+            !saved_within_lease(10_000, 12_000, 1_000),
+            "the lease has ended"
+        );
     }
 }

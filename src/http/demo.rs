@@ -54,7 +54,7 @@ async fn page(req: HttpRequest, services: web::Data<Services>) -> Result<HttpRes
 }
 
 /// How far a webhook's timestamp may be from now (Standard Webhooks' default).
-const TOLERANCE_SECS: i64 = 300;
+const TOLERANCE_SECS: u64 = 300;
 
 async fn inbox(
     req: HttpRequest,
@@ -82,7 +82,7 @@ async fn inbox(
     // As a Standard Webhooks verifier: a signature compared in constant time, and a
     // timestamp within five minutes of now, so that a captured webhook cannot be
     // replayed later.
-    let fresh = |ts: i64| (ts - now_ms() / 1000).abs() <= TOLERANCE_SECS;
+    let fresh = |ts: i64| ts.abs_diff(now_ms() / 1000) <= TOLERANCE_SECS;
     let signature_valid = match (handler, timestamp.parse::<i64>()) {
         (Some(h), Ok(ts)) if fresh(ts) => {
             signature::sign(&h.secret, &id, ts, &text).is_ok_and(|expected| {

@@ -140,7 +140,7 @@ impl Problem {
     }
 
     /// Names a batch's items in `validation-errors` by the `request_id` each was sent
-    /// with (`request_ids[i]`, as `api::request_id_of` reads them).
+    /// with (`request_ids[i]`, as `api::request_ids` reads them).
     pub fn of_items(mut self, request_ids: &[String]) -> Self {
         self.request_ids = request_ids.to_vec();
         self

@@ -37,7 +37,7 @@ export function webhooksView() {
           ? h("div.card.notice",
             h("strong", `Webhook ${hook.id} subscribed. Its signing secret, shown this once:`),
             h("div.mono", hook.secret), copyButton(hook.secret, "Copy secret"))
-          : h("div.card.notice", h("strong", `Webhook ${hook.id} was subscribed already: its changes are updated, its secret is the one shown when it was created.`)));
+          : h("div.card.notice", h("strong", `Webhook ${hook.id} was subscribed already: it now gets the changes chosen here, signed with the secret shown when it was created.`)));
         destination.value = "";
         await refresh();
       } catch (err) {

@@ -223,6 +223,14 @@ async fn bad_contacts_are_refused_by_name(backend: Backend) {
                    {"id": kept, "name": "Z"}]),
             "[1].id",
         ),
+        // An email that is not text is a mistake, not its removal.
+        (
+            "patch",
+            "/api/v4/contacts",
+            json!([{"id": kept, "custom_fields_values": [
+                {"field_code": "EMAIL", "values": [{"value": true}]}]}]),
+            "[0].custom_fields_values[0].values[0].value",
+        ),
     ] {
         let (status, problem) = match method {
             "post" => app.post(path, body.clone()).await,
@@ -247,4 +255,17 @@ async fn bad_contacts_are_refused_by_name(backend: Backend) {
     );
     let (_, one) = app.get(&format!("/api/v4/contacts/{kept}")).await;
     assert_eq!(one["name"], "Kept", "a refused change changed nothing");
+    // A batch's items are named by the request_id each was sent with.
+    let (status, problem) = app
+        .patch(
+            "/api/v4/contacts",
+            json!([{"id": kept, "name": "Y", "request_id": "a"},
+                   {"id": kept, "name": "Z", "request_id": "b"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(
+        problem["validation-errors"][0]["request_id"], "b",
+        "{problem}"
+    );
 }

@@ -204,6 +204,7 @@ async fn the_demo_inbox_takes_only_webhooks_signed_with_the_demo_handler_s_secre
         ("msg_fresh", now, StatusCode::OK),
         ("msg_stale", now - 301, StatusCode::UNAUTHORIZED),
         ("msg_ahead", now + 301, StatusCode::UNAUTHORIZED),
+        ("msg_extreme", i64::MIN, StatusCode::UNAUTHORIZED),
     ] {
         let signature = footfall::delivery::signature::sign(&secret, id, at, &body).unwrap();
         let response = post(vec![

@@ -81,13 +81,27 @@ impl ContactIn {
             name,
             ..ContactPatch::default()
         };
-        for cf in self.custom_fields_values.iter().flatten() {
-            let value = cf.values.first().and_then(|v| v.text()).unwrap_or_default();
-            match cf.field_code.as_deref() {
-                Some("PHONE") => patch.phone = Some(value),
-                Some("EMAIL") => patch.email = Some(value),
-                _ => {}
-            }
+        for (i, cf) in self.custom_fields_values.iter().flatten().enumerate() {
+            let slot = match cf.field_code.as_deref() {
+                Some("PHONE") => &mut patch.phone,
+                Some("EMAIL") => &mut patch.email,
+                _ => continue,
+            };
+            // No value removes the field; a value that is not text is a mistake, not
+            // a removal.
+            *slot = Some(match cf.values.first() {
+                None => String::new(),
+                Some(v) => match v.text() {
+                    Some(text) => text,
+                    None => {
+                        errors.push(FieldError::new(
+                            format!("custom_fields_values[{i}].values[0].value"),
+                            "must be text",
+                        ));
+                        continue;
+                    }
+                },
+            });
         }
         if errors.is_empty() {
             Ok(patch)
@@ -196,12 +210,17 @@ async fn update_contacts(
     body: ApiJson<Vec<ContactIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
+    let request_ids = request_ids(&body.0, |c| c.request_id.as_ref());
     let changes = validate_all(body.0, |c| match c.id {
         Some(id) => Ok((ContactId(id), c.patch()?)),
         None => Err(vec![FieldError::new("id", "is required")]),
-    })?;
+    })
+    .map_err(|p| p.of_items(&request_ids))?;
     let account = auth.0.id;
-    let changed = services.update_contacts(account, changes).await?;
+    let changed = services
+        .update_contacts(account, changes)
+        .await
+        .map_err(|e| Problem::from(e).of_items(&request_ids))?;
     Ok(HttpResponse::Ok().json(ChangedContactBatch {
         embedded: ChangedContactItems {
             contacts: changed

@@ -416,8 +416,6 @@ pub fn page_of<L: Listing + Serialize>(
     ))
 }
 
-/// Checks every item of a creation request; errors name the item (`[1].url`). Nothing
-/// is created unless every item is valid.
 /// The `request_id` a client sent for each item (amoCRM's: text or a number), or the
 /// item's place in the request.
 pub fn request_ids<T>(items: &[T], sent: impl Fn(&T) -> Option<&serde_json::Value>) -> Vec<String> {
@@ -432,6 +430,8 @@ pub fn request_ids<T>(items: &[T], sent: impl Fn(&T) -> Option<&serde_json::Valu
         .collect()
 }
 
+/// Checks every item of a creation request; errors name the item (`[1].url`). Nothing
+/// is created unless every item is valid.
 pub fn validate_all<T, U>(
     items: Vec<T>,
     mut check: impl FnMut(T) -> Result<U, Vec<FieldError>>,

@@ -25,14 +25,14 @@ use crate::store::redis::per_thread::keep_tried;
 use crate::store::redis::quotas;
 use crate::store::redis::scripts;
 use crate::store::redis::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
-
-/// How long past the visit gap a history that no visit start has given an expiry yet is
-/// kept (the start gives it one at once; this is for a start that failed).
-const PROVISIONAL_TTL_SECS: i64 = 3600;
 use crate::store::redis::slots::Batch;
 use crate::store::redis::stats::{StatsBuffer, StatsWriter};
 use crate::store::redis::unavailable;
 use crate::store::{Charge, Charged, PageViewOutcome, PageViewWrite, StoreResult, corrupt};
+
+/// How long past the visit gap a history that no visit start has given an expiry yet is
+/// kept (the start gives it one at once; this is for a start that failed).
+const PROVISIONAL_TTL_SECS: i64 = 3600;
 
 /// What every writer of a store shares.
 #[derive(Clone)]
