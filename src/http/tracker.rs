@@ -41,6 +41,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/forms/{form_id}/submit")
             .route(web::post().to(submit))
             .route(web::method(Method::OPTIONS).to(preflight)),
+    )
+    .service(
+        web::resource("/v1/forget")
+            .route(web::post().to(forget))
+            .route(web::method(Method::OPTIONS).to(preflight)),
     );
 }
 
@@ -95,11 +100,16 @@ fn allow_origin(response: &mut HttpResponseBuilder, origin: Option<&str>) {
 
 /// The server-set visitor cookie (first-party when footfall runs on the site's domain).
 fn visitor_cookie(settings: &CookieSettings, signed: &str) -> String {
-    let mut c = cookie::Cookie::build((settings.name.clone(), signed.to_owned()))
+    server_cookie(settings, signed, settings.max_age_days as i64)
+}
+
+/// The server-set cookie with `value`, kept `days` (0: expired at once).
+fn server_cookie(settings: &CookieSettings, value: &str, days: i64) -> String {
+    let mut c = cookie::Cookie::build((settings.name.clone(), value.to_owned()))
         .path("/")
         .http_only(true)
         .secure(settings.secure)
-        .max_age(cookie::time::Duration::days(settings.max_age_days as i64))
+        .max_age(cookie::time::Duration::days(days))
         .same_site(match settings.same_site.as_str() {
             "Strict" => cookie::SameSite::Strict,
             "None" => cookie::SameSite::None,
@@ -109,6 +119,27 @@ fn visitor_cookie(settings: &CookieSettings, signed: &str) -> String {
         c = c.domain(settings.domain.clone());
     }
     c.build().to_string()
+}
+
+/// A visitor withdrew consent (t.js's `footfall('consent', false)`): the server-set
+/// cookie, which t.js cannot remove (it is HttpOnly), expires. Nothing is stored or
+/// erased: erasing what footfall holds of a browser is the site owner's
+/// (`DELETE /api/v4/visitors/{uid}`).
+async fn forget(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    services: web::Data<Services>,
+) -> HttpResponse {
+    let _ = read_body(&req, &mut payload, 64).await;
+    let mut response = HttpResponse::NoContent();
+    allow_origin(&mut response, client(&req, &services).origin);
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::SET_COOKIE,
+            server_cookie(&services.settings.cookies, "", 0),
+        ));
+    response.finish()
 }
 
 async fn collect(

@@ -73,6 +73,11 @@
         on = !off && cb;
         if (on) cookie("ff_consent", 1, 864e2 * days), view();
         else {
+          // The server's copy of the id is HttpOnly: footfall expires it (asked only when
+          // there is an id, so a refusal before any consent sends nothing). The page
+          // forgets the id too, so that a later consent starts a new one.
+          if (vid) post("/v1/forget", {}).catch(function () {});
+          vid = minting = 0;
           cookie(key, "", 0);
           cookie("ff_consent", "", 0);
           try { ls.removeItem(key); } catch (e) {}

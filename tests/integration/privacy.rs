@@ -41,6 +41,7 @@ both_stores!(
     the_quotas_count_a_client_without_keeping_its_address,
     a_contact_without_a_lead_is_exported_and_erased_by_its_email,
     a_subjects_export_holds_only_its_part_of_a_shared_browser,
+    a_withdrawn_consent_expires_the_server_set_cookie,
     a_sites_consent_and_opt_out_reach_its_snippet,
 );
 
@@ -873,4 +874,33 @@ async fn a_subjects_export_holds_only_its_part_of_a_shared_browser(backend: Back
         "{by_browser}"
     );
     assert_eq!(by_browser["browsers"][0]["lead_id"], boris, "{by_browser}");
+}
+
+/// t.js cannot remove the visitor cookie footfall's server set (HttpOnly, maybe on the
+/// site's parent domain): on a withdrawn consent it asks footfall to, and the answer
+/// expires it with the attributes it was set with.
+async fn a_withdrawn_consent_expires_the_server_set_cookie(backend: Backend) {
+    let h = spawn_with(backend, |s| s.cookies.domain = ".shop.example".into()).await;
+    let app = &h.app;
+    let response = app
+        .client
+        .post(app.url("/v1/forget"))
+        .header("content-type", "text/plain")
+        .header("origin", "https://shop.example")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let headers = response.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    let name = &h.services.settings.cookies.name;
+    assert!(cookie.starts_with(&format!("{name}=;")), "{cookie}");
+    for attribute in ["Max-Age=0", "HttpOnly", "Path=/", "Domain=shop.example"] {
+        assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+    }
 }
