@@ -110,7 +110,7 @@ async fn contacts_are_added_and_listed_without_a_lead(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{added}");
-    let sasha = ids(&added, "contacts")[0].clone();
+    let sasha = ids(&added, "contacts")[0];
     let (_, one) = app.get(&format!("/api/v4/contacts/{sasha}")).await;
     assert_eq!(
         one["custom_fields_values"][0]["values"][0]["value"], "79000000002",

@@ -1,7 +1,7 @@
 //! Statistics on Redis, in each site's own slot (`{s<site>}`), per UTC day: a hash of
 //! counters, a HyperLogLog of browsers, sorted sets of pages and of sources (each kept to
 //! its `MAX_TOP_ENTRIES` most frequent). Every key expires `MAX_DAYS` + 1 days after its
-//! day. Written by the page-view writer ([`StatsWriter`]), inside its pipelines.
+//! day. Written by the page-view writer ([`add_stats`]), inside its pipelines.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -105,10 +105,6 @@ fn expires_at(day: u32) -> u64 {
 /// loses at most this much of them; a read of the statistics sends them first.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// One page-view writer's side of the statistics: what a flush sends.
-#[derive(Default)]
-pub struct StatsWriter;
-
 /// The counters of one pipeline, settled once it has run ([`StatsPending::settle`]).
 #[must_use]
 pub struct StatsPending {
@@ -133,89 +129,87 @@ impl StatsPending {
     }
 }
 
-impl StatsWriter {
-    /// The counters of a batch's page views: added to `commands` with the buffer's when a
-    /// flush is due (the store's every [`FLUSH_EVERY`], or `now` is true), else held until
-    /// the pipeline has run.
-    pub fn add<'a>(
-        &mut self,
-        commands: &mut Batch,
-        keys: &Keys,
-        page_views: impl Iterator<Item = &'a PageViewWrite>,
-        buffer: &StatsBuffer,
-        now: bool,
-    ) -> StatsPending {
-        let mut batch = StatsDelta::default();
-        for w in page_views {
-            let pv = &w.page_view;
-            batch.page_view(pv.site_id, pv.at, w.visitor, &pv.url);
-        }
-        if !now && !buffer.full() && !buffer.flush_due() {
-            return StatsPending {
-                sent: StatsDelta::default(),
-                held: batch,
-            };
-        }
-        let carried = buffer.take();
-        let mut delta = batch;
-        delta.merge(carried.clone());
-        self.write(commands, keys, delta);
-        StatsPending {
-            sent: carried,
-            held: StatsDelta::default(),
-        }
+/// The statistics a pipeline sends: a batch's page views' counters, added to `commands`
+/// with the buffer's when a flush is due (the store's every [`FLUSH_EVERY`], or `now` is
+/// true), else held until the pipeline has run.
+pub fn add_stats<'a>(
+    commands: &mut Batch,
+    keys: &Keys,
+    page_views: impl Iterator<Item = &'a PageViewWrite>,
+    buffer: &StatsBuffer,
+    now: bool,
+) -> StatsPending {
+    let mut batch = StatsDelta::default();
+    for w in page_views {
+        let pv = &w.page_view;
+        batch.page_view(pv.site_id, pv.at, w.visitor, &pv.url);
     }
+    if !now && !buffer.full() && !buffer.flush_due() {
+        return StatsPending {
+            sent: StatsDelta::default(),
+            held: batch,
+        };
+    }
+    let carried = buffer.take();
+    let mut delta = batch;
+    delta.merge(carried.clone());
+    write_stats(commands, keys, delta);
+    StatsPending {
+        sent: carried,
+        held: StatsDelta::default(),
+    }
+}
 
-    fn write(&mut self, commands: &mut Batch, keys: &Keys, delta: StatsDelta) {
-        let oldest = oldest_kept(now_ms());
-        for ((site, day), d) in delta.days.into_iter().filter(|((_, d), _)| *d >= oldest) {
-            let mut touched = Vec::new();
-            let counts = key(keys, site, day, Kind::Counts);
-            for (field, n) in d.counts.fields() {
-                if n > 0 {
-                    let mut incr = ::redis::cmd("HINCRBY");
-                    incr.arg(&counts).arg(field).arg(n);
-                    commands.add(&counts, incr);
-                    touched.push(Kind::Counts);
-                }
+/// The commands of a flush of `delta`.
+fn write_stats(commands: &mut Batch, keys: &Keys, delta: StatsDelta) {
+    let oldest = oldest_kept(now_ms());
+    for ((site, day), d) in delta.days.into_iter().filter(|((_, d), _)| *d >= oldest) {
+        let mut touched = Vec::new();
+        let counts = key(keys, site, day, Kind::Counts);
+        for (field, n) in d.counts.fields() {
+            if n > 0 {
+                let mut incr = ::redis::cmd("HINCRBY");
+                incr.arg(&counts).arg(field).arg(n);
+                commands.add(&counts, incr);
+                touched.push(Kind::Counts);
             }
-            if !d.browsers.is_empty() {
-                let browsers = key(keys, site, day, Kind::Browsers);
-                let mut add = ::redis::cmd("PFADD");
-                add.arg(&browsers);
-                for v in &d.browsers {
-                    add.arg(v.to_string());
-                }
-                commands.add(&browsers, add);
-                touched.push(Kind::Browsers);
+        }
+        if !d.browsers.is_empty() {
+            let browsers = key(keys, site, day, Kind::Browsers);
+            let mut add = ::redis::cmd("PFADD");
+            add.arg(&browsers);
+            for v in &d.browsers {
+                add.arg(v.to_string());
             }
-            for (kind, entries) in [(Kind::Pages, d.pages), (Kind::Sources, d.sources)] {
-                if entries.is_empty() {
-                    continue;
-                }
-                let set = key(keys, site, day, kind);
-                for (name, n) in entries {
-                    let mut incr = ::redis::cmd("ZINCRBY");
-                    incr.arg(&set).arg(n).arg(name);
-                    commands.add(&set, incr);
-                }
-                let mut trim = ::redis::cmd("ZREMRANGEBYRANK");
-                trim.arg(&set).arg(0).arg(-(MAX_TOP_ENTRIES as i64) - 1);
-                commands.add(&set, trim);
-                touched.push(kind);
+            commands.add(&browsers, add);
+            touched.push(Kind::Browsers);
+        }
+        for (kind, entries) in [(Kind::Pages, d.pages), (Kind::Sources, d.sources)] {
+            if entries.is_empty() {
+                continue;
             }
-            // Each key a flush touches gets its day's expiry unless it has one: a key
-            // a failed flush or an erasure's pruning emptied (and so deleted) and a later
-            // one made again is not kept for ever.
-            let mut given = Vec::with_capacity(4);
-            for kind in touched {
-                if !given.contains(&kind) {
-                    given.push(kind);
-                    let k = key(keys, site, day, kind);
-                    let mut expire = ::redis::cmd("EXPIREAT");
-                    expire.arg(&k).arg(expires_at(day)).arg("NX");
-                    commands.add(&k, expire);
-                }
+            let set = key(keys, site, day, kind);
+            for (name, n) in entries {
+                let mut incr = ::redis::cmd("ZINCRBY");
+                incr.arg(&set).arg(n).arg(name);
+                commands.add(&set, incr);
+            }
+            let mut trim = ::redis::cmd("ZREMRANGEBYRANK");
+            trim.arg(&set).arg(0).arg(-(MAX_TOP_ENTRIES as i64) - 1);
+            commands.add(&set, trim);
+            touched.push(kind);
+        }
+        // Each key a flush touches gets its day's expiry unless it has one: a key
+        // a failed flush or an erasure's pruning emptied (and so deleted) and a later
+        // one made again is not kept for ever.
+        let mut given = Vec::with_capacity(4);
+        for kind in touched {
+            if !given.contains(&kind) {
+                given.push(kind);
+                let k = key(keys, site, day, kind);
+                let mut expire = ::redis::cmd("EXPIREAT");
+                expire.arg(&k).arg(expires_at(day)).arg("NX");
+                commands.add(&k, expire);
             }
         }
     }
@@ -230,8 +224,7 @@ where
     async fn after_stats_flush(&self, more: impl FnOnce(&mut Batch)) -> StoreResult<Vec<Value>> {
         let buffer = self.page_views.stats();
         let mut batch = self.batch();
-        let pending =
-            StatsWriter::default().add(&mut batch, &self.keys, std::iter::empty(), buffer, true);
+        let pending = add_stats(&mut batch, &self.keys, std::iter::empty(), buffer, true);
         let flushed = batch.len();
         more(&mut batch);
         if batch.is_empty() {

@@ -26,7 +26,7 @@ use crate::store::redis::quotas;
 use crate::store::redis::scripts;
 use crate::store::redis::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
 use crate::store::redis::slots::Batch;
-use crate::store::redis::stats::{StatsBuffer, StatsWriter};
+use crate::store::redis::stats::{StatsBuffer, add_stats};
 use crate::store::redis::unavailable;
 use crate::store::{Charge, Charged, PageViewOutcome, PageViewWrite, StoreResult, corrupt};
 
@@ -88,7 +88,6 @@ pub(super) async fn run<C>(
     // the one in Redis lately.
     let mut known = Vec::with_capacity(MAX_BATCH);
     let mut sightings = Sightings::default();
-    let mut stats_writer = StatsWriter::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -188,7 +187,7 @@ pub(super) async fn run<C>(
             }
         }
         // Last in the pipeline, so that the page views' answers come first.
-        let counted = stats_writer.add(
+        let counted = add_stats(
             &mut commands,
             &keys,
             batch.iter().map(|(w, _, _)| w),
