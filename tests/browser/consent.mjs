@@ -131,7 +131,12 @@ async function run() {
     });
 
     await step("footfall('consent', false): beacons stop, footfall's cookies and storage go", async () => {
+      // footfall expires its server-set (HttpOnly) copy of the id, asked by t.js.
+      const forget = page.waitForResponse((r) => r.url() === `${ff}/v1/forget`);
       await page.evaluate(() => window.footfall("consent", false));
+      const answered = await forget;
+      const expired = (await answered.allHeaders())["set-cookie"] || "";
+      check(answered.status() === 204 && /Max-Age=0/.test(expired), `forget: ${answered.status()} ${expired}`);
       const s = await stored(page, context);
       check(s.cookies.length === 0 && s.storage.length === 0, `left after withdrawal: ${JSON.stringify(s)}`);
       const before = seen.length;
