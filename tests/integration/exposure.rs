@@ -572,7 +572,9 @@ async fn junk_visitors_keys_carry_the_short_expiry_until_linked_or_returning() {
 /// A first page view's history has an expiry from the moment it is written, before its
 /// visit's start (a second round trip) gives it the anonymous one: a start that never
 /// came (a failure between the two) used to leave the history without any expiry.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One thread: every page view goes to one page-view writer, whose memory of the browser's
+// visit is what the erased case is about.
+#[tokio::test]
 async fn a_history_whose_visit_never_started_still_expires() {
     use footfall::domain::ids::{AccountId, SiteId};
     use footfall::domain::tracking::PageView;
@@ -619,6 +621,25 @@ async fn a_history_whose_visit_never_started_still_expires() {
     store.record_page_view(write("/next")).await.unwrap();
     let started = ttl(&mut con).await;
     assert!((998..=1_000).contains(&started), "{started}");
+    // Erased in the middle of its visit (DEL, as the erasure's script does), the browser
+    // goes on browsing: the history its next page view makes anew expires too. (The
+    // writer knew the browser mid-visit, sent no expiry, and the history was kept for
+    // ever.)
+    redis::cmd("DEL")
+        .arg(&history)
+        .query_async::<()>(&mut con.clone())
+        .await
+        .unwrap();
+    store.record_page_view(write("/after")).await.unwrap();
+    let mut made_anew = -1;
+    for _ in 0..50 {
+        made_anew = ttl(&mut con).await;
+        if made_anew > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!((1800..=1800 + 3600).contains(&made_anew), "{made_anew}");
 }
 
 /// A day's top pages that an erasure emptied (and so Redis deleted) and a later page

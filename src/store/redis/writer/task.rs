@@ -203,11 +203,24 @@ pub(super) async fn run<C>(
         match result {
             Ok(values) => {
                 let mut values = values.into_iter().skip(written_back);
+                let mut made_anew = Vec::new();
                 for ((w, _, reply), recent) in batch.drain(..).zip(known.drain(..)) {
                     let pv = &w.page_view;
                     let key = (w.visitor, pv.site_id);
                     let outcome = match recent {
-                        Some(at) => parse(Ok(Some(at)), values.next()),
+                        Some(at) => {
+                            let outcome = parse(Ok(Some(at)), values.next());
+                            // A history this push made anew although the browser is in a
+                            // visit (it was erased meanwhile): it gets the provisional
+                            // expiry a first page view's history gets.
+                            if outcome.as_ref().is_ok_and(|o| o.history_len == 1) {
+                                made_anew.push((
+                                    keys.visitor_history(w.account, w.visitor),
+                                    w.visit_idle_ms,
+                                ));
+                            }
+                            outcome
+                        }
                         None => {
                             let stored = values
                                 .next()
@@ -238,6 +251,9 @@ pub(super) async fn run<C>(
                     };
                     let _ = reply.send(outcome.map(Ok));
                 }
+                if !made_anew.is_empty() {
+                    give_provisional_expiry(&con, by_slot, made_anew);
+                }
             }
             Err(e) => {
                 let message = e.to_string();
@@ -261,6 +277,29 @@ pub(super) async fn run<C>(
 /// Runs a pipeline, unless the breaker knows Redis is down: then a batch queued behind
 /// one that timed out is refused at once rather than waiting out a timeout of its own
 /// (only the breaker's probe goes through).
+/// Gives histories (with their visit gaps) the provisional expiry, unless they have an
+/// expiry: off the writer's loop, a rare case's round trip.
+fn give_provisional_expiry<C>(con: &C, by_slot: bool, histories: Vec<(String, i64)>)
+where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let mut commands = Batch::new(by_slot);
+    for (history, idle_ms) in &histories {
+        let mut expire = ::redis::cmd("EXPIRE");
+        expire
+            .arg(history)
+            .arg(idle_ms / 1000 + PROVISIONAL_TTL_SECS)
+            .arg("NX");
+        commands.add(history, expire);
+    }
+    let con = con.clone();
+    tokio::spawn(async move {
+        if let Err(e) = commands.run(&con).await {
+            tracing::warn!(error = %e, "a history made anew got no expiry");
+        }
+    });
+}
+
 async fn send<C>(con: &C, breaker: &Breaker, commands: Batch) -> RedisResult<Vec<Value>>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
