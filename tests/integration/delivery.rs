@@ -458,6 +458,23 @@ async fn an_event_in_flight_when_its_lead_is_erased_is_not_brought_back(backend:
     let (status, event) = app.get(&format!("/api/v4/webhook_events/{event_id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{event}");
     assert_eq!(receiver.count(), 1, "sent again after its lead was erased");
+    if backend == Backend::Redis {
+        // Nor is its id back in the account's event index.
+        let client = redis::Client::open(app.settings.store.redis_url.as_str()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let index = format!(
+            "{}:{{a{}}}:events",
+            app.settings.store.key_prefix,
+            crate::common::ACCOUNT
+        );
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(&index)
+            .arg(&event_id)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(score, None, "{index}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

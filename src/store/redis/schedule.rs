@@ -37,8 +37,8 @@ where
 {
     /// The commands that store an event's state: its record, its place in the schedule,
     /// the account's index and the handler's dead letters. `kept_only`: the record and
-    /// its place only if the record is still there (`Schedule::update_event`; the index
-    /// and dead letters skip ids whose records are gone).
+    /// its place only if the record is still there, and the index as it is
+    /// (`Schedule::update_event`; the dead letters skip ids whose records are gone).
     fn save_commands(
         &self,
         batch: &mut Batch,
@@ -100,9 +100,14 @@ where
                 })
                 .arg(id);
         } else {
-            batch.add(&record, set).add(&schedule, queue);
+            // A new event enters the account's index; an update's is there already (and
+            // an erased one's must not come back).
+            batch
+                .add(&record, set)
+                .add(&schedule, queue)
+                .add(&events, index);
         }
-        batch.add(&events, index).add(&dead, dead_set);
+        batch.add(&dead, dead_set);
         // An event's end prunes the account's index as its reads do (by creation time),
         // so that an account whose lists nobody reads does not keep every id for ever.
         if !event.state.is_pending() {
