@@ -153,8 +153,9 @@ impl Problem {
             retry_after: Some(1),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the write was made but no replica confirmed it in time; retry shortly \
-                 (a retry does not repeat it)",
+                "the write was made, but no replica confirmed it in time; retrying is \
+                 safe: a retry finds it done (a form folds into it, an accept or an \
+                 erasure answers 404)",
             )
         }
     }

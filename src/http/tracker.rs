@@ -274,12 +274,13 @@ async fn submit(
         html_form,
     )
     .await;
+    // A write no replica confirmed answers 503 here, as a refusal does (with the CORS
+    // headers t.js needs to read it), rather than by `observe`'s rewrite.
+    let result = match result {
+        Ok(_) if crate::store::durability::noted() => Err(Problem::unconfirmed()),
+        other => other,
+    };
     match result {
-        // A write no replica confirmed: the person's page says so (the API's answer is
-        // made 503 by `observe`).
-        Ok(_) if html_form && crate::store::durability::noted() => {
-            Ok(error_page(&Problem::unconfirmed()))
-        }
         Ok(response) => Ok(response),
         // A plain HTML form navigated here: answer a page a person can read.
         Err(problem) if html_form => Ok(error_page(&problem)),

@@ -70,14 +70,16 @@
       if (name == "visitor_uid" && typeof cb == "function")
         (vid ? Promise.resolve() : minting || Promise.resolve()).then(function () { cb(vid || null); });
       if (name == "consent") {
+        var was = on || vid;
         on = !off && cb;
         if (on) cookie("ff_consent", 1, 864e2 * days), view();
         else {
-          // The server's copy of the id is HttpOnly: footfall expires it (asked only when
-          // there is an id, so a refusal before any consent sends nothing). The page
-          // forgets the id too, so that a later consent starts a new one.
-          if (vid) post("/v1/forget", {}).catch(function () {});
-          vid = minting = 0;
+          // The server's copy of the id is HttpOnly (and may be the only one the browser
+          // kept): footfall expires it, asked when tracking was on or there is an id, so a
+          // refusal before any consent sends nothing. The page forgets the id and the
+          // last page too, so that a later consent starts anew.
+          if (was) post("/v1/forget", {}).catch(function () {});
+          vid = minting = last = 0;
           cookie(key, "", 0);
           cookie("ff_consent", "", 0);
           try { ls.removeItem(key); } catch (e) {}

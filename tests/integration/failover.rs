@@ -389,9 +389,25 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
 
     redis.nodes[1].freeze();
     let started = Instant::now();
-    let refused = post_form(&app, &s.form_id, "Frozen").await;
+    // As t.js sends it from the site's page: the 503 carries the CORS headers it needs
+    // to read the answer (without them it would fall back to posting the form as a page).
+    let refused = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .header("origin", "https://shop.example")
+        .body(
+            json!({"fields": {"name": "Frozen", "email": common::email_of("Frozen")}}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
     let waited = started.elapsed();
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        refused.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
     let (status, _) = app.beacon(&s.site_key, None, "https://shop.example/").await;
     assert!(
         status.is_success(),

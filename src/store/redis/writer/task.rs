@@ -274,9 +274,6 @@ pub(super) async fn run<C>(
     }
 }
 
-/// Runs a pipeline, unless the breaker knows Redis is down: then a batch queued behind
-/// one that timed out is refused at once rather than waiting out a timeout of its own
-/// (only the breaker's probe goes through).
 /// Gives histories (with their visit gaps) the provisional expiry, unless they have an
 /// expiry: off the writer's loop, a rare case's round trip.
 fn give_provisional_expiry<C>(con: &C, by_slot: bool, histories: Vec<(String, i64)>)
@@ -300,6 +297,9 @@ where
     });
 }
 
+/// Runs a pipeline, unless the breaker knows Redis is down: then a batch queued behind
+/// one that timed out is refused at once rather than waiting out a timeout of its own
+/// (only the breaker's probe goes through).
 async fn send<C>(con: &C, breaker: &Breaker, commands: Batch) -> RedisResult<Vec<Value>>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
