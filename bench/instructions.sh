@@ -53,18 +53,7 @@ poll_interval_ms = 600000
 [limits]
 per_ip_per_second = 0
 per_site_per_second = 0
-max_unsorted_per_account = 0
-[quotas]
-# On (their charge rides every beacon and form, as in production), never refusing.
-page_views_per_second_per_address = 10000000
-page_views_per_second_per_site = 10000000
-page_views_per_second_per_account = 10000000
-new_visitors_per_hour_per_address = 1000000000
-new_visitors_per_hour_per_site = 1000000000
-new_visitors_per_hour_per_account = 1000000000
-form_posts_per_hour_per_address = 1000000000
-form_posts_per_hour_per_site = 1000000000
-form_posts_per_hour_per_account = 1000000000
+$(cat bench/quotas-never-refusing.toml)
 [[accounts]]
 account_id = 1
 subdomain = "bench"

@@ -109,22 +109,7 @@ allow_private_targets = true
 per_ip_per_second = 0
 per_site_per_second = 0
 TOML
-  [ $quotas = 1 ] && cat <<TOML
-# Unbounded: the forms part makes a lead per request, far beyond the shipped 10 000.
-max_unsorted_per_account = 0
-[quotas]
-# On (their charge rides every beacon and form, as in production), high enough that the
-# load from one address is never refused.
-page_views_per_second_per_address = 10000000
-page_views_per_second_per_site = 10000000
-page_views_per_second_per_account = 10000000
-new_visitors_per_hour_per_address = 1000000000
-new_visitors_per_hour_per_site = 1000000000
-new_visitors_per_hour_per_account = 1000000000
-form_posts_per_hour_per_address = 1000000000
-form_posts_per_hour_per_site = 1000000000
-form_posts_per_hour_per_account = 1000000000
-TOML
+  [ $quotas = 1 ] && cat bench/quotas-never-refusing.toml
   cat <<TOML
 [[accounts]]
 account_id = 1

@@ -492,6 +492,17 @@ async fn a_form_page_longer_than_a_url_may_be_is_not_stored() {
     assert_eq!(page, "", "{unsorted}");
 }
 
+/// The TTL (seconds; -1 none, -2 no key) of a key on the shared Redis.
+async fn ttl_of(key: &str) -> i64 {
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("TTL")
+        .arg(key)
+        .query_async(&mut con)
+        .await
+        .unwrap()
+}
+
 /// The TTLs (seconds) of every Redis key of a browser.
 async fn ttls_of(app: &TestApp, signed_vid: &str) -> Vec<(String, i64)> {
     let id = &signed_vid[signed_vid.len() - 22..];
@@ -595,22 +606,9 @@ async fn a_history_whose_visit_never_started_still_expires() {
         visit_idle_ms: 1_800_000,
         watch: false,
     };
-    let client = redis::Client::open(common::redis_url()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let history = format!("{prefix}:{{{visitor}}}:p7");
-    let ttl = |con: &mut redis::aio::MultiplexedConnection| {
-        let mut con = con.clone();
-        let history = history.clone();
-        async move {
-            redis::cmd("TTL")
-                .arg(&history)
-                .query_async::<i64>(&mut con)
-                .await
-                .unwrap()
-        }
-    };
     store.record_page_view(write("/")).await.unwrap();
-    let first = ttl(&mut con).await;
+    let first = ttl_of(&history).await;
     assert!((1800..=1800 + 3600).contains(&first), "{first}");
     // The start gives it the anonymous retention, even one shorter than the provisional
     // expiry; later page views of the visit leave that alone.
@@ -619,21 +617,23 @@ async fn a_history_whose_visit_never_started_still_expires() {
         .await
         .unwrap();
     store.record_page_view(write("/next")).await.unwrap();
-    let started = ttl(&mut con).await;
+    let started = ttl_of(&history).await;
     assert!((998..=1_000).contains(&started), "{started}");
     // Erased in the middle of its visit (DEL, as the erasure's script does), the browser
     // goes on browsing: the history its next page view makes anew expires too. (The
     // writer knew the browser mid-visit, sent no expiry, and the history was kept for
     // ever.)
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("DEL")
         .arg(&history)
-        .query_async::<()>(&mut con.clone())
+        .query_async::<()>(&mut con)
         .await
         .unwrap();
     store.record_page_view(write("/after")).await.unwrap();
     let mut made_anew = -1;
     for _ in 0..50 {
-        made_anew = ttl(&mut con).await;
+        made_anew = ttl_of(&history).await;
         if made_anew > 0 {
             break;
         }
@@ -673,36 +673,23 @@ async fn a_statistics_key_made_again_after_an_erasure_still_expires() {
     };
     let day = (at / 86_400_000) as u64;
     let pages = format!("{prefix}:{{s{site}}}:st:p:{day}");
-    let client = redis::Client::open(common::redis_url()).unwrap();
-    let con = client.get_multiplexed_async_connection().await.unwrap();
-    let ttl = || {
-        let mut con = con.clone();
-        let pages = pages.clone();
-        async move {
-            redis::cmd("TTL")
-                .arg(&pages)
-                .query_async::<i64>(&mut con)
-                .await
-                .unwrap()
-        }
-    };
     // The page-view writer's own flush (once a second), as under load.
     store.record_page_view(write()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     store.record_page_view(write()).await.unwrap();
-    assert!(ttl().await > 0, "{}", ttl().await);
+    assert!(ttl_of(&pages).await > 0, "{}", ttl_of(&pages).await);
     // The browser's erasure takes its page out: the only entry, so the key goes.
     let mut delta = StatsDelta::default();
     delta.page_view(site, at, visitor, &page_view.url);
     store.remove_tops(delta.clone()).await.unwrap();
     store.remove_tops(delta).await.unwrap();
-    assert_eq!(ttl().await, -2, "the key is gone");
+    assert_eq!(ttl_of(&pages).await, -2, "the key is gone");
     store.record_page_view(write()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     store.record_page_view(write()).await.unwrap();
     assert!(
-        ttl().await > 0,
+        ttl_of(&pages).await > 0,
         "made again without an expiry: {}",
-        ttl().await
+        ttl_of(&pages).await
     );
 }

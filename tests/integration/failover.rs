@@ -358,6 +358,37 @@ async fn a_sentinel_primary_killed_under_load_fails_over_without_losing_a_form_o
     assert!(report.answers > 0);
 }
 
+/// A primary with one replica, footfall on the primary by its address (durable writes on
+/// because it has a replica, a 1-s response timeout), a receiver and the test's setup.
+struct Replicated {
+    redis: SentinelDeployment,
+    process: FootfallProcess,
+    app: TestApp,
+    receiver: Receiver,
+    s: Setup,
+}
+
+impl Replicated {
+    async fn start() -> Self {
+        let redis = SentinelDeployment::start(1);
+        let deployment = Deployment::on_store(&format!(
+            "redis_url = \"redis://127.0.0.1:{}\"\nresponse_timeout_ms = 1000",
+            redis.nodes[0].port
+        ));
+        let process = deployment.start();
+        let app = deployment.client(&process);
+        let receiver = Receiver::start().await;
+        let s = setup(&app, &receiver, 0).await;
+        Self {
+            redis,
+            process,
+            app,
+            receiver,
+            s,
+        }
+    }
+}
+
 /// A form post as t.js sends it, of a new contact `name`; its answer whatever the status.
 async fn post_form(app: &TestApp, form_id: &str, name: &str) -> reqwest::Response {
     app.client
@@ -372,16 +403,13 @@ async fn post_form(app: &TestApp, form_id: &str, name: &str) -> reqwest::Respons
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering() {
     let _serial = common::HEAVY.lock().await;
-    let redis = SentinelDeployment::start(1);
-    // One server by its address (durable writes on because it has a replica).
-    let deployment = Deployment::on_store(&format!(
-        "redis_url = \"redis://127.0.0.1:{}\"\nresponse_timeout_ms = 1000",
-        redis.nodes[0].port
-    ));
-    let process = deployment.start();
-    let app = deployment.client(&process);
-    let receiver = Receiver::start().await;
-    let s = setup(&app, &receiver, 0).await;
+    let Replicated {
+        redis,
+        process: _process,
+        app,
+        receiver: _receiver,
+        s,
+    } = Replicated::start().await;
     assert_eq!(
         post_form(&app, &s.form_id, "Before").await.status(),
         StatusCode::CREATED
@@ -429,15 +457,13 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accept_no_replica_confirms_answers_503_and_still_fires_its_stages_action() {
     let _serial = common::HEAVY.lock().await;
-    let redis = SentinelDeployment::start(1);
-    let deployment = Deployment::on_store(&format!(
-        "redis_url = \"redis://127.0.0.1:{}\"\nresponse_timeout_ms = 1000",
-        redis.nodes[0].port
-    ));
-    let process = deployment.start();
-    let app = deployment.client(&process);
-    let receiver = Receiver::start().await;
-    let s = setup(&app, &receiver, 0).await;
+    let Replicated {
+        redis,
+        process: _process,
+        app,
+        receiver,
+        s,
+    } = Replicated::start().await;
     app.create(
         "actions",
         json!({"pipeline_id": s.pipeline.id, "status_ids": [s.pipeline.first_contact],
@@ -543,15 +569,13 @@ async fn history_keys(port: u16) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lead_erasure_no_replica_confirms_is_done_whole() {
     let _serial = common::HEAVY.lock().await;
-    let redis = SentinelDeployment::start(1);
-    let deployment = Deployment::on_store(&format!(
-        "redis_url = \"redis://127.0.0.1:{}\"\nresponse_timeout_ms = 1000",
-        redis.nodes[0].port
-    ));
-    let process = deployment.start();
-    let app = deployment.client(&process);
-    let receiver = Receiver::start().await;
-    let s = setup(&app, &receiver, 0).await;
+    let Replicated {
+        redis,
+        process: _process,
+        app,
+        receiver: _receiver,
+        s,
+    } = Replicated::start().await;
     let (_, vid) = app
         .beacon(&s.site_key, None, "https://shop.example/a")
         .await;
