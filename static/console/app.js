@@ -16,7 +16,7 @@ import { insightsView } from "./insights.js";
 import { demoView } from "./demo.js";
 import { privacyView } from "./privacy.js";
 import { quotasView } from "./quotas.js";
-import { h, mount, icon, errorBox, errorLines, loading, toast } from "./ui.js";
+import { h, mount, icon, errorBox, errorLines, loading, reportError } from "./ui.js";
 
 const root = document.getElementById("app");
 
@@ -36,9 +36,14 @@ const TABS = [
 let live = null;
 let shell = null;
 
+// True while the sign-in form checks a token: the form shows that refusal itself.
+let checkingToken = false;
+
 window.addEventListener(UNAUTHORIZED, (e) => {
-  // Before the shell is up, the sign-in form shows the refusal itself.
-  if (!shell) return;
+  // Any other refusal, while the shell is up or while it loads from a token kept in the
+  // tab, forgets the token and asks for it again. A second refusal of the same token (the
+  // account loads in several requests at once) finds it forgotten already.
+  if (checkingToken || !session.token) return;
   signOut(`footfall refused the token: ${errorLines(e.detail).join(" ")}`);
 });
 
@@ -48,6 +53,9 @@ function signOut(message) {
   live = null;
   shell = null;
   document.querySelectorAll("dialog[open]").forEach((d) => d.close());
+  // Toasts live outside #app, and errors stay until dismissed: none outlives the session.
+  const toasts = document.getElementById("toasts");
+  if (toasts) toasts.replaceChildren();
   showSignIn(message);
 }
 
@@ -74,14 +82,18 @@ function showSignIn(message) {
     }
     form.querySelector("button").disabled = true;
     session.token = value;
+    checkingToken = true;
     try {
       await get("/api/v4/leads/pipelines?limit=1");
-      start();
     } catch (err) {
       session.token = null;
       form.querySelector("button").disabled = false;
       mount(error, errorBox(err, { title: err.status === 401 ? "The token was refused" : "Could not sign in" }));
+      return;
+    } finally {
+      checkingToken = false;
     }
+    start();
   });
   mount(root, h("main.signin", form));
   token.focus();
@@ -95,6 +107,8 @@ async function start() {
   try {
     await catalog.load();
   } catch (e) {
+    // A refused token: the UNAUTHORIZED handler has shown the sign-in form already.
+    if (e.status === 401 || !session.token) return;
     mount(root, h("div.boot", errorBox(e, { title: "Could not load the account", retry: start })));
     return;
   }
@@ -167,7 +181,7 @@ function buildShell() {
     },
     dispatch(msg) {
       if (msg.event === "reload") {
-        catalog.load().catch((e) => toast("Could not reload the account", { kind: "error", lines: errorLines(e) }));
+        catalog.load().catch((e) => reportError("Could not reload the account", e));
       }
       drawer.onLive(msg);
       if (current) current.view.onLive(msg);

@@ -131,6 +131,8 @@ export function toast(message, { kind = "info", lines = [], timeout } = {}) {
 /** Tells the user what failed, in words: "Could not move the lead" + detail + fields. */
 export function reportError(what, err) {
   console.error(what, err);
+  // A refused token signs the console out, and the sign-in form says why: no toast over it.
+  if (err && err.status === 401) return;
   toast(what, { kind: "error", lines: errorLines(err) });
 }
 
