@@ -236,7 +236,7 @@ export function leadDrawer(ctx) {
     return h("div.contact",
       h("div.contact-name", icon("user", 14), h("strong", c.name || "No name"), c.is_main ? badge("main", "brand") : null),
       c.phone ? h("a.contact-line", { href: `tel:${c.phone}` }, c.phone) : null,
-      c.email ? h("a.contact-line", { href: `mailto:${c.email}` }, c.email) : null);
+      c.email ? h("a.contact-line", { href: mailtoHref(c.email) }, c.email) : null);
   }
 
   function visitorRow(v) {
@@ -333,6 +333,18 @@ const short = (vid) => (vid ? `${String(vid).slice(0, 8)}…` : "");
 
 function iconFor(type) {
   return { lead_created: "star", moved: "arrow", declined: "ban", visitor_linked: "link", visitor_moved: "link", note: "note", event_cancelled: "ban" }[type] || "clock";
+}
+
+/**
+ * A mailto: link to exactly one address. footfall's email check lets `?`, `&` and `%`
+ * through, so an address put in the link as it is could add header fields
+ * (`jane@x.com?bcc=…&subject=…`) to the marketer's mail: each side of the last `@` is
+ * percent-encoded, which leaves an ordinary address as it is.
+ */
+export function mailtoHref(email) {
+  const at = email.lastIndexOf("@");
+  if (at < 0) return `mailto:${encodeURIComponent(email)}`;
+  return `mailto:${encodeURIComponent(email.slice(0, at))}@${encodeURIComponent(email.slice(at + 1))}`;
 }
 
 export function stateBadge(state) {
