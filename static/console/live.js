@@ -2,8 +2,13 @@
 // EventSource cannot send the Authorization header. The stream is parsed by hand
 // (`event:`, `data:`, `retry:` fields, `:` comments) and reopened whenever it drops;
 // after a reconnection the app is told to reload, since updates may have been missed.
+// footfall sends a `: ping` comment every 15 s: a stream silent for 45 s is taken for a
+// dead connection (a half-open one never errors), aborted and reopened.
 
 import { session, UNAUTHORIZED, ApiError } from "./api.js";
+
+/** How long the stream may stay silent: three of the server's 15 s pings. */
+const SILENCE_MS = 45_000;
 
 /**
  * Opens the stream. `onMessage({event, data})` gets each message (`lead` with
@@ -16,11 +21,20 @@ export function connectLive({ onMessage, onStatus }) {
   let retryMs = 2000;
   let failures = 0;
   let connectedBefore = false;
+  let silence = null;
+
+  /** (Re)arms the silence timer: it aborts this connection unless something comes first. */
+  function heard(connection) {
+    clearTimeout(silence);
+    silence = setTimeout(() => connection.abort(new Error(`nothing came for ${SILENCE_MS / 1000} s`)), SILENCE_MS);
+  }
 
   async function run() {
     while (!closed) {
       onStatus(failures ? "offline" : "connecting");
       controller = new AbortController();
+      const connection = controller;
+      heard(connection);
       try {
         const res = await fetch("/api/v4/stream", {
           headers: { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" },
@@ -36,13 +50,15 @@ export function connectLive({ onMessage, onStatus }) {
         onStatus("live");
         if (connectedBefore) onMessage({ event: "reload", data: {} });
         connectedBefore = true;
-        await read(res.body, (msg) => {
+        await read(res.body, () => heard(connection), (msg) => {
           if (msg.retry) retryMs = msg.retry;
           if (msg.event || msg.data) onMessage(msg);
         });
       } catch (e) {
         if (closed) return;
         console.warn("live updates interrupted:", e.message);
+      } finally {
+        clearTimeout(silence);
       }
       if (closed) return;
       failures++;
@@ -56,19 +72,24 @@ export function connectLive({ onMessage, onStatus }) {
   return {
     close() {
       closed = true;
+      clearTimeout(silence);
       if (controller) controller.abort();
     },
   };
 }
 
-/** Reads an event stream until it ends, calling `emit` for each complete message. */
-async function read(body, emit) {
+/**
+ * Reads an event stream until it ends, calling `heard` for every chunk (a `: ping` comment
+ * too) and `emit` for each complete message.
+ */
+async function read(body, heard, emit) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let msg = { event: "", data: "" };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
+    heard();
     buffer += value;
     let nl;
     while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
