@@ -2,6 +2,8 @@
 // away with the tab), JSON requests, problem+json errors turned into ApiError, and
 // paging through lists via `_links.next`.
 
+import { toast } from "./ui.js";
+
 const TOKEN_KEY = "footfall.token";
 
 export const session = {
@@ -69,7 +71,10 @@ function sameOrigin(href) {
   return u.pathname + u.search;
 }
 
-/** Every item of a list, following `_links.next` (at most `maxPages` pages). */
+/**
+ * Every item of a list, following `_links.next` — at most `maxPages` pages: a list longer
+ * than that is cut, and a notice says so (the console shows the first items only).
+ */
 export async function listAll(path, name, params = {}, { maxPages = 40 } = {}) {
   const qs = new URLSearchParams({ limit: "250", ...params });
   let url = `${path}?${qs}`;
@@ -81,6 +86,13 @@ export async function listAll(path, name, params = {}, { maxPages = 40 } = {}) {
     // on this origin (the console may be reached by another address).
     const next = page && page._links && page._links.next && page._links.next.href;
     url = next ? sameOrigin(next) : null;
+  }
+  if (url) {
+    toast(`Showing the first ${items.length} ${name} only`, {
+      timeout: 0,
+      key: `list-cut:${path}`,
+      lines: [`footfall has more; the console reads at most ${maxPages} pages of a list. The API (${path}) pages through all of them.`],
+    });
   }
   return items;
 }

@@ -115,10 +115,14 @@ function toastRoot() {
   return root;
 }
 
-/** A short message in the corner; errors stay until dismissed. */
-export function toast(message, { kind = "info", lines = [], timeout } = {}) {
+/**
+ * A short message in the corner; errors stay until dismissed. A toast with a `key`
+ * replaces the one shown with the same key, so that a repeated notice shows once.
+ */
+export function toast(message, { kind = "info", lines = [], timeout, key } = {}) {
   const close = () => el.remove();
-  const el = h(`div.toast.toast-${kind}`, { role: kind === "error" ? "alert" : "status" },
+  if (key) for (const old of toastRoot().querySelectorAll(".toast")) if (old.dataset.key === key) old.remove();
+  const el = h(`div.toast.toast-${kind}`, { role: kind === "error" ? "alert" : "status", dataset: key ? { key } : {} },
     icon(kind === "error" ? "alert" : kind === "ok" ? "check" : "zap", 18),
     h("div.toast-body", h("strong", message), lines.length ? h("ul", lines.map((l) => h("li", l))) : null),
     h("button.icon-btn", { type: "button", title: "Dismiss", "aria-label": "Dismiss", onclick: close }, icon("x", 14)));
