@@ -53,6 +53,11 @@ if [ -z "${FOOTFALL_TEST_REDIS_URL:-}" ] && ! redis-cli -p 6379 ping >/dev/null 
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --logfile /tmp/footfall-test-redis.log
   for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p 6379 ping >/dev/null 2>&1 || {
+    echo "redis-server on 127.0.0.1:6379 did not answer within 5 s; the end of its log (/tmp/footfall-test-redis.log):"
+    tail -n 20 /tmp/footfall-test-redis.log 2>/dev/null || true
+    exit 1
+  }
 fi
 echo "redis: $(redis-server --version | cut -d' ' -f3)"
 
