@@ -65,8 +65,11 @@ export const post = (path, body) => api("POST", path, body ?? undefined);
 export const patch = (path, body) => api("PATCH", path, body);
 export const del = (path) => api("DELETE", path);
 
-/** The path and query of a link, absolute or not. */
-function sameOrigin(href) {
+/**
+ * The path and query of a link, absolute or not: `_links` are built from footfall's public
+ * URL, and the console follows them on its own origin (it may be reached by another address).
+ */
+export function sameOrigin(href) {
   const u = new URL(href, window.location.href);
   return u.pathname + u.search;
 }

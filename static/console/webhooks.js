@@ -2,7 +2,7 @@
 // of the account, see each webhook's deliveries with their attempts, replay one, and
 // unsubscribe. The signing secret is shown once, when the webhook is created.
 
-import { api, get, post } from "./api.js";
+import { api, get, post, sameOrigin } from "./api.js";
 import { stateBadge } from "./lead.js";
 import { h, mount, icon, toast, reportError, errorBox, empty, loading, ago, fmtTime, field, showFormError, clearFormErrors, busy, copyButton, confirmDialog } from "./ui.js";
 
@@ -80,6 +80,7 @@ export function webhooksView() {
       deliveries);
     details.addEventListener("toggle", () => details.open && load());
 
+    // The first 50 deliveries, newest first; "Load more" follows the page's `_links.next`.
     async function load() {
       mount(deliveries, loading());
       try {
@@ -89,12 +90,37 @@ export function webhooksView() {
           mount(deliveries, empty("No delivery yet", "Deliveries appear here when a subscribed change happens."));
           return;
         }
+        const rows = h("tbody", events.map((e) => row(e, load)));
+        const more = h("div.toolbar-actions");
         mount(deliveries, h("div.table-wrap", h("table.table",
           h("thead", h("tr", ["Delivery", "Lead", "State", "Attempts", "Sent", ""].map((t) => h("th", t)))),
-          h("tbody", events.map((e) => row(e, load))))));
+          rows)), more);
+        offerMore(answer, rows, more);
       } catch (err) {
         mount(deliveries, errorBox(err, { title: "Could not load the deliveries", retry: load }));
       }
+    }
+
+    /** A "Load more" button when the page has a next one; it appends that page's rows. */
+    function offerMore(answer, rows, more) {
+      const next = answer._links && answer._links.next && answer._links.next.href;
+      if (!next) {
+        more.replaceChildren();
+        return;
+      }
+      const button = h("button.btn.btn-sm", { type: "button", dataset: { action: "load-more" } }, "Load more");
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        try {
+          const page = (await get(sameOrigin(next))) || {};
+          rows.append(...((page._embedded && page._embedded.events) || []).map((e) => row(e, load)));
+          offerMore(page, rows, more);
+        } catch (err) {
+          button.disabled = false;
+          reportError("Could not load more deliveries", err);
+        }
+      });
+      mount(more, button);
     }
     return details;
   }
