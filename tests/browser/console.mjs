@@ -13,7 +13,10 @@
 //      and the fired event and its delivery appear on the open card live, without a
 //      reload; the webhook is in the Demo inbox within a minute of the form;
 //   4. the API reference (/api/docs) is opened from the console and shows a route;
-//   5. screenshots of the board and of the lead card go to tests/artifacts/ (and to
+//   5. the console's own defences: a refused token kept in the tab leads to the sign-in
+//      form, a contact's mailto: link cannot add header fields (an email with ? and &),
+//      and sign-out leaves no toast behind;
+//   6. screenshots of the board and of the lead card go to tests/artifacts/ (and to
 //      docs/screenshots/, linked from the README, when FOOTFALL_UPDATE_SCREENSHOTS=1).
 //
 // Run: node tests/browser/console.mjs (scripts/test.sh does, after `cargo build`).
@@ -159,13 +162,25 @@ async function run() {
 
   await step("seed three more leads", () => seedLeads(ff, demo.form_id, site));
 
-  await step("sign in to the console", async () => {
+  await step("a refused token kept in the tab leads to the sign-in form", async () => {
     consolePage = await context.newPage();
     watch(consolePage, "console");
     await consolePage.goto(`${ff}/console`);
+    // A token the tab kept from before, which footfall refuses now (revoked, or another
+    // footfall): the console starts with it, is refused, and asks for a token.
+    await consolePage.evaluate(() => sessionStorage.setItem("footfall.token", "a-revoked-token"));
+    await consolePage.reload();
+    await consolePage.locator("#token").waitFor()
+      .catch(async () => { throw new Error(`a refused stored token did not lead to the sign-in form; the page shows: ${(await consolePage.locator("#app").innerText()).slice(0, 200)}`); });
+    await consolePage.getByText("footfall refused the token").waitFor()
+      .catch(() => { throw new Error("the sign-in form does not say the stored token was refused"); });
+    check(await consolePage.evaluate(() => sessionStorage.getItem("footfall.token")) === null, "the refused token is still kept in the tab");
+  });
+
+  await step("sign in to the console", async () => {
     await consolePage.locator("#token").fill("not-the-token");
     await consolePage.getByRole("button", { name: "Sign in" }).click();
-    await consolePage.getByText("the token is not valid").waitFor()
+    await consolePage.locator(".form-error", { hasText: "The token was refused" }).getByText("the token is not valid").waitFor()
       .catch(() => { throw new Error("a wrong token was not refused in words"); });
     await consolePage.locator("#token").fill(TOKEN);
     await consolePage.getByRole("button", { name: "Sign in" }).click();
@@ -283,6 +298,43 @@ async function run() {
     check(!external.length, `the API reference loaded from elsewhere: ${external.join(", ")}`);
     await docs.screenshot({ path: path.join(ARTIFACTS, "api-docs.png") });
     await docs.close();
+  });
+
+  await step("a contact's email link names only the address, whatever the address holds", async () => {
+    // footfall's email check lets ?, & and % through: put in the link as it is, this
+    // address would add a Bcc and a subject to the marketer's mail.
+    const email = "jane@x.com?bcc=spy%40evil.example&subject=Invoice";
+    const res = await fetch(`${ff}/v1/forms/${demo.form_id}/submit`, {
+      method: "POST",
+      headers: { "Content-Type": "text/plain", "User-Agent": USER_AGENT, Origin: site },
+      body: JSON.stringify({ vid: null, page: `${site}/demo/contact`, fields: { name: "Jane Query", phone: "+1 555 0100", email } }),
+    });
+    check(res.ok, `the form refused ${email}: ${res.status} ${await res.text()}`);
+    await consolePage.locator('[data-tab="board"]').click();
+    const card = consolePage.locator('.column[data-status-id="1001"] .lead-card', { hasText: "Jane Query" });
+    await card.waitFor().catch(() => { throw new Error("the lead with the odd email is not on the board"); });
+    await card.click();
+    const link = consolePage.locator("#lead-drawer .contact-line", { hasText: email });
+    await link.waitFor();
+    const href = await link.getAttribute("href");
+    const parsed = new URL(href);
+    check(parsed.protocol === "mailto:" && parsed.search === "" && !/[?&]/.test(href),
+      `the mailto: link can add header fields: ${href}`);
+    check(decodeURIComponent(parsed.pathname) === email, `the mailto: link does not name the address: ${href}`);
+    const plain = await consolePage.evaluate(() => import("/console/lead.js").then((m) => m.mailtoHref("anna@example.com")));
+    check(plain === "mailto:anna@example.com", `an ordinary address changed in its link: ${plain}`);
+    await consolePage.keyboard.press("Escape");
+    await consolePage.locator("#lead-drawer").waitFor({ state: "hidden" });
+  });
+
+  await step("sign-out leaves no toast behind", async () => {
+    // An error toast stays until dismissed, and toasts live outside #app.
+    await consolePage.evaluate(() => import("/console/ui.js").then((m) => m.toast("Could not do something", { kind: "error", lines: ["a reason"] })));
+    await consolePage.locator("#toasts .toast-error").waitFor();
+    await consolePage.getByRole("button", { name: "Sign out" }).click();
+    await consolePage.locator("#token").waitFor();
+    const left = await consolePage.locator("#toasts .toast").allTextContents();
+    check(!left.length, `toasts outlived the sign-out: ${left.join(" | ")}`);
   });
 
   await step("a page under a headless browser's own user agent: the dropped beacon logs no CORS error", async () => {
