@@ -1,4 +1,5 @@
-/*! footfall tracker: page views (SPA aware) and forms marked data-footfall-form. */
+/* footfall tracker: page views (SPA aware) and forms marked data-footfall-form. Built by
+ * scripts/build-tracker.sh into static/t.js, without comments (every byte counts). */
 (function (w, d) {
   try {
     var me = d.currentScript || d.querySelector("script[data-site]");
@@ -6,7 +7,9 @@
     if (!site || w.__footfall) return;
     w.__footfall = 1;
     var base = new URL(me.src).origin, key = me.getAttribute("data-cookie") || "ff_vid";
-    var ls = w.localStorage, vid, minting, last;
+    var ls, vid, last, sent = Promise.resolve(), F = HTMLFormElement.prototype;
+    // Storage can throw (a sandboxed frame, blocked cookies): t.js then keeps nothing.
+    try { ls = w.localStorage; } catch (e) {}
     // Consent and opt-out, as the site's snippet says: data-consent="<days>" waits for
     // footfall('consent', true) (remembered that many days in the ff_consent cookie);
     // data-opt-out honours Global Privacy Control (the server honours Sec-GPC and DNT too).
@@ -36,30 +39,46 @@
       });
     }
 
-    // One beacon per distinct URL; while a new id is being minted, later beacons wait for it.
+    // One beacon per distinct URL, each sent once the one before it has answered: a new
+    // id being minted reaches every later beacon. A history-API view's referrer is the
+    // page before it.
     function view() {
-      var url = location.href;
+      var url = location.href, beacon = { site: site, url: url, referrer: last || d.referrer, title: d.title };
       if (url == last || !on) return;
       last = url;
-      if (!vid && minting) return minting.then(view, view);
-      var p = post("/v1/collect", { site: site, vid: vid || null, url: url, referrer: d.referrer, title: d.title })
-        .then(function (r) { return r.status == 200 && r.json().then(function (j) { keep(j.vid); }); })
-        .catch(function () {});
-      if (!vid) minting = p;
+      sent = sent.then(function () {
+        // (An answer without an id, a 204 or a refusal, keeps nothing.)
+        beacon.vid = vid;
+        return on && post("/v1/collect", beacon)
+          .then(function (r) { return r.json(); }).then(function (j) { keep(j.vid); });
+      }).catch(function () {});
     }
 
+    // Forgets the id on this page and in its storage; the HttpOnly copy is footfall's
+    // (`/v1/forget`).
+    function wipe() {
+      vid = last = null;
+      cookie(key, "", 0);
+      cookie("ff_consent", "", 0);
+      try { ls.removeItem(key); } catch (e) {}
+    }
+
+    // An id kept from before (an expired consent, an opt-out since) is neither used nor
+    // kept without consent.
     vid = read();
+    if (!on && vid) wipe();
     ["pushState", "replaceState"].forEach(function (f) {
       var orig = history[f];
       history[f] = function () {
-        var r = orig.apply(this, arguments);
         setTimeout(view);
-        return r;
+        return orig.apply(this, arguments);
       };
     });
     w.addEventListener("popstate", view);
-    w.addEventListener("hashchange", view);
-    view();
+    // A page restored from the back-forward cache is seen again; a prerendered one only
+    // once it is shown.
+    w.addEventListener("pageshow", function (e) { if (e.persisted) last = 0, view(); });
+    d.prerendering ? d.addEventListener("prerenderingchange", view) : view();
 
     // Commands: footfall('visitor_uid', cb) hands the page the signed visitor id (once the
     // first beacon has minted it), the value a site's backend passes to the API. Calls made
@@ -67,22 +86,18 @@
     // footfall('consent', true) starts tracking (and remembers it); false stops it and
     // removes footfall's cookies and storage.
     function cmd(name, cb) {
-      if (name == "visitor_uid" && typeof cb == "function")
-        (vid ? Promise.resolve() : minting || Promise.resolve()).then(function () { cb(vid || null); });
+      if (name == "visitor_uid") sent.then(function () { cb(vid || null); });
       if (name == "consent") {
         var was = on || vid;
         on = !off && cb;
-        if (on) cookie("ff_consent", 1, 864e2 * days), view();
+        if (on) cookie("ff_consent", 1, 864e2 * days), vid = read(), view();
         else {
           // The server's copy of the id is HttpOnly (and may be the only one the browser
           // kept): footfall expires it, asked when tracking was on or there is an id, so a
           // refusal before any consent sends nothing. The page forgets the id and the
           // last page too, so that a later consent starts anew.
           if (was) post("/v1/forget", {}).catch(function () {});
-          vid = minting = last = 0;
-          cookie(key, "", 0);
-          cookie("ff_consent", "", 0);
-          try { ls.removeItem(key); } catch (e) {}
+          wipe();
         }
       }
     }
@@ -92,9 +107,11 @@
     if (q && q.forEach) q.forEach(function (a) { cmd.apply(null, a); });
 
     // Forms are sent as JSON; if that fails outright, the browser posts them as HTML.
+    // Heard after the page's own handlers: a form the page stopped (its validation, a
+    // captcha that submits later) is not sent.
     d.addEventListener("submit", function (e) {
       var f = e.target, id = f.getAttribute && f.getAttribute("data-footfall-form");
-      if (!id || f.__ff) return;
+      if (!id || f.__ff || e.defaultPrevented) return;
       e.preventDefault();
       // Only the fields the form maps (name, phone, email) and footfall's own ff_*; never a
       // password or a hidden field (a CSRF token, say) of the site.
@@ -106,14 +123,15 @@
           if (!/^(checkbox|radio)$/.test(t) || el.checked) fields[k] = el.value;
         } else skip.push(el);
       });
-      post("/v1/forms/" + encodeURIComponent(id) + "/submit", { vid: vid || null, nc: !on, page: location.href, fields: fields })
+      var path = "/v1/forms/" + encodeURIComponent(id) + "/submit";
+      post(path, { vid: vid, nc: !on, page: location.href, fields: fields })
         .then(function (r) {
           return r.json().then(function (j) {
-            var ok = r.status < 300, ev = new CustomEvent(ok ? "footfall:submitted" : "footfall:error", { detail: j, bubbles: true });
+            var ok = r.ok, ev = new CustomEvent("footfall:" + (ok ? "submitted" : "error"), { detail: j, bubbles: true });
             if (ok) keep(j.vid);
             f.dispatchEvent(ev);
             if (ok && j.redirect) location.href = j.redirect;
-            else if (ok) f.reset();
+            else if (ok) F.reset.call(f);
           });
         })
         .catch(function () {
@@ -125,10 +143,13 @@
             i.type = "hidden"; i.name = p[0]; i.value = p[1] || "";
             f.appendChild(i);
           });
-          if (!f.getAttribute("action")) f.action = base + "/v1/forms/" + encodeURIComponent(id) + "/submit";
+          if (!f.getAttribute("action")) f.action = base + path;
+          // A form's own fields may shadow its methods (a button named "submit"); a file
+          // input's multipart encoding is one footfall does not read.
           f.method = "post";
-          f.submit();
+          f.enctype = "application/x-www-form-urlencoded";
+          F.submit.call(f);
         });
-    }, true);
+    });
   } catch (e) {}
 })(window, document);

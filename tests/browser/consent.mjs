@@ -6,8 +6,7 @@
 //      no request to footfall and leaves no footfall cookie or storage; after it, beacons
 //      flow, and a reload keeps them flowing (the consent is remembered); after
 //      footfall('consent', false) they stop and footfall's cookies and storage are gone;
-//      a consent queued before the script loads (window.footfall = [["consent", true]])
-//      counts;
+//      a consent queued before the script loads (README's stub) counts;
 //   2. a site with `respect_opt_out`: a browser with navigator.globalPrivacyControl sends
 //      nothing; the same browser on a site that does not respect opt-outs is tracked (so
 //      the test can tell the two apart).
@@ -38,7 +37,8 @@ async function startSite(snippets) {
       return;
     }
     const queued = url.searchParams.has("queued")
-      ? `<script>window.footfall = [["consent", true]];</script>` : "";
+      ? `<script>window.footfall = window.footfall || function () { (footfall.q = footfall.q || []).push(arguments); };
+footfall("consent", true);</script>` : "";
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
     res.end(`<!doctype html><html><head><title>Page</title>${queued}${snippet}</head>
 <body><h1>Page</h1></body></html>`);
