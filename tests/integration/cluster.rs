@@ -94,13 +94,21 @@ async fn a_thousand_delayed_jobs_are_delivered_once_through_two_instances_on_a_c
         counts
     };
     let twice = counts.values().filter(|c| **c > 1).count();
+    let by = [delivered_by(&apps[0]).await, delivered_by(&apps[1]).await];
     println!(
         "cluster, 1000 jobs: {} delivered, {twice} twice; instance A delivered {}, B {}; keys per node {:?}",
         counts.len(),
-        delivered_by(&apps[0]).await,
-        delivered_by(&apps[1]).await,
+        by[0],
+        by[1],
         cluster.keys_per_node()
     );
     assert_eq!(counts.len(), 1000, "some jobs were not delivered");
     assert_eq!(twice, 0, "some jobs were delivered twice");
+    // Shared, not one instance doing it all while the other idles.
+    assert!(
+        by.iter().all(|n| *n > 0),
+        "both instances deliver: A delivered {}, B {}",
+        by[0],
+        by[1]
+    );
 }

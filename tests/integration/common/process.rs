@@ -39,6 +39,10 @@ fn temp_path(name: &str) -> PathBuf {
     ))
 }
 
+/// How long a process may take to exit after SIGTERM before the test fails: a guard
+/// against a process that never exits, far beyond any shutdown (actix's own is 10 s).
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
 /// The footfall binary, started with a config file; its JSON logs tell the port.
 pub struct FootfallProcess {
     child: Child,
@@ -124,15 +128,37 @@ impl FootfallProcess {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then waits for a graceful exit; returns how long it took.
+    /// SIGTERM, then waits for a graceful exit; returns how long it took. A process still
+    /// running 30 s later fails the test (a hang guard, not a bound on the shutdown).
     pub fn terminate(&mut self) -> Duration {
         let started = Instant::now();
+        self.sigterm();
+        self.wait_for_exit(HANG_GUARD);
+        started.elapsed()
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.pid().to_string())
             .status();
-        let _ = self.child.wait();
-        started.elapsed()
+    }
+
+    /// Waits for the process to exit; one still running after `hang_guard` is killed and
+    /// fails the test.
+    pub fn wait_for_exit(&mut self, hang_guard: Duration) {
+        let deadline = Instant::now() + hang_guard;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                panic!("footfall did not exit within {hang_guard:?} of SIGTERM (hang guard)");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
