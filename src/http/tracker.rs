@@ -250,45 +250,50 @@ async fn submit(
     mut payload: web::Payload,
     services: web::Data<Services>,
     limits: web::Data<Arc<RateLimits>>,
-) -> Result<HttpResponse, Problem> {
-    let body = read_body(
-        &req,
-        &mut payload,
-        services.settings.limits.public_body_bytes,
-    )
-    .await?;
+) -> HttpResponse {
     let client = client(&req, &services);
-    limits.check_ip(client.ip)?;
-    let form_id = path.into_inner();
-    if !is_token_like(&form_id) {
-        return Err(Problem::not_found("no form has this id"));
-    }
     let html_form = media_type(&req).as_deref() == Some("application/x-www-form-urlencoded");
-    let form_id = FormId(form_id);
-    let result = submit_parsed(
-        &services,
-        &limits,
-        &client,
-        form_id.clone(),
-        &body,
-        html_form,
-    )
+    let form_id = FormId(path.into_inner());
+    // Every refusal, the body's and the flood guard's included, is answered below, where
+    // the page can read it.
+    let result = async {
+        let body = read_body(
+            &req,
+            &mut payload,
+            services.settings.limits.public_body_bytes,
+        )
+        .await?;
+        limits.check_ip(client.ip)?;
+        if !is_token_like(&form_id.0) {
+            return Err(Problem::not_found("no form has this id"));
+        }
+        let response = submit_parsed(
+            &services,
+            &limits,
+            &client,
+            form_id.clone(),
+            &body,
+            html_form,
+        )
+        .await?;
+        // A write no replica confirmed answers 503 here, as a refusal does (with the CORS
+        // headers t.js needs to read it), rather than by `observe`'s rewrite.
+        if crate::store::durability::noted() {
+            return Err(Problem::unconfirmed());
+        }
+        Ok(response)
+    }
     .await;
-    // A write no replica confirmed answers 503 here, as a refusal does (with the CORS
-    // headers t.js needs to read it), rather than by `observe`'s rewrite.
-    let result = match result {
-        Ok(_) if crate::store::durability::noted() => Err(Problem::unconfirmed()),
-        other => other,
-    };
     match result {
-        Ok(response) => Ok(response),
+        Ok(response) => response,
         // A plain HTML form navigated here: answer a page a person can read.
-        Err(problem) if html_form => Ok(error_page(&problem)),
+        Err(problem) if html_form => error_page(&problem),
         // t.js reads the problem (its `footfall:error` event) only with the CORS headers,
         // given when the page is on one of the form's site's hosts.
         Err(problem) => {
             let mut response = problem.error_response();
-            if services.form_allows_origin(&form_id, client.origin).await
+            if is_token_like(&form_id.0)
+                && services.form_allows_origin(&form_id, client.origin).await
                 && let Some(origin) = client.origin.and_then(|o| HeaderValue::from_str(o).ok())
             {
                 let headers = response.headers_mut();
@@ -299,7 +304,7 @@ async fn submit(
                 );
                 headers.insert(header::VARY, HeaderValue::from_static("Origin"));
             }
-            Ok(response)
+            response
         }
     }
 }

@@ -309,6 +309,46 @@ async fn a_refused_form_is_readable_by_its_sites_pages_only() {
     assert_eq!(unsorted(&app, "").await.len(), 0);
 }
 
+/// A refusal made before the form is read (a body over `limits.public_body_bytes`) is
+/// answered like the form's own: readable by t.js on the site's pages, and a page a person
+/// can read after a plain HTML post.
+#[tokio::test]
+async fn a_forms_body_too_large_is_readable_by_its_sites_pages_and_a_page_for_html() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let big = "x".repeat(64 * 1024);
+    let post = async |content_type: &str, body: String| {
+        app.client
+            .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+            .header("origin", "https://blog.example")
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let json_body = json!({"vid": null, "fields": {"name": big}}).to_string();
+    let answer = post("text/plain;charset=UTF-8", json_body).await;
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://blog.example"
+    );
+    assert_eq!(answer.headers()["content-type"], "application/problem+json");
+    let answer = post("application/x-www-form-urlencoded", format!("name={big}")).await;
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        answer.headers()
+    );
+    assert_eq!(unsorted(&app, "").await.len(), 0);
+}
+
 /// A form's page and referrer are kept to 2 048 bytes as stored: a page that percent-
 /// encoding takes past it is dropped, a referrer cut at a character's boundary.
 #[tokio::test]
