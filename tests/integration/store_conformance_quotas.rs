@@ -14,10 +14,12 @@ use footfall::domain::visitor::VisitorId;
 use footfall::store::{Charge, PageViewWrite};
 
 use crate::common::stores::{Shared, conformance};
+use crate::store_conformance::submission;
 
 conformance!(
     on_redis, on_memory, retention 60;
     page_views_charged_together_are_admitted_up_to_each_burst_all_or_nothing,
+    a_charged_submission_keeps_its_browsers_history_past_an_anonymous_first_visit,
 );
 
 const ACCOUNT: AccountId = AccountId(1);
@@ -87,4 +89,47 @@ async fn page_views_charged_together_are_admitted_up_to_each_burst_all_or_nothin
         [2, 2, 1],
         "two per address until the site's five are spent"
     );
+}
+
+/// A charged submission keeps its browser's history as an uncharged one does: a browser
+/// whose page views came before its first visit was counted (the visit's start is a step
+/// of its own) keeps its history the full retention, not the anonymous one, once that
+/// visit starts.
+async fn a_charged_submission_keeps_its_browsers_history_past_an_anonymous_first_visit(
+    store: Shared,
+) {
+    let v = VisitorId::mint();
+    let account = crate::store_conformance::ACCOUNT;
+    let write = PageViewWrite {
+        account,
+        visitor: v,
+        page_view: PageView {
+            at: now_ms(),
+            site_id: SITE,
+            url: "https://shop.example/".into(),
+            title: "T".into(),
+            referrer: String::new(),
+        },
+        visit_idle_ms: 60_000,
+        watch: false,
+    };
+    store.record_page_view(write).await.unwrap();
+    let charge = Charge {
+        account,
+        quotas: vec![Quota {
+            kind: QuotaKind::FormPosts,
+            ..quota(Scope::Site(SITE), 5)
+        }],
+    };
+    let s = submission(1, "a@b.co", v, 1);
+    store
+        .reserve_submission_charged(account, Some(v), s.link_retention_secs, charge, 0)
+        .await
+        .unwrap()
+        .expect("admitted");
+    store.create_lead_from_submission(&s).await.unwrap();
+    // The first visit starts with an anonymous retention of one second.
+    store.start_visit(account, v, 3600, 1, 100).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(store.page_views(account, v).await.unwrap().len(), 1);
 }

@@ -113,8 +113,10 @@ return out
 "#;
 
 /// A charged reservation's guard. KEYS: the counters, the account's Unsorted, the
-/// browser's history (not on a cluster, where the reservation keeps it). ARGV after the counters': the Unsorted bound (0: none), the
-/// history's retention. Returns `{0}`, `{i, wait_us}`, or `{-1}` when Unsorted is full.
+/// browser's history (not on a cluster, where the reservation keeps it). ARGV after the
+/// counters': the Unsorted bound (0: none), the history's retention. The history is kept
+/// as `KEEP_HISTORY` keeps it: with a visit count, so that a first visit will not shorten
+/// it. Returns `{0}`, `{i, wait_us}`, or `{-1}` when Unsorted is full.
 static CHARGED_RESERVATION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{CHARGE_LUA}{}",
@@ -125,7 +127,8 @@ local refused = charge(n)
 if refused then return refused end
 local history = KEYS[n + 2]
 if history then
-  if redis.call('EXISTS', history) == 0 then redis.call('RPUSH', history, '~0') end
+  local meta = redis.call('LINDEX', history, 0)
+  if not meta or string.sub(meta, 1, 1) ~= '~' then redis.call('LPUSH', history, '~0') end
   redis.call('EXPIRE', history, ARGV[base + 2])
 end
 return {0}
