@@ -15,10 +15,13 @@ use footfall::domain::visitor::VisitorId;
 use footfall::store::{ErasureScope, PageViewWrite};
 
 use crate::common::stores::{Shared, conformance};
+use crate::store_conformance::{ACCOUNT, submission, submit};
+use footfall::store::{NewSubmission, SubmissionOutcome};
 
 conformance!(
     on_redis, on_memory, retention 3600;
-    an_erased_browser_leaves_the_top_lists_and_its_watch_goes);
+    an_erased_browser_leaves_the_top_lists_and_its_watch_goes,
+    an_erased_leads_fingerprint_taken_over_by_a_later_lead_still_folds_into_it);
 
 const SITE: SiteId = SiteId(7);
 
@@ -115,4 +118,44 @@ async fn an_erased_browser_leaves_the_top_lists_and_its_watch_goes(store: Shared
         .await
         .unwrap();
     assert_eq!(seen.watch, None);
+}
+
+/// A lead's erasure takes its submission fingerprint only while the fingerprint is still
+/// its own: once its window has passed and the same submission made a later lead, a
+/// double of that later submission still folds into the later lead.
+async fn an_erased_leads_fingerprint_taken_over_by_a_later_lead_still_folds_into_it(store: Shared) {
+    let v = VisitorId::mint();
+    // Its double-submission window is one second.
+    let first = NewSubmission {
+        duplicate_window_secs: 1,
+        ..submission(1, "a@b.co", v, 1)
+    };
+    assert!(matches!(
+        submit(&store, &first).await,
+        SubmissionOutcome::Created { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = submission(2, "a@b.co", v, 1);
+    assert_eq!(again.fingerprint, first.fingerprint);
+    assert!(matches!(
+        submit(&store, &again).await,
+        SubmissionOutcome::Created { .. }
+    ));
+    let scope = ErasureScope {
+        account: ACCOUNT,
+        sites: vec![SITE],
+        handlers: Vec::new(),
+    };
+    assert!(store.erase_lead(&scope, LeadId(1)).await.unwrap().is_some());
+    let double = submission(3, "a@b.co", v, 1);
+    assert!(
+        matches!(
+            submit(&store, &double).await,
+            SubmissionOutcome::Duplicate {
+                lead: LeadId(2),
+                ..
+            }
+        ),
+        "the later lead's fingerprint went with the erased lead"
+    );
 }
