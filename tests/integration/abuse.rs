@@ -761,10 +761,11 @@ async fn every_response_carries_a_request_id_echoed_or_made_up() {
 
 /// A contact who already has an open lead submits again from another browser: a lead of
 /// its own (it used to join the open lead). Sending the same form again from that browser
-/// must be answered as promptly as the first time (a double click must not hold the
-/// request), with the first one's lead.
+/// is folded into that lead, which exists: a double click must not be held waiting for
+/// a lead that is never made (a duplicate marker naming a lead never created made each
+/// repeat wait 500 ms). How long the answers took is printed, not asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeating_a_known_contact_s_submission_is_answered_promptly() {
+async fn repeating_a_known_contact_s_submission_is_folded_into_the_lead_it_made() {
     let app = TestApp::spawn(Backend::Redis).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
@@ -772,18 +773,25 @@ async fn repeating_a_known_contact_s_submission_is_answered_promptly() {
     let (_, other_browser) = app.beacon(&s.site_key, None, "https://shop.example/").await;
     let body = json!({"vid": other_browser, "fields": {"name": "Anna", "email": common::email_of("Anna")}});
     let mut took = Duration::ZERO;
-    let mut leads = Vec::new();
+    let mut answers = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
         let (status, _, answer) = submit_with(&app, &s.form_id, &[], body.clone()).await;
         took += started.elapsed();
         assert_eq!(status, StatusCode::CREATED, "{answer}");
-        leads.push(answer["lead_id"].clone());
+        answers.push(answer);
     }
-    assert_ne!(leads[0], lead);
-    assert!(leads.iter().all(|l| *l == leads[0]), "{leads:?}");
+    println!("three submissions took {took:?}");
+    let leads: Vec<&Value> = answers.iter().map(|a| &a["lead_id"]).collect();
+    assert_ne!(leads[0], &json!(lead));
+    assert!(leads.iter().all(|l| *l == leads[0]), "{answers:?}");
     assert!(
-        took < Duration::from_millis(600),
-        "three submissions took {took:?}"
+        answers.iter().all(|a| a["uid"] == answers[0]["uid"]),
+        "one Unsorted entry for the three: {answers:?}"
     );
+    // The lead the repeats name exists, and they made no other.
+    let (status, made) = app.get(&format!("/api/v4/leads/{}", leads[0])).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    let (_, all) = app.get("/api/v4/leads").await;
+    assert_eq!(common::items(&all, "leads").len(), 2, "{all}");
 }
