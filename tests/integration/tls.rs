@@ -190,3 +190,82 @@ async fn a_webhook_reaches_an_https_handler_the_system_trusts_and_no_other() {
         "the untrusted handler was sent the webhook"
     );
 }
+
+/// A Redis that takes TLS connections only, with `name`'s server certificate; stopped
+/// when dropped.
+struct TlsRedis {
+    child: Child,
+    port: u16,
+}
+
+impl TlsRedis {
+    fn start(dir: &Path, name: &str) -> Self {
+        let port = crate::common::process::free_port();
+        let file = |suffix: &str| dir.join(format!("{name}{suffix}"));
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .arg("--tls-cert-file")
+            .arg(file("-server.pem"))
+            .arg("--tls-key-file")
+            .arg(file("-server.key"))
+            .arg("--tls-ca-cert-file")
+            .arg(file(".pem"))
+            .args(["--tls-auth-clients", "no", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let redis = Self { child, port };
+        let started = std::time::Instant::now();
+        loop {
+            let pong = Command::new("redis-cli")
+                .args(["--tls", "--cacert"])
+                .arg(file(".pem"))
+                .args(["-p", &port.to_string(), "ping"])
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+            if pong {
+                return redis;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the TLS redis-server did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A managed Redis that requires TLS (`rediss://`): footfall connects through rustls,
+/// trusting the system's roots, and the whole flow works over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footfall_keeps_its_state_in_a_redis_that_requires_tls() {
+    let dir = TempDir(std::env::temp_dir().join(format!("footfall-tls-{}", unique_prefix())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    authority_and_server(&dir.0, "redis");
+    let redis = TlsRedis::start(&dir.0, "redis");
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let prefix = unique_prefix();
+    let toml = footfall_toml(&url, &prefix, &cookie_key(), "");
+    let roots = dir.0.join("redis.pem");
+    let process =
+        FootfallProcess::start_with_env(&toml, &[("SSL_CERT_FILE", roots.to_str().unwrap())]);
+    let mut settings = test_settings(Backend::Redis);
+    settings.store.key_prefix = prefix;
+    let app = TestApp::attach(process.base.clone(), settings);
+
+    let (_, form) = site_and_form(&app, TOKEN, "shop.example").await;
+    submit_form(&app, &form, None, "Tess").await;
+    let (status, body) = app.get("/api/v4/leads/unsorted").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["_embedded"]["unsorted"].as_array().unwrap().len(), 1);
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{ready}");
+    drop(process);
+}
