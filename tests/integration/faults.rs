@@ -1,5 +1,6 @@
 //! Faults survived, with real processes: Redis stopped under load and started again (503s
-//! that come fast, recovery without a restart, nothing accepted lost), handlers that are
+//! with Retry-After, recovery without a restart, nothing accepted lost; how fast a 503
+//! comes is `fail_fast.rs`'s bound), handlers that are
 //! down or answer garbage below HTTP, a webhook sent while Redis is down (recorded once it
 //! is back, not sent again), and a lone footfall SIGKILLed in the middle of its
 //! deliveries and started again. (Two instances sharing the schedule, a restart with
@@ -19,8 +20,8 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::common::config_file::footfall_toml;
-use crate::common::process::{FootfallProcess, RedisServer, free_port};
-use crate::common::raw_receiver::{RawReceiver, RawReply};
+use crate::common::process::{FootfallProcess, RedisServer};
+use crate::common::raw_receiver::{RawReceiver, RawReply, ReservedPort};
 use crate::common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
 
 /// A footfall process's configuration and a client for it.
@@ -203,7 +204,7 @@ async fn ready_again(app: &TestApp, since: Instant) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_anything() {
+async fn redis_stopped_under_load_gives_503s_then_recovery_without_losing_anything() {
     let _serial = common::HEAVY.lock().await;
     let mut redis = RedisServer::start(true);
     let deployment = Deployment::on(redis.url());
@@ -236,7 +237,9 @@ async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_a
     let samples = samples.lock().clone();
 
     // During the outage (after a second for the requests in flight at the stop), every
-    // answer is a 503 with Retry-After, and it comes fast.
+    // answer is a 503 with Retry-After. How fast they come is printed: the documented
+    // bound (a 503 within 1.5 s) is asserted by fail_fast.rs, black-box, and no other
+    // test asserts a time.
     let outage: Vec<&Sample> = samples
         .iter()
         .filter(|x| x.sent > stopped_at + Duration::from_secs(1) && x.sent + x.took < started_at)
@@ -264,13 +267,6 @@ async fn redis_stopped_under_load_gives_fast_503s_then_recovery_without_losing_a
     assert!(
         outage.iter().all(|x| x.retry_after),
         "a 503 without Retry-After"
-    );
-    // Redis known to be down, requests are refused at once; only the occasional probe
-    // (one every 200 ms) may wait for the connection to fail.
-    assert!(max < Duration::from_millis(3000), "a 503 took {max:?}");
-    assert!(
-        p50 < Duration::from_millis(100),
-        "503s took {p50:?} (median): not fast"
     );
 
     // After it, every answer is a success again.
@@ -422,8 +418,9 @@ async fn a_handler_that_is_down_gets_the_event_when_it_comes_back() {
     let mut settings = test_settings(Backend::Redis);
     settings.delivery.retry_schedule_seconds = vec![1; 6];
     let app = TestApp::spawn_with(settings).await;
-    let port = free_port();
-    let s = setup_at(&app, &format!("http://127.0.0.1:{port}/hook")).await;
+    // Held, not listening, until the handler comes back: no other test can take it.
+    let port = ReservedPort::new();
+    let s = setup_at(&app, &format!("http://127.0.0.1:{}/hook", port.port())).await;
     let lead = fire_one(&app, &s).await;
 
     // Refused connections: the event waits for a retry.
@@ -446,7 +443,7 @@ async fn a_handler_that_is_down_gets_the_event_when_it_comes_back() {
             "{attempt}"
         );
     }
-    let receiver = RawReceiver::start_on(port).await;
+    let receiver = RawReceiver::start_reserved(port);
     let event = event_when(&app, lead, "delivered", Duration::from_secs(5)).await;
     assert_eq!(event["state"], "delivered", "{event}");
     assert_eq!(receiver.received().len(), 1);

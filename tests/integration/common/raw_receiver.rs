@@ -58,6 +58,22 @@ struct State {
     script: VecDeque<RawReply>,
 }
 
+/// A loopback port bound but not listening: connections to it are refused (a handler
+/// that is down), and no other test can take it until a receiver starts on it.
+pub struct ReservedPort(tokio::net::TcpSocket);
+
+impl ReservedPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        Self(socket)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+}
+
 #[derive(Clone)]
 pub struct RawReceiver {
     port: u16,
@@ -69,9 +85,18 @@ impl RawReceiver {
         Self::start_on(0).await
     }
 
-    /// Listens on this port (a handler that was down comes back where it was).
+    /// Listens on this port.
     pub async fn start_on(port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Self::listen(TcpListener::bind(("127.0.0.1", port)).await.unwrap())
+    }
+
+    /// Listens on a port held since `ReservedPort::new` (a handler that was down comes back
+    /// where it was, and no other test took its port meanwhile).
+    pub fn start_reserved(port: ReservedPort) -> Self {
+        Self::listen(port.0.listen(1024).unwrap())
+    }
+
+    fn listen(listener: TcpListener) -> Self {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
