@@ -106,6 +106,8 @@ async fn init_writes_a_config_that_checks_and_serves_the_walk_through() {
     // Started on the real Redis (in a key space of its own), the README's five steps work
     // with the generated token; a wrong token is refused.
     let prefix = common::unique_prefix();
+    // Before the process: the guard outlives it, and removes its keys when the test ends.
+    let _keys = common::KeysGuard::new(&redis, &prefix);
     let process = FootfallProcess::start_file_with_env(
         &path,
         &[

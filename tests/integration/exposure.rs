@@ -15,11 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::abuse::LoggedProcess;
 use crate::common::accounts::{TOKEN_B, two_accounts};
 use crate::common::config_file::footfall_toml;
-use crate::common::process::free_port;
 use crate::common::raw_receiver::RawReceiver;
 use crate::common::{
-    Backend, Receiver, TOKEN, TestApp, cookie_key, first_attempt_error, handler_on_lead_added,
-    redis_url, site_and_form, submit_form, test_settings, unique_prefix,
+    Backend, KeysGuard, Receiver, TOKEN, TestApp, cookie_key, first_attempt_error,
+    handler_on_lead_added, redis_url, site_and_form, submit_form, test_settings, unique_prefix,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,6 +28,8 @@ async fn webhooks_ignore_proxy_variables_and_their_urls_and_secrets_stay_out_of_
     let proxy = RawReceiver::start().await;
     let proxy_url = proxy.url().trim_end_matches("/hook").to_owned();
     let prefix = unique_prefix();
+    // Before the process: the guard outlives it, and removes its keys when the test ends.
+    let _keys = KeysGuard::new(&redis_url(), &prefix);
     let toml = footfall_toml(&redis_url(), &prefix, &cookie_key(), "");
     let env: Vec<(&str, &str)> = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy"]
         .into_iter()
@@ -43,7 +44,9 @@ async fn webhooks_ignore_proxy_variables_and_their_urls_and_secrets_stay_out_of_
     let pipeline = app.pipeline().await;
     let (_, form) = site_and_form(&app, TOKEN, "shop.example").await;
     let reachable = format!("{}?token=reachable-hook-t0ken", receiver.url());
-    let closed = format!("http://127.0.0.1:{}/hooks/closed-hook-t0ken", free_port());
+    // Port 1: nothing listens there, and no test can take it (a free port released
+    // could be bound by a parallel test meanwhile).
+    let closed = "http://127.0.0.1:1/hooks/closed-hook-t0ken".to_owned();
     let mut secrets = Vec::new();
     for (code, url) in [("reachable", &reachable), ("closed", &closed)] {
         let handler = handler_on_lead_added(&app, &pipeline, code, url).await;
@@ -591,7 +594,9 @@ async fn a_history_whose_visit_never_started_still_expires() {
     use footfall::domain::tracking::PageView;
     use footfall::domain::visitor::VisitorId;
     use footfall::store::PageViewWrite;
-    let (store, prefix) = common::stores::redis_store(3600).await;
+    let prefix = common::unique_prefix();
+    let _keys = KeysGuard::new(&redis_url(), &prefix);
+    let store = common::stores::redis_store_on(&prefix, 3600).await;
     let visitor = VisitorId::mint();
     let write = |path: &str| PageViewWrite {
         account: AccountId(7),
@@ -653,7 +658,9 @@ async fn a_statistics_key_made_again_after_an_erasure_still_expires() {
     use footfall::domain::tracking::PageView;
     use footfall::domain::visitor::VisitorId;
     use footfall::store::PageViewWrite;
-    let (store, prefix) = common::stores::redis_store(3600).await;
+    let prefix = common::unique_prefix();
+    let _keys = KeysGuard::new(&redis_url(), &prefix);
+    let store = common::stores::redis_store_on(&prefix, 3600).await;
     let site = SiteId(rand::random::<u32>() as u64);
     let visitor = VisitorId::mint();
     let at = footfall::domain::time::now_ms();

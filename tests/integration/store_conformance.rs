@@ -1908,7 +1908,9 @@ async fn a_browser_is_linked_to_an_existing_lead_as_a_submission_links_it(store:
 /// events claimed with it are delivered; the whole claim used to fail, every lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_event_record_does_not_hold_up_the_others_claimed_with_it() {
-    let (store, prefix) = crate::common::stores::redis_store(3600).await;
+    let prefix = crate::common::unique_prefix();
+    let _keys = crate::common::KeysGuard::new(&crate::common::redis_url(), &prefix);
+    let store = crate::common::stores::redis_store_on(&prefix, 3600).await;
     let now = 1_000_000;
     let (good, bad) = (event(now - 10, 1), event(now - 20, 1));
     store.save_event(&good).await.unwrap();
@@ -1936,7 +1938,9 @@ async fn an_unreadable_event_record_does_not_hold_up_the_others_claimed_with_it(
 /// the list — an account whose lists nobody opened kept every id it ever fired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_index_is_pruned_when_events_end() {
-    let (store, prefix) = crate::common::stores::redis_store(3600).await;
+    let prefix = crate::common::unique_prefix();
+    let _keys = crate::common::KeysGuard::new(&crate::common::redis_url(), &prefix);
+    let store = crate::common::stores::redis_store_on(&prefix, 3600).await;
     let now = now_ms();
     let old = event(now - 2 * 3_600_000, 1);
     store.save_event(&old).await.unwrap();

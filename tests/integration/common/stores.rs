@@ -14,10 +14,16 @@ pub type Shared = Arc<dyn Store>;
 /// A Redis store that keeps finished events `event_retention_secs`, and its key prefix.
 pub async fn redis_store(event_retention_secs: u64) -> (Shared, String) {
     let prefix = super::unique_prefix();
+    (redis_store_on(&prefix, event_retention_secs).await, prefix)
+}
+
+/// The same under `prefix`: a test makes its `KeysGuard` first, so that the guard outlives
+/// the store (locals drop in reverse order) and removes what its writers left too.
+pub async fn redis_store_on(prefix: &str, event_retention_secs: u64) -> Shared {
     let store = RedisStore::connect(
         &super::redis_url(),
         RedisOptions {
-            key_prefix: prefix.clone(),
+            key_prefix: prefix.to_owned(),
             schedule_shards: 4,
             event_retention_secs,
             response_timeout: Duration::from_secs(2),
@@ -26,7 +32,7 @@ pub async fn redis_store(event_retention_secs: u64) -> (Shared, String) {
     )
     .await
     .expect("Redis is reachable");
-    (Arc::new(store), prefix)
+    Arc::new(store)
 }
 
 /// An embedded store that keeps finished events `event_retention_secs`.
