@@ -140,6 +140,20 @@ impl Drop for KeysGuard {
     }
 }
 
+/// What writes under a key prefix (processes of the test's own), then the guard of its
+/// keys: fields drop in the order they are declared, so the keys are removed after the
+/// writers have stopped. (A guard dropped first let a process write keys after it.)
+pub struct WithKeys<T> {
+    pub inner: T,
+    _keys: KeysGuard,
+}
+
+impl<T> WithKeys<T> {
+    pub fn new(keys: KeysGuard, inner: T) -> Self {
+        Self { inner, _keys: keys }
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(test_settings(backend)).await
