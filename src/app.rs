@@ -87,6 +87,7 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
             RedisStore::connect_sentinel(
                 &settings.store.redis_sentinels,
                 &settings.store.redis_sentinel_master,
+                &settings.store.redis_url,
                 options,
             )
             .await?,

@@ -85,7 +85,8 @@ pub struct StoreSettings {
     /// Seed nodes of a Redis Cluster; when set, used instead of `redis_url`.
     pub redis_cluster_urls: Vec<String>,
     /// Redis Sentinels (`host:port` or `redis://…` URLs) that name the primary; when set,
-    /// used instead of `redis_url`, with `redis_sentinel_master`.
+    /// they give the primary's address, with `redis_sentinel_master`, and `redis_url` (if
+    /// set) only how to log in to it: user, password, database, `rediss://` for TLS.
     pub redis_sentinels: Vec<String>,
     /// The name the Sentinels know the primary by (`sentinel monitor <name> …`).
     pub redis_sentinel_master: String,

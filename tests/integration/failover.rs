@@ -358,6 +358,31 @@ async fn a_sentinel_primary_killed_under_load_fails_over_without_losing_a_form_o
     assert!(report.answers > 0);
 }
 
+/// A primary behind a password, named by Sentinels: footfall logs in to it with the
+/// password of `store.redis_url` (whose host is not used) and the flow works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footfall_logs_in_to_a_sentinel_named_primary_behind_a_password() {
+    let redis = SentinelDeployment::start_behind_password("s3cret");
+    let deployment = Deployment::on_store(&format!(
+        "redis_url = \"redis://:s3cret@primary.invalid/0\"\nredis_sentinels = {}\n\
+         redis_sentinel_master = \"{}\"\n{STORE_SETTINGS}",
+        toml_list(&redis.addresses()),
+        SentinelDeployment::MASTER
+    ));
+    let process = deployment.start();
+    let app = deployment.client(&process);
+    let (_, form) = common::site_and_form(&app, common::TOKEN, "shop.example").await;
+    common::submit_form(&app, &form, None, "Petra").await;
+    let (status, body) = app.get("/api/v4/leads/unsorted").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["_embedded"]["unsorted"].as_array().unwrap().len(), 1);
+    let keys = redis_cli(
+        redis.nodes[0].port,
+        &["-a", "s3cret", "--no-auth-warning", "dbsize"],
+    );
+    assert_ne!(keys, "0", "nothing was written to the primary");
+}
+
 /// A primary with one replica, footfall on the primary by its address (durable writes on
 /// because it has a replica, a 1-s response timeout), a receiver and the test's setup.
 struct Replicated {

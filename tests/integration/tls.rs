@@ -210,7 +210,14 @@ impl TlsRedis {
             .arg(file("-server.key"))
             .arg("--tls-ca-cert-file")
             .arg(file(".pem"))
-            .args(["--tls-auth-clients", "no", "--save", "", "--appendonly", "no"])
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server runs");

@@ -159,16 +159,19 @@ impl RedisStore<ConnectionManager> {
 }
 
 impl RedisStore<SentinelConnection> {
-    /// Connects to the primary that the Sentinels name `master`, and follows it.
+    /// Connects to the primary that `sentinels` name `master`, and follows it; logs in to
+    /// it as `login` says (`store.redis_url`: its user, password, database and TLS;
+    /// empty: none).
     pub async fn connect_sentinel(
         sentinels: &[String],
         master: &str,
+        login: &str,
         options: RedisOptions,
     ) -> StoreResult<Self> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(options.response_timeout));
-        let locator = Locator::start(sentinels, master, config)
+        let locator = Locator::start(sentinels, master, login, config)
             .await
             .map_err(redis_error)?;
         let con = locator.connect().await.map_err(redis_error)?;

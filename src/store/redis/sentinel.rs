@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
-use ::redis::sentinel::{SentinelClient, SentinelServerType};
+use ::redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use ::redis::{
-    AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisError, RedisFuture, RedisResult,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError,
+    RedisFuture, RedisResult, TlsMode,
 };
 use ::redis::{ServerErrorKind, Value};
 use futures_util::FutureExt;
@@ -50,11 +51,33 @@ fn address(client: &Client) -> String {
     client.get_connection_info().addr().to_string()
 }
 
+/// How to log in to the primary the Sentinels name: the user, password and database of
+/// `store.redis_url` when it is set, over TLS when it is a `rediss://` URL (its host and
+/// port are not used: the Sentinels give the address). `None`: no password, database 0.
+fn primary_login(url: &str) -> RedisResult<Option<SentinelNodeConnectionInfo>> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let info = url.into_connection_info()?;
+    let mut login = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(info.redis_settings().clone());
+    if let ConnectionAddr::TcpTls { insecure, .. } = info.addr() {
+        login = login.set_tls_mode(if *insecure {
+            TlsMode::Insecure
+        } else {
+            TlsMode::Secure
+        });
+    }
+    Ok(Some(login))
+}
+
 impl Locator {
-    /// Checks that the Sentinels name a primary, and starts watching them.
+    /// Checks that the Sentinels name a primary, and starts watching them. `login` is how
+    /// to log in to the primary they name (see [`primary_login`]).
     pub async fn start(
         sentinels: &[String],
         master: &str,
+        login: &str,
         config: AsyncConnectionConfig,
     ) -> RedisResult<Arc<Self>> {
         let urls: Vec<String> = sentinels
@@ -70,7 +93,7 @@ impl Locator {
         let client = SentinelClient::build(
             urls.clone(),
             master.to_owned(),
-            None,
+            primary_login(login)?,
             SentinelServerType::Master,
         )?;
         let locator = Arc::new(Self {

@@ -421,7 +421,11 @@ fn wait_for_pong(port: u16) {
         let pong = Command::new("redis-cli")
             .args(["-p", &port.to_string(), "ping"])
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+            // A server behind a password answers too, that it wants one.
+            .map(|o| {
+                let said = String::from_utf8_lossy(&o.stdout);
+                said.contains("PONG") || said.contains("NOAUTH")
+            })
             .unwrap_or(false);
         if pong {
             return;
@@ -670,7 +674,18 @@ impl SentinelDeployment {
     pub const DOWN_AFTER_MS: u64 = 1000;
 
     pub fn start(replicas: usize) -> Self {
-        let primary = RedisNode::start(free_port(), node_args(&[]));
+        Self::start_inner(replicas, None)
+    }
+
+    /// A primary alone behind `password` (which the Sentinels are given), watched by the
+    /// three Sentinels.
+    pub fn start_behind_password(password: &str) -> Self {
+        Self::start_inner(0, Some(password))
+    }
+
+    fn start_inner(replicas: usize, password: Option<&str>) -> Self {
+        let login: Vec<&str> = password.map_or(Vec::new(), |p| vec!["--requirepass", p]);
+        let primary = RedisNode::start(free_port(), node_args(&login));
         let primary_port = primary.port.to_string();
         let mut nodes = vec![primary];
         for _ in 0..replicas {
@@ -695,9 +710,12 @@ impl SentinelDeployment {
                         "sentinel monitor {m} 127.0.0.1 {primary_port} 2\n\
                          sentinel down-after-milliseconds {m} {down}\n\
                          sentinel failover-timeout {m} 10000\n\
-                         sentinel parallel-syncs {m} 2\n",
+                         sentinel parallel-syncs {m} 2\n{auth}",
                         m = Self::MASTER,
                         down = Self::DOWN_AFTER_MS,
+                        auth = password
+                            .map(|p| format!("sentinel auth-pass {} {p}\n", Self::MASTER))
+                            .unwrap_or_default(),
                     ),
                 )
                 .unwrap();
