@@ -37,6 +37,7 @@ mod site_stats;
 mod site_visit_flow;
 mod store_conformance;
 mod store_conformance_erasure;
+mod store_conformance_expiry;
 mod store_conformance_marketing;
 mod store_conformance_quotas;
 mod store_writes_conformance;

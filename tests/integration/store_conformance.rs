@@ -250,7 +250,7 @@ async fn stored_lead(store: &Shared, id: u64) -> Option<Lead> {
     store.get_leads(ACCOUNT, &[LeadId(id)]).await.unwrap().pop()
 }
 
-fn page_view(at: i64, site: u64, path: &str) -> PageView {
+pub(crate) fn page_view(at: i64, site: u64, path: &str) -> PageView {
     PageView {
         at,
         site_id: SiteId(site),
@@ -260,7 +260,7 @@ fn page_view(at: i64, site: u64, path: &str) -> PageView {
     }
 }
 
-fn write(visitor: VisitorId, pv: PageView) -> PageViewWrite {
+pub(crate) fn write(visitor: VisitorId, pv: PageView) -> PageViewWrite {
     PageViewWrite {
         account: ACCOUNT,
         visitor,
@@ -276,7 +276,7 @@ fn urls(pvs: Vec<PageView>) -> Vec<String> {
         .collect()
 }
 
-fn event(due_at: i64, handler: u64) -> EventRecord {
+pub(crate) fn event(due_at: i64, handler: u64) -> EventRecord {
     EventRecord {
         id: EventId::generate(),
         account_id: ACCOUNT,

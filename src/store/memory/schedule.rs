@@ -137,13 +137,17 @@ impl Schedule for MemoryStore {
     ) -> StoreResult<Vec<EventId>> {
         let state = self.state.lock();
         let now = Instant::now();
+        // As Redis's dead letters, a set of their own: listed while their records are kept
+        // (the retention runs from the death), whenever they were created. Not from the
+        // account's index, which forgets by creation time what a retried or delayed
+        // event that died lately still is.
         let mut dead: Vec<&EventRecord> = state
-            .account_events
-            .get(&account)
-            .into_iter()
-            .flatten()
+            .events
+            .keys()
             .filter_map(|id| state.event(id, now))
-            .filter(|e| e.handler_id == handler && e.state == DeliveryState::Dead)
+            .filter(|e| {
+                e.account_id == account && e.handler_id == handler && e.state == DeliveryState::Dead
+            })
             .collect();
         // By creation time, then id (as a Redis sorted set orders ties).
         dead.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
