@@ -11,15 +11,22 @@ use serde_json::{Value, json};
 
 use crate::common::config_file::footfall_toml;
 use crate::common::process::{FootfallProcess, RedisServer};
-use crate::common::{self, Backend, Receiver, Setup, TestApp, setup, test_settings};
+use crate::common::{self, Backend, Receiver, Setup, TestApp, WithKeys, setup, test_settings};
 
 /// `n` footfall processes on the shared Redis with one key prefix and `quotas`.
-fn instances(n: usize, quotas: &str) -> (Vec<FootfallProcess>, Vec<TestApp>) {
+fn instances(n: usize, quotas: &str) -> (WithKeys<Vec<FootfallProcess>>, Vec<TestApp>) {
     instances_on(&common::redis_url(), n, quotas)
 }
 
-fn instances_on(redis_url: &str, n: usize, quotas: &str) -> (Vec<FootfallProcess>, Vec<TestApp>) {
+/// The processes come with the guard of their keys, which removes them once the processes
+/// have stopped (however the caller orders its locals).
+fn instances_on(
+    redis_url: &str,
+    n: usize,
+    quotas: &str,
+) -> (WithKeys<Vec<FootfallProcess>>, Vec<TestApp>) {
     let prefix = common::unique_prefix();
+    let keys = common::KeysGuard::new(redis_url, &prefix);
     let toml = footfall_toml(
         redis_url,
         &prefix,
@@ -29,17 +36,14 @@ fn instances_on(redis_url: &str, n: usize, quotas: &str) -> (Vec<FootfallProcess
     let processes: Vec<_> = (0..n).map(|_| FootfallProcess::start(&toml)).collect();
     let apps = processes
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
+        .map(|p| {
             let mut settings = test_settings(Backend::Redis);
             settings.store.key_prefix = prefix.clone();
             settings.store.redis_url = redis_url.to_owned();
-            let app = TestApp::attach(p.base.clone(), settings);
-            // The first one removes the keys at the end.
-            if i == 0 { app.owning_keys() } else { app }
+            TestApp::attach(p.base.clone(), settings)
         })
         .collect();
-    (processes, apps)
+    (WithKeys::new(keys, processes), apps)
 }
 
 /// Quotas off but the site's and the address's form posts; a test's own lines follow
@@ -400,19 +404,27 @@ async fn the_embedded_store_keeps_the_same_quotas() {
 async fn page_views_are_still_charged_after_redis_forgets_its_scripts() {
     let _serial = common::HEAVY.lock().await;
     // 2 page views a second per site, 3 at once; a restarted server or a promoted replica
-    // has no scripts: the writer loads its charge script again.
+    // has no scripts: the writer loads its charge script again. A Redis of the test's own:
+    // on the shared one, another test could load the scripts again in between (and the
+    // NOSCRIPT path might never run here), and a flush there disturbs the others.
+    let server = RedisServer::start(false);
     let quotas = "page_views_per_second_per_site = 2\npage_view_burst_seconds = 1\n";
     let receiver = Receiver::start().await;
-    let (_processes, apps) = instances(1, quotas);
+    let (_processes, apps) = instances_on(&server.url(), 1, quotas);
     let s = setup(&apps[0], &receiver, 0).await;
     let first = beacons(&apps, &s, 1, None).await;
     assert_eq!(first, [StatusCode::OK]);
-    let mut redis = redis::Client::open(common::redis_url())
+    let mut redis = redis::Client::open(server.url())
         .unwrap()
         .get_connection()
         .unwrap();
     let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis).unwrap();
-    let statuses = beacons(&apps, &s, 6, None).await;
+    let (statuses, commands) = server.commands_during(beacons(&apps, &s, 6, None)).await;
+    // The charges were answered NOSCRIPT, and the writer loaded the script again.
+    assert!(
+        commands.contains("\"SCRIPT\" \"LOAD\""),
+        "no script was loaded again:\n{commands}"
+    );
     // Two a second: of six at once, the bucket's two (and what refilled since the first).
     let n = admitted(&statuses);
     assert!((1..=3).contains(&n), "{statuses:?}");
