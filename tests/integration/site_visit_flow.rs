@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::common::process::RedisServer;
 use crate::common::{Backend, Receiver, TestApp, setup, signature_verifies, test_settings};
 
 const IDLE: Duration = Duration::from_millis(1100);
@@ -265,14 +266,25 @@ async fn plain_html_form_redirects_to_the_success_url() {
     );
 }
 
-/// Forgets every script on the tests' Redis, as a restarted server or a promoted replica
-/// has: each script's next call is answered `NOSCRIPT`.
-fn redis_forgets_its_scripts() {
-    let mut redis = redis::Client::open(common::redis_url())
+/// Forgets every script on the test's own Redis, as a restarted server or a promoted
+/// replica has, then runs `step`: its scripts' next calls are answered `NOSCRIPT`, and
+/// footfall loads them again (seen by MONITOR). On the shared Redis another test could
+/// load them again in between, and the flush would disturb the others.
+async fn with_scripts_forgotten<F: std::future::Future>(
+    server: &RedisServer,
+    step: F,
+) -> F::Output {
+    let mut con = redis::Client::open(server.url())
         .unwrap()
         .get_connection()
         .unwrap();
-    let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis).unwrap();
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+    let (out, commands) = server.commands_during(step).await;
+    assert!(
+        commands.contains("\"SCRIPT\" \"LOAD\""),
+        "no script was loaded again:\n{commands}"
+    );
+    out
 }
 
 /// The scripts go to Redis by hash; a server that has forgotten them gets them again, and
@@ -280,31 +292,43 @@ fn redis_forgets_its_scripts() {
 /// entry per webhook.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_holds_when_redis_has_forgotten_its_scripts() {
-    let app = spawn(Backend::Redis).await;
+    let server = RedisServer::start(false);
+    let mut settings = test_settings(Backend::Redis);
+    settings.store.redis_url = server.url();
+    settings.tracking.visit_idle_seconds = 1;
+    let app = TestApp::spawn_with(settings).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
 
-    redis_forgets_its_scripts();
-    let (status, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let (status, vid) = with_scripts_forgotten(
+        &server,
+        app.beacon(&s.site_key, None, "https://shop.example/"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let vid = vid.unwrap();
-    redis_forgets_its_scripts();
-    let (lead_id, uid, _) = common::submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
-    redis_forgets_its_scripts();
-    let (status, body) = app
-        .post(
+    let (lead_id, uid, _) = with_scripts_forgotten(
+        &server,
+        common::submit_form(&app, &s.form_id, Some(&vid), "Anna"),
+    )
+    .await;
+    let (status, body) = with_scripts_forgotten(
+        &server,
+        app.post(
             &format!("/api/v4/leads/unsorted/{uid}/accept"),
             json!({"status_id": s.pipeline.first_contact}),
-        )
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     for visit in [2, 3] {
         idle().await;
-        redis_forgets_its_scripts();
-        let (status, _) = app
-            .beacon(&s.site_key, Some(&vid), "https://shop.example/pricing")
-            .await;
+        let (status, _) = with_scripts_forgotten(
+            &server,
+            app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing"),
+        )
+        .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         let received = receiver.wait_for(visit - 1, Duration::from_secs(5)).await;
         assert_eq!(received.len(), visit - 1);
