@@ -2,13 +2,14 @@
 //! environment variables `FOOTFALL__SECTION__KEY` (lists comma-separated). Validated once
 //! at start, so the rest of the code never re-checks them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::domain::ids::AccountId;
 
+mod load;
 mod quotas;
 mod validate;
 
@@ -365,44 +366,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Environment variables that hold lists, split on commas.
-const LIST_KEYS: [&str; 5] = [
-    "cookies.keys",
-    "delivery.retry_schedule_seconds",
-    "store.redis_cluster_urls",
-    "store.redis_sentinels",
-    "server.trusted_proxies",
-];
-
 impl Settings {
-    /// Loads defaults, then the file (required when given explicitly, optional
-    /// `config.toml` otherwise), then `FOOTFALL__…` environment variables.
-    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder();
-        match explicit {
-            Some(path) => {
-                if !path.exists() {
-                    return Err(ConfigError::Missing(path.to_owned()));
-                }
-                builder = builder.add_source(config::File::from(path).required(true));
-            }
-            None => {
-                builder = builder.add_source(config::File::with_name("config.toml").required(false))
-            }
-        }
-        let mut env = config::Environment::with_prefix("FOOTFALL")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .list_separator(",");
-        for key in LIST_KEYS {
-            env = env.with_list_parse_key(key);
-        }
-        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
     /// Why footfall can be reached from beyond this machine, if it can: it listens on a
     /// public address, or browsers reach it at a public URL (through a proxy).
     pub fn reachable_from_afar(&self) -> Option<String> {

@@ -67,11 +67,29 @@ impl Settings {
         if anonymous.is_nan() || anonymous <= 0.0 {
             return invalid("tracking.anonymous_retention_hours must be positive".into());
         }
+        if self.delivery.poll_interval_ms == 0 {
+            return invalid(
+                "delivery.poll_interval_ms must be positive (0 would ask Redis for due events \
+                 without a pause)"
+                    .into(),
+            );
+        }
+        if self.store.response_timeout_ms == 0 {
+            return invalid(
+                "store.response_timeout_ms must be positive (0: every command would time out)"
+                    .into(),
+            );
+        }
         if self.limits.body_timeout_ms == 0 {
             return invalid("limits.body_timeout_ms must be positive".into());
         }
-        if url::Url::parse(&self.server.public_url).is_err() {
-            return invalid("server.public_url must be an absolute URL".into());
+        let public_url = url::Url::parse(&self.server.public_url);
+        if !public_url.is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+            return invalid(format!(
+                "server.public_url must be the http(s) URL browsers reach footfall at, with \
+                 its host (e.g. https://t.shop.example), not {:?}",
+                self.server.public_url
+            ));
         }
         if self.demo.enabled
             && self
@@ -80,7 +98,8 @@ impl Settings {
                 .any(|a| a.account_id == self.demo.account_id)
         {
             return invalid(format!(
-                "the demo lives in an account of its own, but demo.account_id {} is also in                  [[accounts]]: give the demo another demo.account_id, or set demo.enabled = false",
+                "the demo lives in an account of its own, but demo.account_id {} is also in \
+                 [[accounts]]: give the demo another demo.account_id, or set demo.enabled = false",
                 self.demo.account_id
             ));
         }

@@ -132,6 +132,53 @@ fn each_unsafe_configuration_is_refused_with_what_to_change() {
     assert!(ok, "{printed}");
 }
 
+/// What would only break once footfall runs is refused at start, saying what to set; a
+/// one-item list and a number-like text given by the environment are read as such.
+#[test]
+fn settings_that_would_break_at_run_time_are_refused_at_start() {
+    for (var, value, named) in [
+        (
+            "FOOTFALL__SERVER__PUBLIC_URL",
+            "t.shop.example:443",
+            "server.public_url",
+        ),
+        (
+            "FOOTFALL__SERVER__PUBLIC_URL",
+            "ftp://t.shop.example",
+            "server.public_url",
+        ),
+        (
+            "FOOTFALL__DELIVERY__POLL_INTERVAL_MS",
+            "0",
+            "delivery.poll_interval_ms",
+        ),
+        (
+            "FOOTFALL__STORE__RESPONSE_TIMEOUT_MS",
+            "0",
+            "store.response_timeout_ms",
+        ),
+    ] {
+        let (ok, printed) = check(&[(var, value)], &[]);
+        assert!(!ok && printed.contains(named), "{var}={value}: {printed}");
+    }
+    let (ok, printed) = check(
+        &[
+            ("FOOTFALL__DELIVERY__RETRY_SCHEDULE_SECONDS", "60"),
+            ("FOOTFALL__STORE__KEY_PREFIX", "007"),
+        ],
+        &[],
+    );
+    assert!(ok, "{printed}");
+    // The demo's account in [[accounts]] too: one sentence, no run of spaces.
+    let (ok, printed) = check(&[("FOOTFALL__DEMO__ACCOUNT_ID", "1")], &[(1, LONG_A)]);
+    let message = printed
+        .lines()
+        .find(|l| l.contains("an account of its own"))
+        .unwrap_or_else(|| panic!("{printed}"))
+        .trim();
+    assert!(!ok && !message.contains("  "), "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_config_starts_with_no_edits_and_its_demo_has_an_account_of_its_own() {
     let _heavy = common::HEAVY.lock().await;
