@@ -3,19 +3,167 @@
 //! own and on the embedded store, whose expired entries go only with the clean-up that
 //! the scheduler's polling (`claim_due`) runs, so every read must see past them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use footfall::domain::event_record::DeliveryState;
 use footfall::domain::ids::*;
 use footfall::domain::time::now_ms;
+use footfall::domain::visitor::VisitorId;
+use footfall::store::ErasureScope;
+use footfall::store::memory::MemoryStore;
+use footfall::store::redis::Keys;
 
 use crate::common::stores::{Shared, conformance};
-use crate::store_conformance::{ACCOUNT, event};
+use crate::store_conformance::{ACCOUNT, event, page_view, write};
 
 conformance!(
     on_redis, on_memory, retention 1;
     a_dead_letter_outlives_the_event_index_clean_up,
 );
+
+probed!(
+    probed_on_redis, probed_on_memory;
+    a_history_of_page_views_alone_expires_provisionally,
+    trimming_an_erased_browsers_history_makes_none,
+);
+
+/// What the trait does not tell: how much longer each store keeps a browser's history
+/// (Redis's TTL of the key; the embedded store's own account of it).
+enum Expiry {
+    Redis(Keys),
+    Memory(Arc<MemoryStore>),
+}
+
+impl Expiry {
+    /// `None` when there is no history, `Some(None)` when it never expires, else the
+    /// seconds left (as Redis's TTL rounds them).
+    async fn of_history(&self, visitor: VisitorId) -> Option<Option<u64>> {
+        match self {
+            Expiry::Redis(keys) => {
+                let client = redis::Client::open(crate::common::redis_url()).unwrap();
+                let mut con = client.get_multiplexed_async_connection().await.unwrap();
+                let ttl: i64 = redis::cmd("TTL")
+                    .arg(keys.visitor_history(ACCOUNT, visitor))
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                match ttl {
+                    -2 => None,
+                    -1 => Some(None),
+                    secs => Some(Some(secs as u64)),
+                }
+            }
+            Expiry::Memory(store) => store
+                .history_expires_in(ACCOUNT, visitor)
+                .map(|left| left.map(|d| (d.as_millis() as u64 + 500) / 1000)),
+        }
+    }
+}
+
+/// As `conformance!`, each test also given its store's [`Expiry`].
+macro_rules! probed {
+    ($redis:ident, $memory:ident; $($name:ident),* $(,)?) => {
+        mod $redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, prefix) = crate::common::stores::redis_store(1).await;
+                    let _keys = crate::common::KeysGuard::new(&crate::common::redis_url(), &prefix);
+                    let keys = footfall::store::redis::Keys::new(&prefix, 4);
+                    super::$name(store, super::Expiry::Redis(keys)).await;
+                }
+            )*
+        }
+        mod $memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = std::sync::Arc::new(
+                        footfall::store::memory::MemoryStore::with_event_retention(
+                            std::time::Duration::from_secs(1),
+                        ),
+                    );
+                    super::$name(store.clone(), super::Expiry::Memory(store)).await;
+                }
+            )*
+        }
+    };
+}
+use probed;
+
+fn scope() -> ErasureScope {
+    ErasureScope {
+        account: ACCOUNT,
+        sites: vec![SiteId(1)],
+        handlers: vec![HandlerId(1)],
+    }
+}
+
+/// A history its page views alone made (the visit's start is a step of its own, which
+/// may fail) is kept the visit gap and an hour, not for ever; further page views leave
+/// that expiry as it is, and the visit's start replaces it with its own — here a shorter
+/// anonymous one.
+async fn a_history_of_page_views_alone_expires_provisionally(store: Shared, expiry: Expiry) {
+    let v = VisitorId::mint();
+    // A visit gap of an hour: two hours in all.
+    for (at, path) in [(1, "/"), (2, "/a")] {
+        store
+            .record_page_view(write(v, page_view(at, 1, path)))
+            .await
+            .unwrap();
+    }
+    let left = expiry.of_history(v).await;
+    assert!(
+        matches!(left, Some(Some(s)) if (7_190..=7_200).contains(&s)),
+        "{left:?}"
+    );
+    store.start_visit(ACCOUNT, v, 3600, 1, 100).await.unwrap();
+    let left = expiry.of_history(v).await;
+    assert!(matches!(left, Some(Some(s)) if s <= 1), "{left:?}");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(store.page_views(ACCOUNT, v).await.unwrap().is_empty());
+    assert_eq!(expiry.of_history(v).await, None);
+    // A page view within a visit leaves the visit's expiry as it is.
+    let w = VisitorId::mint();
+    store
+        .record_page_view(write(w, page_view(3, 1, "/")))
+        .await
+        .unwrap();
+    store.start_visit(ACCOUNT, w, 3600, 60, 100).await.unwrap();
+    store
+        .record_page_view(write(w, page_view(4, 1, "/b")))
+        .await
+        .unwrap();
+    let left = expiry.of_history(w).await;
+    assert!(
+        matches!(left, Some(Some(s)) if (55..=60).contains(&s)),
+        "{left:?}"
+    );
+}
+
+/// Trimming the history of a browser that has none (erased, here, while its page view
+/// was being recorded) makes none: nothing is kept of it, nor found by a later erasure.
+async fn trimming_an_erased_browsers_history_makes_none(store: Shared, expiry: Expiry) {
+    let v = VisitorId::mint();
+    for at in 1..=3 {
+        store
+            .record_page_view(write(v, page_view(at, 1, "/")))
+            .await
+            .unwrap();
+    }
+    store
+        .start_visit(ACCOUNT, v, 3600, 3600, 100)
+        .await
+        .unwrap();
+    let erased = store.erase_visitor(&scope(), v).await.unwrap();
+    assert_eq!((erased.visitors, erased.page_views), (1, 3));
+    store.trim_page_views(ACCOUNT, v, 2).await.unwrap();
+    assert_eq!(expiry.of_history(v).await, None);
+    assert!(store.page_views(ACCOUNT, v).await.unwrap().is_empty());
+    let again = store.erase_visitor(&scope(), v).await.unwrap();
+    assert_eq!((again.visitors, again.page_views), (0, 0));
+}
 
 /// A dead letter is listed while its record is kept (the retention from its death), even
 /// when its event was created longer than the retention ago — also after the clean-up

@@ -151,6 +151,7 @@ impl Leads for MemoryStore {
             Some(visitor) => {
                 let v = state.visitor_mut(account, visitor);
                 v.expires = Some(Instant::now() + Duration::from_secs(retention_secs.max(1)));
+                v.meta = true;
                 let from = v
                     .page_views
                     .len()

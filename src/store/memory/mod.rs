@@ -83,7 +83,12 @@ struct Visitor {
     last_seen: HashMap<SiteId, (Millis, Instant)>,
     page_views: Vec<PageView>,
     visits: u32,
-    /// The history's expiry, set when a visit is counted (as Redis's EXPIRE).
+    /// Whether the history holds what Redis's meta element holds: a visit count, set when
+    /// a visit is counted or a link keeps the history (`KEEP_HISTORY`). Without one, the
+    /// history's page views alone made it, and its expiry is the provisional one.
+    meta: bool,
+    /// The history's expiry (as Redis's EXPIRE): provisional when its first page view
+    /// makes it, set when a visit is counted or a link keeps it.
     expires: Option<Instant>,
 }
 
@@ -125,6 +130,22 @@ impl MemoryStore {
     /// erasure left nothing of a subject behind (the embedded store has no keys to SCAN).
     pub fn debug_dump(&self) -> String {
         format!("{:?}", self.state.lock())
+    }
+}
+
+impl MemoryStore {
+    /// How much longer a browser's history is kept, as Redis's TTL tells it: `None` when
+    /// there is none, `Some(None)` when it never expires. What a test compares with the
+    /// Redis store's key (the embedded store has no TTL to read).
+    pub fn history_expires_in(
+        &self,
+        account: AccountId,
+        visitor: VisitorId,
+    ) -> Option<Option<Duration>> {
+        let now = Instant::now();
+        let state = self.state.lock();
+        let v = state.visitor(account, visitor)?;
+        Some(v.expires.map(|e| e.saturating_duration_since(now)))
     }
 }
 

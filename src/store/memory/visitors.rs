@@ -1,5 +1,6 @@
 //! Browsers in memory: page views, sightings kept as long as a visit can run (as Redis's
-//! `PX`), histories expiring with the retention set when a visit is counted.
+//! `PX`), histories expiring with the retention set when a visit is counted (until then,
+//! provisionally, as Redis's writer sets it).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,10 @@ use crate::store::{
     Visitors,
 };
 
+/// How long past the visit gap a history that no visit's start has given an expiry yet
+/// is kept (as Redis's writer keeps it).
+const PROVISIONAL_TTL_SECS: i64 = 3600;
+
 #[async_trait]
 impl Visitors for MemoryStore {
     async fn record_page_view(&self, write: PageViewWrite) -> StoreResult<PageViewOutcome> {
@@ -22,6 +27,13 @@ impl Visitors for MemoryStore {
         let keep = Duration::from_millis((write.visit_idle_ms + SIGHTING_MARGIN_MS).max(0) as u64);
         let mut state = self.state.lock();
         let visitor = state.visitor_mut(write.account, write.visitor);
+        // As Redis's writer: a history this page view makes is kept the visit gap and an
+        // hour, not for ever, until its visit's start gives it an expiry (should the start
+        // never come, a failure between the two).
+        if visitor.expires.is_none() {
+            let secs = (write.visit_idle_ms / 1000 + PROVISIONAL_TTL_SECS).max(0) as u64;
+            visitor.expires = Some(now + Duration::from_secs(secs));
+        }
         let last_seen = visitor
             .last_seen
             .insert(write.page_view.site_id, (write.page_view.at, now + keep))
@@ -57,14 +69,22 @@ impl Visitors for MemoryStore {
         let v = state.visitor_mut(account, visitor);
         v.visits += 1;
         let now = Instant::now();
-        // As Redis's START_VISIT: a first visit never shortens a longer expiry.
+        // As Redis's START_VISIT: a first visit never shortens a longer expiry a link gave
+        // the history; the provisional one of a history its page views alone made goes.
         v.expires = Some(if v.visits > 1 {
             now + Duration::from_secs(retention_secs)
         } else {
             let short = now + Duration::from_secs(anonymous_secs.max(1));
-            v.expires.map_or(short, |e| e.max(short))
+            match v.expires.filter(|_| v.meta) {
+                Some(e) => e.max(short),
+                None => short,
+            }
         });
-        let excess = v.page_views.len().saturating_sub(max_page_views as usize);
+        v.meta = true;
+        let excess = v
+            .page_views
+            .len()
+            .saturating_sub(max_page_views.max(1) as usize);
         v.page_views.drain(..excess);
         let number = v.visits;
         let lead = state.kept_browser_lead(account, visitor, retention_secs);
@@ -115,8 +135,17 @@ impl Visitors for MemoryStore {
         keep: u64,
     ) -> StoreResult<()> {
         let mut state = self.state.lock();
-        let v = state.visitor_mut(account, visitor);
-        let excess = v.page_views.len().saturating_sub(keep as usize);
+        // As Redis's TRIM_HISTORY: a history that is not there (erased, expired) is not
+        // made again — an empty one would be kept for ever.
+        let now = Instant::now();
+        let Some(v) = state
+            .visitors
+            .get_mut(&(account, visitor))
+            .filter(|v| !v.expired(now))
+        else {
+            return Ok(());
+        };
+        let excess = v.page_views.len().saturating_sub(keep.max(1) as usize);
         v.page_views.drain(..excess);
         Ok(())
     }
