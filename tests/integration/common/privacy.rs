@@ -22,6 +22,10 @@ use super::{Backend, Setup, TestApp, email_of, phone_of, redis_url, submit_form,
 pub const IDLE: Duration = Duration::from_millis(1100);
 /// The delay of the site-visit action: the event waits in the schedule this long.
 pub const DELAY_SECS: u64 = 2;
+/// The delay for tests that erase a subject before its event is due: far longer than the
+/// plants and checks in between take, on a loaded machine too. (With `DELAY_SECS`, a
+/// second subject's plant — over `IDLE` — left the first one's event half a second.)
+pub const ERASED_BEFORE_DUE_SECS: u64 = 10;
 
 /// A running app and what a test needs to look inside its store.
 pub struct Harness {
