@@ -321,9 +321,16 @@ async fn page_view_history_is_capped_per_browser(backend: Backend) {
         .await;
     }
     let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
-    // Trimming runs off the request path; give it a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let tl = timeline(&app, lead).await;
+    // Trimming runs off the request path: polled until it is done (the deadline only
+    // stops a trim that never comes).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let tl = loop {
+        let tl = timeline(&app, lead).await;
+        if of_type(&tl, "page_view").len() <= 6 || std::time::Instant::now() > deadline {
+            break tl;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let urls: Vec<&str> = of_type(&tl, "page_view")
         .iter()
         .map(|p| p["url"].as_str().unwrap())
@@ -371,12 +378,16 @@ async fn a_browsers_history_expires_after_the_retention_period_its_last_sighting
 
 /// A worker that refreshed a browser's sighting moments ago records its next page view
 /// without touching the sighting in Redis, and writes it back once it forgets the browser.
-/// With a 30 s idle gap (fresh for 1 s, a generation of 7.5 s), page views at 0, 0.5 s
-/// (skipped) and 30.1 s or later — over 30 s after the sighting first stored, at most 29.9 s
-/// after the last page view (if no wait overshoots by 300 ms): one visit, and the lead's
-/// visits say so.
+/// With a 30 s idle gap (fresh for 1 s, a generation of 7.5 s): page views a, b half a
+/// second later (skipped), and c over 30 s after a, aimed 0.4 s inside 30 s after b: one
+/// visit, and the lead's visits say so. What each step must show is decided by the times
+/// footfall recorded (the timeline's): a slow machine that sends b or c late changes which
+/// outcome is right, never whether the test passes; on time, a skipped page view that is
+/// lost fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_view_that_skipped_the_sighting_still_keeps_the_visit_running() {
+    const GAP_MS: i64 = 30_000;
+    const FRESH_MS: i64 = GAP_MS / 30;
     let app = spawn(Backend::Redis, |s| s.tracking.visit_idle_seconds = 30).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
@@ -402,29 +413,63 @@ async fn a_page_view_that_skipped_the_sighting_still_keeps_the_visit_running() {
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/b")
         .await;
     let skipped = tokio::time::Instant::now();
-    assert_eq!(
-        stored(&mut con, &vid).await,
-        first,
-        "the second page view skipped the sighting"
-    );
-    // Two generations later the worker has forgotten the browser and written it back.
-    tokio::time::sleep_until(start + Duration::from_millis(20_000)).await;
-    let now = stored(&mut con, &vid).await;
-    assert!(
-        (first + 500..first + 1_000).contains(&now),
-        "the skipped page view is written back: {first} → {now}"
-    );
+    let after_b = stored(&mut con, &vid).await;
+    // The worker forgets the browser after two generations and writes its sighting back,
+    // well before the sighting Redis holds could expire (30 s after a). Polled; the
+    // deadline only stops a write-back that never comes.
+    let mut written = after_b;
+    while written == first && start.elapsed() < Duration::from_millis(29_000) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        written = stored(&mut con, &vid).await;
+    }
     tokio::time::sleep_until(skipped + Duration::from_millis(29_600)).await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/c")
         .await;
 
     let (lead, _, _) = submit_form(&app, &s.form_id, Some(&vid), "Anna").await;
+    let tl = timeline(&app, lead).await;
+    let at = |url: &str| {
+        of_type(&tl, "page_view")
+            .iter()
+            .find(|p| p["url"] == url)
+            .and_then(|p| p["at"].as_i64())
+            .unwrap_or_else(|| panic!("no page view of {url}: {tl:?}"))
+    };
+    let (a, b, c) = (
+        at("https://shop.example/a"),
+        at("https://shop.example/b"),
+        at("https://shop.example/c"),
+    );
+    println!(
+        "page views at +0, +{} and +{} ms; the sighting {first} → {after_b} → {written}",
+        b - a,
+        c - a
+    );
+    assert_eq!(first, a, "the first page view set the sighting");
+    assert!(c - a > GAP_MS, "c comes over the gap after a: {a}, {c}");
+    if b - a < FRESH_MS {
+        assert_eq!(after_b, first, "the second page view skipped the sighting");
+        assert_eq!(written, b, "the skipped page view is written back");
+    } else {
+        // Sent too late to be skipped: it refreshed the sighting itself.
+        println!("b came too late to skip the sighting: the write-back went untested");
+        assert_eq!(
+            after_b, b,
+            "a page view past the fresh time refreshes the sighting"
+        );
+    }
     let (_, visits) = app.get(&format!("/api/v4/leads/{lead}/visits")).await;
     let numbers: Vec<u64> = items(&visits, "visits")
         .iter()
         .map(|v| v["number"].as_u64().unwrap())
         .collect();
-    assert_eq!(numbers, [1], "{visits}");
+    if c - b <= GAP_MS {
+        // Only b kept the visit running: without it, c is over the gap after a.
+        assert_eq!(numbers, [1], "{visits}");
+    } else {
+        println!("c came over the gap after b too: the skipped page view's part went untested");
+        assert_eq!(numbers.len(), 2, "{visits}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
