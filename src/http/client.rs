@@ -99,6 +99,12 @@ impl ProxyTrust {
         self.proxies.iter().any(|c| c.contains(ip))
     }
 
+    /// Whether a connection from `peer` is a proxy's, which may forward anyone's request
+    /// (with or without saying so in a header).
+    pub fn is_proxy_peer(&self, peer: IpAddr) -> bool {
+        self.any_peer || self.is_proxy(canonical(peer))
+    }
+
     /// The client of a connection from `peer` with this `X-Forwarded-For`.
     pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
         let peer_trusted = self.any_peer || self.is_proxy(peer);

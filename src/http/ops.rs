@@ -1,8 +1,9 @@
 //! Operations endpoints: liveness, readiness (the store answers) and Prometheus metrics.
 //! Readiness and metrics tell the store's address and its errors: they answer a direct
-//! request from loopback (not one a proxy forwarded, which carries `X-Forwarded-For` or
-//! `Forwarded`), or one with `Authorization: Bearer <server.ops_token>`; anyone else gets
-//! 403 and learns nothing. Liveness says only "ok" and stays open.
+//! request from loopback (not one a proxy forwarded: it carries `X-Forwarded-For` or
+//! `Forwarded`, or comes from a peer in `server.trusted_proxies`, which a proxy that adds
+//! no header is), or one with `Authorization: Bearer <server.ops_token>`; anyone else
+//! gets 403 and learns nothing. Liveness says only "ok" and stays open.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
+use super::client::ProxyTrust;
 use super::problem::Problem;
 use crate::service::Services;
 
@@ -30,7 +32,14 @@ async fn healthz() -> HttpResponse {
 fn ops_allowed(req: &HttpRequest, services: &Services) -> Result<(), Problem> {
     let headers = req.headers();
     let forwarded = headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
-    let local = !forwarded && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    let from_proxy = |ip| {
+        req.app_data::<ProxyTrust>()
+            .is_some_and(|trust| trust.is_proxy_peer(ip))
+    };
+    let local = !forwarded
+        && req
+            .peer_addr()
+            .is_some_and(|a| a.ip().is_loopback() && !from_proxy(a.ip()));
     let token = services.settings.server.ops_token.expose_secret();
     let bearer = headers
         .get(AUTHORIZATION)

@@ -262,6 +262,19 @@ async fn a_visitor_id_signed_on_one_account_s_site_is_not_accepted_by_another_s(
     assert_ne!(linked[44..], a_vid[44..], "B's lead took A's visitor");
 }
 
+/// A proxy on this machine that adds no header (a bare `proxy_pass`) is still a proxy:
+/// with loopback in `server.trusted_proxies`, its requests do not count as local.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_readiness_refuse_a_trusted_local_proxy_that_adds_no_header() {
+    let mut settings = test_settings(Backend::Memory);
+    settings.server.trusted_proxies = vec!["127.0.0.1".into()];
+    let app = TestApp::spawn_with(settings).await;
+    for path in ["/metrics", "/readyz"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_readiness_answer_loopback_or_the_ops_token_only() {
     let mut settings = test_settings(Backend::Redis);
