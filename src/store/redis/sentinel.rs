@@ -92,7 +92,7 @@ impl Locator {
             .collect();
         let client = SentinelClient::build(
             urls.clone(),
-            master.to_owned(),
+            master,
             primary_login(login)?,
             SentinelServerType::Master,
         )?;
