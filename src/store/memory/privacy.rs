@@ -1,5 +1,8 @@
 //! Erasure in memory: everything of a lead or a browser goes under the one lock, exactly
-//! what the Redis scripts remove (`redis/privacy.rs`).
+//! what the Redis scripts remove (`redis/privacy.rs`). What has expired is gone on Redis
+//! whether or not the clean-up (`expiry.rs`) has run here: it goes too, uncounted.
+
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -12,6 +15,14 @@ use crate::store::privacy::{AUDIT_KEPT, ErasureScope, Privacy};
 use crate::store::{StoreResult, to_json};
 
 impl State {
+    /// Removes an event (record and place in the schedule); true when it was still kept.
+    fn erase_event(&mut self, id: &EventId, now: Instant) -> bool {
+        self.unschedule(id);
+        self.events
+            .remove(id)
+            .is_some_and(|(_, expires)| expires.is_none_or(|e| e > now))
+    }
+
     fn erase_lead(&mut self, scope: &ErasureScope, id: LeadId) -> StoreResult<Option<Erased>> {
         let account = scope.account;
         let Some(lead) = self.lead(account, id).cloned() else {
@@ -28,8 +39,7 @@ impl State {
         }
         for entry in self.timelines.remove(&id).unwrap_or_default() {
             if let TimelineEntry::EventFired { event_id, .. } = entry {
-                self.unschedule(&event_id);
-                if self.events.remove(&event_id).is_some() {
+                if self.erase_event(&event_id, Instant::now()) {
                     erased.events += 1;
                 }
                 if let Some(ids) = self.account_events.get_mut(&account) {
@@ -69,11 +79,20 @@ impl State {
     fn erase_visitor(&mut self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased> {
         let account = scope.account;
         let mut erased = Erased::default();
-        let mut found = self.browsers.remove(&(account, visitor)).is_some();
+        let now = Instant::now();
+        let mut found = self
+            .browsers
+            .remove(&(account, visitor))
+            .is_some_and(|(_, until)| until > now);
         for site in &scope.sites {
-            self.watches.remove(&(visitor, *site));
+            // As on Redis, a watched visit still kept makes the browser known.
+            if let Some((_, until)) = self.watches.remove(&(visitor, *site)) {
+                found |= until > now;
+            }
         }
-        if let Some(history) = self.visitors.remove(&(account, visitor)) {
+        if let Some(history) = self.visitors.remove(&(account, visitor))
+            && !history.expired(now)
+        {
             found = true;
             erased.page_views = history.page_views.len() as u64;
         }
@@ -127,10 +146,10 @@ impl Privacy for MemoryStore {
 
     async fn erase_notices(&self, scope: &ErasureScope, ids: &[EventId]) -> StoreResult<u64> {
         let mut state = self.state.lock();
+        let now = Instant::now();
         let mut erased = 0;
         for id in ids {
-            state.unschedule(id);
-            if state.events.remove(id).is_some() {
+            if state.erase_event(id, now) {
                 erased += 1;
             }
         }
