@@ -253,6 +253,9 @@ async fn submit(
 ) -> HttpResponse {
     let client = client(&req, &services);
     let html_form = media_type(&req).as_deref() == Some("application/x-www-form-urlencoded");
+    // A person's browser that navigated here with a plain HTML form reads a page; any
+    // other client of the urlencoded form gets the contract's JSON and problems.
+    let person = html_form && accepts_html(&req);
     let form_id = FormId(path.into_inner());
     // Every refusal, the body's and the flood guard's included, is answered below, where
     // the page can read it.
@@ -274,6 +277,7 @@ async fn submit(
             form_id.clone(),
             &body,
             html_form,
+            person,
         )
         .await?;
         // A write no replica confirmed answers 503 here, as a refusal does (with the CORS
@@ -287,7 +291,7 @@ async fn submit(
     match result {
         Ok(response) => response,
         // A plain HTML form navigated here: answer a page a person can read.
-        Err(problem) if html_form => error_page(&problem),
+        Err(problem) if person => error_page(&problem),
         // t.js reads the problem (its `footfall:error` event) only with the CORS headers,
         // given when the page is on one of the form's site's hosts.
         Err(problem) => {
@@ -316,6 +320,7 @@ async fn submit_parsed(
     form_id: FormId,
     body: &[u8],
     html_form: bool,
+    person: bool,
 ) -> Result<HttpResponse, Problem> {
     let (fields, vid, page, consent) = if html_form {
         let mut fields: HashMap<String, String> = serde_urlencoded::from_bytes(body)
@@ -379,7 +384,7 @@ async fn submit_parsed(
     if html_form && success_url.is_some() {
         return Ok(response.finish());
     }
-    if html_form {
+    if person {
         return Ok(response
             .content_type("text/html; charset=utf-8")
             .body(page_html("Thank you", "<p>Your request has been sent.</p>")));
@@ -390,6 +395,14 @@ async fn submit_parsed(
         }),
         None => serde_json::json!({ "redirect": success_url }),
     }))
+}
+
+/// Whether the client reads HTML (a browser's navigation says so in `Accept`).
+fn accepts_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 fn escape(s: &str) -> String {

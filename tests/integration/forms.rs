@@ -323,6 +323,8 @@ async fn a_forms_body_too_large_is_readable_by_its_sites_pages_and_a_page_for_ht
             .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
             .header("origin", "https://blog.example")
             .header("content-type", content_type)
+            // As a browser's navigation says it (t.js's fetch does not).
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
             .body(body)
             .send()
             .await
@@ -347,6 +349,47 @@ async fn a_forms_body_too_large_is_readable_by_its_sites_pages_and_a_page_for_ht
         answer.headers()
     );
     assert_eq!(unsorted(&app, "").await.len(), 0);
+}
+
+/// A urlencoded post to a form without a success URL answers the contract's JSON 201
+/// (and a refusal problem+json) to a client that does not read HTML, and a page to a
+/// browser that navigated there.
+#[tokio::test]
+async fn a_urlencoded_post_answers_json_unless_a_browser_navigated_there() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let (_, form_id) = common::site_and_form(&app, common::TOKEN, "shop.example").await;
+    let post = async |accept: &str, body: &str| {
+        let answer = app
+            .client
+            .post(app.url(&format!("/v1/forms/{form_id}/submit")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", accept)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let kind = answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (status, kind, answer.text().await.unwrap())
+    };
+    let (status, kind, text) = post("*/*", "name=Anna&email=anna%40example.com").await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert_eq!(kind, "application/json", "{text}");
+    let created: Value = serde_json::from_str(&text).unwrap();
+    assert!(created["lead_id"].is_u64(), "{created}");
+    let (status, kind, _) = post("*/*", "name=Bob&email=not-an-address").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(kind, "application/problem+json");
+    let (status, kind, text) = post(
+        "text/html,application/xhtml+xml,*/*;q=0.8",
+        "name=Cleo&email=cleo%40example.com",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(kind.starts_with("text/html"), "{kind}: {text}");
 }
 
 /// A form's page and referrer are kept to 2 048 bytes as stored: a page that percent-
