@@ -23,6 +23,8 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/debug/footfall"))
 REDIS = os.environ.get("FOOTFALL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# What `footfall init --public-url` writes; compose must not replace it.
+PUBLIC_URL = "https://t.shop.example"
 
 
 def fail(message):
@@ -79,7 +81,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         config = os.path.join(tmp, "config.toml")
         init = subprocess.run(
-            [BIN, "--config", config, "init", "--redis-url", "redis://redis:6379", "--public-url", "http://127.0.0.1:8080"],
+            [BIN, "--config", config, "init", "--redis-url", "redis://redis:6379", "--public-url", PUBLIC_URL],
             capture_output=True, text=True, stdin=subprocess.DEVNULL,
         )
         if init.returncode != 0:
@@ -114,8 +116,8 @@ def main():
             if not all(line.startswith("{") for line in lines):
                 fail(f"compose asks for JSON logs: {lines[:3]}")
             listening = [json.loads(line) for line in lines if "footfall is listening" in line]
-            if not listening or listening[0].get("public_url") != "http://127.0.0.1:8080":
-                fail(f"the public URL is not compose's default: {listening}")
+            if not listening or listening[0].get("public_url") != PUBLIC_URL:
+                fail(f"the public URL is not the one init wrote: {listening}")
             if get(base + "/demo")[0] == 200:
                 fail("the demo is on")
             if get(base + "/api/v4/sites", "demo-token-change-me")[0] != 401:
