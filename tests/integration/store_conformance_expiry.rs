@@ -22,6 +22,7 @@ conformance!(
     on_redis, on_memory, retention 1;
     a_dead_letter_outlives_the_event_index_clean_up,
     an_erasure_counts_nothing_that_has_expired,
+    a_sighting_outlives_its_browsers_history,
 );
 
 probed!(
@@ -283,4 +284,41 @@ async fn an_erasure_counts_nothing_that_has_expired(store: Shared) {
             events: 0,
         })
     );
+}
+
+/// A browser's last sighting on a site is kept the visit gap (and a second) whatever
+/// becomes of its history: when an anonymous first visit's history expires while the
+/// visit runs, its next page view still finds the visit running, and an erasure still
+/// finds the browser (by its sighting only).
+async fn a_sighting_outlives_its_browsers_history(store: Shared) {
+    let (v, w) = (VisitorId::mint(), VisitorId::mint());
+    let at = now_ms();
+    // A visit gap of an hour; histories kept a second.
+    for visitor in [v, w] {
+        store
+            .record_page_view(write(visitor, page_view(at, 1, "/")))
+            .await
+            .unwrap();
+        store
+            .start_visit(ACCOUNT, visitor, 3600, 1, 100)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    // The embedded store's clean-up runs with the claims.
+    assert!(
+        store
+            .claim_due(at, at + 1_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.page_views(ACCOUNT, v).await.unwrap().is_empty());
+    let next = store
+        .record_page_view(write(v, page_view(at + 1, 1, "/a")))
+        .await
+        .unwrap();
+    assert_eq!((next.last_seen, next.history_len), (Some(at), 1));
+    let erased = store.erase_visitor(&scope(), w).await.unwrap();
+    assert_eq!((erased.visitors, erased.page_views), (1, 0));
 }

@@ -32,9 +32,7 @@ impl State {
             ids.retain(|id| events.get(id).is_some_and(|(e, _)| e.created_at > horizon));
         }
         self.visitors.retain(|_, v| !v.expired(now));
-        for v in self.visitors.values_mut() {
-            v.last_seen.retain(|_, (_, until)| *until > now);
-        }
+        self.sightings.retain(|_, (_, until)| *until > now);
         self.browsers.retain(|_, (_, until)| *until > now);
         self.submissions.retain(|_, (_, _, until)| *until > now);
         // Drained quota counters say nothing a missing one would not.

@@ -58,6 +58,9 @@ struct State {
     /// Contacts' own records (`contact_writes.rs`).
     contact_records: HashMap<(AccountId, crate::domain::ids::ContactId), super::ContactRecordData>,
     visitors: HashMap<(AccountId, VisitorId), Visitor>,
+    /// When each browser was last seen on each site, until when that is kept: apart from
+    /// its history, as Redis keeps them, so that neither's expiry takes the other.
+    sightings: HashMap<(VisitorId, SiteId), (Millis, Instant)>,
     /// Statistics by site and day (`stats.rs`).
     stats: HashMap<(SiteId, u32), stats::Day>,
     /// Watched visits (`watches.rs`), until when each is kept.
@@ -79,8 +82,6 @@ struct State {
 
 #[derive(Debug, Default)]
 struct Visitor {
-    /// When the browser was last seen on each site, and until when that is kept.
-    last_seen: HashMap<SiteId, (Millis, Instant)>,
     page_views: Vec<PageView>,
     visits: u32,
     /// Whether the history holds what Redis's meta element holds: a visit count, set when

@@ -85,7 +85,11 @@ impl State {
             .remove(&(account, visitor))
             .is_some_and(|(_, until)| until > now);
         for site in &scope.sites {
-            // As on Redis, a watched visit still kept makes the browser known.
+            // As on Redis, a sighting or a watched visit still kept makes the browser
+            // known (its history may have expired before its sighting).
+            if let Some((_, until)) = self.sightings.remove(&(visitor, *site)) {
+                found |= until > now;
+            }
             if let Some((_, until)) = self.watches.remove(&(visitor, *site)) {
                 found |= until > now;
             }

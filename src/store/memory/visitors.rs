@@ -26,6 +26,14 @@ impl Visitors for MemoryStore {
         let now = Instant::now();
         let keep = Duration::from_millis((write.visit_idle_ms + SIGHTING_MARGIN_MS).max(0) as u64);
         let mut state = self.state.lock();
+        let last_seen = state
+            .sightings
+            .insert(
+                (write.visitor, write.page_view.site_id),
+                (write.page_view.at, now + keep),
+            )
+            .filter(|(_, until)| *until > now)
+            .map(|(at, _)| at);
         let visitor = state.visitor_mut(write.account, write.visitor);
         // As Redis's writer: a history this page view makes is kept the visit gap and an
         // hour, not for ever, until its visit's start gives it an expiry (should the start
@@ -34,11 +42,6 @@ impl Visitors for MemoryStore {
             let secs = (write.visit_idle_ms / 1000 + PROVISIONAL_TTL_SECS).max(0) as u64;
             visitor.expires = Some(now + Duration::from_secs(secs));
         }
-        let last_seen = visitor
-            .last_seen
-            .insert(write.page_view.site_id, (write.page_view.at, now + keep))
-            .filter(|(_, until)| *until > now)
-            .map(|(at, _)| at);
         let (site, keep_watch) = (write.page_view.site_id, keep_watch(&write));
         let mut counted = crate::domain::stats::StatsDelta::default();
         let pv = &write.page_view;
