@@ -327,8 +327,17 @@ async fn the_openapi_document_lists_every_management_endpoint() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let mut operations = BTreeSet::new();
     for (path, methods) in doc["paths"].as_object().unwrap() {
-        for method in methods.as_object().unwrap().keys() {
+        for (method, operation) in methods.as_object().unwrap() {
             operations.insert(format!("{} {path}", method.to_uppercase()));
+            // A paged list answers 204 for an empty page (as amoCRM's do): documented so.
+            let listed = operation["responses"]["200"]["content"]["application/json"].is_object()
+                && operation["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == "page"));
+            assert!(
+                !listed || operation["responses"]["204"].is_object(),
+                "{method} {path} lists, but its 204 is not documented"
+            );
             let url = app.url(&path.replace("{id}", "1").replace("{uid}", "u1"));
             let request = match method.as_str() {
                 "get" => app.client.get(url),

@@ -225,7 +225,8 @@ fn parse_site_url(raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<S
 
 /// The account's actions.
 #[utoipa::path(tag = "actions", params(Paging),
-    responses((status = 200, description = "OK", body = ActionList), Refused))]
+    responses((status = 200, description = "OK", body = ActionList),
+        (status = 204, description = "No action"), Refused))]
 #[get("/actions")]
 async fn list_actions(
     auth: Auth,

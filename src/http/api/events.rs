@@ -146,7 +146,8 @@ impl EventQuery {
 
 /// The account's events, newest first, filtered.
 #[utoipa::path(tag = "events", params(EventQuery),
-    responses((status = 200, description = "OK", body = EventList), Refused))]
+    responses((status = 200, description = "OK", body = EventList),
+        (status = 204, description = "No event matches"), Refused))]
 #[get("/webhook_events")]
 async fn list_events(
     auth: Auth,

@@ -109,7 +109,8 @@ pub struct NewForm {
 
 /// The account's forms.
 #[utoipa::path(tag = "forms", params(Paging),
-    responses((status = 200, description = "OK", body = FormList), Refused))]
+    responses((status = 200, description = "OK", body = FormList),
+        (status = 204, description = "No form"), Refused))]
 #[get("/forms")]
 async fn list_forms(
     auth: Auth,

@@ -115,7 +115,8 @@ pub async fn find(services: &Services, auth: &Auth, id: HandlerId) -> Result<Han
 
 /// The account's handlers, with their failing state.
 #[utoipa::path(tag = "handlers", params(Paging),
-    responses((status = 200, description = "OK", body = HandlerList), Refused))]
+    responses((status = 200, description = "OK", body = HandlerList),
+        (status = 204, description = "No handler"), Refused))]
 #[get("/handlers")]
 async fn list_handlers(
     auth: Auth,

@@ -380,7 +380,8 @@ pub struct TimelineQuery {
 /// `event_fired`, `delivery`, `event_cancelled`, `note` items, each with `at` (ms) and
 /// `created_at` (s).
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), TimelineQuery),
-    responses((status = 200, description = "OK", body = TimelineList), Refused))]
+    responses((status = 200, description = "OK", body = TimelineList),
+        (status = 204, description = "Nothing on the timeline"), Refused))]
 #[get("/leads/{id}/timeline")]
 async fn lead_timeline(
     auth: Auth,
@@ -418,7 +419,8 @@ listing!(VisitList, VisitItems, visits, VisitView);
 
 /// The visits of the lead's browsers, oldest first.
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), Paging),
-    responses((status = 200, description = "OK", body = VisitList), Refused))]
+    responses((status = 200, description = "OK", body = VisitList),
+        (status = 204, description = "No visit"), Refused))]
 #[get("/leads/{id}/visits")]
 async fn lead_visits(
     auth: Auth,

@@ -155,7 +155,7 @@ pub struct Refused(ProblemDoc);
 pub struct ProblemDoc {
     #[schema(rename = "type", example = "about:blank")]
     kind: String,
-    #[schema(example = "Unprocessable Entity")]
+    #[schema(example = "Bad Request")]
     title: String,
     #[schema(example = 400)]
     status: u16,

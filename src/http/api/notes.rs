@@ -257,7 +257,8 @@ async fn create_lead_notes(
 
 /// The lead's notes, oldest first.
 #[utoipa::path(tag = "leads", params(("id" = u64, Path, description = "Lead id"), Paging),
-    responses((status = 200, description = "OK", body = NoteList), Refused))]
+    responses((status = 200, description = "OK", body = NoteList),
+        (status = 204, description = "No note"), Refused))]
 #[get("/leads/{id}/notes")]
 async fn list_notes(
     auth: Auth,

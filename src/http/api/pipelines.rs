@@ -156,7 +156,8 @@ pub struct NewStatus {
 
 /// The account's pipelines with their stages.
 #[utoipa::path(tag = "pipelines", params(Paging),
-    responses((status = 200, description = "OK", body = PipelineList), Refused))]
+    responses((status = 200, description = "OK", body = PipelineList),
+        (status = 204, description = "No pipeline"), Refused))]
 #[get("/leads/pipelines")]
 async fn list_pipelines(
     auth: Auth,
@@ -190,7 +191,8 @@ async fn get_pipeline(
 
 /// The stages of a pipeline, in order.
 #[utoipa::path(tag = "pipelines", params(("id" = u64, Path, description = "Pipeline id"), Paging),
-    responses((status = 200, description = "OK", body = StatusList), Refused))]
+    responses((status = 200, description = "OK", body = StatusList),
+        (status = 204, description = "No status"), Refused))]
 #[get("/leads/pipelines/{id}/statuses")]
 async fn list_statuses(
     auth: Auth,

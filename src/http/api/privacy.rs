@@ -179,7 +179,8 @@ listing!(AuditList, AuditItems, audit, AuditView);
 /// The account's erasures, newest first (the newest 10 000), a page at a time; 204 when
 /// there are none. No personal data.
 #[utoipa::path(tag = "privacy", params(Paging),
-    responses((status = 200, description = "OK", body = AuditList), Refused))]
+    responses((status = 200, description = "OK", body = AuditList),
+        (status = 204, description = "No erasure recorded"), Refused))]
 #[get("/privacy/audit")]
 async fn list_audit(
     auth: Auth,

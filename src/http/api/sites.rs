@@ -180,7 +180,8 @@ async fn find(services: &Services, auth: &Auth, id: SiteId) -> Result<Site, Prob
 
 /// The account's sites.
 #[utoipa::path(tag = "sites", params(Paging),
-    responses((status = 200, description = "OK", body = SiteList), Refused))]
+    responses((status = 200, description = "OK", body = SiteList),
+        (status = 204, description = "No site"), Refused))]
 #[get("/sites")]
 async fn list_sites(
     auth: Auth,

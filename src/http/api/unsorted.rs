@@ -236,7 +236,8 @@ fn uid(raw: String) -> Result<UnsortedUid, Problem> {
 
 /// Entries waiting in Unsorted, oldest first.
 #[utoipa::path(tag = "unsorted", params(UnsortedQuery),
-    responses((status = 200, description = "OK", body = UnsortedList), Refused))]
+    responses((status = 200, description = "OK", body = UnsortedList),
+        (status = 204, description = "No entry matches"), Refused))]
 #[get("/leads/unsorted")]
 async fn list_unsorted(
     auth: Auth,
