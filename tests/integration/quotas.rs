@@ -312,6 +312,7 @@ async fn a_refused_request_gets_429_with_retry_after_and_stores_nothing() {
     let response = apps[0]
         .client
         .post(apps[0].url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
         .form(&[("name", "Anna"), ("email", "anna@example.com")])
         .send()
         .await

@@ -243,10 +243,12 @@ async fn plain_html_form_redirects_to_the_success_url() {
         "https://shop.example/contact"
     );
     assert_eq!(entry["metadata"]["visitor_uid"], &vid[44..]);
-    // The same form without a name: a page naming the field, nothing created.
+    // The same form without a name, posted by a browser (which reads HTML): a page
+    // naming the field, nothing created.
     let response = app
         .client
         .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
         .form(&[("email", "x@example.com")])
         .send()
         .await
