@@ -4,9 +4,10 @@
 //!
 //! Every erasure of a lead goes through [`Services::erase_one_lead`]: its browsers' share
 //! of the top pages and sources and the account-webhook notices about it or its contacts
-//! (`erasure_traces.rs`), the store's erasure, the live update and the account webhooks' `delete_lead` notice (the lead's id
-//! and stage only: it outlives the lead as a delivery record) — so that the API, the
-//! subject erasure and the sweep all do it.
+//! (`erasure_traces.rs`), the store's erasure, the live update and the account webhooks'
+//! `delete_lead` notice (the lead's id and stage only: it outlives the lead as a delivery
+//! record) and `delete_contact` for each contact that went with it (its id only) — so
+//! that the API, the subject erasure and the sweep all do it.
 
 use serde::Serialize;
 
@@ -108,11 +109,30 @@ impl Services {
         if erased.is_some() {
             self.live.publish(scope.account, lead, LiveKind::Erased);
             if let Some(before) = before {
+                // The lead's contacts that went with it (no other lead or record of the
+                // API holds them) are deleted contacts to the account's webhooks.
+                let kept = self.contacts(scope.account).await?;
+                let gone: Vec<ContactId> = before
+                    .contacts
+                    .iter()
+                    .map(|c| c.id)
+                    .filter(|id| !kept.iter().any(|k| k.contact.id == *id))
+                    .collect();
                 self.notify_account(scope.account, Change::LeadDeleted(before))
                     .await?;
+                self.notify_contacts_deleted(scope.account, &gone).await?;
             }
         }
         Ok(erased)
+    }
+
+    /// Tells the account's webhooks of each contact an erasure removed (`delete_contact`).
+    async fn notify_contacts_deleted(&self, account: AccountId, ids: &[ContactId]) -> Result<()> {
+        for id in ids {
+            self.notify_account(account, Change::ContactDeleted(*id))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn audit_erasure(
@@ -193,6 +213,7 @@ impl Services {
             let notices = self.notices_about(account, None, &lone).await?;
             erased.events += self.store.erase_notices(&scope, &notices).await?;
             erased.contacts += self.store.erase_contact_records(account, &lone).await?;
+            self.notify_contacts_deleted(account, &lone).await?;
         }
         self.audit_erasure(account, by, subject.kind(), erased)
             .await?;

@@ -1,7 +1,9 @@
 //! A lead's erasure with an account webhook subscribed: the notices about the lead and its
 //! contacts (bodies with its name, phone, email, note text) go with it, scheduled or
-//! delivered, as does its contact's own record (a contact changed by the API), and the `delete_lead` notice the erasure sends is the one record left — its
-//! body (id and stage only) reaches a real subscriber. On both stores.
+//! delivered, as does its contact's own record (a contact changed by the API), and the
+//! `delete_lead` notice the erasure sends is the one record left of the lead — its body
+//! (id and stage only) reaches a real subscriber, as does the `delete_contact` of its
+//! contact (id only). On both stores.
 
 use std::time::Duration;
 
@@ -44,7 +46,7 @@ async fn erasing_a_lead_removes_its_webhook_notices_but_the_delete_one(backend: 
             "/api/v4/webhooks",
             json!({"destination": subscriber.url(),
                    "settings": ["add_lead", "add_contact", "update_contact", "status_lead",
-                                "note_lead", "delete_lead"]}),
+                                "note_lead", "delete_lead", "delete_contact"]}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{hook}");
@@ -88,8 +90,11 @@ async fn erasing_a_lead_removes_its_webhook_notices_but_the_delete_one(backend: 
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
-    // The subscriber gets the delete notice: the lead's id, nothing personal.
-    let deleted = loop_until_delete(&subscriber, anna.lead).await;
+    // The subscriber gets the delete notice: the lead's id, nothing personal; and its
+    // contact, which no other lead has, is a deleted contact (its id only).
+    let deleted = loop_until_delete(&subscriber, "leads", anna.lead).await;
+    let contact_gone = loop_until_delete(&subscriber, "contacts", contact).await;
+    assert!(!contact_gone.contains(&renamed), "{contact_gone}");
     assert_eq!(
         field(&deleted, "leads[delete][0][id]"),
         Some(anna.lead.to_string())
@@ -139,17 +144,19 @@ async fn deliveries(app: &TestApp, hook: u64) -> Vec<Value> {
     body["_embedded"]["events"].as_array().cloned().unwrap()
 }
 
-/// The body of the `delete_lead` notice of `lead`, once the subscriber has it.
-async fn loop_until_delete(subscriber: &Receiver, lead: u64) -> String {
+/// The body of the `delete_lead` (`entity` "leads") or `delete_contact` ("contacts")
+/// notice of `id`, once the subscriber has it.
+async fn loop_until_delete(subscriber: &Receiver, entity: &str, id: u64) -> String {
+    let key = format!("{entity}[delete][0][id]");
     for _ in 0..100 {
         if let Some(r) = subscriber
             .received()
             .into_iter()
-            .find(|r| field(&r.body, "leads[delete][0][id]") == Some(lead.to_string()))
+            .find(|r| field(&r.body, &key) == Some(id.to_string()))
         {
             return r.body;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no delete_lead notice of {lead} arrived");
+    panic!("no delete notice of {entity} {id} arrived");
 }
