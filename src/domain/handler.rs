@@ -166,6 +166,38 @@ impl SettingsSchema {
     }
 }
 
+impl SettingsSchema {
+    /// Settings as a handler receives them: a `number` given as text (`"3"`, as a form
+    /// may send it) becomes the number, so that `action.settings.widget.settings` holds
+    /// one type per setting whoever wrote it. Other values are kept as given.
+    pub fn normalized(&self, mut settings: Map<String, Value>) -> Map<String, Value> {
+        for (key, spec) in &self.0 {
+            if spec.setting_type != SettingType::Number {
+                continue;
+            }
+            if let Some(Value::String(text)) = settings.get(key)
+                && let Some(number) = number_of(text)
+            {
+                settings.insert(key.clone(), Value::Number(number));
+            }
+        }
+        settings
+    }
+}
+
+/// A number setting's text as a JSON number (an integer stays one).
+fn number_of(text: &str) -> Option<serde_json::Number> {
+    let text = text.trim();
+    text.parse::<i64>()
+        .map(serde_json::Number::from)
+        .ok()
+        .or_else(|| {
+            text.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+        })
+}
+
 fn type_error(spec: &SettingSpec, value: &Value) -> Option<String> {
     match (spec.setting_type, value) {
         (SettingType::Text | SettingType::Textarea, Value::String(s)) => {
@@ -179,7 +211,7 @@ fn type_error(spec: &SettingSpec, value: &Value) -> Option<String> {
             .then(|| format!("must be one of: {}", spec.options.join(", "))),
         (SettingType::Checkbox, Value::Bool(_)) => None,
         (SettingType::Number, Value::Number(_)) => None,
-        (SettingType::Number, Value::String(s)) if s.trim().parse::<f64>().is_ok() => None,
+        (SettingType::Number, Value::String(s)) if number_of(s).is_some() => None,
         (t, _) => Some(format!("must be a {}", expected(t))),
     }
 }
@@ -212,6 +244,20 @@ mod tests {
 
     fn settings(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_number_given_as_text_reaches_the_handler_as_a_number() {
+        let s = settings(json!({"message": "Hi", "count": " 3 ", "link": "https://a.example"}));
+        assert_eq!(schema().validate(&s), Ok(()));
+        let normalized = schema().normalized(s);
+        assert_eq!(normalized["count"], json!(3));
+        assert_eq!(normalized["message"], json!("Hi"));
+        let s = settings(json!({"message": "Hi", "count": "2.5"}));
+        assert_eq!(schema().normalized(s)["count"], json!(2.5));
+        // NaN parses as a float but is no JSON number: refused, not kept as text.
+        let s = settings(json!({"message": "Hi", "count": "NaN"}));
+        assert!(schema().validate(&s).is_err());
     }
 
     #[test]

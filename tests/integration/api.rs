@@ -57,6 +57,18 @@ async fn action_settings_must_fit_the_handlers_schema() {
         .post("/api/v4/actions", action(json!({"message": "Hi {{contact.name}}", "only_main": true, "sender": "shop", "limit": 5})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A number given as text is kept as the number the handler will receive.
+    let (status, body) = app
+        .post(
+            "/api/v4/actions",
+            action(json!({"message": "Hi", "limit": "7"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["_embedded"]["actions"][0]["settings"]["limit"],
+        json!(7)
+    );
     // A broken schema is refused when the handler is registered.
     let (status, problem) = app
         .post(

@@ -150,8 +150,12 @@ pub struct ActionPatch {
     enabled: Option<bool>,
 }
 
-/// The rules every action keeps, checked on creation and after each change.
-fn check(action: &Action, pipeline: Option<&Pipeline>, handler: &Handler) -> Vec<FieldError> {
+/// The rules every action keeps, checked on creation and after each change; its settings
+/// become what the handler receives (`SettingsSchema::normalized`).
+fn check(action: &mut Action, pipeline: Option<&Pipeline>, handler: &Handler) -> Vec<FieldError> {
+    action.settings = handler
+        .schema()
+        .normalized(std::mem::take(&mut action.settings));
     let mut errors = Vec::new();
     match pipeline {
         None => errors.push(FieldError::new(
@@ -300,7 +304,7 @@ async fn create_actions(
         let (Some(event), Some(handler)) = (event, handler) else {
             return Err(errors);
         };
-        let action = Action {
+        let mut action = Action {
             id: ActionId(0),
             account_id: account,
             pipeline_id: PipelineId(a.pipeline_id),
@@ -317,7 +321,7 @@ async fn create_actions(
             updated_at: now,
         };
         let pipeline = pipelines.iter().find(|p| p.id == action.pipeline_id);
-        errors.extend(check(&action, pipeline, handler));
+        errors.extend(check(&mut action, pipeline, handler));
         if errors.is_empty() {
             Ok(action)
         } else {
@@ -372,7 +376,7 @@ async fn update_action(
             "the action's handler no longer exists",
         ));
     };
-    errors.extend(check(&action, pipeline.as_ref(), &handler));
+    errors.extend(check(&mut action, pipeline.as_ref(), &handler));
     if !errors.is_empty() {
         return Err(Problem::invalid(errors));
     }
