@@ -39,19 +39,21 @@
       });
     }
 
-    // One beacon per distinct URL, each sent once the one before it has answered: a new
-    // id being minted reaches every later beacon. A history-API view's referrer is the
+    // One beacon per distinct URL. Without an id, a beacon waits for the one before it to
+    // answer, so that a new id being minted reaches every later beacon; with one, it goes
+    // at once (a stalled request holds nothing up). A history-API view's referrer is the
     // page before it.
     function view() {
       var url = location.href, beacon = { site: site, url: url, referrer: last || d.referrer, title: d.title };
       if (url == last || !on) return;
       last = url;
-      sent = sent.then(function () {
+      function send() {
         // (An answer without an id, a 204 or a refusal, keeps nothing.)
         beacon.vid = vid;
         return on && post("/v1/collect", beacon)
           .then(function (r) { return r.json(); }).then(function (j) { keep(j.vid); });
-      }).catch(function () {});
+      }
+      sent = (vid ? Promise.resolve() : sent).then(send).catch(function () {});
     }
 
     // Forgets the id on this page and in its storage; the HttpOnly copy is footfall's
@@ -86,7 +88,7 @@
     // footfall('consent', true) starts tracking (and remembers it); false stops it and
     // removes footfall's cookies and storage.
     function cmd(name, cb) {
-      if (name == "visitor_uid") sent.then(function () { cb(vid || null); });
+      if (name == "visitor_uid") (vid ? Promise.resolve() : sent).then(function () { cb(vid || null); });
       if (name == "consent") {
         var was = on || vid;
         on = !off && cb;

@@ -4,7 +4,8 @@
 //   1. a single-page app that changes route while the first beacon is still minting the
 //      visitor id: every route gets its beacon, each later one with the minted id, and a
 //      route's referrer is the route before it;
-//   2. a page restored from the back-forward cache is a page view again;
+//   2. once the id is known, a stalled beacon holds up none after it; a page restored
+//      from the back-forward cache is a page view again;
 //   3. a form the page's own handler stops (its validation) is not sent;
 //   4. when the JSON post fails, the browser's own post goes through even on a form whose
 //      button is named "submit" and which holds a file input (multipart by default),
@@ -127,6 +128,23 @@ async function run() {
       `the later beacons do not carry the minted id ${vid}: ${JSON.stringify(seen)}`);
     check(seen[1].referrer === `${origin}/plain/` && seen[2].referrer === `${origin}/plain/b`,
       `a route's referrer is not the route before it: ${JSON.stringify(seen)}`);
+
+    await step("a stalled beacon holds up none after it, once the id is known", async () => {
+      let release;
+      const held = new Promise((r) => { release = r; });
+      await page.unroute(`${ff}/v1/collect`);
+      await page.route(`${ff}/v1/collect`, async (route) => {
+        if (JSON.parse(route.request().postData()).url.endsWith("/plain/d")) await held;
+        await route.continue();
+      });
+      const before = seen.length;
+      await page.evaluate(() => history.pushState({}, "", "/plain/d"));
+      await sleep(100);
+      await page.evaluate(() => history.pushState({}, "", "/plain/c"));
+      await waitFor(`no beacon of /plain/c while /plain/d stalls: ${JSON.stringify(seen.slice(before))}`,
+        () => seen.slice(before).some((b) => b.url.endsWith("/plain/c")));
+      release();
+    });
 
     await step("a page restored from the back-forward cache is a page view again", async () => {
       const before = seen.length;
