@@ -291,7 +291,7 @@ async fn submit(
     match result {
         Ok(response) => response,
         // A plain HTML form navigated here: answer a page a person can read.
-        Err(problem) if person => error_page(&problem),
+        Err(problem) if person => error_page(&problem, crate::store::durability::noted()),
         // t.js reads the problem (its `footfall:error` event) only with the CORS headers,
         // given when the page is on one of the form's site's hosts.
         Err(problem) => {
@@ -421,8 +421,35 @@ fn page_html(title: &str, body: &str) -> String {
     )
 }
 
-fn error_page(problem: &Problem) -> HttpResponse {
-    let items = if problem.errors.is_empty() {
+/// The page a person reads when a plain HTML form was refused, or was `received` but no
+/// replica confirmed it (then it says so: the form is not lost, and sending it again is
+/// safe).
+fn error_page(problem: &Problem, received: bool) -> HttpResponse {
+    let (title, items) = if received {
+        (
+            "Your request was received",
+            "<p>It is recorded, but not yet confirmed. If you send the form again, it will \
+             not be counted twice.</p>"
+                .to_owned(),
+        )
+    } else {
+        ("The form could not be sent", refusal_items(problem))
+    };
+    let mut response = HttpResponse::build(problem.status);
+    if let Some(secs) = problem.retry_after {
+        response.insert_header((header::RETRY_AFTER, secs.to_string()));
+    }
+    response
+        .content_type("text/html; charset=utf-8")
+        .body(page_html(
+            title,
+            &format!("{items}<p><a href=\"javascript:history.back()\">Back to the form</a></p>"),
+        ))
+}
+
+/// What refused a form, as HTML: its fields' errors, or the problem's detail.
+fn refusal_items(problem: &Problem) -> String {
+    if problem.errors.is_empty() {
         format!("<p>{}</p>", escape(&problem.detail))
     } else {
         let list: String = problem
@@ -437,15 +464,5 @@ fn error_page(problem: &Problem) -> HttpResponse {
             })
             .collect();
         format!("<ul>{list}</ul>")
-    };
-    let mut response = HttpResponse::build(problem.status);
-    if let Some(secs) = problem.retry_after {
-        response.insert_header((header::RETRY_AFTER, secs.to_string()));
     }
-    response
-        .content_type("text/html; charset=utf-8")
-        .body(page_html(
-            "The form could not be sent",
-            &format!("{items}<p><a href=\"javascript:history.back()\">Back to the form</a></p>"),
-        ))
 }

@@ -461,6 +461,21 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
         refused.headers()["access-control-allow-origin"],
         "https://shop.example"
     );
+    // A person's plain HTML post reads that the form was received, not that it failed.
+    let page = app
+        .client
+        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
+        .header("accept", "text/html,*/*;q=0.8")
+        .form(&[("name", "Paula"), ("email", "paula@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("<title>Your request was received</title>"),
+        "{text}"
+    );
     let (status, _) = app.beacon(&s.site_key, None, "https://shop.example/").await;
     assert!(
         status.is_success(),
