@@ -258,7 +258,8 @@ async fn submit(
     let person = html_form && accepts_html(&req);
     let form_id = FormId(path.into_inner());
     // Every refusal, the body's and the flood guard's included, is answered below, where
-    // the page can read it.
+    // the page can read it; one made before the form is looked up costs the store nothing.
+    let mut looked_up = false;
     let result = async {
         let body = read_body(
             &req,
@@ -270,6 +271,7 @@ async fn submit(
         if !is_token_like(&form_id.0) {
             return Err(Problem::not_found("no form has this id"));
         }
+        looked_up = true;
         let response = submit_parsed(
             &services,
             &limits,
@@ -296,8 +298,9 @@ async fn submit(
         // given when the page is on one of the form's site's hosts.
         Err(problem) => {
             let mut response = problem.error_response();
-            if is_token_like(&form_id.0)
-                && services.form_allows_origin(&form_id, client.origin).await
+            if services
+                .form_allows_origin(&form_id, client.origin, looked_up)
+                .await
                 && let Some(origin) = client.origin.and_then(|o| HeaderValue::from_str(o).ok())
             {
                 let headers = response.headers_mut();

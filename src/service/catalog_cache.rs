@@ -146,6 +146,15 @@ impl<R: Record> KeyCache<R> {
     pub fn forget(&self, key: &str) {
         self.entries.write().remove(key);
     }
+
+    /// The record under `key` if this instance has looked it up and found it, however
+    /// long ago: no round trip, whatever the answer.
+    pub fn cached(&self, key: &str) -> Option<Arc<R>> {
+        self.entries
+            .read()
+            .get(key)
+            .and_then(|(_, found)| found.clone())
+    }
 }
 
 impl KeyCache<Site> {

@@ -99,15 +99,27 @@ impl Services {
     }
 
     /// Whether a page at `origin` may read the form's answers: the origin is one of the
-    /// form's site's hosts (false for an unknown form or site, or no origin).
-    pub async fn form_allows_origin(&self, id: &FormId, origin: Option<&str>) -> bool {
+    /// form's site's hosts (false for an unknown form or site, or no origin). Without
+    /// `may_read_store` (a request refused before its form was looked up: a flood must
+    /// not cost the store anything) only what this instance has cached counts.
+    pub async fn form_allows_origin(
+        &self,
+        id: &FormId,
+        origin: Option<&str>,
+        may_read_store: bool,
+    ) -> bool {
         let Some(origin) = origin else { return false };
-        let Ok(form) = self.form_for_submission(id).await else {
-            return false;
+        let form = match self.forms.cached(id.as_str()) {
+            Some(form) => form,
+            None if may_read_store => match self.form_for_submission(id).await {
+                Ok(form) => form,
+                Err(_) => return false,
+            },
+            None => return false,
         };
         let snapshot = match self.snapshots.cached(form.account_id) {
             Some(s) => s,
-            None => match self
+            None if may_read_store => match self
                 .snapshots
                 .get(&*self.store, form.account_id, None)
                 .await
@@ -115,6 +127,7 @@ impl Services {
                 Ok(s) => s,
                 Err(_) => return false,
             },
+            None => return false,
         };
         Self::form_targets(&form, &snapshot)
             .is_ok_and(|(site, _, _)| Self::check_origin(site, Some(origin)).is_ok())

@@ -795,3 +795,50 @@ async fn repeating_a_known_contact_s_submission_is_folded_into_the_lead_it_made(
     let (_, all) = app.get("/api/v4/leads").await;
     assert_eq!(common::items(&all, "leads").len(), 2, "{all}");
 }
+
+/// A flood of form posts past the instance's per-address guard costs the store nothing,
+/// even with made-up form ids from a page that names an origin (whose refusals are
+/// answered with CORS only when this instance already knows the form).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_form_posts_past_the_guard_costs_the_store_nothing() {
+    let redis = crate::common::process::RedisServer::start(false);
+    let app = TestApp::spawn_with(settings(|s| {
+        s.store.redis_url = redis.url();
+        s.limits.per_ip_per_second = 1;
+    }))
+    .await;
+    let post = async |form: String| {
+        app.client
+            .post(app.url(&format!("/v1/forms/{form}/submit")))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("origin", "https://shop.example")
+            .body(json!({"fields": {"name": "Flood"}}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // The guard's burst goes first.
+    for _ in 0..5 {
+        post("aaaaaaaaaaaa".into()).await;
+    }
+    let (statuses, commands) = redis
+        .commands_during(async {
+            let mut statuses = Vec::new();
+            for i in 0..30 {
+                statuses.push(post(format!("flood{i:07}")).await);
+            }
+            statuses
+        })
+        .await;
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(refused >= 25, "{statuses:?}");
+    let lookups = commands.lines().filter(|l| l.contains(":alias:")).count();
+    assert!(
+        lookups <= statuses.len() - refused,
+        "{refused} refusals looked forms up {lookups} times:\n{commands}"
+    );
+}
