@@ -102,28 +102,21 @@ impl Services {
             let ids = self.lead_notices(scope.account, before).await?;
             notices = self.store.erase_notices(scope, &ids).await?;
         }
-        let mut erased = self.store.erase_lead(scope, lead).await?;
-        if let Some(erased) = &mut erased {
-            erased.events += notices;
+        let Some(gone) = self.store.erase_lead(scope, lead).await? else {
+            return Ok(None);
+        };
+        self.live.publish(scope.account, lead, LiveKind::Erased);
+        if let Some(before) = before {
+            self.notify_account(scope.account, Change::LeadDeleted(before))
+                .await?;
         }
-        if erased.is_some() {
-            self.live.publish(scope.account, lead, LiveKind::Erased);
-            if let Some(before) = before {
-                // The lead's contacts that went with it (no other lead or record of the
-                // API holds them) are deleted contacts to the account's webhooks.
-                let kept = self.contacts(scope.account).await?;
-                let gone: Vec<ContactId> = before
-                    .contacts
-                    .iter()
-                    .map(|c| c.id)
-                    .filter(|id| !kept.iter().any(|k| k.contact.id == *id))
-                    .collect();
-                self.notify_account(scope.account, Change::LeadDeleted(before))
-                    .await?;
-                self.notify_contacts_deleted(scope.account, &gone).await?;
-            }
-        }
-        Ok(erased)
+        // The lead's contacts that went with it are deleted contacts to the webhooks.
+        self.notify_contacts_deleted(scope.account, &gone.contacts_gone)
+            .await?;
+        Ok(Some(Erased {
+            events: gone.erased.events + notices,
+            ..gone.erased
+        }))
     }
 
     /// Tells the account's webhooks of each contact an erasure removed (`delete_contact`).

@@ -57,7 +57,7 @@ use crate::domain::lead::Lead;
 use crate::domain::time::Millis;
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
-pub use privacy::{ErasureScope, Privacy};
+pub use privacy::{ErasedLead, ErasureScope, Privacy};
 
 pub use contact_writes::{ContactRecordData, ContactWrite, ContactWrites};
 pub use lead_writes::{LeadCreated, LeadWrites, NewLead};

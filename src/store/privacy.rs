@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-use crate::domain::ids::{AccountId, EventId, HandlerId, LeadId, SiteId};
+use crate::domain::ids::{AccountId, ContactId, EventId, HandlerId, LeadId, SiteId};
 use crate::domain::privacy::{AuditRecord, Erased};
 use crate::domain::visitor::VisitorId;
 
@@ -30,6 +30,14 @@ pub struct ErasureScope {
     pub handlers: Vec<HandlerId>,
 }
 
+/// What a lead's erasure removed: the counts, and the lead's contacts that went with it
+/// (no other lead holds them), which the account's webhooks are told of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedLead {
+    pub erased: Erased,
+    pub contacts_gone: Vec<ContactId>,
+}
+
 #[async_trait]
 pub trait Privacy: Send + Sync {
     /// Erases a lead: its hash (contacts included), the contact records of its contacts
@@ -37,7 +45,11 @@ pub trait Privacy: Send + Sync {
     /// index entries that point at it, its submission fingerprint, its events (records,
     /// schedule, index, dead letters — a delayed one never fires), and every browser linked
     /// to it as [`Privacy::erase_visitor`] erases one. `None` when there is no such lead.
-    async fn erase_lead(&self, scope: &ErasureScope, lead: LeadId) -> StoreResult<Option<Erased>>;
+    async fn erase_lead(
+        &self,
+        scope: &ErasureScope,
+        lead: LeadId,
+    ) -> StoreResult<Option<ErasedLead>>;
     /// Erases account-webhook notices (event records with a `notice`, whose bodies may
     /// hold a lead's name or a contact's phone and email): records, places in the
     /// schedule, the account's event index and dead letters. Returns how many were there.

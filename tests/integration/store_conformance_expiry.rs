@@ -272,9 +272,17 @@ async fn an_erasure_counts_nothing_that_has_expired(store: Shared) {
         0
     );
     // The lead, its contacts, its entry and its link on the lead do not expire.
-    let erased = store.erase_lead(&scope(), LeadId(1)).await.unwrap();
+    let erased = store
+        .erase_lead(&scope(), LeadId(1))
+        .await
+        .unwrap()
+        .expect("the lead was there");
+    // Its contacts, on no other lead, go with it: their ids, in order, on both stores.
+    let mut contacts: Vec<ContactId> = s.lead.contacts.iter().map(|c| c.id).collect();
+    contacts.sort();
+    assert_eq!(erased.contacts_gone, contacts);
     assert_eq!(
-        erased,
+        Some(erased.erased),
         Some(Erased {
             leads: 1,
             contacts: s.lead.contacts.len() as u64,

@@ -11,7 +11,7 @@ use crate::domain::ids::{AccountId, EventId, LeadId};
 use crate::domain::privacy::{AuditRecord, Erased};
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::visitor::VisitorId;
-use crate::store::privacy::{AUDIT_KEPT, ErasureScope, Privacy};
+use crate::store::privacy::{AUDIT_KEPT, ErasedLead, ErasureScope, Privacy};
 use crate::store::{StoreResult, to_json};
 
 impl State {
@@ -23,7 +23,7 @@ impl State {
             .is_some_and(|(_, expires)| expires.is_none_or(|e| e > now))
     }
 
-    fn erase_lead(&mut self, scope: &ErasureScope, id: LeadId) -> StoreResult<Option<Erased>> {
+    fn erase_lead(&mut self, scope: &ErasureScope, id: LeadId) -> StoreResult<Option<ErasedLead>> {
         let account = scope.account;
         let Some(lead) = self.lead(account, id).cloned() else {
             return Ok(None);
@@ -54,6 +54,7 @@ impl State {
         }
         self.contacts
             .retain(|(a, _), lead| !(*a == account && *lead == id));
+        let mut contacts_gone = Vec::new();
         for c in &lead.contacts {
             let elsewhere = self.account_leads.get(&account).is_some_and(|ids| {
                 ids.iter().any(|l| {
@@ -64,6 +65,7 @@ impl State {
             });
             if !elsewhere {
                 self.contact_records.remove(&(account, c.id));
+                contacts_gone.push(c.id);
             }
         }
         self.submissions
@@ -73,7 +75,12 @@ impl State {
             browser.visitors = 1;
             erased.add(browser);
         }
-        Ok(Some(erased))
+        contacts_gone.sort();
+        contacts_gone.dedup();
+        Ok(Some(ErasedLead {
+            erased,
+            contacts_gone,
+        }))
     }
 
     fn erase_visitor(&mut self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased> {
@@ -140,7 +147,11 @@ impl State {
 
 #[async_trait]
 impl Privacy for MemoryStore {
-    async fn erase_lead(&self, scope: &ErasureScope, lead: LeadId) -> StoreResult<Option<Erased>> {
+    async fn erase_lead(
+        &self,
+        scope: &ErasureScope,
+        lead: LeadId,
+    ) -> StoreResult<Option<ErasedLead>> {
         self.state.lock().erase_lead(scope, lead)
     }
 

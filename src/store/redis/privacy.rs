@@ -14,11 +14,11 @@ use super::RedisStore;
 use super::codec::links_from_fields;
 use super::contact_writes::records_key;
 use super::scripts::Call;
-use crate::domain::ids::{AccountId, EventId, LeadId};
+use crate::domain::ids::{AccountId, ContactId, EventId, LeadId};
 use crate::domain::privacy::{AuditRecord, Erased};
 use crate::domain::timeline::TimelineEntry;
 use crate::domain::visitor::VisitorId;
-use crate::store::privacy::{AUDIT_KEPT, ErasureScope, Privacy};
+use crate::store::privacy::{AUDIT_KEPT, ErasedLead, ErasureScope, Privacy};
 use crate::store::{StoreResult, corrupt, from_json, to_json};
 
 /// A lead's keys in the account's slot. KEYS: lead, timeline, lead index, Unsorted
@@ -65,7 +65,7 @@ return {contacts, unsorted}
 /// The contact records (issue 18's `{a}:contacts:records`) of a lead's contacts that no
 /// other lead of the account has. KEYS: records, lead index, the lead. ARGV: lead prefix,
 /// lead id. Run while the lead is there, so that a repeated erasure runs it again.
-/// Returns how many records went.
+/// Returns the ids of those contacts (they go with the lead).
 static ERASE_CONTACT_RECORDS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -81,14 +81,17 @@ end
 local mine = {}
 local any = false
 for _, cid in ipairs(contact_ids(KEYS[3])) do mine[cid] = true any = true end
-if not any then return 0 end
+if not any then return {} end
 for _, other in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   if other ~= ARGV[2] then
     for _, cid in ipairs(contact_ids(ARGV[1] .. other)) do mine[cid] = nil end
   end
 end
-local gone = 0
-for cid in pairs(mine) do gone = gone + redis.call('HDEL', KEYS[1], cid) end
+local gone = {}
+for cid in pairs(mine) do
+  redis.call('HDEL', KEYS[1], cid)
+  gone[#gone + 1] = cid
+end
 return gone
 "#,
     )
@@ -181,7 +184,11 @@ impl<C> Privacy for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    async fn erase_lead(&self, scope: &ErasureScope, lead: LeadId) -> StoreResult<Option<Erased>> {
+    async fn erase_lead(
+        &self,
+        scope: &ErasureScope,
+        lead: LeadId,
+    ) -> StoreResult<Option<ErasedLead>> {
         let account = scope.account;
         let fields: HashMap<String, String> = self
             .query(::redis::cmd("HGETALL").arg(self.keys.lead(account, lead)))
@@ -214,7 +221,7 @@ where
             browser.visitors = 1;
             erased.add(browser);
         }
-        let _: i64 = self
+        let contacts_gone: Vec<String> = self
             .invoke_durable(
                 Call::new(&ERASE_CONTACT_RECORDS)
                     .key(records_key(&self.keys.contacts(account)))
@@ -248,7 +255,15 @@ where
             }
             other => return Err(corrupt(format!("lead erasure answered {other:?}"))),
         }
-        Ok(Some(erased))
+        let mut contacts_gone = contacts_gone
+            .iter()
+            .map(|id| id.parse().map(ContactId).map_err(corrupt))
+            .collect::<StoreResult<Vec<_>>>()?;
+        contacts_gone.sort();
+        Ok(Some(ErasedLead {
+            erased,
+            contacts_gone,
+        }))
     }
 
     async fn erase_visitor(&self, scope: &ErasureScope, visitor: VisitorId) -> StoreResult<Erased> {
