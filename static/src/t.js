@@ -6,8 +6,8 @@
     var site = me && me.getAttribute("data-site");
     if (!site || w.__footfall) return;
     w.__footfall = 1;
-    var base = new URL(me.src).origin, key = me.getAttribute("data-cookie") || "ff_vid";
-    var ls, vid, last, sent = Promise.resolve(), F = HTMLFormElement.prototype;
+    var base = new URL(me.src).origin, key = "ff_vid";
+    var ls, vid, last, done = Promise.resolve(), sent = done, F = HTMLFormElement.prototype;
     // Storage can throw (a sandboxed frame, blocked cookies): t.js then keeps nothing.
     try { ls = w.localStorage; } catch (e) {}
     // Consent and opt-out, as the site's snippet says: data-consent="<days>" waits for
@@ -25,7 +25,7 @@
     }
     function cookie(k, v, age) {
       d.cookie = k + "=" + v + "; path=/; max-age=" + age + "; samesite=lax" +
-        (location.protocol == "https:" ? "; secure" : "");
+        (/^https:/.test(location) ? "; secure" : "");
     }
     function keep(v) {
       if (!v || !on) return;
@@ -45,7 +45,8 @@
     // page before it.
     function view() {
       var url = location.href, beacon = { site: site, url: url, referrer: last || d.referrer, title: d.title };
-      if (url == last || !on) return;
+      // (A prerendered page is not seen until it is shown.)
+      if (url == last || !on || d.prerendering) return;
       last = url;
       function send() {
         // (An answer without an id, a 204 or a refusal, keeps nothing.)
@@ -53,7 +54,7 @@
         return on && post("/v1/collect", beacon)
           .then(function (r) { return r.json(); }).then(function (j) { keep(j.vid); });
       }
-      sent = (vid ? Promise.resolve() : sent).then(send).catch(function () {});
+      sent = (vid ? done : sent).then(send).catch(function () {});
     }
 
     // Forgets the id on this page and in its storage; the HttpOnly copy is footfall's
@@ -79,8 +80,12 @@
     w.addEventListener("popstate", view);
     // A page restored from the back-forward cache is seen again; a prerendered one only
     // once it is shown.
-    w.addEventListener("pageshow", function (e) { if (e.persisted) last = 0, view(); });
-    d.prerendering ? d.addEventListener("prerenderingchange", view) : view();
+    // (Its consent may have been withdrawn on another page since.)
+    w.addEventListener("pageshow", function (e) {
+      if (e.persisted) on = on && (!days || /ff_consent=1/.test(d.cookie)), last = 0, view();
+    });
+    d.addEventListener("prerenderingchange", view);
+    view();
 
     // Commands: footfall('visitor_uid', cb) hands the page the signed visitor id (once the
     // first beacon has minted it), the value a site's backend passes to the API. Calls made
@@ -88,7 +93,7 @@
     // footfall('consent', true) starts tracking (and remembers it); false stops it and
     // removes footfall's cookies and storage.
     function cmd(name, cb) {
-      if (name == "visitor_uid") (vid ? Promise.resolve() : sent).then(function () { cb(vid || null); });
+      if (name == "visitor_uid") (vid ? done : sent).then(function () { cb && cb(vid || null); });
       if (name == "consent") {
         var was = on || vid;
         on = !off && cb;
@@ -98,7 +103,8 @@
           // kept): footfall expires it, asked when tracking was on or there is an id, so a
           // refusal before any consent sends nothing. The page forgets the id and the
           // last page too, so that a later consent starts anew.
-          if (was) post("/v1/forget", {}).catch(function () {});
+          // (After any beacon still minting: its answer may set the cookie.)
+          if (was) sent.then(function () { post("/v1/forget", {}).catch(function () {}); });
           wipe();
         }
       }
@@ -121,7 +127,7 @@
       [].forEach.call(f.elements, function (el) {
         var k = el.name, t = el.type;
         if (!k || el.disabled) return;
-        if (/^ff_/.test(k) || /^(name|phone|email)$/.test(k) && t != "password" && t != "hidden") {
+        if (/^ff_/.test(k) || /^(name|phone|email)$/.test(k) && !/^(password|hidden)$/.test(t)) {
           if (!/^(checkbox|radio)$/.test(t) || el.checked) fields[k] = el.value;
         } else skip.push(el);
       });

@@ -5,7 +5,8 @@
 //      visitor id: every route gets its beacon, each later one with the minted id, and a
 //      route's referrer is the route before it;
 //   2. once the id is known, a stalled beacon holds up none after it; a page restored
-//      from the back-forward cache is a page view again;
+//      from the back-forward cache is a page view again, unless its consent was
+//      withdrawn on another page meanwhile; a prerendered page counts once shown;
 //   3. a form the page's own handler stops (its validation) is not sent;
 //   4. when the JSON post fails, the browser's own post goes through even on a form whose
 //      button is named "submit" and which holds a file input (multipart by default),
@@ -152,6 +153,44 @@ async function run() {
       await waitFor("no beacon after a restore", () => seen.length > before);
       check(new URL(seen[before].url).pathname === "/plain/c", `restored: ${JSON.stringify(seen[before])}`);
     });
+    await page.close();
+  });
+
+  await step("a prerendered page sends nothing until it is shown", async () => {
+    const page = await context.newPage();
+    // Chromium's prerendering, as a page sees it: document.prerendering, then the event.
+    await page.addInitScript(() => {
+      let prerendering = true;
+      Object.defineProperty(Document.prototype, "prerendering", { get: () => prerendering });
+      window.__show = () => {
+        prerendering = false;
+        document.dispatchEvent(new Event("prerenderingchange"));
+      };
+    });
+    const seen = beacons(page, ff);
+    await page.goto(`${origin}/plain/prerendered`);
+    await page.waitForFunction(() => typeof window.footfall === "function");
+    // A router booting in the prerendered page.
+    await page.evaluate(() => history.replaceState({}, "", "/plain/prerendered?booted"));
+    await sleep(QUIET_MS);
+    check(seen.length === 0, `a prerendered page sent ${JSON.stringify(seen)}`);
+    await page.evaluate(() => window.__show());
+    await waitFor("no beacon once shown", () => seen.length === 1);
+    await page.close();
+  });
+
+  await step("a page restored after consent was withdrawn on another page sends nothing", async () => {
+    const page = await context.newPage();
+    const seen = beacons(page, ff);
+    await page.goto(`${origin}/consent/a`);
+    await page.waitForFunction(() => typeof window.footfall === "function");
+    await page.evaluate(() => window.footfall("consent", true));
+    await waitFor("no beacon after consent", () => seen.length === 1);
+    // Another page of the site withdrew it: the consent cookie is gone.
+    await context.clearCookies();
+    await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true })));
+    await sleep(QUIET_MS);
+    check(seen.length === 1, `tracked after the withdrawal: ${JSON.stringify(seen.slice(1))}`);
     await page.close();
   });
 
