@@ -185,11 +185,12 @@ impl SettingsSchema {
     }
 }
 
-/// A number setting's text as a JSON number (an integer stays one).
+/// A number setting's text as a JSON number (an integer stays one, up to u64's range).
 fn number_of(text: &str) -> Option<serde_json::Number> {
     let text = text.trim();
     text.parse::<i64>()
         .map(serde_json::Number::from)
+        .or_else(|_| text.parse::<u64>().map(serde_json::Number::from))
         .ok()
         .or_else(|| {
             text.parse::<f64>()
@@ -253,6 +254,11 @@ mod tests {
         let normalized = schema().normalized(s);
         assert_eq!(normalized["count"], json!(3));
         assert_eq!(normalized["message"], json!("Hi"));
+        let s = settings(json!({"message": "Hi", "count": "12345678901234567890"}));
+        assert_eq!(
+            schema().normalized(s)["count"],
+            json!(12_345_678_901_234_567_890_u64)
+        );
         let s = settings(json!({"message": "Hi", "count": "2.5"}));
         assert_eq!(schema().normalized(s)["count"], json!(2.5));
         // NaN parses as a float but is no JSON number: refused, not kept as text.

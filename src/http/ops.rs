@@ -2,8 +2,9 @@
 //! Readiness and metrics tell the store's address and its errors: they answer a direct
 //! request from loopback (not one a proxy forwarded: it carries `X-Forwarded-For` or
 //! `Forwarded`, or comes from a peer in `server.trusted_proxies`, which a proxy that adds
-//! no header is), or one with `Authorization: Bearer <server.ops_token>`; anyone else
-//! gets 403 and learns nothing. Liveness says only "ok" and stays open.
+//! no header is; with the old `server.trust_proxy_headers = true`, every peer is a proxy),
+//! or one with `Authorization: Bearer <server.ops_token>`; anyone else gets 403 and
+//! learns nothing. Liveness says only "ok" and stays open.
 
 use std::time::Duration;
 

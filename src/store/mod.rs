@@ -227,6 +227,11 @@ pub trait Catalog: Send + Sync {
 /// visit rule itself compares the times.
 pub const SIGHTING_MARGIN_MS: i64 = 1000;
 
+/// How long past the visit gap a history that no visit's start has given an expiry yet
+/// is kept (the start gives it one at once; this is for a start that failed), on both
+/// stores.
+pub const PROVISIONAL_TTL_SECS: i64 = 3600;
+
 /// One page view to record.
 #[derive(Debug, Clone)]
 pub struct PageViewWrite {

@@ -12,13 +12,9 @@ use crate::domain::lead::Lead;
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 use crate::store::{
-    PageViewOutcome, PageViewWrite, SIGHTING_MARGIN_MS, StoreResult, VisitStart, VisitorState,
-    Visitors,
+    PROVISIONAL_TTL_SECS, PageViewOutcome, PageViewWrite, SIGHTING_MARGIN_MS, StoreResult,
+    VisitStart, VisitorState, Visitors,
 };
-
-/// How long past the visit gap a history that no visit's start has given an expiry yet
-/// is kept (as Redis's writer keeps it).
-const PROVISIONAL_TTL_SECS: i64 = 3600;
 
 #[async_trait]
 impl Visitors for MemoryStore {

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use super::RedisStore;
 use super::keys::Keys;
 use super::lead_scripts;
-use super::scripts::Call;
+use super::scripts::{Call, KEEP_HISTORY_LUA};
 use super::slots::Batch;
 use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::quota::{Quota, QuotaKind, Scope};
@@ -115,22 +115,17 @@ return out
 /// A charged reservation's guard. KEYS: the counters, the account's Unsorted, the
 /// browser's history (not on a cluster, where the reservation keeps it). ARGV after the
 /// counters': the Unsorted bound (0: none), the history's retention. The history is kept
-/// as `KEEP_HISTORY` keeps it: with a visit count, so that a first visit will not shorten
-/// it. Returns `{0}`, `{i, wait_us}`, or `{-1}` when Unsorted is full.
+/// by `KEEP_HISTORY`'s own Lua: with a visit count, so that a first visit will not
+/// shorten it. Returns `{0}`, `{i, wait_us}`, or `{-1}` when Unsorted is full.
 static CHARGED_RESERVATION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{CHARGE_LUA}{}",
+        "{CHARGE_LUA}{KEEP_HISTORY_LUA}{}",
         r#"
 local most = tonumber(ARGV[base + 1])
 if most > 0 and redis.call('HLEN', KEYS[n + 1]) >= most then return {-1} end
 local refused = charge(n)
 if refused then return refused end
-local history = KEYS[n + 2]
-if history then
-  local meta = redis.call('LINDEX', history, 0)
-  if not meta or string.sub(meta, 1, 1) ~= '~' then redis.call('LPUSH', history, '~0') end
-  redis.call('EXPIRE', history, ARGV[base + 2])
-end
+if KEYS[n + 2] then keep_history(KEYS[n + 2], ARGV[base + 2]) end
 return {0}
 "#
     ))

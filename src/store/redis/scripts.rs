@@ -109,15 +109,24 @@ return visits
 /// none yet) so that a first visit will not shorten it. KEYS: history. ARGV: ttl
 /// seconds. Sent in the submission's batch.
 pub static KEEP_HISTORY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{KEEP_HISTORY_LUA}{}",
         r#"
-local meta = redis.call('LINDEX', KEYS[1], 0)
-if not meta or string.sub(meta, 1, 1) ~= '~' then redis.call('LPUSH', KEYS[1], '~0') end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+keep_history(KEYS[1], ARGV[1])
 return 1
-"#,
-    )
+"#
+    ))
 });
+
+/// `keep_history(key, ttl)`: what [`KEEP_HISTORY`] does, for the scripts that keep a
+/// browser's history among other work (the charged reservation's guard).
+pub const KEEP_HISTORY_LUA: &str = r#"
+local function keep_history(key, ttl)
+  local meta = redis.call('LINDEX', key, 0)
+  if not meta or string.sub(meta, 1, 1) ~= '~' then redis.call('LPUSH', key, '~0') end
+  redis.call('EXPIRE', key, ttl)
+end
+"#;
 
 /// Keeps the newest page views of a history (and its meta). KEYS: history. ARGV: kept.
 pub static TRIM_HISTORY: LazyLock<Script> = LazyLock::new(|| {

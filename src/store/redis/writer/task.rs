@@ -28,11 +28,9 @@ use crate::store::redis::sightings::{SIGHTING_MARGIN_MS, Sighting, Sightings};
 use crate::store::redis::slots::Batch;
 use crate::store::redis::stats::{StatsBuffer, add_stats};
 use crate::store::redis::unavailable;
-use crate::store::{Charge, Charged, PageViewOutcome, PageViewWrite, StoreResult, corrupt};
-
-/// How long past the visit gap a history that no visit start has given an expiry yet is
-/// kept (the start gives it one at once; this is for a start that failed).
-const PROVISIONAL_TTL_SECS: i64 = 3600;
+use crate::store::{
+    Charge, Charged, PROVISIONAL_TTL_SECS, PageViewOutcome, PageViewWrite, StoreResult, corrupt,
+};
 
 /// What every writer of a store shares.
 #[derive(Clone)]
