@@ -53,6 +53,9 @@ export async function api(method, path, body, { signal } = {}) {
   if (!res.ok) {
     const problem = data && typeof data === "object" ? data : { detail: text.slice(0, 300) || res.statusText };
     const err = new ApiError({ ...problem, status: res.status });
+    // The token the request carried: a late refusal of an old one is no news about the
+    // token kept now.
+    err.token = token;
     if (res.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED, { detail: err }));
     throw err;
   }

@@ -44,6 +44,8 @@ window.addEventListener(UNAUTHORIZED, (e) => {
   // tab, forgets the token and asks for it again. A second refusal of the same token (the
   // account loads in several requests at once) finds it forgotten already.
   if (checkingToken || !session.token) return;
+  // A request of an earlier session, answered after a new token was accepted.
+  if (e.detail && e.detail.token && e.detail.token !== session.token) return;
   signOut(`footfall refused the token: ${errorLines(e.detail).join(" ")}`);
 });
 

@@ -36,13 +36,16 @@ export function connectLive({ onMessage, onStatus }) {
       const connection = controller;
       heard(connection);
       try {
+        const token = session.token;
         const res = await fetch("/api/v4/stream", {
-          headers: { Authorization: `Bearer ${session.token}`, Accept: "text/event-stream" },
+          headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
           cache: "no-store",
           signal: controller.signal,
         });
         if (res.status === 401) {
-          window.dispatchEvent(new CustomEvent(UNAUTHORIZED, { detail: new ApiError({ status: 401, detail: "The token is not valid any more." }) }));
+          const refused = new ApiError({ status: 401, detail: "The token is not valid any more." });
+          refused.token = token;
+          window.dispatchEvent(new CustomEvent(UNAUTHORIZED, { detail: refused }));
           return;
         }
         if (!res.ok || !res.body) throw new Error(`the stream answered HTTP ${res.status}`);

@@ -91,6 +91,9 @@ export function webhooksView() {
           return;
         }
         const rows = h("tbody", events.map((e) => row(e, load)));
+        // Pages are by number, newest first: deliveries made since shift the next page,
+        // whose rows already shown are skipped.
+        rows.shown = new Set(events.map((e) => e.id));
         const more = h("div.toolbar-actions");
         mount(deliveries, h("div.table-wrap", h("table.table",
           h("thead", h("tr", ["Delivery", "Lead", "State", "Attempts", "Sent", ""].map((t) => h("th", t)))),
@@ -113,7 +116,9 @@ export function webhooksView() {
         button.disabled = true;
         try {
           const page = (await get(sameOrigin(next))) || {};
-          rows.append(...((page._embedded && page._embedded.events) || []).map((e) => row(e, load)));
+          const fresh = ((page._embedded && page._embedded.events) || []).filter((e) => !rows.shown.has(e.id));
+          fresh.forEach((e) => rows.shown.add(e.id));
+          rows.append(...fresh.map((e) => row(e, load)));
           offerMore(page, rows, more);
         } catch (err) {
           button.disabled = false;
