@@ -105,6 +105,20 @@ async function run() {
     behaviour.push(`fetch keepalive: ${transport.keepalive ? "supported" : "not supported"}; sendBeacon: ${transport.sendBeacon ? "present" : "absent"} (t.js sends with fetch keepalive)`);
     await session.click(await session.waitFor('nav a[data-page="pricing"]'));
     await session.waitUntil("return location.pathname == '/demo/pricing'", "the Pricing link did not navigate");
+    // A hash router's navigation: t.js hears it through popstate, which the engine fires
+    // for a fragment navigation too (t.js has no hashchange listener).
+    // The page's fetch is watched only for this step (a function the WebDriver script made
+    // is not one the page may keep calling: Firefox runs such scripts in a sandbox).
+    await session.run(`window.__beacons = [];
+      window.__fetch = window.fetch;
+      window.fetch = function (url, init) {
+        if (String(url).includes("/v1/collect")) window.__beacons.push(JSON.parse(init.body).url);
+        return window.__fetch.apply(window, arguments);
+      };
+      location.hash = "plans";`);
+    await session.waitUntil("return window.__beacons.some((u) => u.endsWith('#plans'))", "a hash navigation sent no page view");
+    await session.run("window.fetch = window.__fetch;");
+    behaviour.push("hash navigation (location.hash): popstate fired, page view sent");
     await session.click(await session.waitFor('nav a[data-page="contact"]'));
     await session.type(await session.waitFor('input[name="name"]'), NAME);
     await session.type(await session.waitFor('input[name="phone"]'), "+7 900 123-45-67");
