@@ -32,19 +32,10 @@ pub(crate) fn start(redis_url: &str) -> (WithKeys<FootfallProcess>, TestApp) {
 
 /// The round trips the route's requests have made so far.
 async fn round_trips(app: &TestApp, route: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("footfall_store_round_trips_total{{route=\"{route}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    app.metric(&format!(
+        "footfall_store_round_trips_total{{route=\"{route}\"}}"
+    ))
+    .await
 }
 
 /// The round trips of one request.

@@ -383,22 +383,6 @@ async fn a_slow_handler_does_not_hold_back_another_handlers_webhooks() {
     );
 }
 
-/// A counter of a footfall process's own `/metrics` (0 when it has not counted yet).
-async fn counter(app: &TestApp, name: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Webhooks over a handler's share wait in this instance for its deliveries in flight:
 /// none goes back to the schedule for a later claim (which would cost it a second or
 /// more). Counted by the process itself: its `/metrics` are its own, not shared with the
@@ -445,12 +429,12 @@ async fn a_busy_handlers_webhooks_wait_for_its_deliveries_in_flight_not_for_the_
     // this process's.)
     let delivered = "footfall_webhook_attempts_total{outcome=\"delivered\"}";
     let deadline = Instant::now() + Duration::from_secs(20);
-    while counter(&app, delivered).await < 4 && Instant::now() < deadline {
+    while app.metric(delivered).await < 4 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(counter(&app, delivered).await, 4);
-    let deferred = counter(&app, "footfall_scheduler_deferred_total").await;
-    let expired = counter(&app, "footfall_scheduler_expired_total").await;
+    assert_eq!(app.metric(delivered).await, 4);
+    let deferred = app.metric("footfall_scheduler_deferred_total").await;
+    let expired = app.metric("footfall_scheduler_expired_total").await;
     assert_eq!(
         (deferred, expired),
         (0, 0),

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::common::config_file::footfall_toml;
 use crate::common::process::{FootfallProcess, RedisServer};
-use crate::common::{self, Backend, Receiver, Setup, TestApp, WithKeys, setup, test_settings};
+use crate::common::{
+    self, Backend, Receiver, Setup, TestApp, WithKeys, metric_in, setup, test_settings,
+};
 
 /// `n` footfall processes on the shared Redis with one key prefix and `quotas`.
 fn instances(n: usize, quotas: &str) -> (WithKeys<Vec<FootfallProcess>>, Vec<TestApp>) {
@@ -89,24 +91,6 @@ fn admitted(statuses: &[StatusCode]) -> usize {
     statuses.iter().filter(|s| s.is_success()).count()
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn series(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn new_visitors_admitted_by_two_instances_are_what_one_admits() {
     let _serial = common::HEAVY.lock().await;
@@ -131,11 +115,11 @@ async fn new_visitors_admitted_by_two_instances_are_what_one_admits() {
             .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert!(vid.is_none());
-        let text = metrics(&apps[n - 1]).await;
+        let text = apps[n - 1].metrics().await;
         assert!(
-            series(
+            metric_in(
                 &text,
-                "footfall_quota_refused_total{quota=\"new_visitors\",scope=\"site\"} "
+                "footfall_quota_refused_total{quota=\"new_visitors\",scope=\"site\"}"
             ) > 0,
             "refusals are counted on every instance that refused:\n{text}"
         );
@@ -207,17 +191,17 @@ async fn a_site_found_full_is_refused_by_the_instance_without_asking_redis() {
         .beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
     assert!(known.0.is_success(), "{known:?}");
-    let text = metrics(&apps[0]).await;
+    let text = apps[0].metrics().await;
     assert_eq!(
-        series(
+        metric_in(
             &text,
-            "footfall_quota_refused_total{quota=\"new_visitors\",scope=\"site\"} "
+            "footfall_quota_refused_total{quota=\"new_visitors\",scope=\"site\"}"
         ),
         201,
         "every refusal is counted, whoever made it:\n{text}"
     );
     assert_eq!(
-        series(&text, "footfall_quota_refused_here_total "),
+        metric_in(&text, "footfall_quota_refused_here_total"),
         200,
         "the instance's own refusals are counted apart:\n{text}"
     );

@@ -504,15 +504,7 @@ async fn bots_are_dropped_by_user_agent() {
             .iter()
             .all(|p| p["url"] != "https://shop.example/bot")
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("footfall_beacons_total{outcome=\"bot\"}"),
         "{metrics}"

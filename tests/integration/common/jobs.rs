@@ -154,18 +154,6 @@ pub async fn wait_for_events(
 
 /// How many webhooks an instance delivered (from its /metrics).
 pub async fn delivered_by(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+    app.metric("footfall_webhook_attempts_total{outcome=\"delivered\"}")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("footfall_webhook_attempts_total{outcome=\"delivered\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

@@ -281,6 +281,19 @@ impl TestApp {
         body["_embedded"][resource][0].clone()
     }
 
+    /// The process's own `/metrics` (each instance counts for itself).
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "/metrics");
+        response.text().await.unwrap()
+    }
+
+    /// One series of the process's `/metrics`, `name{labels}` as printed (0 when it has
+    /// not counted yet).
+    pub async fn metric(&self, series: &str) -> u64 {
+        metric_in(&self.metrics().await, series)
+    }
+
     /// A page-view beacon as t.js sends it (text/plain JSON). Returns the status and the
     /// newly minted visitor id, if any.
     pub async fn beacon(
@@ -588,4 +601,17 @@ pub async fn stats_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> boo
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     last
+}
+
+/// One series of a `/metrics` text, `name{labels}` as printed (0 when it is not there).
+pub fn metric_in(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
