@@ -298,8 +298,10 @@ async fn submit(
         // given when the page is on one of the form's site's hosts.
         Err(problem) => {
             let mut response = problem.error_response();
+            // (A store that failed is not asked again: only what this instance has cached.)
+            let may_read_store = looked_up && !problem.status.is_server_error();
             if services
-                .form_allows_origin(&form_id, client.origin, looked_up)
+                .form_allows_origin(&form_id, client.origin, may_read_store)
                 .await
                 && let Some(origin) = client.origin.and_then(|o| HeaderValue::from_str(o).ok())
             {

@@ -109,13 +109,16 @@ impl Services {
         may_read_store: bool,
     ) -> bool {
         let Some(origin) = origin else { return false };
-        let form = match self.forms.cached(id.as_str()) {
-            Some(form) => form,
-            None if may_read_store => match self.form_for_submission(id).await {
+        let form = if may_read_store {
+            match self.form_for_submission(id).await {
                 Ok(form) => form,
                 Err(_) => return false,
-            },
-            None => return false,
+            }
+        } else {
+            match self.forms.cached(id.as_str()) {
+                Some(form) => form,
+                None => return false,
+            }
         };
         let snapshot = match self.snapshots.cached(form.account_id) {
             Some(s) => s,

@@ -6,7 +6,7 @@
     var site = me && me.getAttribute("data-site");
     if (!site || w.__footfall) return;
     w.__footfall = 1;
-    var base = new URL(me.src).origin, key = "ff_vid";
+    var base = new URL(me.src).origin;
     var ls, vid, last, done = Promise.resolve(), sent = done, F = HTMLFormElement.prototype;
     // Storage can throw (a sandboxed frame, blocked cookies): t.js then keeps nothing.
     try { ls = w.localStorage; } catch (e) {}
@@ -20,8 +20,8 @@
 
     // The signed visitor id: first-party cookie on the site, localStorage as a backup.
     function read() {
-      var m = d.cookie.match("(?:^|; )" + key + "=([^;]*)");
-      try { return m ? decodeURIComponent(m[1]) : ls && ls.getItem(key); } catch (e) { return null; }
+      var m = d.cookie.match(/(?:^|; )ff_vid=([^;]*)/);
+      try { return m ? decodeURIComponent(m[1]) : ls && ls.getItem("ff_vid"); } catch (e) { return null; }
     }
     function cookie(k, v, age) {
       d.cookie = k + "=" + v + "; path=/; max-age=" + age + "; samesite=lax" +
@@ -30,8 +30,8 @@
     function keep(v) {
       if (!v || !on) return;
       vid = v;
-      cookie(key, encodeURIComponent(v), 34128000);
-      try { ls && ls.setItem(key, v); } catch (e) {}
+      cookie("ff_vid", encodeURIComponent(v), 34128000);
+      try { ls && ls.setItem("ff_vid", v); } catch (e) {}
     }
     function post(path, body) {
       return fetch(base + path, {
@@ -61,15 +61,15 @@
     // (`/v1/forget`).
     function wipe() {
       vid = last = null;
-      cookie(key, "", 0);
+      cookie("ff_vid", "", 0);
       cookie("ff_consent", "", 0);
-      try { ls.removeItem(key); } catch (e) {}
+      try { ls.removeItem("ff_vid"); } catch (e) {}
     }
 
     // An id kept from before (an expired consent, an opt-out since) is neither used nor
     // kept without consent.
     vid = read();
-    if (!on && vid) wipe();
+    on || wipe();
     ["pushState", "replaceState"].forEach(function (f) {
       var orig = history[f];
       history[f] = function () {
@@ -78,11 +78,11 @@
       };
     });
     w.addEventListener("popstate", view);
-    // A page restored from the back-forward cache is seen again; a prerendered one only
+    // A page restored from the back-forward cache is seen again (unless its consent was
+    // withdrawn on another page since: then it forgets the id too); a prerendered one only
     // once it is shown.
-    // (Its consent may have been withdrawn on another page since.)
     w.addEventListener("pageshow", function (e) {
-      if (e.persisted) on = on && (!days || /ff_consent=1/.test(d.cookie)), last = 0, view();
+      if (e.persisted) (on = on && (!days || /ff_consent=1/.test(d.cookie))) || wipe(), last = 0, view();
     });
     d.addEventListener("prerenderingchange", view);
     view();
@@ -103,8 +103,8 @@
           // kept): footfall expires it, asked when tracking was on or there is an id, so a
           // refusal before any consent sends nothing. The page forgets the id and the
           // last page too, so that a later consent starts anew.
-          // (After any beacon still minting: its answer may set the cookie.)
-          if (was) sent.then(function () { post("/v1/forget", {}).catch(function () {}); });
+          // (Now, and again after any beacon still minting, whose answer may set it anew.)
+          if (was) [done, sent].forEach(function (p) { p.then(function () { post("/v1/forget", {}).catch(function () {}); }); });
           wipe();
         }
       }

@@ -191,6 +191,28 @@ async function run() {
     await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true })));
     await sleep(QUIET_MS);
     check(seen.length === 1, `tracked after the withdrawal: ${JSON.stringify(seen.slice(1))}`);
+    const vid = await page.evaluate(() => new Promise((r) => window.footfall("visitor_uid", r)));
+    check(vid === null, `the restored page still hands out the withdrawn id ${vid}`);
+    await page.close();
+  });
+
+  await step("a consent withdrawn while the first beacon mints asks footfall to forget at once", async () => {
+    const page = await context.newPage();
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await page.route(`${ff}/v1/collect`, async (route) => {
+      await held;
+      await route.continue();
+    });
+    const forgot = page.waitForRequest(`${ff}/v1/forget`, { timeout: WAIT });
+    await page.goto(`${origin}/consent/b`);
+    await page.waitForFunction(() => typeof window.footfall === "function");
+    await page.evaluate(() => window.footfall("consent", true));
+    await page.evaluate(() => window.footfall("consent", false));
+    // The beacon is still held: the forget must not wait for it (a page that reloads on
+    // the withdrawal would never send it).
+    await forgot;
+    release();
     await page.close();
   });
 
