@@ -15,9 +15,7 @@
 
 import http from "node:http";
 import { Harness, WAIT, api, check, sleep } from "./harness.mjs";
-import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 /** How long the page is watched for a request that must not come. */
 const QUIET_MS = 1500;
@@ -88,13 +86,7 @@ async function run() {
   const origin = await step("serve the sites' pages", () =>
     startSite({ consent: consentSite.snippet, private: privateSite.snippet, plain: plainSite.snippet }));
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  t.cleanups.push(() => browser.close());
+  const browser = await t.chromium();
 
   {
     const context = await browser.newContext({ userAgent: USER_AGENT });

@@ -26,10 +26,9 @@
 import { mkdtemp, mkdir, writeFile, copyFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Harness, ROOT, ARTIFACTS, TOKEN, WAIT, api, check, sleep } from "./harness.mjs";
+import { Harness, ROOT, ARTIFACTS, TOKEN, WAIT, api, check, sleep, CHROMIUM, CHROMIUM_ARGS } from "./harness.mjs";
 import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const DOCS_SHOTS = path.join(ROOT, "docs/screenshots");
 // Headless Chromium says "HeadlessChrome", which footfall drops as a bot.
 const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
@@ -91,10 +90,7 @@ async function run() {
     const ctx = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      ],
+      args: CHROMIUM_ARGS,
       userAgent: USER_AGENT,
       viewport: { width: 1440, height: 900 },
       locale: "en-GB",

@@ -9,6 +9,7 @@ import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./webdriver.mjs";
+import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BIN = process.env.FOOTFALL_BIN || path.join(ROOT, "target/debug/footfall");
@@ -182,6 +183,18 @@ Harness.prototype.startCookieProbe = async function (allowOrigin) {
   });
   this.cleanups.push(() => new Promise((r) => server.close(r)));
   return `http://127.0.0.1:${server.address().port}`;
+};
+
+/** Chromium's switches for a quiet test browser (no background traffic, no QUIC). */
+export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/** Debian's Chromium, headless through playwright-core; closed at cleanup. */
+Harness.prototype.chromium = async function () {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  this.cleanups.push(() => browser.close());
+  return browser;
 };
 
 /** Asks footfall to stop; kills it when its graceful shutdown takes longer than 3 s. */

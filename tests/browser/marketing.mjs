@@ -20,9 +20,7 @@ import http from "node:http";
 import path from "node:path";
 import { mkdir, copyFile } from "node:fs/promises";
 import { Harness, ROOT, ARTIFACTS, WAIT, TOKEN, api, check, sleep } from "./harness.mjs";
-import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 const DOCS_SHOTS = path.join(ROOT, "docs/screenshots");
 const IDLE_SECONDS = 2; // the test site's visit gap
@@ -98,13 +96,7 @@ async function run() {
     check(made._embedded.actions[0].conditions.page.value === "/pricing", `conditions not kept: ${JSON.stringify(made)}`);
   });
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  t.cleanups.push(() => browser.close());
+  const browser = await t.chromium();
   const context = await browser.newContext({ userAgent: USER_AGENT, viewport: { width: 1280, height: 860 } });
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();

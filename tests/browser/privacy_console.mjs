@@ -8,9 +8,7 @@
 
 import { readFile } from "node:fs/promises";
 import { Harness, WAIT, TOKEN, api, check } from "./harness.mjs";
-import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const NAME = "Privacy Probe";
 const EMAIL = "privacy.probe@example.com";
 
@@ -30,11 +28,7 @@ async function run() {
     return body.lead_id;
   });
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-  });
-  t.cleanups.push(() => browser.close());
+  const browser = await t.chromium();
   const context = await browser.newContext({ acceptDownloads: true });
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();

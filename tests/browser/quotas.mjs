@@ -8,9 +8,7 @@
 // Run: node tests/browser/quotas.mjs (after `cargo build`).
 
 import { Harness, WAIT, TOKEN, api, check } from "./harness.mjs";
-import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 
 const t = new Harness("quotas");
@@ -31,8 +29,7 @@ async function run() {
       check(r.status === 200, `beacon answered ${r.status}`);
     }
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  t.cleanups.push(() => browser.close());
+  const browser = await t.chromium();
   const page = await browser.newPage();
   await step("sign in and open the Quotas tab", async () => {
     await page.goto(`${ff}/console`);

@@ -14,9 +14,7 @@
 
 import http from "node:http";
 import { Harness, WAIT, TOKEN, api, check, pageViews, sleep } from "./harness.mjs";
-import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 const IDLE_SECONDS = 2; // the test site's visit gap
 const FIRST_CONTACT = 1002;
@@ -86,13 +84,7 @@ async function run() {
       site_url: site.origin, delay_seconds: 0, settings: { message: "{{contact.name}} is back" },
     }]));
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  t.cleanups.push(() => browser.close());
+  const browser = await t.chromium();
   const context = await browser.newContext({ userAgent: USER_AGENT });
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();

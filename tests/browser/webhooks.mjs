@@ -7,9 +7,7 @@
 
 import http from "node:http";
 import { Harness, WAIT, TOKEN, api, check, sleep } from "./harness.mjs";
-import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 const t = new Harness("webhooks");
 const step = (name, work) => t.step(name, work);
@@ -45,12 +43,7 @@ async function run() {
     t.startFootfall(() => ({ FOOTFALL__DELIVERY__ALLOW_PRIVATE_TARGETS: "true" })));
   const subscriber = await step("start a local subscriber", () => startSubscriber());
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"],
-  });
-  t.cleanups.push(() => browser.close());
+  const browser = await t.chromium();
   const context = await browser.newContext();
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();
