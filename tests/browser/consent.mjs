@@ -41,12 +41,8 @@ footfall("consent", true);</script>` : "";
     res.end(`<!doctype html><html><head><title>Page</title>${queued}${snippet}</head>
 <body><h1>Page</h1></body></html>`);
   });
-  await new Promise((resolve, reject) => {
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  t.cleanups.push(() => new Promise((r) => server.close(r)));
-  return `http://localhost:${server.address().port}`;
+  const port = await t.listen(server);
+  return `http://localhost:${port}`;
 }
 
 /** Counts the page's requests to footfall's beacon endpoint. */

@@ -153,12 +153,7 @@ export class Harness {
         res.end(String(e));
       }
     });
-    await new Promise((resolve, reject) => {
-      server.on("error", reject);
-      server.listen(0, "127.0.0.1", resolve);
-    });
-    this.cleanups.push(() => new Promise((r) => server.close(r)));
-    return `http://${host}:${server.address().port}`;
+    return `http://${host}:${await this.listen(server)}`;
   }
 }
 
@@ -177,18 +172,23 @@ Harness.prototype.startCookieProbe = async function (allowOrigin) {
     });
     res.end("ok");
   });
-  await new Promise((resolve, reject) => {
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  this.cleanups.push(() => new Promise((r) => server.close(r)));
-  return `http://127.0.0.1:${server.address().port}`;
+  return `http://127.0.0.1:${await this.listen(server)}`;
 };
 
 /** Chromium's switches for a quiet test browser (no background traffic, no QUIC). */
 export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/** Starts `server` on a free loopback port, closed at cleanup; resolves with the port. */
+Harness.prototype.listen = async function (server) {
+  await new Promise((resolve, reject) => {
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  this.cleanups.push(() => new Promise((r) => server.close(r)));
+  return server.address().port;
+};
 
 /** Debian's Chromium, headless through playwright-core; closed at cleanup. */
 Harness.prototype.chromium = async function () {

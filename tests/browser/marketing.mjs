@@ -48,12 +48,8 @@ async function startSite(ff, siteKey, formOf) {
     res.writeHead(html ? 200 : 404, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
     res.end(html || "");
   });
-  await new Promise((resolve, reject) => {
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  t.cleanups.push(() => new Promise((r) => server.close(r)));
-  return `http://localhost:${server.address().port}`;
+  const port = await t.listen(server);
+  return `http://localhost:${port}`;
 }
 
 async function siteVisitEvents(ff, leadId) {

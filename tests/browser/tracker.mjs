@@ -50,12 +50,8 @@ async function startSite(snippets, formOf) {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
     res.end(`<!doctype html><html><head><title>Page</title>${snippet}</head><body>${body}</body></html>`);
   });
-  await new Promise((resolve, reject) => {
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  t.cleanups.push(() => new Promise((r) => server.close(r)));
-  return `http://localhost:${server.address().port}`;
+  const port = await t.listen(server);
+  return `http://localhost:${port}`;
 }
 
 /** The beacons the page sends to footfall, their bodies parsed. */

@@ -58,12 +58,8 @@ async function startSite(ff, siteKey, pipelineId) {
     res.writeHead(404);
     res.end();
   });
-  await new Promise((resolve, reject) => {
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  t.cleanups.push(() => new Promise((r) => server.close(r)));
-  return { origin: `http://localhost:${server.address().port}`, signups: () => signups };
+  const port = await t.listen(server);
+  return { origin: `http://localhost:${port}`, signups: () => signups };
 }
 
 async function run() {

@@ -22,9 +22,7 @@ async function startSubscriber() {
     res.writeHead(204);
     res.end();
   });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.cleanups.push(() => new Promise((r) => server.close(r)));
-  return { url: `http://127.0.0.1:${server.address().port}/amo`, received };
+  return { url: `http://127.0.0.1:${await t.listen(server)}/amo`, received };
 }
 
 async function waitFor(what, probe) {
