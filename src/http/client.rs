@@ -102,12 +102,12 @@ impl ProxyTrust {
     /// Whether a connection from `peer` is a proxy's, which may forward anyone's request
     /// (with or without saying so in a header).
     pub fn is_proxy_peer(&self, peer: IpAddr) -> bool {
-        self.any_peer || self.is_proxy(canonical(peer))
+        self.any_peer || self.is_proxy(peer)
     }
 
     /// The client of a connection from `peer` with this `X-Forwarded-For`.
     pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
-        let peer_trusted = self.any_peer || self.is_proxy(peer);
+        let peer_trusted = self.is_proxy_peer(peer);
         let Some(header) = forwarded_for.filter(|_| peer_trusted) else {
             return canonical(peer);
         };

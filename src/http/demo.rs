@@ -14,7 +14,7 @@ use super::problem::Problem;
 use crate::delivery::signature;
 use crate::domain::handler::Handler;
 use crate::domain::ids::LeadId;
-use crate::domain::time::now_ms;
+use crate::domain::time::{now_ms, to_secs};
 use crate::service::Services;
 use crate::service::demo::InboxItem;
 use crate::service::live::LiveKind;
@@ -82,7 +82,7 @@ async fn inbox(
     // As a Standard Webhooks verifier: a signature compared in constant time, and a
     // timestamp within five minutes of now, so that a captured webhook cannot be
     // replayed later.
-    let fresh = |ts: i64| ts.abs_diff(now_ms() / 1000) <= TOLERANCE_SECS;
+    let fresh = |ts: i64| ts.abs_diff(to_secs(now_ms())) <= TOLERANCE_SECS;
     let signature_valid = match (handler, timestamp.parse::<i64>()) {
         (Some(h), Ok(ts)) if fresh(ts) => {
             signature::sign(&h.secret, &id, ts, &text).is_ok_and(|expected| {

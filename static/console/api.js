@@ -18,9 +18,12 @@ export const session = {
 
 /** An API failure as the server described it (RFC 9457), or a network failure. */
 export class ApiError extends Error {
-  constructor({ status = 0, title, detail, errors } = {}) {
+  /** `token`: the one a refused request carried (a 401), so that a late refusal of an
+   * earlier session's token is no news about the one kept now. */
+  constructor({ status = 0, title, detail, errors, token } = {}) {
     super(detail || title || `HTTP ${status}`);
     this.status = status;
+    this.token = token;
     this.title = title || (status ? `HTTP ${status}` : "Network error");
     this.detail = detail || "";
     this.errors = Array.isArray(errors) ? errors : [];
@@ -52,10 +55,7 @@ export async function api(method, path, body, { signal } = {}) {
   }
   if (!res.ok) {
     const problem = data && typeof data === "object" ? data : { detail: text.slice(0, 300) || res.statusText };
-    const err = new ApiError({ ...problem, status: res.status });
-    // The token the request carried: a late refusal of an old one is no news about the
-    // token kept now.
-    err.token = token;
+    const err = new ApiError({ ...problem, status: res.status, token });
     if (res.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED, { detail: err }));
     throw err;
   }
@@ -69,10 +69,13 @@ export const patch = (path, body) => api("PATCH", path, body);
 export const del = (path) => api("DELETE", path);
 
 /**
- * The path and query of a link, absolute or not: `_links` are built from footfall's public
- * URL, and the console follows them on its own origin (it may be reached by another address).
+ * The path and query of a list page's next page, or null: `_links` are built from
+ * footfall's public URL, and the console follows them on its own origin (it may be
+ * reached by another address).
  */
-export function sameOrigin(href) {
+export function nextPath(page) {
+  const href = page && page._links && page._links.next && page._links.next.href;
+  if (!href) return null;
   const u = new URL(href, window.location.href);
   return u.pathname + u.search;
 }
@@ -88,10 +91,7 @@ export async function listAll(path, name, params = {}, { maxPages = 40 } = {}) {
   for (let i = 0; url && i < maxPages; i++) {
     const page = await get(url);
     items.push(...((page && page._embedded && page._embedded[name]) || []));
-    // `_links` are absolute, built from footfall's public URL: follow the path and query
-    // on this origin (the console may be reached by another address).
-    const next = page && page._links && page._links.next && page._links.next.href;
-    url = next ? sameOrigin(next) : null;
+    url = nextPath(page);
   }
   if (url) {
     toast(`Showing the first ${items.length} ${name} only`, {

@@ -16,7 +16,7 @@ import { insightsView } from "./insights.js";
 import { demoView } from "./demo.js";
 import { privacyView } from "./privacy.js";
 import { quotasView } from "./quotas.js";
-import { h, mount, icon, errorBox, errorLines, loading, reportError } from "./ui.js";
+import { h, mount, icon, errorBox, errorLines, loading, reportError, clearToasts } from "./ui.js";
 
 const root = document.getElementById("app");
 
@@ -45,7 +45,7 @@ window.addEventListener(UNAUTHORIZED, (e) => {
   // account loads in several requests at once) finds it forgotten already.
   if (checkingToken || !session.token) return;
   // A request of an earlier session, answered after a new token was accepted.
-  if (e.detail && e.detail.token && e.detail.token !== session.token) return;
+  if (e.detail && e.detail.token !== session.token) return;
   signOut(`footfall refused the token: ${errorLines(e.detail).join(" ")}`);
 });
 
@@ -56,8 +56,7 @@ function signOut(message) {
   shell = null;
   document.querySelectorAll("dialog[open]").forEach((d) => d.close());
   // Toasts live outside #app, and errors stay until dismissed: none outlives the session.
-  const toasts = document.getElementById("toasts");
-  if (toasts) toasts.replaceChildren();
+  clearToasts();
   showSignIn(message);
 }
 

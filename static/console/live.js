@@ -43,8 +43,7 @@ export function connectLive({ onMessage, onStatus }) {
           signal: controller.signal,
         });
         if (res.status === 401) {
-          const refused = new ApiError({ status: 401, detail: "The token is not valid any more." });
-          refused.token = token;
+          const refused = new ApiError({ status: 401, detail: "The token is not valid any more.", token });
           window.dispatchEvent(new CustomEvent(UNAUTHORIZED, { detail: refused }));
           return;
         }

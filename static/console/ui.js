@@ -119,6 +119,11 @@ function toastRoot() {
  * A short message in the corner; errors stay until dismissed. A toast with a `key`
  * replaces the one shown with the same key, so that a repeated notice shows once.
  */
+/** Removes every toast (a sign-out: none outlives the session). */
+export function clearToasts() {
+  toastRoot().replaceChildren();
+}
+
 export function toast(message, { kind = "info", lines = [], timeout, key } = {}) {
   const close = () => el.remove();
   if (key) for (const old of toastRoot().querySelectorAll(".toast")) if (old.dataset.key === key) old.remove();

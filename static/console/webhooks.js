@@ -2,7 +2,7 @@
 // of the account, see each webhook's deliveries with their attempts, replay one, and
 // unsubscribe. The signing secret is shown once, when the webhook is created.
 
-import { api, get, post, sameOrigin } from "./api.js";
+import { api, get, post, nextPath } from "./api.js";
 import { stateBadge } from "./lead.js";
 import { h, mount, icon, toast, reportError, errorBox, empty, loading, ago, fmtTime, field, showFormError, clearFormErrors, busy, copyButton, confirmDialog } from "./ui.js";
 
@@ -93,20 +93,20 @@ export function webhooksView() {
         const rows = h("tbody", events.map((e) => row(e, load)));
         // Pages are by number, newest first: deliveries made since shift the next page,
         // whose rows already shown are skipped.
-        rows.shown = new Set(events.map((e) => e.id));
+        const shown = new Set(events.map((e) => e.id));
         const more = h("div.toolbar-actions");
         mount(deliveries, h("div.table-wrap", h("table.table",
           h("thead", h("tr", ["Delivery", "Lead", "State", "Attempts", "Sent", ""].map((t) => h("th", t)))),
           rows)), more);
-        offerMore(answer, rows, more);
+        offerMore(answer, rows, shown, more);
       } catch (err) {
         mount(deliveries, errorBox(err, { title: "Could not load the deliveries", retry: load }));
       }
     }
 
     /** A "Load more" button when the page has a next one; it appends that page's rows. */
-    function offerMore(answer, rows, more) {
-      const next = answer._links && answer._links.next && answer._links.next.href;
+    function offerMore(answer, rows, shown, more) {
+      const next = nextPath(answer);
       if (!next) {
         more.replaceChildren();
         return;
@@ -115,11 +115,11 @@ export function webhooksView() {
       button.addEventListener("click", async () => {
         button.disabled = true;
         try {
-          const page = (await get(sameOrigin(next))) || {};
-          const fresh = ((page._embedded && page._embedded.events) || []).filter((e) => !rows.shown.has(e.id));
-          fresh.forEach((e) => rows.shown.add(e.id));
+          const page = (await get(next)) || {};
+          const fresh = ((page._embedded && page._embedded.events) || []).filter((e) => !shown.has(e.id));
+          fresh.forEach((e) => shown.add(e.id));
           rows.append(...fresh.map((e) => row(e, load)));
-          offerMore(page, rows, more);
+          offerMore(page, rows, shown, more);
         } catch (err) {
           button.disabled = false;
           reportError("Could not load more deliveries", err);

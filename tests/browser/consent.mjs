@@ -14,11 +14,8 @@
 // Run: node tests/browser/consent.mjs (scripts/test.sh does, after `cargo build`).
 
 import http from "node:http";
-import { Harness, WAIT, api, check, sleep } from "./harness.mjs";
+import { Harness, WAIT, api, check, sleep, USER_AGENT, QUIET_MS } from "./harness.mjs";
 
-const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
-/** How long the page is watched for a request that must not come. */
-const QUIET_MS = 1500;
 
 const t = new Harness("consent");
 const step = (name, work) => t.step(name, work);

@@ -26,12 +26,11 @@
 import { mkdtemp, mkdir, writeFile, copyFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Harness, ROOT, ARTIFACTS, TOKEN, WAIT, api, check, sleep, CHROMIUM, CHROMIUM_ARGS } from "./harness.mjs";
+import { Harness, ROOT, ARTIFACTS, TOKEN, WAIT, api, check, sleep, CHROMIUM, CHROMIUM_ARGS, USER_AGENT } from "./harness.mjs";
 import { chromium } from "../../tools/node_modules/playwright-core/index.mjs";
 
 const DOCS_SHOTS = path.join(ROOT, "docs/screenshots");
 // Headless Chromium says "HeadlessChrome", which footfall drops as a bot.
-const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 const DEADLINE = 150_000; // the whole test
 // The one-minute demo: the Demo tab promises the webhook within a minute of the form.
 const DEMO_PROMISE_SECONDS = 60;

@@ -17,6 +17,10 @@ export const ARTIFACTS = path.join(ROOT, "tests/artifacts");
 /** The API token of the shipped config.toml's account. */
 export const TOKEN = "demo-token-change-me";
 export const WAIT = 15_000; // the longest any single UI state may take to appear
+/** How long a page is watched for a request that must not come. */
+export const QUIET_MS = 1500;
+/** A person's Chromium (headless Chromium's own says HeadlessChrome: footfall drops it as a bot). */
+export const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Harness {

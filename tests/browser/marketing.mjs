@@ -19,9 +19,8 @@
 import http from "node:http";
 import path from "node:path";
 import { mkdir, copyFile } from "node:fs/promises";
-import { Harness, ROOT, ARTIFACTS, WAIT, TOKEN, api, check, sleep } from "./harness.mjs";
+import { Harness, ROOT, ARTIFACTS, WAIT, TOKEN, api, check, sleep, USER_AGENT } from "./harness.mjs";
 
-const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 const DOCS_SHOTS = path.join(ROOT, "docs/screenshots");
 const IDLE_SECONDS = 2; // the test site's visit gap
 const NEGOTIATION = 1003;

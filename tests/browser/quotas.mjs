@@ -7,9 +7,8 @@
 //
 // Run: node tests/browser/quotas.mjs (after `cargo build`).
 
-import { Harness, WAIT, TOKEN, api, check } from "./harness.mjs";
+import { Harness, WAIT, TOKEN, api, check, USER_AGENT } from "./harness.mjs";
 
-const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 
 const t = new Harness("quotas");
 const step = (name, work) => t.step(name, work);

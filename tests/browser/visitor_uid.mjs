@@ -13,9 +13,8 @@
 // Run: node tests/browser/visitor_uid.mjs (scripts/test.sh does, after `cargo build`).
 
 import http from "node:http";
-import { Harness, WAIT, TOKEN, api, check, pageViews, sleep } from "./harness.mjs";
+import { Harness, WAIT, TOKEN, api, check, pageViews, sleep, USER_AGENT } from "./harness.mjs";
 
-const USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
 const IDLE_SECONDS = 2; // the test site's visit gap
 const FIRST_CONTACT = 1002;
 

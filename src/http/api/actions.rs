@@ -153,9 +153,8 @@ pub struct ActionPatch {
 /// The rules every action keeps, checked on creation and after each change; its settings
 /// become what the handler receives (`SettingsSchema::normalized`).
 fn check(action: &mut Action, pipeline: Option<&Pipeline>, handler: &Handler) -> Vec<FieldError> {
-    action.settings = handler
-        .schema()
-        .normalized(std::mem::take(&mut action.settings));
+    let schema = handler.schema();
+    action.settings = schema.normalized(std::mem::take(&mut action.settings));
     let mut errors = Vec::new();
     match pipeline {
         None => errors.push(FieldError::new(
@@ -214,7 +213,7 @@ fn check(action: &mut Action, pipeline: Option<&Pipeline>, handler: &Handler) ->
             }
         }
     }
-    if let Err(es) = handler.schema().validate(&action.settings) {
+    if let Err(es) = schema.validate(&action.settings) {
         errors.extend(es);
     }
     errors

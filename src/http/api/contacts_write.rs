@@ -11,7 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::contacts::ContactView;
 use super::unsorted_forms::{CustomFieldValue, contact_fields};
-use super::{Auth, Link, Refused, check_name, request_ids, validate_all};
+use super::{Auth, Link, Refused, check_name, validate_items};
 use crate::domain::ids::ContactId;
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
@@ -162,23 +162,25 @@ async fn add_contacts(
     body: ApiJson<Vec<ContactIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids = request_ids(&body.0, |c| c.request_id.as_ref());
-    let contacts = validate_all(body.0, |c| {
-        let mut errors = Vec::new();
-        if let Some(name) = &c.name {
-            check_name("name", name, &mut errors);
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(contact_fields(
-            c.name.as_deref(),
-            c.first_name.as_deref(),
-            c.last_name.as_deref(),
-            c.custom_fields_values.as_deref().unwrap_or_default(),
-        ))
-    })
-    .map_err(|p| p.of_items(&request_ids))?;
+    let (contacts, request_ids) = validate_items(
+        body.0,
+        |c| c.request_id.as_ref(),
+        |c| {
+            let mut errors = Vec::new();
+            if let Some(name) = &c.name {
+                check_name("name", name, &mut errors);
+            }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            Ok(contact_fields(
+                c.name.as_deref(),
+                c.first_name.as_deref(),
+                c.last_name.as_deref(),
+                c.custom_fields_values.as_deref().unwrap_or_default(),
+            ))
+        },
+    )?;
     let base = services.settings.server.public_url.trim_end_matches('/');
     let added = services
         .add_contacts(auth.0.id, contacts)
@@ -210,12 +212,14 @@ async fn update_contacts(
     body: ApiJson<Vec<ContactIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids = request_ids(&body.0, |c| c.request_id.as_ref());
-    let changes = validate_all(body.0, |c| match c.id {
-        Some(id) => Ok((ContactId(id), c.patch()?)),
-        None => Err(vec![FieldError::new("id", "is required")]),
-    })
-    .map_err(|p| p.of_items(&request_ids))?;
+    let (changes, request_ids) = validate_items(
+        body.0,
+        |c| c.request_id.as_ref(),
+        |c| match c.id {
+            Some(id) => Ok((ContactId(id), c.patch()?)),
+            None => Err(vec![FieldError::new("id", "is required")]),
+        },
+    )?;
     let account = auth.0.id;
     let changed = services
         .update_contacts(account, changes)

@@ -9,7 +9,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::query::{self, ListParams};
 use super::{
-    Auth, DEFAULT_LIMIT, MAX_LIMIT, Paging, Refused, listing, page_of, request_ids, validate_all,
+    Auth, DEFAULT_LIMIT, MAX_LIMIT, Paging, Refused, listing, page_of, validate_all, validate_items,
 };
 use crate::domain::ids::{LeadId, PipelineId, StatusId};
 use crate::domain::lead::{Lead, LeadFilter, LeadOrder, VisitorLink};
@@ -332,12 +332,14 @@ async fn update_leads(
     body: ApiJson<Vec<LeadPatch>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids = request_ids(&body.0, |p| p.request_id.as_ref());
-    let changes = validate_all(body.0, |p| match p.id {
-        Some(id) => Ok((LeadId(id), p.change())),
-        None => Err(vec![FieldError::new("id", "is required")]),
-    })
-    .map_err(|p| p.of_items(&request_ids))?;
+    let (changes, request_ids) = validate_items(
+        body.0,
+        |p| p.request_id.as_ref(),
+        |p| match p.id {
+            Some(id) => Ok((LeadId(id), p.change())),
+            None => Err(vec![FieldError::new("id", "is required")]),
+        },
+    )?;
     let leads = services
         .change_leads(auth.0.id, changes)
         .await

@@ -12,13 +12,13 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::unsorted_forms::{CustomFieldValue, contact_fields};
-use super::{Auth, Link, Refused, check_name, request_ids, validate_all};
+use super::{Auth, Link, Refused, check_name, validate_items};
 use crate::domain::ids::{ContactId, PipelineId, StatusId};
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
 use crate::http::problem::Problem;
 use crate::service::Services;
-use crate::service::api_leads::{ApiLead, LeadContact};
+use crate::service::api_leads::{ApiLead, ApiLeadAdded, LeadContact};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(add_leads).service(add_leads_complex);
@@ -194,6 +194,26 @@ fn link(services: &Services, path: &str) -> Link {
     }
 }
 
+/// The one road of both routes: every lead checked (`complex`: with its contact), then
+/// added; errors name the item by its `request_id`. The added leads and those ids.
+async fn add(
+    auth: &Auth,
+    body: ApiJson<Vec<NewLeadIn>>,
+    services: &Services,
+    complex: bool,
+) -> Result<(Vec<ApiLeadAdded>, Vec<String>), Problem> {
+    let (leads, request_ids) = validate_items(
+        body.0,
+        |l| l.request_id.as_ref(),
+        |l| check_lead(l, complex),
+    )?;
+    let added = services
+        .add_leads(auth.0.id, leads)
+        .await
+        .map_err(|e| Problem::from(e).of_items(&request_ids))?;
+    Ok((added, request_ids))
+}
+
 /// Adds leads (all are checked first; errors name the item: `[0].visitor_uid`).
 #[utoipa::path(tag = "leads", request_body = Vec<NewLeadIn>,
     responses((status = 200, description = "OK", body = AddedLeadsAnswer), Refused))]
@@ -203,13 +223,7 @@ async fn add_leads(
     body: ApiJson<Vec<NewLeadIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids = request_ids(&body.0, |l| l.request_id.as_ref());
-    let leads =
-        validate_all(body.0, |l| check_lead(l, false)).map_err(|p| p.of_items(&request_ids))?;
-    let added = services
-        .add_leads(auth.0.id, leads)
-        .await
-        .map_err(|e| Problem::from(e).of_items(&request_ids))?;
+    let (added, request_ids) = add(&auth, body, &services, false).await?;
     let leads = added
         .iter()
         .zip(request_ids)
@@ -251,13 +265,7 @@ async fn add_leads_complex(
     body: ApiJson<Vec<NewLeadIn>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids = request_ids(&body.0, |l| l.request_id.as_ref());
-    let leads =
-        validate_all(body.0, |l| check_lead(l, true)).map_err(|p| p.of_items(&request_ids))?;
-    let added = services
-        .add_leads(auth.0.id, leads)
-        .await
-        .map_err(|e| Problem::from(e).of_items(&request_ids))?;
+    let (added, request_ids) = add(&auth, body, &services, true).await?;
     let answer: Vec<ComplexAdded> = added
         .iter()
         .zip(request_ids)

@@ -430,6 +430,19 @@ pub fn request_ids<T>(items: &[T], sent: impl Fn(&T) -> Option<&serde_json::Valu
         .collect()
 }
 
+/// [`validate_all`] for a batch whose items may name themselves (`request_id`, read by
+/// `sent`): the checked items, and each item's request id (as [`request_ids`] reads
+/// them), by which the errors name the items, these and the service's alike.
+pub fn validate_items<T, U>(
+    items: Vec<T>,
+    sent: impl Fn(&T) -> Option<&serde_json::Value>,
+    check: impl FnMut(T) -> Result<U, Vec<FieldError>>,
+) -> Result<(Vec<U>, Vec<String>), Problem> {
+    let ids = request_ids(&items, sent);
+    let checked = validate_all(items, check).map_err(|p| p.of_items(&ids))?;
+    Ok((checked, ids))
+}
+
 /// Checks every item of a creation request; errors name the item (`[1].url`). Nothing
 /// is created unless every item is valid.
 pub fn validate_all<T, U>(

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::unsorted::{IdRef, UnsortedEmbedded};
-use super::{Auth, Refused, check_name, request_ids, validate_all};
+use super::{Auth, Refused, check_name, validate_items};
 use crate::domain::ids::{FormId, PipelineId, is_token_like};
 use crate::domain::validation::FieldError;
 use crate::http::body::ApiJson;
@@ -273,8 +273,8 @@ async fn add_unsorted_forms(
     body: ApiJson<Vec<NewFormEntry>>,
     services: web::Data<Services>,
 ) -> Result<HttpResponse, Problem> {
-    let request_ids = request_ids(&body.0, |e| e.request_id.as_ref());
-    let entries = validate_all(body.0, check_form_entry).map_err(|p| p.of_items(&request_ids))?;
+    let (entries, request_ids) =
+        validate_items(body.0, |e| e.request_id.as_ref(), check_form_entry)?;
     let created: Vec<CreatedEntryView> = services
         .submit_api_forms(auth.0.id, entries)
         .await

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use super::RedisStore;
 use super::keys::Keys;
 use super::lead_scripts;
-use super::scripts::{Call, KEEP_HISTORY_LUA};
+use super::scripts::{Call, HISTORY_LUA, KEEP_HISTORY_LUA};
 use super::slots::Batch;
 use crate::domain::ids::{AccountId, LeadId};
 use crate::domain::quota::{Quota, QuotaKind, Scope};
@@ -119,7 +119,7 @@ return out
 /// shorten it. Returns `{0}`, `{i, wait_us}`, or `{-1}` when Unsorted is full.
 static CHARGED_RESERVATION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{CHARGE_LUA}{KEEP_HISTORY_LUA}{}",
+        "{CHARGE_LUA}{HISTORY_LUA}{KEEP_HISTORY_LUA}{}",
         r#"
 local most = tonumber(ARGV[base + 1])
 if most > 0 and redis.call('HLEN', KEYS[n + 1]) >= most then return {-1} end

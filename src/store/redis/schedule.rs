@@ -54,22 +54,9 @@ where
             self.keys.dead_events(event.account_id, event.handler_id),
         );
         let id = event.id.as_str();
-        let mut set = ::redis::cmd("SET");
-        set.arg(&record).arg(to_json(event)?);
-        let queue = if event.state.is_pending() {
-            let mut zadd = ::redis::cmd("ZADD");
-            zadd.arg(&schedule)
-                .arg(event.next_attempt_at.unwrap_or(event.due_at))
-                .arg(id);
-            zadd
-        } else {
-            set.arg("EX").arg(self.options.event_retention_secs);
-            let mut zrem = ::redis::cmd("ZREM");
-            zrem.arg(&schedule).arg(id);
-            zrem
-        };
-        let mut index = ::redis::cmd("ZADD");
-        index.arg(&events).arg("NX").arg(event.created_at).arg(id);
+        let json = to_json(event)?;
+        let pending = event.state.is_pending();
+        let due = event.next_attempt_at.unwrap_or(event.due_at);
         let mut dead_set = if event.state == DeliveryState::Dead {
             let mut zadd = ::redis::cmd("ZADD");
             zadd.arg(&dead).arg(event.created_at);
@@ -82,26 +69,39 @@ where
         dead_set.arg(id);
         // The record and its place in the schedule share a slot and go first.
         if kept_only {
-            let pending = event.state.is_pending();
             batch
                 .script(&record, &UPDATE_EVENT, 2)
                 .arg(&record)
                 .arg(&schedule)
-                .arg(to_json(event)?)
+                .arg(json)
                 .arg(if pending {
                     0
                 } else {
                     self.options.event_retention_secs
                 })
                 .arg(if pending {
-                    event.next_attempt_at.unwrap_or(event.due_at).to_string()
+                    due.to_string()
                 } else {
                     String::new()
                 })
                 .arg(id);
         } else {
+            let mut set = ::redis::cmd("SET");
+            set.arg(&record).arg(json);
+            let queue = if pending {
+                let mut zadd = ::redis::cmd("ZADD");
+                zadd.arg(&schedule).arg(due).arg(id);
+                zadd
+            } else {
+                set.arg("EX").arg(self.options.event_retention_secs);
+                let mut zrem = ::redis::cmd("ZREM");
+                zrem.arg(&schedule).arg(id);
+                zrem
+            };
             // A new event enters the account's index; an update's is there already (and
             // an erased one's must not come back).
+            let mut index = ::redis::cmd("ZADD");
+            index.arg(&events).arg("NX").arg(event.created_at).arg(id);
             batch
                 .add(&record, set)
                 .add(&schedule, queue)
@@ -110,7 +110,7 @@ where
         batch.add(&dead, dead_set);
         // An event's end prunes the account's index as its reads do (by creation time),
         // so that an account whose lists nobody reads does not keep every id for ever.
-        if !event.state.is_pending() {
+        if !pending {
             let mut prune = ::redis::cmd("ZREMRANGEBYSCORE");
             prune
                 .arg(&events)

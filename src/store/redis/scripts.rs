@@ -46,7 +46,7 @@ pub static SET_SIGHTING_IF_LATER: LazyLock<Script> = LazyLock::new(|| {
 
 /// A browser's history is its meta element (`~visits`) at the head, then its page views
 /// oldest first (each appended with RPUSH). These helpers are shared by the scripts below.
-const HISTORY_LUA: &str = r#"
+pub const HISTORY_LUA: &str = r#"
 local function read_visits(key)
   local meta = redis.call('LINDEX', key, 0)
   if meta and string.sub(meta, 1, 1) == '~' then
@@ -110,7 +110,7 @@ return visits
 /// seconds. Sent in the submission's batch.
 pub static KEEP_HISTORY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{KEEP_HISTORY_LUA}{}",
+        "{HISTORY_LUA}{KEEP_HISTORY_LUA}{}",
         r#"
 keep_history(KEYS[1], ARGV[1])
 return 1
@@ -119,11 +119,11 @@ return 1
 });
 
 /// `keep_history(key, ttl)`: what [`KEEP_HISTORY`] does, for the scripts that keep a
-/// browser's history among other work (the charged reservation's guard).
+/// browser's history among other work (the charged reservation's guard). Needs
+/// [`HISTORY_LUA`] before it.
 pub const KEEP_HISTORY_LUA: &str = r#"
 local function keep_history(key, ttl)
-  local meta = redis.call('LINDEX', key, 0)
-  if not meta or string.sub(meta, 1, 1) ~= '~' then redis.call('LPUSH', key, '~0') end
+  if not read_visits(key) then redis.call('LPUSH', key, '~0') end
   redis.call('EXPIRE', key, ttl)
 end
 "#;

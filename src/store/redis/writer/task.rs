@@ -173,12 +173,7 @@ pub(super) async fn run<C>(
                 // A history this push made has no expiry until its visit's start gives
                 // it one; should the start never come (a failure between the two), it
                 // goes an hour after the visit gap rather than never.
-                let mut expire = ::redis::cmd("EXPIRE");
-                expire
-                    .arg(&history)
-                    .arg(w.visit_idle_ms / 1000 + PROVISIONAL_TTL_SECS)
-                    .arg("NX");
-                commands.add(&history, expire);
+                commands.add(&history, provisional_expiry(&history, w.visit_idle_ms));
             }
             if w.watch {
                 crate::store::redis::watches::add_read(&mut commands, &keys, w);
@@ -272,6 +267,17 @@ pub(super) async fn run<C>(
     }
 }
 
+/// The provisional expiry of a history no visit's start has given one yet (`NX`: an
+/// expiry it has stays).
+fn provisional_expiry(history: &str, idle_ms: i64) -> ::redis::Cmd {
+    let mut expire = ::redis::cmd("EXPIRE");
+    expire
+        .arg(history)
+        .arg(idle_ms / 1000 + PROVISIONAL_TTL_SECS)
+        .arg("NX");
+    expire
+}
+
 /// Gives histories (with their visit gaps) the provisional expiry, unless they have an
 /// expiry: off the writer's loop, a rare case's round trip.
 fn give_provisional_expiry<C>(con: &C, by_slot: bool, histories: Vec<(String, i64)>)
@@ -280,12 +286,7 @@ where
 {
     let mut commands = Batch::new(by_slot);
     for (history, idle_ms) in &histories {
-        let mut expire = ::redis::cmd("EXPIRE");
-        expire
-            .arg(history)
-            .arg(idle_ms / 1000 + PROVISIONAL_TTL_SECS)
-            .arg("NX");
-        commands.add(history, expire);
+        commands.add(history, provisional_expiry(history, *idle_ms));
     }
     let con = con.clone();
     tokio::spawn(async move {
