@@ -802,7 +802,7 @@ async fn repeating_a_known_contact_s_submission_is_folded_into_the_lead_it_made(
 /// answered with CORS only when this instance already knows the form).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_form_posts_past_the_guard_costs_the_store_nothing() {
-    let redis = crate::common::process::RedisServer::start(false);
+    let redis = crate::common::redis_servers::RedisServer::start(false);
     let app = TestApp::spawn_with(settings(|s| {
         s.store.redis_url = redis.url();
         s.limits.per_ip_per_second = 1;

@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::config_file::footfall_toml;
-use crate::common::process::{FootfallProcess, RedisServer};
+use crate::common::process::FootfallProcess;
+use crate::common::redis_servers::RedisServer;
 use crate::common::{Backend, Receiver, TestApp, WithKeys, setup, submit_form, test_settings};
 
 /// A footfall process on `redis_url` with a 1 s visit gap (its keys removed once it has

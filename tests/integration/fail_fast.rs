@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::common::accounts::{ACCOUNT_B, SUBDOMAIN_B, TOKEN_B};
 use crate::common::config_file::footfall_toml;
-use crate::common::process::{FootfallProcess, RedisServer};
+use crate::common::process::FootfallProcess;
+use crate::common::redis_servers::RedisServer;
 use crate::common::{self, Backend, Receiver, TestApp, setup, submit_form, test_settings};
 
 /// The response timeout of the test (the shipped default).

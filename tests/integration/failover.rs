@@ -20,9 +20,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
-use crate::common::process::{
-    FootfallProcess, ReplicatedCluster, SentinelDeployment, redis_cli, replicas_online, role_of,
-    wait_until,
+use crate::common::process::{FootfallProcess, wait_until};
+use crate::common::redis_servers::{
+    RedisCluster, SentinelDeployment, redis_cli, replicas_online, role_of,
 };
 use crate::common::{Receiver, Setup, TestApp, setup};
 
@@ -270,7 +270,7 @@ fn assert_instance_never_restarted(process: &mut FootfallProcess, pid: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_primary_killed_under_load_fails_over_without_losing_a_form_or_a_webhook() {
     let _serial = common::HEAVY.lock().await;
-    let mut cluster = ReplicatedCluster::start(3);
+    let mut cluster = RedisCluster::start_replicated(3);
     let deployment = Deployment::on_store(&format!(
         "redis_cluster_urls = {}\n{STORE_SETTINGS}",
         toml_list(&cluster.urls())

@@ -14,7 +14,8 @@ use tokio::net::TcpListener;
 
 use crate::common::accounts::{ACCOUNT_B, SUBDOMAIN_B, TOKEN_B};
 use crate::common::config_file::footfall_toml;
-use crate::common::process::{FootfallProcess, RedisServer};
+use crate::common::process::FootfallProcess;
+use crate::common::redis_servers::RedisServer;
 use crate::common::{
     self, KeysGuard, Receiver, TOKEN, TestApp, cookie_key, redis_url, submit_form, test_settings,
     unique_prefix,

@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::common::config_file::footfall_toml;
-use crate::common::process::{FootfallProcess, RedisServer};
+use crate::common::process::FootfallProcess;
 use crate::common::raw_receiver::{RawReceiver, RawReply, ReservedPort};
+use crate::common::redis_servers::RedisServer;
 use crate::common::{Backend, Receiver, Reply, Setup, TestApp, setup, submit_form, test_settings};
 
 /// A footfall process's configuration and a client for it.
@@ -219,7 +220,7 @@ async fn redis_stopped_under_load_gives_503s_then_recovery_without_losing_anythi
     let (samples, mut tasks) = load(&app, &s, 8, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stopped_at = Instant::now();
-    redis.stop();
+    redis.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -580,7 +581,7 @@ async fn a_page_view_writer_that_could_not_connect_leaves_no_503_after_redis_is_
         .await;
     assert!(foreign.0.is_client_error(), "{foreign:?}");
     let beacon = || app.beacon(&s.site_key, None, "https://shop.example/");
-    redis.stop();
+    redis.kill();
     // The worker's first writer is made while Redis is away, and cannot connect.
     assert_eq!(beacon().await.0, StatusCode::SERVICE_UNAVAILABLE);
     redis.start_again();

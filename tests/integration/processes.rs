@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
-use crate::common::process::{HANG_GUARD, RedisServer};
+use crate::common::process::HANG_GUARD;
+use crate::common::redis_servers::RedisServer;
 use crate::common::{Receiver, Reply, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::config_file::footfall_toml;
-use crate::common::process::{FootfallProcess, RedisServer};
+use crate::common::process::FootfallProcess;
+use crate::common::redis_servers::RedisServer;
 use crate::common::{
     self, Backend, Receiver, Setup, TestApp, WithKeys, metric_in, setup, test_settings,
 };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::process::RedisServer;
+use crate::common::redis_servers::RedisServer;
 use crate::common::{Backend, Receiver, TestApp, setup, signature_verifies, test_settings};
 
 const IDLE: Duration = Duration::from_millis(1100);

@@ -200,7 +200,7 @@ struct TlsRedis {
 
 impl TlsRedis {
     fn start(dir: &Path, name: &str) -> Self {
-        let port = crate::common::process::free_port();
+        let port = crate::common::redis_servers::free_port();
         let file = |suffix: &str| dir.join(format!("{name}{suffix}"));
         let child = Command::new("redis-server")
             .args(["--port", "0", "--tls-port", &port.to_string()])

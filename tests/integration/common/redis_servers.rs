@@ -1,0 +1,539 @@
+//! Redis servers of a test's own: a lone redis-server (AOF, crashes, restarts), a Redis
+//! Cluster with or without replicas, and a primary watched by Sentinels. Each listens on a
+//! port below the kernel's ephemeral range and is known by its process id, so a test never
+//! talks to a server that is not its own.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::process::{temp_path, wait_until};
+
+/// A free loopback port for a test's own server.
+pub fn free_port() -> u16 {
+    free_port_with_gap(0)
+}
+
+/// A Redis Cluster node's bus listens this far above its port.
+const CLUSTER_BUS_GAP: u16 = 10_000;
+
+/// A free port for a Redis Cluster node: its bus port is free too.
+fn free_cluster_port() -> u16 {
+    free_port_with_gap(CLUSTER_BUS_GAP)
+}
+
+/// A loopback port nothing listens on, picked at random below the kernel's ephemeral range
+/// (`ip_local_port_range`). Outgoing connections draw their ports from that range, so the
+/// many the tests beside open can never take this one before the server binds it, or while
+/// the server is down for a restart. With a `gap`, port + gap is free and below the range
+/// too.
+fn free_port_with_gap(gap: u16) -> u16 {
+    let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let ports = 10_000..ephemeral.saturating_sub(gap);
+    assert!(
+        ports.len() >= 1000,
+        "the ephemeral range starts at {ephemeral}: too low for test servers below it"
+    );
+    let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+    for _ in 0..1000 {
+        let port = rand::rng().random_range(ports.clone());
+        if free(port) && (gap == 0 || free(port + gap)) {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port between {} and {}",
+        ports.start, ports.end
+    )
+}
+
+/// One redis-server (or Sentinel) of the test's own, in a folder of its own: killed with
+/// SIGKILL and started again on the same port, folder and arguments.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A lone server; with `aof`, every write is appended and fsynced (`appendfsync
+    /// always`).
+    pub fn start(aof: bool) -> Self {
+        let appendonly = if aof { "yes" } else { "no" };
+        Self::spawn(
+            free_port,
+            temp_path("redis"),
+            [
+                "--save",
+                "",
+                "--appendonly",
+                appendonly,
+                "--appendfsync",
+                "always",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+    }
+
+    /// Starts with `args` on a port from `pick`; a port something else took first is given
+    /// up for another.
+    fn spawn(pick: fn() -> u16, dir: PathBuf, args: Vec<String>) -> Self {
+        let mut server = Self {
+            port: 0,
+            dir,
+            args,
+            child: None,
+        };
+        std::fs::create_dir_all(&server.dir).unwrap();
+        for _ in 0..5 {
+            server.port = pick();
+            if server.try_run() {
+                return server;
+            }
+            eprintln!(
+                "redis-server lost port {}: {}",
+                server.port,
+                server.last_log()
+            );
+        }
+        panic!("redis-server found no port it could listen on in 5 tries");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server on its port and waits until it answers there; false when it exits
+    /// first (the port is taken).
+    fn try_run(&mut self) -> bool {
+        let log = File::create(self.dir.join("redis.log")).unwrap();
+        let mut child = Command::new("redis-server")
+            .args(&self.args)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(log)
+            .spawn()
+            .expect("redis-server starts (scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            if self.answering_pid() == Some(child.id()) {
+                self.child = Some(child);
+                return true;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server on port {} did not answer in 10 s", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process id of the server answering on the port (with the password the server
+    /// was given, if any).
+    fn answering_pid(&self) -> Option<u32> {
+        let password = self
+            .args
+            .iter()
+            .position(|a| a == "--requirepass")
+            .map(|i| self.args[i + 1].as_str());
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-p", &self.port.to_string()]);
+        if let Some(password) = password {
+            cli.args(["-a", password, "--no-auth-warning"]);
+        }
+        let info = cli.args(["info", "server"]).output().ok()?;
+        String::from_utf8_lossy(&info.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("process_id:")?.trim().parse().ok())
+    }
+
+    /// The last line the server logged (why it exited).
+    fn last_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log"))
+            .unwrap_or_default()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Starts it again (as a supervisor would) on the same port, folder and arguments.
+    pub fn start_again(&mut self) {
+        assert!(
+            self.try_run(),
+            "redis-server could not start again on port {}: {}",
+            self.port,
+            self.last_log()
+        );
+    }
+
+    /// SIGKILL: no chance to save or to hand over.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A crash and a supervisor's restart: SIGKILL, `down_for`, and a start on the same
+    /// port and folder.
+    pub fn crash_and_restart(&mut self, down_for: Duration) {
+        self.kill();
+        std::thread::sleep(down_for);
+        self.start_again();
+    }
+
+    /// SIGKILL, then a start again at once.
+    pub fn restart(&mut self) {
+        self.crash_and_restart(Duration::ZERO);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGSTOP: the server keeps its connections but answers nothing (a replica that
+    /// lags without end).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after `freeze`.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Every command Redis receives while `work` runs (`redis-cli monitor`), a line each.
+    pub async fn commands_during<F: std::future::Future>(&self, work: F) -> (F::Output, String) {
+        use std::io::BufRead;
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let mut monitor = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "monitor"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("redis-cli runs");
+        let stdout = monitor.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let next = |what: &str| {
+            lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("redis-cli monitor said nothing for 10 s ({what})"))
+        };
+        // MONITOR answers OK once it is on.
+        assert_eq!(next("its OK"), "OK");
+        let out = work.await;
+        // A command that marks the end of what `work` sent.
+        let mut con = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: String = redis::cmd("ECHO")
+            .arg("end-of-work")
+            .query(&mut con)
+            .unwrap();
+        let mut seen = String::new();
+        loop {
+            let line = next("the end of the work");
+            if line.contains("end-of-work") {
+                break;
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        let _ = monitor.kill();
+        let _ = monitor.wait();
+        (out, seen)
+    }
+
+    /// The server's process id (for `kill -STOP` / `-CONT`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asks a Redis (or Sentinel) on `port` with redis-cli; empty when it does not answer.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// How many replicas of the primary on `port` are in sync (`state=online`).
+pub fn replicas_online(port: u16) -> usize {
+    redis_cli(port, &["info", "replication"])
+        .lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+        .count()
+}
+
+/// The first line of `ROLE`: `master`, `slave` or `sentinel` (empty when down).
+pub fn role_of(port: u16) -> String {
+    redis_cli(port, &["role"])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Arguments of a redis-server that keeps nothing on disk except a cluster's node table.
+fn node_args(extra: &[&str]) -> Vec<String> {
+    [
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A Redis Cluster on free loopback ports, made with `redis-cli --cluster create`: its
+/// primaries alone, or each with a replica that takes over when its primary's peers cannot
+/// reach it for `NODE_TIMEOUT_MS`.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// How long a replicated cluster waits before it fails a silent primary over.
+    pub const NODE_TIMEOUT_MS: u64 = 2000;
+
+    /// `primaries` nodes, no replicas.
+    pub fn start(primaries: usize) -> Self {
+        Self::create(primaries, 0, &[])
+    }
+
+    /// `primaries` nodes, each with a replica.
+    pub fn start_replicated(primaries: usize) -> Self {
+        let timeout = Self::NODE_TIMEOUT_MS.to_string();
+        Self::create(primaries, 1, &["--cluster-node-timeout", &timeout])
+    }
+
+    fn create(primaries: usize, replicas: usize, extra: &[&str]) -> Self {
+        let cluster_args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ];
+        let args = node_args(&[&cluster_args[..], extra].concat());
+        let nodes: Vec<RedisServer> = (0..primaries * (1 + replicas))
+            .map(|_| RedisServer::spawn(free_cluster_port, temp_path("cluster"), args.clone()))
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes };
+        wait_until(
+            "the cluster to be ok with every replica in sync",
+            Duration::from_secs(30),
+            || {
+                cluster
+                    .nodes
+                    .iter()
+                    .all(|n| redis_cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"))
+                    && cluster.primaries().len() == primaries
+                    && cluster
+                        .primaries()
+                        .iter()
+                        .all(|&i| replicas_online(cluster.nodes[i].port) == replicas)
+            },
+        );
+        cluster
+    }
+
+    /// How many keys each node holds.
+    pub fn keys_per_node(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| redis_cli(n.port, &["dbsize"]).parse().unwrap_or(0))
+            .collect()
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Indexes of the nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running() && role_of(self.nodes[i].port) == "master")
+            .collect()
+    }
+
+    /// The index of the replica of the primary at `primary`.
+    pub fn replica_of(&self, primary: usize) -> usize {
+        let id = redis_cli(self.nodes[primary].port, &["cluster", "myid"]);
+        (0..self.nodes.len())
+            .find(|&i| {
+                i != primary
+                    && redis_cli(self.nodes[i].port, &["cluster", "nodes"])
+                        .lines()
+                        .any(|l| l.contains("myself") && l.contains(&id))
+            })
+            .expect("every primary has a replica")
+    }
+}
+
+/// A primary, its replicas and three Sentinels watching it, on free loopback ports: the
+/// Sentinels fail a primary over after `DOWN_AFTER_MS` without an answer.
+pub struct SentinelDeployment {
+    pub nodes: Vec<RedisServer>,
+    pub sentinels: Vec<RedisServer>,
+}
+
+impl SentinelDeployment {
+    pub const MASTER: &str = "footfall";
+    pub const DOWN_AFTER_MS: u64 = 1000;
+
+    pub fn start(replicas: usize) -> Self {
+        Self::start_inner(replicas, None)
+    }
+
+    /// A primary alone behind `password` (which the Sentinels are given), watched by the
+    /// three Sentinels.
+    pub fn start_behind_password(password: &str) -> Self {
+        Self::start_inner(0, Some(password))
+    }
+
+    fn start_inner(replicas: usize, password: Option<&str>) -> Self {
+        let login: Vec<&str> = password.map_or(Vec::new(), |p| vec!["--requirepass", p]);
+        let primary = RedisServer::spawn(free_port, temp_path("node"), node_args(&login));
+        let primary_port = primary.port.to_string();
+        let mut nodes = vec![primary];
+        for _ in 0..replicas {
+            nodes.push(RedisServer::spawn(
+                free_port,
+                temp_path("node"),
+                node_args(&["--replicaof", "127.0.0.1", &primary_port]),
+            ));
+        }
+        wait_until("the replicas to sync", Duration::from_secs(20), || {
+            replicas_online(nodes[0].port) == replicas
+        });
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                // Sentinel rewrites its configuration file: one of its own, in its folder.
+                let dir = temp_path("sentinel");
+                std::fs::create_dir_all(&dir).unwrap();
+                let conf = dir.join("sentinel.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "sentinel monitor {m} 127.0.0.1 {primary_port} 2\n\
+                         sentinel down-after-milliseconds {m} {down}\n\
+                         sentinel failover-timeout {m} 10000\n\
+                         sentinel parallel-syncs {m} 2\n{auth}",
+                        m = Self::MASTER,
+                        down = Self::DOWN_AFTER_MS,
+                        auth = password
+                            .map(|p| format!("sentinel auth-pass {} {p}\n", Self::MASTER))
+                            .unwrap_or_default(),
+                    ),
+                )
+                .unwrap();
+                let args = vec![conf.to_string_lossy().into_owned(), "--sentinel".into()];
+                RedisServer::spawn(free_port, dir, args)
+            })
+            .collect();
+        let deployment = Self { nodes, sentinels };
+        wait_until(
+            "the Sentinels to know each other and the replicas",
+            Duration::from_secs(30),
+            || {
+                deployment.sentinels.iter().all(|s| {
+                    let replicas_known = redis_cli(s.port, &["sentinel", "replicas", Self::MASTER])
+                        .lines()
+                        .filter(|l| *l == "name")
+                        .count();
+                    let sentinels_known =
+                        redis_cli(s.port, &["sentinel", "sentinels", Self::MASTER])
+                            .lines()
+                            .filter(|l| *l == "name")
+                            .count();
+                    replicas_known == replicas && sentinels_known == 2
+                })
+            },
+        );
+        deployment
+    }
+
+    /// The Sentinels' addresses, as `store.redis_sentinels` takes them.
+    pub fn addresses(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect()
+    }
+
+    /// The port of the primary the Sentinels name now.
+    pub fn primary_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|s| {
+            redis_cli(
+                s.port,
+                &["sentinel", "get-master-addr-by-name", Self::MASTER],
+            )
+            .lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+        })
+    }
+}
