@@ -285,14 +285,18 @@ async fn events_are_listed_with_their_deliveries_and_filtered() {
     .await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
-    receiver.wait_for(2, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(10)).await.len(), 2);
 
-    let (_, events) = app
-        .get(&format!(
-            "/api/v4/webhook_events?lead_id={lead}&type=site_visit"
-        ))
-        .await;
+    // Delivered once the receiver's answer is saved, a moment after it arrived.
+    let site_visits = format!("/api/v4/webhook_events?lead_id={lead}&type=site_visit");
+    let mut events = app.get(&site_visits).await.1;
+    for _ in 0..100 {
+        if items(&events, "events")[0]["state"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        events = app.get(&site_visits).await.1;
+    }
     let event = &items(&events, "events")[0];
     assert_eq!(event["state"], "delivered");
     assert_eq!(event["type"], 18);

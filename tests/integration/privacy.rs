@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use footfall::domain::time::{DAY_SECS, now_ms};
 
 use crate::common::privacy::{
-    DELAY_SECS, ERASED_BEFORE_DUE_SECS, assert_all_there, assert_nothing_left, context, everything,
-    plant, spawn, spawn_with,
+    ERASED_BEFORE_DUE_SECS, assert_all_there, assert_nothing_left, context, everything, plant,
+    spawn, spawn_with,
 };
 use crate::common::{Backend, Receiver, TestApp, setup, test_settings};
 
@@ -425,7 +425,9 @@ async fn the_embedded_store_drops_finished_events_after_their_retention() {
     let h = spawn_with(Backend::Memory, |s| s.delivery.event_retention_days = 0).await;
     let app = &h.app;
     let receiver = Receiver::start().await;
-    let s = setup(app, &receiver, DELAY_SECS).await;
+    // Due well after the plant's steps, on a loaded machine too.
+    let delay = 5;
+    let s = setup(app, &receiver, delay).await;
     let anna = plant(app, &s).await;
     let store = h.memory.as_ref().unwrap();
     // While it waits for its time, the event is kept.
@@ -434,7 +436,13 @@ async fn the_embedded_store_drops_finished_events_after_their_retention() {
     let at = dump.find(opening).expect("the scheduled event is kept") + opening.len();
     let event_id = dump[at..].split('"').next().unwrap().to_owned();
     let record = format!("EventRecord {{ id: EventId({event_id:?})");
-    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    assert_eq!(
+        receiver
+            .wait_for(1, Duration::from_secs(delay + 10))
+            .await
+            .len(),
+        1
+    );
     // Delivered, it expires; the scheduler's polling drops it within a few seconds.
     let mut dropped = false;
     for _ in 0..50 {

@@ -109,11 +109,16 @@ async fn pending_jobs_fire_after_footfall_restarts() {
     let mut a = deployment.start();
     let app = deployment.client(&a);
     let receiver = Receiver::start().await;
-    let s = setup(&app, &receiver, 5).await;
+    let delay = Duration::from_secs(5);
+    let s = setup(&app, &receiver, delay.as_secs()).await;
+    let scheduling = Instant::now();
     schedule_jobs(std::slice::from_ref(&app), &s, 50).await;
 
     let stopped_in = a.terminate();
-    assert_eq!(receiver.count(), 0, "jobs fired before their time");
+    // None was due yet (unless a loaded machine took the whole delay to get here).
+    if scheduling.elapsed() < delay {
+        assert_eq!(receiver.count(), 0, "jobs fired before their time");
+    }
     println!("SIGTERM with 50 jobs pending: stopped in {stopped_in:?}");
     let restarted = deployment.start();
     let counts = wait_for_events(&receiver, 50, Duration::from_secs(30)).await;

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use footfall::domain::quota::FULL_BUCKET_TRUSTED_US;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -172,19 +173,29 @@ async fn a_site_found_full_is_refused_by_the_instance_without_asking_redis() {
         .await;
     let vid = vid.expect("the first new browser is admitted");
     assert_eq!(admitted(&beacons(&apps, &s, 11, None).await), 11);
-    // Redis refuses the next new browser, and the instance learns the site is full.
+    // Redis refuses the next new browser, and the instance learns the site is full: it
+    // trusts that word for FULL_BUCKET_TRUSTED_US, then asks Redis again.
+    let learned = Instant::now();
     assert_eq!(
         beacons(&apps, &s, 1, None).await,
         [StatusCode::TOO_MANY_REQUESTS]
     );
     let (statuses, commands) = redis.commands_during(beacons(&apps, &s, 200, None)).await;
+    let trusted = learned.elapsed().as_micros() < FULL_BUCKET_TRUSTED_US as u128;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
     let charges = charges_of(&commands, ":q:nv:site:");
-    assert_eq!(
-        charges, 0,
+    // Within the trust, not one; a loaded machine that took longer sees the word
+    // renewed now and then, never asked for each refusal.
+    let most = if trusted { 0 } else { 200 / 2 };
+    eprintln!(
+        "200 refusals in {:?}, {charges} asked Redis",
+        learned.elapsed()
+    );
+    assert!(
+        charges <= most,
         "200 refusals asked Redis {charges} times:\n{commands}"
     );
     // A browser seen before is not held back by the new-visitor quota.
@@ -201,10 +212,10 @@ async fn a_site_found_full_is_refused_by_the_instance_without_asking_redis() {
         201,
         "every refusal is counted, whoever made it:\n{text}"
     );
-    assert_eq!(
-        metric_in(&text, "footfall_quota_refused_here_total"),
-        200,
-        "the instance's own refusals are counted apart:\n{text}"
+    let refused_here = metric_in(&text, "footfall_quota_refused_here_total");
+    assert!(
+        (200 - most as u64..=200).contains(&refused_here),
+        "the instance's own refusals are counted apart ({refused_here}):\n{text}"
     );
 }
 
@@ -225,7 +236,8 @@ async fn a_site_found_full_still_admits_its_rate() {
     let vid = vid.expect("the first beacon is admitted");
     let send = async {
         let mut statuses = Vec::new();
-        let mut last_sent = started.elapsed();
+        let first_sent = started.elapsed();
+        let mut last_sent = first_sent;
         while started.elapsed() < std::time::Duration::from_secs(3) {
             last_sent = started.elapsed();
             let (status, _) = apps[0]
@@ -234,14 +246,16 @@ async fn a_site_found_full_still_admits_its_rate() {
             statuses.push(status);
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        (statuses, last_sent)
+        (statuses, last_sent - first_sent)
     };
-    let ((statuses, last_sent), commands) = redis.commands_during(send).await;
+    let ((statuses, sending), commands) = redis.commands_during(send).await;
     let sent = statuses.len() + 1;
     let n = admitted(&statuses) + 1;
-    // The burst, and a slot of the rate each 50 ms: at least until the last beacon was
-    // sent (one slot may straddle it), at most until the end.
-    let least = 20 + (20.0 * last_sent.as_secs_f64()).floor() as usize - 1;
+    // The burst, and a slot of the rate each 50 ms: at least while the loop sent (the
+    // bucket is full when it starts, and one slot may straddle its last beacon), at most
+    // from the first beacon to the end. Slots of the pause before the loop (the monitor
+    // starting) refill a full bucket: they are lost, not owed.
+    let least = 20 + (20.0 * sending.as_secs_f64()).floor() as usize - 1;
     let most = 20 + (20.0 * started.elapsed().as_secs_f64()).ceil() as usize;
     let charges = charges_of(&commands, ":q:pv:site:");
     eprintln!(

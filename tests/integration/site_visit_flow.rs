@@ -12,11 +12,14 @@ use serde_json::{Value, json};
 use crate::common::redis_servers::RedisServer;
 use crate::common::{Backend, Receiver, TestApp, setup, signature_verifies, test_settings};
 
-const IDLE: Duration = Duration::from_millis(1100);
+/// The visit gap: the steps between two page views of one visit (a webhook awaited and
+/// checked) fit in it even on a loaded machine.
+const GAP_SECS: u64 = 3;
+const IDLE: Duration = Duration::from_millis(GAP_SECS * 1000 + 100);
 
 async fn spawn(backend: Backend) -> TestApp {
     let mut settings = test_settings(backend);
-    settings.tracking.visit_idle_seconds = 1;
+    settings.tracking.visit_idle_seconds = GAP_SECS;
     TestApp::spawn_with(settings).await
 }
 
@@ -297,7 +300,7 @@ async fn every_step_holds_when_redis_has_forgotten_its_scripts() {
     let server = RedisServer::start(false);
     let mut settings = test_settings(Backend::Redis);
     settings.store.redis_url = server.url();
-    settings.tracking.visit_idle_seconds = 1;
+    settings.tracking.visit_idle_seconds = GAP_SECS;
     let app = TestApp::spawn_with(settings).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;

@@ -39,7 +39,9 @@ fn row(checks: &'static str, conditions: Value, steps: Vec<(Step, Option<usize>)
         checks,
         conditions,
         visits_before_form: 1,
-        idle_seconds: 1,
+        // Three seconds: the requests between two page views of one visit (a beacon, the
+        // events read back) fit in it even on a loaded machine.
+        idle_seconds: 3,
         steps,
     }
 }
@@ -104,14 +106,14 @@ fn rows() -> Vec<Row> {
             ],
         ),
         Row {
-            idle_seconds: 2,
+            idle_seconds: 5,
             ..row(
-                "min_seconds_in_stage 4: not at the first visit, later in the same visit",
-                json!({"min_seconds_in_stage": 4}),
+                "min_seconds_in_stage 8: not at the first visit, later in the same visit",
+                json!({"min_seconds_in_stage": 8}),
                 vec![
                     (NewVisit("/"), Some(0)),
-                    (Later(1500, "/a"), None),
-                    (Later(1500, "/b"), Some(1)),
+                    (Later(2000, "/a"), None),
+                    (Later(2000, "/b"), Some(1)),
                 ],
             )
         },
