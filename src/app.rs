@@ -234,7 +234,8 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM. Then live streams end and the scheduler stops claiming
-    /// (its deliveries in flight end), and the HTTP server finishes the requests it has.
+    /// (its deliveries in flight end), the HTTP server finishes the requests it has, and
+    /// the statistics the instance holds back are written.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (handle, shutdown) = (self.server.handle(), self.shutdown.clone());
         tokio::spawn(async move {
@@ -248,6 +249,9 @@ impl Application {
         let result = self.server.await;
         self.shutdown.cancel();
         let _ = self.scheduler.await;
+        if let Err(e) = self.services.store.flush_stats().await {
+            tracing::error!(error = %e, "the statistics of the last second could not be written");
+        }
         tracing::info!("stopped");
         result
     }

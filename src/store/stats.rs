@@ -5,8 +5,9 @@
 //! over the batch: one command per counter and site, not per page view), and the
 //! counters of visits, submissions and firings are buffered and sent with the next
 //! pipeline (or the writer's tick, within a second): no round trip of their own. What an
-//! instance crash can lose: the counters buffered in that last second. Unique browsers
-//! are HyperLogLogs on Redis (±0.81 %), exact sets in memory.
+//! instance crash can lose: the counters buffered in that last second (a graceful stop
+//! writes them, [`Stats::flush_stats`]). Unique browsers are HyperLogLogs on Redis
+//! (±0.81 %), exact sets in memory.
 
 use std::collections::HashMap;
 
@@ -38,4 +39,7 @@ pub trait Stats: Send + Sync {
     async fn remove_tops(&self, delta: StatsDelta) -> StoreResult<()>;
     /// A site's figures over days `from..=to` (at most `domain::stats::MAX_DAYS`).
     async fn site_stats(&self, site: SiteId, from: u32, to: u32) -> StoreResult<StoredStats>;
+    /// Writes the counters this instance holds back (on Redis, the buffered ones): a
+    /// graceful stop calls it once its requests are done, so that only a crash loses them.
+    async fn flush_stats(&self) -> StoreResult<()>;
 }

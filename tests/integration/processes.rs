@@ -1,11 +1,14 @@
 //! Scheduled webhooks across real processes: two footfall instances on one Redis share
 //! the schedule without sending anything twice; a SIGKILLed instance's jobs are taken
-//! over; jobs survive a restart of footfall, and of Redis with AOF.
+//! over; jobs survive a restart of footfall, and of Redis with AOF; a graceful stop
+//! writes the statistics it held back.
 
 use crate::common;
 
 use std::time::{Duration, Instant};
 
+use footfall::domain::stats::{date_of, day_of};
+use footfall::domain::time::now_ms;
 use reqwest::StatusCode;
 
 use crate::common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
@@ -196,4 +199,36 @@ async fn sigterm_ends_an_open_live_stream_and_then_the_service() {
         "SIGTERM with a live stream open: stopped in {:?}",
         started.elapsed()
     );
+}
+
+/// A graceful stop writes the statistics its instance held back (a page view's counters
+/// wait up to a second for the next flush): the next instance counts every page view sent
+/// just before the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_writes_the_statistics_it_held_back() {
+    let deployment = Deployment::on_redis(common::redis_url());
+    let mut a = deployment.start();
+    let app = deployment.client(&a);
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    // The instance's first flush is at once; the page views after it wait for the next.
+    for page in 0..10 {
+        let url = format!("https://shop.example/p{page}");
+        let (status, _) = app.beacon(&s.site_key, None, &url).await;
+        assert!(status.is_success(), "{status}");
+    }
+    a.terminate();
+
+    let b = deployment.start();
+    let app = deployment.client(&b);
+    let today = date_of(day_of(now_ms()));
+    let (status, body) = app
+        .get(&format!(
+            "/api/v4/sites/{}/stats?from={today}&to={today}",
+            s.site_id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"]["page_views"], 10, "{body}");
+    assert_eq!(body["total"]["unique_browsers"], 10, "{body}");
 }

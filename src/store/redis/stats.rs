@@ -277,6 +277,10 @@ where
         .map(|_| ())
     }
 
+    async fn flush_stats(&self) -> StoreResult<()> {
+        self.after_stats_flush(|_| ()).await.map(|_| ())
+    }
+
     async fn site_stats(&self, site: SiteId, from: u32, to: u32) -> StoreResult<StoredStats> {
         let days: Vec<u32> = (from..=to).take(MAX_DAYS as usize).collect();
         let keys = &self.keys;
