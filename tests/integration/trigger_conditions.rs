@@ -419,14 +419,14 @@ async fn bad_conditions_are_refused_field_by_field() {
 /// view that fires reads the lead and stores the event.
 #[tokio::test]
 async fn a_watched_visit_costs_extra_round_trips_only_where_an_action_may_fire() {
-    use crate::atomic_steps::{counted, start};
+    use crate::atomic_steps::{counted, start, wait_out_the_gap};
     let (_process, app) = start(&crate::common::redis_url());
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
     wait_for_pricing(&app, &s).await;
     let (lead, vid) = crate::common::linked_lead(&app, &s, "Anna").await;
     let (_, warm) = crate::common::linked_lead(&app, &s, "Boris").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    wait_out_the_gap().await;
     // Another linked browser's visit reads the changed catalog into this instance first.
     app.beacon(&s.site_key, Some(&warm), "https://shop.example/")
         .await;
