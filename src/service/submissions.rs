@@ -165,7 +165,12 @@ impl Services {
             s.consent.unwrap_or(site.consent != Consent::Required)
                 && !(site.respect_opt_out && s.opted_out)
         };
-        let mut browser = consented(site).then(|| self.visitor_of(account, s.vid, s.cookie_vid).0);
+        let visitor = consented(site).then(|| self.visitor_of(account, s.vid, s.cookie_vid));
+        let mut browser = visitor.map(|(v, _)| v);
+        // A browser minted for this post is new at each post: the fingerprint names only
+        // one the post brought, so that a post sent again without an id (a double click,
+        // a retry after a 503) folds into the first all the same.
+        let minted = visitor.is_some_and(|(_, minted)| minted);
         let charge = self.charge(QuotaKind::FormPosts, account, form.site_id, s.client);
         let most = self.settings.limits.max_unsorted_per_account;
         let reserved = self.reserve(browser, charge, most).await?;
@@ -201,7 +206,11 @@ impl Services {
                     pipeline_id: pipeline.id,
                     status_id: unsorted.id,
                 },
-                fingerprint: fingerprint(&[form.id.as_str()], browser, &contact),
+                fingerprint: fingerprint(
+                    &[form.id.as_str()],
+                    browser.filter(|_| !minted),
+                    &contact,
+                ),
                 contact: &contact,
                 browser,
                 at: now,

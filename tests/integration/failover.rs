@@ -440,7 +440,7 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
         StatusCode::CREATED
     );
 
-    redis.nodes[1].freeze();
+    let frozen = redis.nodes[1].frozen();
     let started = Instant::now();
     // As t.js sends it from the site's page: the 503 carries the CORS headers it needs
     // to read the answer (without them it would fall back to posting the form as a page).
@@ -481,7 +481,7 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
         status.is_success(),
         "a page view does not wait for a replica: {status}"
     );
-    redis.nodes[1].thaw();
+    drop(frozen);
     println!("a form with its replica frozen: 503 after {waited:?}");
 
     // The client retries, as the 503 asks (again while the thawed replica catches up,
@@ -496,7 +496,13 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
     }
     assert!(retried.status().is_success(), "{}", retried.status());
     let body: Value = retried.json().await.unwrap();
-    assert!(body["lead_id"].as_u64().is_some(), "{body}");
+    let lead = body["lead_id"].as_u64().expect("a lead");
+    let (_, found) = app.get("/api/v4/leads?query=Frozen").await;
+    let ids: Vec<u64> = found["_embedded"]["leads"]
+        .as_array()
+        .map(|leads| leads.iter().filter_map(|l| l["id"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [lead], "{found}");
 }
 
 /// An accept no replica confirms is answered 503, but what it set off is not lost: made
@@ -520,14 +526,14 @@ async fn an_accept_no_replica_confirms_answers_503_and_still_fires_its_stages_ac
     .await;
     let (lead, uid, _) = common::submit_form(&app, &s.form_id, None, "Una Confirmed").await;
 
-    redis.nodes[1].freeze();
+    let frozen = redis.nodes[1].frozen();
     let (status, body) = app
         .post(
             &format!("/api/v4/leads/unsorted/{uid}/accept"),
             json!({"status_id": s.pipeline.first_contact}),
         )
         .await;
-    redis.nodes[1].thaw();
+    drop(frozen);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let received = receiver.wait_for(1, Duration::from_secs(10)).await;
     let events = app.events_of(lead).await;
@@ -630,9 +636,9 @@ async fn a_lead_erasure_no_replica_confirms_is_done_whole() {
     let (lead, _, _) = common::submit_form(&app, &s.form_id, vid.as_deref(), "Erin Erased").await;
     assert_eq!(history_keys(redis.nodes[0].port).await.len(), 1);
 
-    redis.nodes[1].freeze();
+    let frozen = redis.nodes[1].frozen();
     let (status, _) = app.delete(&format!("/api/v4/leads/{lead}"), None).await;
-    redis.nodes[1].thaw();
+    drop(frozen);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     // Sent again as a 503 asks (shortly: the breaker may hold a moment).
     let mut repeat = None;

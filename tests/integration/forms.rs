@@ -173,6 +173,36 @@ async fn a_double_submission_folds_into_the_first() {
     assert_eq!(today(&stats), 1, "{stats}");
 }
 
+/// A form posted without a browser id (no t.js: one is minted for each post) folds a
+/// repeat all the same, as a double click or a retry after a 503 sends it.
+async fn a_double_submission_without_a_browser_id_folds_into_the_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let body = json!({"page": "https://shop.example/contact", "fields": {"name": "Anna", "phone": "+7 900 1"}});
+    let first = post_form(&app, &s.form_id, body.clone()).await;
+    let second = post_form(&app, &s.form_id, body).await;
+    assert_eq!(
+        (first.0, second.0),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(
+        first.1["lead_id"], second.1["lead_id"],
+        "{first:?} {second:?}"
+    );
+    assert_eq!(unsorted(&app, "").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_double_submission_without_a_browser_id_folds_on_redis() {
+    a_double_submission_without_a_browser_id_folds_into_the_first(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn a_double_submission_without_a_browser_id_folds_on_the_embedded_store() {
+    a_double_submission_without_a_browser_id_folds_into_the_first(Backend::Memory).await;
+}
+
 #[tokio::test]
 async fn an_entry_is_accepted_once() {
     let app = TestApp::spawn(Backend::Redis).await;
