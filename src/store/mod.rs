@@ -25,9 +25,9 @@
 //! exception: a Redis page-view writer skips refreshing a browser's last sighting for a
 //! short while after refreshing it (`redis/sightings.rs`), and a crash forgets the skipped
 //! refreshes — the page views themselves are kept, but the visit they belong to may then
-//! end up to that short while early. The statistics counters of visits, forms and
-//! firings wait for the next page-view pipeline (a second at most, `stats.rs`): a crash
-//! loses those, never a page view, a form or an event.
+//! end up to that short while early. Statistics counters (of page views, visits, forms
+//! and firings) wait for the next flush (a second at most, `stats.rs`): a crash loses
+//! those, never a page view, a form or an event; a graceful stop writes them.
 
 pub mod budget;
 pub mod catalog;

@@ -12,17 +12,8 @@ use crate::common::process::FootfallProcess;
 use crate::common::redis_servers::RedisServer;
 use crate::common::{Backend, Receiver, TestApp, WithKeys, setup, submit_form, test_settings};
 
-/// The visit gap of [`start`]'s process: the requests a test makes between two page
-/// views of one visit (metrics and events read back) fit in it on a loaded machine.
-pub(crate) const GAP_SECS: u64 = 3;
-
-/// Waits out [`GAP_SECS`]: the next page view starts a new visit.
-pub(crate) async fn wait_out_the_gap() {
-    tokio::time::sleep(std::time::Duration::from_millis(GAP_SECS * 1000 + 100)).await;
-}
-
-/// A footfall process on `redis_url` with a visit gap of [`GAP_SECS`] (its keys removed
-/// once it has stopped), and its API client.
+/// A footfall process on `redis_url` with a visit gap of [`common::VISIT_GAP_SECS`] (its
+/// keys removed once it has stopped), and its API client.
 pub(crate) fn start(redis_url: &str) -> (WithKeys<FootfallProcess>, TestApp) {
     let prefix = common::unique_prefix();
     let keys = common::KeysGuard::new(redis_url, &prefix);
@@ -31,7 +22,10 @@ pub(crate) fn start(redis_url: &str) -> (WithKeys<FootfallProcess>, TestApp) {
         &prefix,
         &common::cookie_key(),
         // The shipped quotas on: their charge rides the same round trips.
-        &format!("[tracking]\nvisit_idle_seconds = {GAP_SECS}\n[quotas]\n"),
+        &format!(
+            "[tracking]\nvisit_idle_seconds = {}\n[quotas]\n",
+            common::VISIT_GAP_SECS
+        ),
     ));
     let mut settings = test_settings(Backend::Redis);
     settings.store.redis_url = redis_url.to_owned();
@@ -101,7 +95,7 @@ async fn a_submission_and_a_linked_visits_first_page_view_take_three_round_trips
     assert_eq!(status, StatusCode::OK);
 
     // A later visit of the linked browser: its first page view fires the three actions.
-    wait_out_the_gap().await;
+    common::wait_out_the_gap().await;
     let ((status, _), trips) = counted(
         &app,
         "/v1/collect",

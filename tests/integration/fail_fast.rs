@@ -21,24 +21,6 @@ use crate::common::{self, Backend, Receiver, TestApp, setup, submit_form, test_s
 /// The response timeout of the test (the shipped default).
 const TIMEOUT_MS: u64 = 1000;
 
-/// Sends a signal to a process.
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Lets Redis run again even when the test fails half-way.
-struct Continue(u32);
-
-impl Drop for Continue {
-    fn drop(&mut self) {
-        signal(self.0, "CONT");
-    }
-}
-
 /// How long a request took, and its status (`None`: no answer at all).
 async fn timed(request: reqwest::RequestBuilder) -> (Duration, Option<StatusCode>) {
     let sent = Instant::now();
@@ -113,9 +95,7 @@ async fn with_redis_stopped_the_beacon_the_form_and_the_api_answer_503_within_on
     while answered.load(std::sync::atomic::Ordering::Relaxed) < 300 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let pid = redis.pid().unwrap();
-    signal(pid, "STOP");
-    let _continue = Continue(pid);
+    let frozen = redis.frozen();
     let stopped = Instant::now();
 
     let beacon = timed(
@@ -194,7 +174,7 @@ async fn with_redis_stopped_the_beacon_the_form_and_the_api_answer_503_within_on
     assert!(stopped.elapsed() > Duration::from_millis(500));
 
     // Running again: ready, and the linked browser's page view goes in.
-    drop(_continue);
+    drop(frozen);
     assert!(
         app.ready_within(Duration::from_secs(10)).await,
         "footfall did not become ready again"

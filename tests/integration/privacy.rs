@@ -419,15 +419,16 @@ async fn retention_erases_an_untouched_lead_and_keeps_a_fresh_one(backend: Backe
     assert_eq!(erased, 0);
 }
 
+/// An event's delay that its plant's steps take well within, on a loaded machine too.
+const DUE_AFTER_THE_PLANT_SECS: u64 = 5;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_store_drops_finished_events_after_their_retention() {
     // A retention of 0 days: a delivered event expires at once.
     let h = spawn_with(Backend::Memory, |s| s.delivery.event_retention_days = 0).await;
     let app = &h.app;
     let receiver = Receiver::start().await;
-    // Due well after the plant's steps, on a loaded machine too.
-    let delay = 5;
-    let s = setup(app, &receiver, delay).await;
+    let s = setup(app, &receiver, DUE_AFTER_THE_PLANT_SECS).await;
     let anna = plant(app, &s).await;
     let store = h.memory.as_ref().unwrap();
     // While it waits for its time, the event is kept.
@@ -438,7 +439,7 @@ async fn the_embedded_store_drops_finished_events_after_their_retention() {
     let record = format!("EventRecord {{ id: EventId({event_id:?})");
     assert_eq!(
         receiver
-            .wait_for(1, Duration::from_secs(delay + 10))
+            .wait_for(1, Duration::from_secs(DUE_AFTER_THE_PLANT_SECS + 10))
             .await
             .len(),
         1

@@ -12,20 +12,10 @@ use serde_json::{Value, json};
 use crate::common::redis_servers::RedisServer;
 use crate::common::{Backend, Receiver, TestApp, setup, signature_verifies, test_settings};
 
-/// The visit gap: the steps between two page views of one visit (a webhook awaited and
-/// checked) fit in it even on a loaded machine.
-const GAP_SECS: u64 = 3;
-const IDLE: Duration = Duration::from_millis(GAP_SECS * 1000 + 100);
-
 async fn spawn(backend: Backend) -> TestApp {
     let mut settings = test_settings(backend);
-    settings.tracking.visit_idle_seconds = GAP_SECS;
+    settings.tracking.visit_idle_seconds = common::VISIT_GAP_SECS;
     TestApp::spawn_with(settings).await
-}
-
-/// Waits out the visit idle gap, so that the next page view starts a new visit.
-async fn idle() {
-    tokio::time::sleep(IDLE).await;
 }
 
 async fn five_steps_fire_one_signed_site_visit_webhook_per_visit(backend: Backend) {
@@ -81,7 +71,7 @@ async fn five_steps_fire_one_signed_site_visit_webhook_per_visit(backend: Backen
     );
 
     // A lead still in Unsorted (another stage than the action's) fires nothing.
-    idle().await;
+    common::wait_out_the_gap().await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
     assert!(
@@ -100,7 +90,7 @@ async fn five_steps_fire_one_signed_site_visit_webhook_per_visit(backend: Backen
     assert_eq!(accepted["status_id"], s.pipeline.first_contact);
 
     // A new visit fires exactly one webhook.
-    idle().await;
+    common::wait_out_the_gap().await;
     let (status, _) = app
         .beacon(
             &s.site_key,
@@ -153,14 +143,14 @@ async fn five_steps_fire_one_signed_site_visit_webhook_per_visit(backend: Backen
     assert_eq!(app.events_of(lead_id).await.len(), 1);
 
     // A page view after the idle gap is a new visit: it fires again.
-    idle().await;
+    common::wait_out_the_gap().await;
     app.beacon(&s.site_key, Some(&vid), "https://shop.example/")
         .await;
     assert_eq!(app.events_of(lead_id).await.len(), 2);
     assert_eq!(receiver.wait_for(2, Duration::from_secs(5)).await.len(), 2);
 
     // A page on another host of the site (not the action's site URL) fires nothing.
-    idle().await;
+    common::wait_out_the_gap().await;
     app.beacon(&s.site_key, Some(&vid), "https://blog.example/post")
         .await;
     assert_eq!(app.events_of(lead_id).await.len(), 2);
@@ -300,7 +290,7 @@ async fn every_step_holds_when_redis_has_forgotten_its_scripts() {
     let server = RedisServer::start(false);
     let mut settings = test_settings(Backend::Redis);
     settings.store.redis_url = server.url();
-    settings.tracking.visit_idle_seconds = GAP_SECS;
+    settings.tracking.visit_idle_seconds = common::VISIT_GAP_SECS;
     let app = TestApp::spawn_with(settings).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
@@ -328,7 +318,7 @@ async fn every_step_holds_when_redis_has_forgotten_its_scripts() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     for visit in [2, 3] {
-        idle().await;
+        common::wait_out_the_gap().await;
         let (status, _) = with_scripts_forgotten(
             &server,
             app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing"),

@@ -203,7 +203,14 @@ impl TlsRedis {
         let port = crate::common::redis_servers::free_port();
         let file = |suffix: &str| dir.join(format!("{name}{suffix}"));
         let child = Command::new("redis-server")
-            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .arg("--tls-cert-file")
             .arg(file("-server.pem"))
             .arg("--tls-key-file")

@@ -39,9 +39,7 @@ fn row(checks: &'static str, conditions: Value, steps: Vec<(Step, Option<usize>)
         checks,
         conditions,
         visits_before_form: 1,
-        // Three seconds: the requests between two page views of one visit (a beacon, the
-        // events read back) fit in it even on a loaded machine.
-        idle_seconds: 3,
+        idle_seconds: crate::common::VISIT_GAP_SECS,
         steps,
     }
 }
@@ -419,14 +417,14 @@ async fn bad_conditions_are_refused_field_by_field() {
 /// view that fires reads the lead and stores the event.
 #[tokio::test]
 async fn a_watched_visit_costs_extra_round_trips_only_where_an_action_may_fire() {
-    use crate::atomic_steps::{counted, start, wait_out_the_gap};
+    use crate::atomic_steps::{counted, start};
     let (_process, app) = start(&crate::common::redis_url());
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
     wait_for_pricing(&app, &s).await;
     let (lead, vid) = crate::common::linked_lead(&app, &s, "Anna").await;
     let (_, warm) = crate::common::linked_lead(&app, &s, "Boris").await;
-    wait_out_the_gap().await;
+    crate::common::wait_out_the_gap().await;
     // Another linked browser's visit reads the changed catalog into this instance first.
     app.beacon(&s.site_key, Some(&warm), "https://shop.example/")
         .await;

@@ -34,6 +34,18 @@ pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub const TOKEN: &str = "test-token-account-a";
 pub const ACCOUNT: u64 = 30441694;
 pub const SUBDOMAIN: &str = "acme";
+/// A visit gap for tests whose page views of one visit have requests between them (a
+/// webhook awaited, metrics or events read back): they fit in it on a loaded machine too.
+pub const VISIT_GAP_SECS: u64 = 3;
+
+/// Waits out [`VISIT_GAP_SECS`] (and a little): the next page view starts a new visit.
+pub async fn wait_out_the_gap() {
+    tokio::time::sleep(std::time::Duration::from_millis(
+        VISIT_GAP_SECS * 1000 + 100,
+    ))
+    .await;
+}
+
 /// A browser's user agent: footfall drops beacons of bots and of empty user agents.
 pub const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 

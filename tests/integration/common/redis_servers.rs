@@ -3,12 +3,16 @@
 //! port below the kernel's ephemeral range and is known by its process id, so a test never
 //! talks to a server that is not its own.
 
+use std::collections::HashSet;
 use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use rand::Rng;
 
 use super::process::{temp_path, wait_until};
@@ -26,6 +30,17 @@ fn free_cluster_port() -> u16 {
     free_port_with_gap(CLUSTER_BUS_GAP)
 }
 
+/// The ports this test process has handed out (and their bus ports): never handed out
+/// again, so that a server down for a restart keeps its port from the other tests too.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// How many random ports are tried before giving up.
+const PORT_PICKS: usize = 1000;
+
+/// How many ports a server is started on before giving up, when each was taken by the
+/// time it bound.
+const PORT_TRIES: usize = 5;
+
 /// A loopback port nothing listens on, picked at random below the kernel's ephemeral range
 /// (`ip_local_port_range`). Outgoing connections draw their ports from that range, so the
 /// many the tests beside open can never take this one before the server binds it, or while
@@ -41,10 +56,14 @@ fn free_port_with_gap(gap: u16) -> u16 {
         ports.len() >= 1000,
         "the ephemeral range starts at {ephemeral}: too low for test servers below it"
     );
-    let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
-    for _ in 0..1000 {
+    let mut handed_out = HANDED_OUT.lock();
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    let free =
+        |port: u16| !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok();
+    for _ in 0..PORT_PICKS {
         let port = rand::rng().random_range(ports.clone());
         if free(port) && (gap == 0 || free(port + gap)) {
+            handed_out.extend([port, port + gap]);
             return port;
         }
     }
@@ -85,7 +104,7 @@ impl RedisServer {
     }
 
     /// Starts with `args` on a port from `pick`; a port something else took first is given
-    /// up for another.
+    /// up for another, [`PORT_TRIES`] times at most.
     fn spawn(pick: fn() -> u16, dir: PathBuf, args: Vec<String>) -> Self {
         let mut server = Self {
             port: 0,
@@ -94,18 +113,22 @@ impl RedisServer {
             child: None,
         };
         std::fs::create_dir_all(&server.dir).unwrap();
-        for _ in 0..5 {
+        for _ in 0..PORT_TRIES {
             server.port = pick();
             if server.try_run() {
                 return server;
             }
+            let log = server.log();
+            let lost_port =
+                log.contains("Address already in use") || log.contains("Failed listening");
+            assert!(lost_port, "redis-server exited:\n{log}");
             eprintln!(
                 "redis-server lost port {}: {}",
                 server.port,
                 server.last_log()
             );
         }
-        panic!("redis-server found no port it could listen on in 5 tries");
+        panic!("redis-server found no port it could listen on in {PORT_TRIES} tries");
     }
 
     pub fn url(&self) -> String {
@@ -150,8 +173,10 @@ impl RedisServer {
             .iter()
             .position(|a| a == "--requirepass")
             .map(|i| self.args[i + 1].as_str());
-        let mut cli = Command::new("redis-cli");
-        cli.args(["-p", &self.port.to_string()]);
+        // redis-cli has no timeout of its own: a port that takes connections and never
+        // answers would hang it.
+        let mut cli = Command::new("timeout");
+        cli.args(["2", "redis-cli", "-p", &self.port.to_string()]);
         if let Some(password) = password {
             cli.args(["-a", password, "--no-auth-warning"]);
         }
@@ -161,14 +186,14 @@ impl RedisServer {
             .find_map(|line| line.strip_prefix("process_id:")?.trim().parse().ok())
     }
 
+    /// What the server logged.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+
     /// The last line the server logged (why it exited).
     fn last_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("redis.log"))
-            .unwrap_or_default()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_owned()
+        self.log().lines().last().unwrap_or_default().to_owned()
     }
 
     /// Starts it again (as a supervisor would) on the same port, folder and arguments.
@@ -206,15 +231,20 @@ impl RedisServer {
         self.child.is_some()
     }
 
-    /// SIGSTOP: the server keeps its connections but answers nothing (a replica that
-    /// lags without end).
-    pub fn freeze(&self) {
+    fn freeze(&self) {
         self.signal("-STOP");
     }
 
-    /// SIGCONT after `freeze`.
-    pub fn thaw(&self) {
+    fn thaw(&self) {
         self.signal("-CONT");
+    }
+
+    /// Frozen (SIGSTOP: the server keeps its connections but answers nothing, as a replica
+    /// that lags without end) until the guard is dropped, even by a test that fails
+    /// half-way.
+    pub fn frozen(&self) -> Frozen<'_> {
+        self.freeze();
+        Frozen(self)
     }
 
     fn signal(&self, signal: &str) {
@@ -228,18 +258,15 @@ impl RedisServer {
 
     /// Every command Redis receives while `work` runs (`redis-cli monitor`), a line each.
     pub async fn commands_during<F: std::future::Future>(&self, work: F) -> (F::Output, String) {
-        use std::io::BufRead;
-        use std::sync::mpsc;
-        use std::time::Duration;
-        let mut monitor = std::process::Command::new("redis-cli")
+        let mut monitor = Command::new("redis-cli")
             .args(["-p", &self.port.to_string(), "monitor"])
-            .stdout(std::process::Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("redis-cli runs");
         let stdout = monitor.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
+            for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
                     break;
@@ -276,10 +303,14 @@ impl RedisServer {
         let _ = monitor.wait();
         (out, seen)
     }
+}
 
-    /// The server's process id (for `kill -STOP` / `-CONT`).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+/// A frozen server, thawed when dropped ([`RedisServer::frozen`]).
+pub struct Frozen<'a>(&'a RedisServer);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.0.thaw();
     }
 }
 
@@ -406,10 +437,7 @@ impl RedisCluster {
     }
 
     pub fn urls(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port))
-            .collect()
+        self.nodes.iter().map(RedisServer::url).collect()
     }
 
     /// Indexes of the nodes that are primaries now.
