@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::submissions::{Incoming, fingerprint};
+use super::submissions::{Incoming, fingerprints};
 use super::{Error, Result, Services};
 use crate::domain::form::ContactDetails;
 use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, UnsortedUid};
@@ -253,7 +253,12 @@ impl Services {
                         pipeline_id: e.pipeline_id,
                         status_id: status,
                     },
-                    fingerprint: fingerprint(&["api", e.form_id.as_str()], browser, &contact),
+                    fingerprints: fingerprints(
+                        &["api", e.form_id.as_str()],
+                        browser,
+                        false,
+                        &contact,
+                    ),
                     contact: &contact,
                     browser,
                     at: now,

@@ -39,12 +39,25 @@ use crate::store::{Charge, NewSubmission, Reserved, SubmissionOutcome};
 /// How long an identical submission of the same browser folds into the first.
 const DUPLICATE_WINDOW_SECS: u64 = 600;
 
-/// The fingerprint of a submission: the form, the browser and the contact as sent.
-pub(super) fn fingerprint(
+/// The fingerprints of a submission (`NewSubmission::fingerprints`): without a browser
+/// and with it when the browser was `minted` for the post, else with the browser it
+/// brought (if any).
+pub(super) fn fingerprints(
     source: &[&str],
     browser: Option<VisitorId>,
+    minted: bool,
     contact: &ContactDetails,
-) -> String {
+) -> Vec<String> {
+    let with_browser = fingerprint(source, browser, contact);
+    if minted && browser.is_some() {
+        vec![fingerprint(source, None, contact), with_browser]
+    } else {
+        vec![with_browser]
+    }
+}
+
+/// The fingerprint of a submission: the form, the browser and the contact as sent.
+fn fingerprint(source: &[&str], browser: Option<VisitorId>, contact: &ContactDetails) -> String {
     let browser = browser.map(|v| v.encode()).unwrap_or_default();
     let parts = source.iter().copied().chain([
         browser.as_str(),
@@ -167,9 +180,7 @@ impl Services {
         };
         let visitor = consented(site).then(|| self.visitor_of(account, s.vid, s.cookie_vid));
         let mut browser = visitor.map(|(v, _)| v);
-        // A browser minted for this post is new at each post: the fingerprint names only
-        // one the post brought, so that a post sent again without an id (a double click,
-        // a retry after a 503) folds into the first all the same.
+        // A browser minted for this post is new at each post (`NewSubmission::fingerprints`).
         let minted = visitor.is_some_and(|(_, minted)| minted);
         let charge = self.charge(QuotaKind::FormPosts, account, form.site_id, s.client);
         let most = self.settings.limits.max_unsorted_per_account;
@@ -206,11 +217,7 @@ impl Services {
                     pipeline_id: pipeline.id,
                     status_id: unsorted.id,
                 },
-                fingerprint: fingerprint(
-                    &[form.id.as_str()],
-                    browser.filter(|_| !minted),
-                    &contact,
-                ),
+                fingerprints: fingerprints(&[form.id.as_str()], browser, minted, &contact),
                 contact: &contact,
                 browser,
                 at: now,
@@ -232,10 +239,13 @@ impl Services {
         if new {
             self.count_submission(site.id, now).await;
         }
+        // A repeat that folded links nothing: a browser minted for it is handed out to no
+        // one (the first post's answer gave its own).
+        let linked = browser.filter(|_| new || !minted);
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,
-            visitor: browser.map(|v| self.signer.sign(account, v)),
+            visitor: linked.map(|v| self.signer.sign(account, v)),
             success_url: form.success_url.clone(),
         })
     }
@@ -349,7 +359,7 @@ pub(super) struct Incoming<'a> {
     pub(super) name: String,
     /// The pipeline's Unsorted stage.
     pub(super) stage: Stage,
-    pub(super) fingerprint: String,
+    pub(super) fingerprints: Vec<String>,
     pub(super) contact: &'a ContactDetails,
     /// The submitting browser, linked to the lead; none without consent, or from the API
     /// without a visitor id.
@@ -370,7 +380,7 @@ impl Services {
         let c = i.contact;
         NewSubmission {
             account: i.account,
-            fingerprint: i.fingerprint,
+            fingerprints: i.fingerprints,
             duplicate_window_secs: DUPLICATE_WINDOW_SECS,
             contact_keys: c.keys(),
             unsorted: Unsorted {

@@ -20,8 +20,11 @@ use crate::domain::visitor::VisitorId;
 pub struct NewSubmission {
     pub account: AccountId,
     /// The same browser sending the same contact through the same form within
-    /// `duplicate_window_secs` folds into the first submission.
-    pub fingerprint: String,
+    /// `duplicate_window_secs` folds into the first submission: the first fingerprint is
+    /// looked up, and every one is kept. A post that brought no browser id has two: one
+    /// without a browser (its repeat without an id is the same submission) and one naming
+    /// the browser minted for it (a repeat carrying the id the answer gave out is too).
+    pub fingerprints: Vec<String>,
     pub duplicate_window_secs: u64,
     /// The keys the contact is found by (`email:…`, `phone:…`).
     pub contact_keys: Vec<String>,

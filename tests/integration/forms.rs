@@ -174,22 +174,28 @@ async fn a_double_submission_folds_into_the_first() {
 }
 
 /// A form posted without a browser id (no t.js: one is minted for each post) folds a
-/// repeat all the same, as a double click or a retry after a 503 sends it.
+/// repeat all the same, as a double click or a retry after a 503 sends it: without an id,
+/// or with the one the first answer gave out.
 async fn a_double_submission_without_a_browser_id_folds_into_the_first(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
-    let body = json!({"page": "https://shop.example/contact", "fields": {"name": "Anna", "phone": "+7 900 1"}});
+    let fields = json!({"name": "Anna", "phone": "+7 900 1"});
+    let body = json!({"page": "https://shop.example/contact", "fields": fields});
     let first = post_form(&app, &s.form_id, body.clone()).await;
-    let second = post_form(&app, &s.form_id, body).await;
-    assert_eq!(
-        (first.0, second.0),
-        (StatusCode::CREATED, StatusCode::CREATED)
-    );
-    assert_eq!(
-        first.1["lead_id"], second.1["lead_id"],
-        "{first:?} {second:?}"
-    );
+    let again = post_form(&app, &s.form_id, body).await;
+    let vid = first.1["vid"].as_str().expect("the first post's browser");
+    let body = json!({"vid": vid, "page": "https://shop.example/contact", "fields": fields});
+    let with_its_id = post_form(&app, &s.form_id, body).await;
+    for repeat in [&again, &with_its_id] {
+        assert_eq!(
+            (first.0, repeat.0),
+            (StatusCode::CREATED, StatusCode::CREATED)
+        );
+        assert_eq!(first.1["lead_id"], repeat.1["lead_id"], "{repeat:?}");
+    }
+    // The repeat without an id is handed no browser of its own, linked to nothing.
+    assert_eq!(again.1["vid"], Value::Null, "{again:?}");
     assert_eq!(unsorted(&app, "").await.len(), 1);
 }
 

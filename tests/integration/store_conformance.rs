@@ -152,7 +152,7 @@ fn submission_in(
 ) -> NewSubmission {
     NewSubmission {
         account,
-        fingerprint: format!("{}:{email}:{at}", visitor.encode()),
+        fingerprints: vec![format!("{}:{email}:{at}", visitor.encode())],
         duplicate_window_secs: 3600,
         contact_keys: vec![format!("email:{email}"), format!("phone:{lead}")],
         lead: lead_in(account, lead, at),

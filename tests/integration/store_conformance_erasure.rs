@@ -21,7 +21,8 @@ use footfall::store::{NewSubmission, SubmissionOutcome};
 conformance!(
     on_redis, on_memory, retention 3600;
     an_erased_browser_leaves_the_top_lists_and_its_watch_goes,
-    an_erased_leads_fingerprint_taken_over_by_a_later_lead_still_folds_into_it);
+    an_erased_leads_fingerprint_taken_over_by_a_later_lead_still_folds_into_it,
+    a_submission_kept_under_two_fingerprints_folds_either_until_its_lead_is_erased);
 
 const SITE: SiteId = SiteId(7);
 
@@ -136,7 +137,7 @@ async fn an_erased_leads_fingerprint_taken_over_by_a_later_lead_still_folds_into
     ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let again = submission(2, "a@b.co", v, 1);
-    assert_eq!(again.fingerprint, first.fingerprint);
+    assert_eq!(again.fingerprints, first.fingerprints);
     assert!(matches!(
         submit(&store, &again).await,
         SubmissionOutcome::Created { .. }
@@ -158,4 +159,55 @@ async fn an_erased_leads_fingerprint_taken_over_by_a_later_lead_still_folds_into
         ),
         "the later lead's fingerprint went with the erased lead"
     );
+}
+
+/// A submission with a browser minted for it is kept under two fingerprints (without the
+/// browser, and with it): a repeat with either folds into it, and its erasure drops both.
+async fn a_submission_kept_under_two_fingerprints_folds_either_until_its_lead_is_erased(
+    store: Shared,
+) {
+    let v = VisitorId::mint();
+    let first = NewSubmission {
+        fingerprints: vec!["no-browser".into(), "minted".into()],
+        ..submission(1, "a@b.co", v, 1)
+    };
+    assert!(matches!(
+        submit(&store, &first).await,
+        SubmissionOutcome::Created { .. }
+    ));
+    for (lead, fingerprint) in [(2, "no-browser"), (3, "minted")] {
+        let repeat = NewSubmission {
+            fingerprints: vec![fingerprint.into()],
+            ..submission(lead, "a@b.co", v, 1)
+        };
+        assert!(
+            matches!(
+                submit(&store, &repeat).await,
+                SubmissionOutcome::Duplicate {
+                    lead: LeadId(1),
+                    ..
+                }
+            ),
+            "{fingerprint}"
+        );
+    }
+    let scope = ErasureScope {
+        account: ACCOUNT,
+        sites: vec![SITE],
+        handlers: Vec::new(),
+    };
+    assert!(store.erase_lead(&scope, LeadId(1)).await.unwrap().is_some());
+    for (lead, fingerprint) in [(4, "no-browser"), (5, "minted")] {
+        let after = NewSubmission {
+            fingerprints: vec![fingerprint.into()],
+            ..submission(lead, "a@b.co", VisitorId::mint(), 1)
+        };
+        assert!(
+            matches!(
+                submit(&store, &after).await,
+                SubmissionOutcome::Created { .. }
+            ),
+            "{fingerprint} went with the erased lead"
+        );
+    }
 }

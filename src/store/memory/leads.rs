@@ -177,7 +177,8 @@ impl Leads for MemoryStore {
         state
             .submissions
             .retain(|_, (_, _, expires)| *expires > now);
-        if let Some((lead, uid, _)) = state.submissions.get(&(s.account, s.fingerprint.clone())) {
+        let looked_up = (s.account, s.fingerprints[0].clone());
+        if let Some((lead, uid, _)) = state.submissions.get(&looked_up) {
             let (lead, uid) = (*lead, uid.clone());
             let still_there = |uid: &UnsortedUid| {
                 state
@@ -190,7 +191,6 @@ impl Leads for MemoryStore {
         }
         let expires = now + Duration::from_secs(s.duplicate_window_secs.max(1));
         let keep = Duration::from_secs(s.link_retention_secs.max(1));
-        let key = (s.account, s.fingerprint.clone());
         // A known contact's open lead is left alone: the new entry names it.
         let duplicate_of = state.open_lead_of(s);
         let mut entry = s.unsorted.clone();
@@ -220,9 +220,12 @@ impl Leads for MemoryStore {
         let previous_lead = s
             .browser
             .and_then(|v| state.link_browser(s.account, v, lead.id, s.at, keep));
-        state
-            .submissions
-            .insert(key, (lead.id, Some(s.unsorted.uid.clone()), expires));
+        for fingerprint in &s.fingerprints {
+            let first = (lead.id, Some(s.unsorted.uid.clone()), expires);
+            state
+                .submissions
+                .insert((s.account, fingerprint.clone()), first);
+        }
         Ok(SubmissionOutcome::Created {
             previous_lead,
             duplicate_of,

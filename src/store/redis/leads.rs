@@ -106,7 +106,7 @@ where
         })?;
         let mut script = Call::new(&lead_scripts::SUBMIT);
         script
-            .key(self.keys.submission(account, &s.fingerprint))
+            .key(self.keys.submission(account, &s.fingerprints[0]))
             .key(self.keys.contacts(account))
             .key(self.keys.lead(account, lead.id))
             .key(self.keys.lead_timeline(account, lead.id))
@@ -117,6 +117,11 @@ where
                 Some(v) => self.keys.browser(account, v),
                 None => self.keys.lead(account, lead.id),
             })
+            // The fingerprint kept beside the one looked up (itself when there is none).
+            .key(
+                self.keys
+                    .submission(account, s.fingerprints.last().unwrap()),
+            )
             .arg(self.keys.lead_prefix(account))
             .arg(s.at)
             .arg(s.duplicate_window_secs.max(1))

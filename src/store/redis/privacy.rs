@@ -30,11 +30,12 @@ static ERASE_LEAD: LazyLock<Script> = LazyLock::new(|| {
         r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local id = ARGV[1]
--- The submission's fingerprint, while it is still this lead's (`<lead>/<uid>`): once
--- its window has passed, the same submission may have made a later lead.
-local fingerprint = redis.call('HGET', KEYS[1], 'f')
-if fingerprint and string.match(redis.call('GET', fingerprint) or '', '^(%d+)/') == id then
-  redis.call('DEL', fingerprint)
+-- The submission's fingerprints, while each is still this lead's (`<lead>/<uid>`):
+-- once its window has passed, the same submission may have made a later lead.
+for _, fingerprint in ipairs(redis.call('HMGET', KEYS[1], 'f', 'f2')) do
+  if fingerprint and string.match(redis.call('GET', fingerprint) or '', '^(%d+)/') == id then
+    redis.call('DEL', fingerprint)
+  end
 end
 local contacts = 0
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
