@@ -205,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
             let uid = UnsortedUid(format!("u{i}"));
             let submission = NewSubmission {
                 account: AccountId(1),
-                fingerprint: format!("f{i}"),
+                fingerprints: vec![format!("f{i}")],
                 duplicate_window_secs: 1,
                 contact_keys: vec![format!("email:visitor{i}@example.com")],
                 unsorted: Unsorted {
