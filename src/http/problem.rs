@@ -147,15 +147,16 @@ impl Problem {
     }
 
     /// A request whose write no replica confirmed in time (`store::durability`): a 503
-    /// that asks for the retry the write is safe against.
+    /// that says which retries find the write done, and which would make it again.
     pub fn unconfirmed() -> Self {
         Self {
             retry_after: Some(1),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the write was made, but no replica confirmed it in time; retrying is \
-                 safe: a retry finds it done (a form folds into it, an accept or an \
-                 erasure answers 404)",
+                "the write was made, but no replica confirmed it in time. Sent again, a \
+                 form folds into it and an accept or an erasure answers 404 (it was \
+                 done); a lead, contact or note created through the API would be made \
+                 again: look it up before sending it again",
             )
         }
     }
