@@ -132,7 +132,8 @@
         } else skip.push(el);
       });
       var path = "/v1/forms/" + encodeURIComponent(id) + "/submit";
-      post(path, { vid: vid, nc: !on, page: location.href, fields: fields })
+      // As a beacon, the post waits for an id being minted: the form links that browser.
+      (vid ? done : sent).then(function () { return post(path, { vid: vid, nc: !on, page: location.href, fields: fields }); })
         .then(function (r) {
           return r.json().then(function (j) {
             var ok = r.ok, ev = new CustomEvent("footfall:" + (ok ? "submitted" : "error"), { detail: j, bubbles: true });

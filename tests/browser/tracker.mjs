@@ -7,7 +7,8 @@
 //   2. once the id is known, a stalled beacon holds up none after it; a page restored
 //      from the back-forward cache is a page view again, unless its consent was
 //      withdrawn on another page meanwhile; a prerendered page counts once shown;
-//   3. a form the page's own handler stops (its validation) is not sent;
+//   3. a form sent while the first beacon mints the id waits for it, and carries it; a
+//      form the page's own handler stops (its validation) is not sent;
 //   4. when the JSON post fails, the browser's own post goes through even on a form whose
 //      button is named "submit" and which holds a file input (multipart by default),
 //      and footfall records the lead;
@@ -39,6 +40,9 @@ async function startSite(snippets, formOf) {
       // The page's validation refuses the form (as a required checkbox left empty would).
       body = `<form data-footfall-form="${formOf()}" onsubmit="event.preventDefault(); window.refused = 1">
 <input name="name" value="Val Idation"><input name="email" value="val@example.com"><button>Send</button></form>`;
+    } else if (rest === "form-quick") {
+      body = `<form data-footfall-form="${formOf()}"><input name="name" value="Quick Sender">
+<input name="email" value="quick@example.com"><button>Send</button></form>`;
     } else if (rest === "form-hard") {
       body = `<form data-footfall-form="${formOf()}" method="post" enctype="multipart/form-data">
 <input name="name" value="Fall Back"><input name="email" value="fall.back@example.com">
@@ -199,6 +203,30 @@ async function run() {
     await forgot;
     release();
     await page.close();
+  });
+
+  await step("a form sent while the first beacon mints the id carries that id", async () => {
+    // A browser new to the site: no id yet. Its first beacon's answer is held back a
+    // second, and the form is sent meanwhile.
+    const fresh = await browser.newContext({ userAgent: USER_AGENT });
+    fresh.setDefaultTimeout(WAIT);
+    const page = await fresh.newPage();
+    let first = true;
+    await page.route(`${ff}/v1/collect`, async (route) => {
+      if (first) {
+        first = false;
+        await sleep(1000);
+      }
+      await route.continue();
+    });
+    await page.goto(`${origin}/plain/form-quick`);
+    await page.waitForFunction(() => typeof window.footfall === "function");
+    const posted = page.waitForRequest((r) => r.url().includes("/v1/forms/") && r.method() === "POST");
+    await page.click("button");
+    const sent = JSON.parse((await posted).postData());
+    const vid = await page.evaluate(() => new Promise((r) => window.footfall("visitor_uid", r)));
+    check(vid && sent.vid === vid, `the form did not carry the minted id ${vid}: ${JSON.stringify(sent)}`);
+    await fresh.close();
   });
 
   await step("a form the page's own validation stops is not sent", async () => {
