@@ -154,9 +154,10 @@ impl Problem {
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the write was made, but no replica confirmed it in time. Sent again, a \
-                 form folds into it and an accept or an erasure answers 404 (it was \
-                 done); a lead, contact or note created through the API would be made \
-                 again: look it up before sending it again",
+                 form (or /leads/unsorted/forms) folds into it and an accept or an \
+                 erasure answers 404 (it was done); a lead, contact or note created \
+                 through /leads, /leads/complex, /contacts or /notes, or a page view, \
+                 would be made again: look it up before sending it again",
             )
         }
     }

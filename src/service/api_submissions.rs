@@ -255,8 +255,7 @@ impl Services {
                     },
                     fingerprints: fingerprints(
                         &["api", e.form_id.as_str()],
-                        browser,
-                        false,
+                        browser.map(|v| (v, false)),
                         &contact,
                     ),
                     contact: &contact,

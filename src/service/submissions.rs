@@ -34,25 +34,27 @@ use crate::domain::source::current_visit_source;
 use crate::domain::time::{now_ms, to_secs};
 use crate::domain::tracking::{MAX_URL, cut_to_bytes};
 use crate::domain::visitor::VisitorId;
-use crate::store::{Charge, NewSubmission, Reserved, SubmissionOutcome};
+use crate::store::{Charge, Fingerprints, NewSubmission, Reserved, SubmissionOutcome};
 
-/// How long an identical submission of the same browser folds into the first.
+/// How long an identical submission (`Fingerprints`) folds into the first.
 const DUPLICATE_WINDOW_SECS: u64 = 600;
 
-/// The fingerprints of a submission (`NewSubmission::fingerprints`): without a browser
-/// and with it when the browser was `minted` for the post, else with the browser it
-/// brought (if any).
+/// The fingerprints of a submission from `source` by `browser`, and whether that browser
+/// was minted for it (`Fingerprints`).
 pub(super) fn fingerprints(
     source: &[&str],
-    browser: Option<VisitorId>,
-    minted: bool,
+    browser: Option<(VisitorId, bool)>,
     contact: &ContactDetails,
-) -> Vec<String> {
-    let with_browser = fingerprint(source, browser, contact);
-    if minted && browser.is_some() {
-        vec![fingerprint(source, None, contact), with_browser]
-    } else {
-        vec![with_browser]
+) -> Fingerprints {
+    match browser {
+        Some((minted, true)) => Fingerprints {
+            looked_up: fingerprint(source, None, contact),
+            minted_browser: Some(fingerprint(source, Some(minted), contact)),
+        },
+        _ => Fingerprints {
+            looked_up: fingerprint(source, browser.map(|(v, _)| v), contact),
+            minted_browser: None,
+        },
     }
 }
 
@@ -180,7 +182,7 @@ impl Services {
         };
         let visitor = consented(site).then(|| self.visitor_of(account, s.vid, s.cookie_vid));
         let mut browser = visitor.map(|(v, _)| v);
-        // A browser minted for this post is new at each post (`NewSubmission::fingerprints`).
+        // A browser minted for this post is new at each post (`Fingerprints`).
         let minted = visitor.is_some_and(|(_, minted)| minted);
         let charge = self.charge(QuotaKind::FormPosts, account, form.site_id, s.client);
         let most = self.settings.limits.max_unsorted_per_account;
@@ -217,7 +219,11 @@ impl Services {
                     pipeline_id: pipeline.id,
                     status_id: unsorted.id,
                 },
-                fingerprints: fingerprints(&[form.id.as_str()], browser, minted, &contact),
+                fingerprints: fingerprints(
+                    &[form.id.as_str()],
+                    browser.map(|v| (v, minted)),
+                    &contact,
+                ),
                 contact: &contact,
                 browser,
                 at: now,
@@ -241,11 +247,11 @@ impl Services {
         }
         // A repeat that folded links nothing: a browser minted for it is handed out to no
         // one (the first post's answer gave its own).
-        let linked = browser.filter(|_| new || !minted);
+        let handed_out = browser.filter(|_| new || !minted);
         Ok(SubmitOutcome::Created {
             lead_id,
             uid,
-            visitor: linked.map(|v| self.signer.sign(account, v)),
+            visitor: handed_out.map(|v| self.signer.sign(account, v)),
             success_url: form.success_url.clone(),
         })
     }
@@ -359,7 +365,7 @@ pub(super) struct Incoming<'a> {
     pub(super) name: String,
     /// The pipeline's Unsorted stage.
     pub(super) stage: Stage,
-    pub(super) fingerprints: Vec<String>,
+    pub(super) fingerprints: Fingerprints,
     pub(super) contact: &'a ContactDetails,
     /// The submitting browser, linked to the lead; none without consent, or from the API
     /// without a visitor id.

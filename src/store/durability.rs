@@ -4,8 +4,9 @@
 //! that nothing is lost that a retry could not redo (a retried accept finds its entry
 //! gone, a retried form folds into the first) — without waiting for a replica again, and
 //! the request answers 503 at its end (`http::observe`): the client learns that what it
-//! did is not safe on a replica yet, and which retries find it done (a create through
-//! the API has no fold: it would be made again).
+//! did is not safe on a replica yet, and which retries find it done (a lead, contact or
+//! note created through the API, but for `/leads/unsorted/forms`, has no fold: it would
+//! be made again).
 
 use std::cell::Cell;
 use std::future::Future;

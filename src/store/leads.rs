@@ -13,6 +13,18 @@ use crate::domain::timeline::{MoveOrigin, TimelineEntry};
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 
+/// What makes a submission the same as an earlier one: the form, the browser and the
+/// contact, hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprints {
+    /// Looked up, and kept for the window. For a post that brought no browser id it names
+    /// no browser, so that a repeat without an id (a double click, a retry) folds.
+    pub looked_up: String,
+    /// For a post that brought no browser id, the one naming the browser minted for it,
+    /// kept too: a repeat carrying the id the first answer gave out folds as well.
+    pub minted_browser: Option<String>,
+}
+
 /// A form submission to record, with its ids allocated: one atomic step that either finds
 /// it a duplicate, gives it to the open lead of a known contact, or creates the lead, its
 /// contact, the contact index, the Unsorted entry and the timeline — and links the browser.
@@ -20,11 +32,8 @@ use crate::domain::visitor::VisitorId;
 pub struct NewSubmission {
     pub account: AccountId,
     /// The same browser sending the same contact through the same form within
-    /// `duplicate_window_secs` folds into the first submission: the first fingerprint is
-    /// looked up, and every one is kept. A post that brought no browser id has two: one
-    /// without a browser (its repeat without an id is the same submission) and one naming
-    /// the browser minted for it (a repeat carrying the id the answer gave out is too).
-    pub fingerprints: Vec<String>,
+    /// `duplicate_window_secs` folds into the first submission.
+    pub fingerprints: Fingerprints,
     pub duplicate_window_secs: u64,
     /// The keys the contact is found by (`email:…`, `phone:…`).
     pub contact_keys: Vec<String>,

@@ -23,9 +23,9 @@
 //! **What an instance crash can lose.** Acknowledged form submissions, moves, events and
 //! deliveries are in Redis before the request is answered. Page views are too, with one
 //! exception: a Redis page-view writer skips refreshing a browser's last sighting for a
-//! short while after refreshing it (`redis/sightings.rs`), and a crash forgets the skipped
-//! refreshes — the page views themselves are kept, but the visit they belong to may then
-//! end up to that short while early. Statistics counters (of page views, visits, forms
+//! short while after refreshing it (`redis/sightings.rs`), and a crash (or a stop)
+//! forgets the skipped refreshes — the page views themselves are kept, but the visit
+//! they belong to may then end up to that short while early. Statistics counters (of page views, visits, forms
 //! and firings) wait for the next flush (a second at most, `stats.rs`): a crash loses
 //! those, never a page view, a form or an event; a graceful stop writes them.
 
@@ -62,7 +62,8 @@ pub use privacy::{ErasedLead, ErasureScope, Privacy};
 pub use contact_writes::{ContactRecordData, ContactWrite, ContactWrites};
 pub use lead_writes::{LeadCreated, LeadWrites, NewLead};
 pub use leads::{
-    LeadMove, Leads, MoveOutcome, NewSubmission, RECENT_PAGE_VIEWS, Reserved, SubmissionOutcome,
+    Fingerprints, LeadMove, Leads, MoveOutcome, NewSubmission, RECENT_PAGE_VIEWS, Reserved,
+    SubmissionOutcome,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -17,8 +17,8 @@ use footfall::domain::timeline::{MoveOrigin, TimelineEntry};
 use footfall::domain::tracking::PageView;
 use footfall::domain::visitor::VisitorId;
 use footfall::store::{
-    LeadMove, MoveOutcome, NewSubmission, PageViewWrite, RecordKind, Sequence, SubmissionOutcome,
-    VisitStart, VisitorState, catalog,
+    Fingerprints, LeadMove, MoveOutcome, NewSubmission, PageViewWrite, RecordKind, Sequence,
+    SubmissionOutcome, VisitStart, VisitorState, catalog,
 };
 
 /// How long finished events are kept by the stores of the expiry tests.
@@ -152,7 +152,10 @@ fn submission_in(
 ) -> NewSubmission {
     NewSubmission {
         account,
-        fingerprints: vec![format!("{}:{email}:{at}", visitor.encode())],
+        fingerprints: Fingerprints {
+            looked_up: format!("{}:{email}:{at}", visitor.encode()),
+            minted_browser: None,
+        },
         duplicate_window_secs: 3600,
         contact_keys: vec![format!("email:{email}"), format!("phone:{lead}")],
         lead: lead_in(account, lead, at),

@@ -16,7 +16,7 @@ use footfall::store::{ErasureScope, PageViewWrite};
 
 use crate::common::stores::{Shared, conformance};
 use crate::store_conformance::{ACCOUNT, submission, submit};
-use footfall::store::{NewSubmission, SubmissionOutcome};
+use footfall::store::{Fingerprints, NewSubmission, SubmissionOutcome};
 
 conformance!(
     on_redis, on_memory, retention 3600;
@@ -168,7 +168,10 @@ async fn a_submission_kept_under_two_fingerprints_folds_either_until_its_lead_is
 ) {
     let v = VisitorId::mint();
     let first = NewSubmission {
-        fingerprints: vec!["no-browser".into(), "minted".into()],
+        fingerprints: Fingerprints {
+            looked_up: "no-browser".into(),
+            minted_browser: Some("minted".into()),
+        },
         ..submission(1, "a@b.co", v, 1)
     };
     assert!(matches!(
@@ -177,7 +180,10 @@ async fn a_submission_kept_under_two_fingerprints_folds_either_until_its_lead_is
     ));
     for (lead, fingerprint) in [(2, "no-browser"), (3, "minted")] {
         let repeat = NewSubmission {
-            fingerprints: vec![fingerprint.into()],
+            fingerprints: Fingerprints {
+                looked_up: fingerprint.into(),
+                minted_browser: None,
+            },
             ..submission(lead, "a@b.co", v, 1)
         };
         assert!(
@@ -199,7 +205,10 @@ async fn a_submission_kept_under_two_fingerprints_folds_either_until_its_lead_is
     assert!(store.erase_lead(&scope, LeadId(1)).await.unwrap().is_some());
     for (lead, fingerprint) in [(4, "no-browser"), (5, "minted")] {
         let after = NewSubmission {
-            fingerprints: vec![fingerprint.into()],
+            fingerprints: Fingerprints {
+                looked_up: fingerprint.into(),
+                minted_browser: None,
+            },
             ..submission(lead, "a@b.co", VisitorId::mint(), 1)
         };
         assert!(

@@ -17,7 +17,7 @@ use footfall::domain::site::Site;
 use footfall::domain::tracking::{PageUrl, PageView};
 use footfall::domain::visitor::VisitorId;
 use footfall::store::redis::{RedisOptions, RedisStore};
-use footfall::store::{NewSubmission, PageViewWrite, Store};
+use footfall::store::{Fingerprints, NewSubmission, PageViewWrite, Store};
 use futures_like::run_all;
 
 const RETENTION: u64 = 395 * 86_400;
@@ -205,7 +205,10 @@ async fn main() -> anyhow::Result<()> {
             let uid = UnsortedUid(format!("u{i}"));
             let submission = NewSubmission {
                 account: AccountId(1),
-                fingerprints: vec![format!("f{i}")],
+                fingerprints: Fingerprints {
+                    looked_up: format!("f{i}"),
+                    minted_browser: None,
+                },
                 duplicate_window_secs: 1,
                 contact_keys: vec![format!("email:visitor{i}@example.com")],
                 unsorted: Unsorted {

@@ -177,7 +177,7 @@ impl Leads for MemoryStore {
         state
             .submissions
             .retain(|_, (_, _, expires)| *expires > now);
-        let looked_up = (s.account, s.fingerprints[0].clone());
+        let looked_up = (s.account, s.fingerprints.looked_up.clone());
         if let Some((lead, uid, _)) = state.submissions.get(&looked_up) {
             let (lead, uid) = (*lead, uid.clone());
             let still_there = |uid: &UnsortedUid| {
@@ -220,12 +220,12 @@ impl Leads for MemoryStore {
         let previous_lead = s
             .browser
             .and_then(|v| state.link_browser(s.account, v, lead.id, s.at, keep));
-        for fingerprint in &s.fingerprints {
-            let first = (lead.id, Some(s.unsorted.uid.clone()), expires);
-            state
-                .submissions
-                .insert((s.account, fingerprint.clone()), first);
+        let entry = (lead.id, Some(s.unsorted.uid.clone()), expires);
+        if let Some(minted) = &s.fingerprints.minted_browser {
+            let kept = (s.account, minted.clone());
+            state.submissions.insert(kept, entry.clone());
         }
+        state.submissions.insert(looked_up, entry);
         Ok(SubmissionOutcome::Created {
             previous_lead,
             duplicate_of,

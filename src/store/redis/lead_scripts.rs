@@ -64,8 +64,8 @@ end
 /// A form submission: everything is read before the first write. An empty visitor links
 /// no browser (a form sent without consent). KEYS: fingerprint,
 /// contact index, new lead, its timeline, the account's lead index, Unsorted entries, the
-/// browser's link (any key of the account's slot without a browser), a fingerprint kept
-/// beside the first (or the first again). ARGV: lead prefix,
+/// browser's link (any key of the account's slot without a browser), the minted
+/// browser's fingerprint (or the first again: `Fingerprints`). ARGV: lead prefix,
 /// now, duplicate window secs, pipeline, visitor, lead id, uid, Unsorted JSON, LeadCreated
 /// JSON, won status, lost status, link ttl secs, n contact keys, the contact keys, then
 /// the lead's hash fields.
@@ -100,7 +100,8 @@ local fields = {}
 for i = 14 + nkeys, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[3], unpack(fields))
 -- The fingerprints' keys, so that an erasure of the lead finds them.
-redis.call('HSET', KEYS[3], 'f', KEYS[1], 'f2', KEYS[8])
+redis.call('HSET', KEYS[3], 'f', KEYS[1])
+if KEYS[8] ~= KEYS[1] then redis.call('HSET', KEYS[3], 'f2', KEYS[8]) end
 redis.call('RPUSH', KEYS[4], ARGV[9])
 redis.call('ZADD', KEYS[5], id, id)
 redis.call('HSET', KEYS[6], ARGV[7], entry)
@@ -112,7 +113,7 @@ end
 local prev = false
 if v ~= '' then prev = link(prefix, KEYS[7], v, id, at, ttl) end
 redis.call('SET', KEYS[1], id .. '/' .. ARGV[7], 'EX', window)
-redis.call('SET', KEYS[8], id .. '/' .. ARGV[7], 'EX', window)
+if KEYS[8] ~= KEYS[1] then redis.call('SET', KEYS[8], id .. '/' .. ARGV[7], 'EX', window) end
 return {'created', id, prev or '', dup or ''}
 "#
     ))

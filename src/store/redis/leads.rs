@@ -106,7 +106,7 @@ where
         })?;
         let mut script = Call::new(&lead_scripts::SUBMIT);
         script
-            .key(self.keys.submission(account, &s.fingerprints[0]))
+            .key(self.keys.submission(account, &s.fingerprints.looked_up))
             .key(self.keys.contacts(account))
             .key(self.keys.lead(account, lead.id))
             .key(self.keys.lead_timeline(account, lead.id))
@@ -119,8 +119,13 @@ where
             })
             // The fingerprint kept beside the one looked up (itself when there is none).
             .key(
-                self.keys
-                    .submission(account, s.fingerprints.last().unwrap()),
+                self.keys.submission(
+                    account,
+                    s.fingerprints
+                        .minted_browser
+                        .as_ref()
+                        .unwrap_or(&s.fingerprints.looked_up),
+                ),
             )
             .arg(self.keys.lead_prefix(account))
             .arg(s.at)

@@ -249,7 +249,7 @@ where
             return Ok(());
         }
         // No page-view writer yet on this instance: send the counters now.
-        self.after_stats_flush(|_| ()).await.map(|_| ())
+        self.flush_stats().await
     }
 
     async fn remove_tops(&self, delta: StatsDelta) -> StoreResult<()> {
