@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
-use crate::common::redis_servers::RedisCluster;
+use crate::common::redis_deployments::RedisCluster;
 use crate::common::{Receiver, setup, signature_verifies};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,9 +21,8 @@ use serde_json::{Value, json};
 
 use crate::common::jobs::{Deployment, by_event, delivered_by, schedule_jobs, wait_for_events};
 use crate::common::process::{FootfallProcess, wait_until};
-use crate::common::redis_servers::{
-    RedisCluster, SentinelDeployment, redis_cli, replicas_online, role_of,
-};
+use crate::common::redis_deployments::{RedisCluster, SentinelDeployment};
+use crate::common::redis_servers::{redis_cli, replicas_online, role_of};
 use crate::common::{Receiver, Setup, TestApp, setup};
 
 /// The delayed webhooks scheduled before the failover.

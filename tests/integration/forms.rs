@@ -194,8 +194,10 @@ async fn a_double_submission_without_a_browser_id_folds_into_the_first(backend: 
         );
         assert_eq!(first.1["lead_id"], repeat.1["lead_id"], "{repeat:?}");
     }
-    // The repeat without an id is handed no browser of its own, linked to nothing.
+    // The repeat without an id is handed no browser of its own, linked to nothing; the
+    // one with the first answer's id keeps it.
     assert_eq!(again.1["vid"], Value::Null, "{again:?}");
+    assert_eq!(with_its_id.1["vid"], vid, "{with_its_id:?}");
     assert_eq!(unsorted(&app, "").await.len(), 1);
 }
 

@@ -121,6 +121,8 @@ async fn pending_jobs_fire_after_footfall_restarts() {
     // None was due yet (unless a loaded machine took the whole delay to get here).
     if scheduling.elapsed() < delay {
         assert_eq!(receiver.count(), 0, "jobs fired before their time");
+    } else {
+        eprintln!("not checked: scheduling took the whole delay");
     }
     println!("SIGTERM with 50 jobs pending: stopped in {stopped_in:?}");
     let restarted = deployment.start();
@@ -233,7 +235,10 @@ async fn a_graceful_stop_writes_the_statistics_it_held_back() {
 
     let (status, body) = app_b.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    for figure in ["page_views", "visits", "new_browsers", "unique_browsers"] {
+    for figure in ["page_views", "visits", "new_browsers"] {
         assert_eq!(body["total"][figure], sent, "{figure}: {body}");
     }
+    // (A HyperLogLog's estimate: within one.)
+    let unique = body["total"]["unique_browsers"].as_u64().unwrap_or(0);
+    assert!(unique.abs_diff(sent) <= 1, "{body}");
 }

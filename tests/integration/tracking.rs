@@ -345,7 +345,11 @@ async fn page_view_history_is_capped_per_browser(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browsers_history_expires_after_the_retention_period_its_last_sighting_after_the_visit() {
-    let app = spawn(Backend::Redis, |s| s.tracking.retention_days = 2).await;
+    let app = spawn(Backend::Redis, |s| {
+        s.tracking.retention_days = 2;
+        s.tracking.visit_idle_seconds = common::VISIT_GAP_SECS;
+    })
+    .await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
     let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
@@ -363,16 +367,17 @@ async fn a_browsers_history_expires_after_the_retention_period_its_last_sighting
         (2 * 86_400 - 60..=2 * 86_400).contains(&ttl),
         "the history expires in {ttl} s"
     );
-    // The last sighting on a site matters only for the idle gap (1 s here), then goes.
+    // The last sighting on a site matters only for the visit gap (and a margin), then
+    // goes.
     let seen = format!("{prefix}:{{{visitor}}}:s{}", s.site_id);
     let pttl: i64 = redis::cmd("PTTL")
         .arg(&seen)
         .query_async(&mut con)
         .await
         .unwrap();
-    // (-1: no expiry; -2: gone already.)
+    let lives = common::VISIT_GAP_SECS as i64 * 1000 + footfall::store::SIGHTING_MARGIN_MS;
     assert!(
-        pttl != -1 && pttl <= 2000,
+        (1..=lives).contains(&pttl),
         "the last sighting expires in {pttl} ms"
     );
 }

@@ -11,6 +11,7 @@ pub mod privacy;
 pub mod process;
 pub mod raw_receiver;
 pub mod receiver;
+pub mod redis_deployments;
 pub mod redis_servers;
 pub mod stores;
 
