@@ -58,15 +58,17 @@ pub(super) fn fingerprints(
     }
 }
 
-/// The fingerprint of a submission: the form, the browser and the contact as sent.
+/// The fingerprint of a submission: the form, the browser, the contact's name and the keys
+/// it is found by (an email in any case, a phone in any format: as autofill writes them
+/// one time or another).
 fn fingerprint(source: &[&str], browser: Option<VisitorId>, contact: &ContactDetails) -> String {
     let browser = browser.map(|v| v.encode()).unwrap_or_default();
-    let parts = source.iter().copied().chain([
-        browser.as_str(),
-        &contact.name,
-        contact.phone.as_deref().unwrap_or(""),
-        contact.email.as_deref().unwrap_or(""),
-    ]);
+    let keys = contact.keys();
+    let parts = source
+        .iter()
+        .copied()
+        .chain([browser.as_str(), &contact.name])
+        .chain(keys.iter().map(String::as_str));
     let digest = Sha256::digest(parts.collect::<Vec<_>>().join("\u{1f}"));
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -201,6 +201,25 @@ async fn a_double_submission_without_a_browser_id_folds_into_the_first(backend: 
     assert_eq!(unsorted(&app, "").await.len(), 1);
 }
 
+/// The same contact written otherwise (an email's case, a phone's format), as autofill
+/// may the second time, is the same submission.
+#[tokio::test]
+async fn a_repeat_with_the_contact_written_otherwise_folds() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let receiver = Receiver::start().await;
+    let s = setup(&app, &receiver, 0).await;
+    let (_, vid) = app.beacon(&s.site_key, None, "https://shop.example/").await;
+    let post = |email: &str, phone: &str| {
+        let fields = json!({"name": "Anna", "email": email, "phone": phone});
+        post_form(&app, &s.form_id, json!({"vid": vid, "fields": fields}))
+    };
+    let first = post("anna@example.com", "+79001234567").await;
+    let again = post("Anna@Example.COM", "+7 (900) 123-45-67").await;
+    assert_eq!(first.0, StatusCode::CREATED, "{first:?}");
+    assert_eq!(first.1["lead_id"], again.1["lead_id"], "{again:?}");
+    assert_eq!(unsorted(&app, "").await.len(), 1);
+}
+
 #[tokio::test]
 async fn a_double_submission_without_a_browser_id_folds_on_redis() {
     a_double_submission_without_a_browser_id_folds_into_the_first(Backend::Redis).await;
