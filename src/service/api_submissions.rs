@@ -224,7 +224,7 @@ impl Services {
                 quotas: Vec::new(),
             };
             let reserved = self.reserve(browser, no_quotas, bound).await?;
-            let (lead_id, contact_id) = (reserved.lead, reserved.contact);
+            let contact_id = reserved.contact;
             let now = now_ms();
             // The campaign of the browser's latest visit, on whichever site it was.
             let default_idle = self.settings.tracking.visit_idle_seconds;
@@ -275,9 +275,21 @@ impl Services {
                 },
             );
             let stored = self.store_submission(&submission, &snapshot).await?;
+            // A repeat folded into the lead it made answers that lead's contact, as the
+            // first answer did (a lead erased meanwhile has none).
+            let contact_id = if stored.new {
+                Some(contact_id)
+            } else {
+                self.store
+                    .get_leads(account, &[stored.lead_id])
+                    .await?
+                    .first()
+                    .and_then(|lead| lead.contacts.iter().find(|c| c.is_main))
+                    .map(|c| c.id)
+            };
             done.push(ApiSubmitted {
                 lead_id: stored.lead_id,
-                contact_id: (stored.lead_id == lead_id).then_some(contact_id),
+                contact_id,
                 uid: stored.uid,
             });
         }

@@ -788,12 +788,14 @@ async fn a_patch_out_of_unsorted_accepts_the_entry(backend: Backend) {
 }
 
 /// A site's backend that sends a form without t.js's visitor id makes a lead of no
-/// browser: none linked, no `visitor_uid` in the entry; sent again, it folds into the first.
+/// browser: none linked, no `visitor_uid` in the entry; sent again, it folds into the
+/// first, and answers as the first did (its lead's contact).
 async fn a_backend_lead_without_a_visitor_id_links_no_browser_and_folds_a_repeat(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
     let mut leads = Vec::new();
+    let mut contacts = Vec::new();
     for _ in 0..2 {
         let (status, created) = app
             .post(
@@ -802,9 +804,20 @@ async fn a_backend_lead_without_a_visitor_id_links_no_browser_and_folds_a_repeat
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{created}");
-        leads.push(created["_embedded"]["unsorted"][0]["_embedded"]["leads"][0]["id"].clone());
+        let entry = &created["_embedded"]["unsorted"][0]["_embedded"];
+        leads.push(entry["leads"][0]["id"].clone());
+        contacts.push(entry["contacts"].clone());
     }
     assert_eq!(leads[0], leads[1], "the repeat folded into the first lead");
+    assert_eq!(
+        contacts[0], contacts[1],
+        "the repeat answers the lead's contact"
+    );
+    assert_eq!(
+        contacts[0].as_array().map(Vec::len),
+        Some(1),
+        "{contacts:?}"
+    );
     let (_, listed) = app.get("/api/v4/leads/unsorted").await;
     let entries = listed["_embedded"]["unsorted"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{listed}");
