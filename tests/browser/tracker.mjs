@@ -64,6 +64,18 @@ function beacons(page, ff) {
   return seen;
 }
 
+/** Holds back the answer to the page's first beacon a second: its id is being minted. */
+async function holdFirstBeacon(page, ff) {
+  let first = true;
+  await page.route(`${ff}/v1/collect`, async (route) => {
+    if (first) {
+      first = false;
+      await sleep(1000);
+    }
+    await route.continue();
+  });
+}
+
 async function waitFor(what, test) {
   const deadline = Date.now() + WAIT;
   for (;;) {
@@ -97,14 +109,7 @@ async function run() {
     const seen = beacons(page, ff);
     // The first beacon's answer is held back a second, so the app's routes change while
     // the id is being minted.
-    let first = true;
-    await page.route(`${ff}/v1/collect`, async (route) => {
-      if (first) {
-        first = false;
-        await sleep(1000);
-      }
-      await route.continue();
-    });
+    await holdFirstBeacon(page, ff);
     await page.goto(`${origin}/plain/`);
     await page.waitForFunction(() => typeof window.footfall === "function");
     await page.evaluate(() => history.pushState({}, "", "/plain/b"));
@@ -211,14 +216,7 @@ async function run() {
     const fresh = await browser.newContext({ userAgent: USER_AGENT });
     fresh.setDefaultTimeout(WAIT);
     const page = await fresh.newPage();
-    let first = true;
-    await page.route(`${ff}/v1/collect`, async (route) => {
-      if (first) {
-        first = false;
-        await sleep(1000);
-      }
-      await route.continue();
-    });
+    await holdFirstBeacon(page, ff);
     await page.goto(`${origin}/plain/form-quick`);
     await page.waitForFunction(() => typeof window.footfall === "function");
     const posted = page.waitForRequest((r) => r.url().includes("/v1/forms/") && r.method() === "POST");
