@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::submissions::{Incoming, fingerprints};
+use super::submissions::Incoming;
 use super::{Error, Result, Services};
 use crate::domain::form::ContactDetails;
 use crate::domain::ids::{AccountId, ContactId, FormId, LeadId, PipelineId, UnsortedUid};
@@ -253,13 +253,10 @@ impl Services {
                         pipeline_id: e.pipeline_id,
                         status_id: status,
                     },
-                    fingerprints: fingerprints(
-                        &["api", e.form_id.as_str()],
-                        browser.map(|v| (v, false)),
-                        &contact,
-                    ),
+                    source: &["api", e.form_id.as_str()],
                     contact: &contact,
                     browser,
+                    minted: false,
                     at: now,
                 },
                 UnsortedMetadata {
@@ -284,7 +281,7 @@ impl Services {
                     .get_leads(account, &[stored.lead_id])
                     .await?
                     .first()
-                    .and_then(|lead| lead.contacts.iter().find(|c| c.is_main))
+                    .and_then(|lead| lead.main_contact())
                     .map(|c| c.id)
             };
             done.push(ApiSubmitted {

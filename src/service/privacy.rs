@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 
+use super::catalog_cache::Snapshot;
 use super::live::LiveKind;
 use super::{Error, Result, Services};
 use crate::domain::account_webhook::Change;
@@ -106,13 +107,20 @@ impl Services {
             return Ok(None);
         };
         self.live.publish(scope.account, lead, LiveKind::Erased);
-        if let Some(before) = before {
-            self.notify_account(scope.account, Change::LeadDeleted(before))
+        // The lead, and its contacts that went with it, are deleted to the webhooks: one
+        // read of the catalog for all the notices.
+        if before.is_some() || !gone.contacts_gone.is_empty() {
+            let snapshot = self
+                .snapshots
+                .get(&*self.store, scope.account, None)
+                .await?;
+            if let Some(before) = before {
+                self.notify_with(scope.account, &snapshot, Change::LeadDeleted(before))
+                    .await?;
+            }
+            self.notify_contacts_deleted(scope.account, &snapshot, &gone.contacts_gone)
                 .await?;
         }
-        // The lead's contacts that went with it are deleted contacts to the webhooks.
-        self.notify_contacts_deleted(scope.account, &gone.contacts_gone)
-            .await?;
         Ok(Some(Erased {
             events: gone.erased.events + notices,
             ..gone.erased
@@ -120,9 +128,14 @@ impl Services {
     }
 
     /// Tells the account's webhooks of each contact an erasure removed (`delete_contact`).
-    async fn notify_contacts_deleted(&self, account: AccountId, ids: &[ContactId]) -> Result<()> {
+    async fn notify_contacts_deleted(
+        &self,
+        account: AccountId,
+        snapshot: &Snapshot,
+        ids: &[ContactId],
+    ) -> Result<()> {
         for id in ids {
-            self.notify_account(account, Change::ContactDeleted(*id))
+            self.notify_with(account, snapshot, Change::ContactDeleted(*id))
                 .await?;
         }
         Ok(())
@@ -206,7 +219,9 @@ impl Services {
             let notices = self.notices_about(account, None, &lone).await?;
             erased.events += self.store.erase_notices(&scope, &notices).await?;
             erased.contacts += self.store.erase_contact_records(account, &lone).await?;
-            self.notify_contacts_deleted(account, &lone).await?;
+            let snapshot = self.snapshots.get(&*self.store, account, None).await?;
+            self.notify_contacts_deleted(account, &snapshot, &lone)
+                .await?;
         }
         self.audit_erasure(account, by, subject.kind(), erased)
             .await?;

@@ -39,35 +39,37 @@ use crate::store::{Charge, Fingerprints, NewSubmission, Reserved, SubmissionOutc
 /// How long an identical submission (`Fingerprints`) folds into the first.
 const DUPLICATE_WINDOW_SECS: u64 = 600;
 
-/// The fingerprints of a submission from `source` by `browser`, and whether that browser
-/// was minted for it (`Fingerprints`).
-pub(super) fn fingerprints(
+/// The fingerprints of a submission from `source` (`Fingerprints`): with its browser, or,
+/// for a browser `minted` for it, without one and with it.
+fn fingerprints(
     source: &[&str],
-    browser: Option<(VisitorId, bool)>,
-    contact: &ContactDetails,
+    browser: Option<VisitorId>,
+    minted: bool,
+    name: &str,
+    keys: &[String],
 ) -> Fingerprints {
-    match browser {
-        Some((minted, true)) => Fingerprints {
-            looked_up: fingerprint(source, None, contact),
-            minted_browser: Some(fingerprint(source, Some(minted), contact)),
+    let of = |browser| fingerprint(source, browser, name, keys);
+    match browser.filter(|_| minted) {
+        Some(minted) => Fingerprints {
+            looked_up: of(None),
+            minted_browser: Some(of(Some(minted))),
         },
-        _ => Fingerprints {
-            looked_up: fingerprint(source, browser.map(|(v, _)| v), contact),
+        None => Fingerprints {
+            looked_up: of(browser),
             minted_browser: None,
         },
     }
 }
 
-/// The fingerprint of a submission: the form, the browser, the contact's name and the keys
-/// it is found by (an email in any case, a phone in any format: as autofill writes them
-/// one time or another).
-fn fingerprint(source: &[&str], browser: Option<VisitorId>, contact: &ContactDetails) -> String {
+/// The fingerprint of a submission: the source, the browser, the contact's name and the
+/// keys it is found by (`ContactDetails::keys`: an email in any case, a phone in any
+/// format, as autofill writes them one time or another).
+fn fingerprint(source: &[&str], browser: Option<VisitorId>, name: &str, keys: &[String]) -> String {
     let browser = browser.map(|v| v.encode()).unwrap_or_default();
-    let keys = contact.keys();
     let parts = source
         .iter()
         .copied()
-        .chain([browser.as_str(), &contact.name])
+        .chain([browser.as_str(), name])
         .chain(keys.iter().map(String::as_str));
     let digest = Sha256::digest(parts.collect::<Vec<_>>().join("\u{1f}"));
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
@@ -221,13 +223,10 @@ impl Services {
                     pipeline_id: pipeline.id,
                     status_id: unsorted.id,
                 },
-                fingerprints: fingerprints(
-                    &[form.id.as_str()],
-                    browser.map(|v| (v, minted)),
-                    &contact,
-                ),
+                source: &[form.id.as_str()],
                 contact: &contact,
                 browser,
+                minted,
                 at: now,
             },
             UnsortedMetadata {
@@ -367,11 +366,14 @@ pub(super) struct Incoming<'a> {
     pub(super) name: String,
     /// The pipeline's Unsorted stage.
     pub(super) stage: Stage,
-    pub(super) fingerprints: Fingerprints,
+    /// What the submission came through (`fingerprint`): the form, or the API's form.
+    pub(super) source: &'a [&'a str],
     pub(super) contact: &'a ContactDetails,
     /// The submitting browser, linked to the lead; none without consent, or from the API
     /// without a visitor id.
     pub(super) browser: Option<VisitorId>,
+    /// Whether the browser was minted for this post (`Fingerprints`).
+    pub(super) minted: bool,
     pub(super) at: crate::domain::time::Millis,
 }
 
@@ -386,11 +388,12 @@ impl Services {
     ) -> NewSubmission {
         let (lead_id, contact_id) = (reserved.lead, reserved.contact);
         let c = i.contact;
+        let contact_keys = c.keys();
         NewSubmission {
             account: i.account,
-            fingerprints: i.fingerprints,
+            fingerprints: fingerprints(i.source, i.browser, i.minted, &c.name, &contact_keys),
             duplicate_window_secs: DUPLICATE_WINDOW_SECS,
-            contact_keys: c.keys(),
+            contact_keys,
             unsorted: Unsorted {
                 uid: UnsortedUid::generate(),
                 account_id: i.account,

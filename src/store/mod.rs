@@ -231,7 +231,12 @@ pub const SIGHTING_MARGIN_MS: i64 = 1000;
 /// How long past the visit gap a history that no visit's start has given an expiry yet
 /// is kept (the start gives it one at once; this is for a start that failed), on both
 /// stores.
-pub const PROVISIONAL_TTL_SECS: i64 = 3600;
+const PROVISIONAL_TTL_SECS: i64 = 3600;
+
+/// The provisional expiry (s) of a history whose page views have the visit gap `idle_ms`.
+pub fn provisional_ttl_secs(idle_ms: i64) -> i64 {
+    idle_ms / 1000 + PROVISIONAL_TTL_SECS
+}
 
 /// One page view to record.
 #[derive(Debug, Clone)]

@@ -418,7 +418,7 @@ pub fn page_of<L: Listing + Serialize>(
 
 /// The `request_id` a client sent for each item (amoCRM's: text or a number), or the
 /// item's place in the request.
-pub fn request_ids<T>(items: &[T], sent: impl Fn(&T) -> Option<&serde_json::Value>) -> Vec<String> {
+fn request_ids<T>(items: &[T], sent: impl Fn(&T) -> Option<&serde_json::Value>) -> Vec<String> {
     items
         .iter()
         .enumerate()

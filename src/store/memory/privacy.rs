@@ -17,10 +17,10 @@ use crate::store::{StoreResult, to_json};
 impl State {
     /// Removes an event (record and place in the schedule); true when it was still kept.
     fn erase_event(&mut self, id: &EventId, now: Instant) -> bool {
+        let kept = self.event(id, now).is_some();
         self.unschedule(id);
-        self.events
-            .remove(id)
-            .is_some_and(|(_, expires)| expires.is_none_or(|e| e > now))
+        self.events.remove(id);
+        kept
     }
 
     fn erase_lead(&mut self, scope: &ErasureScope, id: LeadId) -> StoreResult<Option<ErasedLead>> {

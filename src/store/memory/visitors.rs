@@ -12,8 +12,8 @@ use crate::domain::lead::Lead;
 use crate::domain::tracking::PageView;
 use crate::domain::visitor::VisitorId;
 use crate::store::{
-    PROVISIONAL_TTL_SECS, PageViewOutcome, PageViewWrite, SIGHTING_MARGIN_MS, StoreResult,
-    VisitStart, VisitorState, Visitors,
+    PageViewOutcome, PageViewWrite, SIGHTING_MARGIN_MS, StoreResult, VisitStart, VisitorState,
+    Visitors, provisional_ttl_secs,
 };
 
 #[async_trait]
@@ -35,7 +35,7 @@ impl Visitors for MemoryStore {
         // hour, not for ever, until its visit's start gives it an expiry (should the start
         // never come, a failure between the two).
         if visitor.expires.is_none() {
-            let secs = (write.visit_idle_ms / 1000 + PROVISIONAL_TTL_SECS).max(0) as u64;
+            let secs = provisional_ttl_secs(write.visit_idle_ms).max(0) as u64;
             visitor.expires = Some(now + Duration::from_secs(secs));
         }
         let (site, keep_watch) = (write.page_view.site_id, keep_watch(&write));

@@ -222,7 +222,7 @@ where
             browser.visitors = 1;
             erased.add(browser);
         }
-        let contacts_gone: Vec<String> = self
+        let contacts_gone: Vec<u64> = self
             .invoke_durable(
                 Call::new(&ERASE_CONTACT_RECORDS)
                     .key(records_key(&self.keys.contacts(account)))
@@ -256,10 +256,7 @@ where
             }
             other => return Err(corrupt(format!("lead erasure answered {other:?}"))),
         }
-        let mut contacts_gone = contacts_gone
-            .iter()
-            .map(|id| id.parse().map(ContactId).map_err(corrupt))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut contacts_gone: Vec<ContactId> = contacts_gone.into_iter().map(ContactId).collect();
         contacts_gone.sort();
         Ok(Some(ErasedLead {
             erased,

@@ -29,7 +29,7 @@ use crate::store::redis::slots::Batch;
 use crate::store::redis::stats::{StatsBuffer, add_stats};
 use crate::store::redis::unavailable;
 use crate::store::{
-    Charge, Charged, PROVISIONAL_TTL_SECS, PageViewOutcome, PageViewWrite, StoreResult, corrupt,
+    Charge, Charged, PageViewOutcome, PageViewWrite, StoreResult, corrupt, provisional_ttl_secs,
 };
 
 /// What every writer of a store shares.
@@ -273,7 +273,7 @@ fn provisional_expiry(history: &str, idle_ms: i64) -> ::redis::Cmd {
     let mut expire = ::redis::cmd("EXPIRE");
     expire
         .arg(history)
-        .arg(idle_ms / 1000 + PROVISIONAL_TTL_SECS)
+        .arg(provisional_ttl_secs(idle_ms))
         .arg("NX");
     expire
 }
