@@ -9,10 +9,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::config_file::footfall_toml;
+use crate::common::jobs::delivered_by;
 use crate::common::process::FootfallProcess;
 use crate::common::{
-    Backend, KeysGuard, Receiver, Reply, TestApp, cookie_key, linked_lead, redis_url, setup,
-    test_settings, unique_prefix,
+    Backend, KeysGuard, Receiver, Reply, TestApp, cookie_key, linked_lead, metric_in, redis_url,
+    setup, test_settings, unique_prefix,
 };
 use footfall::config::Settings;
 
@@ -436,14 +437,16 @@ async fn a_busy_handlers_webhooks_wait_for_its_deliveries_in_flight_not_for_the_
     // Sent as the first two ended, from the handler's queue in this instance. (The
     // delivered count, once the last answers are recorded, shows that the figures are
     // this process's.)
-    let delivered = "footfall_webhook_attempts_total{outcome=\"delivered\"}";
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.metric(delivered).await < 4 && Instant::now() < deadline {
+    let mut delivered = delivered_by(&app).await;
+    while delivered < 4 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        delivered = delivered_by(&app).await;
     }
-    assert_eq!(app.metric(delivered).await, 4);
-    let deferred = app.metric("footfall_scheduler_deferred_total").await;
-    let expired = app.metric("footfall_scheduler_expired_total").await;
+    assert_eq!(delivered, 4);
+    let metrics = app.metrics().await;
+    let deferred = metric_in(&metrics, "footfall_scheduler_deferred_total");
+    let expired = metric_in(&metrics, "footfall_scheduler_expired_total");
     assert_eq!(
         (deferred, expired),
         (0, 0),

@@ -485,14 +485,11 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
 
     // The client retries, as the 503 asks (again while the thawed replica catches up,
     // for 5 s at most): the submission is saved once.
-    let mut retried = post_form(&app, &s.form_id, "Frozen").await;
-    for _ in 0..20 {
-        if retried.status() != StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        retried = post_form(&app, &s.form_id, "Frozen").await;
-    }
+    let pause = Duration::from_millis(250);
+    let (retried, _) = common::resent_while_503(20, pause, reqwest::Response::status, || {
+        post_form(&app, &s.form_id, "Frozen")
+    })
+    .await;
     assert!(retried.status().is_success(), "{}", retried.status());
     let body: Value = retried.json().await.unwrap();
     let lead = body["lead_id"].as_u64().expect("a lead");
@@ -640,16 +637,15 @@ async fn a_lead_erasure_no_replica_confirms_is_done_whole() {
     drop(frozen);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     // Sent again as a 503 asks (shortly: the breaker may hold a moment).
-    let mut repeat = None;
-    for _ in 0..20 {
-        let (status, body) = app.delete(&format!("/api/v4/leads/{lead}"), None).await;
-        if status != StatusCode::SERVICE_UNAVAILABLE {
-            repeat = Some((status, body));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let (status, body) = repeat.expect("the repeat was answered 503 for 5 s");
+    let path = format!("/api/v4/leads/{lead}");
+    let pause = Duration::from_millis(250);
+    let ((status, body), _) =
+        common::resent_while_503(19, pause, |(s, _)| *s, || app.delete(&path, None)).await;
+    assert_ne!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the repeat was answered 503 for 5 s"
+    );
     assert!(
         [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND].contains(&status),
         "{status} {body}"

@@ -261,27 +261,6 @@ async fn plain_html_form_redirects_to_the_success_url() {
     );
 }
 
-/// Forgets every script on the test's own Redis, as a restarted server or a promoted
-/// replica has, then runs `step`: its scripts' next calls are answered `NOSCRIPT`, and
-/// footfall loads them again (seen by MONITOR). On the shared Redis another test could
-/// load them again in between, and the flush would disturb the others.
-async fn with_scripts_forgotten<F: std::future::Future>(
-    server: &RedisServer,
-    step: F,
-) -> F::Output {
-    let mut con = redis::Client::open(server.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
-    let (out, commands) = server.commands_during(step).await;
-    assert!(
-        commands.contains("\"SCRIPT\" \"LOAD\""),
-        "no script was loaded again:\n{commands}"
-    );
-    out
-}
-
 /// The scripts go to Redis by hash; a server that has forgotten them gets them again, and
 /// each step runs once: the visits are counted once, one webhook per visit, one timeline
 /// entry per webhook.
@@ -295,35 +274,31 @@ async fn every_step_holds_when_redis_has_forgotten_its_scripts() {
     let receiver = Receiver::start().await;
     let s = setup(&app, &receiver, 0).await;
 
-    let (status, vid) = with_scripts_forgotten(
-        &server,
-        app.beacon(&s.site_key, None, "https://shop.example/"),
-    )
-    .await;
+    let (status, vid) = server
+        .with_scripts_forgotten(app.beacon(&s.site_key, None, "https://shop.example/"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let vid = vid.unwrap();
-    let (lead_id, uid, _) = with_scripts_forgotten(
-        &server,
-        common::submit_form(&app, &s.form_id, Some(&vid), "Anna"),
-    )
-    .await;
-    let (status, body) = with_scripts_forgotten(
-        &server,
-        app.post(
+    let (lead_id, uid, _) = server
+        .with_scripts_forgotten(common::submit_form(&app, &s.form_id, Some(&vid), "Anna"))
+        .await;
+    let (status, body) = server
+        .with_scripts_forgotten(app.post(
             &format!("/api/v4/leads/unsorted/{uid}/accept"),
             json!({"status_id": s.pipeline.first_contact}),
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     for visit in [2, 3] {
         common::wait_out_the_gap().await;
-        let (status, _) = with_scripts_forgotten(
-            &server,
-            app.beacon(&s.site_key, Some(&vid), "https://shop.example/pricing"),
-        )
-        .await;
+        let (status, _) = server
+            .with_scripts_forgotten(app.beacon(
+                &s.site_key,
+                Some(&vid),
+                "https://shop.example/pricing",
+            ))
+            .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         let received = receiver.wait_for(visit - 1, Duration::from_secs(5)).await;
         assert_eq!(received.len(), visit - 1);

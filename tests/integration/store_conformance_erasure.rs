@@ -26,6 +26,26 @@ conformance!(
 
 const SITE: SiteId = SiteId(7);
 
+/// The scope of an erasure of `ACCOUNT`'s leads.
+fn scope() -> ErasureScope {
+    ErasureScope {
+        account: ACCOUNT,
+        sites: vec![SITE],
+        handlers: Vec::new(),
+    }
+}
+
+/// `s`, with `fingerprint` its only one.
+fn fingerprinted(s: NewSubmission, fingerprint: &str) -> NewSubmission {
+    NewSubmission {
+        fingerprints: Fingerprints {
+            looked_up: fingerprint.into(),
+            minted_browser: None,
+        },
+        ..s
+    }
+}
+
 fn write(visitor: VisitorId, at: i64, path: &str, watch: bool) -> PageViewWrite {
     PageViewWrite {
         account: AccountId(1),
@@ -142,11 +162,7 @@ async fn an_erased_leads_fingerprint_taken_over_by_a_later_lead_still_folds_into
         submit(&store, &again).await,
         SubmissionOutcome::Created { .. }
     ));
-    let scope = ErasureScope {
-        account: ACCOUNT,
-        sites: vec![SITE],
-        handlers: Vec::new(),
-    };
+    let scope = scope();
     assert!(store.erase_lead(&scope, LeadId(1)).await.unwrap().is_some());
     let double = submission(3, "a@b.co", v, 1);
     assert!(
@@ -179,13 +195,7 @@ async fn a_submission_kept_under_two_fingerprints_folds_either_until_its_lead_is
         SubmissionOutcome::Created { .. }
     ));
     for (lead, fingerprint) in [(2, "no-browser"), (3, "minted")] {
-        let repeat = NewSubmission {
-            fingerprints: Fingerprints {
-                looked_up: fingerprint.into(),
-                minted_browser: None,
-            },
-            ..submission(lead, "a@b.co", v, 1)
-        };
+        let repeat = fingerprinted(submission(lead, "a@b.co", v, 1), fingerprint);
         assert!(
             matches!(
                 submit(&store, &repeat).await,
@@ -197,20 +207,13 @@ async fn a_submission_kept_under_two_fingerprints_folds_either_until_its_lead_is
             "{fingerprint}"
         );
     }
-    let scope = ErasureScope {
-        account: ACCOUNT,
-        sites: vec![SITE],
-        handlers: Vec::new(),
-    };
+    let scope = scope();
     assert!(store.erase_lead(&scope, LeadId(1)).await.unwrap().is_some());
     for (lead, fingerprint) in [(4, "no-browser"), (5, "minted")] {
-        let after = NewSubmission {
-            fingerprints: Fingerprints {
-                looked_up: fingerprint.into(),
-                minted_browser: None,
-            },
-            ..submission(lead, "a@b.co", VisitorId::mint(), 1)
-        };
+        let after = fingerprinted(
+            submission(lead, "a@b.co", VisitorId::mint(), 1),
+            fingerprint,
+        );
         assert!(
             matches!(
                 submit(&store, &after).await,

@@ -111,14 +111,13 @@ pub async fn schedule_jobs(apps: &[TestApp], s: &Setup, n: usize) {
             // store round trip may run out of its time); a 404 after a 503 means the first
             // was done.
             let accept = format!("/api/v4/leads/unsorted/{uid}/accept");
-            let mut refused = 0;
-            let (mut status, mut body) =
-                app.post(&accept, json!({"status_id": first_contact})).await;
-            while status == StatusCode::SERVICE_UNAVAILABLE && refused < 10 {
-                refused += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                (status, body) = app.post(&accept, json!({"status_id": first_contact})).await;
-            }
+            let ((status, body), refused) = super::resent_while_503(
+                10,
+                Duration::from_secs(1),
+                |(s, _)| *s,
+                || app.post(&accept, json!({"status_id": first_contact})),
+            )
+            .await;
             let done_before = refused > 0 && status == StatusCode::NOT_FOUND;
             assert!(status == StatusCode::OK || done_before, "{status} {body}");
             let (status, _) = app

@@ -47,6 +47,24 @@ pub async fn wait_out_the_gap() {
     .await;
 }
 
+/// Sends a request again while it answers 503, as its Retry-After asks, `tries` times at
+/// most with `pause` between: its last answer, and how many 503s came before it.
+pub async fn resent_while_503<T, F: std::future::Future<Output = T>>(
+    tries: usize,
+    pause: std::time::Duration,
+    status: impl Fn(&T) -> StatusCode,
+    mut send: impl FnMut() -> F,
+) -> (T, usize) {
+    let mut answer = send().await;
+    let mut refused = 0;
+    while status(&answer) == StatusCode::SERVICE_UNAVAILABLE && refused < tries {
+        refused += 1;
+        tokio::time::sleep(pause).await;
+        answer = send().await;
+    }
+    (answer, refused)
+}
+
 /// A browser's user agent: footfall drops beacons of bots and of empty user agents.
 pub const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 

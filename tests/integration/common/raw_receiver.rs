@@ -82,12 +82,7 @@ pub struct RawReceiver {
 
 impl RawReceiver {
     pub async fn start() -> Self {
-        Self::start_on(0).await
-    }
-
-    /// Listens on this port.
-    pub async fn start_on(port: u16) -> Self {
-        Self::listen(TcpListener::bind(("127.0.0.1", port)).await.unwrap())
+        Self::listen(TcpListener::bind("127.0.0.1:0").await.unwrap())
     }
 
     /// Listens on a port held since `ReservedPort::new` (a handler that was down comes back

@@ -256,6 +256,24 @@ impl RedisServer {
         }
     }
 
+    /// Forgets every script, as a restarted server or a promoted replica has, then runs
+    /// `step`: its scripts' next calls are answered `NOSCRIPT`, and footfall loads them
+    /// again (seen by MONITOR). On the shared Redis another test could load them again in
+    /// between, and the flush would disturb the others.
+    pub async fn with_scripts_forgotten<F: std::future::Future>(&self, step: F) -> F::Output {
+        let mut con = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+        let (out, commands) = self.commands_during(step).await;
+        assert!(
+            commands.contains("\"SCRIPT\" \"LOAD\""),
+            "no script was loaded again:\n{commands}"
+        );
+        out
+    }
+
     /// Every command Redis receives while `work` runs (`redis-cli monitor`), a line each.
     pub async fn commands_during<F: std::future::Future>(&self, work: F) -> (F::Output, String) {
         let mut monitor = Command::new("redis-cli")
