@@ -838,15 +838,9 @@ async fn a_flood_of_form_posts_past_the_guard_costs_the_store_nothing() {
     }))
     .await;
     let post = async |form: String| {
-        app.client
-            .post(app.url(&format!("/v1/forms/{form}/submit")))
-            .header("content-type", "text/plain;charset=UTF-8")
-            .header("origin", "https://shop.example")
-            .body(json!({"fields": {"name": "Flood"}}).to_string())
-            .send()
-            .await
-            .unwrap()
-            .status()
+        let origin = [("origin", "https://shop.example")];
+        let flood = json!({"fields": {"name": "Flood"}});
+        submit_with(&app, &form, &origin, flood).await.0
     };
     // The guard's burst goes first.
     for _ in 0..5 {

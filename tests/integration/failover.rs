@@ -461,14 +461,8 @@ async fn a_form_no_replica_confirms_answers_503_while_page_views_keep_answering(
         "https://shop.example"
     );
     // A person's plain HTML post reads that the form was received, not that it failed.
-    let page = app
-        .client
-        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
-        .header("accept", "text/html,*/*;q=0.8")
-        .form(&[("name", "Paula"), ("email", "paula@example.com")])
-        .send()
-        .await
-        .unwrap();
+    let paula = [("name", "Paula"), ("email", "paula@example.com")];
+    let page = app.post_form_as_browser(&s.form_id, &paula).await;
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
     let text = page.text().await.unwrap();
     assert!(

@@ -388,8 +388,7 @@ async fn a_forms_body_too_large_is_readable_by_its_sites_pages_and_a_page_for_ht
             .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
             .header("origin", "https://blog.example")
             .header("content-type", content_type)
-            // As a browser's navigation says it (t.js's fetch does not).
-            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header("accept", common::BROWSER_ACCEPT)
             .body(body)
             .send()
             .await
@@ -449,11 +448,8 @@ async fn a_urlencoded_post_answers_json_unless_a_browser_navigated_there() {
     let (status, kind, _) = post("*/*", "name=Bob&email=not-an-address").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(kind, "application/problem+json");
-    let (status, kind, text) = post(
-        "text/html,application/xhtml+xml,*/*;q=0.8",
-        "name=Cleo&email=cleo%40example.com",
-    )
-    .await;
+    let (status, kind, text) =
+        post(common::BROWSER_ACCEPT, "name=Cleo&email=cleo%40example.com").await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(kind.starts_with("text/html"), "{kind}: {text}");
 }

@@ -308,14 +308,8 @@ async fn a_refused_request_gets_429_with_retry_after_and_stores_nothing() {
     }
     assert_eq!(created, 3);
     // A plain HTML form over the quota gets a page a person can read, with the same wait.
-    let response = apps[0]
-        .client
-        .post(apps[0].url(&format!("/v1/forms/{}/submit", s.form_id)))
-        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-        .form(&[("name", "Anna"), ("email", "anna@example.com")])
-        .send()
-        .await
-        .unwrap();
+    let anna = [("name", "Anna"), ("email", "anna@example.com")];
+    let response = apps[0].post_form_as_browser(&s.form_id, &anna).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     let wait: u64 = response.headers()["retry-after"]
         .to_str()

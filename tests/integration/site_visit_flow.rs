@@ -239,13 +239,8 @@ async fn plain_html_form_redirects_to_the_success_url() {
     // The same form without a name, posted by a browser (which reads HTML): a page
     // naming the field, nothing created.
     let response = app
-        .client
-        .post(app.url(&format!("/v1/forms/{}/submit", s.form_id)))
-        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-        .form(&[("email", "x@example.com")])
-        .send()
-        .await
-        .unwrap();
+        .post_form_as_browser(&s.form_id, &[("email", "x@example.com")])
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(
         response

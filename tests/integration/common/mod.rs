@@ -65,6 +65,9 @@ pub async fn resent_while_503<T, F: std::future::Future<Output = T>>(
     (answer, refused)
 }
 
+/// The `Accept` of a browser's navigation (t.js's fetch does not send it).
+pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+
 /// A browser's user agent: footfall drops beacons of bots and of empty user agents.
 pub const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
 
@@ -311,6 +314,22 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "creating {resource}: {body}");
         body["_embedded"][resource][0].clone()
+    }
+
+    /// A plain HTML form's post, as a browser navigating there sends it (urlencoded, with
+    /// its `Accept`).
+    pub async fn post_form_as_browser(
+        &self,
+        form_id: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/forms/{form_id}/submit")))
+            .header("accept", BROWSER_ACCEPT)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The process's own `/metrics` (each instance counts for itself).
